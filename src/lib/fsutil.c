@@ -1,0 +1,212 @@
+/*
+ * fsutil.c - durable replacement of small files and symlink-safe
+ * directory opening.
+ *
+ * The durable write follows the sequence redis and PostgreSQL use
+ * (temp file, fsync, rename, fsync of the directory): a crash at any
+ * instant leaves either the old or the new content under the name.
+ * A failed fsync is reported, never retried: Linux may have dropped the
+ * dirty pages already, so a second fsync could succeed on lost data.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "failpoint.h"
+#include "fsutil.h"
+
+int
+ids_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+ids_fsync_dir(int dirfd)
+{
+	int r;
+
+	if ((r = IDS_FAILPOINT("fs.fsync_dir")) < 0)
+		return r;
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+static int
+open_component(int dirfd, const char *name, int flags, int *fdp)
+{
+	struct stat st;
+	int fd, r;
+
+	if (strcmp(name, "..") == 0)
+		return ids_error(IDS_EINVAL, "'..' in path");
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && (flags & IDS_OPEN_CREATE)) {
+		if ((r = IDS_FAILPOINT("fs.mkdir")) < 0)
+			return r;
+		if (mkdirat(dirfd, name, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		if ((r = ids_fsync_dir(dirfd)) < 0)
+			return r;
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) {
+			if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				return ids_error(IDS_EUNSAFE, "'%s' is a symlink", name);
+			return ids_error(IDS_EUNSAFE, "'%s' is not a directory", name);
+		}
+		return -errno;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int
+ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp)
+{
+	char buf[4096], *comp, *save;
+	int cur = -1, next = -1, r;
+
+	if (strlen(relpath) >= sizeof(buf))
+		return ids_error(IDS_ETOOLONG, "path of %zu bytes", strlen(relpath));
+	strcpy(buf, relpath);
+	if ((cur = dup(rootfd)) < 0)
+		return -errno;
+	for (comp = strtok_r(buf, "/", &save); comp;
+	    comp = strtok_r(NULL, "/", &save)) {
+		if (strcmp(comp, ".") == 0)
+			continue;
+		r = open_component(cur, comp, flags, &next);
+		close(cur);
+		if (r < 0)
+			return r;
+		cur = next;
+	}
+	*fdp = cur;
+	return 0;
+}
+
+int
+ids_opendir_abs(const char *path, int *fdp)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	*fdp = fd;
+	return 0;
+}
+
+int
+ids_write_durable(int dirfd, const char *name, const void *buf, size_t len,
+    mode_t mode)
+{
+	char tmp[512];
+	int fd, r;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.NEW", name) >= sizeof(tmp))
+		return ids_error(IDS_ETOOLONG, "file name '%s'", name);
+	if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	if ((r = IDS_FAILPOINT("fs.create")) < 0)
+		return r;
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if ((r = IDS_FAILPOINT("fs.write")) < 0 ||
+	    (r = ids_write_all(fd, buf, len)) < 0 ||
+	    (r = IDS_FAILPOINT("fs.fsync")) < 0 ||
+	    (fsync(fd) < 0 && (r = -errno) < 0))
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		goto fail;
+	}
+	fd = -1;
+	if ((r = IDS_FAILPOINT("fs.rename")) < 0)
+		goto fail;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return ids_fsync_dir(dirfd);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int
+ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
+    size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	ssize_t n = 0;
+	int fd, r;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return ids_error(IDS_EUNSAFE, "'%s' is a symlink", name);
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return ids_error(IDS_EUNSAFE, "'%s' is not a regular file", name);
+	}
+	if ((size_t)st.st_size > max) {
+		close(fd);
+		return ids_error(IDS_ETOOLONG, "'%s' is %lld bytes, over %zu",
+		    name, (long long)st.st_size, max);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	buf[got] = '\0';
+	*bufp = buf;
+	*lenp = got;
+	return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * fsutil.h - the one durable-write helper and the one safe directory
+ * walk of the library.
+ *
+ * All paths handed to these functions are relative to a directory file
+ * descriptor, and every component is opened with O_NOFOLLOW: a symlink
+ * anywhere below the root is refused with IDS_EUNSAFE, never followed.
+ * Every mutating call is preceded by a failpoint (failpoint.h) named
+ * "fs.<call>".
+ */
+#ifndef IDS_FSUTIL_H
+#define IDS_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define IDS_OPEN_CREATE 0x1	/* create missing directories (mode 0750) */
+
+/*
+ * Opens the directory at relpath below rootfd (relpath may be "" or
+ * "."), one component at a time, refusing symlinks and non-directories
+ * (IDS_EUNSAFE) and ".." components (IDS_EINVAL).  With IDS_OPEN_CREATE,
+ * missing components are created and each new entry is made durable by
+ * an fsync of its parent.  Stores an O_DIRECTORY fd in *fdp.
+ * Returns 0 or a negative code.
+ */
+int ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp);
+
+/* Opens the absolute directory path (no symlink refused above it). */
+int ids_opendir_abs(const char *path, int *fdp);
+
+/* fsync(dirfd); a failure is final (never retried). Returns 0 or -errno. */
+int ids_fsync_dir(int dirfd);
+
+/*
+ * Durably replaces (or creates) the file name in dirfd with len bytes
+ * of buf: writes name.NEW with O_EXCL (removing a stale one left by a
+ * crash), fsyncs it, renames it over name and fsyncs the directory.
+ * The old inode of name is never written to, so a name shared by hard
+ * links elsewhere keeps its old content there.  Returns 0 or negative.
+ */
+int ids_write_durable(int dirfd, const char *name, const void *buf,
+    size_t len, mode_t mode);
+
+/* Writes all len bytes (restarting on EINTR). Returns 0 or -errno. */
+int ids_write_all(int fd, const void *buf, size_t len);
+
+/*
+ * Reads the regular file name in dirfd (O_NOFOLLOW; anything but a
+ * regular file is IDS_EUNSAFE) into a malloc'd buffer, NUL-terminated
+ * past *lenp bytes.  Files over max bytes are IDS_ETOOLONG.
+ * Returns 0 or negative; on success the caller frees *bufp.
+ */
+int ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
+    size_t *lenp);
+
+#endif

@@ -1,0 +1,102 @@
+# IdsTest.pm - helpers for idspool's end-to-end tests (Test::More, TAP).
+#
+# Each test file gets its own scratch directory under t/trash/<test>/,
+# wiped at start; tools are run from $IDS_BUILD/bin with stdout, stderr
+# and the exit status captured.
+package IdsTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Basename qw(basename);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use Cwd qw(abs_path);
+use IPC::Open3;
+use Symbol qw(gensym);
+
+our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file);
+
+my $top = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..'));
+my $build = $ENV{IDS_BUILD} // "$top/build";
+
+sub tool { my ($name) = @_; return "$build/bin/$name"; }
+
+# scratch(): a fresh directory for this test file.
+sub scratch {
+	my $name = basename($0, '.t');
+	my $dir = "$top/t/trash/$name";
+	remove_tree($dir);
+	make_path($dir) or die "cannot create $dir: $!";
+	return $dir;
+}
+
+# write_conf($dir, key => value, ...): an imapd.conf in $dir with a
+# config directory and a default partition inside $dir, plus any keys given
+# (a value of undef drops a default key).  Returns the file's path.
+sub write_conf {
+	my ($dir, %kv) = @_;
+	my %conf = (
+		configdirectory => "$dir/conf",
+		'partition-default' => "$dir/spool",
+		defaultpartition => 'default',
+		hashimapspool => 'yes',
+		unixhierarchysep => 'yes',
+		virtdomains => 'userid',
+		%kv,
+	);
+	for my $k (qw(configdirectory partition-default)) {
+		make_path($conf{$k}) if defined $conf{$k};
+	}
+	my $file = "$dir/imapd.conf";
+	open my $fh, '>', $file or die "$file: $!";
+	print $fh "# written by IdsTest\n";
+	for my $k (sort keys %conf) {
+		print $fh "$k: $conf{$k}\n" if defined $conf{$k};
+	}
+	close $fh;
+	return $file;
+}
+
+# run($tool, @args): runs a tool (a bare name is looked up in the build's
+# bin/), optionally with stdin => $text as the last two arguments.
+# Returns a hash: out, err, rc (exit status, or 128+signal).
+sub run {
+	my @cmd = @_;
+	my $stdin;
+	if (@cmd >= 2 && $cmd[-2] eq 'stdin') { $stdin = pop @cmd; pop @cmd; }
+	$cmd[0] = tool($cmd[0]) unless $cmd[0] =~ m{/};
+	my $err = gensym;
+	my $pid = open3(my $in, my $out, $err, @cmd);
+	print $in $stdin if defined $stdin;
+	close $in;
+	local $/;
+	my $o = <$out> // '';
+	my $e = <$err> // '';
+	waitpid($pid, 0);
+	my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+	return { out => $o, err => $e, rc => $rc };
+}
+
+sub slurp {
+	my ($f) = @_;
+	open my $fh, '<', $f or die "$f: $!";
+	binmode $fh;
+	local $/;
+	return scalar <$fh>;
+}
+
+sub spew {
+	my ($f, $data) = @_;
+	open my $fh, '>', $f or die "$f: $!";
+	binmode $fh;
+	print $fh $data;
+	close $fh or die "$f: $!";
+}
+
+sub sha1_file {
+	require Digest::SHA;
+	return Digest::SHA->new(1)->addfile($_[0], 'b')->hexdigest;
+}
+
+1;

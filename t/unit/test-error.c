@@ -1,0 +1,161 @@
+/*
+ * test-error.c - the error convention, the failpoints and the durable
+ * write helper.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "failpoint.h"
+#include "fsutil.h"
+#include "unit.h"
+
+static void
+test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(ids_strerror(0), "success");
+	assert_string_equal(ids_strerror(-ENOENT), strerror(ENOENT));
+	assert_string_equal(ids_strerror(IDS_EBADNAME), "invalid mailbox name");
+	assert_string_equal(ids_strerror(-19999), "unknown error");
+}
+
+static void
+test_detail(void **state)
+{
+	(void)state;
+	assert_int_equal(ids_error(IDS_EBADNAME, "empty level at %d", 3), IDS_EBADNAME);
+	assert_string_equal(ids_errmsg(IDS_EBADNAME), "empty level at 3");
+	/* A detail recorded for another code is not handed out. */
+	assert_string_equal(ids_errmsg(IDS_ECRC), "checksum mismatch");
+	ids_error_clear();
+	assert_string_equal(ids_errmsg(IDS_EBADNAME), "invalid mailbox name");
+}
+
+static void
+test_errno_parse(void **state)
+{
+	(void)state;
+	assert_int_equal(ids_errno_parse("ENOSPC"), ENOSPC);
+	assert_int_equal(ids_errno_parse("5"), 5);
+	assert_int_equal(ids_errno_parse("EBOGUS"), 0);
+	assert_int_equal(ids_errno_parse(""), 0);
+}
+
+static void
+test_durable_write(void **state)
+{
+	char dir[] = "/tmp/ids-unit-XXXXXX", *buf;
+	size_t len;
+	int dfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ids_opendir_abs(dir, &dfd), 0);
+	assert_int_equal(ids_write_durable(dfd, "f", "hello", 5, 0600), 0);
+	assert_int_equal(ids_read_file(dfd, "f", 100, &buf, &len), 0);
+	assert_int_equal(len, 5);
+	assert_string_equal(buf, "hello");
+	free(buf);
+	/* A stale .NEW from a crash does not block the next write. */
+	close(openat(dfd, "f.NEW", O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(ids_write_durable(dfd, "f", "world!", 6, 0600), 0);
+	assert_int_equal(ids_read_file(dfd, "f", 100, &buf, &len), 0);
+	assert_string_equal(buf, "world!");
+	free(buf);
+	assert_int_equal(faccessat(dfd, "f.NEW", F_OK, 0), -1);
+	/* Size limit and symlink refusal. */
+	assert_int_equal(ids_read_file(dfd, "f", 3, &buf, &len), IDS_ETOOLONG);
+	assert_int_equal(symlinkat("/etc/passwd", dfd, "link"), 0);
+	assert_int_equal(ids_read_file(dfd, "link", 100, &buf, &len), IDS_EUNSAFE);
+	close(dfd);
+	unit_rmtree(dir);
+}
+
+static void
+test_opendir_beneath(void **state)
+{
+	char dir[] = "/tmp/ids-unit-XXXXXX";
+	int root, fd;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ids_opendir_abs(dir, &root), 0);
+	assert_int_equal(ids_opendir_beneath(root, "a/b/c", 0, &fd), -ENOENT);
+	assert_int_equal(ids_opendir_beneath(root, "a/b/c", IDS_OPEN_CREATE, &fd), 0);
+	close(fd);
+	assert_int_equal(fstatat(root, "a/b/c", &st, 0), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(symlinkat("/tmp", root, "a/evil"), 0);
+	assert_int_equal(ids_opendir_beneath(root, "a/evil/x", IDS_OPEN_CREATE, &fd),
+	    IDS_EUNSAFE);
+	assert_int_equal(ids_opendir_beneath(root, "a/../..", 0, &fd), IDS_EINVAL);
+	close(root);
+	unit_rmtree(dir);
+}
+
+/* A failpoint given an errno makes the durable write fail cleanly. */
+static void
+test_failpoint_errno(void **state)
+{
+	char dir[] = "/tmp/ids-unit-XXXXXX";
+	int dfd, status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ids_opendir_abs(dir, &dfd), 0);
+	/* The environment is read once per process: test in a child. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("IDS_FAILPOINT", "fs.fsync:ENOSPC", 1);
+		ids_failpoint_reset();
+		_exit(ids_write_durable(dfd, "f", "x", 1, 0600) == -ENOSPC &&
+		    faccessat(dfd, "f.NEW", F_OK, 0) < 0 &&
+		    faccessat(dfd, "f", F_OK, 0) < 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* And a crash point kills the process at the k-th hit. */
+	pid = fork();
+	if (pid == 0) {
+		setenv("IDS_FAILPOINT_CRASH", "2:fs.", 1);
+		ids_failpoint_reset();
+		ids_write_durable(dfd, "g", "x", 1, 0600);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	close(dfd);
+	unit_rmtree(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_detail),
+		cmocka_unit_test(test_errno_parse),
+		cmocka_unit_test(test_durable_write),
+		cmocka_unit_test(test_opendir_beneath),
+		cmocka_unit_test(test_failpoint_errno),
+	};
+
+	return unit_run(tests);
+}
