@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "error.h"
+#include "mboxname.h"
+#include "mboxlist.h"
+#include "recover.h"
 #include "tool.h"
 
 static int failed;
@@ -54,4 +58,108 @@ tool_version(void)
 {
 	printf("%s (idspool) %s\n", program_invocation_short_name, IDS_VERSION);
 	exit(IDS_EXIT_OK);
+}
+
+void
+tool_load_config(struct ids_config *cfg, const char *file)
+{
+	const char *msg;
+	size_t n;
+	int r;
+
+	if (file == NULL)
+		file = IDS_DEFAULT_CONFIG;
+	if ((r = ids_config_load(cfg, file)) == 0)
+		return;
+	/* The library's details already start with the file name. */
+	msg = ids_errmsg(r);
+	n = strlen(file);
+	if (strncmp(msg, file, n) == 0 && msg[n] == ':')
+		warnx("%s", msg);
+	else
+		warnx("%s: %s", file, msg);
+	exit(IDS_EXIT_ENV);
+}
+
+const char *
+tool_printable(const char *s, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (size < 8) {
+		if (size > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (o + 8 >= size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			buf[o++] = (char)c;
+			continue;
+		}
+		buf[o++] = '\\';
+		buf[o++] = 'x';
+		buf[o++] = hex[c >> 4];
+		buf[o++] = hex[c & 15];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+int
+tool_parse_name(struct ids_mbname *mb, const char *arg, int internal,
+    const struct ids_config *cfg)
+{
+	char shown[256];
+	int r;
+
+	if (internal)
+		r = ids_mbname_parse_internal(mb, arg, 0);
+	else
+		r = ids_mbname_parse_external(mb, arg, cfg, 0);
+	if (r < 0)
+		return tool_error(r, tool_printable(arg, shown, sizeof(shown)));
+	ids_mbname_normalize(mb, cfg);
+	return 0;
+}
+
+int
+tool_format_name(const struct ids_mbname *mb, int internal,
+    const struct ids_config *cfg, char *buf, size_t size)
+{
+	char name[IDS_MBNAME_MAX + 2], shown[256];
+	int r;
+
+	if (internal)
+		r = ids_mbname_internal(mb, buf, size);
+	else
+		r = ids_mbname_external(mb, cfg, buf, size);
+	if (r >= 0)
+		return r;
+	/* A successful call leaves the recorded detail of r alone. */
+	if (ids_mbname_internal(mb, name, sizeof(name)) < 0)
+		strcpy(name, "?");
+	return tool_error(r, tool_printable(name, shown, sizeof(shown)));
+}
+
+struct ids_mboxlist *
+tool_open_mboxlist(const struct ids_config *cfg, int flags)
+{
+	struct ids_mboxlist *mbl;
+	int r;
+
+	if ((r = ids_mboxlist_open(cfg, flags, &mbl)) < 0) {
+		warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_errmsg(r));
+		exit(IDS_EXIT_ENV);
+	}
+	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(mbl, NULL, NULL, NULL)) < 0)
+		warnx("recovery: %s", ids_errmsg(r));
+	return mbl;
 }

@@ -15,6 +15,13 @@
 
 #define IDS_VERSION "0.1.0"
 
+#define IDS_DEFAULT_CONFIG "/etc/imapd.conf"
+
+#include <stddef.h>
+
+struct ids_config;
+struct ids_mbname;
+
 /* Sets the program name used in every message. */
 void tool_init(const char *argv0);
 
@@ -35,5 +42,46 @@ void tool_help(const char *synopsis) __attribute__((noreturn));
 
 /* --version: prints "prog (idspool) VERSION" and exits 0. */
 void tool_version(void) __attribute__((noreturn));
+
+/*
+ * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg.  On failure
+ * reports "prog: FILE: reason" ("prog: FILE:LINE: reason" for a bad
+ * line) and exits IDS_EXIT_ENV.
+ */
+void tool_load_config(struct ids_config *cfg, const char *file);
+
+/*
+ * A mailbox name argument: the admin namespace's external form
+ * ("user/john.doe/Sent@example.com", "shared/support"), or with
+ * internal != 0 the internal form exactly as dumps print it
+ * ("example.com!user.john^doe.Sent").  No guessing between the two.
+ * The default domain is dropped either way.  On failure reports
+ * "prog: NAME: reason" through tool_error() and returns the code.
+ */
+int tool_parse_name(struct ids_mbname *mb, const char *arg, int internal,
+    const struct ids_config *cfg);
+
+/*
+ * Writes mb in the form tool_parse_name() reads with the same internal
+ * flag.  Returns the length, or reports through tool_error() (naming
+ * the internal name) and returns the code.
+ */
+int tool_format_name(const struct ids_mbname *mb, int internal,
+    const struct ids_config *cfg, char *buf, size_t size);
+
+/*
+ * Opens mailboxes.db for cfg (flags as ids_mboxlist_open) and, unless
+ * read-only, settles what dead processes left half done (ids_recover);
+ * a recovery failure is reported but does not stop the tool.  On an
+ * open failure reports "prog: PATH: reason" and exits IDS_EXIT_ENV.
+ */
+struct ids_mboxlist;
+struct ids_mboxlist *tool_open_mboxlist(const struct ids_config *cfg, int flags);
+
+/*
+ * A copy of s safe to print in a message: bytes outside 0x20-0x7e and
+ * the backslash become \xNN; cut at size with "...".  Returns buf.
+ */
+const char *tool_printable(const char *s, char *buf, size_t size);
 
 #endif
