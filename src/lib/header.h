@@ -1,0 +1,110 @@
+/*
+ * header.h - a folder's cyrus.header (formats.md section 7).
+ *
+ * Reads both formats Cyrus has written: the three-line format of
+ * Cyrus <= 3.4 and the one-line dlist of 3.6+.  Always writes the
+ * dlist, adding our key H (the name history, newest first, with
+ * internal names) so that reconstruct can rebuild mailboxes.db from
+ * the spool alone.  Keys we do not know are kept in h->extra and
+ * written back, so a rewrite never drops what a newer Cyrus stored.
+ *
+ * The written line is, with the keys in this order (spool-layout.md):
+ *   %(N name I uniqueid [Q quotaroot] [A %(id rights ...)]
+ *     [U (flag|NIL ...)] [unknown keys...] [H (%(N ...) ...)] [T mbtype])
+ * T comes last on purpose: Cyrus's header reader takes the last T it
+ * meets anywhere in the line, history items included.
+ *
+ *	struct ids_header h;
+ *	ids_header_init(&h);
+ *	if ((r = ids_header_read(dirfd, &h, NULL)) < 0) ... ids_errmsg(r) ...
+ *	... change h ...
+ *	r = ids_header_write(dirfd, &h, &crc);
+ *	ids_header_release(&h);
+ */
+#ifndef IDS_HEADER_H
+#define IDS_HEADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbentry.h"
+
+struct ids_buf;
+struct ids_dlist;
+
+#define IDS_HEADER_FILE		"cyrus.header"
+#define IDS_HEADER_MAX_SIZE	(1u << 20)	/* larger files are refused */
+#define IDS_HEADER_MAX_FLAGS	128		/* Cyrus's MAX_USER_FLAGS */
+
+/* The 4 magic bytes and three text lines every cyrus.header starts with. */
+#define IDS_HEADER_MAGIC \
+	"\241\002\213\015Cyrus mailbox header\n" \
+	"\"The best thing about this system was that it had lots of goals.\"\n" \
+	"\t--Jim Morris on Andrew\n"
+#define IDS_HEADER_MAGIC_LEN	(sizeof(IDS_HEADER_MAGIC) - 1)
+
+struct ids_header {
+	char *name;		/* N: internal name; NULL in the old format */
+	char *uniqueid;		/* I; NULL in very old files */
+	char *quotaroot;	/* Q; NULL when none */
+	char mbtype[IDS_MBTYPE_MAX];	/* T; "" when absent (old format) */
+	struct ids_acl *acl;	/* A, in file order */
+	size_t nacl;
+	char **flags;		/* U: user flag names by bit; NULL entries for NIL */
+	size_t nflags;
+	struct ids_history *history;	/* H: newest first, internal names */
+	size_t nhistory;
+	int old_format;		/* read from the <= 3.4 three-line format */
+	struct ids_dlist *extra;	/* kvlist of keys we do not know, or NULL */
+};
+
+void ids_header_init(struct ids_header *h);
+void ids_header_release(struct ids_header *h);
+
+/*
+ * Parses a whole cyrus.header image into h (initialised; its old
+ * content is released).  Returns 0, IDS_ETRUNC (shorter than the magic,
+ * a line or the dlist not terminated), IDS_ECORRUPT (wrong magic, bad
+ * dlist, bad field, more than IDS_HEADER_MAX_FLAGS flags) with detail,
+ * or -ENOMEM.  On failure h is left released.
+ */
+int ids_header_parse(struct ids_header *h, const char *buf, size_t len);
+
+/*
+ * Appends the 3.6 format with our H key to out.  name and uniqueid are
+ * required (IDS_EINVAL).  A value that would need a literal (a line
+ * break, an 8-bit byte, 1024 bytes or more) is refused with IDS_EINVAL:
+ * Cyrus reads cyrus.header only up to the first LF, so it could not
+ * read the file back.  Returns 0, IDS_EINVAL or -ENOMEM.
+ */
+int ids_header_format(const struct ids_header *h, struct ids_buf *out);
+
+/*
+ * Reads IDS_HEADER_FILE in dirfd (at most IDS_HEADER_MAX_SIZE bytes,
+ * else IDS_ETOOLONG; a symlink is IDS_EUNSAFE) and parses it.  With
+ * crcp, stores the CRC-32 of the file's bytes (what cyrus.index keeps
+ * as header_file_crc).  Returns 0 or a negative code as above or -errno.
+ */
+int ids_header_read(int dirfd, struct ids_header *h, uint32_t *crcp);
+
+/*
+ * Durably replaces IDS_HEADER_FILE in dirfd (ids_write_durable: a new
+ * inode, never the old one rewritten), after failpoint "header.write".
+ * With crcp, stores the CRC-32 of the bytes written, which the caller
+ * should put into cyrus.index (ids_index_set_header_crc).
+ */
+int ids_header_write(int dirfd, const struct ids_header *h, uint32_t *crcp);
+
+/*
+ * Copies e's name, uniqueid, mbtype, ACL and history into h, replacing
+ * those fields (quotaroot, flags and extra keys are kept).
+ */
+int ids_header_from_mbentry(struct ids_header *h, const struct ids_mbentry *e);
+
+/*
+ * Copies h's name, uniqueid, mbtype, ACL and history into e, replacing
+ * those fields; the others (partition, uidvalidity, ...) are kept.
+ */
+int ids_header_to_mbentry(const struct ids_header *h, struct ids_mbentry *e);
+
+#endif
