@@ -19,6 +19,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "guid.h"
 
 int
 ids_write_all(int fd, const void *buf, size_t len)
@@ -209,4 +210,114 @@ ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
 	*bufp = buf;
 	*lenp = got;
 	return 0;
+}
+
+int
+ids_same_file(int afd, int bfd, const char *name)
+{
+	uint8_t ga[IDS_GUID_LEN], gb[IDS_GUID_LEN];
+	struct stat a, b;
+	int r;
+
+	if (fstatat(afd, name, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstatat(bfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return 1;
+	if (!S_ISREG(a.st_mode) || !S_ISREG(b.st_mode) || a.st_size != b.st_size)
+		return 0;
+	if ((r = ids_guid_file(afd, name, ga)) < 0 || (r = ids_guid_file(bfd, name, gb)) < 0)
+		return r;
+	return memcmp(ga, gb, IDS_GUID_LEN) == 0;
+}
+
+/* Copies name from sfd to tmp in dfd, fsynced; counts the bytes. */
+static int
+copy_to_tmp(int sfd, int dfd, const char *name, const char *tmp,
+    unsigned long long *bytesp)
+{
+	char buf[65536];
+	ssize_t n;
+	int in, out = -1, r = 0;
+
+	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	if (r == 0 && (r = IDS_FAILPOINT("fs.copy")) == 0 &&
+	    (out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		r = -errno;
+	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0)
+			r = errno == EINTR ? 0 : -errno;
+		else if ((r = ids_write_all(out, buf, (size_t)n)) == 0 && bytesp)
+			*bytesp += (unsigned long long)n;
+	}
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	if (out >= 0 && close(out) < 0 && r == 0)
+		r = -errno;
+	close(in);
+	return r;
+}
+
+int
+ids_copy_only(int sfd, int dfd, const char *name, enum ids_carry *howp,
+    unsigned long long *bytesp)
+{
+	uint8_t sg[IDS_GUID_LEN], dg[IDS_GUID_LEN];
+	char tmp[512];
+	int r;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.NEW", name) >= sizeof(tmp))
+		return ids_error(IDS_ETOOLONG, "%s: name too long to copy", name);
+	if ((r = copy_to_tmp(sfd, dfd, name, tmp, bytesp)) < 0 ||
+	    (r = ids_guid_file(sfd, name, sg)) < 0 ||
+	    (r = ids_guid_file(dfd, tmp, dg)) < 0)
+		goto out;
+	if (memcmp(sg, dg, IDS_GUID_LEN) != 0) {
+		r = ids_error(-EIO, "%s: the copy does not match the original", name);
+		goto out;
+	}
+	if ((r = IDS_FAILPOINT("fs.link_copy")) < 0)
+		goto out;
+	if (linkat(dfd, tmp, dfd, name, 0) == 0)
+		*howp = IDS_CARRY_COPIED;
+	else if (errno != EEXIST)
+		r = -errno;
+	else if ((r = ids_same_file(sfd, dfd, name)) >= 0)
+		r = r ? (*howp = IDS_CARRY_EXISTED, 0) :
+		    ids_error(IDS_ECONFLICT, "%s: a different file is already there", name);
+out:
+	unlinkat(dfd, tmp, 0);
+	return r;
+}
+
+int
+ids_link_or_copy(int sfd, int dfd, const char *name, enum ids_carry *howp,
+    unsigned long long *bytesp)
+{
+	int r;
+
+	if ((r = IDS_FAILPOINT("fs.link")) == 0 && linkat(sfd, name, dfd, name, 0) == 0) {
+		*howp = IDS_CARRY_LINKED;
+		return 0;
+	}
+	if (r == 0)
+		r = -errno;
+	switch (-r) {
+	case EEXIST:
+		if ((r = ids_same_file(sfd, dfd, name)) < 0)
+			return r;
+		if (r == 0)
+			return ids_error(IDS_ECONFLICT, "%s: a different file is already there",
+			    name);
+		*howp = IDS_CARRY_EXISTED;
+		return 0;
+	case EXDEV:	/* a bind mount or another file system */
+	case EMLINK:	/* the inode is at its link limit */
+	case EPERM:	/* fs.protected_hardlinks and a file we do not own */
+		return ids_copy_only(sfd, dfd, name, howp, bytesp);
+	}
+	return ids_error(r, "%s: link: %s", name, strerror(-r));
 }

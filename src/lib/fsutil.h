@@ -54,4 +54,34 @@ int ids_write_all(int fd, const void *buf, size_t len);
 int ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
     size_t *lenp);
 
+/*
+ * 1 if name in afd and name in bfd are the same file (one inode) or
+ * hold the same bytes (same size and SHA-1), 0 if not, negative on
+ * error (a missing name is -ENOENT).  Symlinks are never followed.
+ */
+int ids_same_file(int afd, int bfd, const char *name);
+
+/* How ids_link_or_copy() carried a file over. */
+enum ids_carry {
+	IDS_CARRY_LINKED,	/* a new hard link */
+	IDS_CARRY_COPIED,	/* a verified copy: linking was impossible */
+	IDS_CARRY_EXISTED,	/* already there: same inode or same bytes */
+};
+
+/*
+ * Gives the regular file name in sfd a name in dfd: a hard link, or
+ * where the kernel refuses one (EXDEV across mounts, EMLINK at the link
+ * limit, EPERM under fs.protected_hardlinks) a copy written to
+ * name.NEW, fsynced, verified by SHA-1 against the source and linked
+ * into place.  An existing name is accepted when it is the same file
+ * or the same bytes, else IDS_ECONFLICT.  Never overwrites anything.
+ * The caller fsyncs dfd.  Stores how in *howp and adds copied bytes
+ * to *bytesp.  Failpoints: fs.link, fs.copy, fs.link_copy.
+ */
+int ids_link_or_copy(int sfd, int dfd, const char *name, enum ids_carry *howp,
+    unsigned long long *bytesp);
+/* The copy half of ids_link_or_copy(), for when linking is known to fail. */
+int ids_copy_only(int sfd, int dfd, const char *name, enum ids_carry *howp,
+    unsigned long long *bytesp);
+
 #endif

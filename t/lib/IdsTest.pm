@@ -15,7 +15,7 @@ use Cwd qw(abs_path);
 use IPC::Open3;
 use Symbol qw(gensym);
 
-our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file);
+our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm);
 
 my $top = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..'));
 my $build = $ENV{IDS_BUILD} // "$top/build";
@@ -65,7 +65,8 @@ sub run {
 	my @cmd = @_;
 	my $stdin;
 	if (@cmd >= 2 && $cmd[-2] eq 'stdin') { $stdin = pop @cmd; pop @cmd; }
-	$cmd[0] = tool($cmd[0]) unless $cmd[0] =~ m{/};
+	# A bare name is one of ours if the build has it, else found on PATH.
+	$cmd[0] = tool($cmd[0]) if $cmd[0] !~ m{/} && -x tool($cmd[0]);
 	my $err = gensym;
 	my $pid = open3(my $in, my $out, $err, @cmd);
 	print $in $stdin if defined $stdin;
@@ -76,6 +77,24 @@ sub run {
 	waitpid($pid, 0);
 	my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
 	return { out => $o, err => $e, rc => $rc };
+}
+
+# norm($text): white space folded, ends trimmed.
+sub norm {
+	my ($s) = @_;
+	$s =~ s/\s+/ /g;
+	$s =~ s/^ | $//g;
+	return $s;
+}
+
+# man_synopsis($page): the SYNOPSIS section of a man page (path relative
+# to the top of the tree), rendered, normalised.
+sub man_synopsis {
+	my ($page) = @_;
+	my $man = `mandoc -T ascii '$top/$page'`;
+	$man =~ s/.\x08//g;
+	my ($syn) = $man =~ /\nSYNOPSIS\n(.*?)\n\n/s;
+	return norm($syn // '');
 }
 
 sub slurp {

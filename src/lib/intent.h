@@ -1,0 +1,58 @@
+/*
+ * intent.h - intent records: what a multi-step change is about to do.
+ *
+ * Before the first file system change of a create, delete, migration
+ * or rename, the operation writes an intent record (key 'X' + uniqueid
+ * in mailboxes.db) and commits it; it moves the record's stage forward
+ * in the same transactions that commit its database changes; it removes
+ * the record when the last file system step is durable.  A process that
+ * dies leaves the record behind, and the next recovery (ids_recover)
+ * finishes or rolls back the operation from it.
+ *
+ * On the wire an intent is a dlist kvlist:
+ *   %(OP op STAGE stage NAME name NEW newname PART partition
+ *     SRC srcdir DST dstdir STRATEGY s T time)
+ * with empty fields omitted.  Directories are relative to the
+ * partition root.
+ */
+#ifndef IDS_INTENT_H
+#define IDS_INTENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ids_txn;
+
+#define IDS_INTENT_WORD 32
+
+struct ids_intent {
+	char op[IDS_INTENT_WORD];	/* "create", "delete", "migrate", "rename", ... */
+	char stage[IDS_INTENT_WORD];	/* the op's own stage names */
+	char *name;		/* internal name the operation started from */
+	char *newname;		/* rename target, or NULL */
+	char *partition;
+	char *src;		/* source directory (relative to the partition root) */
+	char *dst;		/* destination directory */
+	char strategy[IDS_INTENT_WORD];	/* migrations: "link" or "rename" */
+	int64_t time;		/* when the stage was entered */
+};
+
+void ids_intent_init(struct ids_intent *in);
+void ids_intent_release(struct ids_intent *in);
+
+/* Sets a string field (strdup; NULL clears); 0 or -ENOMEM. */
+int ids_intent_set(char **field, const char *value);
+
+int ids_intent_put(struct ids_txn *txn, const char *uniqueid,
+    const struct ids_intent *in);
+/* IDS_ENOTFOUND when there is none; IDS_ECORRUPT for a malformed record. */
+int ids_intent_get(struct ids_txn *txn, const char *uniqueid,
+    struct ids_intent *in);
+int ids_intent_del(struct ids_txn *txn, const char *uniqueid);
+
+/* Calls fn(uniqueid, intent, rock) for every intent; stops at non-zero. */
+typedef int (*ids_intent_fn)(const char *uniqueid, const struct ids_intent *in,
+    void *rock);
+int ids_intent_foreach(struct ids_txn *txn, ids_intent_fn fn, void *rock);
+
+#endif

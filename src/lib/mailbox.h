@@ -1,0 +1,120 @@
+/*
+ * mailbox.h - a folder's life: open, create, delete, deliver.
+ *
+ * Every new folder is created in the uniqueid layout.  Each operation
+ * takes the locks of lock.h in the documented order, writes an intent
+ * record (intent.h) before its first file system change, and is
+ * durable before it returns.
+ *
+ *	struct ids_mailbox *mb;
+ *	r = ids_mailbox_open(mbl, "user.john.Sent", IDS_MAILBOX_WRITE, 5000, &mb);
+ *	... mb->entry, mb->datafd, ids_mailbox_metafd(mb, IDS_META_INDEX) ...
+ *	ids_mailbox_close(mb);
+ */
+#ifndef IDS_MAILBOX_H
+#define IDS_MAILBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "layout.h"
+#include "mbentry.h"
+#include "mboxname.h"
+
+struct ids_lock;
+struct ids_mboxlist;
+struct ids_intent;
+
+#define IDS_MAILBOX_WRITE	0x1	/* exclusive mailbox lock (else shared) */
+#define IDS_MAILBOX_NOLOCK	0x2	/* the caller holds the mailbox lock already */
+
+struct ids_mailbox {
+	struct ids_mboxlist *mbl;
+	struct ids_mbentry entry;	/* the N record, read under the lock */
+	struct ids_mbname mbname;
+	struct ids_location loc;
+	struct ids_lock *lock;
+	int datafd;			/* the folder's data directory */
+	int metafd;			/* its directory on the metapartition, or -1 */
+};
+
+/*
+ * Looks name up, takes its mailbox lock (waiting at most timeout_ms),
+ * reads the record again under the lock (a rename or migration may have
+ * moved it meanwhile) and opens its directories without following
+ * symlinks.  IDS_ENOTFOUND for missing names and tombstones.
+ */
+int ids_mailbox_open(struct ids_mboxlist *mbl, const char *name, int flags,
+    int timeout_ms, struct ids_mailbox **mbp);
+void ids_mailbox_close(struct ids_mailbox *mb);
+
+/* The directory fd holding meta files of kind (the metapartition's or datafd). */
+int ids_mailbox_metafd(const struct ids_mailbox *mb, enum ids_metafile kind);
+
+/*
+ * Creates the folder name (internal) on partition (NULL: the default)
+ * in the uniqueid layout: a new uniqueid from libuuid, its directory, a
+ * cyrus.header, an empty cyrus.index and its records in mailboxes.db.
+ * The UIDVALIDITY is above that of any tombstone at the name.  User
+ * folders get the owner's full rights.  IDS_EEXIST if name is live.
+ * Fills out (when not NULL) with the new record.
+ */
+int ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
+    const char *partition, struct ids_mbentry *out);
+
+/*
+ * Deletes the folder name: its records become a tombstone in one
+ * transaction (the commit point), then its files and directory go.
+ * Child folders are not touched.
+ */
+int ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name);
+
+/*
+ * Delivers one message (RFC 5322 bytes) to name: the next UID, its
+ * file "<uid>." written and fsynced, its index record (SHA-1 GUID,
+ * size, internaldate) appended durably.  Stores the UID in *uidp.
+ */
+int ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name,
+    const void *msg, size_t len, int64_t internaldate, uint32_t *uidp);
+
+/*
+ * Rewrites the folder's cyrus.header from its mailboxes.db record
+ * (name, uniqueid, type, ACL, history; quota root, flags and unknown
+ * keys kept from the old header when readable) as a new file, and
+ * points cyrus.index's header_file_crc at it.  mb must be open for
+ * writing.  Failpoints header.write, index.set_header_crc.
+ */
+int ids_mailbox_write_header(struct ids_mailbox *mb);
+
+/*
+ * Makes a new folder directory (and its metapartition twin) for loc;
+ * its parents are created as needed, it must not exist yet
+ * (IDS_ECONFLICT).  Opens them into *datafd and *metafd (-1 if none).
+ */
+int ids_folder_mkdir(const struct ids_config *cfg, const struct ids_location *loc,
+    int *datafd, int *metafd);
+
+/*
+ * Removes a folder's own files (message, meta and temporary files) and
+ * then its directory rel (relative to the roots of partition, data and
+ * meta), if that leaves it empty.  Other files and subdirectories stay.
+ */
+int ids_folder_remove(const struct ids_config *cfg, const char *partition,
+    const char *rel);
+
+/* What a file name in a folder directory is. */
+enum ids_filekind {
+	IDS_FILE_MESSAGE,	/* "<uid>." */
+	IDS_FILE_META,		/* cyrus.header, cyrus.index, ... */
+	IDS_FILE_TEMP,		/* "*.NEW": a durable write interrupted */
+	IDS_FILE_OTHER,		/* not part of the folder */
+};
+/* Classifies a file name; stores the uid of a message file in *uidp. */
+int ids_folder_classify(const char *name, uint32_t *uidp);
+
+/* Recovery of a create or delete left behind by a dead process. */
+int ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
+    const struct ids_intent *in);
+
+#endif
