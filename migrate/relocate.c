@@ -1,0 +1,923 @@
+/*
+ * relocate.c - one legacy folder to its uniqueid path (relocate.h).
+ *
+ * The steps, under the folder's mailbox lock (spool-layout.md,
+ * "Migration", has the same list with the crash analysis):
+ *
+ *   1. check the legacy directory: a symlink, device, FIFO or socket in
+ *      it stops the folder before anything is written;
+ *   2. commit an intent record (stage "link" or "rename");
+ *   3. link: create the uniqueid directory, hard-link every file of the
+ *      folder into it (copy + SHA-1 verify where linking is impossible),
+ *      fsync it, verify every name; rename: move the directory;
+ *   4. write the new directory's cyrus.header afresh (a new inode:
+ *      current name, uniqueid, history) and point its cyrus.index at it;
+ *   5. flip the record to the uniqueid layout and move the intent to
+ *      stage "flipped" in one transaction: the commit point;
+ *   6. after the grace period, unlink the old names, remove emptied
+ *      legacy directories, remove the intent.
+ *
+ * A crash before 5 leaves the legacy folder complete and in use: the
+ * next recovery rolls the new directory back.  A crash after 5 leaves
+ * the new folder complete and in use: recovery finishes step 6.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "failpoint.h"
+#include "fsutil.h"
+#include "guid.h"
+#include "header.h"
+#include "index.h"
+#include "intent.h"
+#include "layout.h"
+#include "mailbox.h"
+#include "mboxlist.h"
+#include "relocate.h"
+
+#define NROOTS 2	/* the partition, and its metapartition */
+
+struct reloc {
+	struct ids_mboxlist *mbl;
+	const struct ids_config *cfg;
+	const struct ids_partition *part;
+	const struct ids_relocate_opts *opts;
+	struct ids_relocate_stats *stats;
+	struct ids_mbentry *entry;
+	struct ids_mbname mb;
+	char uniqueid[IDS_UNIQUEID_MAX + 1];
+	char src[PATH_MAX];		/* legacy directory, relative to a root */
+	char dst[PATH_MAX];		/* uniqueid directory, relative to a root */
+	int root[NROOTS];		/* -1 when the root is not in use */
+	int sfd[NROOTS];		/* legacy directory per root, or -1 */
+	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
+	int has_subdirs;
+};
+
+const char *
+ids_strategy_name(enum ids_strategy s)
+{
+	return s == IDS_STRATEGY_RENAME ? "rename" : "link";
+}
+
+int
+ids_strategy_parse(const char *s, enum ids_strategy *out)
+{
+	if (strcmp(s, "link") == 0)
+		*out = IDS_STRATEGY_LINK;
+	else if (strcmp(s, "rename") == 0)
+		*out = IDS_STRATEGY_RENAME;
+	else
+		return ids_error(IDS_EINVAL, "strategy '%s': use link or rename", s);
+	return 0;
+}
+
+/* --- setting up ------------------------------------------------------ */
+
+static void
+reloc_close(struct reloc *r)
+{
+	int i;
+
+	for (i = 0; i < NROOTS; i++) {
+		if (r->root[i] >= 0)
+			close(r->root[i]);
+		if (r->sfd[i] >= 0)
+			close(r->sfd[i]);
+		if (r->dfd[i] >= 0)
+			close(r->dfd[i]);
+		r->root[i] = r->sfd[i] = r->dfd[i] = -1;
+	}
+}
+
+/* The root (0 data, 1 meta) that holds meta files of kind. */
+static int
+root_of(const struct reloc *r, enum ids_metafile kind)
+{
+	return r->root[1] >= 0 && (r->cfg->metapartition_files & (1u << kind)) ? 1 : 0;
+}
+
+static int
+open_dir(int root, const char *rel, int *fdp)
+{
+	int rr = ids_opendir_beneath(root, rel, 0, fdp);
+
+	if (rr == -ENOENT)
+		*fdp = -1;
+	return rr == -ENOENT ? 0 : rr;
+}
+
+/*
+ * Fills in both directories from the record and opens what exists.
+ * The record's strings stay owned by the caller.
+ */
+static int
+reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
+    const struct ids_intent *in, const struct ids_relocate_opts *opts,
+    struct ids_relocate_stats *stats)
+{
+	struct ids_location loc;
+	const char *tops[NROOTS];
+	int i, rr;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < NROOTS; i++)
+		r->root[i] = r->sfd[i] = r->dfd[i] = -1;
+	r->mbl = mbl;
+	r->cfg = ids_mboxlist_config(mbl);
+	r->opts = opts;
+	r->stats = stats;
+	r->entry = e;
+	snprintf(r->uniqueid, sizeof(r->uniqueid), "%s", e->uniqueid);
+	if ((rr = ids_location_from_entry(e, &r->mb, &loc)) < 0)
+		return rr;
+	if ((r->part = ids_config_partition(r->cfg, e->partition)) == NULL)
+		return ids_error(IDS_EPARTITION, "%s: partition '%s' is not configured",
+		    e->name, e->partition ? e->partition : "(default)");
+	/*
+	 * Recovering, the directories are the ones the intent recorded: the
+	 * folder may have been renamed since (its legacy path moves with
+	 * its name, the files do not).
+	 */
+	if (in != NULL && in->src != NULL && in->dst != NULL) {
+		if (strlen(in->src) >= sizeof(r->src) || strlen(in->dst) >= sizeof(r->dst) ||
+		    strstr(in->src, "..") || strstr(in->dst, ".."))
+			return ids_error(IDS_ECORRUPT, "intent of %s: bad directories", r->uniqueid);
+		strcpy(r->src, in->src);
+		strcpy(r->dst, in->dst);
+	} else {
+		loc.layout = IDS_LAYOUT_LEGACY;
+		if ((rr = ids_path_reldir(r->cfg, &loc, r->src, sizeof(r->src))) < 0)
+			return rr;
+		loc.layout = IDS_LAYOUT_UNIQUEID;
+		if ((rr = ids_path_reldir(r->cfg, &loc, r->dst, sizeof(r->dst))) < 0)
+			return rr;
+	}
+	tops[0] = r->part->path;
+	tops[1] = r->cfg->metapartition_files ? r->part->metapath : NULL;
+	for (i = 0; i < NROOTS; i++) {
+		if (tops[i] == NULL)
+			continue;
+		if ((rr = ids_opendir_abs(tops[i], &r->root[i])) < 0)
+			return ids_error(rr, "%s: %s", tops[i], ids_strerror(rr));
+		if ((rr = open_dir(r->root[i], r->src, &r->sfd[i])) < 0 ||
+		    (rr = open_dir(r->root[i], r->dst, &r->dfd[i])) < 0)
+			return ids_error(rr, "%s: %s", tops[i], ids_errmsg(rr));
+	}
+	return 0;
+}
+
+/* --- directory walks ------------------------------------------------- */
+
+typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
+    const struct stat *st);
+
+/* Calls fn for every entry of dirfd but "." and "..", stat'ed without following. */
+static int
+each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd, rr = 0;
+
+	if ((fd = dup(dirfd)) < 0)
+		return -errno;
+	if ((d = fdopendir(fd)) == NULL) {
+		rr = -errno;
+		close(fd);
+		return rr;
+	}
+	rewinddir(d);
+	while (rr == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rr = errno == ENOENT ? 0 : -errno;
+		else
+			rr = fn(r, i, de->d_name, &st);
+	}
+	if (rr == 0 && errno != 0)
+		rr = -errno;
+	closedir(d);
+	return rr;
+}
+
+static int
+preflight_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+{
+	const char *top = i ? r->part->metapath : r->part->path;
+
+	if (S_ISDIR(st->st_mode)) {
+		r->has_subdirs = 1;
+		return 0;
+	}
+	if (S_ISREG(st->st_mode))
+		return 0;
+	return ids_error(IDS_EUNSAFE, "%s/%s/%s: %s in the folder; not migrated",
+	    top, r->src, name, S_ISLNK(st->st_mode) ? "symlink" : "special file");
+}
+
+static int
+preflight(struct reloc *r)
+{
+	int i, rr;
+
+	for (i = 0; i < NROOTS; i++)
+		if (r->sfd[i] >= 0 && (rr = each_entry(r, i, r->sfd[i], preflight_entry)) < 0)
+			return rr;
+	return 0;
+}
+
+/* --- link and copy --------------------------------------------------- */
+
+/* The name exists at the destination: ours (same inode or content) or a conflict. */
+static int
+existing_is_ours(struct reloc *r, int i, const char *name)
+{
+	int rr = ids_same_file(r->sfd[i], r->dfd[i], name);
+
+	if (rr < 0)
+		return rr;
+	return rr ? 0 : ids_error(IDS_ECONFLICT, "%s/%s: a different file is already there",
+	    r->dst, name);
+}
+
+static int
+link_one(struct reloc *r, int i, const char *name)
+{
+	unsigned long long *bytes = &r->stats->bytes_copied;
+	enum ids_carry how;
+	int rr;
+
+	/* An injected link failure takes the path a real one would. */
+	if ((rr = IDS_FAILPOINT("relocate.link")) < 0 &&
+	    rr != -EXDEV && rr != -EMLINK && rr != -EPERM)
+		return ids_error(rr, "%s/%s: link: %s", r->dst, name, strerror(-rr));
+	rr = rr < 0 ? ids_copy_only(r->sfd[i], r->dfd[i], name, &how, bytes) :
+	    ids_link_or_copy(r->sfd[i], r->dfd[i], name, &how, bytes);
+	if (rr == IDS_ECONFLICT)
+		return ids_error(rr, "%s/%s: a different file is already there", r->dst, name);
+	if (rr < 0)
+		return rr;
+	if (how == IDS_CARRY_LINKED)
+		r->stats->files_linked++;
+	else if (how == IDS_CARRY_COPIED)
+		r->stats->files_copied++;
+	return 0;
+}
+
+/* A file the migration carries over; cyrus.header is written anew instead. */
+static int
+carried(const struct reloc *r, const char *name)
+{
+	switch (ids_folder_classify(name, NULL)) {
+	case IDS_FILE_MESSAGE:
+		return 1;
+	case IDS_FILE_META:
+		return ids_metafile_kind(name) != IDS_META_HEADER;
+	default:
+		return 0;
+	}
+}
+
+static int
+link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+{
+	int rr;
+
+	if (!S_ISREG(st->st_mode))
+		return S_ISDIR(st->st_mode) ? 0 :
+		    ids_error(IDS_EUNSAFE, "%s/%s: not a regular file", r->src, name);
+	if (!carried(r, name)) {
+		if (ids_folder_classify(name, NULL) == IDS_FILE_OTHER)
+			r->stats->files_foreign++;
+		return 0;
+	}
+	if ((rr = link_one(r, i, name)) < 0)
+		return rr;
+	return r->opts->throttle ? r->opts->throttle(r->opts->throttle_rock) : 0;
+}
+
+/* Every carried file of the source has its twin at the destination. */
+static int
+verify_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode) || !carried(r, name))
+		return 0;
+	return existing_is_ours(r, i, name) == 0 ? 0 :
+	    ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
+	    r->dst, name);
+}
+
+/* Creates the uniqueid directory on every root in use (it may exist, empty). */
+static int
+make_dst(struct reloc *r)
+{
+	char parent[PATH_MAX], *slash;
+	int i, pfd, rr;
+
+	snprintf(parent, sizeof(parent), "%s", r->dst);
+	slash = strrchr(parent, '/');
+	*slash = '\0';
+	for (i = 0; i < NROOTS; i++) {
+		if (r->root[i] < 0 || r->dfd[i] >= 0)
+			continue;
+		if ((rr = ids_opendir_beneath(r->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+			return rr;
+		if ((rr = IDS_FAILPOINT("relocate.mkdir")) == 0 &&
+		    mkdirat(pfd, slash + 1, 0750) < 0 && errno != EEXIST)
+			rr = -errno;
+		if (rr == 0)
+			rr = ids_fsync_dir(pfd);
+		close(pfd);
+		if (rr < 0 || (rr = ids_opendir_beneath(r->root[i], r->dst, 0, &r->dfd[i])) < 0)
+			return rr;
+	}
+	return 0;
+}
+
+static int
+link_all(struct reloc *r)
+{
+	int i, rr;
+
+	if ((rr = make_dst(r)) < 0)
+		return rr;
+	for (i = 0; i < NROOTS; i++) {
+		if (r->sfd[i] < 0)
+			continue;
+		if ((rr = each_entry(r, i, r->sfd[i], link_entry)) < 0 ||
+		    (rr = ids_fsync_dir(r->dfd[i])) < 0 ||
+		    (rr = each_entry(r, i, r->sfd[i], verify_entry)) < 0)
+			return rr;
+	}
+	return 0;
+}
+
+/* --- the new cyrus.header -------------------------------------------- */
+
+/*
+ * Writes cyrus.header in the new directory from the record (current
+ * name, uniqueid, history; quota root, flags and unknown keys kept from
+ * the old header when it is readable), as a new file, and points the
+ * new cyrus.index at it.  from is the directory to read the old header in.
+ */
+static int
+write_header(struct reloc *r, int from)
+{
+	struct ids_mbentry e;
+	struct ids_header h;
+	uint32_t crc;
+	int hr = root_of(r, IDS_META_HEADER), ir = root_of(r, IDS_META_INDEX);
+	int rr;
+
+	ids_header_init(&h);
+	if (from >= 0 && ids_header_read(from, &h, NULL) < 0)
+		ids_header_init(&h);
+	ids_mbentry_init(&e);
+	if ((rr = ids_mboxlist_lookup_id(r->mbl, r->uniqueid, &e)) < 0 ||
+	    (rr = ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0)) < 0 ||
+	    (rr = ids_header_from_mbentry(&h, &e)) < 0 ||
+	    (rr = ids_header_write(r->dfd[hr], &h, &crc)) < 0)
+		goto out;
+	if (faccessat(r->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		rr = ids_index_set_header_crc(r->dfd[ir], crc);
+out:
+	ids_mbentry_release(&e);
+	ids_header_release(&h);
+	return rr;
+}
+
+/* --- mailboxes.db steps ---------------------------------------------- */
+
+struct step {
+	struct reloc *r;
+	struct ids_intent *in;
+	const char *reason;
+};
+
+static int
+intent_txn(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+
+	return ids_intent_put(txn, s->r->uniqueid, s->in);
+}
+
+/* The commit point: the record leaves the legacy layout. */
+static int
+flip_txn(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+	struct ids_mbentry e;
+	int rr;
+
+	ids_mbentry_init(&e);
+	if ((rr = ids_txn_lookup_name(txn, s->r->entry->name, &e)) < 0)
+		goto out;
+	if (ids_mbentry_is_tombstone(&e) || !ids_mbentry_is_legacy(&e) ||
+	    strcmp(e.uniqueid, s->r->uniqueid) != 0) {
+		rr = ids_error(IDS_EBUSY, "%s: changed during migration", e.name);
+		goto out;
+	}
+	ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0);
+	if ((rr = ids_txn_put(txn, &e)) < 0)
+		goto out;
+	if (s->in == NULL)
+		rr = ids_intent_del(txn, s->r->uniqueid);
+	else
+		rr = ids_intent_put(txn, s->r->uniqueid, s->in);
+	if (rr == 0 && ids_txn_del_raw(txn, 'F', s->r->uniqueid) == IDS_ENOTFOUND)
+		rr = 0;
+out:
+	ids_mbentry_release(&e);
+	return rr;
+}
+
+static int
+finish_txn(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+	int rr = ids_intent_del(txn, s->r->uniqueid);
+
+	return rr == IDS_ENOTFOUND ? 0 : rr;
+}
+
+static int
+fail_txn(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+	char buf[1200];
+	int n = snprintf(buf, sizeof(buf), "%lld %s", (long long)time(NULL), s->reason);
+
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	return ids_txn_put_raw(txn, 'F', s->r->uniqueid, buf, (size_t)n);
+}
+
+static int
+record_failure(struct reloc *r, int code)
+{
+	char reason[1024];
+	struct step s = { r, NULL, reason };
+
+	snprintf(reason, sizeof(reason), "%s: %s", r->entry->name, ids_errmsg(code));
+	ids_mboxlist_write(r->mbl, fail_txn, &s);
+	/* The caller reports code; keep its detail for ids_errmsg(). */
+	ids_error(code, "%s", reason + strlen(r->entry->name) + 2);
+	return code;
+}
+
+/* --- removing what is left over -------------------------------------- */
+
+static int
+unlink_in(int dirfd, const char *name)
+{
+	int rr;
+
+	if ((rr = IDS_FAILPOINT("relocate.unlink")) < 0)
+		return rr;
+	return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* Rolling back: drop the destination's names the source still has. */
+static int
+rollback_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+{
+	int kind = ids_folder_classify(name, NULL);
+	struct stat sst;
+
+	if (!S_ISREG(st->st_mode) || kind == IDS_FILE_OTHER)
+		return 0;
+	if (kind == IDS_FILE_TEMP || ids_metafile_kind(name) == IDS_META_HEADER ||
+	    ids_metafile_kind(name) == IDS_META_INDEX)
+		return unlink_in(r->dfd[i], name);
+	/*
+	 * Only a name that is the source's file (or a verified copy of it)
+	 * is ours to remove; anything else was there before us: keep it.
+	 */
+	if (r->sfd[i] < 0 || fstatat(r->sfd[i], name, &sst, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if ((sst.st_dev != st->st_dev || sst.st_ino != st->st_ino) &&
+	    ids_same_file(r->sfd[i], r->dfd[i], name) != 1)
+		return 0;
+	return unlink_in(r->dfd[i], name);
+}
+
+/* Finishing: drop the source's names the destination has. */
+static int
+cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+{
+	int kind = ids_folder_classify(name, NULL);
+	struct stat dst;
+
+	if (!S_ISREG(st->st_mode) || kind == IDS_FILE_OTHER)
+		return 0;
+	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 &&
+	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    ids_metafile_kind(name) != IDS_META_HEADER)
+		return ids_error(IDS_ECONFLICT, "%s/%s: not at the new path; kept", r->src, name);
+	return unlink_in(r->sfd[i], name);
+}
+
+static int
+rmdir_in(int rootfd, const char *rel)
+{
+	int rr;
+
+	if ((rr = IDS_FAILPOINT("relocate.rmdir")) < 0)
+		return rr;
+	return unlinkat(rootfd, rel, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/*
+ * 1 if the directory rel (relative to a root) may be removed once empty:
+ * it is not at or above the owner's uniqueid directory, and no live
+ * legacy folder lives in it.
+ */
+static int
+prunable(struct reloc *r, const char *rel, const char *top)
+{
+	struct ids_pathinfo pi;
+	struct ids_mbentry e;
+	char abs[PATH_MAX];
+	size_t n = strlen(rel);
+	int live = 0;
+
+	if (strncmp(r->dst, rel, n) == 0 && (r->dst[n] == '/' || r->dst[n] == '\0'))
+		return 0;
+	if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", top, rel) >= sizeof(abs))
+		return 0;
+	if (ids_path_reverse_layout(r->cfg, abs, IDS_LAYOUT_LEGACY, &pi) == 0 &&
+	    pi.kind == IDS_PATH_FOLDER) {
+		char name[IDS_MBNAME_MAX + 1];
+
+		ids_mbentry_init(&e);
+		if (ids_mbname_internal(&pi.name, name, sizeof(name)) > 0 &&
+		    ids_mboxlist_lookup(r->mbl, name, &e) == 0)
+			live = !ids_mbentry_is_tombstone(&e) && ids_mbentry_is_legacy(&e) &&
+			    strcmp(e.uniqueid, r->uniqueid) != 0;
+		ids_mbentry_release(&e);
+	}
+	return !live;
+}
+
+/* Removes the emptied legacy directory and its emptied ancestors. */
+static void
+prune(struct reloc *r, int i)
+{
+	const char *top = i ? r->part->metapath : r->part->path;
+	char rel[PATH_MAX], *slash;
+
+	int rr;
+
+	snprintf(rel, sizeof(rel), "%s", r->src);
+	/* The folder's own directory may be gone already (renamed). */
+	while (rel[0] != '\0' && prunable(r, rel, top) &&
+	    ((rr = rmdir_in(r->root[i], rel)) == 0 || rr == -ENOENT)) {
+		if (rr == 0)
+			r->stats->dirs_removed++;
+		slash = strrchr(rel, '/');
+		if (slash == NULL) {
+			ids_fsync_dir(r->root[i]);
+			break;
+		}
+		*slash = '\0';
+		{
+			int pfd;
+
+			if (ids_opendir_beneath(r->root[i], rel, 0, &pfd) == 0) {
+				ids_fsync_dir(pfd);
+				close(pfd);
+			}
+		}
+	}
+}
+
+static int
+cleanup(struct reloc *r)
+{
+	int i, rr;
+
+	for (i = 0; i < NROOTS; i++) {
+		if (r->sfd[i] < 0)
+			continue;
+		if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
+		    (rr = ids_fsync_dir(r->sfd[i])) < 0)
+			return rr;
+		close(r->sfd[i]);
+		r->sfd[i] = -1;
+		prune(r, i);
+	}
+	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+}
+
+static int
+rollback(struct reloc *r)
+{
+	int i, rr;
+
+	for (i = 0; i < NROOTS; i++) {
+		if (r->dfd[i] < 0)
+			continue;
+		if ((rr = each_entry(r, i, r->dfd[i], rollback_entry)) < 0 ||
+		    (rr = ids_fsync_dir(r->dfd[i])) < 0)
+			return rr;
+		close(r->dfd[i]);
+		r->dfd[i] = -1;
+		/* Not empty: files that were there before us stay with it. */
+		if ((rr = rmdir_in(r->root[i], r->dst)) < 0 && rr != -ENOENT &&
+		    rr != -ENOTEMPTY && rr != -EEXIST)
+			return rr;
+		if ((rr = ids_fsync_dir(r->root[i])) < 0)
+			return rr;
+	}
+	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+}
+
+/* --- the rename strategy --------------------------------------------- */
+
+static int
+rename_dir(struct reloc *r, int i)
+{
+	char parent[PATH_MAX], *slash;
+	int pfd, rr;
+
+	snprintf(parent, sizeof(parent), "%s", r->dst);
+	slash = strrchr(parent, '/');
+	*slash = '\0';
+	if ((rr = ids_opendir_beneath(r->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+		return rr;
+	/* An empty destination left by a rolled-back attempt may be there. */
+	if (r->dfd[i] >= 0) {
+		close(r->dfd[i]);
+		r->dfd[i] = -1;
+		unlinkat(r->root[i], r->dst, AT_REMOVEDIR);
+	}
+	if ((rr = IDS_FAILPOINT("relocate.rename")) == 0 &&
+	    renameat2(r->root[i], r->src, r->root[i], r->dst, RENAME_NOREPLACE) < 0) {
+		rr = -errno;
+		if (rr == -EINVAL && faccessat(r->root[i], r->dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			rr = renameat(r->root[i], r->src, r->root[i], r->dst) < 0 ? -errno : 0;
+	}
+	if (rr == 0)
+		rr = ids_fsync_dir(pfd);
+	close(pfd);
+	if (rr < 0)
+		return ids_error(rr, "%s -> %s: %s", r->src, r->dst, ids_errmsg(rr));
+	r->stats->dirs_renamed++;
+	close(r->sfd[i]);
+	r->sfd[i] = -1;
+	if ((slash = strrchr(r->src, '/')) != NULL) {
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - r->src), r->src);
+		if (ids_opendir_beneath(r->root[i], parent, 0, &pfd) == 0) {
+			rr = ids_fsync_dir(pfd);
+			close(pfd);
+		}
+	}
+	return rr < 0 ? rr : ids_opendir_beneath(r->root[i], r->dst, 0, &r->dfd[i]);
+}
+
+static int
+rename_all(struct reloc *r)
+{
+	int i, rr;
+
+	for (i = 0; i < NROOTS; i++)
+		if (r->sfd[i] >= 0 && (rr = rename_dir(r, i)) < 0)
+			return rr;
+	return 0;
+}
+
+/* --- driving one folder ---------------------------------------------- */
+
+static int
+set_intent(struct ids_intent *in, struct reloc *r, const char *stage,
+    enum ids_strategy strategy)
+{
+	int rr;
+
+	strcpy(in->op, "migrate");
+	snprintf(in->stage, sizeof(in->stage), "%s", stage);
+	snprintf(in->strategy, sizeof(in->strategy), "%s", ids_strategy_name(strategy));
+	in->time = time(NULL);
+	if ((rr = ids_intent_set(&in->name, r->entry->name)) < 0 ||
+	    (rr = ids_intent_set(&in->partition, r->part->name)) < 0 ||
+	    (rr = ids_intent_set(&in->src, r->src)) < 0)
+		return rr;
+	return ids_intent_set(&in->dst, r->dst);
+}
+
+/* After the flip: remove the old names now, or leave them for the grace. */
+static int
+after_flip(struct reloc *r, struct ids_intent *in)
+{
+	r->stats->folders++;
+	if (r->opts->grace > 0 && time(NULL) < in->time + r->opts->grace)
+		return IDS_RELOCATE_PENDING;
+	return cleanup(r);
+}
+
+static int
+migrate_link(struct reloc *r, struct ids_intent *in)
+{
+	struct step s = { r, in, NULL };
+	int rr;
+
+	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
+		return rr;
+	if ((rr = link_all(r)) < 0 ||
+	    (rr = write_header(r, r->sfd[root_of(r, IDS_META_HEADER)])) < 0)
+		goto undo;
+	strcpy(in->stage, "flipped");
+	in->time = time(NULL);
+	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
+		goto undo;
+	return after_flip(r, in);
+undo:
+	rollback(r);
+	return rr;
+}
+
+static int
+migrate_rename(struct reloc *r, struct ids_intent *in)
+{
+	struct step s = { r, in, NULL };
+	int i, rr;
+
+	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
+		return rr;
+	if ((rr = rename_all(r)) < 0) {
+		/* Nothing moved, or part of it: finish from the intent. */
+		return ids_relocate_recover(r->mbl, r->uniqueid, in, r->opts, r->stats) < 0 ?
+		    rr : rr;
+	}
+	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0)
+		return rr;	/* the intent finishes it at the next recovery */
+	s.in = NULL;
+	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
+		return rr;
+	r->stats->folders++;
+	for (i = 0; i < NROOTS; i++)
+		if (r->root[i] >= 0)
+			prune(r, i);
+	return 0;
+}
+
+static int
+pending_intent(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+	int rr = ids_intent_get(txn, s->r->uniqueid, s->in);
+
+	return rr == IDS_ENOTFOUND ? 0 : rr < 0 ? rr : 1;
+}
+
+static int
+relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
+    struct ids_relocate_stats *stats)
+{
+	struct reloc r;
+	struct ids_intent in;
+	enum ids_strategy strategy = opts->strategy;
+	int rr;
+
+	ids_intent_init(&in);
+	if ((rr = reloc_init(&r, mb->mbl, &mb->entry, NULL, opts, stats)) < 0)
+		goto out;
+	/* A crashed earlier attempt is settled first. */
+	if ((rr = ids_mboxlist_read(mb->mbl, pending_intent, &(struct step){ &r, &in, NULL })) > 0) {
+		rr = ids_relocate_recover(mb->mbl, r.uniqueid, &in, opts, stats);
+		goto out;	/* the walker comes back to the folder if still legacy */
+	}
+	if (rr < 0 || (rr = preflight(&r)) < 0) {
+		if (rr < 0)
+			record_failure(&r, rr);
+		goto out;
+	}
+	if (r.has_subdirs)
+		strategy = IDS_STRATEGY_LINK;
+	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? "link" : "rename",
+	    strategy)) < 0)
+		goto out;
+	rr = strategy == IDS_STRATEGY_LINK ? migrate_link(&r, &in) : migrate_rename(&r, &in);
+	if (rr < 0)
+		record_failure(&r, rr);
+out:
+	reloc_close(&r);
+	ids_intent_release(&in);
+	return rr;
+}
+
+int
+ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	struct ids_mailbox *mb;
+	int rr;
+
+	if ((rr = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, opts->lock_timeout_ms, &mb)) < 0)
+		return rr;
+	rr = ids_mbentry_is_legacy(&mb->entry) ? relocate_locked(mb, opts, stats) : 0;
+	ids_mailbox_close(mb);
+	return rr;
+}
+
+/* --- recovery -------------------------------------------------------- */
+
+/* Stage "rename": roll forward whatever moved; roll back if nothing did. */
+static int
+recover_rename(struct reloc *r)
+{
+	int i, moved = 0, left = 0, rr;
+
+	for (i = 0; i < NROOTS; i++) {
+		if (r->root[i] < 0)
+			continue;
+		moved += r->sfd[i] < 0 && r->dfd[i] >= 0;
+		left += r->sfd[i] >= 0;
+	}
+	if (!moved) {
+		for (i = 0; i < NROOTS; i++)
+			if (r->dfd[i] >= 0) {
+				close(r->dfd[i]);
+				r->dfd[i] = -1;
+				unlinkat(r->root[i], r->dst, AT_REMOVEDIR);
+			}
+		return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+	}
+	if (left && (rr = rename_all(r)) < 0)
+		return rr;
+	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0 ||
+	    (rr = ids_mboxlist_write(r->mbl, flip_txn, &(struct step){ r, NULL, NULL })) < 0)
+		return rr;
+	r->stats->folders++;
+	for (i = 0; i < NROOTS; i++)
+		if (r->root[i] >= 0)
+			prune(r, i);
+	return 0;
+}
+
+/*
+ * The record of the folder the intent is about, found by its uniqueid:
+ * it may have been renamed since the intent was written.
+ */
+static int
+recover_setup(struct reloc *r, struct ids_mboxlist *mbl, const char *uniqueid,
+    const struct ids_intent *in, struct ids_mbentry *e,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	int rr;
+
+	memset(r, 0, sizeof(*r));
+	r->root[0] = r->root[1] = r->sfd[0] = r->sfd[1] = r->dfd[0] = r->dfd[1] = -1;
+	r->mbl = mbl;
+	snprintf(r->uniqueid, sizeof(r->uniqueid), "%s", uniqueid);
+	if ((rr = ids_mboxlist_lookup_id(mbl, uniqueid, e)) < 0)
+		return rr;
+	if (ids_mbentry_is_tombstone(e))
+		return ids_error(IDS_ENOTFOUND, "%s: deleted during its migration; "
+		    "files left at %s", e->name, in->src ? in->src : "?");
+	/* reloc_init reads the legacy name from a legacy-flagged record. */
+	ids_mbtype_set(e->mbtype, IDS_MBFLAG_LEGACY, 1);
+	return reloc_init(r, mbl, e, in, opts, stats);
+}
+
+int
+ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
+    const struct ids_intent *in, const struct ids_relocate_opts *opts,
+    struct ids_relocate_stats *stats)
+{
+	struct ids_mbentry e;
+	struct reloc r;
+	int rr;
+
+	ids_mbentry_init(&e);
+	rr = recover_setup(&r, mbl, uniqueid, in, &e, opts, stats);
+	if (rr < 0) {
+		if (rr == IDS_ENOTFOUND)	/* the folder is gone: drop the intent */
+			rr = ids_mboxlist_write(mbl, finish_txn, &(struct step){ &r, NULL, NULL });
+	} else if (strcmp(in->stage, "flipped") == 0) {
+		rr = opts->grace > 0 && time(NULL) < in->time + opts->grace ?
+		    IDS_RELOCATE_PENDING : cleanup(&r);
+	} else if (strcmp(in->stage, "rename") == 0) {
+		rr = recover_rename(&r);
+	} else {
+		rr = rollback(&r);
+	}
+	reloc_close(&r);
+	ids_mbentry_release(&e);
+	return rr;
+}

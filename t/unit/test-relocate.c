@@ -1,0 +1,449 @@
+/*
+ * test-relocate.c - migrating legacy folders: both strategies, the
+ * EXDEV copy path, refusals, and a crash at every failpoint.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "error.h"
+#include "failpoint.h"
+#include "intent.h"
+#include "mailbox.h"
+#include "recover.h"
+#include "relocate.h"
+#include "unit.h"
+#include "legacy.h"
+
+#define ID_INBOX "2d3c1d9e-5f0a-4c1b-9a7e-0123456789ab"
+#define ID_SENT  "k2v9d0x7qmz1w3e8r5t6y4u2"
+#define ID_2019  "047656355035e6be"
+#define ID_DOM   "7a1f0c2e-1111-4c1b-9a7e-0123456789ab"
+
+struct fixture {
+	char dir[64];
+	struct ids_config cfg;
+	struct ids_mboxlist *mbl;
+};
+
+static int
+setup_with(void **state, const char *extra)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char text[1024], path[128];
+
+	strcpy(f->dir, "/tmp/ids-reloc-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/spool", f->dir);
+	mkdir(path, 0750);
+	snprintf(path, sizeof(path), "%s/meta", f->dir);
+	mkdir(path, 0750);
+	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
+	    "hashimapspool: yes\nvirtdomains: userid\n%s", f->dir, f->dir, extra);
+	if (strstr(extra, "metapartition"))
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "metapartition-default: %s/meta\n", f->dir);
+	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
+		return -1;
+	*state = f;
+	if (ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0)
+		return -1;
+	if (legacy_folder(&f->cfg, f->mbl, "user.john", ID_INBOX, 3) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent", ID_SENT, 4) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent.2019", ID_2019, 2) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "example.com!user.mary^ann.Lists", ID_DOM, 5) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, "");
+}
+
+static int
+setup_meta(void **state)
+{
+	return setup_with(state, "metapartition_files: header index\n");
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ids_mboxlist_close(f->mbl);
+	ids_config_release(&f->cfg);
+	unit_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+static const char *names[] = {
+	"user.john.Sent.2019", "user.john.Sent", "user.john",
+	"example.com!user.mary^ann.Lists", NULL,
+};
+static const int counts[] = { 2, 4, 3, 5 };
+
+/*
+ * The invariants: every folder resolves to a directory whose index lists
+ * exactly its messages, each file's SHA-1 equal to its GUID; the header
+ * there names the folder; no intent is left.  Returns the number of
+ * folders in the uniqueid layout.
+ */
+static int
+check_invariants(struct fixture *f)
+{
+	int i, migrated = 0;
+
+	for (i = 0; names[i]; i++) {
+		struct ids_mailbox *mb;
+		struct ids_index *idx;
+		struct ids_index_record rec;
+		struct ids_header h;
+		uint8_t g[IDS_GUID_LEN];
+		char file[32];
+		uint32_t n;
+
+		assert_int_equal(ids_mailbox_open(f->mbl, names[i], 0, 1000, &mb), 0);
+		migrated += !ids_mbentry_is_legacy(&mb->entry);
+		assert_int_equal(ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx), 0);
+		assert_int_equal(ids_index_header(idx)->num_records, counts[i]);
+		for (n = 0; n < ids_index_header(idx)->num_records; n++) {
+			assert_int_equal(ids_index_record(idx, n, &rec), 0);
+			snprintf(file, sizeof(file), "%u.", rec.uid);
+			assert_int_equal(ids_guid_file(mb->datafd, file, g), 0);
+			assert_memory_equal(g, rec.guid, IDS_GUID_LEN);
+		}
+		ids_index_free(idx);
+		ids_header_init(&h);
+		assert_int_equal(ids_header_read(ids_mailbox_metafd(mb, IDS_META_HEADER), &h, NULL), 0);
+		assert_string_equal(h.uniqueid, mb->entry.uniqueid);
+		if (!ids_mbentry_is_legacy(&mb->entry))
+			assert_string_equal(h.name, names[i]);
+		ids_header_release(&h);
+		ids_mailbox_close(mb);
+	}
+	return migrated;
+}
+
+static int
+count_intent(const char *id, const struct ids_intent *in, void *rock)
+{
+	(*(int *)rock)++;
+	return 0;
+}
+
+static int
+intents_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_intent_foreach(txn, count_intent, rock);
+}
+
+static int
+intents(struct fixture *f)
+{
+	int n = 0;
+
+	assert_int_equal(ids_mboxlist_read(f->mbl, intents_txn, &n), 0);
+	return n;
+}
+
+static int
+exists(struct fixture *f, const char *rel)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	return lstat(path, &st) == 0;
+}
+
+static void
+migrate_all(struct fixture *f, enum ids_strategy strategy)
+{
+	struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	int i;
+
+	for (i = 0; names[i]; i++)
+		assert_int_equal(ids_relocate_folder(f->mbl, names[i], &opts, &st), 0);
+	assert_int_equal(st.folders, 4);
+}
+
+static void
+test_link_strategy(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	char path[256];
+
+	assert_true(exists(f, "spool/j/user/john/Sent/2019/1."));
+	assert_int_equal(check_invariants(f), 0);
+	migrate_all(f, IDS_STRATEGY_LINK);
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+	/* Old names are gone, and with them the emptied legacy directories. */
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/j/user/john/1."));
+	assert_false(exists(f, "spool/domain"));
+	assert_true(exists(f, "spool/m/user/mary.ann@example.com/" ID_DOM "/5."));
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/" ID_SENT "/1.", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	/* Idempotent: a second pass has nothing to do. */
+	/* Idempotent: a second pass has nothing to do. */
+	{
+		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+		struct ids_relocate_stats s = { 0 };
+
+		assert_int_equal(ids_relocate_folder(f->mbl, "user.john", &opts, &s), 0);
+		assert_int_equal(s.folders, 0);
+	}
+}
+
+static void
+test_rename_strategy(void **state)
+{
+	struct fixture *f = *state;
+
+	migrate_all(f, IDS_STRATEGY_RENAME);
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/domain"));
+}
+
+/* A parent with a legacy child inside it is linked, not renamed. */
+static void
+test_rename_parent_first(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_RENAME, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent", &opts, &st), 0);
+	assert_int_equal(st.dirs_renamed, 0);
+	assert_true(st.files_linked > 0);
+	assert_true(exists(f, "spool/j/user/john/Sent/2019/1."));
+	assert_int_equal(check_invariants(f), 1);
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent.2019", &opts, &st), 0);
+	assert_int_equal(st.dirs_renamed, 1);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_int_equal(check_invariants(f), 2);
+}
+
+static void
+test_metapartition(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(exists(f, "meta/j/user/john/Sent/cyrus.index"));
+	assert_false(exists(f, "spool/j/user/john/Sent/cyrus.index"));
+	migrate_all(f, IDS_STRATEGY_LINK);
+	assert_int_equal(check_invariants(f), 4);
+	assert_true(exists(f, "meta/j/user/john/" ID_SENT "/cyrus.header"));
+	assert_false(exists(f, "meta/j/user/john/Sent"));
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+}
+
+/* Where a link is impossible (EXDEV, EMLINK, EPERM) the file is copied. */
+static void
+test_copy_fallback(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+
+	setenv("IDS_FAILPOINT", "relocate.link:EXDEV", 1);
+	ids_failpoint_reset();
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent", &opts, &st), 0);
+	unsetenv("IDS_FAILPOINT");
+	ids_failpoint_reset();
+	assert_int_equal(st.files_linked, 0);
+	assert_true(st.files_copied >= 4);
+	assert_true(st.bytes_copied > 0);
+	assert_int_equal(check_invariants(f), 1);
+}
+
+/* A symlink in the folder: refused before anything is written. */
+static void
+test_symlink_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	char path[256];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/Sent/9.", f->dir);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	r = ids_relocate_folder(f->mbl, "user.john.Sent", &opts, &st);
+	assert_int_equal(r, IDS_EUNSAFE);
+	assert_non_null(strstr(ids_errmsg(r), "9.: symlink"));
+	assert_int_equal(check_invariants(f), 0);
+	assert_int_equal(intents(f), 0);
+	assert_false(exists(f, "spool/j/user/john/" ID_SENT));
+}
+
+/* A different file already at the new path: a conflict, nothing touched. */
+static void
+test_conflict(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/" ID_SENT, f->dir);
+	assert_int_equal(mkdir(path, 0750), 0);
+	strcat(path, "/2.");
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
+	assert_int_equal(write(fd, "other", 5), 5);
+	close(fd);
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent", &opts, &st), IDS_ECONFLICT);
+	assert_non_null(strstr(ids_errmsg(IDS_ECONFLICT), "2.: a different file is already there"));
+	assert_int_equal(check_invariants(f), 0);
+	assert_true(exists(f, "spool/j/user/john/" ID_SENT "/2."));
+	assert_int_equal(intents(f), 0);
+}
+
+/* Foreign files stay where they are, and so does their directory. */
+static void
+test_foreign_files(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/Sent/2019/notes.txt", f->dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent.2019", &opts, &st), 0);
+	assert_int_equal(st.files_foreign, 1);
+	assert_true(exists(f, "spool/j/user/john/Sent/2019/notes.txt"));
+	assert_false(exists(f, "spool/j/user/john/Sent/2019/1."));
+	assert_int_equal(check_invariants(f), 1);
+}
+
+/* With a grace period the old names stay until recovery runs after it. */
+static void
+test_grace(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 3600, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+
+	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent.2019", &opts, &st),
+	    IDS_RELOCATE_PENDING);
+	assert_int_equal(check_invariants(f), 1);
+	assert_true(exists(f, "spool/j/user/john/Sent/2019/1."));
+	assert_int_equal(intents(f), 1);
+}
+
+/*
+ * Kill a migration at every failpoint; after each crash run recovery
+ * (migrating again) and check the invariants.
+ */
+static void
+crash_every_point(struct fixture *f, enum ids_strategy strategy)
+{
+	int k, status, crashed = 0;
+
+	for (k = 1; k < 400; k++) {
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+		struct ids_relocate_stats st = { 0 };
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			struct ids_mboxlist *mbl;
+			char env[16];
+			int i, r = 0;
+
+			snprintf(env, sizeof(env), "%d", k);
+			setenv("IDS_FAILPOINT_CRASH", env, 1);
+			ids_failpoint_reset();
+			if (ids_mboxlist_open(&f->cfg, 0, &mbl) < 0)
+				_exit(2);
+			for (i = 0; names[i] && r == 0; i++)
+				r = ids_relocate_folder(mbl, names[i], &opts, &st);
+			_exit(r == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status)) {
+			assert_int_equal(WEXITSTATUS(status), 0);
+			break;
+		}
+		crashed++;
+		/* Recovery, as the next tool start runs it; then the invariants. */
+		assert_int_equal(ids_recover(f->mbl, &opts, &st, NULL), 0);
+		assert_int_equal(intents(f), 0);
+		check_invariants(f);
+	}
+	assert_true(crashed > 20);
+	{
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+		struct ids_relocate_stats st = { 0 };
+		int i;
+
+		for (i = 0; names[i]; i++) {
+			int r = ids_relocate_folder(f->mbl, names[i], &opts, &st);
+
+			/* A first call may only settle a left-over intent. */
+			if (r == 0)
+				r = ids_relocate_folder(f->mbl, names[i], &opts, &st);
+			assert_int_equal(r, 0);
+		}
+	}
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/domain"));
+}
+
+static void
+test_crash_link(void **state)
+{
+	crash_every_point(*state, IDS_STRATEGY_LINK);
+}
+
+static void
+test_crash_rename(void **state)
+{
+	crash_every_point(*state, IDS_STRATEGY_RENAME);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_link_strategy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_strategy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_parent_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metapartition, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_rename, setup_meta, teardown),
+	};
+
+	return unit_run(tests);
+}
