@@ -612,13 +612,16 @@ cleanup(struct reloc *r)
 	int i, rr;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (r->sfd[i] < 0)
+		if (r->root[i] < 0)
 			continue;
-		if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
-		    (rr = ids_fsync_dir(r->sfd[i])) < 0)
-			return rr;
-		close(r->sfd[i]);
-		r->sfd[i] = -1;
+		if (r->sfd[i] >= 0) {
+			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
+			    (rr = ids_fsync_dir(r->sfd[i])) < 0)
+				return rr;
+			close(r->sfd[i]);
+			r->sfd[i] = -1;
+		}
+		/* Also when the directory is gone: a crash may have come between rmdirs. */
 		prune(r, i);
 	}
 	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
@@ -664,7 +667,7 @@ rename_dir(struct reloc *r, int i)
 	if (r->dfd[i] >= 0) {
 		close(r->dfd[i]);
 		r->dfd[i] = -1;
-		unlinkat(r->root[i], r->dst, AT_REMOVEDIR);
+		rmdir_in(r->root[i], r->dst);
 	}
 	if ((rr = IDS_FAILPOINT("relocate.rename")) == 0 &&
 	    renameat2(r->root[i], r->src, r->root[i], r->dst, RENAME_NOREPLACE) < 0) {
@@ -730,6 +733,25 @@ after_flip(struct reloc *r, struct ids_intent *in)
 	return cleanup(r);
 }
 
+/*
+ * The rename strategy's commit point.  The intent stays, at stage
+ * "flipped", until the emptied legacy directories are gone, so that a
+ * crash among the rmdirs is finished by recovery.
+ */
+static int
+flip_and_prune(struct reloc *r, struct ids_intent *in)
+{
+	struct step s = { r, in, NULL };
+	int rr;
+
+	strcpy(in->stage, "flipped");
+	in->time = time(NULL);
+	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
+		return rr;
+	r->stats->folders++;
+	return cleanup(r);
+}
+
 static int
 migrate_link(struct reloc *r, struct ids_intent *in)
 {
@@ -755,7 +777,7 @@ static int
 migrate_rename(struct reloc *r, struct ids_intent *in)
 {
 	struct step s = { r, in, NULL };
-	int i, rr;
+	int rr;
 
 	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
 		return rr;
@@ -766,14 +788,7 @@ migrate_rename(struct reloc *r, struct ids_intent *in)
 	}
 	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0)
 		return rr;	/* the intent finishes it at the next recovery */
-	s.in = NULL;
-	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
-		return rr;
-	r->stats->folders++;
-	for (i = 0; i < NROOTS; i++)
-		if (r->root[i] >= 0)
-			prune(r, i);
-	return 0;
+	return flip_and_prune(r, in);
 }
 
 static int
@@ -839,8 +854,9 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 
 /* Stage "rename": roll forward whatever moved; roll back if nothing did. */
 static int
-recover_rename(struct reloc *r)
+recover_rename(struct reloc *r, const struct ids_intent *orig)
 {
+	struct ids_intent in;
 	int i, moved = 0, left = 0, rr;
 
 	for (i = 0; i < NROOTS; i++) {
@@ -854,20 +870,24 @@ recover_rename(struct reloc *r)
 			if (r->dfd[i] >= 0) {
 				close(r->dfd[i]);
 				r->dfd[i] = -1;
-				unlinkat(r->root[i], r->dst, AT_REMOVEDIR);
+				rmdir_in(r->root[i], r->dst);
 			}
 		return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
 	}
 	if (left && (rr = rename_all(r)) < 0)
 		return rr;
-	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0 ||
-	    (rr = ids_mboxlist_write(r->mbl, flip_txn, &(struct step){ r, NULL, NULL })) < 0)
+	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0)
 		return rr;
-	r->stats->folders++;
-	for (i = 0; i < NROOTS; i++)
-		if (r->root[i] >= 0)
-			prune(r, i);
-	return 0;
+	ids_intent_init(&in);
+	strcpy(in.op, orig->op);
+	strcpy(in.strategy, orig->strategy);
+	if ((rr = ids_intent_set(&in.name, orig->name)) == 0 &&
+	    (rr = ids_intent_set(&in.partition, orig->partition)) == 0 &&
+	    (rr = ids_intent_set(&in.src, r->src)) == 0 &&
+	    (rr = ids_intent_set(&in.dst, r->dst)) == 0)
+		rr = flip_and_prune(r, &in);
+	ids_intent_release(&in);
+	return rr;
 }
 
 /*
@@ -913,7 +933,7 @@ ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 		rr = opts->grace > 0 && time(NULL) < in->time + opts->grace ?
 		    IDS_RELOCATE_PENDING : cleanup(&r);
 	} else if (strcmp(in->stage, "rename") == 0) {
-		rr = recover_rename(&r);
+		rr = recover_rename(&r, in);
 	} else {
 		rr = rollback(&r);
 	}

@@ -563,8 +563,102 @@ build_appended(struct ids_index *idx, const struct ids_index_record *recs,
 	return 0;
 }
 
-int
-ids_index_append(int dirfd, const struct ids_index_record *recs, size_t n)
+/*
+ * In-place updates, as Cyrus makes them.  New records are written past
+ * the last one and made durable, then the header (at offset 0, inside
+ * the first sector) is rewritten and made durable: a crash between the
+ * two leaves records past num_records, which readers ignore and the
+ * next append overwrites.  Only a file with a single name is changed in
+ * place.  A cyrus.index still hard-linked from another directory (a
+ * migration's or a copy's twin) is replaced by a new file instead, so
+ * the other name keeps its bytes.
+ */
+
+/* 1 and an O_RDWR fd when the index has one name; 0 when it has more. */
+static int
+open_private(int dirfd, int *fdp)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = openat(dirfd, IDS_INDEX_FILE, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink",
+		    IDS_INDEX_FILE) : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		r = S_ISREG(st.st_mode) ? 0 : ids_error(IDS_EUNSAFE, "'%s' is not a regular file",
+		    IDS_INDEX_FILE);
+		close(fd);
+		return r;
+	}
+	*fdp = fd;
+	return 1;
+}
+
+static int
+pwrite_all(int fd, const unsigned char *buf, size_t len, off_t off)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int
+write_header_at0(int fd, const struct ids_index_header *h)
+{
+	unsigned char buf[IDS_INDEX_MAX_HEADER];
+	int n, r;
+
+	if ((n = ids_index_format_header(h, buf, sizeof(buf))) < 0)
+		return n;
+	if ((r = IDS_FAILPOINT("index.write_header")) < 0 ||
+	    (r = pwrite_all(fd, buf, (size_t)n, 0)) < 0)
+		return r;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* Appends in place: the records, durable, then the header. */
+static int
+append_inplace(int fd, struct ids_index_header *h, const struct ids_index_record *recs,
+    size_t n)
+{
+	size_t i, len, off = h->start_offset + (size_t)h->num_records * h->record_size;
+	unsigned char *buf;
+	int r = 0;
+
+	if (n > UINT32_MAX || __builtin_mul_overflow(n, (size_t)h->record_size, &len) ||
+	    off + len > IDS_INDEX_MAX_SIZE)
+		return ids_error(IDS_EINVAL, "cyrus.index: appending %zu records makes it too large",
+		    n);
+	if ((buf = calloc(1, len ? len : 1)) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n && r >= 0; i++) {
+		struct ids_index_record rec = recs[i];
+
+		if ((r = count_record(h, &rec)) == 0)
+			r = ids_index_format_record(&rec, h->minor_version,
+			    buf + i * h->record_size, h->record_size);
+	}
+	if (r >= 0 && (r = IDS_FAILPOINT("index.append")) == 0 &&
+	    (r = pwrite_all(fd, buf, len, (off_t)off)) == 0)
+		r = fsync(fd) < 0 ? -errno : 0;
+	free(buf);
+	return r < 0 ? r : write_header_at0(fd, h);
+}
+
+/* Replaces the file with its image plus n records (a shared inode). */
+static int
+append_replace(int dirfd, const struct ids_index_record *recs, size_t n)
 {
 	struct ids_index *idx;
 	unsigned char *img = NULL;
@@ -583,7 +677,23 @@ ids_index_append(int dirfd, const struct ids_index_record *recs, size_t n)
 }
 
 int
-ids_index_set_header_crc(int dirfd, uint32_t crc)
+ids_index_append(int dirfd, const struct ids_index_record *recs, size_t n)
+{
+	struct ids_index_header h;
+	int fd, r;
+
+	if ((r = ids_index_read_header(dirfd, &h)) < 0 ||
+	    (r = open_private(dirfd, &fd)) < 0)
+		return r;
+	if (r == 0)
+		return append_replace(dirfd, recs, n);
+	r = append_inplace(fd, &h, recs, n);
+	close(fd);
+	return r;
+}
+
+static int
+set_crc_replace(int dirfd, uint32_t crc)
 {
 	struct ids_index *idx;
 	int r;
@@ -594,6 +704,24 @@ ids_index_set_header_crc(int dirfd, uint32_t crc)
 	if ((r = IDS_FAILPOINT("index.set_header_crc")) == 0)
 		r = replace_file(dirfd, idx, idx->buf, idx->len);
 	ids_index_free(idx);
+	return r;
+}
+
+int
+ids_index_set_header_crc(int dirfd, uint32_t crc)
+{
+	struct ids_index_header h;
+	int fd, r;
+
+	if ((r = ids_index_read_header(dirfd, &h)) < 0 ||
+	    (r = open_private(dirfd, &fd)) < 0)
+		return r;
+	if (r == 0)
+		return set_crc_replace(dirfd, crc);
+	h.header_file_crc = crc;
+	if ((r = IDS_FAILPOINT("index.set_header_crc")) == 0)
+		r = write_header_at0(fd, &h);
+	close(fd);
 	return r;
 }
 

@@ -15,13 +15,16 @@
  *		if ((r = ids_index_record(idx, i, &rec)) < 0) ...
  *	ids_index_free(idx);
  *
- * Writers (ids_index_write_new, ids_index_append,
- * ids_index_set_header_crc) build the whole new file in memory and
- * replace cyrus.index with ids_write_durable() (cyrus.index.NEW, fsync,
- * rename, fsync of the directory): a crash leaves the old or the new
- * file, never a mix.  They do not lock: the caller holds the folder's
- * lock.  Rewriting the whole file costs O(size) per call; an in-place
- * append as Cyrus does it can replace this later behind the same API.
+ * ids_index_write_new and ids_index_set_uidvalidity build the whole new
+ * file in memory and replace cyrus.index with ids_write_durable()
+ * (cyrus.index.NEW, fsync, rename, fsync of the directory): a crash
+ * leaves the old or the new file, never a mix.  ids_index_append and
+ * ids_index_set_header_crc change a file that has one name in place, as
+ * Cyrus does (new records written and fsynced past the last one, then
+ * the header rewritten at offset 0 and fsynced: their cost does not grow
+ * with the number of records), and replace a file that is still
+ * hard-linked elsewhere, so the other name keeps its bytes.  They do
+ * not lock: the caller holds the folder's lock.
  */
 #ifndef IDS_INDEX_H
 #define IDS_INDEX_H
