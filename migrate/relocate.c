@@ -61,6 +61,7 @@ struct reloc {
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
 	int has_subdirs;
+	int has_foreign;	/* files not part of the folder: they stay behind */
 };
 
 const char *
@@ -221,8 +222,10 @@ preflight_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 		r->has_subdirs = 1;
 		return 0;
 	}
-	if (S_ISREG(st->st_mode))
+	if (S_ISREG(st->st_mode)) {
+		r->has_foreign |= ids_folder_classify(name, NULL) == IDS_FILE_OTHER;
 		return 0;
+	}
 	return ids_error(IDS_EUNSAFE, "%s/%s/%s: %s in the folder; not migrated",
 	    top, r->src, name, S_ISLNK(st->st_mode) ? "symlink" : "special file");
 }
@@ -416,32 +419,39 @@ intent_txn(struct ids_txn *txn, void *rock)
 
 /* The commit point: the record leaves the legacy layout. */
 static int
-flip_txn(struct ids_txn *txn, void *rock)
+flip_one(struct ids_txn *txn, struct reloc *r, const struct ids_intent *in)
 {
-	struct step *s = rock;
 	struct ids_mbentry e;
 	int rr;
 
 	ids_mbentry_init(&e);
-	if ((rr = ids_txn_lookup_name(txn, s->r->entry->name, &e)) < 0)
+	if ((rr = ids_txn_lookup_name(txn, r->entry->name, &e)) < 0)
 		goto out;
 	if (ids_mbentry_is_tombstone(&e) || !ids_mbentry_is_legacy(&e) ||
-	    strcmp(e.uniqueid, s->r->uniqueid) != 0) {
+	    strcmp(e.uniqueid, r->uniqueid) != 0) {
 		rr = ids_error(IDS_EBUSY, "%s: changed during migration", e.name);
 		goto out;
 	}
 	ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0);
 	if ((rr = ids_txn_put(txn, &e)) < 0)
 		goto out;
-	if (s->in == NULL)
-		rr = ids_intent_del(txn, s->r->uniqueid);
+	if (in == NULL)
+		rr = ids_intent_del(txn, r->uniqueid);
 	else
-		rr = ids_intent_put(txn, s->r->uniqueid, s->in);
-	if (rr == 0 && ids_txn_del_raw(txn, 'F', s->r->uniqueid) == IDS_ENOTFOUND)
+		rr = ids_intent_put(txn, r->uniqueid, in);
+	if (rr == 0 && ids_txn_del_raw(txn, 'F', r->uniqueid) == IDS_ENOTFOUND)
 		rr = 0;
 out:
 	ids_mbentry_release(&e);
 	return rr;
+}
+
+static int
+flip_txn(struct ids_txn *txn, void *rock)
+{
+	struct step *s = rock;
+
+	return flip_one(txn, s->r, s->in);
 }
 
 static int
@@ -606,8 +616,9 @@ prune(struct reloc *r, int i)
 	}
 }
 
+/* Removes the old names and the emptied legacy directories. */
 static int
-cleanup(struct reloc *r)
+cleanup_files(struct reloc *r)
 {
 	int i, rr;
 
@@ -624,6 +635,16 @@ cleanup(struct reloc *r)
 		/* Also when the directory is gone: a crash may have come between rmdirs. */
 		prune(r, i);
 	}
+	return 0;
+}
+
+static int
+cleanup(struct reloc *r)
+{
+	int rr;
+
+	if ((rr = cleanup_files(r)) < 0)
+		return rr;
 	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
 }
 
@@ -822,7 +843,14 @@ relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
 			record_failure(&r, rr);
 		goto out;
 	}
-	if (r.has_subdirs)
+	/*
+	 * A directory cannot be moved into itself (EINVAL): a user's INBOX
+	 * at j/user/john whose uniqueid directory is j/user/john/<id> is
+	 * linked too, like a folder with child folders inside, and one
+	 * holding foreign files (linking leaves them, and reports them).
+	 */
+	if (r.has_subdirs || r.has_foreign || (strncmp(r.dst, r.src, strlen(r.src)) == 0 &&
+	    r.dst[strlen(r.src)] == '/'))
 		strategy = IDS_STRATEGY_LINK;
 	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? "link" : "rename",
 	    strategy)) < 0)
@@ -848,6 +876,252 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 	rr = ids_mbentry_is_legacy(&mb->entry) ? relocate_locked(mb, opts, stats) : 0;
 	ids_mailbox_close(mb);
 	return rr;
+}
+
+/* --- many folders at once ------------------------------------------- */
+
+/*
+ * A batch migrates up to BATCH_MAX folders with the link strategy, with
+ * the steps of one folder and their ordering points shared: one
+ * transaction commits every intent; links and headers are written with
+ * their fsyncs deferred and made durable together by one syncfs(2); one
+ * transaction flips every folder that is ready; the old names go, made
+ * durable by one more syncfs; one transaction drops the intents.  The
+ * crash analysis is the folder's: before the flip a folder rolls back,
+ * after it the cleanup finishes, whatever the others in the batch did.
+ */
+#define BATCH_MAX 64
+
+struct bitem {
+	struct ids_mailbox *mb;
+	struct reloc r;
+	struct ids_intent in;
+	int active;		/* intent committed, not failed */
+	int flipped;
+	int rc;
+};
+
+struct batch {
+	struct ids_mboxlist *mbl;
+	const struct ids_relocate_opts *opts;
+	struct ids_relocate_stats *stats;
+	struct bitem *it;
+	size_t n;
+};
+
+/* Opens, checks and plans one folder; 1 if it joins the batch. */
+static int
+batch_prepare(struct batch *b, struct bitem *it, const char *name)
+{
+	struct ids_relocate_opts one = *b->opts;
+	int rr;
+
+	ids_intent_init(&it->in);
+	it->r.root[0] = it->r.root[1] = it->r.sfd[0] = it->r.sfd[1] = -1;
+	it->r.dfd[0] = it->r.dfd[1] = -1;
+	if ((it->rc = ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
+	    b->opts->lock_timeout_ms, &it->mb)) < 0 || !ids_mbentry_is_legacy(&it->mb->entry))
+		return 0;
+	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, b->stats)) < 0 ||
+	    (rr = ids_mboxlist_read(b->mbl, pending_intent,
+	    &(struct step){ &it->r, &it->in, NULL })) != 0 ||
+	    (rr = preflight(&it->r)) < 0 || b->opts->strategy != IDS_STRATEGY_LINK) {
+		/* Anything out of the ordinary takes the one-folder path. */
+		ids_intent_release(&it->in);
+		reloc_close(&it->r);
+		one.lock_timeout_ms = 0;
+		it->rc = rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, b->stats);
+		return 0;
+	}
+	if ((it->rc = set_intent(&it->in, &it->r, "link", IDS_STRATEGY_LINK)) < 0)
+		return 0;
+	return 1;
+}
+
+static int
+batch_intents_txn(struct ids_txn *txn, void *rock)
+{
+	struct batch *b = rock;
+	size_t i;
+	int rr;
+
+	for (i = 0; i < b->n; i++)
+		if (b->it[i].active &&
+		    (rr = ids_intent_put(txn, b->it[i].r.uniqueid, &b->it[i].in)) < 0)
+			return rr;
+	return 0;
+}
+
+/* Flips every ready folder; one that changed meanwhile is left out. */
+static int
+batch_flip_txn(struct ids_txn *txn, void *rock)
+{
+	struct batch *b = rock;
+	struct bitem *it;
+	size_t i;
+	int rr;
+
+	for (i = 0; i < b->n; i++) {
+		it = &b->it[i];
+		if (!it->active)
+			continue;
+		strcpy(it->in.stage, "flipped");
+		it->in.time = time(NULL);
+		rr = flip_one(txn, &it->r, &it->in);
+		if (rr == IDS_EBUSY)
+			it->rc = rr;
+		else if (rr < 0)
+			return rr;
+		it->flipped = rr == 0;
+	}
+	return 0;
+}
+
+static int
+batch_finish_txn(struct ids_txn *txn, void *rock)
+{
+	struct batch *b = rock;
+	size_t i;
+	int rr;
+
+	for (i = 0; i < b->n; i++)
+		if (b->it[i].flipped && b->it[i].rc == 0 &&
+		    (rr = ids_intent_del(txn, b->it[i].r.uniqueid)) < 0 && rr != IDS_ENOTFOUND)
+			return rr;
+	return 0;
+}
+
+/* One syncfs for each file system the batch wrote to. */
+static int
+batch_sync(struct batch *b)
+{
+	size_t i;
+	int j, rr, done[2] = { 0, 0 };
+
+	for (i = 0; i < b->n; i++)
+		for (j = 0; j < NROOTS; j++)
+			if (b->it[i].active && b->it[i].r.root[j] >= 0 && !done[j]) {
+				if ((rr = ids_fs_sync(b->it[i].r.root[j])) < 0)
+					return rr;
+				done[j] = 1;
+			}
+	return 0;
+}
+
+/* A folder that failed before its flip: undone and recorded. */
+static void
+batch_drop(struct bitem *it, int rc)
+{
+	it->rc = rc;
+	it->active = 0;
+	it->flipped = 0;
+	rollback(&it->r);
+	record_failure(&it->r, rc);
+}
+
+static void
+batch_link(struct batch *b)
+{
+	struct bitem *it;
+	size_t i;
+	int rr;
+
+	ids_fs_defer_sync(1);
+	for (i = 0; i < b->n; i++) {
+		it = &b->it[i];
+		if (it->active && ((rr = link_all(&it->r)) < 0 ||
+		    (rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)])) < 0)) {
+			ids_fs_defer_sync(0);
+			batch_drop(it, rr);
+			ids_fs_defer_sync(1);
+		}
+	}
+	ids_fs_defer_sync(0);
+}
+
+static int
+batch_cleanup(struct batch *b)
+{
+	size_t i;
+	int rr = 0;
+
+	ids_fs_defer_sync(1);
+	for (i = 0; i < b->n; i++)
+		if (b->it[i].flipped && (b->it[i].rc = cleanup_files(&b->it[i].r)) < 0)
+			record_failure(&b->it[i].r, b->it[i].rc);
+	ids_fs_defer_sync(0);
+	if ((rr = batch_sync(b)) < 0)
+		return rr;
+	return ids_mboxlist_write(b->mbl, batch_finish_txn, b);
+}
+
+/* The phases after every folder is prepared; returns a batch-wide error. */
+static int
+batch_run(struct batch *b)
+{
+	size_t i;
+	int rr, any = 0;
+
+	for (i = 0; i < b->n; i++)
+		any |= b->it[i].active;
+	if (!any)
+		return 0;
+	if ((rr = ids_mboxlist_write(b->mbl, batch_intents_txn, b)) < 0)
+		return rr;
+	batch_link(b);
+	if ((rr = batch_sync(b)) < 0 ||
+	    (rr = ids_mboxlist_write(b->mbl, batch_flip_txn, b)) < 0)
+		return rr;
+	for (i = 0; i < b->n; i++) {
+		if (b->it[i].active && !b->it[i].flipped)
+			batch_drop(&b->it[i], b->it[i].rc ? b->it[i].rc : IDS_EBUSY);
+		else if (b->it[i].flipped) {
+			b->stats->folders++;
+			b->it[i].rc = b->opts->grace > 0 ? IDS_RELOCATE_PENDING : 0;
+		}
+	}
+	return b->opts->grace > 0 ? 0 : batch_cleanup(b);
+}
+
+static void
+batch_close(struct batch *b, int rr, int *results)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct bitem *it = &b->it[i];
+
+		/* A batch-wide failure before the flip: every member rolls back. */
+		if (rr < 0 && it->active && !it->flipped)
+			batch_drop(it, rr);
+		results[i] = it->rc;
+		reloc_close(&it->r);
+		ids_intent_release(&it->in);
+		ids_mailbox_close(it->mb);
+	}
+}
+
+int
+ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results)
+{
+	struct bitem *items = calloc(BATCH_MAX, sizeof(*items));
+	struct batch b = { mbl, opts, stats, items, 0 };
+	size_t done, i;
+	int rr;
+
+	if (items == NULL)
+		return -ENOMEM;
+	for (done = 0; done < n; done += b.n) {
+		b.n = n - done < BATCH_MAX ? n - done : BATCH_MAX;
+		memset(items, 0, BATCH_MAX * sizeof(*items));
+		for (i = 0; i < b.n; i++)
+			items[i].active = batch_prepare(&b, &items[i], names[done + i]);
+		rr = batch_run(&b);
+		batch_close(&b, rr, results + done);
+	}
+	free(items);
+	return 0;
 }
 
 /* --- recovery -------------------------------------------------------- */

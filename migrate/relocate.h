@@ -70,6 +70,19 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats);
 
 /*
+ * Migrates n folders as ids_relocate_folder() would, sharing the
+ * durability points of every 64 of them (one transaction for their
+ * intents, one syncfs for their links, one transaction for their flips,
+ * ...): the way to migrate a whole spool at the speed of the disk rather
+ * than of its fsync latency.  Folders that need more than linking (a
+ * pending intent, a symlink, the rename strategy) go through
+ * ids_relocate_folder()'s path.  Stores each folder's result
+ * (as ids_relocate_folder's return value) in results[i]; returns 0.
+ */
+int ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results);
+
+/*
  * Finishes or rolls back the migration of intent in (op "migrate") of
  * uniqueid; the caller holds the folder's mailbox lock.  Before the
  * flip it rolls back; after it, it removes the old names unless the

@@ -40,6 +40,32 @@ ids_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Nonzero while this thread defers its fsyncs to one ids_fs_sync(). */
+static __thread int deferred;
+
+void
+ids_fs_defer_sync(int on)
+{
+	deferred = on;
+}
+
+int
+ids_fs_sync(int fd)
+{
+	int r;
+
+	if ((r = IDS_FAILPOINT("fs.syncfs")) < 0)
+		return r;
+	return syncfs(fd) < 0 ? -errno : 0;
+}
+
+/* fsync(fd), or nothing while deferred (the caller will ids_fs_sync). */
+static int
+sync_fd(int fd)
+{
+	return deferred ? 0 : fsync(fd) < 0 ? -errno : 0;
+}
+
 int
 ids_fsync_dir(int dirfd)
 {
@@ -47,7 +73,7 @@ ids_fsync_dir(int dirfd)
 
 	if ((r = IDS_FAILPOINT("fs.fsync_dir")) < 0)
 		return r;
-	return fsync(dirfd) < 0 ? -errno : 0;
+	return sync_fd(dirfd);
 }
 
 static int
@@ -117,6 +143,24 @@ ids_opendir_abs(const char *path, int *fdp)
 	return 0;
 }
 
+/*
+ * Removes a temporary file a crash left behind, if there is one.  The
+ * failpoint is reached only when there is something to remove, so that
+ * crash tests count the points that change the disk.
+ */
+static int
+unlink_stale(int dirfd, const char *tmp)
+{
+	struct stat st;
+	int r;
+
+	if (fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((r = IDS_FAILPOINT("fs.unlink")) < 0)
+		return r;
+	return unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 int
 ids_write_durable(int dirfd, const char *name, const void *buf, size_t len,
     mode_t mode)
@@ -126,8 +170,8 @@ ids_write_durable(int dirfd, const char *name, const void *buf, size_t len,
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.NEW", name) >= sizeof(tmp))
 		return ids_error(IDS_ETOOLONG, "file name '%s'", name);
-	if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
-		return -errno;
+	if ((r = unlink_stale(dirfd, tmp)) < 0)
+		return r;
 	if ((r = IDS_FAILPOINT("fs.create")) < 0)
 		return r;
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -136,7 +180,7 @@ ids_write_durable(int dirfd, const char *name, const void *buf, size_t len,
 	if ((r = IDS_FAILPOINT("fs.write")) < 0 ||
 	    (r = ids_write_all(fd, buf, len)) < 0 ||
 	    (r = IDS_FAILPOINT("fs.fsync")) < 0 ||
-	    (fsync(fd) < 0 && (r = -errno) < 0))
+	    (r = sync_fd(fd)) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -154,7 +198,8 @@ ids_write_durable(int dirfd, const char *name, const void *buf, size_t len,
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlinkat(dirfd, tmp, 0);
+	if (IDS_FAILPOINT("fs.unlink_tmp") == 0)
+		unlinkat(dirfd, tmp, 0);
 	return r;
 }
 
@@ -242,19 +287,19 @@ copy_to_tmp(int sfd, int dfd, const char *name, const char *tmp,
 
 	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
-	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
-		r = -errno;
+	r = unlink_stale(dfd, tmp);
 	if (r == 0 && (r = IDS_FAILPOINT("fs.copy")) == 0 &&
 	    (out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 		r = -errno;
 	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
 		if (n < 0)
 			r = errno == EINTR ? 0 : -errno;
-		else if ((r = ids_write_all(out, buf, (size_t)n)) == 0 && bytesp)
+		else if ((r = IDS_FAILPOINT("fs.copy_write")) == 0 &&
+		    (r = ids_write_all(out, buf, (size_t)n)) == 0 && bytesp)
 			*bytesp += (unsigned long long)n;
 	}
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
+	if (r == 0 && ((r = IDS_FAILPOINT("fs.copy_fsync")) < 0 || fsync(out) < 0))
+		r = r < 0 ? r : -errno;
 	if (out >= 0 && close(out) < 0 && r == 0)
 		r = -errno;
 	close(in);
@@ -289,7 +334,9 @@ ids_copy_only(int sfd, int dfd, const char *name, enum ids_carry *howp,
 		r = r ? (*howp = IDS_CARRY_EXISTED, 0) :
 		    ids_error(IDS_ECONFLICT, "%s: a different file is already there", name);
 out:
-	unlinkat(dfd, tmp, 0);
+	/* The temporary name goes; a crash here leaves a *.NEW, which is harmless. */
+	if (IDS_FAILPOINT("fs.unlink_tmp") == 0)
+		unlinkat(dfd, tmp, 0);
 	return r;
 }
 

@@ -33,6 +33,16 @@ int ids_opendir_abs(const char *path, int *fdp);
 int ids_fsync_dir(int dirfd);
 
 /*
+ * Group commit.  While on (per thread), ids_fsync_dir() and the fsyncs
+ * of ids_write_durable() are skipped; the caller makes everything
+ * durable at one ordering point with ids_fs_sync() (syncfs(2) of the
+ * file system holding fd), before it commits what depends on it.  Used
+ * by batch migration to share one flush among many folders.
+ */
+void ids_fs_defer_sync(int on);
+int ids_fs_sync(int fd);
+
+/*
  * Durably replaces (or creates) the file name in dirfd with len bytes
  * of buf: writes name.NEW with O_EXCL (removing a stale one left by a
  * crash), fsyncs it, renames it over name and fsyncs the directory.

@@ -416,6 +416,92 @@ crash_every_point(struct fixture *f, enum ids_strategy strategy)
 	assert_false(exists(f, "spool/domain"));
 }
 
+/* A batch: the same result as one folder at a time. */
+static void
+test_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	int results[4] = { -1, -1, -1, -1 }, i;
+
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(results[i], 0);
+	assert_int_equal(st.folders, 4);
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/domain"));
+	assert_false(exists(f, "meta/domain"));
+}
+
+/* A failing member is rolled back and recorded; the others go through. */
+static void
+test_batch_member_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_stats st = { 0 };
+	int results[4], fd;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/" ID_SENT, f->dir);
+	assert_int_equal(mkdir(path, 0750), 0);
+	strcat(path, "/2.");
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
+	assert_int_equal(write(fd, "other", 5), 5);
+	close(fd);
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	assert_int_equal(results[0], 0);
+	assert_int_equal(results[1], IDS_ECONFLICT);
+	assert_int_equal(results[3], 0);
+	assert_int_equal(check_invariants(f), 3);
+	assert_int_equal(intents(f), 0);
+	assert_true(exists(f, "spool/j/user/john/" ID_SENT "/2."));
+}
+
+/* Kill a batch at every point; recovery and a second batch finish it. */
+static void
+test_crash_batch(void **state)
+{
+	struct fixture *f = *state;
+	int k, status, crashed = 0;
+
+	for (k = 1; k < 600; k++) {
+		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+		struct ids_relocate_stats st = { 0 };
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			struct ids_mboxlist *mbl;
+			int results[4];
+			char env[16];
+
+			snprintf(env, sizeof(env), "%d", k);
+			setenv("IDS_FAILPOINT_CRASH", env, 1);
+			ids_failpoint_reset();
+			if (ids_mboxlist_open(&f->cfg, 0, &mbl) < 0)
+				_exit(2);
+			ids_relocate_batch(mbl, names, 4, &opts, &st, results);
+			_exit(results[0] || results[1] || results[2] || results[3]);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status)) {
+			assert_int_equal(WEXITSTATUS(status), 0);
+			break;
+		}
+		crashed++;
+		assert_int_equal(ids_recover(f->mbl, &opts, &st, NULL), 0);
+		assert_int_equal(intents(f), 0);
+		check_invariants(f);
+	}
+	assert_true(crashed > 20);
+	assert_int_equal(check_invariants(f), 4);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/domain"));
+}
+
 static void
 test_crash_link(void **state)
 {
@@ -441,6 +527,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_member_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_batch, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_rename, setup_meta, teardown),
 	};
