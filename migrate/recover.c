@@ -13,6 +13,7 @@
 #include "mailbox.h"
 #include "mboxlist.h"
 #include "mboxname.h"
+#include "reconstruct.h"
 #include "recover.h"
 #include "relocate.h"
 #include "rename.h"
@@ -71,6 +72,8 @@ settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
 		return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);
 	if (strcmp(in->op, "create") == 0 || strcmp(in->op, "delete") == 0)
 		return ids_mailbox_recover(mbl, id, in);
+	if (strcmp(in->op, "reid") == 0)
+		return ids_reconstruct_recover(mbl, id, in);
 	if (strcmp(in->op, "rename") == 0 || strcmp(in->op, "renameowner") == 0 ||
 	    strcmp(in->op, "copy") == 0)
 		return ids_rename_recover(mbl, id, in);

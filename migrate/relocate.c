@@ -61,6 +61,7 @@ struct reloc {
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
 	int has_subdirs;
+	int header_pass;		/* cleanup: 1 while removing cyrus.header */
 	int has_foreign;	/* files not part of the folder: they stay behind */
 };
 
@@ -535,6 +536,9 @@ cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 
 	if (!S_ISREG(st->st_mode) || kind == IDS_FILE_OTHER)
 		return 0;
+	/* cyrus.header goes last, so a half-cleaned folder still says what it was. */
+	if ((ids_metafile_kind(name) == IDS_META_HEADER) != r->header_pass)
+		return 0;
 	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 &&
 	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) < 0 &&
 	    ids_metafile_kind(name) != IDS_META_HEADER)
@@ -626,6 +630,10 @@ cleanup_files(struct reloc *r)
 		if (r->root[i] < 0)
 			continue;
 		if (r->sfd[i] >= 0) {
+			r->header_pass = 0;
+			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0)
+				return rr;
+			r->header_pass = 1;
 			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
 			    (rr = ids_fsync_dir(r->sfd[i])) < 0)
 				return rr;
@@ -895,6 +903,7 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 struct bitem {
 	struct ids_mailbox *mb;
 	struct reloc r;
+	struct ids_relocate_stats st;	/* this folder's own figures */
 	struct ids_intent in;
 	int active;		/* intent committed, not failed */
 	int flipped;
@@ -922,7 +931,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	if ((it->rc = ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
 	    b->opts->lock_timeout_ms, &it->mb)) < 0 || !ids_mbentry_is_legacy(&it->mb->entry))
 		return 0;
-	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, b->stats)) < 0 ||
+	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
 	    (rr = ids_mboxlist_read(b->mbl, pending_intent,
 	    &(struct step){ &it->r, &it->in, NULL })) != 0 ||
 	    (rr = preflight(&it->r)) < 0 || b->opts->strategy != IDS_STRATEGY_LINK) {
@@ -930,7 +939,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 		ids_intent_release(&it->in);
 		reloc_close(&it->r);
 		one.lock_timeout_ms = 0;
-		it->rc = rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, b->stats);
+		it->rc = rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, &it->st);
 		return 0;
 	}
 	if ((it->rc = set_intent(&it->in, &it->r, "link", IDS_STRATEGY_LINK)) < 0)
@@ -1076,7 +1085,7 @@ batch_run(struct batch *b)
 		if (b->it[i].active && !b->it[i].flipped)
 			batch_drop(&b->it[i], b->it[i].rc ? b->it[i].rc : IDS_EBUSY);
 		else if (b->it[i].flipped) {
-			b->stats->folders++;
+			b->it[i].st.folders++;
 			b->it[i].rc = b->opts->grace > 0 ? IDS_RELOCATE_PENDING : 0;
 		}
 	}
@@ -1084,7 +1093,19 @@ batch_run(struct batch *b)
 }
 
 static void
-batch_close(struct batch *b, int rr, int *results)
+add_stats(struct ids_relocate_stats *to, const struct ids_relocate_stats *d)
+{
+	to->folders += d->folders;
+	to->files_linked += d->files_linked;
+	to->files_copied += d->files_copied;
+	to->bytes_copied += d->bytes_copied;
+	to->files_foreign += d->files_foreign;
+	to->dirs_renamed += d->dirs_renamed;
+	to->dirs_removed += d->dirs_removed;
+}
+
+static void
+batch_close(struct batch *b, int rr, int *results, struct ids_relocate_stats *each)
 {
 	size_t i;
 
@@ -1095,6 +1116,9 @@ batch_close(struct batch *b, int rr, int *results)
 		if (rr < 0 && it->active && !it->flipped)
 			batch_drop(it, rr);
 		results[i] = it->rc;
+		add_stats(b->stats, &it->st);
+		if (each != NULL)
+			each[i] = it->st;
 		reloc_close(&it->r);
 		ids_intent_release(&it->in);
 		ids_mailbox_close(it->mb);
@@ -1103,7 +1127,8 @@ batch_close(struct batch *b, int rr, int *results)
 
 int
 ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
-    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results)
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results,
+    struct ids_relocate_stats *each)
 {
 	struct bitem *items = calloc(BATCH_MAX, sizeof(*items));
 	struct batch b = { mbl, opts, stats, items, 0 };
@@ -1118,7 +1143,7 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 		for (i = 0; i < b.n; i++)
 			items[i].active = batch_prepare(&b, &items[i], names[done + i]);
 		rr = batch_run(&b);
-		batch_close(&b, rr, results + done);
+		batch_close(&b, rr, results + done, each ? each + done : NULL);
 	}
 	free(items);
 	return 0;

@@ -77,10 +77,13 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
  * than of its fsync latency.  Folders that need more than linking (a
  * pending intent, a symlink, the rename strategy) go through
  * ids_relocate_folder()'s path.  Stores each folder's result
- * (as ids_relocate_folder's return value) in results[i]; returns 0.
+ * (as ids_relocate_folder's return value) in results[i], adds the
+ * figures to *stats and, when each is not NULL, stores each folder's
+ * own figures in each[i].  Returns 0 (or -ENOMEM).
  */
 int ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
-    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results);
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results,
+    struct ids_relocate_stats *each);
 
 /*
  * Finishes or rolls back the migration of intent in (op "migrate") of

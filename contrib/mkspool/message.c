@@ -186,17 +186,46 @@ sentence(struct rng *r, char *s)
 		if (i + 1 < n && rng_chance(r, 60))
 			s[len++] = ',';
 	}
-	s[len++] = RNG_PICK(r, ends);
+	s[len++] = ends[rng_below(r, sizeof(ends) - 1)];
 	s[len] = '\0';
 	return len;
 }
 
-/* Fills c with wrapped paragraphs of prose, separated by empty lines. */
+/* Appends the words of sentence s (len bytes), wrapping at WRAP columns. */
+static int
+corpus_add_sentence(struct corpus *c, size_t *alines, size_t *col,
+    const char *s, size_t len)
+{
+	size_t i, w;
+
+	for (i = 0; i < len; i += w + (s[i + w] == ' ')) {
+		w = strcspn(s + i, " ");
+		if (*col > 0 && *col + 1 + w > WRAP) {
+			memcpy(c->p + c->len, "\r\n", 2);
+			c->len += 2;
+			*col = 0;
+			if (corpus_line(c, alines, c->len) < 0)
+				return -ENOMEM;
+		} else if (*col > 0) {
+			c->p[c->len++] = ' ';
+			(*col)++;
+		}
+		memcpy(c->p + c->len, s + i, w);
+		c->len += w;
+		*col += w;
+	}
+	return 0;
+}
+
+/*
+ * Fills c with paragraphs of 2 to 6 sentences, separated by empty
+ * lines.  The buffer has room for one sentence past TEXT_CORPUS.
+ */
 static int
 corpus_make_text(struct corpus *c, struct rng *r)
 {
 	char s[18 * 16];
-	size_t alines = 0, col = 0, len, i;
+	size_t alines = 0, col = 0, len;
 	unsigned left = 0;
 
 	if ((c->p = malloc(TEXT_CORPUS + 512)) == NULL)
@@ -217,24 +246,8 @@ corpus_make_text(struct corpus *c, struct rng *r)
 			left = 2 + rng_below(r, 5);
 		left--;
 		len = sentence(r, s);
-		for (i = 0; i < len; ) {
-			size_t w = strcspn(s + i, " ");
-
-			if (col > 0 && col + 1 + w > WRAP) {
-				memcpy(c->p + c->len, "\r\n", 2);
-				c->len += 2;
-				col = 0;
-				if (corpus_line(c, &alines, c->len) < 0)
-					return -ENOMEM;
-			} else if (col > 0) {
-				c->p[c->len++] = ' ';
-				col++;
-			}
-			memcpy(c->p + c->len, s + i, w);
-			c->len += w;
-			col += w;
-			i += w + (s[i + w] == ' ');
-		}
+		if (corpus_add_sentence(c, &alines, &col, s, len) < 0)
+			return -ENOMEM;
 	}
 	memcpy(c->p + c->len, "\r\n", 2);
 	c->len += 2;
@@ -647,7 +660,11 @@ slice(const struct corpus *c, struct rng *r, size_t want)
 		want = c->len / 2;
 	do
 		start = c->lines[rng_below(r, (uint32_t)c->nlines)];
-	while (start + want >= c->len);
+	while (start + want + 3 >= c->len);
+	if (c->p[start] == '\r')
+		start += 2;	/* never start with an empty line */
+	else if (c->p[start] == '>' && c->p[start + 1] == '\r')
+		start += 3;
 	end = start + want;
 	nl = memchr(c->p + end, '\n', c->len - end);
 	end = nl ? (size_t)(nl - c->p) + 1 : c->len;

@@ -391,7 +391,7 @@ main(int argc, char **argv)
 	unsigned i, n;
 	int r, status;
 
-	tool_init(argv[0]);
+	tool_init(argv);
 	parse_options(argc, argv, &o);
 	memset(&run, 0, sizeof(run));
 	if ((r = ids_config_load(&run.cfg, o.conf)) < 0) {

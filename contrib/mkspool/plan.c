@@ -657,7 +657,7 @@ add_standard(struct plan *p, const struct owner *o, struct rng *r, unsigned n)
 	unsigned i;
 	int k;
 
-	for (i = 0; i < n && i < 6; i++) {
+	for (i = 0; i < n && i < 6 && p->nf < o->nfolders; i++) {
 		unsigned flags = std_kinds[i] == FK_DRAFTS || std_kinds[i] == FK_TRASH ||
 		    std_kinds[i] == FK_JUNK ? FF_NOPARENT : 0;
 
@@ -741,8 +741,7 @@ build_tree(struct plan *p, const struct owner *o, struct rng *r)
 	if (k >= 0 && o->index == 0 && p->showcase && (k = add_standard(p, o, r, 4)) >= 0)
 		k = add_showcase(p, o);
 	else if (k >= 0 && o->is_user)
-		k = add_standard(p, o, r, o->nfolders - 1 < 4 ? o->nfolders - 1 :
-		    4 + rng_below(r, 3));
+		k = add_standard(p, o, r, 4 + rng_below(r, 3));
 	while (k >= 0 && p->nf < o->nfolders)
 		k = add_random(p, o, r);
 	return k < 0 ? k : 0;

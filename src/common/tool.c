@@ -17,12 +17,14 @@
 static int failed;
 
 void
-tool_init(const char *argv0)
+tool_init(char **argv)
 {
-	const char *slash = strrchr(argv0, '/');
+	const char *slash = strrchr(argv[0], '/');
 
-	program_invocation_short_name = (char *)(slash ? slash + 1 : argv0);
-	program_invocation_name = program_invocation_short_name;
+	if (slash != NULL)
+		argv[0] = (char *)slash + 1;
+	program_invocation_short_name = argv[0];
+	program_invocation_name = argv[0];
 }
 
 int

@@ -22,8 +22,12 @@
 struct ids_config;
 struct ids_mbname;
 
-/* Sets the program name used in every message. */
-void tool_init(const char *argv0);
+/*
+ * Sets the program name used in every message to the last component of
+ * argv[0], and argv[0] itself to it, so that getopt's own complaints
+ * read "prog: ..." too.
+ */
+void tool_init(char **argv);
 
 /*
  * Reports "prog: object: reason" for the library code on stderr and

@@ -41,6 +41,7 @@
 #include "mbentry.h"
 #include "mboxlist.h"
 #include "mboxname.h"
+#include "recover.h"
 #include "tool.h"
 
 #define NAMEBUF (2 * IDS_MBNAME_MAX + 64)
@@ -94,6 +95,9 @@ open_db(const struct ids_config *cfg, int flags, struct ids_mboxlist **mblp)
 			warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_strerror(r));
 		return IDS_EXIT_ENV;
 	}
+	/* Like every writer, settle what a dead process left half done. */
+	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(*mblp, NULL, NULL, NULL)) < 0)
+		warnx("recovery: %s", ids_errmsg(r));
 	return IDS_EXIT_OK;
 }
 
@@ -1266,7 +1270,7 @@ main(int argc, char **argv)
 	struct ids_config cfg;
 	int status = IDS_EXIT_FAIL;
 
-	tool_init(argv[0]);
+	tool_init(argv);
 	parse_options(argc, argv, &o);
 	tool_load_config(&cfg, o.conf);
 	switch (o.mode) {

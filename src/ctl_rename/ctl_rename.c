@@ -135,12 +135,14 @@ main(int argc, char **argv)
 	char from[IDS_MBNAME_MAX + 1], to[IDS_MBNAME_MAX + 1], obj[2 * IDS_MBNAME_MAX + 8];
 	int r;
 
-	tool_init(argv[0]);
+	tool_init(argv);
 	parse_args(argc, argv, &o);
 	tool_load_config(&cfg, o.conf);
 	if (tool_parse_name(&a, argv[optind], o.internal, &cfg) < 0 ||
-	    tool_parse_name(&b, argv[optind + 1], o.internal, &cfg) < 0)
+	    tool_parse_name(&b, argv[optind + 1], o.internal, &cfg) < 0) {
+		ids_config_release(&cfg);
 		return IDS_EXIT_FAIL;
+	}
 	if (ids_mbname_internal(&a, from, sizeof(from)) < 0 ||
 	    ids_mbname_internal(&b, to, sizeof(to)) < 0)
 		errx(IDS_EXIT_FAIL, "%s: name too long", argv[optind]);

@@ -51,14 +51,22 @@ ids_strerror(int code)
 	return "unknown error";
 }
 
+/*
+ * The detail is formatted into a buffer of its own first: callers often
+ * wrap the detail they were handed, ids_error(r, "%s: %s", what,
+ * ids_errmsg(r)), and formatting straight into last_msg would read the
+ * string it is overwriting.
+ */
 int
 ids_error(int code, const char *fmt, ...)
 {
+	char msg[sizeof(last_msg)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, msg, sizeof(last_msg));
 	last_code = code;
 	return code;
 }

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "failpoint.h"
 #include "lock.h"
 #include "mboxname.h"
 
@@ -36,7 +37,7 @@ lock_dir(const struct ids_config *cfg, const char *kind, char *buf, size_t size)
 {
 	const char *parts[] = { "lock", kind };
 	size_t len;
-	int i;
+	int i, r;
 
 	if ((len = (size_t)snprintf(buf, size, "%s", cfg->configdirectory)) >= size)
 		return ids_error(IDS_ETOOLONG, "configdirectory '%s'", cfg->configdirectory);
@@ -46,6 +47,10 @@ lock_dir(const struct ids_config *cfg, const char *kind, char *buf, size_t size)
 		if (n < 0 || (size_t)n >= size - len)
 			return ids_error(IDS_ETOOLONG, "lock directory");
 		len += (size_t)n;
+		if (access(buf, F_OK) == 0)
+			continue;
+		if ((r = IDS_FAILPOINT("lock.mkdir")) < 0)
+			return ids_error(r, "%s: %s", buf, strerror(-r));
 		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
 			return ids_error(-errno, "%s: %s", buf, strerror(errno));
 	}
@@ -121,7 +126,13 @@ lock_take(const struct ids_config *cfg, const char *kind, const char *name,
 	if ((size_t)snprintf(path + len, sizeof(path) - (size_t)len, "/%s", file) >=
 	    sizeof(path) - (size_t)len)
 		return ids_error(IDS_ETOOLONG, "lock file for '%s'", name);
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	/* Lock files are made once and never removed (see above). */
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if ((r = IDS_FAILPOINT("lock.create")) < 0)
+			return ids_error(r, "%s: %s", path, strerror(-r));
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	}
 	if (fd < 0)
 		return ids_error(-errno, "%s: %s", path, strerror(errno));
 	if ((r = apply_lock(fd, flags, timeout_ms, path)) < 0 ||

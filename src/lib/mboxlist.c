@@ -90,7 +90,7 @@ env_setup(struct ids_mboxlist *mbl, int create)
 {
 	unsigned envflags = MDB_NOSUBDIR | MDB_NOTLS | (mbl->rdonly ? MDB_RDONLY : 0);
 	struct stat st;
-	int rc, dead;
+	int rc, r, dead;
 
 	if (stat(mbl->path, &st) < 0) {
 		if (errno != ENOENT)
@@ -98,6 +98,8 @@ env_setup(struct ids_mboxlist *mbl, int create)
 		if (!create)
 			return ids_error(IDS_ENOTFOUND, "%s: no mailboxes.db (import or create one first)",
 			    mbl->path);
+		if ((r = IDS_FAILPOINT("mboxlist.create")) < 0)
+			return ids_error(r, "%s: create: %s", mbl->path, strerror(-r));
 	}
 	if ((rc = mdb_env_create(&mbl->env)) != 0)
 		return db_error(mbl, rc, "create environment");

@@ -345,6 +345,32 @@ convert_legacy(struct rplan *p)
 
 /* --- the records ----------------------------------------------------- */
 
+/*
+ * The tombstone left at e's name: as Cyrus writes one, the type with
+ * 'd', no partition and no ACL; e itself is unchanged.
+ */
+static int
+put_tombstone(struct ids_txn *txn, const struct ids_mbentry *e, int64_t now)
+{
+	struct ids_mbentry t;
+	int r;
+
+	ids_mbentry_init(&t);
+	if ((r = ids_mbentry_copy(&t, e)) < 0)
+		goto out;
+	free(t.partition);
+	t.partition = NULL;
+	ids_acl_free(t.acl, t.nacl);
+	t.acl = NULL;
+	t.nacl = 0;
+	t.mtime = now;
+	if ((r = ids_mbtype_set(t.mbtype, IDS_MBFLAG_DELETED, 1)) == 0)
+		r = ids_txn_put(txn, &t);
+out:
+	ids_mbentry_release(&t);
+	return r;
+}
+
 /* Renames one folder's records: a tombstone at the old name, history. */
 static int
 rename_record(struct ids_txn *txn, const struct rfolder *f, int64_t now)
@@ -361,9 +387,7 @@ rename_record(struct ids_txn *txn, const struct rfolder *f, int64_t now)
 		r = ids_error(IDS_EBUSY, "%s: changed during the rename", f->old);
 		goto out;
 	}
-	if ((r = ids_mbtype_set(e.mbtype, IDS_MBFLAG_DELETED, 1)) < 0 ||
-	    (r = ids_txn_put(txn, &e)) < 0 ||
-	    (r = ids_mbtype_set(e.mbtype, IDS_MBFLAG_DELETED, 0)) < 0 ||
+	if ((r = put_tombstone(txn, &e, now)) < 0 ||
 	    (r = ids_mbentry_push_history(&e, now)) < 0)
 		goto out;
 	if ((newname = strdup(f->new)) == NULL) {
@@ -527,14 +551,20 @@ exists_at(int rootfd, const char *rel)
 	return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+static int fsync_parent(int rootfd, const char *rel);
+
 /* Before anything: the new owner's directory is absent, or empty (removed). */
 static int
 check_dst_dir(struct rplan *p, int rootfd, const char *src, const char *dst)
 {
+	int r;
+
 	if (!exists_at(rootfd, dst))
 		return 0;
+	if ((r = IDS_FAILPOINT("rename.rmdir")) < 0)
+		return r;
 	if (unlinkat(rootfd, dst, AT_REMOVEDIR) == 0)
-		return ids_fsync_dir(rootfd);
+		return fsync_parent(rootfd, dst);
 	return ids_error(IDS_ECONFLICT, "%s: the new owner's directory exists and is not "
 	    "empty", dst);
 }

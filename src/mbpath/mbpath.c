@@ -23,7 +23,7 @@
 #include "mboxname.h"
 #include "tool.h"
 
-#define SYNOPSIS "mbpath [-C conf] [-i] [-l legacy|uniqueid] [-m] [-u] [-p] NAME ..."
+#define SYNOPSIS "mbpath [-C conf] [-i] [-l legacy|uniqueid] [-m] [-q] [-u] [-p] NAME ..."
 
 struct mbpath {
 	const char *conf;	/* -C */
@@ -47,11 +47,12 @@ parse_args(struct mbpath *m, int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "C:il:mup", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:il:mqup", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': m->conf = optarg; break;
 		case 'i': m->internal = 1; break;
 		case 'm': m->meta = 1; break;
+		case 'q': break;	/* it prints only paths and errors anyway */
 		case 'u': m->ids = 1; break;
 		case 'p': m->paths = 1; break;
 		case 'l':
@@ -294,7 +295,7 @@ main(int argc, char **argv)
 	int i;
 
 	memset(&m, 0, sizeof(m));
-	tool_init(argv[0]);
+	tool_init(argv);
 	parse_args(&m, argc, argv);
 	tool_load_config(&m.cfg, m.conf);
 	open_db(&m, m.ids || (!m.paths && !m.forced));

@@ -91,7 +91,7 @@ main(int argc, char **argv)
 	char name[IDS_MBNAME_MAX + 1];
 	int c, internal = 0, i;
 
-	tool_init(argv[0]);
+	tool_init(argv);
 	while ((c = getopt_long(argc, argv, "C:iq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
@@ -105,10 +105,12 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		tool_usage(SYNOPSIS);
 	tool_load_config(&cfg, conf);
-	if (tool_parse_name(&mb, argv[optind], internal, &cfg) < 0)
+	if (tool_parse_name(&mb, argv[optind], internal, &cfg) < 0 ||
+	    (ids_mbname_internal(&mb, name, sizeof(name)) < 0 &&
+	    tool_error(IDS_ETOOLONG, argv[optind]) < 0)) {
+		ids_config_release(&cfg);
 		return IDS_EXIT_FAIL;
-	if (ids_mbname_internal(&mb, name, sizeof(name)) < 0)
-		return tool_error(IDS_ETOOLONG, argv[optind]), IDS_EXIT_FAIL;
+	}
 	mbl = tool_open_mboxlist(&cfg, 0);
 	if (optind + 1 == argc)
 		append_one(mbl, name, argv[optind], "-");

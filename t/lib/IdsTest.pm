@@ -25,7 +25,10 @@ sub tool { my ($name) = @_; return "$build/bin/$name"; }
 # scratch(): a fresh directory for this test file.
 sub scratch {
 	my $name = basename($0, '.t');
-	my $dir = "$top/t/trash/$name";
+	# Under the build directory when one is given, so that two builds
+	# testing one tree at once (make check, the sanitizers, valgrind)
+	# never share a scratch directory.
+	my $dir = $ENV{IDS_BUILD} ? "$build/trash/$name" : "$top/t/trash/$name";
 	remove_tree($dir);
 	make_path($dir) or die "cannot create $dir: $!";
 	return $dir;
@@ -67,7 +70,15 @@ sub run {
 	if (@cmd >= 2 && $cmd[-2] eq 'stdin') { $stdin = pop @cmd; pop @cmd; }
 	# A bare name is one of ours if the build has it, else found on PATH.
 	$cmd[0] = tool($cmd[0]) if $cmd[0] !~ m{/} && -x tool($cmd[0]);
+	# make valgrind: every program of the build runs under memcheck; an
+	# error or a definite leak makes it exit 99.
+	unshift @cmd, qw(valgrind -q --error-exitcode=99 --leak-check=full
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+	    if $ENV{IDS_VALGRIND} && index($cmd[0], "$build/") == 0 &&
+	    !$ENV{IDS_FAILPOINT_CRASH};	# a run meant to be killed
 	my $err = gensym;
+	# A program that exits before reading its input must not kill us.
+	local $SIG{PIPE} = 'IGNORE';
 	my $pid = open3(my $in, my $out, $err, @cmd);
 	print $in $stdin if defined $stdin;
 	close $in;

@@ -43,6 +43,17 @@ test_detail(void **state)
 	assert_string_equal(ids_errmsg(IDS_EBADNAME), "invalid mailbox name");
 }
 
+/* Wrapping the detail one was handed in a longer one keeps all of it. */
+static void
+test_detail_wraps_itself(void **state)
+{
+	int r = ids_error(-ENOSPC, "%s: %s", "cyrus.index", strerror(ENOSPC));
+
+	r = ids_error(r, "%s: converting first: %s", "user.john.Sent", ids_errmsg(r));
+	assert_string_equal(ids_errmsg(r),
+	    "user.john.Sent: converting first: cyrus.index: No space left on device");
+}
+
 static void
 test_errno_parse(void **state)
 {
@@ -151,6 +162,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_detail),
+		cmocka_unit_test(test_detail_wraps_itself),
 		cmocka_unit_test(test_errno_parse),
 		cmocka_unit_test(test_durable_write),
 		cmocka_unit_test(test_opendir_beneath),

@@ -425,7 +425,7 @@ test_batch(void **state)
 	struct ids_relocate_stats st = { 0 };
 	int results[4] = { -1, -1, -1, -1 }, i;
 
-	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results, NULL), 0);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(results[i], 0);
 	assert_int_equal(st.folders, 4);
@@ -452,7 +452,7 @@ test_batch_member_fails(void **state)
 	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
 	assert_int_equal(write(fd, "other", 5), 5);
 	close(fd);
-	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results, NULL), 0);
 	assert_int_equal(results[0], 0);
 	assert_int_equal(results[1], IDS_ECONFLICT);
 	assert_int_equal(results[3], 0);
@@ -483,7 +483,7 @@ test_crash_batch(void **state)
 			ids_failpoint_reset();
 			if (ids_mboxlist_open(&f->cfg, 0, &mbl) < 0)
 				_exit(2);
-			ids_relocate_batch(mbl, names, 4, &opts, &st, results);
+			ids_relocate_batch(mbl, names, 4, &opts, &st, results, NULL);
 			_exit(results[0] || results[1] || results[2] || results[3]);
 		}
 		assert_int_equal(waitpid(pid, &status, 0), pid);

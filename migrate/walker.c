@@ -1,0 +1,1178 @@
+/*
+ * walker.c - the background migration walk (walker.h).
+ *
+ * A pass keeps a position in mailboxes.db and reads the next batch of
+ * N records before it (reverse dbname order: children first) in a short
+ * read transaction, keeping only the legacy folders it may migrate.
+ * Outside the transaction it takes each candidate in turn: it pays off
+ * the rate's debt and waits out IO pressure (no lock is held then),
+ * settles dead intents when a recovery is due, and calls
+ * ids_relocate_folder(), which takes the folder's lock and reads its
+ * record again, so a name renamed, deleted or migrated since the batch
+ * was read is found out there.  The outcome is reported as an event.
+ *
+ * The file also holds the worker processes of ids_walk_run (one per
+ * partition, each with its own LMDB environment, reporting its progress
+ * through a pipe) and the census read by `relocated -s`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "failpoint.h"
+#include "fsutil.h"
+#include "layout.h"
+#include "mbentry.h"
+#include "mboxlist.h"
+#include "mboxname.h"
+#include "recover.h"
+#include "relocate.h"
+#include "walker.h"
+
+#define DEFAULT_BATCH		64
+#define DEFAULT_RECOVER		60
+#define DEFAULT_PROGRESS_MS	1000
+#define PRESSURE_FILE		"/proc/pressure/io"
+#define PRESSURE_EVERY		0.5	/* seconds between PSI reads */
+#define SLICE			0.2	/* longest sleep between stop checks */
+#define REASON_MAX		1024
+
+struct candidate {
+	char name[IDS_MBNAME_MAX + 1];
+	char uniqueid[IDS_UNIQUEID_MAX + 1];
+	const char *partition;	/* the configured partition's name */
+	int known_partition;	/* 0: the record names no configured partition */
+};
+
+struct walker {
+	struct ids_mboxlist *mbl;
+	const struct ids_config *cfg;
+	const struct ids_walk_opts *o;
+	struct ids_relocate_opts ropts;
+	struct ids_relocate_stats rs;		/* cumulative, for deltas */
+	struct ids_walk_progress prog;
+	struct candidate *batch;
+	size_t nbatch, cap;
+	struct ids_scanpos pos;
+	double t0, last_progress, last_recover, last_pressure;
+	double tokens, bucket_t, burst;
+	char reason[REASON_MAX];
+	char olddir[PATH_MAX], newdir[PATH_MAX];
+	char oldmeta[PATH_MAX], newmeta[PATH_MAX];
+};
+
+/* --- time, stopping, reporting --------------------------------------- */
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+stopped(const struct walker *w)
+{
+	return w->o->stop != NULL && *w->o->stop != 0;
+}
+
+static void
+report(struct walker *w, int force)
+{
+	unsigned ms = w->o->progress_ms ? w->o->progress_ms : DEFAULT_PROGRESS_MS;
+	double t = now();
+
+	if (w->o->progress == NULL ||
+	    (!force && (t - w->last_progress) * 1000.0 < (double)ms))
+		return;
+	w->last_progress = t;
+	w->prog.elapsed = t - w->t0;
+	w->prog.stopped = stopped(w);
+	w->o->progress(&w->prog, w->o->rock);
+}
+
+static void
+emit(struct walker *w, struct ids_walk_event *ev)
+{
+	if (w->o->event != NULL)
+		w->o->event(ev, w->o->rock);
+}
+
+/* Sleeps secs seconds in short slices, returning early once stopped. */
+static void
+sleep_for(struct walker *w, double secs)
+{
+	double end = now() + secs, left;
+	struct timespec ts;
+
+	while (!stopped(w) && (left = end - now()) > 0) {
+		if (left > SLICE)
+			left = SLICE;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		nanosleep(&ts, NULL);
+		report(w, 0);
+	}
+}
+
+/* --- throttling ------------------------------------------------------ */
+
+static void
+bucket_refill(struct walker *w)
+{
+	double t = now();
+
+	w->tokens += (t - w->bucket_t) * w->o->rate;
+	if (w->tokens > w->burst)
+		w->tokens = w->burst;
+	w->bucket_t = t;
+}
+
+/*
+ * relocate.c calls this after every file linked or copied, with the
+ * folder's lock held: it only counts (the debt is paid between
+ * folders, see walker.h) and keeps progress flowing in huge folders.
+ */
+static int
+throttle_cb(void *rock)
+{
+	struct walker *w = rock;
+
+	w->tokens -= 1.0;
+	w->prog.files_done++;
+	report(w, 0);
+	return 0;
+}
+
+static void
+pay_debt(struct walker *w)
+{
+	if (w->o->rate <= 0)
+		return;
+	bucket_refill(w);
+	if (w->tokens >= 0)
+		return;
+	w->prog.waiting = 1;
+	report(w, 0);
+	sleep_for(w, -w->tokens / w->o->rate);
+	w->prog.waiting = 0;
+	bucket_refill(w);
+}
+
+int
+ids_walk_read_pressure(const char *file, double *avg10)
+{
+	char buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if ((p = strstr(buf, "some ")) == NULL || (p = strstr(p, "avg10=")) == NULL)
+		return ids_error(IDS_ECORRUPT, "%s: no 'some avg10=' line", file);
+	*avg10 = strtod(p + 6, NULL);
+	return 0;
+}
+
+/* Waits while the IO pressure is above the threshold (checked twice a second). */
+static void
+yield_to_pressure(struct walker *w)
+{
+	const char *file = w->o->pressure_file ? w->o->pressure_file : PRESSURE_FILE;
+	double avg;
+
+	if (w->o->max_pressure <= 0 || now() - w->last_pressure < PRESSURE_EVERY)
+		return;
+	while (!stopped(w) && ids_walk_read_pressure(file, &avg) == 0 &&
+	    avg > w->o->max_pressure) {
+		w->prog.waiting = 1;
+		report(w, 1);
+		sleep_for(w, 1.0);
+	}
+	w->last_pressure = now();
+	w->prog.waiting = 0;
+}
+
+/* --- recovery -------------------------------------------------------- */
+
+static void
+do_recover(struct walker *w)
+{
+	struct ids_recover_report rep = { 0 };
+	struct ids_walk_event ev = { .what = IDS_WALK_ERROR };
+	char reason[REASON_MAX];
+	int r = ids_recover(w->mbl, &w->ropts, &w->rs, &rep);
+
+	w->last_recover = now();
+	w->prog.pending = rep.pending;
+	if (r >= 0)
+		return;
+	snprintf(reason, sizeof(reason), "recovery: %s", ids_errmsg(r));
+	w->prog.errors++;
+	ev.code = r;
+	ev.reason = reason;
+	ev.partition = w->o->partition;
+	emit(w, &ev);
+}
+
+static void
+maybe_recover(struct walker *w)
+{
+	unsigned every = w->o->recover_interval ? w->o->recover_interval : DEFAULT_RECOVER;
+
+	if (now() - w->last_recover >= (double)every)
+		do_recover(w);
+}
+
+/* Runs recovery until no migration waits for its grace period. */
+static void
+settle(struct walker *w)
+{
+	while (!stopped(w)) {
+		do_recover(w);
+		if (w->prog.pending == 0)
+			break;
+		w->prog.waiting = 1;
+		report(w, 1);
+		sleep_for(w, 1.0);
+	}
+	w->prog.waiting = 0;
+}
+
+/* --- choosing the folders -------------------------------------------- */
+
+/* The partition and owner filters of o. */
+static int
+matches(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    const struct ids_mbentry *e)
+{
+	const struct ids_partition *p = ids_config_partition(cfg, e->partition);
+	struct ids_mbname mb;
+	char owner[IDS_MBNAME_MAX + 1];
+
+	if (o->partition != NULL && (p == NULL || strcmp(p->name, o->partition) != 0))
+		return 0;
+	if (o->owner == NULL)
+		return 1;
+	if (ids_mbname_parse_internal(&mb, e->name, 0) < 0 ||
+	    ids_mbname_owner(&mb, owner, sizeof(owner)) < 0)
+		return 0;
+	return strcmp(owner, o->owner) == 0;
+}
+
+/*
+ * A live folder this host keeps on its own disk: not a tombstone, not
+ * remote, not an intermediate or reserved name, not being moved.
+ */
+static int
+local_folder(const struct ids_mbentry *e)
+{
+	return !ids_mbentry_is_tombstone(e) &&
+	    !ids_mbtype_has(e->mbtype, IDS_MBFLAG_REMOTE) &&
+	    !ids_mbtype_has(e->mbtype, IDS_MBFLAG_INTERMEDIATE) &&
+	    !ids_mbtype_has(e->mbtype, IDS_MBFLAG_RESERVED) &&
+	    !ids_mbtype_has(e->mbtype, IDS_MBFLAG_MOVING);
+}
+
+static int
+is_candidate(const struct walker *w, const struct ids_mbentry *e)
+{
+	return local_folder(e) && ids_mbentry_is_legacy(e) && matches(w->cfg, w->o, e);
+}
+
+static int
+collect_cb(const struct ids_mbentry *e, void *rock)
+{
+	struct walker *w = rock;
+	const struct ids_partition *p;
+	struct candidate *c;
+
+	if (!is_candidate(w, e) || w->nbatch == w->cap ||
+	    strlen(e->name) >= sizeof(c->name) || strlen(e->uniqueid) >= sizeof(c->uniqueid))
+		return 0;
+	c = &w->batch[w->nbatch++];
+	strcpy(c->name, e->name);
+	strcpy(c->uniqueid, e->uniqueid);
+	p = ids_config_partition(w->cfg, e->partition);
+	c->known_partition = p != NULL;
+	c->partition = p ? p->name : NULL;
+	return 0;
+}
+
+static int
+count_cb(const struct ids_mbentry *e, void *rock)
+{
+	struct walker *w = rock;
+
+	if (is_candidate(w, e))
+		w->prog.folders_total++;
+	return 0;
+}
+
+static int
+count_candidates(struct walker *w)
+{
+	struct ids_scanpos pos;
+	int r;
+
+	memset(&pos, 0, sizeof(pos));
+	w->prog.folders_total = 0;
+	while ((r = ids_mboxlist_scan(w->mbl, &pos, IDS_SCAN_REVERSE, 1024, count_cb, w)) > 0)
+		;
+	return r;
+}
+
+/* 1 if name is still the live legacy folder c, 0 if not, or negative. */
+static int
+still_legacy(struct walker *w, const struct candidate *c)
+{
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup(w->mbl, c->name, &e);
+	if (r == 0)
+		r = local_folder(&e) && ids_mbentry_is_legacy(&e) &&
+		    strcmp(e.uniqueid, c->uniqueid) == 0;
+	else if (r == IDS_ENOTFOUND)
+		r = 0;
+	ids_mbentry_release(&e);
+	return r;
+}
+
+/* --- paths for events ------------------------------------------------ */
+
+/* The directory of the first kind of meta file kept on a metapartition. */
+static int
+meta_kind(const struct ids_config *cfg)
+{
+	int k;
+
+	for (k = 0; k < IDS_META_NKINDS; k++)
+		if (cfg->metapartition_files & (1u << k))
+			return k;
+	return -1;
+}
+
+static void
+one_layout(struct walker *w, struct ids_location *loc, enum ids_layout layout,
+    char *data, char *meta)
+{
+	int k = meta_kind(w->cfg);
+
+	loc->layout = layout;
+	if (ids_path_datadir(w->cfg, loc, data, PATH_MAX) < 0)
+		data[0] = '\0';
+	if (k < 0 || ids_path_metadir(w->cfg, loc, (enum ids_metafile)k, meta, PATH_MAX) < 0 ||
+	    strcmp(meta, data) == 0)
+		meta[0] = '\0';
+}
+
+/* Fills ev's directories for c (left empty when they cannot be computed). */
+static void
+folder_paths(struct walker *w, const struct candidate *c, struct ids_walk_event *ev)
+{
+	struct ids_mbname mb;
+	struct ids_location loc = { &mb, c->uniqueid, c->partition, IDS_LAYOUT_LEGACY };
+
+	w->olddir[0] = w->newdir[0] = w->oldmeta[0] = w->newmeta[0] = '\0';
+	if (c->known_partition && ids_mbname_parse_internal(&mb, c->name, 0) == 0) {
+		one_layout(w, &loc, IDS_LAYOUT_LEGACY, w->olddir, w->oldmeta);
+		one_layout(w, &loc, IDS_LAYOUT_UNIQUEID, w->newdir, w->newmeta);
+	}
+	ev->name = c->name;
+	ev->uniqueid = c->uniqueid;
+	ev->partition = c->partition;
+	ev->olddir = w->olddir;
+	ev->newdir = w->newdir;
+	ev->oldmeta = w->oldmeta[0] ? w->oldmeta : NULL;
+	ev->newmeta = w->newmeta[0] ? w->newmeta : NULL;
+}
+
+/* --- failure records ------------------------------------------------- */
+
+struct frec {
+	const struct candidate *c;
+	const char *reason;
+	int present;
+};
+
+static int
+frec_get_txn(struct ids_txn *txn, void *rock)
+{
+	struct frec *f = rock;
+	char *val;
+	int r = ids_txn_get_raw(txn, 'F', f->c->uniqueid, &val, NULL);
+
+	if (r == 0)
+		free(val);
+	f->present = r == 0;
+	return r == IDS_ENOTFOUND ? 0 : r;
+}
+
+static int
+frec_put_txn(struct ids_txn *txn, void *rock)
+{
+	struct frec *f = rock;
+	char buf[REASON_MAX + 600];
+	int n = snprintf(buf, sizeof(buf), "%lld %s: %s", (long long)time(NULL),
+	    f->c->name, f->reason);
+
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= sizeof(buf))
+		n = (int)sizeof(buf) - 1;
+	return ids_txn_put_raw(txn, 'F', f->c->uniqueid, buf, (size_t)n);
+}
+
+/*
+ * relocate.c records the failures it meets under the folder's lock;
+ * the walker adds one for those met before (opening the folder).
+ */
+static void
+record_failure(struct walker *w, const struct candidate *c, const char *reason)
+{
+	struct frec f = { c, reason, 0 };
+
+	if (ids_mboxlist_read(w->mbl, frec_get_txn, &f) < 0 || f.present)
+		return;
+	if (IDS_FAILPOINT("walker.record_failure") == 0)
+		ids_mboxlist_write(w->mbl, frec_put_txn, &f);
+}
+
+/* 1 if uniqueid belongs to a live legacy folder (its N entry in *e). */
+static int
+live_legacy_id(struct ids_txn *txn, const char *uniqueid, struct ids_mbentry *e)
+{
+	struct ids_mbentry i;
+	int r;
+
+	ids_mbentry_init(&i);
+	r = ids_txn_lookup_id(txn, uniqueid, &i);
+	if (r == 0)
+		r = ids_txn_lookup_name(txn, i.name, e);
+	if (r == 0)
+		r = local_folder(e) && ids_mbentry_is_legacy(e) &&
+		    strcmp(e->uniqueid, uniqueid) == 0;
+	ids_mbentry_release(&i);
+	return r == IDS_ENOTFOUND ? 0 : r;
+}
+
+struct idlist {
+	struct ids_txn *txn;
+	char (*ids)[IDS_UNIQUEID_MAX + 1];
+	size_t n, alloc;
+};
+
+static int
+stale_cb(const char *id, const char *val, size_t len, void *rock)
+{
+	struct idlist *l = rock;
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	r = live_legacy_id(l->txn, id, &e);
+	ids_mbentry_release(&e);
+	if (r != 0 || strlen(id) > IDS_UNIQUEID_MAX)
+		return r < 0 ? r : 0;
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? 2 * l->alloc : 16;
+		void *p = realloc(l->ids, na * sizeof(*l->ids));
+
+		if (p == NULL)
+			return -ENOMEM;
+		l->ids = p;
+		l->alloc = na;
+	}
+	strcpy(l->ids[l->n++], id);
+	return 0;
+}
+
+static int
+stale_find_txn(struct ids_txn *txn, void *rock)
+{
+	struct idlist *l = rock;
+
+	l->txn = txn;
+	l->n = 0;
+	return ids_txn_foreach_raw(txn, 'F', stale_cb, l);
+}
+
+static int
+stale_del_txn(struct ids_txn *txn, void *rock)
+{
+	struct idlist *l = rock;
+	size_t i;
+	int r;
+
+	for (i = 0; i < l->n; i++)
+		if ((r = ids_txn_del_raw(txn, 'F', l->ids[i])) < 0 && r != IDS_ENOTFOUND)
+			return r;
+	return 0;
+}
+
+/* Drops failure records of folders that are migrated, renamed or gone. */
+static void
+prune_failures(struct walker *w)
+{
+	struct idlist l = { NULL, NULL, 0, 0 };
+
+	if (ids_mboxlist_read(w->mbl, stale_find_txn, &l) == 0 && l.n > 0 &&
+	    IDS_FAILPOINT("walker.prune_failures") == 0)
+		ids_mboxlist_write(w->mbl, stale_del_txn, &l);
+	free(l.ids);
+}
+
+/* --- one folder ------------------------------------------------------ */
+
+static void
+stats_delta(const struct ids_relocate_stats *a, const struct ids_relocate_stats *b,
+    struct ids_relocate_stats *d)
+{
+	d->folders = b->folders - a->folders;
+	d->files_linked = b->files_linked - a->files_linked;
+	d->files_copied = b->files_copied - a->files_copied;
+	d->bytes_copied = b->bytes_copied - a->bytes_copied;
+	d->files_foreign = b->files_foreign - a->files_foreign;
+	d->dirs_renamed = b->dirs_renamed - a->dirs_renamed;
+	d->dirs_removed = b->dirs_removed - a->dirs_removed;
+}
+
+/*
+ * Migrates c; a first call may only settle what an earlier, dead
+ * attempt left (relocate.h), so a folder still legacy is tried again.
+ */
+static int
+relocate_one(struct walker *w, const struct candidate *c, struct ids_relocate_stats *d)
+{
+	struct ids_relocate_stats before = w->rs;
+	int r = 0, attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		r = ids_relocate_folder(w->mbl, c->name, &w->ropts, &w->rs);
+		if (r < 0)
+			snprintf(w->reason, sizeof(w->reason), "%s", ids_errmsg(r));
+		if (r != 0 || w->rs.folders != before.folders || still_legacy(w, c) != 1)
+			break;
+	}
+	stats_delta(&before, &w->rs, d);
+	return r;
+}
+
+static void
+done(struct walker *w, const struct candidate *c, int pending,
+    const struct ids_relocate_stats *d)
+{
+	struct ids_walk_event ev = { .what = IDS_WALK_DONE };
+
+	w->prog.folders_done++;
+	w->prog.pending += pending;
+	w->prog.dirs_renamed += d->dirs_renamed;
+	w->prog.bytes_copied += d->bytes_copied;
+	w->tokens -= (double)d->dirs_renamed;
+	folder_paths(w, c, &ev);
+	ev.files = d->files_linked + d->files_copied;
+	ev.pending = pending;
+	emit(w, &ev);
+	if (d->files_foreign > 0) {
+		ev.what = IDS_WALK_FOREIGN;
+		ev.files = d->files_foreign;
+		emit(w, &ev);
+	}
+}
+
+static void
+failed(struct walker *w, const struct candidate *c, int code, const char *reason)
+{
+	struct ids_walk_event ev = { .what = IDS_WALK_FAILED };
+
+	w->prog.folders_failed++;
+	record_failure(w, c, reason);
+	folder_paths(w, c, &ev);
+	ev.code = code;
+	ev.reason = reason;
+	emit(w, &ev);
+}
+
+static void account(struct walker *w, const struct candidate *c, int r,
+    const struct ids_relocate_stats *dd);
+
+static void
+visit(struct walker *w, const struct candidate *c)
+{
+	struct ids_relocate_stats d;
+
+	pay_debt(w);
+	yield_to_pressure(w);
+	maybe_recover(w);
+	if (stopped(w))
+		return;
+	account(w, c, relocate_one(w, c, &d), &d);
+}
+
+/* Counts and reports one folder's outcome. */
+static void
+account(struct walker *w, const struct candidate *c, int r,
+    const struct ids_relocate_stats *dd)
+{
+	struct ids_relocate_stats d = *dd;
+	int live;
+
+	if (r >= 0 && d.folders > 0) {
+		done(w, c, r == IDS_RELOCATE_PENDING, &d);
+	} else if (r == 0 || r == IDS_ENOTFOUND || r == IDS_EBUSY) {
+		/* Gone, renamed, replaced or migrated by someone else: not ours. */
+		if ((live = still_legacy(w, c)) == 0)
+			w->prog.folders_skipped++;
+		else if (r == 0)
+			failed(w, c, IDS_EBUSY, "still legacy after settling an earlier attempt");
+		else
+			failed(w, c, r, w->reason);
+	} else {
+		failed(w, c, r, w->reason);
+	}
+	report(w, 0);
+}
+
+static void
+plan(struct walker *w, const struct candidate *c)
+{
+	struct ids_walk_event ev = { .what = IDS_WALK_PLAN };
+
+	folder_paths(w, c, &ev);
+	emit(w, &ev);
+}
+
+/* --- a pass ---------------------------------------------------------- */
+
+static struct walker *
+walker_new(struct ids_mboxlist *mbl, const struct ids_walk_opts *o)
+{
+	struct walker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->cap = o->batch ? o->batch : DEFAULT_BATCH;
+	if ((w->batch = calloc(w->cap, sizeof(*w->batch))) == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->mbl = mbl;
+	w->cfg = ids_mboxlist_config(mbl);
+	w->o = o;
+	w->ropts = o->relocate;
+	w->ropts.throttle = throttle_cb;
+	w->ropts.throttle_rock = w;
+	w->t0 = w->bucket_t = now();
+	w->burst = o->rate > 4.0 ? o->rate / 4.0 : 1.0;	/* a quarter second's worth */
+	w->tokens = w->burst;
+	w->last_pressure = -1e9;
+	return w;
+}
+
+static int
+walk_batches(struct walker *w)
+{
+	size_t i;
+	int r;
+
+	while (!stopped(w)) {
+		w->nbatch = 0;
+		r = ids_mboxlist_scan(w->mbl, &w->pos, IDS_SCAN_REVERSE, w->cap, collect_cb, w);
+		if (r <= 0)
+			return r;
+		for (i = 0; i < w->nbatch && !stopped(w); i++) {
+			if (w->o->dry_run)
+				plan(w, &w->batch[i]);
+			else
+				visit(w, &w->batch[i]);
+		}
+	}
+	return 0;
+}
+
+int
+ids_walk_pass(struct ids_mboxlist *mbl, const struct ids_walk_opts *o,
+    struct ids_walk_progress *res)
+{
+	struct walker *w = walker_new(mbl, o);
+	int r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	if (!o->dry_run)
+		do_recover(w);
+	if ((r = count_candidates(w)) >= 0) {
+		report(w, 1);
+		r = walk_batches(w);
+	}
+	if (r >= 0 && !o->dry_run) {
+		pay_debt(w);	/* the last folder's files count too */
+		prune_failures(w);
+		if (o->settle)
+			settle(w);
+	}
+	report(w, 1);
+	w->prog.elapsed = now() - w->t0;
+	w->prog.stopped = stopped(w);
+	if (res != NULL)
+		*res = w->prog;
+	free(w->batch);
+	free(w);
+	return r < 0 ? r : 0;
+}
+
+/* --- worker processes, one per partition ----------------------------- */
+
+enum { MSG_PROGRESS, MSG_FINAL };
+
+/* One pipe write each, under PIPE_BUF, so never interleaved or torn. */
+struct wmsg {
+	int kind;
+	int code;
+	struct ids_walk_progress p;
+	char text[1024];
+};
+
+struct worker {
+	pid_t pid;
+	int fd;
+	const char *partition;
+	struct ids_walk_progress p;
+	int final;
+	int code;
+	char text[1024];
+};
+
+struct wctx {
+	const struct ids_walk_opts *o;
+	int fd;
+};
+
+static void
+send_msg(int fd, int kind, int code, const struct ids_walk_progress *p, const char *text)
+{
+	struct wmsg m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = kind;
+	m.code = code;
+	m.p = *p;
+	if (text != NULL)
+		snprintf(m.text, sizeof(m.text), "%s", text);
+	if (write(fd, &m, sizeof(m)) < 0)
+		return;	/* the parent is gone: go on, the pass is still safe */
+}
+
+static void
+worker_progress(const struct ids_walk_progress *p, void *rock)
+{
+	struct wctx *x = rock;
+
+	send_msg(x->fd, MSG_PROGRESS, 0, p, NULL);
+}
+
+static void
+worker_event(const struct ids_walk_event *ev, void *rock)
+{
+	struct wctx *x = rock;
+
+	if (x->o->event != NULL)
+		x->o->event(ev, x->o->rock);
+}
+
+/* The child: its own environment, its own partition, then _exit. */
+static void __attribute__((noreturn))
+worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    const char *partition, size_t nworkers, int fd)
+{
+	struct ids_walk_opts wo = *o;
+	struct ids_walk_progress res;
+	struct ids_mboxlist *mbl;
+	struct wctx x = { o, fd };
+	int r;
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(&res, 0, sizeof(res));
+	wo.partition = partition;
+	wo.rate = o->rate / (double)nworkers;
+	wo.parallel = 0;
+	wo.event = worker_event;
+	wo.progress = worker_progress;
+	wo.rock = &x;
+	if ((r = ids_mboxlist_open(cfg, 0, &mbl)) == 0) {
+		r = ids_walk_pass(mbl, &wo, &res);
+		ids_mboxlist_close(mbl);
+	}
+	send_msg(fd, MSG_FINAL, r, &res, r < 0 ? ids_errmsg(r) : NULL);
+	fflush(NULL);
+	_exit(r < 0 ? 3 : 0);
+}
+
+static int
+start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    struct worker *ws, size_t n)
+{
+	struct ids_walk_event ev = { .what = IDS_WALK_WORKER };
+	int p[2];
+	size_t i, j;
+
+	fflush(NULL);
+	for (i = 0; i < n; i++) {
+		ws[i].partition = cfg->partitions[i].name;
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return ids_error(ids_errno(), "pipe: %s", strerror(errno));
+		if ((ws[i].pid = fork()) < 0) {
+			close(p[0]);
+			close(p[1]);
+			return ids_error(ids_errno(), "fork: %s", strerror(errno));
+		}
+		if (ws[i].pid == 0) {
+			close(p[0]);
+			for (j = 0; j < i; j++)
+				close(ws[j].fd);
+			worker_main(cfg, o, ws[i].partition, n, p[1]);
+		}
+		close(p[1]);
+		ws[i].fd = p[0];
+		ev.partition = ws[i].partition;
+		ev.pid = ws[i].pid;
+		if (o->event != NULL)
+			o->event(&ev, o->rock);
+	}
+	return 0;
+}
+
+static void
+sum_progress(const struct worker *ws, size_t n, struct ids_walk_progress *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < n; i++) {
+		const struct ids_walk_progress *p = &ws[i].p;
+
+		s->folders_total += p->folders_total;
+		s->folders_done += p->folders_done;
+		s->folders_failed += p->folders_failed;
+		s->folders_skipped += p->folders_skipped;
+		s->files_done += p->files_done;
+		s->bytes_copied += p->bytes_copied;
+		s->dirs_renamed += p->dirs_renamed;
+		s->pending += p->pending;
+		s->errors += p->errors;
+		s->elapsed = p->elapsed > s->elapsed ? p->elapsed : s->elapsed;
+		s->waiting |= p->waiting;
+		s->stopped |= p->stopped;
+	}
+	s->workers = (int)n;
+}
+
+/* Reads one message from w's pipe; 0 at its end (the fd is closed then). */
+static int
+read_msg(struct worker *w)
+{
+	struct wmsg m;
+	ssize_t n;
+
+	while ((n = read(w->fd, &m, sizeof(m))) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(m)) {
+		close(w->fd);
+		w->fd = -1;
+		return 0;
+	}
+	w->p = m.p;
+	if (m.kind == MSG_FINAL) {
+		w->final = 1;
+		w->code = m.code;
+		memcpy(w->text, m.text, sizeof(w->text));
+	}
+	return 1;
+}
+
+static int
+fd_ready(const struct pollfd *pfd, size_t k, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++)
+		if (pfd[i].fd == fd)
+			return (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+	return 0;
+}
+
+/* Relays the workers' progress until every pipe is closed. */
+static void
+watch_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n)
+{
+	unsigned ms = o->progress_ms ? o->progress_ms : DEFAULT_PROGRESS_MS;
+	struct pollfd pfd[64];
+	struct ids_walk_progress sum;
+	size_t i, k;
+	int forwarded = 0;
+
+	for (;;) {
+		for (i = k = 0; i < n; i++)
+			if (ws[i].fd >= 0)
+				pfd[k++] = (struct pollfd){ ws[i].fd, POLLIN, 0 };
+		if (k == 0)
+			break;
+		if (o->stop != NULL && *o->stop && !forwarded) {
+			for (i = 0; i < n; i++)
+				if (ws[i].pid > 0)
+					kill(ws[i].pid, SIGTERM);
+			forwarded = 1;
+		}
+		if (poll(pfd, k, (int)ms) > 0)
+			for (i = 0; i < n; i++)
+				if (ws[i].fd >= 0 && fd_ready(pfd, k, ws[i].fd))
+					read_msg(&ws[i]);
+		sum_progress(ws, n, &sum);
+		if (o->progress != NULL)
+			o->progress(&sum, o->rock);
+	}
+}
+
+/* Reaps the workers; a worker that could not run or died is an ERROR. */
+static int
+reap_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n,
+    struct ids_walk_progress *sum)
+{
+	struct ids_walk_event ev = { .what = IDS_WALK_ERROR };
+	char reason[1200];
+	int status, first = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (ws[i].pid <= 0)
+			continue;
+		while (waitpid(ws[i].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (ws[i].final && ws[i].code < 0)
+			snprintf(reason, sizeof(reason), "partition %s: %s", ws[i].partition, ws[i].text);
+		else if (WIFSIGNALED(status))
+			snprintf(reason, sizeof(reason), "partition %s: worker killed by signal %d",
+			    ws[i].partition, WTERMSIG(status));
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ws[i].final)
+			snprintf(reason, sizeof(reason), "partition %s: worker exited with status %d",
+			    ws[i].partition, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		else
+			continue;
+		sum->errors++;
+		ev.code = -ECHILD;
+		ev.reason = reason;
+		ev.partition = ws[i].partition;
+		if (o->event != NULL)
+			o->event(&ev, o->rock);
+		if (first == 0)
+			first = ids_error(-ECHILD, "%s", reason);
+	}
+	return first;
+}
+
+static int
+run_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    struct ids_walk_progress *res)
+{
+	struct worker ws[64];
+	struct ids_walk_progress sum;
+	size_t i, n = cfg->npartitions;
+	int r, r2;
+
+	if (n > sizeof(ws) / sizeof(ws[0]))
+		return ids_error(IDS_EINVAL, "%zu partitions: at most %zu walked in parallel",
+		    n, sizeof(ws) / sizeof(ws[0]));
+	memset(ws, 0, sizeof(ws));
+	for (i = 0; i < n; i++)
+		ws[i].fd = -1;
+	r = start_workers(cfg, o, ws, n);
+	watch_workers(o, ws, n);
+	sum_progress(ws, n, &sum);
+	r2 = reap_workers(o, ws, n, &sum);
+	if (o->progress != NULL)
+		o->progress(&sum, o->rock);
+	if (res != NULL)
+		*res = sum;
+	return r < 0 ? r : r2;
+}
+
+int
+ids_walk_run(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    struct ids_walk_progress *res)
+{
+	struct ids_mboxlist *mbl;
+	int r;
+
+	if (o->parallel && !o->dry_run && o->partition == NULL && cfg->npartitions > 1)
+		return run_workers(cfg, o, res);
+	if ((r = ids_mboxlist_open(cfg, o->dry_run ? IDS_MBOXLIST_RDONLY : 0, &mbl)) < 0)
+		return r;
+	r = ids_walk_pass(mbl, o, res);
+	ids_mboxlist_close(mbl);
+	return r;
+}
+
+/* --- the census ------------------------------------------------------ */
+
+struct census {
+	const struct ids_config *cfg;
+	const struct ids_walk_opts *filter;
+	struct ids_walk_census *out;
+	int *roots;		/* per partition: data root, meta root; -1 unopened */
+	ids_walk_failure_fn fn;
+	void *rock;
+	struct ids_txn *txn;
+};
+
+/* The root directory holding index files of partition p (opened once). */
+static int
+index_root(struct census *c, const struct ids_partition *p, int *fdp)
+{
+	size_t i = (size_t)(p - c->cfg->partitions);
+	int meta = p->metapath != NULL &&
+	    (c->cfg->metapartition_files & (1u << IDS_META_INDEX)) != 0;
+	int *slot = &c->roots[2 * i + meta];
+	int r;
+
+	if (*slot < 0 && (r = ids_opendir_abs(meta ? p->metapath : p->path, slot)) < 0) {
+		*slot = -1;
+		return r;
+	}
+	*fdp = *slot;
+	return 0;
+}
+
+static uint32_t
+be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* num_records from the header of e's cyrus.index (never follows a symlink). */
+static int
+index_records(struct census *c, const struct ids_mbentry *e, uint32_t *np)
+{
+	const struct ids_partition *p = ids_config_partition(c->cfg, e->partition);
+	struct ids_mbname mb;
+	struct ids_location loc;
+	unsigned char h[24];
+	char rel[PATH_MAX];
+	int root, dfd, fd, r;
+	ssize_t n;
+
+	if (p == NULL)
+		return IDS_EPARTITION;
+	if ((r = ids_location_from_entry(e, &mb, &loc)) < 0 ||
+	    (r = ids_path_reldir(c->cfg, &loc, rel, sizeof(rel))) < 0 ||
+	    (r = index_root(c, p, &root)) < 0 ||
+	    (r = ids_opendir_beneath(root, rel, 0, &dfd)) < 0)
+		return r;
+	fd = openat(dfd, "cyrus.index", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (r < 0)
+		return r;
+	n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(h) || (be32(h + 8) != 17 && be32(h + 8) != 19 && be32(h + 8) != 20))
+		return IDS_ECORRUPT;
+	*np = be32(h + 20);
+	return 0;
+}
+
+static int
+census_cb(const struct ids_mbentry *e, void *rock)
+{
+	struct census *c = rock;
+	uint32_t n;
+
+	if (!local_folder(e) || !matches(c->cfg, c->filter, e))
+		return 0;
+	if (!ids_mbentry_is_legacy(e)) {
+		c->out->uniqueid++;
+		return 0;
+	}
+	c->out->legacy++;
+	if (index_records(c, e, &n) == 0)
+		c->out->files_left += n;
+	else
+		c->out->unreadable++;
+	return 0;
+}
+
+static int
+failure_cb(const char *id, const char *val, size_t len, void *rock)
+{
+	struct census *c = rock;
+	struct ids_mbentry e;
+	char *end;
+	long long when;
+	int r;
+
+	ids_mbentry_init(&e);
+	r = live_legacy_id(c->txn, id, &e);
+	if (r == 1 && matches(c->cfg, c->filter, &e)) {
+		c->out->failures++;
+		when = strtoll(val, &end, 10);
+		while (*end == ' ')
+			end++;
+		r = c->fn ? c->fn(e.name, id, (int64_t)when, end, c->rock) : 0;
+	}
+	ids_mbentry_release(&e);
+	return r < 0 ? r : 0;
+}
+
+static int
+failures_txn(struct ids_txn *txn, void *rock)
+{
+	struct census *c = rock;
+
+	c->txn = txn;
+	return ids_txn_foreach_raw(txn, 'F', failure_cb, c);
+}
+
+int
+ids_walk_census(struct ids_mboxlist *mbl, const struct ids_walk_opts *filter,
+    struct ids_walk_census *out, ids_walk_failure_fn fn, void *rock)
+{
+	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	struct census c = { cfg, filter, out, NULL, fn, rock, NULL };
+	struct ids_scanpos pos;
+	size_t i;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	memset(&pos, 0, sizeof(pos));
+	if ((c.roots = malloc(2 * cfg->npartitions * sizeof(int))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < 2 * cfg->npartitions; i++)
+		c.roots[i] = -1;
+	while ((r = ids_mboxlist_scan(mbl, &pos, 0, 256, census_cb, &c)) > 0)
+		;
+	if (r == 0)
+		r = ids_mboxlist_read(mbl, failures_txn, &c);
+	for (i = 0; i < 2 * cfg->npartitions; i++)
+		if (c.roots[i] >= 0)
+			close(c.roots[i]);
+	free(c.roots);
+	return r;
+}

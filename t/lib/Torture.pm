@@ -1,0 +1,318 @@
+# Torture.pm - the machinery of the reliability tests (t/t91xx-t/t93xx):
+# scratch spools on a fast file system, the invariant checker, the crash
+# loop and the fault loop.  RELIABILITY.md describes what they prove.
+#
+# A scenario is a spool (made once, then restored from a copy before
+# every attempt), a command (a tool run), and what the command is meant
+# to do, as a function that judges a state reported by the checker.
+package Torture;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Path qw(make_path remove_tree);
+use File::Basename qw(basename);
+use JSON::PP;
+use IdsTest;
+
+our @EXPORT = qw(fast_scratch helper helper_path make_spool restore state state_key
+    scenario crash_loop fault_loop failpoints_hit full_mode errno_text);
+
+my $build = $ENV{IDS_BUILD} // do {
+	require Cwd;
+	Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../build');
+};
+
+# IDS_TORTURE=full (make torture): every point of bigger scenarios.
+sub full_mode { return ($ENV{IDS_TORTURE} // '') eq 'full'; }
+
+# A scratch directory for this test file.  Crash and fault loops run on
+# tmpfs when there is one: a process crash keeps the page cache, so
+# fsync has nothing to prove there, and each attempt costs a few
+# milliseconds instead of a few dozen.  IDS_TORTURE_DIR overrides; the
+# directory is removed at the end unless a test failed.
+my @fast_dirs;
+END { if ($? == 0 && !$ENV{IDS_TORTURE_KEEP}) { remove_tree($_) for @fast_dirs; } }
+
+sub fast_scratch {
+	my $base = $ENV{IDS_TORTURE_DIR};
+	$base //= -d '/dev/shm' && -w '/dev/shm' ? '/dev/shm' : undef;
+	return scratch() unless defined $base;
+	my $dir = "$base/idspool-" . basename($0, '.t') . "-$$";
+	remove_tree($dir);
+	make_path($dir) or die "$dir: $!";
+	push @fast_dirs, $dir;
+	return $dir;
+}
+
+sub helper_path { return "$build/t/helper/ids-helper"; }
+sub helper { return run(helper_path(), @_); }
+
+# make_spool($dir, conf => {...}, mkspool => [...], then => sub {...}):
+# a configuration in $dir/spool.conf layout, a legacy spool from mkspool,
+# then whatever the scenario adds; a copy of it is kept to restore from.
+sub make_spool {
+	my ($dir, %a) = @_;
+	my $work = "$dir/work";
+	make_path($work);
+	my $conf = write_conf($work, mboxlist_mapsize => '1M', %{ $a{conf} // {} });
+	for my $k (keys %{ $a{conf} // {} }) {
+		make_path($a{conf}{$k}) if $k =~ /partition-/ && defined $a{conf}{$k};
+	}
+	my $r = run('mkspool', '-C', $conf, @{ $a{mkspool} // ['-u', 2, '-f', 6, '-m', 20] });
+	die "mkspool: $r->{err}" if $r->{rc};
+	$a{then}->($conf, $work) if $a{then};
+	system('cp', '-a', $work, "$dir/template") == 0 or die "cp: $?";
+	return { dir => $dir, work => $work, conf => $conf };
+}
+
+sub restore {
+	my ($s) = @_;
+	remove_tree($s->{work});
+	system('cp', '-a', "$s->{dir}/template", $s->{work}) == 0 or die "cp: $?";
+}
+
+# The checker's report (a hash), with its exit status.
+# With $recover, the checker first recovers as every tool start does
+# (its messages, if any, are in err).
+sub state {
+	my ($s, $recover) = @_;
+	my $r = helper('check', '-C', $s->{conf}, $recover ? '-R' : ());
+	my $st = eval { decode_json($r->{out}) } // { violations => ["checker: $r->{err}"] };
+	$st->{rc} = $r->{rc};
+	$st->{err} = $r->{err};
+	return $st;
+}
+
+# The folders of a state as one string: name, uniqueid (unless noid) and
+# content of each live folder; the layout is left out on purpose.
+sub state_key {
+	my ($st, $noid) = @_;
+	return join("\n", sort map {
+		join(' ', $_->{name}, $noid ? () : $_->{uniqueid}, $_->{content})
+	} @{ $st->{folders} // [] });
+}
+
+sub errno_text {
+	my ($name) = @_;
+	require Errno;
+	my $n = eval "Errno::$name()" or die "unknown errno $name";
+	local $! = $n;
+	return "$!";
+}
+
+# Runs $cmd with extra environment.
+sub run_env {
+	my ($env, @cmd) = @_;
+	local %ENV = (%ENV, %$env);
+	return run(@cmd);
+}
+
+# spool_audit's findings, when the tool is built, less the one kind of
+# leftover the invariants allow: the message file of a delivery that
+# died before its index record was committed (never acknowledged, above
+# last_uid; the next delivery to the folder replaces it), which the
+# checker lists among its notes.
+sub audit {
+	my ($s, $st) = @_;
+	return () unless -x tool('spool_audit');
+	my $a = run('spool_audit', '-C', $s->{conf}, '-j', 1);
+	return () if $a->{rc} == 0;
+	return ("exit $a->{rc}: $a->{err}") if $a->{rc} != 1 || $a->{err} ne '';
+	my @allowed = map { m{message file (.+?) above last_uid} ? $1 : () } @{ $st->{notes} };
+	return grep {
+		my $line = $_;
+		!grep { $line =~ m{: orphan: /\S.*/\Q$_\E: } } @allowed;
+	} split /\n/, $a->{out};
+}
+
+# The state after recovery must hold every invariant and be one the
+# scenario accepts; returns a list of problems.
+sub judge {
+	my ($s, $sc, $what) = @_;
+	my @bad;
+	my $st = state($s, 1);
+	push @bad, "$what: recovery: $st->{err}" if $st->{err} ne '';
+	my @v = (@{ $st->{violations} }, map { "spool_audit: $_" } audit($s, $st));
+	if ($sc->{baseline} && ($sc->{done}->($st) // -1) == 0) {
+		@v = grep { !$sc->{baseline}{$_} && !$sc->{baseline}{s/^spool_audit: //r} } @v;
+		# A repair interrupted: the broken folder may have moved on
+		# (a new uniqueid, its own directory), still unregistered; the
+		# live folders are untouched (the state is the first one) and
+		# the rerun must finish the repair.
+		@v = grep { !m{stray folder|a second folder of|message files? in no live folder|spool_audit: (?:[^:/]+: )?(?:stray|duplicate-uniqueid):} } @v;
+	}
+	push @bad, map { "$what: $_" } @v;
+	my $why = $sc->{accept}->($st);
+	push @bad, "$what: $why" if defined $why;
+	return (\@bad, $st);
+}
+
+# scenario($s, name => ..., steps => [[cmd], ...], cmd => [cmd], noid => 1,
+# extra => sub { $state -> problem or undef }, baseline => 1): the steps
+# are independent
+# (each on its own folders), and the states a crash or a fault may leave
+# are those of any subset of them done (tools go on with the next item
+# after a failed one); cmd (default: the only step) is what is crashed
+# or failed.  Afterwards the operator runs the steps not done.  With
+# baseline, the spool starts broken on purpose (what the operation
+# repairs): its violations are allowed while no step is done.
+sub scenario {
+	my ($s, %a) = @_;
+	my $sc = { %a, spool => $s };
+	my @steps = @{ $a{steps} };
+	$sc->{cmd} //= $steps[0];
+	my %keys;
+	for my $mask (0 .. 2**@steps - 1) {
+		restore($s);
+		for my $i (grep { $mask & (1 << $_) } 0 .. $#steps) {
+			my $r = run(@{ $steps[$i] });
+			die "$a{name}: @{ $steps[$i] }: exit $r->{rc}: $r->{err}" if $r->{rc};
+		}
+		my $st = state($s);
+		if ($mask == 0 && $a{baseline}) {
+			$sc->{baseline} = { map { $_ => 1 } @{ $st->{violations} }, audit($s, $st) };
+		} elsif (@{ $st->{violations} }) {
+			die "$a{name}: @{ $st->{violations} }";
+		}
+		$keys{$mask} = state_key($st, $a{noid});
+	}
+	my $all = 2**@steps - 1;
+	$sc->{done} = sub {
+		my $key = state_key($_[0], $a{noid});
+		for my $mask (0 .. $all) { return $mask if $key eq $keys{$mask}; }
+		return undef;
+	};
+	$sc->{todo} = sub {
+		my $mask = $sc->{done}->($_[0]) // 0;
+		return map { $steps[$_] } grep { !($mask & (1 << $_)) } 0 .. $#steps;
+	};
+	$sc->{accept} = sub {
+		return defined $sc->{done}->($_[0]) ? undef :
+		    "the folders are in none of the states the steps lead to";
+	};
+	$sc->{final} = sub {
+		my ($st) = @_;
+		return "the operation did not complete" unless state_key($st, $a{noid}) eq $keys{$all};
+		return $a{extra} ? $a{extra}->($st) : undef;
+	};
+	return $sc;
+}
+
+# After a crash or a fault, the operator runs the steps not done yet;
+# the operation must then be complete.
+sub finish {
+	my ($s, $sc, $st, $what) = @_;
+	for my $step ($sc->{todo}->($st)) {
+		my $r = run(@$step);
+		return ("$what: rerun of @$step: exit $r->{rc}: $r->{err}") if $r->{rc};
+	}
+	my $end = state($s);
+	my @bad = map { "$what, rerun: $_" } @{ $end->{violations} };
+	my $why = $sc->{final}->($end);
+	push @bad, "$what, rerun: $why" if defined $why;
+	return @bad;
+}
+
+# crash_loop($s, $sc): runs the scenario's command with
+# IDS_FAILPOINT_CRASH=k for k = 1, 2, ... until it completes without a
+# crash.  Returns (points crashed at, [problems]).
+sub crash_loop {
+	my ($s, $sc) = @_;
+	$s = $sc->{spool} // $s;
+	my ($k, @bad);
+	for ($k = 1; $k < ($sc->{max} // 5000); $k++) {
+		restore($s);
+		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
+		if ($r->{rc} != 128 + 9) {
+			push @bad, "k=$k: exit $r->{rc} without a crash: $r->{err}" if $r->{rc};
+			my $st = state($s);
+			push @bad, map { "k=$k (no crash): $_" } @{ $st->{violations} };
+			my $why = $sc->{final}->($st);
+			push @bad, "k=$k (no crash): $why" if defined $why;
+			last;
+		}
+		my ($b, $st) = judge($s, $sc, "crash at point $k");
+		push @bad, @$b;
+		push @bad, finish($s, $sc, $st, "crash at point $k") unless @$b;
+		last if @bad > 20;
+	}
+	return ($k - 1, \@bad);
+}
+
+# The failpoints the scenario's command hits, in order (a clean run).
+sub failpoints_hit {
+	my ($s, $sc) = @_;
+	restore($s);
+	my $log = "$s->{dir}/fplog";
+	unlink $log;
+	my $r = run_env({ IDS_FAILPOINT_LOG => $log }, @{ $sc->{cmd} });
+	die "clean run of $sc->{name}: exit $r->{rc}: $r->{err}" if $r->{rc};
+	open my $fh, '<', $log or return ();
+	chomp(my @points = <$fh>);
+	return @points;
+}
+
+# The errnos a failpoint's system call can really return, from its
+# step name (RELIABILITY.md, "Fault table").
+sub relevant_errnos {
+	my ($p) = @_;
+	my ($step) = $p =~ /\.([^.]+)$/;
+	return qw(ENOSPC EIO EXDEV EMLINK EPERM EINTR) if $step =~ /link(?!_tmp)|rename|^dir$/;
+	return qw(ENOSPC EIO EPERM EMLINK EINTR) if $step =~ /mkdir|create|^copy$/;
+	return qw(EIO EPERM EINTR) if $step =~ /unlink|rmdir/;
+	return qw(ENOSPC EIO EINTR);
+}
+
+# fault_loop($s, $sc, \@errnos): every failpoint the command hits (every
+# hit of each in full mode, else its first) fails once with each of the
+# errnos relevant to it.
+# The command must then either succeed completely, or exit non-zero
+# with "prog: object: reason" naming the errno, leaving a state the
+# scenario accepts after recovery, from which a rerun completes.
+# Scenarios list in handled{point}{errno} what must succeed.  Returns
+# (faults tried, {outcome => count}, [problems]).
+sub fault_loop {
+	my ($s, $sc, $errnos) = @_;
+	$s = $sc->{spool} // $s;
+	my (%seen, @faults, @bad, %outcome);
+	for my $p (failpoints_hit($s, $sc)) {
+		my $n = ++$seen{$p};
+		push @faults, [$p, $n] if $n == 1 || full_mode();
+	}
+	my $prog = basename($sc->{cmd}[0]);
+	my %want = map { $_ => 1 } @$errnos;
+	my $tried = 0;
+	for my $f (@faults) {
+		my ($p, $n) = @$f;
+		for my $e (grep { $want{$_} } relevant_errnos($p)) {
+			$tried++;
+			my $what = "$p (hit $n) failing with $e";
+			restore($s);
+			my $r = run_env({ IDS_FAILPOINT => "$p:$e:$n" }, @{ $sc->{cmd} });
+			my $must = $sc->{handled} && $sc->{handled}->($p, $e);
+			if ($r->{rc} == 0) {
+				$outcome{succeeded}++;
+				$outcome{completed}{"$p:$e"}++;
+				my $st = state($s);
+				push @bad, map { "$what: $_" } @{ $st->{violations} };
+				my $why = $sc->{final}->($st);
+				push @bad, "$what: exit 0 but $why" if defined $why;
+				next;
+			}
+			push @bad, "$what: exit $r->{rc}, but the fault is handled there" if $must;
+			$outcome{failed}++;
+			my $text = errno_text($e);
+			my @lines = grep { /^\Q$prog\E: .+: .*\Q$text\E/ } split /\n/, $r->{err};
+			push @bad, "$what: no message 'prog: object: ...$text': $r->{err}" unless @lines;
+			push @bad, "$what: exit status $r->{rc}" unless $r->{rc} == 1 || $r->{rc} == 3;
+			my ($b, $st) = judge($s, $sc, $what);
+			push @bad, @$b;
+			push @bad, finish($s, $sc, $st, $what) unless @$b;
+			last if @bad > 20;
+		}
+	}
+	return ($tried, \%outcome, \@bad);
+}
+
+1;

@@ -1,0 +1,38 @@
+#!/usr/bin/perl
+# t9100-crash.t - the crash driver: every scenario is killed at every
+# failpoint it reaches (IDS_FAILPOINT_CRASH=k, k = 1, 2, ... until it
+# completes), recovered as the next tool start recovers, checked against
+# the invariants, and then finished by running it again.
+# IDS_TORTURE=full (make torture) adds a spool with a metapartition.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time);
+use IdsTest;
+use Torture;
+use Scenarios;
+
+my @variants = (['plain', []]);
+push @variants, ['metapartition', [meta => 1]], ['bigger spool', [size => ['-u', 3, '-f', 10, '-m', 30]]]
+    if full_mode();
+my ($total, $scenarios) = (0, 0);
+for my $v (@variants) {
+	my ($label, $opts) = @$v;
+	my $dir = fast_scratch() . "/" . ($label =~ s/\W+/-/gr);
+	my ($s, @sc) = build_scenarios($dir, @$opts);
+	for my $sc (@sc) {
+		next if $ENV{IDS_TORTURE_ONLY} && $sc->{name} !~ /$ENV{IDS_TORTURE_ONLY}/;
+		my $t0 = time;
+		my ($points, $bad) = crash_loop($s, $sc);
+		$total += $points;
+		$scenarios++;
+		ok($points > 0 && !@$bad, sprintf("%s (%s): %d crash points, %d violations",
+		    $sc->{name}, $label, $points, scalar @$bad)) or diag(join("\n", @$bad[0 .. ($#$bad < 9 ? $#$bad : 9)]));
+		note(sprintf("figure: crash | %s | %s | %d | %d | %.1fs", $label, $sc->{name},
+		    $points, scalar @$bad, time - $t0));
+	}
+}
+note("figure: crash total | $scenarios scenarios | $total crash points");
+done_testing();

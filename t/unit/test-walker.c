@@ -1,0 +1,538 @@
+/*
+ * test-walker.c - the migration walk: order, filters, failures that do
+ * not stop the walk, vanished folders, the stop flag, the rate and IO
+ * pressure pauses, dry runs, the grace period, worker processes and the
+ * census behind `relocated -s`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "error.h"
+#include "intent.h"
+#include "mailbox.h"
+#include "walker.h"
+#include "unit.h"
+#include "legacy.h"
+
+#define ID_INBOX "2d3c1d9e-5f0a-4c1b-9a7e-0123456789ab"
+#define ID_SENT  "k2v9d0x7qmz1w3e8r5t6y4u2"
+#define ID_2019  "047656355035e6be"
+#define ID_DOM   "7a1f0c2e-1111-4c1b-9a7e-0123456789ab"
+#define ID_BOB   "b0b0b0b0-2222-4c1b-9a7e-0123456789ab"
+#define NFOLDERS 5
+#define NFILES   (3 + 4 + 2 + 5 + 1 + NFOLDERS)	/* messages, and each cyrus.index */
+
+struct fixture {
+	char dir[64];
+	struct ids_config cfg;
+	struct ids_mboxlist *mbl;
+	/* what the callbacks saw */
+	char order[16][IDS_MBNAME_MAX + 1];
+	int nevents[IDS_WALK_WORKER + 1];
+	char reason[1024];
+	char olddir[512], newdir[512];
+	int saw_waiting;
+	int delete_on_first;	/* delete user.john.Sent at the first DONE */
+	volatile sig_atomic_t stop;
+	int stop_on_first;
+};
+
+static int
+setup_with(void **state, const char *extra)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char text[1024], path[128];
+
+	strcpy(f->dir, "/tmp/ids-walk-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/spool", f->dir);
+	mkdir(path, 0750);
+	snprintf(path, sizeof(path), "%s/two", f->dir);
+	mkdir(path, 0750);
+	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
+	    "hashimapspool: yes\nvirtdomains: userid\n", f->dir, f->dir);
+	if (strstr(extra, "two"))
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "partition-two: %s/two\n", f->dir);
+	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
+		return -1;
+	*state = f;
+	if (ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0)
+		return -1;
+	if (legacy_folder(&f->cfg, f->mbl, "user.john", ID_INBOX, 3) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent", ID_SENT, 4) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent.2019", ID_2019, 2) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "example.com!user.mary^ann.Lists", ID_DOM, 5) < 0 ||
+	    legacy_folder(&f->cfg, f->mbl, "user.bob", ID_BOB, 1) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, "");
+}
+
+static int
+setup_two(void **state)
+{
+	return setup_with(state, "two");
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ids_mboxlist_close(f->mbl);
+	ids_config_release(&f->cfg);
+	unit_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+on_event(const struct ids_walk_event *ev, void *rock)
+{
+	struct fixture *f = rock;
+	int n = f->nevents[IDS_WALK_DONE] + f->nevents[IDS_WALK_PLAN];
+
+	f->nevents[ev->what]++;
+	if ((ev->what == IDS_WALK_DONE || ev->what == IDS_WALK_PLAN) && n < 16)
+		snprintf(f->order[n], sizeof(f->order[n]), "%s", ev->name);
+	if (ev->what == IDS_WALK_FAILED)
+		snprintf(f->reason, sizeof(f->reason), "%s", ev->reason);
+	if (ev->what == IDS_WALK_PLAN && strcmp(ev->name, "user.john.Sent") == 0) {
+		snprintf(f->olddir, sizeof(f->olddir), "%s", ev->olddir);
+		snprintf(f->newdir, sizeof(f->newdir), "%s", ev->newdir);
+	}
+	if (ev->what != IDS_WALK_DONE || f->nevents[IDS_WALK_DONE] != 1)
+		return;
+	if (f->stop_on_first)
+		f->stop = 1;
+	if (f->delete_on_first)
+		assert_int_equal(ids_mailbox_delete(f->mbl, "user.john.Sent"), 0);
+}
+
+static void
+on_progress(const struct ids_walk_progress *p, void *rock)
+{
+	struct fixture *f = rock;
+
+	f->saw_waiting |= p->waiting;
+}
+
+static void
+opts_init(struct fixture *f, struct ids_walk_opts *o)
+{
+	static const struct ids_walk_opts init = IDS_WALK_OPTS_INIT;
+
+	*o = init;
+	o->event = on_event;
+	o->progress = on_progress;
+	o->progress_ms = 10;
+	o->stop = &f->stop;
+	o->rock = f;
+	o->batch = 2;	/* several read transactions even here */
+}
+
+static int
+position(struct fixture *f, const char *name)
+{
+	int i;
+
+	for (i = 0; i < 16; i++)
+		if (strcmp(f->order[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static void
+census(struct fixture *f, const struct ids_walk_opts *o, struct ids_walk_census *c)
+{
+	assert_int_equal(ids_walk_census(f->mbl, o, c, NULL, NULL), 0);
+}
+
+static int
+exists(struct fixture *f, const char *rel)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	return lstat(path, &st) == 0;
+}
+
+/* Every folder, children before parents; a second pass has nothing to do. */
+static void
+test_pass_order(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+
+	opts_init(f, &o);
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, NFOLDERS);
+	assert_int_equal(res.folders_done, NFOLDERS);
+	assert_int_equal(res.folders_failed, 0);
+	assert_int_equal(res.files_done, NFILES);
+	assert_true(position(f, "user.john.Sent.2019") < position(f, "user.john.Sent"));
+	assert_true(position(f, "user.john.Sent") < position(f, "user.john"));
+	assert_true(position(f, "user.john") >= 0 && position(f, "user.bob") >= 0);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_true(exists(f, "spool/j/user/john/" ID_2019 "/1."));
+	memset(f->nevents, 0, sizeof(f->nevents));
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 0);
+	assert_int_equal(f->nevents[IDS_WALK_DONE], 0);
+}
+
+static void
+test_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+
+	opts_init(f, &o);
+	o.owner = "mary.ann@example.com";
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 1);
+	assert_string_equal(f->order[0], "example.com!user.mary^ann.Lists");
+	o.owner = "nobody";
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 0);
+	o.owner = NULL;
+	o.partition = "elsewhere";
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 0);
+	o.partition = "default";
+	o.owner = "john";
+	census(f, &o, &c);
+	assert_int_equal(c.legacy, 3);
+	assert_int_equal(c.uniqueid, 0);
+	assert_int_equal(c.files_left, 3 + 4 + 2);
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 3);
+	o.owner = NULL;
+	census(f, &o, &c);
+	assert_int_equal(c.legacy, 1);
+	assert_int_equal(c.uniqueid, 4);
+	assert_int_equal(c.files_left, 1);
+}
+
+static int
+failure_cb(const char *name, const char *uniqueid, int64_t when, const char *reason,
+    void *rock)
+{
+	struct fixture *f = rock;
+
+	assert_string_equal(name, "user.john.Sent");
+	assert_string_equal(uniqueid, ID_SENT);
+	assert_true(when > 1700000000);
+	snprintf(f->reason, sizeof(f->reason), "%s", reason);
+	return 0;
+}
+
+/* A folder that fails is recorded and skipped; the walk goes on. */
+static void
+test_failure_continues(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/Sent/9.", f->dir);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	opts_init(f, &o);
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_failed, 1);
+	assert_int_equal(res.folders_done, NFOLDERS - 1);
+	assert_non_null(strstr(f->reason, "9.: symlink"));
+	f->reason[0] = '\0';
+	assert_int_equal(ids_walk_census(f->mbl, &o, &c, failure_cb, f), 0);
+	assert_int_equal(c.failures, 1);
+	assert_int_equal(c.legacy, 1);
+	assert_non_null(strstr(f->reason, "symlink in the folder"));
+	/* Fixed by the operator: the next pass migrates it and forgets the failure. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 1);
+	assert_int_equal(res.folders_failed, 0);
+	census(f, &o, &c);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(c.legacy, 0);
+}
+
+/*
+ * A folder deleted under the walk (after its batch was read: user.john.Sent
+ * comes right after user.john.Sent.2019) is skipped, not a failure.
+ */
+static void
+test_vanished(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+
+	opts_init(f, &o);
+	f->delete_on_first = 1;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_failed, 0);
+	assert_int_equal(res.folders_skipped, 1);
+	assert_int_equal(res.folders_done, NFOLDERS - 1);
+	assert_int_equal(position(f, "user.john.Sent"), -1);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+}
+
+/* The stop flag ends the pass after the folder in hand. */
+static void
+test_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+
+	opts_init(f, &o);
+	f->stop_on_first = 1;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 1);
+	assert_true(res.stopped);
+	census(f, &o, &c);
+	assert_int_equal(c.uniqueid, 1);
+	f->stop = 0;
+	f->stop_on_first = 0;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, NFOLDERS - 1);
+	assert_false(res.stopped);
+}
+
+static double
+seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --rate: files per second on average, the debt paid between folders. */
+static void
+test_rate(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	double t0 = seconds(), took;
+
+	opts_init(f, &o);
+	o.rate = 20;	/* 20 files, a burst of 5: at least 15 / 20 s */
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	took = seconds() - t0;
+	assert_int_equal(res.files_done, NFILES);
+	assert_true(took >= 0.6);
+	assert_true(f->saw_waiting);
+}
+
+static void
+write_pressure(const char *file, const char *avg10)
+{
+	char tmp[256], text[256];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	snprintf(text, sizeof(text), "some avg10=%s avg60=1.00 avg300=1.00 total=1\n"
+	    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", avg10);
+	assert_true((fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600)) >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	assert_int_equal(rename(tmp, file), 0);
+}
+
+/* High IO pressure pauses the walk until it falls. */
+static void
+test_pressure(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	char file[128];
+	double avg, t0;
+	pid_t pid;
+	int status;
+
+	snprintf(file, sizeof(file), "%s/pressure", f->dir);
+	assert_int_equal(ids_walk_read_pressure(file, &avg), -ENOENT);
+	write_pressure(file, "12.50");
+	assert_int_equal(ids_walk_read_pressure(file, &avg), 0);
+	assert_true(avg > 12.49 && avg < 12.51);
+	write_pressure(file, "95.00");
+	if ((pid = fork()) == 0) {
+		usleep(700000);
+		write_pressure(file, "3.00");
+		_exit(0);
+	}
+	opts_init(f, &o);
+	o.max_pressure = 40;
+	o.pressure_file = file;
+	t0 = seconds();
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_true(seconds() - t0 >= 0.6);
+	assert_int_equal(res.folders_done, NFOLDERS);
+	assert_true(f->saw_waiting);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* Not a PSI file: never a pause. */
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(creat(file, 0600) >= 0, 1);
+	assert_int_equal(ids_walk_read_pressure(file, &avg), IDS_ECORRUPT);
+}
+
+/* -n: the plan, children first, and nothing changes. */
+static void
+test_dry_run(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+	char want[512];
+
+	opts_init(f, &o);
+	o.dry_run = 1;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(f->nevents[IDS_WALK_PLAN], NFOLDERS);
+	assert_int_equal(f->nevents[IDS_WALK_DONE], 0);
+	assert_true(position(f, "user.john.Sent.2019") < position(f, "user.john.Sent"));
+	snprintf(want, sizeof(want), "%s/spool/j/user/john/Sent", f->dir);
+	assert_string_equal(f->olddir, want);
+	snprintf(want, sizeof(want), "%s/spool/j/user/john/" ID_SENT, f->dir);
+	assert_string_equal(f->newdir, want);
+	census(f, &o, &c);
+	assert_int_equal(c.legacy, NFOLDERS);
+	assert_true(exists(f, "spool/j/user/john/Sent/1."));
+}
+
+static int
+count_intent(const char *id, const struct ids_intent *in, void *rock)
+{
+	(*(int *)rock)++;
+	return 0;
+}
+
+static int
+intents_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_intent_foreach(txn, count_intent, rock);
+}
+
+/* With a grace period, settle waits until the old names can go. */
+static void
+test_settle_grace(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	double t0 = seconds();
+	int n = 0;
+
+	opts_init(f, &o);
+	o.relocate.grace = 1;
+	o.owner = "bob";
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 1);
+	assert_int_equal(res.pending, 1);
+	assert_true(exists(f, "spool/b/user/bob/1."));
+	o.owner = "john";
+	o.settle = 1;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_true(seconds() - t0 >= 1.0);
+	assert_int_equal(res.pending, 0);
+	assert_int_equal(ids_mboxlist_read(f->mbl, intents_txn, &n), 0);
+	assert_int_equal(n, 0);
+	assert_false(exists(f, "spool/b/user/bob/1."));
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/j/user/john/1."));
+}
+
+/* One worker per partition, each with its own mailboxes.db environment. */
+static void
+test_workers(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+
+	opts_init(f, &o);
+	o.parallel = 1;
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(f->nevents[IDS_WALK_WORKER], 2);
+	assert_int_equal(res.workers, 2);
+	assert_int_equal(res.folders_done, NFOLDERS);
+	assert_int_equal(res.folders_total, NFOLDERS);
+	census(f, &o, &c);
+	assert_int_equal(c.uniqueid, NFOLDERS);
+	/* A dry run stays in this process. */
+	o.dry_run = 1;
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(res.workers, 0);
+}
+
+/* The rename strategy moves leaf directories; the INBOX is linked. */
+static void
+test_rename_strategy(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+
+	opts_init(f, &o);
+	o.relocate.strategy = IDS_STRATEGY_RENAME;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, NFOLDERS);
+	assert_true(res.dirs_renamed >= 3);	/* Sent.2019, Sent, the domain folder */
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_true(exists(f, "spool/j/user/john/" ID_SENT "/1."));
+	assert_false(exists(f, "spool/domain"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pass_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_continues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers, setup_two, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_strategy, setup, teardown),
+	};
+
+	return unit_run(tests);
+}
