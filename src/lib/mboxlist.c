@@ -303,16 +303,14 @@ ids_mboxlist_write(struct ids_mboxlist *mbl, ids_txn_fn fn, void *rock)
 
 /* --- keys ------------------------------------------------------------ */
 
+/* The N key of a parsed name. */
 static int
-key_name(struct ids_txn *txn, const char *name, MDB_val *k)
+key_mbname(struct ids_txn *txn, const struct ids_mbname *mb, const char *name, MDB_val *k)
 {
-	struct ids_mbname mb;
 	char db[2 * IDS_MBNAME_MAX + 8];
 	int r, n;
 
-	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0)
-		return r;
-	if ((n = ids_mbname_dbname(&mb, db, sizeof(db))) < 0)
+	if ((n = ids_mbname_dbname(mb, db, sizeof(db))) < 0)
 		return n;
 	ids_buf_reset(&txn->key);
 	ids_buf_addch(&txn->key, 'N');
@@ -325,6 +323,17 @@ key_name(struct ids_txn *txn, const char *name, MDB_val *k)
 	k->mv_size = txn->key.len;
 	k->mv_data = txn->key.s;
 	return 0;
+}
+
+static int
+key_name(struct ids_txn *txn, const char *name, MDB_val *k)
+{
+	struct ids_mbname mb;
+	int r;
+
+	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0)
+		return r;
+	return key_mbname(txn, &mb, name, k);
 }
 
 static int
@@ -381,7 +390,7 @@ ids_txn_lookup_name(struct ids_txn *txn, const char *name, struct ids_mbentry *e
 	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0 ||
 	    (r = ids_mbname_internal(&mb, norm, sizeof(norm))) < 0)
 		return r;
-	if ((r = key_name(txn, norm, &k)) < 0)
+	if ((r = key_mbname(txn, &mb, norm, &k)) < 0)
 		return r;
 	if ((rc = mdb_get(txn->txn, txn->mbl->dbi, &k, &v)) != 0)
 		return rc == MDB_NOTFOUND ? ids_error(IDS_ENOTFOUND, "%s: no such mailbox", norm) :
