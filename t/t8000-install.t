@@ -39,7 +39,9 @@ unlike(slurp("$dest/usr/lib/pkgconfig/idspool.pc"), qr/@/, 'the pkg-config file 
 my $pc = "PKG_CONFIG_SYSROOT_DIR='$dest' PKG_CONFIG_PATH='$dest/usr/lib/pkgconfig'";
 my $flags = sh('pkg-config', "$pc pkg-config --cflags --libs --static idspool");
 chomp $flags;
-sh('build the example', "cc -o '$dir/resolve' '$top/contrib/example/resolve.c' $flags");
+# A library built with sanitizers needs them in the program too.
+my $san = $ENV{IDS_SANITIZE} ? "-fsanitize=$ENV{IDS_SANITIZE}" : '';
+sh('build the example', "cc $san -o '$dir/resolve' '$top/contrib/example/resolve.c' $flags");
 
 my $conf = write_conf("$dir/spool");
 is(run('ctl_mboxlist', '-C', $conf, '-c', 'user/ann', 'user/ann/Sent')->{rc}, 0, 'folders');
