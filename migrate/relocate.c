@@ -908,7 +908,18 @@ struct bitem {
 	int active;		/* intent committed, not failed */
 	int flipped;
 	int rc;
+	char reason[256];
 };
+
+/* Sets a member's outcome, keeping the detail while it is fresh. */
+static int
+set_rc(struct bitem *it, int rc)
+{
+	it->rc = rc;
+	if (rc < 0)
+		snprintf(it->reason, sizeof(it->reason), "%s", ids_errmsg(rc));
+	return rc;
+}
 
 struct batch {
 	struct ids_mboxlist *mbl;
@@ -928,7 +939,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	ids_intent_init(&it->in);
 	it->r.root[0] = it->r.root[1] = it->r.sfd[0] = it->r.sfd[1] = -1;
 	it->r.dfd[0] = it->r.dfd[1] = -1;
-	if ((it->rc = ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
+	if (set_rc(it, ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
 	    b->opts->lock_timeout_ms, &it->mb)) < 0 || !ids_mbentry_is_legacy(&it->mb->entry))
 		return 0;
 	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
@@ -939,10 +950,10 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 		ids_intent_release(&it->in);
 		reloc_close(&it->r);
 		one.lock_timeout_ms = 0;
-		it->rc = rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, &it->st);
+		set_rc(it, rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, &it->st));
 		return 0;
 	}
-	if ((it->rc = set_intent(&it->in, &it->r, "link", IDS_STRATEGY_LINK)) < 0)
+	if (set_rc(it, set_intent(&it->in, &it->r, "link", IDS_STRATEGY_LINK)) < 0)
 		return 0;
 	return 1;
 }
@@ -978,7 +989,7 @@ batch_flip_txn(struct ids_txn *txn, void *rock)
 		it->in.time = time(NULL);
 		rr = flip_one(txn, &it->r, &it->in);
 		if (rr == IDS_EBUSY)
-			it->rc = rr;
+			set_rc(it, rr);
 		else if (rr < 0)
 			return rr;
 		it->flipped = rr == 0;
@@ -1021,10 +1032,16 @@ batch_sync(struct batch *b)
 static void
 batch_drop(struct bitem *it, int rc)
 {
-	it->rc = rc;
+	char keep[sizeof(it->reason)];
+
+	if (it->rc != rc)
+		set_rc(it, rc);
+	snprintf(keep, sizeof(keep), "%s", it->reason);
 	it->active = 0;
 	it->flipped = 0;
 	rollback(&it->r);
+	/* The detail of the failure, not of whatever the rollback did. */
+	ids_error(rc, "%s", keep);
 	record_failure(&it->r, rc);
 }
 
@@ -1056,7 +1073,7 @@ batch_cleanup(struct batch *b)
 
 	ids_fs_defer_sync(1);
 	for (i = 0; i < b->n; i++)
-		if (b->it[i].flipped && (b->it[i].rc = cleanup_files(&b->it[i].r)) < 0)
+		if (b->it[i].flipped && set_rc(&b->it[i], cleanup_files(&b->it[i].r)) < 0)
 			record_failure(&b->it[i].r, b->it[i].rc);
 	ids_fs_defer_sync(0);
 	if ((rr = batch_sync(b)) < 0)
@@ -1105,7 +1122,7 @@ add_stats(struct ids_relocate_stats *to, const struct ids_relocate_stats *d)
 }
 
 static void
-batch_close(struct batch *b, int rr, int *results, struct ids_relocate_stats *each)
+batch_close(struct batch *b, int rr, struct ids_relocate_result *res)
 {
 	size_t i;
 
@@ -1115,10 +1132,10 @@ batch_close(struct batch *b, int rr, int *results, struct ids_relocate_stats *ea
 		/* A batch-wide failure before the flip: every member rolls back. */
 		if (rr < 0 && it->active && !it->flipped)
 			batch_drop(it, rr);
-		results[i] = it->rc;
+		res[i].rc = it->rc;
+		snprintf(res[i].reason, sizeof(res[i].reason), "%s", it->rc < 0 ? it->reason : "");
+		res[i].st = it->st;
 		add_stats(b->stats, &it->st);
-		if (each != NULL)
-			each[i] = it->st;
 		reloc_close(&it->r);
 		ids_intent_release(&it->in);
 		ids_mailbox_close(it->mb);
@@ -1127,8 +1144,8 @@ batch_close(struct batch *b, int rr, int *results, struct ids_relocate_stats *ea
 
 int
 ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
-    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results,
-    struct ids_relocate_stats *each)
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats,
+    struct ids_relocate_result *results)
 {
 	struct bitem *items = calloc(BATCH_MAX, sizeof(*items));
 	struct batch b = { mbl, opts, stats, items, 0 };
@@ -1143,7 +1160,7 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 		for (i = 0; i < b.n; i++)
 			items[i].active = batch_prepare(&b, &items[i], names[done + i]);
 		rr = batch_run(&b);
-		batch_close(&b, rr, results + done, each ? each + done : NULL);
+		batch_close(&b, rr, results + done);
 	}
 	free(items);
 	return 0;

@@ -81,9 +81,14 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
  * figures to *stats and, when each is not NULL, stores each folder's
  * own figures in each[i].  Returns 0 (or -ENOMEM).
  */
+struct ids_relocate_result {
+	int rc;				/* as ids_relocate_folder() returns */
+	char reason[256];		/* ids_errmsg(rc) when rc < 0 */
+	struct ids_relocate_stats st;	/* this folder's own figures */
+};
 int ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
-    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats, int *results,
-    struct ids_relocate_stats *each);
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats,
+    struct ids_relocate_result *results);
 
 /*
  * Finishes or rolls back the migration of intent in (op "migrate") of

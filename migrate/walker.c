@@ -40,6 +40,8 @@
 #include "walker.h"
 
 #define DEFAULT_BATCH		64
+#define WALK_GROUP		32	/* folders per ids_relocate_batch by default */
+#define WALK_GROUP_MAX		64
 #define DEFAULT_RECOVER		60
 #define DEFAULT_PROGRESS_MS	1000
 #define PRESSURE_FILE		"/proc/pressure/io"
@@ -628,6 +630,50 @@ visit(struct walker *w, const struct candidate *c)
 	account(w, c, relocate_one(w, c, &d), &d);
 }
 
+/*
+ * A group of candidates migrated together by ids_relocate_batch (one
+ * intent commit, one syncfs, one flip commit for all); a folder the
+ * batch only settled (an earlier attempt's intent) is tried again on
+ * its own, as relocate_one does.  The stop flag is honoured after the
+ * group: a group is as long as one folder is for a walk of one.
+ */
+static void
+visit_group(struct walker *w, const struct candidate *cs, size_t n)
+{
+	const char *names[WALK_GROUP_MAX];
+	struct ids_relocate_result res[WALK_GROUP_MAX];
+	struct ids_relocate_stats zero = { 0 };
+	size_t i;
+
+	pay_debt(w);
+	yield_to_pressure(w);
+	maybe_recover(w);
+	if (stopped(w))
+		return;
+	for (i = 0; i < n; i++)
+		names[i] = cs[i].name;
+	if (ids_relocate_batch(w->mbl, names, n, &w->ropts, &w->rs, res) < 0) {
+		for (i = 0; i < n && !stopped(w); i++)
+			visit(w, &cs[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(w->reason, sizeof(w->reason), "%s", res[i].reason);
+		if (res[i].rc == 0 && res[i].st.folders == 0 && still_legacy(w, &cs[i]) == 1)
+			visit(w, &cs[i]);
+		else
+			account(w, &cs[i], res[i].rc, res[i].rc < 0 ? &zero : &res[i].st);
+	}
+}
+
+static size_t
+group_size(const struct walker *w)
+{
+	unsigned g = w->o->group ? w->o->group : w->o->rate > 0 ? 1 : WALK_GROUP;
+
+	return g > WALK_GROUP_MAX ? WALK_GROUP_MAX : g;
+}
+
 /* Counts and reports one folder's outcome. */
 static void
 account(struct walker *w, const struct candidate *c, int r,
@@ -691,7 +737,7 @@ walker_new(struct ids_mboxlist *mbl, const struct ids_walk_opts *o)
 static int
 walk_batches(struct walker *w)
 {
-	size_t i;
+	size_t i, n;
 	int r;
 
 	while (!stopped(w)) {
@@ -699,11 +745,14 @@ walk_batches(struct walker *w)
 		r = ids_mboxlist_scan(w->mbl, &w->pos, IDS_SCAN_REVERSE, w->cap, collect_cb, w);
 		if (r <= 0)
 			return r;
-		for (i = 0; i < w->nbatch && !stopped(w); i++) {
+		for (i = 0; i < w->nbatch && !stopped(w); i += n) {
+			n = w->nbatch - i < group_size(w) ? w->nbatch - i : group_size(w);
 			if (w->o->dry_run)
-				plan(w, &w->batch[i]);
-			else
+				plan(w, &w->batch[i]), n = 1;
+			else if (n == 1)
 				visit(w, &w->batch[i]);
+			else
+				visit_group(w, &w->batch[i], n);
 		}
 	}
 	return 0;

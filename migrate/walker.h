@@ -95,6 +95,9 @@ struct ids_walk_opts {
 	double max_pressure;	/* pause while IO "some avg10" exceeds it (percent); 0: never */
 	const char *pressure_file;	/* NULL: /proc/pressure/io (absent: no pausing) */
 	unsigned batch;		/* records per read transaction; 0: 64 */
+	unsigned group;		/* folders migrated together (ids_relocate_batch: shared
+				   commits and syncfs); 0: 32 without a rate limit, else 1;
+				   1: one at a time (stop takes effect after each folder) */
 	unsigned recover_interval;	/* seconds between recoveries; 0: 60 */
 	unsigned progress_ms;	/* at most one progress call per this; 0: 1000 */
 	int settle;		/* at the end, wait until no grace cleanup is pending */
@@ -107,7 +110,7 @@ struct ids_walk_opts {
 };
 
 #define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL }, \
-	0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
+	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
 
 /*
  * One pass over mbl in the calling process.  *res (may be NULL) gets

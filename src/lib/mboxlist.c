@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -828,4 +829,19 @@ ids_mboxlist_lookup_id(struct ids_mboxlist *mbl, const char *uniqueid,
 	struct lookup l = { uniqueid, e };
 
 	return ids_mboxlist_read(mbl, lookup_id_txn, &l);
+}
+
+/* --- memory ---------------------------------------------------------- */
+
+int
+ids_mboxlist_trim(struct ids_mboxlist *mbl)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(mbl->env, &info) != 0 || info.me_mapaddr == NULL)
+		return 0;
+	/* The map is read-only (no MDB_WRITEMAP): nothing dirty is dropped. */
+	if (madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED) < 0)
+		return -errno;
+	return 0;
 }

@@ -136,4 +136,14 @@ int ids_txn_foreach_raw(struct ids_txn *txn, char type, ids_raw_fn fn,
 const struct ids_config *ids_txn_config(const struct ids_txn *txn);
 const struct ids_config *ids_mboxlist_config(const struct ids_mboxlist *mbl);
 
+/*
+ * Drops the pages of the database's memory map from this process's
+ * resident set (madvise MADV_DONTNEED on the read-only shared map: the
+ * pages stay in the page cache, the next access maps them again).  A
+ * walk over every record otherwise keeps the whole file resident, so
+ * long walks call it now and then to bound their memory.  Call it
+ * outside any transaction.  Returns 0 or -errno.
+ */
+int ids_mboxlist_trim(struct ids_mboxlist *mbl);
+
 #endif

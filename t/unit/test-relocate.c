@@ -423,11 +423,14 @@ test_batch(void **state)
 	struct fixture *f = *state;
 	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
 	struct ids_relocate_stats st = { 0 };
-	int results[4] = { -1, -1, -1, -1 }, i;
+	struct ids_relocate_result results[4];
+	int i;
 
-	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results, NULL), 0);
-	for (i = 0; i < 4; i++)
-		assert_int_equal(results[i], 0);
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(results[i].rc, 0);
+		assert_int_equal(results[i].st.folders, 1);
+	}
 	assert_int_equal(st.folders, 4);
 	assert_int_equal(check_invariants(f), 4);
 	assert_int_equal(intents(f), 0);
@@ -443,8 +446,9 @@ test_batch_member_fails(void **state)
 	struct fixture *f = *state;
 	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
 	struct ids_relocate_stats st = { 0 };
-	int results[4], fd;
+	struct ids_relocate_result results[4];
 	char path[256];
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/spool/j/user/john/" ID_SENT, f->dir);
 	assert_int_equal(mkdir(path, 0750), 0);
@@ -452,10 +456,11 @@ test_batch_member_fails(void **state)
 	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
 	assert_int_equal(write(fd, "other", 5), 5);
 	close(fd);
-	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results, NULL), 0);
-	assert_int_equal(results[0], 0);
-	assert_int_equal(results[1], IDS_ECONFLICT);
-	assert_int_equal(results[3], 0);
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	assert_int_equal(results[0].rc, 0);
+	assert_int_equal(results[1].rc, IDS_ECONFLICT);
+	assert_non_null(strstr(results[1].reason, "2.: a different file is already there"));
+	assert_int_equal(results[3].rc, 0);
 	assert_int_equal(check_invariants(f), 3);
 	assert_int_equal(intents(f), 0);
 	assert_true(exists(f, "spool/j/user/john/" ID_SENT "/2."));
@@ -475,7 +480,7 @@ test_crash_batch(void **state)
 
 		if (pid == 0) {
 			struct ids_mboxlist *mbl;
-			int results[4];
+			struct ids_relocate_result results[4];
 			char env[16];
 
 			snprintf(env, sizeof(env), "%d", k);
@@ -483,8 +488,8 @@ test_crash_batch(void **state)
 			ids_failpoint_reset();
 			if (ids_mboxlist_open(&f->cfg, 0, &mbl) < 0)
 				_exit(2);
-			ids_relocate_batch(mbl, names, 4, &opts, &st, results, NULL);
-			_exit(results[0] || results[1] || results[2] || results[3]);
+			ids_relocate_batch(mbl, names, 4, &opts, &st, results);
+			_exit(results[0].rc || results[1].rc || results[2].rc || results[3].rc);
 		}
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (WIFEXITED(status)) {

@@ -150,6 +150,7 @@ opts_init(struct fixture *f, struct ids_walk_opts *o)
 	o->stop = &f->stop;
 	o->rock = f;
 	o->batch = 2;	/* several read transactions even here */
+	o->group = 1;	/* one folder at a time: the vanish and stop tests count on it */
 }
 
 static int
@@ -202,6 +203,29 @@ test_pass_order(void **state)
 	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 	assert_int_equal(f->nevents[IDS_WALK_DONE], 0);
+}
+
+/* Groups migrated together (ids_relocate_batch): the same outcome, counted per folder. */
+static void
+test_pass_grouped(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+
+	opts_init(f, &o);
+	o.batch = 0;
+	o.group = 0;	/* the default: groups of up to 32 */
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, NFOLDERS);
+	assert_int_equal(res.folders_done, NFOLDERS);
+	assert_int_equal(res.folders_failed, 0);
+	assert_int_equal(res.files_done, NFILES);
+	assert_int_equal(f->nevents[IDS_WALK_DONE], NFOLDERS);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_true(exists(f, "spool/j/user/john/" ID_2019 "/1."));
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 0);
 }
 
 static void
@@ -522,6 +546,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pass_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pass_grouped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
