@@ -48,6 +48,7 @@
 #define PRESSURE_EVERY		0.5	/* seconds between PSI reads */
 #define SLICE			0.2	/* longest sleep between stop checks */
 #define REASON_MAX		1024
+#define TRIM_RECORDS		1024	/* records read between two map trims */
 
 struct candidate {
 	char name[IDS_MBNAME_MAX + 1];
@@ -328,16 +329,32 @@ count_cb(const struct ids_mbentry *e, void *rock)
 	return 0;
 }
 
+/*
+ * Every TRIM_RECORDS records read, drops the mailboxes.db pages mapped
+ * so far from the resident set: a walk touches every page of the file,
+ * and without this its RSS would grow with the number of folders.
+ */
+static void
+maybe_trim(struct ids_mboxlist *mbl, unsigned long *since, int nread)
+{
+	*since += (unsigned long)(nread > 0 ? nread : 0);
+	if (*since >= TRIM_RECORDS) {
+		ids_mboxlist_trim(mbl);
+		*since = 0;
+	}
+}
+
 static int
 count_candidates(struct walker *w)
 {
 	struct ids_scanpos pos;
+	unsigned long since = 0;
 	int r;
 
 	memset(&pos, 0, sizeof(pos));
 	w->prog.folders_total = 0;
 	while ((r = ids_mboxlist_scan(w->mbl, &pos, IDS_SCAN_REVERSE, 1024, count_cb, w)) > 0)
-		;
+		maybe_trim(w->mbl, &since, r);
 	return r;
 }
 
@@ -737,6 +754,7 @@ walker_new(struct ids_mboxlist *mbl, const struct ids_walk_opts *o)
 static int
 walk_batches(struct walker *w)
 {
+	unsigned long since = 0;
 	size_t i, n;
 	int r;
 
@@ -745,6 +763,8 @@ walk_batches(struct walker *w)
 		r = ids_mboxlist_scan(w->mbl, &w->pos, IDS_SCAN_REVERSE, w->cap, collect_cb, w);
 		if (r <= 0)
 			return r;
+		/* A folder migrated reads a few more pages (I record, lookups). */
+		maybe_trim(w->mbl, &since, r + 4 * (int)w->nbatch);
 		for (i = 0; i < w->nbatch && !stopped(w); i += n) {
 			n = w->nbatch - i < group_size(w) ? w->nbatch - i : group_size(w);
 			if (w->o->dry_run)
@@ -1206,6 +1226,7 @@ ids_walk_census(struct ids_mboxlist *mbl, const struct ids_walk_opts *filter,
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct census c = { cfg, filter, out, NULL, fn, rock, NULL };
 	struct ids_scanpos pos;
+	unsigned long since = 0;
 	size_t i;
 	int r;
 
@@ -1216,7 +1237,7 @@ ids_walk_census(struct ids_mboxlist *mbl, const struct ids_walk_opts *filter,
 	for (i = 0; i < 2 * cfg->npartitions; i++)
 		c.roots[i] = -1;
 	while ((r = ids_mboxlist_scan(mbl, &pos, 0, 256, census_cb, &c)) > 0)
-		;
+		maybe_trim(mbl, &since, r);
 	if (r == 0)
 		r = ids_mboxlist_read(mbl, failures_txn, &c);
 	for (i = 0; i < 2 * cfg->npartitions; i++)

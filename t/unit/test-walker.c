@@ -541,6 +541,22 @@ test_rename_strategy(void **state)
 	assert_false(exists(f, "spool/domain"));
 }
 
+/* Dropping the map's pages from the resident set loses nothing. */
+static void
+test_trim(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_census a, b;
+
+	opts_init(f, &o);
+	census(f, &o, &a);
+	assert_int_equal(ids_mboxlist_trim(f->mbl), 0);
+	census(f, &o, &b);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(a.legacy, NFOLDERS);
+}
+
 int
 main(void)
 {
@@ -557,6 +573,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_settle_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers, setup_two, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_strategy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
 	};
 
 	return unit_run(tests);
