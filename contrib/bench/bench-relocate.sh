@@ -27,6 +27,11 @@
 # (default medium: 100,000 messages in 10,000 folders): the same spool
 # generated on one partition and on two (same disk), link strategy.
 #
+# BENCH_SPOOL=SRC reuses a spool mkspool already wrote (SRC/spool and
+# SRC/conf/mailboxes.db, one partition, hashimapspool: yes, virtdomains:
+# userid): it is hard-linked, not generated.  Nothing of SRC is written:
+# relocated never writes into a file that has other names.
+#
 # Everything under DIR is removed at the end unless BENCH_KEEP=1.
 # IDS_BUILD names the build.
 set -eu
@@ -51,17 +56,22 @@ seconds() {
 	echo "$start $end" | awk '{ printf "%.2f", $2 - $1 }'
 }
 
-# gen NAME SIZE NPARTS: a legacy spool in $dir/NAME, its config NAME/imapd.conf.
-gen() {
+# conf NAME NPARTS: $dir/NAME/imapd.conf.
+conf() {
 	g=$dir/$1
 	mkdir -p "$g/conf"
 	{
 		printf 'configdirectory: %s/conf\n' "$g"
 		printf 'partition-default: %s/spool\n' "$g"
-		[ "$3" -eq 2 ] && printf 'partition-second: %s/second\n' "$g"
+		[ "$2" -eq 2 ] && printf 'partition-second: %s/second\n' "$g"
 		printf 'hashimapspool: yes\nvirtdomains: userid\n'
 	} > "$g/imapd.conf"
-	"$bin/mkspool" -C "$g/imapd.conf" --size "$2" > /dev/null || die "mkspool failed"
+}
+
+# gen NAME SIZE NPARTS: a legacy spool in $dir/NAME.
+gen() {
+	conf "$1" "$3"
+	"$bin/mkspool" -C "$dir/$1/imapd.conf" --size "$2" > /dev/null || die "mkspool failed"
 	sync
 }
 
@@ -87,8 +97,15 @@ rm -rf "$dir"
 mkdir -p "$dir"
 
 # --- the spool and the baselines ---------------------------------------
-gen one "$size" 1
 one=$dir/one
+if [ -n "${BENCH_SPOOL:-}" ]; then
+	conf one 1
+	cp -al "$BENCH_SPOOL/spool" "$one/spool"
+	cp "$BENCH_SPOOL/conf/mailboxes.db" "$one/conf/"
+	sync
+else
+	gen one "$size" 1
+fi
 nfiles=$(find "$one/spool" -type f | wc -l)
 nfolders=$("$bin/relocated" -C "$one/imapd.conf" -s | awk '/^folders:/ { print $2 }')
 t_cp=$(seconds cp -al "$one/spool" "$one/copy")
@@ -122,7 +139,7 @@ walk p2 link2 --strategy link
 t_p2=$t done_p2=$done_ rss_p2=$rss
 rm -rf "$dir/p2"
 
-echo "bench-relocate: --size $size: $nfolders legacy folders, $nfiles files, in $dir"
+echo "bench-relocate: ${BENCH_SPOOL:+$BENCH_SPOOL, }--size $size: $nfolders legacy folders, $nfiles files, in $dir"
 awk -v nf="$nfiles" -v nd="$nfolders" -v tc="$t_cp" -v ts="$t_cps" -v loop="$loop" \
     -v tl="$t_link" -v fl="$files_link" -v dl="$done_link" -v rl="$rss_link" \
     -v tr="$t_ren" -v dr="$done_ren" -v rr="$rss_ren" \

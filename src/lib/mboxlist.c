@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -833,15 +832,19 @@ ids_mboxlist_lookup_id(struct ids_mboxlist *mbl, const char *uniqueid,
 
 /* --- memory ---------------------------------------------------------- */
 
+/*
+ * LMDB tells the map's address only for MDB_FIXEDMAP environments, so
+ * the map is dropped by closing the environment and opening it again
+ * (with the map size it has grown to meanwhile).
+ */
 int
 ids_mboxlist_trim(struct ids_mboxlist *mbl)
 {
 	MDB_envinfo info;
 
-	if (mdb_env_info(mbl->env, &info) != 0 || info.me_mapaddr == NULL)
-		return 0;
-	/* The map is read-only (no MDB_WRITEMAP): nothing dirty is dropped. */
-	if (madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED) < 0)
-		return -errno;
-	return 0;
+	if (mdb_env_info(mbl->env, &info) == 0 && info.me_mapsize > mbl->mapsize)
+		mbl->mapsize = info.me_mapsize;
+	mdb_env_close(mbl->env);
+	mbl->env = NULL;
+	return env_setup(mbl, 0);
 }

@@ -137,12 +137,12 @@ const struct ids_config *ids_txn_config(const struct ids_txn *txn);
 const struct ids_config *ids_mboxlist_config(const struct ids_mboxlist *mbl);
 
 /*
- * Drops the pages of the database's memory map from this process's
- * resident set (madvise MADV_DONTNEED on the read-only shared map: the
- * pages stay in the page cache, the next access maps them again).  A
- * walk over every record otherwise keeps the whole file resident, so
- * long walks call it now and then to bound their memory.  Call it
- * outside any transaction.  Returns 0 or -errno.
+ * Drops the database's memory map from this process's resident set by
+ * closing the environment and opening it again (the pages stay in the
+ * page cache).  A walk over every record otherwise keeps the whole file
+ * resident, so long walks call it now and then to bound their memory.
+ * Call it outside any transaction.  Returns 0, or an open error (the
+ * handle then fails every transaction; close it).
  */
 int ids_mboxlist_trim(struct ids_mboxlist *mbl);
 

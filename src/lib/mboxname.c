@@ -472,9 +472,6 @@ ids_mbname_parse_external(struct ids_mbname *mb, const char *name,
 	in.sp = (cfg == NULL || cfg->unixhierarchysep) ? &sp_uhs : &sp_dotsep;
 	in.defdomain = cfg ? cfg->defaultdomain : NULL;
 	r = parse_common(mb, &in, flags);
-	/* The last '@' names the domain: one left in a user name is ambiguous. */
-	if (r == 0 && vd && mb->localpart != NULL && strchr(mb->localpart, '@') != NULL)
-		r = ids_error(IDS_EBADNAME, "'@' in the user name '%s'", mb->localpart);
 	return r < 0 ? parse_failed(mb, r) : 0;
 }
 
