@@ -21,6 +21,17 @@ use LegacySpool;
 my $top = "$FindBin::Bin/..";
 my $base = fast_dir('t4000') // scratch();
 my $all_err = '';
+# Under valgrind (make valgrind) every program is many times slower.
+my $slow = $ENV{IDS_VALGRIND} ? 30 : 1;
+# The daemon this test starts is stopped whatever happens to the test.
+my $daemon = 0;
+END {
+	if ($daemon && kill(0, $daemon)) {
+		kill 'TERM', $daemon;
+		for (1 .. 100 * $slow) { last unless kill(0, $daemon); sleep 0.1; }
+		kill 'KILL', $daemon if kill(0, $daemon);
+	}
+}
 
 sub rel {
 	my ($conf, @args) = @_;
@@ -395,7 +406,7 @@ sub status_json {
 
 sub wait_until {
 	my ($secs, $cond) = @_;
-	my $end = time + $secs;
+	my $end = time + $secs * $slow;
 	while (time < $end) { return 1 if $cond->(); sleep 0.1; }
 	return 0;
 }
@@ -404,7 +415,7 @@ sub wait_until {
 	restore($s);
 	my $r = rel($conf, '--grace', '0', '--rate', '15', '--interval', '3600');
 	is($r->{rc}, 0, 'the daemon starts') or diag($r->{err});
-	my $pid = 0 + slurp("$s->{w}/conf/relocated.pid");
+	my $pid = $daemon = 0 + slurp("$s->{w}/conf/relocated.pid");
 	ok($pid > 0 && kill(0, $pid), "it runs detached, pid $pid in the pidfile");
 	ok(wait_until(20, sub { (status_json()->{daemon}{folders_done} // 0) >= 2 }),
 	    '-s shows the running daemon\'s progress');

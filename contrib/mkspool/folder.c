@@ -14,7 +14,7 @@
  * older message, some \Answered, \Flagged and \Deleted, per-folder user
  * flags, about 3% expunged records whose file is still there (delayed
  * expunge) and 2% expunged and unlinked ones whose file is gone (ten
- * times more in Trash and Junk), and 2% copies of an earlier message of
+ * times more in Trash and Junk), and 1% copies of an earlier message of
  * the same owner, hard-linked as Cyrus's single-instance store does.
  *
  * cyrus.header is written as Cyrus 3.6 writes it (the dlist keys in its
@@ -39,7 +39,6 @@
 #include "config.h"
 #include "dlist.h"
 #include "error.h"
-#include "fsutil.h"
 #include "header.h"
 #include "index.h"
 #include "layout.h"
@@ -107,7 +106,7 @@ open_dir(char *path, int *fdp)
 
 	if ((r = mkdir_p(path)) < 0)
 		return tool_error(r, path);
-	if ((*fdp = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if ((*fdp = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return tool_error(ids_errno(), path);
 	return 0;
 }
@@ -345,8 +344,8 @@ link_copy(struct fwrite *w, const char *name, struct msg *m)
 
 /* Makes message i, writes its file (unless unlinked) and remembers it. */
 static int
-new_message(struct fwrite *w, const char *name, int64_t t, uint32_t fl,
-    struct msg *m)
+new_message(struct fwrite *w, uint32_t uid, const char *name, int64_t t,
+    uint32_t fl, struct msg *m)
 {
 	struct spool *sp = w->sp;
 	struct msgspec spec = { w->o, w->f->kind, w->list[0] ? w->list : NULL, t,
@@ -367,8 +366,8 @@ new_message(struct fwrite *w, const char *name, int64_t t, uint32_t fl,
 	sp->st.part[w->o->partition].bytes += m->size;
 	if (m->size > sp->st.largest)
 		sp->st.largest = m->size;
-	if (snprintf(w->linksrc, sizeof(w->linksrc), "%s/%s", w->datadir, name) >=
-	    (int)sizeof(w->linksrc))
+	if (ids_path_message(w->sp->cfg, &w->loc, uid, w->linksrc,
+	    sizeof(w->linksrc)) < 0)
 		w->linksrc[0] = '\0';
 	w->linkmsg = *m;
 	w->linkmsg.niov = 0;
@@ -390,10 +389,9 @@ write_message(struct fwrite *w, uint32_t uid, int64_t t, uint32_t i)
 	    (!(sp->forced & FORCE_LINK) || rng_chance(w->r, 10)))
 		r = link_copy(w, name, &m);
 	else
-		r = new_message(w, name, t, fl, &m);
+		r = new_message(w, uid, name, t, fl, &m);
 	if (r < 0) {
-		if (snprintf(path, sizeof(path), "%s/%s", w->datadir, name) >=
-		    (int)sizeof(path))
+		if (ids_path_message(sp->cfg, &w->loc, uid, path, sizeof(path)) < 0)
 			return tool_error(r, w->f->name);
 		return tool_error(r, path);
 	}
@@ -563,10 +561,8 @@ put_batch(struct ids_txn *txn, void *rock)
 	int r;
 
 	for (i = 0; i < sp->nbatch; i++)
-		if ((r = ids_txn_put(txn, &sp->batch[i])) < 0) {
-			sp->failed = i;
+		if ((r = ids_txn_put(txn, &sp->batch[i])) < 0)
 			return r;
-		}
 	return 0;
 }
 
@@ -578,10 +574,9 @@ spool_flush(struct spool *sp)
 
 	if (sp->nbatch == 0)
 		return 0;
-	sp->failed = 0;
 	r = ids_mboxlist_write(sp->mbl, put_batch, sp);
 	if (r < 0)
-		tool_error(r, sp->batch[sp->failed].name);
+		tool_error(r, ids_mboxlist_path(sp->mbl));
 	for (i = 0; i < sp->nbatch; i++)
 		ids_mbentry_release(&sp->batch[i]);
 	sp->nbatch = 0;

@@ -12,9 +12,9 @@
  *
  * Sizes follow what mail stores see: the text part is drawn from a
  * long-tailed table (median about 3.7 KB, one in sixteen above 18 KB),
- * a quarter of the messages also carry an HTML alternative, a third of
- * received ones quote what they answer, and about one in a hundred has
- * a base64 attachment of 100 KB to 2 MB (log-uniform).  Lines end in
+ * a quarter of the messages also carry an HTML alternative, 30% are
+ * replies quoting what they answer, and about one in a hundred has a
+ * base64 attachment of 100 KB to 2 MB (log-uniform).  Lines end in
  * CRLF, as Cyrus stores them.
  */
 #include <errno.h>

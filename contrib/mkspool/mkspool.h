@@ -166,7 +166,6 @@ struct spool {
 	struct stats st;
 	struct ids_mbentry *batch;	/* mailboxes.db records not yet written */
 	size_t nbatch, abatch;
-	size_t failed;		/* the record a failed batch stopped at */
 	unsigned char *ibuf;	/* the cyrus.index image */
 	size_t ibufsize;
 	int forced;		/* FORCE_* cases already written */
