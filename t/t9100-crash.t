@@ -2,7 +2,10 @@
 # t9100-crash.t - the crash driver: every scenario is killed at every
 # failpoint it reaches (IDS_FAILPOINT_CRASH=k, k = 1, 2, ... until it
 # completes), recovered as the next tool start recovers, checked against
-# the invariants, and then finished by running it again.
+# the invariants, and then finished by running it again.  Then recovery
+# itself is killed at each of its points after a crash (nested_loop:
+# every crash point in full mode, else one for each distinct path
+# recovery takes), recovered again, checked and finished the same way.
 # IDS_TORTURE=full (make torture) adds a spool with a metapartition.
 use strict;
 use warnings;
@@ -17,7 +20,7 @@ use Scenarios;
 my @variants = (['plain', []]);
 push @variants, ['metapartition', [meta => 1]], ['bigger spool', [size => ['-u', 3, '-f', 10, '-m', 30]]]
     if full_mode();
-my ($total, $scenarios) = (0, 0);
+my ($total, $scenarios, $nested_k, $nested) = (0, 0, 0, 0);
 for my $v (@variants) {
 	my ($label, $opts) = @$v;
 	my $dir = fast_scratch() . "/" . ($label =~ s/\W+/-/gr);
@@ -32,7 +35,20 @@ for my $v (@variants) {
 		    $sc->{name}, $label, $points, scalar @$bad)) or diag(join("\n", @$bad[0 .. ($#$bad < 9 ? $#$bad : 9)]));
 		note(sprintf("figure: crash | %s | %s | %d | %d | %.1fs", $label, $sc->{name},
 		    $points, scalar @$bad, time - $t0));
+		next if $ENV{IDS_TORTURE_NO_NESTED};
+		# Recovery killed in its turn, at each of its points.
+		$t0 = time;
+		my @ks = nested_points($sc);
+		my ($pairs, $nbad) = nested_loop($s, $sc, @ks);
+		$nested_k += @ks;
+		$nested += $pairs;
+		ok(!@$nbad, sprintf("%s (%s): recovery killed at %d points after %d crash points, "
+		    . "%d violations", $sc->{name}, $label, $pairs, scalar @ks, scalar @$nbad))
+		    or diag(join("\n", @$nbad[0 .. ($#$nbad < 9 ? $#$nbad : 9)]));
+		note(sprintf("figure: nested | %s | %s | %d | %d | %d | %.1fs", $label, $sc->{name},
+		    scalar @ks, $pairs, scalar @$nbad, time - $t0));
 	}
 }
 note("figure: crash total | $scenarios scenarios | $total crash points");
+note("figure: nested total | $nested_k crash points | $nested recovery crash points");
 done_testing();

@@ -16,7 +16,7 @@ use JSON::PP;
 use IdsTest;
 
 our @EXPORT = qw(fast_scratch helper helper_path make_spool restore state state_key
-    scenario crash_loop fault_loop failpoints_hit full_mode errno_text);
+    scenario crash_loop nested_points nested_loop fault_loop failpoints_hit full_mode errno_text);
 
 my $build = $ENV{IDS_BUILD} // do {
 	require Cwd;
@@ -66,18 +66,21 @@ sub make_spool {
 	return { dir => $dir, work => $work, conf => $conf };
 }
 
+# restore($s, $from): the spool as it was made (or as saved in $from).
 sub restore {
-	my ($s) = @_;
+	my ($s, $from) = @_;
 	remove_tree($s->{work});
-	system('cp', '-a', "$s->{dir}/template", $s->{work}) == 0 or die "cp: $?";
+	system('cp', '-a', $from // "$s->{dir}/template", $s->{work}) == 0 or die "cp: $?";
 }
 
 # The checker's report (a hash), with its exit status.
 # With $recover, the checker first recovers as every tool start does
-# (its messages, if any, are in err).
+# (its messages, if any, are in err); with $log, the failpoints that
+# recovery passes are appended to that file.
 sub state {
-	my ($s, $recover) = @_;
-	my $r = helper('check', '-C', $s->{conf}, $recover ? '-R' : ());
+	my ($s, $recover, $log) = @_;
+	my $r = run_env({ $log ? (IDS_FAILPOINT_LOG => $log) : () },
+	    helper_path(), 'check', '-C', $s->{conf}, $recover ? '-R' : ());
 	my $st = eval { decode_json($r->{out}) } // { violations => ["checker: $r->{err}"] };
 	$st->{rc} = $r->{rc};
 	$st->{err} = $r->{err};
@@ -129,9 +132,9 @@ sub audit {
 # The state after recovery must hold every invariant and be one the
 # scenario accepts; returns a list of problems.
 sub judge {
-	my ($s, $sc, $what) = @_;
+	my ($s, $sc, $what, $log) = @_;
 	my @bad;
-	my $st = state($s, 1);
+	my $st = state($s, 1, $log);
 	push @bad, "$what: recovery: $st->{err}" if $st->{err} ne '';
 	my @v = (@{ $st->{violations} }, map { "spool_audit: $_" } audit($s, $st));
 	if ($sc->{baseline} && ($sc->{done}->($st) // -1) == 0) {
@@ -216,11 +219,14 @@ sub finish {
 
 # crash_loop($s, $sc): runs the scenario's command with
 # IDS_FAILPOINT_CRASH=k for k = 1, 2, ... until it completes without a
-# crash.  Returns (points crashed at, [problems]).
+# crash.  Returns (points crashed at, [problems]).  The failpoints that
+# recovery passes after the crash at k are left in $sc->{recovery}{k}
+# (a list of names), for nested_loop.
 sub crash_loop {
 	my ($s, $sc) = @_;
 	$s = $sc->{spool} // $s;
 	my ($k, @bad);
+	my $log = "$s->{dir}/recovery-points";
 	for ($k = 1; $k < ($sc->{max} // 5000); $k++) {
 		restore($s);
 		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
@@ -232,13 +238,137 @@ sub crash_loop {
 			push @bad, "k=$k (no crash): $why" if defined $why;
 			last;
 		}
-		my ($b, $st) = judge($s, $sc, "crash at point $k");
+		unlink $log;
+		my ($b, $st) = judge($s, $sc, "crash at point $k", $log);
+		$sc->{recovery}{$k} = [-e $log ? split(/\n/, slurp($log)) : ()];
 		push @bad, @$b;
 		push @bad, finish($s, $sc, $st, "crash at point $k") unless @$b;
 		last if @bad > 20;
 	}
 	return ($k - 1, \@bad);
 }
+
+# The pairs (k, j) nested_loop tries after crash_loop: the command
+# killed at its point k, then recovery killed at its point j.  Returns
+# a list of [k, j ...].  In full mode, every j of every k after which
+# recovery passes a failpoint.  Otherwise a pair is tried when the step
+# j is of a kind not tried yet in this scenario.  Recovery's points are
+# cut into stretches, each ending at a mailboxes.db commit (a step of
+# the intent being settled), and a stretch's points into units: a
+# sequence of points repeated back to back (once per file, folder or
+# directory level) is one unit.  The kind of j is the shape of its
+# stretch (its units), its unit, its place in the unit's sequence, and
+# whether it is in the first, a middle or the last repetition.  So
+# every step of every path recovery takes is killed, however many
+# folders or files the path repeats over.
+sub nested_points {
+	my ($sc) = @_;
+	my $rec = $sc->{recovery} // {};
+	my @ks = sort { $a <=> $b } grep { @{ $rec->{$_} } } keys %$rec;
+	return map { [$_, 1 .. @{ $rec->{$_} }] } @ks if full_mode();
+	my (%seen, @pairs);
+	for my $k (@ks) {
+		my @p = @{ $rec->{$k} };
+		my @js;
+		my $start = 0;
+		while ($start < @p) {
+			my $end = $start;
+			$end++ while $end < $#p && $p[$end] ne 'mboxlist.commit';
+			my @units = units(@p[$start .. $end]);
+			my @names = ('', (map { "($_->[0])" . ($_->[2] > 1 ? '+' : '') } @units), '');
+			my $i = $start;
+			for my $u (0 .. $#units) {
+				my ($seq, $len, $reps) = @{ $units[$u] };
+				my $where = "$names[$u]|$names[$u + 1]|$names[$u + 2]";
+				for my $rep (1 .. $reps) {
+					my $which = $rep == 1 ? 'first' : $rep == $reps ? 'last' : 'middle';
+					for my $o (0 .. $len - 1) {
+						push @js, $i + 1 unless $seen{"$where|$o|$which"}++;
+						$i++;
+					}
+				}
+			}
+			$start = $end + 1;
+		}
+		push @pairs, [$k, @js] if @js;
+	}
+	return @pairs;
+}
+
+# units(@points): [sequence, its length, repetitions] from left to
+# right, taking at each place the shortest sequence (up to 12 points)
+# that is repeated right after itself.
+sub units {
+	my @p = @_;
+	my @u;
+	my $i = 0;
+	while ($i < @p) {
+		my ($len, $reps) = (1, 1);
+		for my $l (1 .. 12) {
+			last if $i + 2 * $l > @p;
+			my $same = sub { my ($at) = @_; !grep { $p[$i + $_] ne $p[$at + $_] } 0 .. $l - 1 };
+			next unless $same->($i + $l);
+			($len, $reps) = ($l, 2);
+			$reps++ while $i + ($reps + 1) * $l <= @p && $same->($i + $reps * $l);
+			last;
+		}
+		push @u, [join(',', @p[$i .. $i + $len - 1]), $len, $reps];
+		$i += $len * $reps;
+	}
+	return @u;
+}
+
+# nested_loop($s, $sc, @pairs): a crash in recovery.  For each [k, j
+# ...], the command is killed at its point k, then recovery (ids-helper
+# recover: what every tool start does) is itself killed at its point j,
+# for each j; after each double crash recovery runs once more, and the
+# state is judged and finished as in crash_loop.  A last recovery run
+# with its crash point past the end must complete without a crash,
+# having passed the same points as in crash_loop.  Returns (pairs (k,
+# j) tried, [problems]).
+sub nested_loop {
+	my ($s, $sc, @pairs) = @_;
+	$s = $sc->{spool} // $s;
+	my $saved = "$s->{dir}/crashed";
+	my ($tried, @bad) = (0);
+	for my $pair (@pairs) {
+		my ($k, @js) = @$pair;
+		my $want = $sc->{recovery}{$k} // [];
+		restore($s);
+		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
+		if ($r->{rc} != 128 + 9) {
+			push @bad, "k=$k: exit $r->{rc}, the crash at k did not happen";
+			next;
+		}
+		remove_tree($saved);
+		system('cp', '-a', $s->{work}, $saved) == 0 or die "cp: $?";
+		my $first = 1;
+		for my $j (@js, @$want + 1) {
+			restore($s, $saved) unless $first;
+			$first = 0;
+			$r = run_env({ IDS_FAILPOINT_CRASH => $j },
+			    helper_path(), 'recover', '-C', $s->{conf});
+			if ($j > @$want) {
+				push @bad, "k=$k: recovery past its last point: exit $r->{rc}: $r->{err}"
+				    if $r->{rc} || $r->{err} ne '';
+				last;
+			}
+			if ($r->{rc} != 128 + 9) {
+				push @bad, "k=$k, j=$j: recovery was not killed (exit $r->{rc}): $r->{err}";
+				last;
+			}
+			$tried++;
+			my $what = "crash at point $k, recovery killed at its point $j";
+			my ($b, $st) = judge($s, $sc, $what);
+			push @bad, @$b;
+			push @bad, finish($s, $sc, $st, $what) unless @$b;
+			last if @bad > 20;
+		}
+		last if @bad > 20;
+	}
+	return ($tried, \@bad);
+}
+
 
 # The failpoints the scenario's command hits, in order (a clean run).
 sub failpoints_hit {
