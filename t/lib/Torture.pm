@@ -250,7 +250,7 @@ sub crash_loop {
 
 # The pairs (k, j) nested_loop tries after crash_loop: the command
 # killed at its point k, then recovery killed at its point j.  Returns
-# a list of [k, j ...].  In full mode, every j of every k after which
+# a list of [k, j ...].  With $every, every j of every k after which
 # recovery passes a failpoint.  Otherwise a pair is tried when the step
 # j is of a kind not tried yet in this scenario.  Recovery's points are
 # cut into stretches, each ending at a mailboxes.db commit (a step of
@@ -262,10 +262,10 @@ sub crash_loop {
 # every step of every path recovery takes is killed, however many
 # folders or files the path repeats over.
 sub nested_points {
-	my ($sc) = @_;
+	my ($sc, $every) = @_;
 	my $rec = $sc->{recovery} // {};
 	my @ks = sort { $a <=> $b } grep { @{ $rec->{$_} } } keys %$rec;
-	return map { [$_, 1 .. @{ $rec->{$_} }] } @ks if full_mode();
+	return map { [$_, 1 .. @{ $rec->{$_} }] } @ks if $every;
 	my (%seen, @pairs);
 	for my $k (@ks) {
 		my @p = @{ $rec->{$k} };
@@ -322,18 +322,20 @@ sub units {
 # ...], the command is killed at its point k, then recovery (ids-helper
 # recover: what every tool start does) is itself killed at its point j,
 # for each j; after each double crash recovery runs once more, and the
-# state is judged and finished as in crash_loop.  A last recovery run
-# with its crash point past the end must complete without a crash,
-# having passed the same points as in crash_loop.  Returns (pairs (k,
-# j) tried, [problems]).
+# state is judged and finished as in crash_loop.  First, a recovery run
+# of the state left by the crash at k, logging its points, must
+# complete; should the walker's timing (it writes its status file
+# every 2 s) have moved the crash at k elsewhere, j goes up to the
+# points of this state.  Returns (pairs (k, j) tried, [problems],
+# crash points whose recovery changed between runs).
 sub nested_loop {
 	my ($s, $sc, @pairs) = @_;
 	$s = $sc->{spool} // $s;
 	my $saved = "$s->{dir}/crashed";
-	my ($tried, @bad) = (0);
+	my $log = "$s->{dir}/nested-points";
+	my ($tried, $moved, @bad) = (0, 0);
 	for my $pair (@pairs) {
 		my ($k, @js) = @$pair;
-		my $want = $sc->{recovery}{$k} // [];
 		restore($s);
 		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
 		if ($r->{rc} != 128 + 9) {
@@ -342,17 +344,15 @@ sub nested_loop {
 		}
 		remove_tree($saved);
 		system('cp', '-a', $s->{work}, $saved) == 0 or die "cp: $?";
-		my $first = 1;
-		for my $j (@js, @$want + 1) {
-			restore($s, $saved) unless $first;
-			$first = 0;
+		unlink $log;
+		$r = run_env({ IDS_FAILPOINT_LOG => $log }, helper_path(), 'recover', '-C', $s->{conf});
+		push @bad, "k=$k: recovery: exit $r->{rc}: $r->{err}" if $r->{rc} || $r->{err} ne '';
+		my @points = -e $log ? split(/\n/, slurp($log)) : ();
+		$moved++ if join(',', @points) ne join(',', @{ $sc->{recovery}{$k} // [] });
+		for my $j (grep { $_ <= @points } @js) {
+			restore($s, $saved);
 			$r = run_env({ IDS_FAILPOINT_CRASH => $j },
 			    helper_path(), 'recover', '-C', $s->{conf});
-			if ($j > @$want) {
-				push @bad, "k=$k: recovery past its last point: exit $r->{rc}: $r->{err}"
-				    if $r->{rc} || $r->{err} ne '';
-				last;
-			}
 			if ($r->{rc} != 128 + 9) {
 				push @bad, "k=$k, j=$j: recovery was not killed (exit $r->{rc}): $r->{err}";
 				last;
@@ -366,9 +366,8 @@ sub nested_loop {
 		}
 		last if @bad > 20;
 	}
-	return ($tried, \@bad);
+	return ($tried, \@bad, $moved);
 }
-
 
 # The failpoints the scenario's command hits, in order (a clean run).
 sub failpoints_hit {
