@@ -1,12 +1,12 @@
 /*
  * dlist.c - Cyrus dlist values: a tree type, a printer that spells
- * strings exactly as Cyrus does, and a parser that treats its input as
- * hostile (see dlist.h).
+ * strings exactly as Cyrus does, and a reader that treats its input as
+ * hostile, in place, with the tree parser built on it (see dlist.h).
  *
- * The parser accepts a little more than Cyrus writes, as Cyrus's own
+ * The reader accepts a little more than Cyrus writes, as Cyrus's own
  * readers do: runs of spaces between items, "{n+}" and a bare LF after
  * a literal's length, and backslash escapes inside quoted strings.  It
- * is recursive, but the depth is capped, so a line of ten thousand
+ * is not recursive and the depth is capped, so a line of ten thousand
  * '(' costs an error, not the stack.
  */
 #include <errno.h>
@@ -260,11 +260,34 @@ parse_digits(const char *s, size_t len, uint64_t limit, uint64_t *out)
 	return 0;
 }
 
+/* An unsigned decimal number; -1 when it is not one. */
+static int
+str_u64(const char *s, size_t len, uint64_t *out)
+{
+	return parse_digits(s, len, UINT64_MAX, out);
+}
+
+/* A decimal number with an optional '-'; -1 when it is not one. */
+static int
+str_i64(const char *s, size_t len, int64_t *out)
+{
+	uint64_t n;
+	int neg;
+
+	if (len == 0)
+		return -1;
+	neg = s[0] == '-';
+	if (parse_digits(s + neg, len - (size_t)neg,
+	    neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &n) < 0)
+		return -1;
+	*out = neg ? (int64_t)(0 - n) : (int64_t)n;
+	return 0;
+}
+
 int
 ids_dlist_u64(const struct ids_dlist *dl, uint64_t *out)
 {
-	if (dl == NULL || dl->type != IDS_DL_STRING ||
-	    parse_digits(dl->data, dl->len, UINT64_MAX, out) < 0)
+	if (dl == NULL || dl->type != IDS_DL_STRING || str_u64(dl->data, dl->len, out) < 0)
 		return ids_error(IDS_ECORRUPT, "not an unsigned number");
 	return 0;
 }
@@ -272,16 +295,8 @@ ids_dlist_u64(const struct ids_dlist *dl, uint64_t *out)
 int
 ids_dlist_i64(const struct ids_dlist *dl, int64_t *out)
 {
-	uint64_t n;
-	int neg;
-
-	if (dl == NULL || dl->type != IDS_DL_STRING || dl->len == 0)
+	if (dl == NULL || dl->type != IDS_DL_STRING || str_i64(dl->data, dl->len, out) < 0)
 		return ids_error(IDS_ECORRUPT, "not a number");
-	neg = dl->data[0] == '-';
-	if (parse_digits(dl->data + neg, dl->len - (size_t)neg,
-	    neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &n) < 0)
-		return ids_error(IDS_ECORRUPT, "not a number");
-	*out = neg ? (int64_t)(0 - n) : (int64_t)n;
 	return 0;
 }
 
@@ -433,253 +448,419 @@ ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
 	return ids_buf_oom(out);
 }
 
-/* --- parsing ------------------------------------------------------------ */
+/* --- reading ------------------------------------------------------------ */
 
-struct parser {
-	const char *buf;
+/*
+ * The reader is the one place that knows the syntax: ids_dlist_parse()
+ * below builds its tree from the reader's items.  It keeps, per open
+ * container, only its kind and where it started, so a line of ten
+ * thousand '(' costs an error, not the stack.  Every check is made in
+ * the order of the bytes, which is what makes the errors of a reader
+ * and of the tree built from it the same.
+ */
+
+enum { SCRATCH_KEY, SCRATCH_VALUE };
+
+/* A string as lexed: in buf, or decoded into the reader's scratch. */
+struct span {
+	const char *s;
 	size_t len;
-	size_t pos;
 };
 
-static int
-peek(const struct parser *p)
+void
+ids_dlist_reader_init(struct ids_dlist_reader *rd, const char *buf, size_t len,
+    int flags)
 {
-	return p->pos < p->len ? (unsigned char)p->buf[p->pos] : -1;
+	rd->buf = buf;
+	rd->len = len;
+	rd->pos = 0;
+	rd->depth = 0;
+	rd->sep = 0;
+	rd->done = 0;
+	rd->err = 0;
+	rd->flags = flags;
+	rd->kvlist = 0;
+	rd->scratch[SCRATCH_KEY] = rd->scratch[SCRATCH_VALUE] = NULL;
+	rd->scratchsize[SCRATCH_KEY] = rd->scratchsize[SCRATCH_VALUE] = 0;
 }
 
+void
+ids_dlist_reader_release(struct ids_dlist_reader *rd)
+{
+	free(rd->scratch[SCRATCH_KEY]);
+	free(rd->scratch[SCRATCH_VALUE]);
+	rd->scratch[SCRATCH_KEY] = rd->scratch[SCRATCH_VALUE] = NULL;
+	rd->scratchsize[SCRATCH_KEY] = rd->scratchsize[SCRATCH_VALUE] = 0;
+}
+
+static int
+peek(const struct ids_dlist_reader *rd)
+{
+	return rd->pos < rd->len ? (unsigned char)rd->buf[rd->pos] : -1;
+}
+
+/*
+ * The loops below keep the position in a local: rd->pos could alias
+ * the bytes read, so the compiler would store it at every step.
+ */
 static void
-skip_spaces(struct parser *p)
+skip_spaces(struct ids_dlist_reader *rd)
 {
-	while (peek(p) == ' ')
-		p->pos++;
+	size_t pos = rd->pos;
+
+	while (pos < rd->len && rd->buf[pos] == ' ')
+		pos++;
+	rd->pos = pos;
 }
 
-/* A quoted string; p->pos is at the opening quote. */
-static int
-parse_quoted(struct parser *p, struct ids_buf *val)
+/* Scratch buffer which, of at least size bytes; NULL when out of memory. */
+static char *
+scratch(struct ids_dlist_reader *rd, int which, size_t size)
 {
-	size_t start = p->pos++;
-	int c;
+	char *s;
 
-	while ((c = peek(p)) != '"') {
-		if (c == '\\') {
-			p->pos++;
-			c = peek(p);
-		}
-		if (c < 0)
-			return ids_error(IDS_ECORRUPT,
-			    "unterminated quoted string at byte %zu", start);
-		ids_buf_addch(val, c);
-		p->pos++;
+	if (size <= rd->scratchsize[which])
+		return rd->scratch[which];
+	if ((s = realloc(rd->scratch[which], size)) == NULL)
+		return NULL;
+	rd->scratch[which] = s;
+	rd->scratchsize[which] = size;
+	return s;
+}
+
+/*
+ * A quoted string; rd->pos is at the opening quote.  A backslash takes
+ * the next byte as it is.  Without one the string stays in place; with
+ * one it is decoded into scratch buffer which.
+ */
+static int
+lex_quoted(struct ids_dlist_reader *rd, int which, struct span *out)
+{
+	const char *b = rd->buf;
+	size_t start = rd->pos, from = start + 1, pos = from, len = rd->len, i, n = 0;
+	char *d;
+
+	while (pos < len && b[pos] != '"' && b[pos] != '\\')
+		pos++;
+	if (pos < len && b[pos] == '"') {
+		out->s = b + from;
+		out->len = pos - from;
+		rd->pos = pos + 1;
+		return 0;
 	}
-	p->pos++;
-	return ids_buf_oom(val);
+	while (pos < len && b[pos] != '"')
+		pos += b[pos] == '\\' ? 2 : 1;
+	if (pos >= len) {
+		rd->pos = len;
+		return ids_error(IDS_ECORRUPT, "unterminated quoted string at byte %zu", start);
+	}
+	if ((d = scratch(rd, which, pos - from)) == NULL)
+		return -ENOMEM;
+	for (i = from; i < pos; i++) {
+		if (b[i] == '\\')
+			i++;
+		d[n++] = b[i];
+	}
+	rd->pos = pos + 1;
+	out->s = d;
+	out->len = n;
+	return 0;
 }
 
-/* "{n}" or "{n+}", then CRLF or LF, then n bytes; p->pos is at '{'. */
+/* "{n}" or "{n+}", then CRLF or LF, then n bytes; rd->pos is at '{'. */
 static int
-parse_literal(struct parser *p, struct ids_buf *val)
+lex_literal(struct ids_dlist_reader *rd, struct span *out)
 {
-	size_t start = p->pos++, digits = p->pos;
+	size_t start = rd->pos++, digits = rd->pos;
 	uint64_t n;
 
-	while (peek(p) >= '0' && peek(p) <= '9')
-		p->pos++;
-	if (p->pos == digits)
+	while (peek(rd) >= '0' && peek(rd) <= '9')
+		rd->pos++;
+	if (rd->pos == digits)
 		return ids_error(IDS_ECORRUPT, "literal without a length at byte %zu", start);
-	if (parse_digits(p->buf + digits, p->pos - digits, IDS_DLIST_MAX_LITERAL, &n) < 0)
+	if (parse_digits(rd->buf + digits, rd->pos - digits, IDS_DLIST_MAX_LITERAL, &n) < 0)
 		return ids_error(IDS_ECORRUPT, "literal longer than %u bytes at byte %zu",
 		    IDS_DLIST_MAX_LITERAL, start);
-	if (peek(p) == '+')
-		p->pos++;
-	if (peek(p) != '}')
-		return ids_error(IDS_ECORRUPT, "expected '}' at byte %zu", p->pos);
-	p->pos++;
-	if (peek(p) == '\r')
-		p->pos++;
-	if (peek(p) != '\n')
+	if (peek(rd) == '+')
+		rd->pos++;
+	if (peek(rd) != '}')
+		return ids_error(IDS_ECORRUPT, "expected '}' at byte %zu", rd->pos);
+	rd->pos++;
+	if (peek(rd) == '\r')
+		rd->pos++;
+	if (peek(rd) != '\n')
 		return ids_error(IDS_ECORRUPT, "expected newline after literal length at byte %zu",
-		    p->pos);
-	p->pos++;
-	if (n > p->len - p->pos)
+		    rd->pos);
+	rd->pos++;
+	if (n > rd->len - rd->pos)
 		return ids_error(IDS_ECORRUPT,
 		    "truncated literal of %" PRIu64 " bytes (%zu present) at byte %zu",
-		    n, p->len - p->pos, start);
-	ids_buf_add(val, p->buf + p->pos, (size_t)n);
-	p->pos += (size_t)n;
-	return ids_buf_oom(val);
+		    n, rd->len - rd->pos, start);
+	out->s = rd->buf + rd->pos;
+	out->len = (size_t)n;
+	rd->pos += (size_t)n;
+	return 0;
 }
 
 /* An atom ends at a space, a parenthesis, a line end or the data's end. */
-static int
-parse_atom(struct parser *p, struct ids_buf *val)
-{
-	size_t start = p->pos;
-	int c;
+static const unsigned char atom_end[256] = {
+	[' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['('] = 1, [')'] = 1,
+};
 
-	while ((c = peek(p)) >= 0 && c != ' ' && c != '\t' && c != '\r' &&
-	    c != '\n' && c != '(' && c != ')')
-		p->pos++;
-	if (p->pos == start) {
-		if (c < 0)
+static int
+lex_atom(struct ids_dlist_reader *rd, struct span *out)
+{
+	const char *b = rd->buf;
+	size_t start = rd->pos, pos = start, len = rd->len;
+
+	while (pos < len && !atom_end[(unsigned char)b[pos]])
+		pos++;
+	if (pos == start) {
+		if (pos == len)
 			return ids_error(IDS_ECORRUPT, "unexpected end of data at byte %zu",
 			    start);
 		return ids_error(IDS_ECORRUPT, "unexpected byte 0x%02x at byte %zu",
-		    (unsigned)c, start);
+		    (unsigned char)b[pos], start);
 	}
-	return ids_buf_add(val, p->buf + start, p->pos - start);
+	rd->pos = pos;
+	out->s = b + start;
+	out->len = pos - start;
+	return 0;
 }
 
-/* Any string spelling into val; *isnil is set for the atom NIL. */
+/* Any string spelling; *isnil is set for the atom NIL. */
 static int
-parse_string(struct parser *p, struct ids_buf *val, int *isnil)
+lex_string(struct ids_dlist_reader *rd, int which, struct span *out, int *isnil)
 {
-	size_t start = p->pos;
 	int r;
 
 	*isnil = 0;
-	switch (peek(p)) {
+	switch (peek(rd)) {
 	case '"':
-		return parse_quoted(p, val);
+		return lex_quoted(rd, which, out);
 	case '{':
-		return parse_literal(p, val);
+		return lex_literal(rd, out);
 	case '%':
-		return ids_error(IDS_ECORRUPT, "'%%' not followed by '(' at byte %zu", start);
+		return ids_error(IDS_ECORRUPT, "'%%' not followed by '(' at byte %zu", rd->pos);
 	}
-	if ((r = parse_atom(p, val)) < 0)
+	if ((r = lex_atom(rd, out)) < 0)
 		return r;
-	*isnil = val->len == 3 && memcmp(val->s, "NIL", 3) == 0;
+	*isnil = out->len == 3 && memcmp(out->s, "NIL", 3) == 0;
 	return 0;
 }
 
-static int parse_item(struct parser *p, int depth, struct ids_dlist **out);
+/* The outer item is complete: ret, or an error for data after it. */
+static int
+finish(struct ids_dlist_reader *rd, int ret)
+{
+	rd->done = 1;
+	if (!(rd->flags & IDS_DLIST_PREFIX) && rd->pos != rd->len)
+		return ids_error(IDS_ECORRUPT, "trailing data at byte %zu", rd->pos);
+	return ret;
+}
+
+/* "(" or "%("; rd->pos is at its first byte. */
+static int
+open_container(struct ids_dlist_reader *rd, enum ids_dlist_type type,
+    struct ids_dlist_item *it)
+{
+	uint64_t bit = (uint64_t)1 << rd->depth;
+
+	if (rd->depth >= IDS_DLIST_MAX_DEPTH)
+		return ids_error(IDS_ECORRUPT, "nesting deeper than %d levels at byte %zu",
+		    IDS_DLIST_MAX_DEPTH, rd->pos);
+	rd->open[rd->depth] = rd->pos;
+	rd->kvlist = type == IDS_DL_KVLIST ? rd->kvlist | bit : rd->kvlist & ~bit;
+	rd->depth++;
+	rd->pos += type == IDS_DL_KVLIST ? 2 : 1;
+	skip_spaces(rd);
+	rd->sep = 0;
+	it->type = type;
+	return 1;
+}
 
 /* A kvlist key, then the spaces before its value. */
 static int
-parse_key(struct parser *p, char **keyp)
+read_key(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 {
-	struct ids_buf key = IDS_BUF_INIT;
-	size_t start = p->pos;
-	int isnil, r, c = peek(p);
+	size_t start = rd->pos, i;
+	struct span key;
+	int isnil, r, c = peek(rd);
 
 	if (c == '(' || c == ')')
 		return ids_error(IDS_ECORRUPT, "expected a key at byte %zu", start);
-	if ((r = parse_string(p, &key, &isnil)) < 0)
-		goto fail;
-	if (memchr(key.s, '\0', key.len)) {
-		r = ids_error(IDS_ECORRUPT, "NUL byte in key at byte %zu", start);
-		goto fail;
-	}
-	if (peek(p) != ' ') {
-		r = ids_error(IDS_ECORRUPT, "expected ' ' after key at byte %zu", p->pos);
-		goto fail;
-	}
-	skip_spaces(p);
-	if ((*keyp = ids_buf_detach(&key, NULL)) == NULL)
-		return -ENOMEM;
-	return 0;
-fail:
-	ids_buf_release(&key);
-	return r;
-}
-
-/* One child of a container, with its key for a kvlist. */
-static int
-parse_child(struct parser *p, int depth, struct ids_dlist *dl)
-{
-	struct ids_dlist *child;
-	char *key = NULL;
-	int r;
-
-	if (dl->type == IDS_DL_KVLIST && (r = parse_key(p, &key)) < 0)
+	if ((r = lex_string(rd, SCRATCH_KEY, &key, &isnil)) < 0)
 		return r;
-	if ((r = parse_item(p, depth + 1, &child)) < 0) {
-		free(key);
-		return r;
-	}
-	child->name = key;
-	return ids_dlist_add_child(dl, NULL, child);
-}
-
-/* "(" or "%(", items, ")"; p->pos is at the opening byte. */
-static int
-parse_container(struct parser *p, int depth, enum ids_dlist_type type,
-    struct ids_dlist **out)
-{
-	size_t start = p->pos;
-	struct ids_dlist *dl;
-	int r;
-
-	if (depth >= IDS_DLIST_MAX_DEPTH)
-		return ids_error(IDS_ECORRUPT, "nesting deeper than %d levels at byte %zu",
-		    IDS_DLIST_MAX_DEPTH, start);
-	if ((dl = node_new(type)) == NULL)
-		return -ENOMEM;
-	p->pos += type == IDS_DL_KVLIST ? 2 : 1;
-	skip_spaces(p);
-	while (peek(p) != ')') {
-		if (peek(p) < 0) {
-			r = ids_error(IDS_ECORRUPT, "unterminated list opened at byte %zu",
-			    start);
-			goto fail;
-		}
-		if ((r = parse_child(p, depth, dl)) < 0)
-			goto fail;
-		if (peek(p) != ')' && peek(p) != ' ' && peek(p) >= 0) {
-			r = ids_error(IDS_ECORRUPT, "expected ' ' or ')' at byte %zu", p->pos);
-			goto fail;
-		}
-		skip_spaces(p);
-	}
-	p->pos++;
-	*out = dl;
+	for (i = 0; i < key.len; i++)	/* keys are short: no memchr call */
+		if (key.s[i] == '\0')
+			return ids_error(IDS_ECORRUPT, "NUL byte in key at byte %zu", start);
+	if (peek(rd) != ' ')
+		return ids_error(IDS_ECORRUPT, "expected ' ' after key at byte %zu", rd->pos);
+	skip_spaces(rd);
+	it->key = key.s;
+	it->keylen = key.len;
 	return 0;
-fail:
-	ids_dlist_free(dl);
-	return r;
 }
 
+/* An item: a container opening, NIL or a string. */
 static int
-parse_item(struct parser *p, int depth, struct ids_dlist **out)
+read_value(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 {
-	struct ids_buf val = IDS_BUF_INIT;
-	struct ids_dlist *dl;
-	int isnil, r, c = peek(p);
+	struct span val;
+	int isnil, r, c = peek(rd);
 
 	if (c == '(')
-		return parse_container(p, depth, IDS_DL_LIST, out);
-	if (c == '%' && p->pos + 1 < p->len && p->buf[p->pos + 1] == '(')
-		return parse_container(p, depth, IDS_DL_KVLIST, out);
+		return open_container(rd, IDS_DL_LIST, it);
+	if (c == '%' && rd->pos + 1 < rd->len && rd->buf[rd->pos + 1] == '(')
+		return open_container(rd, IDS_DL_KVLIST, it);
 	if (c == ')')
-		return ids_error(IDS_ECORRUPT, "unexpected ')' at byte %zu", p->pos);
-	if ((r = parse_string(p, &val, &isnil)) < 0) {
-		ids_buf_release(&val);
+		return ids_error(IDS_ECORRUPT, "unexpected ')' at byte %zu", rd->pos);
+	if ((r = lex_string(rd, SCRATCH_VALUE, &val, &isnil)) < 0)
 		return r;
+	if (isnil) {
+		it->type = IDS_DL_NIL;
+	} else {
+		it->type = IDS_DL_STRING;
+		it->data = val.s;
+		it->len = val.len;
 	}
-	dl = isnil ? node_new(IDS_DL_NIL) : string_new(val.s, val.len);
-	ids_buf_release(&val);
-	if (dl == NULL)
-		return -ENOMEM;
-	*out = dl;
+	rd->sep = 1;
+	return rd->depth == 0 ? finish(rd, 1) : 1;
+}
+
+/* The separator after a child, then the next child or the container's end. */
+static int
+read_next(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
+{
+	int r, c;
+
+	if (rd->depth == 0)
+		return read_value(rd, it);
+	if (rd->sep) {
+		c = peek(rd);
+		if (c != ')' && c != ' ' && c >= 0)
+			return ids_error(IDS_ECORRUPT, "expected ' ' or ')' at byte %zu", rd->pos);
+		skip_spaces(rd);
+	}
+	c = peek(rd);
+	if (c == ')') {
+		rd->pos++;
+		rd->sep = 1;
+		return --rd->depth == 0 ? finish(rd, 0) : 0;
+	}
+	if (c < 0)
+		return ids_error(IDS_ECORRUPT, "unterminated list opened at byte %zu",
+		    rd->open[rd->depth - 1]);
+	if ((rd->kvlist >> (rd->depth - 1) & 1) && (r = read_key(rd, it)) < 0)
+		return r;
+	return read_value(rd, it);
+}
+
+int
+ids_dlist_read(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
+{
+	int r;
+
+	it->type = IDS_DL_NIL;
+	it->key = NULL;
+	it->keylen = 0;
+	it->data = NULL;
+	it->len = 0;
+	if (rd->err)
+		return rd->err;
+	if (rd->done)
+		return 0;
+	if ((r = read_next(rd, it)) < 0)
+		rd->err = r;
+	return r;
+}
+
+int
+ids_dlist_skip(struct ids_dlist_reader *rd, const struct ids_dlist_item *it)
+{
+	struct ids_dlist_item child;
+	int depth = rd->depth, r;
+
+	if (it->type != IDS_DL_LIST && it->type != IDS_DL_KVLIST)
+		return 0;
+	/* it is the container open at depth - 1: read until it ends. */
+	while (rd->depth >= depth)
+		if ((r = ids_dlist_read(rd, &child)) < 0)
+			return r;
 	return 0;
+}
+
+int
+ids_dlist_item_u64(const struct ids_dlist_item *it, uint64_t *out)
+{
+	if (it->type != IDS_DL_STRING || str_u64(it->data, it->len, out) < 0)
+		return ids_error(IDS_ECORRUPT, "not an unsigned number");
+	return 0;
+}
+
+int
+ids_dlist_item_i64(const struct ids_dlist_item *it, int64_t *out)
+{
+	if (it->type != IDS_DL_STRING || str_i64(it->data, it->len, out) < 0)
+		return ids_error(IDS_ECORRUPT, "not a number");
+	return 0;
+}
+
+/* --- parsing into a tree ------------------------------------------------ */
+
+/* A node for an item the reader handed out, with its key. */
+static struct ids_dlist *
+node_from_item(const struct ids_dlist_item *it)
+{
+	struct ids_dlist *dl = it->type == IDS_DL_STRING ?
+	    string_new(it->data, it->len) : node_new(it->type);
+
+	if (dl == NULL || it->key == NULL)
+		return dl;
+	if ((dl->name = malloc(it->keylen + 1)) == NULL) {
+		ids_dlist_free(dl);
+		return NULL;
+	}
+	memcpy(dl->name, it->key, it->keylen);
+	dl->name[it->keylen] = '\0';
+	return dl;
 }
 
 int
 ids_dlist_parse(const char *buf, size_t len, struct ids_dlist **out,
     size_t *consumed)
 {
-	struct parser p = { buf, len, 0 };
-	struct ids_dlist *dl;
-	int r;
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	struct ids_dlist *open[IDS_DLIST_MAX_DEPTH], *top = NULL, *dl;
+	int n = 0, r;
 
-	if ((r = parse_item(&p, 0, &dl)) < 0)
-		return r;
-	if (consumed)
-		*consumed = p.pos;
-	else if (p.pos != len) {
-		ids_dlist_free(dl);
-		return ids_error(IDS_ECORRUPT, "trailing data at byte %zu", p.pos);
+	ids_dlist_reader_init(&rd, buf, len, consumed ? IDS_DLIST_PREFIX : 0);
+	while (!rd.done) {
+		if ((r = ids_dlist_read(&rd, &it)) < 0)
+			goto fail;
+		if (r == 0) {		/* the innermost open container ended */
+			n--;
+			continue;
+		}
+		if ((dl = node_from_item(&it)) == NULL) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		if (top == NULL)
+			top = dl;
+		else if ((r = ids_dlist_add_child(open[n - 1], NULL, dl)) < 0)
+			goto fail;
+		if (dl->type == IDS_DL_LIST || dl->type == IDS_DL_KVLIST)
+			open[n++] = dl;
 	}
-	*out = dl;
+	ids_dlist_reader_release(&rd);
+	if (consumed)
+		*consumed = rd.pos;
+	*out = top;
 	return 0;
+fail:
+	ids_dlist_reader_release(&rd);
+	ids_dlist_free(top);
+	return r;
 }

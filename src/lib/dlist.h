@@ -21,6 +21,11 @@
  * most IDS_DLIST_MAX_DEPTH levels, accepts literals of at most
  * IDS_DLIST_MAX_LITERAL bytes, and reports every failure as
  * IDS_ECORRUPT with the byte offset in the detail (ids_errmsg).
+ *
+ * Hot paths that want a few fields of a value read it in place with a
+ * struct ids_dlist_reader instead, item by item, without building a
+ * tree.  ids_dlist_parse() is built on the same reader, so both accept
+ * exactly the same input and fail with exactly the same errors.
  */
 #ifndef IDS_DLIST_H
 #define IDS_DLIST_H
@@ -129,5 +134,82 @@ int ids_dlist_print_string(const char *data, size_t len, struct ids_buf *out);
  */
 int ids_dlist_parse(const char *buf, size_t len, struct ids_dlist **out,
     size_t *consumed);
+
+/*
+ * Reading in place.  The reader hands out the items of buf[0..len) in
+ * document order: first the outer item, then, if it is a container,
+ * its children, each container's children following the item that
+ * opened it, and the end of each container as a return of 0.
+ *
+ *	struct ids_dlist_reader rd;
+ *	struct ids_dlist_item it;
+ *
+ *	ids_dlist_reader_init(&rd, val, len, 0);
+ *	if ((r = ids_dlist_read(&rd, &it)) == 1 && it.type == IDS_DL_KVLIST)
+ *		while ((r = ids_dlist_read(&rd, &it)) == 1)
+ *			if (want(it.key, it.keylen)) use(&it);	// may read its children
+ *			else if ((r = ids_dlist_skip(&rd, &it)) < 0) break;
+ *	ids_dlist_reader_release(&rd);
+ *
+ * Strings point into buf, except quoted strings with backslash escapes,
+ * which are decoded into the reader's own memory; either way they stay
+ * valid only until the next ids_dlist_read().  They are not
+ * NUL-terminated and may contain NUL bytes (keys never do).  The reader
+ * allocates nothing unless it meets an escape.
+ */
+struct ids_dlist_item {
+	enum ids_dlist_type type;	/* a LIST or KVLIST is opened: its children follow */
+	const char *key;		/* inside a kvlist: the key, keylen bytes; else NULL */
+	size_t keylen;
+	const char *data;		/* IDS_DL_STRING: len bytes; else NULL */
+	size_t len;
+};
+
+#define IDS_DLIST_PREFIX	0x1	/* the item may be followed by other data */
+
+struct ids_dlist_reader {
+	const char *buf;
+	size_t len;
+	size_t pos;			/* bytes used so far */
+	int depth;			/* containers open */
+	int sep;			/* a child was read: a separator comes next */
+	int done;			/* the outer item is complete */
+	int err;			/* the first failure, returned again after it */
+	int flags;
+	uint64_t kvlist;		/* bit d: the container at depth d is a kvlist */
+	size_t open[IDS_DLIST_MAX_DEPTH];	/* where each open container starts */
+	char *scratch[2];		/* decoded escaped key and value */
+	size_t scratchsize[2];
+};
+
+/* Starts reading buf[0..len); flags: IDS_DLIST_PREFIX or 0. */
+void ids_dlist_reader_init(struct ids_dlist_reader *rd, const char *buf, size_t len,
+    int flags);
+/* Frees what the reader allocated; the items it handed out go with it. */
+void ids_dlist_reader_release(struct ids_dlist_reader *rd);
+
+/*
+ * The next item: returns 1 and fills *it; 0 at the end of the current
+ * container (its ')' consumed) and, once the outer item is complete,
+ * from then on; or IDS_ECORRUPT (the same detail as ids_dlist_parse())
+ * or -ENOMEM, then the same code on every later call.  Without
+ * IDS_DLIST_PREFIX, data after the outer item is an error.
+ */
+int ids_dlist_read(struct ids_dlist_reader *rd, struct ids_dlist_item *it);
+
+/*
+ * Skips the children of it, the item just read, if it opened a
+ * container (checking them as the parser would); nothing otherwise.
+ * Returns 0 or the error of ids_dlist_read().
+ */
+int ids_dlist_skip(struct ids_dlist_reader *rd, const struct ids_dlist_item *it);
+
+/*
+ * Decimal numbers in an item, by the rules of ids_dlist_u64() and
+ * ids_dlist_i64(): 0, or IDS_ECORRUPT when it is not a string of
+ * digits in range.
+ */
+int ids_dlist_item_u64(const struct ids_dlist_item *it, uint64_t *out);
+int ids_dlist_item_i64(const struct ids_dlist_item *it, int64_t *out);
 
 #endif

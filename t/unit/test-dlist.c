@@ -1,7 +1,8 @@
 /*
  * test-dlist.c - the dlist parser and printer: round trips, Cyrus's
- * atom / quoted / literal choice, lookups and number conversions, and
- * hostile input that must fail cleanly with IDS_ECORRUPT.
+ * atom / quoted / literal choice, lookups and number conversions,
+ * hostile input that must fail cleanly with IDS_ECORRUPT, and the
+ * in-place reader the parser is built on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -370,6 +371,261 @@ test_prefixes_and_mutations(void **state)
 	}
 }
 
+/* One item the reader should hand out: what it returns, and the item. */
+struct want {
+	int r;
+	enum ids_dlist_type type;
+	const char *key;	/* NULL: none */
+	const char *data;	/* IDS_DL_STRING only */
+	size_t len;
+};
+
+static void
+assert_items(const char *in, size_t len, const struct want *w, size_t n)
+{
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	size_t i;
+
+	ids_dlist_reader_init(&rd, in, len, 0);
+	for (i = 0; i < n; i++) {
+		int r = ids_dlist_read(&rd, &it);
+
+		if (r != w[i].r)
+			fail_msg("item %zu: returned %d, want %d (%s)", i, r, w[i].r,
+			    r < 0 ? ids_errmsg(r) : "");
+		if (r != 1)
+			continue;
+		assert_int_equal(it.type, w[i].type);
+		if (w[i].key) {
+			assert_non_null(it.key);
+			assert_int_equal(it.keylen, strlen(w[i].key));
+			assert_memory_equal(it.key, w[i].key, it.keylen);
+		} else {
+			assert_null(it.key);
+		}
+		if (w[i].type == IDS_DL_STRING) {
+			assert_int_equal(it.len, w[i].len);
+			assert_memory_equal(it.data, w[i].data, it.len);
+		} else {
+			assert_null(it.data);
+		}
+	}
+	assert_int_equal(rd.pos, len);
+	ids_dlist_reader_release(&rd);
+}
+
+#define S(k, v) { 1, IDS_DL_STRING, k, v, sizeof(v) - 1 }
+#define NIL_(k) { 1, IDS_DL_NIL, k, NULL, 0 }
+#define OPEN(k, t) { 1, t, k, NULL, 0 }
+#define END { 0, IDS_DL_NIL, NULL, NULL, 0 }
+
+/* Items come in document order, each container's end as a 0. */
+static void
+test_reader_items(void **state)
+{
+	static const char in[] = "%(A x  B (1 NIL ()) C %(k \"v w\") "
+	    "\"D\\\"\" {3}\r\nabc {1}\nE \"q\\\\z\" F NIL G \"NIL\" H \"\")";
+	static const struct want w[] = {
+		OPEN(NULL, IDS_DL_KVLIST),
+		S("A", "x"),
+		OPEN("B", IDS_DL_LIST), S(NULL, "1"), NIL_(NULL),
+		OPEN(NULL, IDS_DL_LIST), END, END,
+		OPEN("C", IDS_DL_KVLIST), S("k", "v w"), END,
+		S("D\"", "abc"),
+		S("E", "q\\z"),
+		NIL_("F"),
+		S("G", "NIL"),
+		S("H", ""),
+		END,
+		END, END,	/* and from then on */
+	};
+	static const struct want one[] = { S(NULL, "atom"), END, END };
+	static const struct want nil[] = { NIL_(NULL), END };
+	static const struct want lit[] = { S(NULL, "a\0b"), END };
+
+	(void)state;
+	assert_items(in, sizeof(in) - 1, w, sizeof(w) / sizeof(w[0]));
+	/* An outer string is one item, then the end. */
+	assert_items("atom", 4, one, 3);
+	assert_items("NIL", 3, nil, 2);
+	assert_items("{3}\r\na\0b", 8, lit, 2);
+}
+
+/* Strings stay in the buffer unless they need decoding. */
+static void
+test_reader_in_place(void **state)
+{
+	static const char in[] = "%(key atom \"q k\" \"quoted\" l {4}\r\nlit! "
+	    "\"e\\\"k\" \"e\\\\v\")";
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	int i;
+
+	(void)state;
+	ids_dlist_reader_init(&rd, in, sizeof(in) - 1, 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(ids_dlist_read(&rd, &it), 1);
+		assert_true(it.key >= in && it.key < in + sizeof(in));
+		assert_true(it.data >= in && it.data < in + sizeof(in));
+	}
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_false(it.key >= in && it.key < in + sizeof(in));
+	assert_false(it.data >= in && it.data < in + sizeof(in));
+	assert_int_equal(it.keylen, 3);
+	assert_memory_equal(it.key, "e\"k", 3);
+	assert_int_equal(it.len, 3);
+	assert_memory_equal(it.data, "e\\v", 3);
+	assert_int_equal(ids_dlist_read(&rd, &it), 0);
+	ids_dlist_reader_release(&rd);
+}
+
+/* Skipping checks what it skips, and does nothing after a string. */
+static void
+test_reader_skip(void **state)
+{
+	static const char in[] = "%(A (1 (2 %(k (3))) 4) B x C %(d NIL) E y)";
+	static const char bad[] = "%(A (1 (2 %(k (3))";
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	struct ids_dlist *dl;
+	int r;
+
+	(void)state;
+	ids_dlist_reader_init(&rd, in, sizeof(in) - 1, 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);	/* A ( */
+	assert_int_equal(ids_dlist_skip(&rd, &it), 0);
+	assert_int_equal(rd.depth, 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);	/* B x */
+	assert_memory_equal(it.key, "B", 1);
+	assert_int_equal(ids_dlist_skip(&rd, &it), 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);	/* C %( */
+	assert_int_equal(ids_dlist_skip(&rd, &it), 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);	/* E y */
+	assert_memory_equal(it.data, "y", 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 0);
+	assert_true(rd.done);
+	ids_dlist_reader_release(&rd);
+	/* A skipped container that does not end is the parser's error. */
+	ids_dlist_reader_init(&rd, bad, sizeof(bad) - 1, 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_skip(&rd, &it), IDS_ECORRUPT);
+	assert_non_null(strstr(ids_errmsg(IDS_ECORRUPT), "unterminated list opened at byte 7"));
+	ids_dlist_reader_release(&rd);
+	r = ids_dlist_parse(bad, sizeof(bad) - 1, &dl, NULL);
+	assert_int_equal(r, IDS_ECORRUPT);
+	assert_non_null(strstr(ids_errmsg(r), "unterminated list opened at byte 7"));
+}
+
+/* Data after the outer item: an error, or left alone with IDS_DLIST_PREFIX. */
+static void
+test_reader_prefix(void **state)
+{
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+
+	(void)state;
+	ids_dlist_reader_init(&rd, "(a) rest", 8, IDS_DLIST_PREFIX);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 0);
+	assert_int_equal(rd.pos, 3);
+	assert_int_equal(ids_dlist_read(&rd, &it), 0);
+	ids_dlist_reader_release(&rd);
+	ids_dlist_reader_init(&rd, "(a) rest", 8, 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), 1);
+	assert_int_equal(ids_dlist_read(&rd, &it), IDS_ECORRUPT);
+	assert_non_null(strstr(ids_errmsg(IDS_ECORRUPT), "trailing data at byte 3"));
+	ids_dlist_reader_release(&rd);
+	ids_dlist_reader_init(&rd, "atom rest", 9, 0);
+	assert_int_equal(ids_dlist_read(&rd, &it), IDS_ECORRUPT);
+	ids_dlist_reader_release(&rd);
+}
+
+/*
+ * Reading hostile input to its end, skipping every container, fails
+ * exactly as the parser does, and keeps failing.
+ */
+static void
+assert_reader_fails_as_parser(const char *in, size_t len)
+{
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	struct ids_dlist *dl = NULL;
+	char want[1100];
+	int r, pr = ids_dlist_parse(in, len, &dl, NULL);
+
+	assert_int_equal(pr, IDS_ECORRUPT);
+	snprintf(want, sizeof(want), "%s", ids_errmsg(pr));
+	ids_error_clear();
+	ids_dlist_reader_init(&rd, in, len, 0);
+	while ((r = ids_dlist_read(&rd, &it)) >= 0 && !rd.done)
+		if (r == 1 && (r = ids_dlist_skip(&rd, &it)) < 0)
+			break;
+	assert_int_equal(r, IDS_ECORRUPT);
+	assert_string_equal(ids_errmsg(r), want);
+	assert_int_equal(ids_dlist_read(&rd, &it), IDS_ECORRUPT);
+	ids_dlist_reader_release(&rd);
+}
+
+static void
+test_reader_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"", "{10}\r\nabc", "(a {99999999999999999999999}\r\nx)", "{}\r\n",
+		"{3x}\r\nabc", "{3}abc", "\"abc", "(x \"ab\\", "(a b", "%(a)",
+		"%(a b c)", "%((a) b)", "%x", ")", "(\"a\"\"b\")", "(\r)",
+		"%(a (b c) d", "%(a %(b c d)", "(a) b", " (a)", "%(\t a b)",
+		"%(a\tb)", "%(a \"x\"y)", "%(%(a b) c)", "%(a %x)", "(((\"",
+	};
+	static const char nulkey[] = "%(\"a\0b\" c)";
+	char deep[2 * IDS_DLIST_MAX_DEPTH + 8];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_reader_fails_as_parser(bad[i], strlen(bad[i]));
+	assert_reader_fails_as_parser(nulkey, sizeof(nulkey) - 1);
+	memset(deep, '(', IDS_DLIST_MAX_DEPTH + 1);
+	memset(deep + IDS_DLIST_MAX_DEPTH + 1, ')', IDS_DLIST_MAX_DEPTH + 1);
+	assert_reader_fails_as_parser(deep, 2 * IDS_DLIST_MAX_DEPTH + 2);
+}
+
+static void
+test_item_numbers(void **state)
+{
+	struct ids_dlist_item it = { IDS_DL_STRING, NULL, 0, "18446744073709551615", 20 };
+	uint64_t u = 1;
+	int64_t i = 1;
+
+	(void)state;
+	assert_int_equal(ids_dlist_item_u64(&it, &u), 0);
+	assert_true(u == UINT64_MAX);
+	assert_int_equal(ids_dlist_item_i64(&it, &i), IDS_ECORRUPT);
+	it.data = "-9223372036854775808";
+	assert_int_equal(ids_dlist_item_i64(&it, &i), 0);
+	assert_true(i == INT64_MIN);
+	assert_int_equal(ids_dlist_item_u64(&it, &u), IDS_ECORRUPT);
+	it.data = "007x";
+	it.len = 3;		/* the item's length counts, not a NUL */
+	assert_int_equal(ids_dlist_item_u64(&it, &u), 0);
+	assert_int_equal(u, 7);
+	it.len = 0;
+	assert_int_equal(ids_dlist_item_u64(&it, &u), IDS_ECORRUPT);
+	assert_int_equal(ids_dlist_item_i64(&it, &i), IDS_ECORRUPT);
+	it.data = "-";
+	it.len = 1;
+	assert_int_equal(ids_dlist_item_i64(&it, &i), IDS_ECORRUPT);
+	it.type = IDS_DL_NIL;
+	it.data = NULL;
+	it.len = 0;
+	assert_int_equal(ids_dlist_item_u64(&it, &u), IDS_ECORRUPT);
+}
+
 int
 main(void)
 {
@@ -384,6 +640,12 @@ main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_prefixes_and_mutations),
+		cmocka_unit_test(test_reader_items),
+		cmocka_unit_test(test_reader_in_place),
+		cmocka_unit_test(test_reader_skip),
+		cmocka_unit_test(test_reader_prefix),
+		cmocka_unit_test(test_reader_hostile),
+		cmocka_unit_test(test_item_numbers),
 	};
 
 	return unit_run(tests);
