@@ -24,19 +24,52 @@
 static const char mbtype_kinds[] = "enbcaspfj";
 static const char mbtype_flags[] = "dmrzil";	/* Cyrus's order */
 
+/* The bit of flag c in Cyrus's order, or 0 when c is not a flag. */
+static unsigned
+mbtype_flag_bit(char c)
+{
+	unsigned i;
+
+	for (i = 0; i < sizeof(mbtype_flags) - 1; i++)
+		if (mbtype_flags[i] == c)
+			return 1u << i;
+	return 0;
+}
+
+/*
+ * Checks the mbtype s[0..len) (a kind, then distinct flags) and writes
+ * it to out with its flags in Cyrus's order; -1 when it is invalid.
+ */
+static int
+mbtype_canon(const char *s, size_t len, char out[IDS_MBTYPE_MAX])
+{
+	unsigned seen = 0, bit;
+	size_t i, n = 1;
+
+	if (len == 0 || len >= IDS_MBTYPE_MAX || s[0] == '\0' ||
+	    memchr(mbtype_kinds, s[0], sizeof(mbtype_kinds) - 1) == NULL)
+		return -1;
+	for (i = 1; i < len; i++) {
+		if ((bit = mbtype_flag_bit(s[i])) == 0 || (seen & bit))
+			return -1;
+		seen |= bit;
+	}
+	out[0] = s[0];
+	for (i = 0; i < sizeof(mbtype_flags) - 1; i++)
+		if (seen & 1u << i)
+			out[n++] = mbtype_flags[i];
+	out[n] = '\0';
+	return 0;
+}
+
 int
 ids_mbtype_check(const char *mbtype)
 {
-	const char *p;
+	char canon[IDS_MBTYPE_MAX];
 
-	if (mbtype == NULL || mbtype[0] == '\0' ||
-	    strchr(mbtype_kinds, mbtype[0]) == NULL ||
-	    strlen(mbtype) >= IDS_MBTYPE_MAX)
+	if (mbtype == NULL || mbtype_canon(mbtype, strlen(mbtype), canon) < 0)
 		return ids_error(IDS_ECORRUPT, "invalid mailbox type '%s'",
 		    mbtype ? mbtype : "");
-	for (p = mbtype + 1; *p; p++)
-		if (strchr(mbtype_flags, *p) == NULL || strchr(p + 1, *p) != NULL)
-			return ids_error(IDS_ECORRUPT, "invalid mailbox type '%s'", mbtype);
 	return 0;
 }
 
@@ -51,15 +84,9 @@ static void
 mbtype_normalize(char mbtype[IDS_MBTYPE_MAX])
 {
 	char out[IDS_MBTYPE_MAX];
-	size_t n = 1;
-	const char *f;
 
-	out[0] = mbtype[0];
-	for (f = mbtype_flags; *f; f++)
-		if (strchr(mbtype + 1, *f))
-			out[n++] = *f;
-	out[n] = '\0';
-	memcpy(mbtype, out, n + 1);
+	if (mbtype_canon(mbtype, strlen(mbtype), out) == 0)
+		memcpy(mbtype, out, sizeof(out));
 }
 
 int
@@ -89,14 +116,10 @@ ids_mbtype_set(char mbtype[IDS_MBTYPE_MAX], char flag, int on)
 static int
 mbtype_from(char mbtype[IDS_MBTYPE_MAX], const char *s)
 {
-	int r;
-
 	if (s == NULL)
 		s = "e";
-	if ((r = ids_mbtype_check(s)) < 0)
-		return r;
-	strcpy(mbtype, s);
-	mbtype_normalize(mbtype);
+	if (mbtype_canon(s, strlen(s), mbtype) < 0)
+		return ids_error(IDS_ECORRUPT, "invalid mailbox type '%s'", s);
 	return 0;
 }
 
@@ -593,9 +616,9 @@ decode_fields(struct ids_mbentry *e, const struct ids_dlist *kv)
 	return ids_acl_from_dlist(ids_dlist_get(kv, "A"), &e->acl, &e->nacl);
 }
 
-int
-ids_mbentry_decode_n(struct ids_mbentry *e, const char *name,
-    const char *val, size_t len)
+/* The N value through a dlist tree: the reference for the fast path below. */
+static int
+decode_n_tree(struct ids_mbentry *e, const char *name, const char *val, size_t len)
 {
 	struct ids_dlist *kv;
 	int r;
@@ -611,6 +634,210 @@ ids_mbentry_decode_n(struct ids_mbentry *e, const char *name,
 	if (r < 0)
 		ids_mbentry_release(e);
 	return r;
+}
+
+/*
+ * --- N values in place ----------------------------------------------------
+ *
+ * A by-name lookup decodes one N value, and building its dlist tree
+ * (a node, a key and a string per field) cost more than the LMDB
+ * lookup itself.  decode_n_inplace() reads the value with a dlist
+ * reader and fills the entry straight from it, allocating only what
+ * the entry owns.  It is a fast path, not a second decoder: it takes
+ * the first occurrence of each key and skips the rest, as
+ * ids_dlist_get() does, applies the checks of the tree decoder, and on
+ * any failure at all (a syntax error, a bad field, no memory) gives
+ * up, so that the tree decoder decides and reports the error it would
+ * have reported alone, whichever of several comes first.
+ */
+
+enum n_field { NF_T, NF_I, NF_P, NF_S, NF_V, NF_C, NF_F, NF_M, NF_A, NF_UNKNOWN };
+
+static enum n_field
+n_field(const struct ids_dlist_item *it)
+{
+	static const char keys[] = "TIPSVCFMA";	/* in the order of enum n_field */
+	int f;
+
+	if (it->keylen == 1)
+		for (f = NF_T; f < NF_UNKNOWN; f++)
+			if (keys[f] == it->key[0])
+				return (enum n_field)f;
+	return NF_UNKNOWN;
+}
+
+/* Whether s[0..len) holds a NUL byte (memchr costs more on short strings). */
+static int
+has_nul(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len > 32)
+		return memchr(s, '\0', len) != NULL;
+	for (i = 0; i < len; i++)
+		if (s[i] == '\0')
+			return 1;
+	return 0;
+}
+
+/* A string field as a C string: -1 for anything ids_dlist_get_str refuses. */
+static int
+item_str(const struct ids_dlist_item *it, char **out)
+{
+	if (it->type == IDS_DL_NIL)
+		return 0;
+	if (it->type != IDS_DL_STRING || has_nul(it->data, it->len) ||
+	    (*out = malloc(it->len + 1)) == NULL)
+		return -1;
+	memcpy(*out, it->data, it->len);
+	(*out)[it->len] = '\0';
+	return 0;
+}
+
+static int
+item_u64(const struct ids_dlist_item *it, uint64_t *out)
+{
+	return it->type == IDS_DL_NIL ? 0 : ids_dlist_item_u64(it, out);
+}
+
+static int
+item_mbtype(const struct ids_dlist_item *it, char mbtype[IDS_MBTYPE_MAX])
+{
+	if (it->type == IDS_DL_NIL)
+		return mbtype_canon("e", 1, mbtype);
+	if (it->type != IDS_DL_STRING || has_nul(it->data, it->len))
+		return -1;
+	return mbtype_canon(it->data, it->len, mbtype);
+}
+
+/* Adds id => rights as ids_acl_set() does: a repeated id replaces the rights. */
+static int
+acl_add(struct ids_mbentry *e, size_t *cap, const struct ids_dlist_item *it)
+{
+	struct ids_acl *acl;
+	char *id = NULL, *rights = NULL;
+	size_t i;
+
+	if (it->type != IDS_DL_STRING || item_str(it, &rights) < 0)
+		return -1;
+	for (i = 0; i < e->nacl; i++)
+		if (strlen(e->acl[i].id) == it->keylen &&
+		    memcmp(e->acl[i].id, it->key, it->keylen) == 0) {
+			free(e->acl[i].rights);
+			e->acl[i].rights = rights;
+			return 0;
+		}
+	if (e->nacl == *cap) {
+		*cap = *cap ? 2 * *cap : 2;
+		if ((acl = realloc(e->acl, *cap * sizeof(*acl))) == NULL)
+			goto fail;
+		e->acl = acl;
+	}
+	if ((id = malloc(it->keylen + 1)) == NULL)
+		goto fail;
+	memcpy(id, it->key, it->keylen);
+	id[it->keylen] = '\0';
+	e->acl[e->nacl].id = id;
+	e->acl[e->nacl++].rights = rights;
+	return 0;
+fail:
+	free(rights);
+	return -1;
+}
+
+/* The A field: NIL or a kvlist of id => rights. */
+static int
+item_acl(struct ids_mbentry *e, struct ids_dlist_reader *rd,
+    const struct ids_dlist_item *it)
+{
+	struct ids_dlist_item ace;
+	size_t cap = 0;
+	int r;
+
+	if (it->type == IDS_DL_NIL)
+		return 0;
+	if (it->type != IDS_DL_KVLIST)
+		return -1;
+	while ((r = ids_dlist_read(rd, &ace)) == 1)
+		if (acl_add(e, &cap, &ace) < 0)
+			return -1;
+	return r;
+}
+
+static int
+n_field_decode(struct ids_mbentry *e, enum n_field f, struct ids_dlist_reader *rd,
+    const struct ids_dlist_item *it)
+{
+	uint64_t n = 0;
+
+	switch (f) {
+	case NF_T:
+		return item_mbtype(it, e->mbtype);
+	case NF_I:
+		return item_str(it, &e->uniqueid);
+	case NF_P:
+		return item_str(it, &e->partition);
+	case NF_S:
+		return item_str(it, &e->server);
+	case NF_V:
+		if (item_u64(it, &n) < 0 || n > UINT32_MAX)
+			return -1;
+		e->uidvalidity = (uint32_t)n;
+		return 0;
+	case NF_C:
+		return item_u64(it, &e->createdmodseq);
+	case NF_F:
+		return item_u64(it, &e->foldermodseq);
+	case NF_M:
+		return it->type == IDS_DL_NIL ? 0 : ids_dlist_item_i64(it, &e->mtime);
+	case NF_A:
+		return item_acl(e, rd, it);
+	case NF_UNKNOWN:
+		break;
+	}
+	return ids_dlist_skip(rd, it);
+}
+
+/* 0 and a complete entry, or -1: let the tree decoder decide. */
+static int
+decode_n_inplace(struct ids_mbentry *e, const char *name, const char *val, size_t len)
+{
+	struct ids_dlist_reader rd;
+	struct ids_dlist_item it;
+	unsigned seen = 0;
+	enum n_field f;
+	int r;
+
+	ids_dlist_reader_init(&rd, val, len, 0);
+	if ((r = ids_dlist_read(&rd, &it)) != 1 || it.type != IDS_DL_KVLIST)
+		goto punt;
+	while ((r = ids_dlist_read(&rd, &it)) == 1) {
+		if ((f = n_field(&it)) != NF_UNKNOWN && (seen & 1u << f))
+			f = NF_UNKNOWN;		/* only the first one counts */
+		seen |= 1u << f;
+		if (n_field_decode(e, f, &rd, &it) < 0)
+			goto punt;
+	}
+	if (r < 0 || (e->name = strdup(name)) == NULL)
+		goto punt;
+	if (!(seen & 1u << NF_T))
+		mbtype_canon("e", 1, e->mbtype);
+	ids_dlist_reader_release(&rd);
+	return 0;
+punt:
+	ids_dlist_reader_release(&rd);
+	ids_mbentry_release(e);
+	return -1;
+}
+
+int
+ids_mbentry_decode_n(struct ids_mbentry *e, const char *name,
+    const char *val, size_t len)
+{
+	ids_mbentry_release(e);
+	if (decode_n_inplace(e, name, val, len) == 0)
+		return 0;
+	return decode_n_tree(e, name, val, len);
 }
 
 int
