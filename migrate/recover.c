@@ -66,7 +66,7 @@ static int
 settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
 {
-	static const struct ids_relocate_opts none = { IDS_STRATEGY_LINK, 0, 0, NULL, NULL };
+	static const struct ids_relocate_opts none = { IDS_STRATEGY_LINK, 0, 0, NULL, NULL, 0 };
 
 	if (strcmp(in->op, "migrate") == 0)
 		return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);

@@ -9,7 +9,8 @@
  *   2. commit an intent record (stage "link" or "rename");
  *   3. link: create the uniqueid directory, hard-link every file of the
  *      folder into it (copy + SHA-1 verify where linking is impossible),
- *      fsync it, verify every name; rename: move the directory;
+ *      reading each name back as it is made, then fsync it; rename: move
+ *      the directory;
  *   4. write the new directory's cyrus.header afresh (a new inode:
  *      current name, uniqueid, history) and point its cyrus.index at it;
  *   5. flip the record to the uniqueid layout and move the intent to
@@ -61,7 +62,7 @@ struct reloc {
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
 	int has_subdirs;
-	int header_pass;		/* cleanup: 1 while removing cyrus.header */
+	int saw_header;			/* cleanup: the old cyrus.header, removed last */
 	int has_foreign;	/* files not part of the folder: they stay behind */
 };
 
@@ -183,9 +184,14 @@ reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
     const struct stat *st);
 
-/* Calls fn for every entry of dirfd but "." and "..", stat'ed without following. */
+/*
+ * Calls fn for every entry of dirfd but "." and "..", stat'ed without
+ * following.  Without full, only st_mode is filled in where readdir
+ * tells the type (which spares a stat per file and pass); full asks
+ * for the whole stat.
+ */
 static int
-each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
+each_entry_how(struct reloc *r, int i, int dirfd, entry_fn fn, int full)
 {
 	struct dirent *de;
 	struct stat st;
@@ -203,7 +209,11 @@ each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
 	while (rr == 0 && (errno = 0, de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (!full && de->d_type != DT_UNKNOWN) {
+			memset(&st, 0, sizeof(st));
+			st.st_mode = DTTOIF(de->d_type);
+			rr = fn(r, i, de->d_name, &st);
+		} else if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			rr = errno == ENOENT ? 0 : -errno;
 		else
 			rr = fn(r, i, de->d_name, &st);
@@ -212,6 +222,12 @@ each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
 		rr = -errno;
 	closedir(d);
 	return rr;
+}
+
+static int
+each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
+{
+	return each_entry_how(r, i, dirfd, fn, 0);
 }
 
 static int
@@ -307,20 +323,16 @@ link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 			r->stats->files_foreign++;
 		return 0;
 	}
+	/* cyrus.index is copied with the new header's CRC (write_header). */
+	if (ids_metafile_kind(name) == IDS_META_INDEX)
+		return 0;
 	if ((rr = link_one(r, i, name)) < 0)
 		return rr;
+	/* Read back: the name at the destination is the source's file. */
+	if (existing_is_ours(r, i, name) != 0)
+		return ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
+		    r->dst, name);
 	return r->opts->throttle ? r->opts->throttle(r->opts->throttle_rock) : 0;
-}
-
-/* Every carried file of the source has its twin at the destination. */
-static int
-verify_entry(struct reloc *r, int i, const char *name, const struct stat *st)
-{
-	if (!S_ISREG(st->st_mode) || !carried(r, name))
-		return 0;
-	return existing_is_ours(r, i, name) == 0 ? 0 :
-	    ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
-	    r->dst, name);
 }
 
 /* Creates the uniqueid directory on every root in use (it may exist, empty). */
@@ -361,8 +373,7 @@ link_all(struct reloc *r)
 		if (r->sfd[i] < 0)
 			continue;
 		if ((rr = each_entry(r, i, r->sfd[i], link_entry)) < 0 ||
-		    (rr = ids_fsync_dir(r->dfd[i])) < 0 ||
-		    (rr = each_entry(r, i, r->sfd[i], verify_entry)) < 0)
+		    (rr = ids_fsync_dir(r->dfd[i])) < 0)
 			return rr;
 	}
 	return 0;
@@ -374,10 +385,16 @@ link_all(struct reloc *r)
  * Writes cyrus.header in the new directory from the record (current
  * name, uniqueid, history; quota root, flags and unknown keys kept from
  * the old header when it is readable), as a new file, and points the
- * new cyrus.index at it.  from is the directory to read the old header in.
+ * new cyrus.index at it.  from is the directory to read the old header
+ * in.  linked: the link strategy, before the flip; the new directory
+ * has no header yet and no index (cyrus.index is not linked but copied
+ * here with the new header's CRC: a linked one would have to be
+ * replaced), and nothing reads it before the flip, so both files are
+ * made under their names (a rollback removes them).  Otherwise (the
+ * directory moved) the header is replaced and the index updated.
  */
 static int
-write_header(struct reloc *r, int from)
+write_header(struct reloc *r, int from, int linked)
 {
 	struct ids_mbentry e;
 	struct ids_header h;
@@ -392,9 +409,15 @@ write_header(struct reloc *r, int from)
 	if ((rr = ids_mboxlist_lookup_id(r->mbl, r->uniqueid, &e)) < 0 ||
 	    (rr = ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0)) < 0 ||
 	    (rr = ids_header_from_mbentry(&h, &e)) < 0 ||
-	    (rr = ids_header_write(r->dfd[hr], &h, &crc)) < 0)
+	    (rr = (linked ? ids_header_create : ids_header_write)(r->dfd[hr], &h, &crc)) < 0)
 		goto out;
-	if (faccessat(r->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	if (linked) {
+		if (r->sfd[ir] >= 0 &&
+		    faccessat(r->sfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			if ((rr = ids_index_copy_with_crc(r->sfd[ir], r->dfd[ir], crc)) == 0 &&
+			    r->opts->throttle)
+				rr = r->opts->throttle(r->opts->throttle_rock);	/* a file carried */
+	} else if (faccessat(r->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		rr = ids_index_set_header_crc(r->dfd[ir], crc);
 out:
 	ids_mbentry_release(&e);
@@ -537,8 +560,10 @@ cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 	if (!S_ISREG(st->st_mode) || kind == IDS_FILE_OTHER)
 		return 0;
 	/* cyrus.header goes last, so a half-cleaned folder still says what it was. */
-	if ((ids_metafile_kind(name) == IDS_META_HEADER) != r->header_pass)
+	if (ids_metafile_kind(name) == IDS_META_HEADER) {
+		r->saw_header = 1;
 		return 0;
+	}
 	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 &&
 	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) < 0 &&
 	    ids_metafile_kind(name) != IDS_META_HEADER)
@@ -630,11 +655,9 @@ cleanup_files(struct reloc *r)
 		if (r->root[i] < 0)
 			continue;
 		if (r->sfd[i] >= 0) {
-			r->header_pass = 0;
-			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0)
-				return rr;
-			r->header_pass = 1;
+			r->saw_header = 0;
 			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
+			    (r->saw_header && (rr = unlink_in(r->sfd[i], IDS_HEADER_FILE)) < 0) ||
 			    (rr = ids_fsync_dir(r->sfd[i])) < 0)
 				return rr;
 			close(r->sfd[i]);
@@ -664,7 +687,7 @@ rollback(struct reloc *r)
 	for (i = 0; i < NROOTS; i++) {
 		if (r->dfd[i] < 0)
 			continue;
-		if ((rr = each_entry(r, i, r->dfd[i], rollback_entry)) < 0 ||
+		if ((rr = each_entry_how(r, i, r->dfd[i], rollback_entry, 1)) < 0 ||
 		    (rr = ids_fsync_dir(r->dfd[i])) < 0)
 			return rr;
 		close(r->dfd[i]);
@@ -790,7 +813,7 @@ migrate_link(struct reloc *r, struct ids_intent *in)
 	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
 		return rr;
 	if ((rr = link_all(r)) < 0 ||
-	    (rr = write_header(r, r->sfd[root_of(r, IDS_META_HEADER)])) < 0)
+	    (rr = write_header(r, r->sfd[root_of(r, IDS_META_HEADER)], 1)) < 0)
 		goto undo;
 	strcpy(in->stage, "flipped");
 	in->time = time(NULL);
@@ -815,7 +838,7 @@ migrate_rename(struct reloc *r, struct ids_intent *in)
 		return ids_relocate_recover(r->mbl, r->uniqueid, in, r->opts, r->stats) < 0 ?
 		    rr : rr;
 	}
-	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0)
+	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)], 0)) < 0)
 		return rr;	/* the intent finishes it at the next recovery */
 	return flip_and_prune(r, in);
 }
@@ -889,23 +912,35 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 /* --- many folders at once ------------------------------------------- */
 
 /*
- * A batch migrates up to BATCH_MAX folders with the link strategy, with
- * the steps of one folder and their ordering points shared: one
- * transaction commits every intent; links and headers are written with
- * their fsyncs deferred and made durable together by one syncfs(2); one
- * transaction flips every folder that is ready; the old names go, made
- * durable by one more syncfs; one transaction drops the intents.  The
- * crash analysis is the folder's: before the flip a folder rolls back,
- * after it the cleanup finishes, whatever the others in the batch did.
+ * A batch migrates folders with the link strategy, GROUP_MAX at a time,
+ * with the ordering points of one folder shared by a group and the
+ * groups pipelined, so that each group costs one syncfs(2) and one
+ * transaction.  Step k, with group k-1 flipped, group k's intents
+ * committed and group k+1 locked and checked:
+ *
+ *   1. remove group k-1's old names and link group k's files (with
+ *      their fsyncs deferred, spool-layout.md "Many folders at once");
+ *   2. one syncfs for every file system touched: group k's new names
+ *      and group k-1's removals are durable;
+ *   3. one transaction drops group k-1's intents, flips group k and
+ *      commits group k+1's intents.
+ *
+ * Each folder still passes its own ordering points in order (intent
+ * durable before its first change, its links durable before its flip,
+ * its removals durable before its intent goes), so the crash analysis
+ * is the folder's: before the flip it rolls back, after it the cleanup
+ * finishes, whatever the other folders were doing.  With a grace the
+ * old names stay and the intents with them (ids_relocate_recover).
  */
-#define BATCH_MAX 64
+#define GROUP_MAX 64
 
 struct bitem {
 	struct ids_mailbox *mb;
 	struct reloc r;
 	struct ids_relocate_stats st;	/* this folder's own figures */
 	struct ids_intent in;
-	int active;		/* intent committed, not failed */
+	struct ids_relocate_result *res;
+	int active;		/* intent committed or about to be, not failed */
 	int flipped;
 	int rc;
 	char reason[256];
@@ -921,12 +956,18 @@ set_rc(struct bitem *it, int rc)
 	return rc;
 }
 
+struct group {
+	struct bitem it[GROUP_MAX];
+	size_t n;
+};
+
 struct batch {
 	struct ids_mboxlist *mbl;
 	const struct ids_relocate_opts *opts;
 	struct ids_relocate_stats *stats;
-	struct bitem *it;
-	size_t n;
+	struct group *done;	/* flipped: old names to remove, intents to drop */
+	struct group *cur;	/* intents committed: to link and flip */
+	struct group *next;	/* locked and checked: intents to commit */
 };
 
 /* Opens, checks and plans one folder; 1 if it joins the batch. */
@@ -958,31 +999,31 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	return 1;
 }
 
-static int
-batch_intents_txn(struct ids_txn *txn, void *rock)
+/* Locks and checks the next n names into g. */
+static void
+group_prepare(struct batch *b, struct group *g, const char *const *names,
+    struct ids_relocate_result *res, size_t n)
 {
-	struct batch *b = rock;
 	size_t i;
-	int rr;
 
-	for (i = 0; i < b->n; i++)
-		if (b->it[i].active &&
-		    (rr = ids_intent_put(txn, b->it[i].r.uniqueid, &b->it[i].in)) < 0)
-			return rr;
-	return 0;
+	memset(g, 0, sizeof(*g));
+	g->n = n;
+	for (i = 0; i < n; i++) {
+		g->it[i].res = &res[i];
+		g->it[i].active = batch_prepare(b, &g->it[i], names[i]);
+	}
 }
 
-/* Flips every ready folder; one that changed meanwhile is left out. */
+/* Flips every ready folder of g; one that changed meanwhile is left out. */
 static int
-batch_flip_txn(struct ids_txn *txn, void *rock)
+group_flip(struct ids_txn *txn, struct group *g)
 {
-	struct batch *b = rock;
 	struct bitem *it;
 	size_t i;
 	int rr;
 
-	for (i = 0; i < b->n; i++) {
-		it = &b->it[i];
+	for (i = 0; i < g->n; i++) {
+		it = &g->it[i];
 		if (!it->active)
 			continue;
 		strcpy(it->in.stage, "flipped");
@@ -997,34 +1038,69 @@ batch_flip_txn(struct ids_txn *txn, void *rock)
 	return 0;
 }
 
+/* The transaction of a step: drop done's intents, flip cur, start next. */
 static int
-batch_finish_txn(struct ids_txn *txn, void *rock)
+step_txn(struct ids_txn *txn, void *rock)
 {
 	struct batch *b = rock;
+	struct bitem *it;
 	size_t i;
 	int rr;
 
-	for (i = 0; i < b->n; i++)
-		if (b->it[i].flipped && b->it[i].rc == 0 &&
-		    (rr = ids_intent_del(txn, b->it[i].r.uniqueid)) < 0 && rr != IDS_ENOTFOUND)
+	for (i = 0; b->done && i < b->done->n; i++) {
+		it = &b->done->it[i];
+		if (it->flipped && it->rc == 0 &&
+		    (rr = ids_intent_del(txn, it->r.uniqueid)) < 0 && rr != IDS_ENOTFOUND)
 			return rr;
+	}
+	if (b->cur && (rr = group_flip(txn, b->cur)) < 0)
+		return rr;
+	for (i = 0; b->next && i < b->next->n; i++) {
+		it = &b->next->it[i];
+		if (it->active && (rr = ids_intent_put(txn, it->r.uniqueid, &it->in)) < 0)
+			return rr;
+	}
 	return 0;
 }
 
-/* One syncfs for each file system the batch wrote to. */
-static int
-batch_sync(struct batch *b)
+/* Adds the file system of every root of g's members in use to devs. */
+static void
+group_devs(const struct group *g, int flipped, dev_t *devs, int *fds, size_t *ndevs,
+    size_t max)
 {
-	size_t i;
-	int j, rr, done[2] = { 0, 0 };
+	struct stat st;
+	size_t i, k;
+	int j;
 
-	for (i = 0; i < b->n; i++)
-		for (j = 0; j < NROOTS; j++)
-			if (b->it[i].active && b->it[i].r.root[j] >= 0 && !done[j]) {
-				if ((rr = ids_fs_sync(b->it[i].r.root[j])) < 0)
-					return rr;
-				done[j] = 1;
+	for (i = 0; g && i < g->n; i++) {
+		if (!(flipped ? g->it[i].flipped : g->it[i].active))
+			continue;
+		for (j = 0; j < NROOTS; j++) {
+			if (g->it[i].r.root[j] < 0 || fstat(g->it[i].r.root[j], &st) < 0)
+				continue;
+			for (k = 0; k < *ndevs && devs[k] != st.st_dev; k++)
+				;
+			if (k == *ndevs && *ndevs < max) {
+				devs[*ndevs] = st.st_dev;
+				fds[(*ndevs)++] = g->it[i].r.root[j];
 			}
+		}
+	}
+}
+
+/* One syncfs for each file system the step wrote to. */
+static int
+step_sync(struct batch *b)
+{
+	dev_t devs[2 * GROUP_MAX * NROOTS];
+	int fds[2 * GROUP_MAX * NROOTS], rr;
+	size_t i, n = 0;
+
+	group_devs(b->done, 1, devs, fds, &n, sizeof(devs) / sizeof(devs[0]));
+	group_devs(b->cur, 0, devs, fds, &n, sizeof(devs) / sizeof(devs[0]));
+	for (i = 0; i < n; i++)
+		if ((rr = ids_fs_sync(fds[i])) < 0)
+			return rr;
 	return 0;
 }
 
@@ -1045,68 +1121,33 @@ batch_drop(struct bitem *it, int rc)
 	record_failure(&it->r, rc);
 }
 
+/* Step 1: old names of done go, cur's files are linked; no fsync yet. */
 static void
-batch_link(struct batch *b)
+step_files(struct batch *b)
 {
 	struct bitem *it;
 	size_t i;
 	int rr;
 
 	ids_fs_defer_sync(1);
-	for (i = 0; i < b->n; i++) {
-		it = &b->it[i];
+	for (i = 0; b->done && i < b->done->n; i++) {
+		it = &b->done->it[i];
+		if (it->flipped && set_rc(it, cleanup_files(&it->r)) < 0) {
+			ids_fs_defer_sync(0);
+			record_failure(&it->r, it->rc);
+			ids_fs_defer_sync(1);
+		}
+	}
+	for (i = 0; b->cur && i < b->cur->n; i++) {
+		it = &b->cur->it[i];
 		if (it->active && ((rr = link_all(&it->r)) < 0 ||
-		    (rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)])) < 0)) {
+		    (rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)], 1)) < 0)) {
 			ids_fs_defer_sync(0);
 			batch_drop(it, rr);
 			ids_fs_defer_sync(1);
 		}
 	}
 	ids_fs_defer_sync(0);
-}
-
-static int
-batch_cleanup(struct batch *b)
-{
-	size_t i;
-	int rr = 0;
-
-	ids_fs_defer_sync(1);
-	for (i = 0; i < b->n; i++)
-		if (b->it[i].flipped && set_rc(&b->it[i], cleanup_files(&b->it[i].r)) < 0)
-			record_failure(&b->it[i].r, b->it[i].rc);
-	ids_fs_defer_sync(0);
-	if ((rr = batch_sync(b)) < 0)
-		return rr;
-	return ids_mboxlist_write(b->mbl, batch_finish_txn, b);
-}
-
-/* The phases after every folder is prepared; returns a batch-wide error. */
-static int
-batch_run(struct batch *b)
-{
-	size_t i;
-	int rr, any = 0;
-
-	for (i = 0; i < b->n; i++)
-		any |= b->it[i].active;
-	if (!any)
-		return 0;
-	if ((rr = ids_mboxlist_write(b->mbl, batch_intents_txn, b)) < 0)
-		return rr;
-	batch_link(b);
-	if ((rr = batch_sync(b)) < 0 ||
-	    (rr = ids_mboxlist_write(b->mbl, batch_flip_txn, b)) < 0)
-		return rr;
-	for (i = 0; i < b->n; i++) {
-		if (b->it[i].active && !b->it[i].flipped)
-			batch_drop(&b->it[i], b->it[i].rc ? b->it[i].rc : IDS_EBUSY);
-		else if (b->it[i].flipped) {
-			b->it[i].st.folders++;
-			b->it[i].rc = b->opts->grace > 0 ? IDS_RELOCATE_PENDING : 0;
-		}
-	}
-	return b->opts->grace > 0 ? 0 : batch_cleanup(b);
 }
 
 static void
@@ -1121,20 +1162,29 @@ add_stats(struct ids_relocate_stats *to, const struct ids_relocate_stats *d)
 	to->dirs_removed += d->dirs_removed;
 }
 
+/*
+ * Releases g, storing each member's outcome.  rr is a batch-wide
+ * failure that came before the members' flips: those whose intents
+ * were committed roll back; the others just report it.
+ */
 static void
-batch_close(struct batch *b, int rr, struct ids_relocate_result *res)
+group_close(struct batch *b, struct group *g, int rr, int committed)
 {
+	struct bitem *it;
 	size_t i;
 
-	for (i = 0; i < b->n; i++) {
-		struct bitem *it = &b->it[i];
-
-		/* A batch-wide failure before the flip: every member rolls back. */
-		if (rr < 0 && it->active && !it->flipped)
-			batch_drop(it, rr);
-		res[i].rc = it->rc;
-		snprintf(res[i].reason, sizeof(res[i].reason), "%s", it->rc < 0 ? it->reason : "");
-		res[i].st = it->st;
+	for (i = 0; g && i < g->n; i++) {
+		it = &g->it[i];
+		if (rr < 0 && it->active && !it->flipped) {
+			if (committed)
+				batch_drop(it, rr);
+			else
+				set_rc(it, rr);
+		}
+		it->res->rc = it->rc;
+		snprintf(it->res->reason, sizeof(it->res->reason), "%s",
+		    it->rc < 0 ? it->reason : "");
+		it->res->st = it->st;
 		add_stats(b->stats, &it->st);
 		reloc_close(&it->r);
 		ids_intent_release(&it->in);
@@ -1142,27 +1192,109 @@ batch_close(struct batch *b, int rr, struct ids_relocate_result *res)
 	}
 }
 
+/* After a step's commit: cur's members that did not flip roll back. */
+static void
+settle_flips(struct batch *b)
+{
+	struct bitem *it;
+	size_t i;
+
+	for (i = 0; b->cur && i < b->cur->n; i++) {
+		it = &b->cur->it[i];
+		if (it->active && !it->flipped)
+			batch_drop(it, it->rc ? it->rc : IDS_EBUSY);
+		else if (it->flipped) {
+			it->st.folders++;
+			it->rc = b->opts->grace > 0 ? IDS_RELOCATE_PENDING : 0;
+		}
+	}
+}
+
+static int
+group_any(const struct group *g)
+{
+	size_t i;
+
+	for (i = 0; g && i < g->n; i++)
+		if (g->it[i].active)
+			return 1;
+	return 0;
+}
+
 int
 ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats,
     struct ids_relocate_result *results)
 {
-	struct bitem *items = calloc(BATCH_MAX, sizeof(*items));
-	struct batch b = { mbl, opts, stats, items, 0 };
-	size_t done, i;
-	int rr;
+	struct group *groups = malloc(3 * sizeof(*groups)), *spare;
+	struct batch b = { mbl, opts, stats, NULL, NULL, NULL };
+	size_t off = 0, k;
+	int rr = 0;
 
-	if (items == NULL)
+	size_t gmax = opts->group > 0 && opts->group < GROUP_MAX ? opts->group : GROUP_MAX;
+
+	if (groups == NULL)
 		return -ENOMEM;
-	for (done = 0; done < n; done += b.n) {
-		b.n = n - done < BATCH_MAX ? n - done : BATCH_MAX;
-		memset(items, 0, BATCH_MAX * sizeof(*items));
-		for (i = 0; i < b.n; i++)
-			items[i].active = batch_prepare(&b, &items[i], names[done + i]);
-		rr = batch_run(&b);
-		batch_close(&b, rr, results + done);
+	/* The first group's intents: a step with nothing else to do. */
+	k = n < gmax ? n : gmax;
+	b.next = &groups[0];
+	group_prepare(&b, b.next, names, results, k);
+	off = k;
+	while (b.done || b.cur || b.next) {
+		if (b.done || group_any(b.cur))
+			step_files(&b);
+		/*
+		 * The step's sync covers done's removals and cur's links;
+		 * nothing of next is written before its intents commit.
+		 */
+		if ((b.done || group_any(b.cur)) && (rr = step_sync(&b)) < 0)
+			break;
+		if ((b.done || group_any(b.cur) || group_any(b.next)) &&
+		    (rr = ids_mboxlist_write(mbl, step_txn, &b)) < 0)
+			break;
+		settle_flips(&b);
+		/*
+		 * A step maps some pages of mailboxes.db per folder (its
+		 * lookups, and the pages its commits wrote); dropping the map
+		 * (~150 us) keeps a long batch's memory from growing with it.
+		 */
+		ids_mboxlist_trim(mbl);
+		group_close(&b, b.done, 0, 1);
+		/* Without a grace, cur's old names go in the next step. */
+		if (b.cur != NULL && opts->grace <= 0) {
+			b.done = b.cur;
+		} else {
+			group_close(&b, b.cur, 0, 1);
+			b.done = NULL;
+		}
+		b.cur = b.next;
+		b.next = NULL;
+		if (off < n) {
+			k = n - off < gmax ? n - off : gmax;
+			for (spare = groups; spare == b.done || spare == b.cur; spare++)
+				;
+			b.next = spare;
+			group_prepare(&b, b.next, names + off, results + off, k);
+			off += k;
+		}
 	}
-	free(items);
+	if (rr < 0) {
+		/*
+		 * A batch-wide failure: done's folders are flipped (their
+		 * intents, left in place, have recovery finish the removals),
+		 * cur's roll back, next's never started.
+		 */
+		group_close(&b, b.done, 0, 1);
+		group_close(&b, b.cur, rr, 1);
+		group_close(&b, b.next, rr, 0);
+		for (; off < n; off++) {
+			results[off].rc = rr;
+			snprintf(results[off].reason, sizeof(results[off].reason), "%s",
+			    ids_errmsg(rr));
+			memset(&results[off].st, 0, sizeof(results[off].st));
+		}
+	}
+	free(groups);
 	return 0;
 }
 
@@ -1192,7 +1324,7 @@ recover_rename(struct reloc *r, const struct ids_intent *orig)
 	}
 	if (left && (rr = rename_all(r)) < 0)
 		return rr;
-	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)])) < 0)
+	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)], 0)) < 0)
 		return rr;
 	ids_intent_init(&in);
 	strcpy(in.op, orig->op);

@@ -41,6 +41,8 @@ struct ids_relocate_opts {
 	/* Called after each file linked or copied; a negative return aborts. */
 	int (*throttle)(void *rock);
 	void *throttle_rock;
+	/* ids_relocate_batch: folders per group (0 or more than 64: 64). */
+	unsigned group;
 };
 
 struct ids_relocate_stats {
@@ -70,11 +72,13 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats);
 
 /*
- * Migrates n folders as ids_relocate_folder() would, sharing the
- * durability points of every 64 of them (one transaction for their
- * intents, one syncfs for their links, one transaction for their flips,
- * ...): the way to migrate a whole spool at the speed of the disk rather
- * than of its fsync latency.  Folders that need more than linking (a
+ * Migrates n folders as ids_relocate_folder() would, in groups of up
+ * to 64 (opts->group) that share their durability points, pipelined:
+ * each step removes one group's old names, links the next group's
+ * files, makes both durable with one syncfs and commits one transaction
+ * (the first group's flips, the second's intents, the third's start):
+ * the way to migrate a whole spool at the speed of the disk rather than
+ * of its fsync latency.  Folders that need more than linking (a
  * pending intent, a symlink, the rename strategy) go through
  * ids_relocate_folder()'s path.  Stores each folder's result
  * (as ids_relocate_folder's return value) in results[i], adds the

@@ -39,8 +39,8 @@
 #include "relocate.h"
 #include "walker.h"
 
-#define DEFAULT_BATCH		64
-#define WALK_GROUP		32	/* folders per ids_relocate_batch by default */
+#define DEFAULT_BATCH		256
+#define WALK_GROUP		32	/* folders per group of ids_relocate_batch by default */
 #define WALK_GROUP_MAX		64
 #define DEFAULT_RECOVER		60
 #define DEFAULT_PROGRESS_MS	1000
@@ -66,6 +66,8 @@ struct walker {
 	struct ids_walk_progress prog;
 	struct candidate *batch;
 	size_t nbatch, cap;
+	const char **names;			/* a batch's names, for ids_relocate_batch */
+	struct ids_relocate_result *res;	/* and its results */
 	struct ids_scanpos pos;
 	double t0, last_progress, last_recover, last_pressure;
 	double tokens, bucket_t, burst;
@@ -648,17 +650,17 @@ visit(struct walker *w, const struct candidate *c)
 }
 
 /*
- * A group of candidates migrated together by ids_relocate_batch (one
- * intent commit, one syncfs, one flip commit for all); a folder the
- * batch only settled (an earlier attempt's intent) is tried again on
- * its own, as relocate_one does.  The stop flag is honoured after the
- * group: a group is as long as one folder is for a walk of one.
+ * The candidates of a batch migrated together by ids_relocate_batch
+ * (in groups of group_size() pipelined: one syncfs and one commit per
+ * group); a folder the batch only settled (an earlier attempt's intent)
+ * is tried again on its own, as relocate_one does.  The stop flag is
+ * honoured after the batch.
  */
 static void
 visit_group(struct walker *w, const struct candidate *cs, size_t n)
 {
-	const char *names[WALK_GROUP_MAX];
-	struct ids_relocate_result res[WALK_GROUP_MAX];
+	const char **names = w->names;
+	struct ids_relocate_result *res = w->res;
 	struct ids_relocate_stats zero = { 0 };
 	size_t i;
 
@@ -742,7 +744,13 @@ walker_new(struct ids_mboxlist *mbl, const struct ids_walk_opts *o)
 	if (w == NULL)
 		return NULL;
 	w->cap = o->batch ? o->batch : DEFAULT_BATCH;
-	if ((w->batch = calloc(w->cap, sizeof(*w->batch))) == NULL) {
+	w->batch = calloc(w->cap, sizeof(*w->batch));
+	w->names = calloc(w->cap, sizeof(*w->names));
+	w->res = calloc(w->cap, sizeof(*w->res));
+	if (w->batch == NULL || w->names == NULL || w->res == NULL) {
+		free(w->batch);
+		free(w->names);
+		free(w->res);
 		free(w);
 		return NULL;
 	}
@@ -752,6 +760,7 @@ walker_new(struct ids_mboxlist *mbl, const struct ids_walk_opts *o)
 	w->ropts = o->relocate;
 	w->ropts.throttle = throttle_cb;
 	w->ropts.throttle_rock = w;
+	w->ropts.group = (unsigned)group_size(w);
 	w->t0 = w->bucket_t = now();
 	w->burst = o->rate > 4.0 ? o->rate / 4.0 : 1.0;	/* a quarter second's worth */
 	w->tokens = w->burst;
@@ -773,7 +782,8 @@ walk_batches(struct walker *w)
 			return r;
 		maybe_trim(w->mbl, &since, r);
 		for (i = 0; i < w->nbatch && !stopped(w); i += n) {
-			n = w->nbatch - i < group_size(w) ? w->nbatch - i : group_size(w);
+			/* Groups: the whole batch in one pipeline. */
+			n = group_size(w) > 1 ? w->nbatch - i : 1;
 			if (w->o->dry_run)
 				plan(w, &w->batch[i]), n = 1;
 			else if (n == 1)
@@ -824,6 +834,8 @@ ids_walk_pass(struct ids_mboxlist *mbl, const struct ids_walk_opts *o,
 	if (res != NULL)
 		*res = w->prog;
 	free(w->batch);
+	free(w->names);
+	free(w->res);
 	free(w);
 	return r < 0 ? r : 0;
 }

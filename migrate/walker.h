@@ -94,7 +94,7 @@ struct ids_walk_opts {
 	double rate;		/* files (and renamed directories) per second; 0: no limit */
 	double max_pressure;	/* pause while IO "some avg10" exceeds it (percent); 0: never */
 	const char *pressure_file;	/* NULL: /proc/pressure/io (absent: no pausing) */
-	unsigned batch;		/* records per read transaction; 0: 64 */
+	unsigned batch;		/* records per read transaction; 0: 256 */
 	unsigned group;		/* folders migrated together (ids_relocate_batch: shared
 				   commits and syncfs); 0: 32 without a rate limit, else 1;
 				   1: one at a time (stop takes effect after each folder) */
@@ -109,7 +109,7 @@ struct ids_walk_opts {
 	void *rock;
 };
 
-#define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL }, \
+#define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL, 0 }, \
 	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
 
 /*

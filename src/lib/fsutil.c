@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 
 #include "error.h"
 #include "failpoint.h"
@@ -107,6 +112,50 @@ open_component(int dirfd, const char *name, int flags, int *fdp)
 	return 0;
 }
 
+/*
+ * The whole path in one openat2(2) call: the kernel refuses to leave
+ * rootfd or to follow a symlink on the way (RESOLVE_BENEATH,
+ * RESOLVE_NO_SYMLINKS), which is what the walk below does a component
+ * at a time.  Returns 1 when the caller must take the walk instead:
+ * no openat2 (older kernel, seccomp), a ".." or an empty path, a
+ * refusal the walk reports itself, or a missing directory to create.
+ */
+static int
+open_resolved(int rootfd, const char *relpath, int flags, int *fdp)
+{
+#ifdef SYS_openat2
+	static int unsupported;	/* accessed atomically: threads share it */
+	struct open_how how = {
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	const char *p;
+	long fd;
+
+	if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED) || relpath[0] == '\0' || relpath[0] == '/')
+		return 1;
+	for (p = relpath; (p = strstr(p, "..")) != NULL; p += 2)
+		if ((p == relpath || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return 1;
+	fd = syscall(SYS_openat2, rootfd, relpath, &how, sizeof(how));
+	if (fd >= 0) {
+		*fdp = (int)fd;
+		return 0;
+	}
+	if (errno == ENOENT && !(flags & IDS_OPEN_CREATE))
+		return -ENOENT;
+	if (errno == ENOSYS || errno == EPERM || errno == E2BIG)
+		__atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
+	return 1;
+#else
+	(void)rootfd;
+	(void)relpath;
+	(void)flags;
+	(void)fdp;
+	return 1;
+#endif
+}
+
 int
 ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp)
 {
@@ -115,6 +164,8 @@ ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp)
 
 	if (strlen(relpath) >= sizeof(buf))
 		return ids_error(IDS_ETOOLONG, "path of %zu bytes", strlen(relpath));
+	if ((r = open_resolved(rootfd, relpath, flags, fdp)) <= 0)
+		return r;
 	strcpy(buf, relpath);
 	if ((cur = dup(rootfd)) < 0)
 		return -errno;
@@ -159,6 +210,34 @@ unlink_stale(int dirfd, const char *tmp)
 	if ((r = IDS_FAILPOINT("fs.unlink")) < 0)
 		return r;
 	return unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int
+ids_write_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+	int fd, r;
+
+	if ((r = IDS_FAILPOINT("fs.create")) < 0)
+		return r;
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if ((r = IDS_FAILPOINT("fs.write")) < 0 ||
+	    (r = ids_write_all(fd, buf, len)) < 0 ||
+	    (r = IDS_FAILPOINT("fs.fsync")) < 0 ||
+	    (r = sync_fd(fd)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return ids_fsync_dir(dirfd);
+fail:
+	if (IDS_FAILPOINT("fs.unlink_tmp") == 0)
+		unlinkat(dirfd, name, 0);
+	return r;
 }
 
 int

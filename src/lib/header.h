@@ -96,6 +96,14 @@ int ids_header_read(int dirfd, struct ids_header *h, uint32_t *crcp);
 int ids_header_write(int dirfd, const struct ids_header *h, uint32_t *crcp);
 
 /*
+ * The same into a directory that has no cyrus.header yet and that no
+ * reader uses before the caller's next commit point (ids_write_new: the
+ * file is made under its name, without a rename); where one is there
+ * after all, ids_header_write replaces it.
+ */
+int ids_header_create(int dirfd, const struct ids_header *h, uint32_t *crcp);
+
+/*
  * Copies e's name, uniqueid, mbtype, ACL and history into h, replacing
  * those fields (quotaroot, flags and extra keys are kept).
  */

@@ -196,6 +196,15 @@ int ids_index_append(int dirfd, const struct ids_index_record *recs, size_t n);
 int ids_index_set_header_crc(int dirfd, uint32_t crc);
 
 /*
+ * Writes a copy of srcfd's cyrus.index, read and checked as
+ * ids_index_open does, with header_file_crc set to crc, into dstfd,
+ * which no reader uses before the caller's next commit point
+ * (ids_write_new; a cyrus.index already there is replaced durably).
+ * Failpoint "index.set_header_crc".
+ */
+int ids_index_copy_with_crc(int srcfd, int dstfd, uint32_t crc);
+
+/*
  * Stores a new uidvalidity (a folder copied to a name whose tombstone
  * demands a higher one).  Failpoint "index.set_uidvalidity".
  */

@@ -327,7 +327,7 @@ report_plan(struct rplan *p)
 static int
 convert_legacy(struct rplan *p)
 {
-	struct ids_relocate_opts ro = { IDS_STRATEGY_LINK, 0, p->opts->lock_timeout_ms, NULL, NULL };
+	struct ids_relocate_opts ro = { IDS_STRATEGY_LINK, 0, p->opts->lock_timeout_ms, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	size_t i;
 	int r;

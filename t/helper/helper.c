@@ -62,7 +62,7 @@ parse(int argc, char **argv, struct options *o)
 static int
 do_migrate(struct ids_mboxlist *mbl, const struct options *o, char **names, int n)
 {
-	struct ids_relocate_opts ro = { o->strategy, o->grace, 30000, NULL, NULL };
+	struct ids_relocate_opts ro = { o->strategy, o->grace, 30000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	int i, r;
 

@@ -176,7 +176,7 @@ exists(struct fixture *f, const char *rel)
 static void
 migrate_all(struct fixture *f, enum ids_strategy strategy)
 {
-	struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	int i;
 
@@ -208,7 +208,7 @@ test_link_strategy(void **state)
 	/* Idempotent: a second pass has nothing to do. */
 	/* Idempotent: a second pass has nothing to do. */
 	{
-		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 		struct ids_relocate_stats s = { 0 };
 
 		assert_int_equal(ids_relocate_folder(f->mbl, "user.john", &opts, &s), 0);
@@ -233,7 +233,7 @@ static void
 test_rename_parent_first(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_RENAME, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_RENAME, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 
 	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent", &opts, &st), 0);
@@ -266,7 +266,7 @@ static void
 test_copy_fallback(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 
 	setenv("IDS_FAILPOINT", "relocate.link:EXDEV", 1);
@@ -285,7 +285,7 @@ static void
 test_symlink_refused(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	char path[256];
 	int r;
@@ -305,7 +305,7 @@ static void
 test_conflict(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	char path[256];
 	int fd;
@@ -328,7 +328,7 @@ static void
 test_foreign_files(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	char path[256];
 
@@ -346,7 +346,7 @@ static void
 test_grace(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 3600, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 3600, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 
 	assert_int_equal(ids_relocate_folder(f->mbl, "user.john.Sent.2019", &opts, &st),
@@ -366,7 +366,7 @@ crash_every_point(struct fixture *f, enum ids_strategy strategy)
 	int k, status, crashed = 0;
 
 	for (k = 1; k < 400; k++) {
-		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, 0 };
 		struct ids_relocate_stats st = { 0 };
 		pid_t pid = fork();
 
@@ -397,7 +397,7 @@ crash_every_point(struct fixture *f, enum ids_strategy strategy)
 	}
 	assert_true(crashed > 20);
 	{
-		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL };
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, 0 };
 		struct ids_relocate_stats st = { 0 };
 		int i;
 
@@ -416,12 +416,16 @@ crash_every_point(struct fixture *f, enum ids_strategy strategy)
 	assert_false(exists(f, "spool/domain"));
 }
 
-/* A batch: the same result as one folder at a time. */
+/*
+ * A batch: the same result as one folder at a time, in one group or in
+ * groups of one or three (the pipeline: a group's removals, the next's
+ * links and the one after's intents in the same step).
+ */
 static void
-test_batch(void **state)
+batch_in_groups(void **state, unsigned group)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, group };
 	struct ids_relocate_stats st = { 0 };
 	struct ids_relocate_result results[4];
 	int i;
@@ -439,12 +443,54 @@ test_batch(void **state)
 	assert_false(exists(f, "meta/domain"));
 }
 
+static void
+test_batch(void **state)
+{
+	batch_in_groups(state, 0);
+}
+
+static void
+test_batch_groups_of_one(void **state)
+{
+	batch_in_groups(state, 1);
+}
+
+static void
+test_batch_groups_of_three(void **state)
+{
+	batch_in_groups(state, 3);
+}
+
+/* With a grace, every folder is flipped and its old names wait. */
+static void
+test_batch_grace(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 3600, 1000, NULL, NULL, 1 };
+	struct ids_relocate_stats st = { 0 };
+	struct ids_relocate_result results[4];
+	int i;
+
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(results[i].rc, IDS_RELOCATE_PENDING);
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 4);
+	assert_true(exists(f, "spool/j/user/john/Sent/2019/1."));
+	/* The grace over, recovery removes them. */
+	opts.grace = 0;
+	assert_int_equal(ids_recover(f->mbl, &opts, &st, NULL), 0);
+	assert_int_equal(intents(f), 0);
+	assert_int_equal(check_invariants(f), 4);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+}
+
 /* A failing member is rolled back and recorded; the others go through. */
 static void
 test_batch_member_fails(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, 0 };
 	struct ids_relocate_stats st = { 0 };
 	struct ids_relocate_result results[4];
 	char path[256];
@@ -468,13 +514,13 @@ test_batch_member_fails(void **state)
 
 /* Kill a batch at every point; recovery and a second batch finish it. */
 static void
-test_crash_batch(void **state)
+crash_batch(void **state, unsigned group)
 {
 	struct fixture *f = *state;
 	int k, status, crashed = 0;
 
 	for (k = 1; k < 600; k++) {
-		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL };
+		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, group };
 		struct ids_relocate_stats st = { 0 };
 		pid_t pid = fork();
 
@@ -508,6 +554,18 @@ test_crash_batch(void **state)
 }
 
 static void
+test_crash_batch(void **state)
+{
+	crash_batch(state, 0);
+}
+
+static void
+test_crash_batch_pipelined(void **state)
+{
+	crash_batch(state, 1);
+}
+
+static void
 test_crash_link(void **state)
 {
 	crash_every_point(*state, IDS_STRATEGY_LINK);
@@ -533,8 +591,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_groups_of_one, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_groups_of_three, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_member_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_batch, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_batch_pipelined, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_rename, setup_meta, teardown),
 	};
