@@ -303,20 +303,20 @@ ids_mboxlist_write(struct ids_mboxlist *mbl, ids_txn_fn fn, void *rock)
 
 /* --- keys ------------------------------------------------------------ */
 
-/* The N key of a parsed name. */
+/* The N key of a parsed name, written straight into txn->key. */
 static int
 key_mbname(struct ids_txn *txn, const struct ids_mbname *mb, const char *name, MDB_val *k)
 {
-	char db[2 * IDS_MBNAME_MAX + 8];
-	int r, n;
+	const size_t room = 2 * IDS_MBNAME_MAX + 8;	/* any dbname and its NUL */
+	int n;
 
-	if ((n = ids_mbname_dbname(mb, db, sizeof(db))) < 0)
-		return n;
 	ids_buf_reset(&txn->key);
-	ids_buf_addch(&txn->key, 'N');
-	ids_buf_add(&txn->key, db, (size_t)n);
-	if ((r = ids_buf_oom(&txn->key)) < 0)
-		return r;
+	if (ids_buf_grow(&txn->key, 1 + room) < 0)
+		return -ENOMEM;
+	txn->key.s[0] = 'N';
+	if ((n = ids_mbname_dbname(mb, txn->key.s + 1, room)) < 0)
+		return n;
+	txn->key.len = 1 + (size_t)n;
 	if (txn->key.len > (size_t)mdb_env_get_maxkeysize(txn->mbl->env))
 		return ids_error(IDS_ETOOLONG, "%s: key of %zu bytes for mailboxes.db",
 		    name, txn->key.len);
@@ -379,17 +379,27 @@ db_del(struct ids_txn *txn, MDB_val *k, const char *what)
 
 /* --- entries --------------------------------------------------------- */
 
+/*
+ * A name that ids_mbname_parse_internal() accepts is already in its
+ * normal form (that parser keeps the domain as written, and a parsed
+ * name spells back exactly: test-mboxname.c), so the entry gets a plain
+ * copy of it rather than a reprint.  The copy is made first because
+ * name may be one of e's own strings, which the decoding frees.
+ */
 int
 ids_txn_lookup_name(struct ids_txn *txn, const char *name, struct ids_mbentry *e)
 {
 	MDB_val k, v;
 	char norm[IDS_MBNAME_MAX + 1];
 	struct ids_mbname mb;
+	size_t len;
 	int r, rc;
 
-	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0 ||
-	    (r = ids_mbname_internal(&mb, norm, sizeof(norm))) < 0)
+	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0)
 		return r;
+	if ((len = strlen(name)) >= sizeof(norm))	/* the parse refuses these */
+		return ids_error(IDS_ETOOLONG, "name longer than %d bytes", IDS_MBNAME_MAX);
+	memcpy(norm, name, len + 1);
 	if ((r = key_mbname(txn, &mb, norm, &k)) < 0)
 		return r;
 	if ((rc = mdb_get(txn->txn, txn->mbl->dbi, &k, &v)) != 0)
