@@ -15,7 +15,7 @@ use Cwd qw(abs_path);
 use IPC::Open3;
 use Symbol qw(gensym);
 
-our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm);
+our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm valgrind);
 
 my $top = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..'));
 my $build = $ENV{IDS_BUILD} // "$top/build";
@@ -61,21 +61,39 @@ sub write_conf {
 	return $file;
 }
 
+# make valgrind (IDS_VALGRIND=1): every program of the build runs under
+# memcheck; an error or a definite leak makes it exit 99.  Each process
+# (a forked daemon too) writes its report to a file of its own in
+# IDS_VALGRIND_LOGS (default $build/valgrind), where `make valgrind`
+# looks for any that is not empty once the tests are done: a daemon's
+# exit status reaches no test.  A run meant to be killed
+# (IDS_FAILPOINT_CRASH) is not run under valgrind, nor any while a test
+# sets $IdsTest::NO_VALGRIND (a run that must match such runs).
+# valgrind($cmd): the words to put before $cmd, or none.
+our $NO_VALGRIND;
+sub valgrind {
+	my ($cmd) = @_;
+	return () unless $ENV{IDS_VALGRIND} && index($cmd, "$build/") == 0 &&
+	    !$ENV{IDS_FAILPOINT_CRASH} && !$NO_VALGRIND;
+	my $logs = $ENV{IDS_VALGRIND_LOGS} // "$build/valgrind";
+	make_path($logs);
+	return (qw(valgrind -q --error-exitcode=99 --leak-check=full
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite),
+	    "--log-file=$logs/" . basename($0, '.t') . '.%p.log');
+}
+
 # run($tool, @args): runs a tool (a bare name is looked up in the build's
 # bin/), optionally with stdin => $text as the last two arguments.
-# Returns a hash: out, err, rc (exit status, or 128+signal).
+# Returns a hash: out, err, rc (exit status, or 128+signal).  Under
+# valgrind, its report (if any) is appended to err.
 sub run {
 	my @cmd = @_;
 	my $stdin;
 	if (@cmd >= 2 && $cmd[-2] eq 'stdin') { $stdin = pop @cmd; pop @cmd; }
 	# A bare name is one of ours if the build has it, else found on PATH.
 	$cmd[0] = tool($cmd[0]) if $cmd[0] !~ m{/} && -x tool($cmd[0]);
-	# make valgrind: every program of the build runs under memcheck; an
-	# error or a definite leak makes it exit 99.
-	unshift @cmd, qw(valgrind -q --error-exitcode=99 --leak-check=full
-	    --errors-for-leak-kinds=definite --show-leak-kinds=definite)
-	    if $ENV{IDS_VALGRIND} && index($cmd[0], "$build/") == 0 &&
-	    !$ENV{IDS_FAILPOINT_CRASH};	# a run meant to be killed
+	my @vg = valgrind($cmd[0]);
+	unshift @cmd, @vg;
 	my $err = gensym;
 	# A program that exits before reading its input must not kill us.
 	local $SIG{PIPE} = 'IGNORE';
@@ -87,6 +105,14 @@ sub run {
 	my $e = <$err> // '';
 	waitpid($pid, 0);
 	my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+	if (@vg) {
+		(my $log = $vg[-1]) =~ s/^--log-file=//;
+		$log =~ s/%p/$pid/;
+		# Its errors and leaks ("==pid=="), not its notes ("--pid--",
+		# such as the unhandled openat2 that valgrind 3.19 answers
+		# with ENOSYS, which the program takes as a kernel without it).
+		$e .= join('', grep { !/^--\d+-- / } split /^/, slurp($log)) if -s $log;
+	}
 	return { out => $o, err => $e, rc => $rc };
 }
 
