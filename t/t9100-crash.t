@@ -4,8 +4,8 @@
 # completes), recovered as the next tool start recovers, checked against
 # the invariants, and then finished by running it again.  Then recovery
 # itself is killed at its points after a crash (nested_loop: in full
-# mode every point after every crash point, but on the bigger spool;
-# else each kind of step of each path recovery takes, once), recovered
+# mode every point after every crash point of the plain spool; else
+# each kind of step of each path recovery takes, once), recovered
 # again, checked and finished the same way.
 # IDS_TORTURE=full (make torture) adds a spool with a metapartition.
 use strict;
@@ -37,11 +37,11 @@ for my $v (@variants) {
 		note(sprintf("figure: crash | %s | %s | %d | %d | %.1fs", $label, $sc->{name},
 		    $points, scalar @$bad, time - $t0));
 		next if $ENV{IDS_TORTURE_NO_NESTED};
-		# Recovery killed in its turn, at its points: every pair in full
-		# mode, but on the bigger spool (too many pairs: their number is
-		# printed), one for each kind of recovery step.
+		# Recovery killed in its turn, at its points: in full mode every
+		# pair on the plain spool, else (the number of every pair is
+		# printed) one for each kind of recovery step.
 		$t0 = time;
-		my @ks = nested_points($sc, full_mode() && $label ne 'bigger spool');
+		my @ks = nested_points($sc, full_mode() && $label eq 'plain');
 		my $every = 0;
 		$every += @$_ for values %{ $sc->{recovery} };
 		my ($pairs, $nbad, $moved) = nested_loop($s, $sc, @ks);
