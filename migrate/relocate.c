@@ -843,6 +843,22 @@ migrate_rename(struct reloc *r, struct ids_intent *in)
 	return flip_and_prune(r, in);
 }
 
+/*
+ * 1 if the folder's legacy directory may be moved whole.  A directory
+ * cannot be moved into itself (EINVAL): a user's INBOX at j/user/john
+ * whose uniqueid directory is j/user/john/<id> is linked, like a folder
+ * with child folders inside, and one holding foreign files (linking
+ * leaves them, and reports them).
+ */
+static int
+renamable(const struct reloc *r)
+{
+	size_t n = strlen(r->src);
+
+	return !r->has_subdirs && !r->has_foreign &&
+	    !(strncmp(r->dst, r->src, n) == 0 && r->dst[n] == '/');
+}
+
 static int
 pending_intent(struct ids_txn *txn, void *rock)
 {
@@ -874,14 +890,7 @@ relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
 			record_failure(&r, rr);
 		goto out;
 	}
-	/*
-	 * A directory cannot be moved into itself (EINVAL): a user's INBOX
-	 * at j/user/john whose uniqueid directory is j/user/john/<id> is
-	 * linked too, like a folder with child folders inside, and one
-	 * holding foreign files (linking leaves them, and reports them).
-	 */
-	if (r.has_subdirs || r.has_foreign || (strncmp(r.dst, r.src, strlen(r.src)) == 0 &&
-	    r.dst[strlen(r.src)] == '/'))
+	if (!renamable(&r))
 		strategy = IDS_STRATEGY_LINK;
 	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? "link" : "rename",
 	    strategy)) < 0)
@@ -941,7 +950,9 @@ struct bitem {
 	struct ids_intent in;
 	struct ids_relocate_result *res;
 	int active;		/* intent committed or about to be, not failed */
+	int rename;		/* the rename strategy (else link) */
 	int flipped;
+	int cleanup;		/* flipped, old names to remove in the next step */
 	int rc;
 	char reason[256];
 };
@@ -986,7 +997,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
 	    (rr = ids_mboxlist_read(b->mbl, pending_intent,
 	    &(struct step){ &it->r, &it->in, NULL })) != 0 ||
-	    (rr = preflight(&it->r)) < 0 || b->opts->strategy != IDS_STRATEGY_LINK) {
+	    (rr = preflight(&it->r)) < 0) {
 		/* Anything out of the ordinary takes the one-folder path. */
 		ids_intent_release(&it->in);
 		reloc_close(&it->r);
@@ -994,7 +1005,9 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 		set_rc(it, rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, &it->st));
 		return 0;
 	}
-	if (set_rc(it, set_intent(&it->in, &it->r, "link", IDS_STRATEGY_LINK)) < 0)
+	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME && renamable(&it->r);
+	if (set_rc(it, set_intent(&it->in, &it->r, it->rename ? "rename" : "link",
+	    it->rename ? IDS_STRATEGY_RENAME : IDS_STRATEGY_LINK)) < 0)
 		return 0;
 	return 1;
 }
@@ -1049,7 +1062,7 @@ step_txn(struct ids_txn *txn, void *rock)
 
 	for (i = 0; b->done && i < b->done->n; i++) {
 		it = &b->done->it[i];
-		if (it->flipped && it->rc == 0 &&
+		if (it->cleanup && it->rc == 0 &&
 		    (rr = ids_intent_del(txn, it->r.uniqueid)) < 0 && rr != IDS_ENOTFOUND)
 			return rr;
 	}
@@ -1073,7 +1086,7 @@ group_devs(const struct group *g, int flipped, dev_t *devs, int *fds, size_t *nd
 	int j;
 
 	for (i = 0; g && i < g->n; i++) {
-		if (!(flipped ? g->it[i].flipped : g->it[i].active))
+		if (!(flipped ? g->it[i].cleanup : g->it[i].active))
 			continue;
 		for (j = 0; j < NROOTS; j++) {
 			if (g->it[i].r.root[j] < 0 || fstat(g->it[i].r.root[j], &st) < 0)
@@ -1104,10 +1117,16 @@ step_sync(struct batch *b)
 	return 0;
 }
 
-/* A folder that failed before its flip: undone and recorded. */
+/*
+ * A folder that failed before its flip: undone and recorded.  A linked
+ * one rolls back; a renamed one is settled from its intent as the
+ * one-folder path does (what moved moves on and is flipped; if nothing
+ * moved, the intent goes).
+ */
 static void
 batch_drop(struct bitem *it, int rc)
 {
+	struct ids_relocate_opts opts = *it->r.opts;
 	char keep[sizeof(it->reason)];
 
 	if (it->rc != rc)
@@ -1115,7 +1134,15 @@ batch_drop(struct bitem *it, int rc)
 	snprintf(keep, sizeof(keep), "%s", it->reason);
 	it->active = 0;
 	it->flipped = 0;
-	rollback(&it->r);
+	if (it->rename) {
+		opts.grace = 0;
+		if (ids_relocate_recover(it->r.mbl, it->r.uniqueid, &it->in, &opts, &it->st) == 0 &&
+		    it->st.folders > 0) {
+			it->rc = 0;	/* moved on and flipped after all */
+			return;
+		}
+	} else
+		rollback(&it->r);
 	/* The detail of the failure, not of whatever the rollback did. */
 	ids_error(rc, "%s", keep);
 	record_failure(&it->r, rc);
@@ -1132,7 +1159,7 @@ step_files(struct batch *b)
 	ids_fs_defer_sync(1);
 	for (i = 0; b->done && i < b->done->n; i++) {
 		it = &b->done->it[i];
-		if (it->flipped && set_rc(it, cleanup_files(&it->r)) < 0) {
+		if (it->cleanup && set_rc(it, cleanup_files(&it->r)) < 0) {
 			ids_fs_defer_sync(0);
 			record_failure(&it->r, it->rc);
 			ids_fs_defer_sync(1);
@@ -1140,8 +1167,14 @@ step_files(struct batch *b)
 	}
 	for (i = 0; b->cur && i < b->cur->n; i++) {
 		it = &b->cur->it[i];
-		if (it->active && ((rr = link_all(&it->r)) < 0 ||
-		    (rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)], 1)) < 0)) {
+		if (!it->active)
+			continue;
+		if (it->rename) {
+			if ((rr = rename_all(&it->r)) == 0)
+				rr = write_header(&it->r, it->r.dfd[root_of(&it->r, IDS_META_HEADER)], 0);
+		} else if ((rr = link_all(&it->r)) == 0)
+			rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)], 1);
+		if (rr < 0) {
 			ids_fs_defer_sync(0);
 			batch_drop(it, rr);
 			ids_fs_defer_sync(1);
@@ -1205,9 +1238,22 @@ settle_flips(struct batch *b)
 			batch_drop(it, it->rc ? it->rc : IDS_EBUSY);
 		else if (it->flipped) {
 			it->st.folders++;
-			it->rc = b->opts->grace > 0 ? IDS_RELOCATE_PENDING : 0;
+			/* A renamed folder's emptied parents go at once (no grace). */
+			it->cleanup = it->rename || b->opts->grace <= 0;
+			it->rc = it->cleanup ? 0 : IDS_RELOCATE_PENDING;
 		}
 	}
+}
+
+static int
+group_cleans(const struct group *g)
+{
+	size_t i;
+
+	for (i = 0; g && i < g->n; i++)
+		if (g->it[i].cleanup)
+			return 1;
+	return 0;
 }
 
 static int
@@ -1261,7 +1307,7 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 		ids_mboxlist_trim(mbl);
 		group_close(&b, b.done, 0, 1);
 		/* Without a grace, cur's old names go in the next step. */
-		if (b.cur != NULL && opts->grace <= 0) {
+		if (group_cleans(b.cur)) {
 			b.done = b.cur;
 		} else {
 			group_close(&b, b.cur, 0, 1);

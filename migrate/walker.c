@@ -690,14 +690,6 @@ group_size(const struct walker *w)
 {
 	unsigned g = w->o->group ? w->o->group : w->o->rate > 0 ? 1 : WALK_GROUP;
 
-	/*
-	 * Under the rename strategy every member of a group takes the
-	 * one-folder path anyway; one at a time, the walker can drop the
-	 * mailboxes.db map after each (walk_batches).
-	 */
-	if (!w->o->group && w->ropts.strategy == IDS_STRATEGY_RENAME)
-		g = 1;
-
 	return g > WALK_GROUP_MAX ? WALK_GROUP_MAX : g;
 }
 

@@ -56,6 +56,24 @@ seconds() {
 	echo "$start $end" | awk '{ printf "%.2f", $2 - $1 }'
 }
 
+# The file system of a directory, and for ext4 whether it has a journal
+# (without one, ext4 skips inodes freed in the last seconds when it
+# allocates, which makes creating files right after removing others
+# slow: see BENCHMARKS.md).
+fsinfo() {
+	src=$(findmnt -no SOURCE -T "$1" 2>/dev/null || echo '?')
+	fstype=$(findmnt -no FSTYPE -T "$1" 2>/dev/null || echo '?')
+	case $fstype in
+	ext4)
+		if ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^$(basename "$src")-"; then
+			echo "ext4 on $src, journaled"
+		else
+			echo "ext4 on $src, no journal"
+		fi ;;
+	*)	echo "$fstype on $src" ;;
+	esac
+}
+
 # conf NAME NPARTS: $dir/NAME/imapd.conf.
 conf() {
 	g=$dir/$1
@@ -140,6 +158,7 @@ t_p2=$t done_p2=$done_ rss_p2=$rss
 rm -rf "$dir/p2"
 
 echo "bench-relocate: ${BENCH_SPOOL:+$BENCH_SPOOL, }--size $size: $nfolders legacy folders, $nfiles files, in $dir"
+echo "bench-relocate: file system: $(fsinfo "$dir")"
 awk -v nf="$nfiles" -v nd="$nfolders" -v tc="$t_cp" -v ts="$t_cps" -v loop="$loop" \
     -v tl="$t_link" -v fl="$files_link" -v dl="$done_link" -v rl="$rss_link" \
     -v tr="$t_ren" -v dr="$done_ren" -v rr="$rss_ren" \

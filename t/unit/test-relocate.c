@@ -422,10 +422,10 @@ crash_every_point(struct fixture *f, enum ids_strategy strategy)
  * links and the one after's intents in the same step).
  */
 static void
-batch_in_groups(void **state, unsigned group)
+batch_in_groups(void **state, enum ids_strategy strategy, unsigned group)
 {
 	struct fixture *f = *state;
-	struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, group };
+	struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, group };
 	struct ids_relocate_stats st = { 0 };
 	struct ids_relocate_result results[4];
 	int i;
@@ -446,19 +446,48 @@ batch_in_groups(void **state, unsigned group)
 static void
 test_batch(void **state)
 {
-	batch_in_groups(state, 0);
+	batch_in_groups(state, IDS_STRATEGY_LINK, 0);
 }
 
 static void
 test_batch_groups_of_one(void **state)
 {
-	batch_in_groups(state, 1);
+	batch_in_groups(state, IDS_STRATEGY_LINK, 1);
 }
 
 static void
 test_batch_groups_of_three(void **state)
 {
-	batch_in_groups(state, 3);
+	batch_in_groups(state, IDS_STRATEGY_LINK, 3);
+}
+
+/* The rename strategy in a batch: directories moved, not linked. */
+static void
+test_batch_rename(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_relocate_opts opts = { IDS_STRATEGY_RENAME, 0, 1000, NULL, NULL, 1 };
+	struct ids_relocate_stats st = { 0 };
+	struct ids_relocate_result results[4];
+	int i;
+
+	assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(results[i].rc, 0);
+	assert_int_equal(st.folders, 4);
+	/* Leaf folders move whole (data and meta roots); the rest are linked. */
+	assert_true(st.dirs_renamed >= 2);
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_false(exists(f, "spool/domain"));
+	assert_false(exists(f, "meta/domain"));
+}
+
+static void
+test_batch_rename_one_group(void **state)
+{
+	batch_in_groups(state, IDS_STRATEGY_RENAME, 0);
 }
 
 /* With a grace, every folder is flipped and its old names wait. */
@@ -514,13 +543,13 @@ test_batch_member_fails(void **state)
 
 /* Kill a batch at every point; recovery and a second batch finish it. */
 static void
-crash_batch(void **state, unsigned group)
+crash_batch(void **state, enum ids_strategy strategy, unsigned group)
 {
 	struct fixture *f = *state;
 	int k, status, crashed = 0;
 
 	for (k = 1; k < 600; k++) {
-		struct ids_relocate_opts opts = { IDS_STRATEGY_LINK, 0, 1000, NULL, NULL, group };
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, group };
 		struct ids_relocate_stats st = { 0 };
 		pid_t pid = fork();
 
@@ -556,13 +585,19 @@ crash_batch(void **state, unsigned group)
 static void
 test_crash_batch(void **state)
 {
-	crash_batch(state, 0);
+	crash_batch(state, IDS_STRATEGY_LINK, 0);
 }
 
 static void
 test_crash_batch_pipelined(void **state)
 {
-	crash_batch(state, 1);
+	crash_batch(state, IDS_STRATEGY_LINK, 1);
+}
+
+static void
+test_crash_batch_rename(void **state)
+{
+	crash_batch(state, IDS_STRATEGY_RENAME, 1);
 }
 
 static void
@@ -594,9 +629,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_groups_of_one, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_groups_of_three, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_rename, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_rename_one_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_member_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_batch, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_batch_pipelined, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_batch_rename, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_rename, setup_meta, teardown),
 	};
