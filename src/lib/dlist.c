@@ -461,6 +461,9 @@ ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
 
 enum { SCRATCH_KEY, SCRATCH_VALUE };
 
+/* One bit of rd->kvlist per open container. */
+_Static_assert(IDS_DLIST_MAX_DEPTH <= 64, "one kvlist bit per open container");
+
 /* A string as lexed: in buf, or decoded into the reader's scratch. */
 struct span {
 	const char *s;
@@ -664,11 +667,12 @@ static int
 open_container(struct ids_dlist_reader *rd, enum ids_dlist_type type,
     struct ids_dlist_item *it)
 {
-	uint64_t bit = (uint64_t)1 << rd->depth;
+	uint64_t bit;
 
 	if (rd->depth >= IDS_DLIST_MAX_DEPTH)
 		return ids_error(IDS_ECORRUPT, "nesting deeper than %d levels at byte %zu",
 		    IDS_DLIST_MAX_DEPTH, rd->pos);
+	bit = (uint64_t)1 << rd->depth;
 	rd->open[rd->depth] = rd->pos;
 	rd->kvlist = type == IDS_DL_KVLIST ? rd->kvlist | bit : rd->kvlist & ~bit;
 	rd->depth++;
