@@ -61,6 +61,7 @@ struct reloc {
 	int root[NROOTS];		/* -1 when the root is not in use */
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
+	dev_t sdev[NROOTS];		/* the file system of sfd[i] */
 	int has_subdirs;
 	int saw_header;			/* cleanup: the old cyrus.header, removed last */
 	int has_foreign;	/* files not part of the folder: they stay behind */
@@ -175,6 +176,13 @@ reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 		if ((rr = open_dir(r->root[i], r->src, &r->sfd[i])) < 0 ||
 		    (rr = open_dir(r->root[i], r->dst, &r->dfd[i])) < 0)
 			return ids_error(rr, "%s: %s", tops[i], ids_errmsg(rr));
+		if (r->sfd[i] >= 0) {
+			struct stat st;
+
+			if (fstat(r->sfd[i], &st) < 0)
+				return -errno;
+			r->sdev[i] = st.st_dev;
+		}
 	}
 	return 0;
 }
@@ -186,9 +194,9 @@ typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
 
 /*
  * Calls fn for every entry of dirfd but "." and "..", stat'ed without
- * following.  Without full, only st_mode is filled in where readdir
- * tells the type (which spares a stat per file and pass); full asks
- * for the whole stat.
+ * following.  Without full, only st_mode and st_ino are filled in where
+ * readdir tells the type (which spares a stat per file and pass); full
+ * asks for the whole stat.
  */
 static int
 each_entry_how(struct reloc *r, int i, int dirfd, entry_fn fn, int full)
@@ -212,6 +220,7 @@ each_entry_how(struct reloc *r, int i, int dirfd, entry_fn fn, int full)
 		if (!full && de->d_type != DT_UNKNOWN) {
 			memset(&st, 0, sizeof(st));
 			st.st_mode = DTTOIF(de->d_type);
+			st.st_ino = de->d_ino;
 			rr = fn(r, i, de->d_name, &st);
 		} else if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			rr = errno == ENOENT ? 0 : -errno;
@@ -273,10 +282,10 @@ existing_is_ours(struct reloc *r, int i, const char *name)
 }
 
 static int
-link_one(struct reloc *r, int i, const char *name)
+link_one(struct reloc *r, int i, const char *name, enum ids_carry *howp)
 {
 	unsigned long long *bytes = &r->stats->bytes_copied;
-	enum ids_carry how;
+	enum ids_carry how = IDS_CARRY_EXISTED;
 	int rr;
 
 	/* An injected link failure takes the path a real one would. */
@@ -293,7 +302,28 @@ link_one(struct reloc *r, int i, const char *name)
 		r->stats->files_linked++;
 	else if (how == IDS_CARRY_COPIED)
 		r->stats->files_copied++;
+	*howp = how;
 	return 0;
+}
+
+/*
+ * Read back: the name at the destination is the source's file.  A link
+ * just made is checked with one stat, against the inode number readdir
+ * gave for the source name (st_ino, with the source directory's file
+ * system); anything else (a copy, a name already there, a file system
+ * whose readdir numbers differ from stat's) is compared in full.
+ */
+static int
+read_back(struct reloc *r, int i, const char *name, const struct stat *sst,
+    enum ids_carry how)
+{
+	struct stat dst;
+
+	if (how == IDS_CARRY_LINKED && sst->st_ino != 0 &&
+	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(dst.st_mode) && dst.st_ino == sst->st_ino && dst.st_dev == r->sdev[i])
+		return 0;
+	return existing_is_ours(r, i, name);
 }
 
 /* A file the migration carries over; cyrus.header is written anew instead. */
@@ -313,6 +343,7 @@ carried(const struct reloc *r, const char *name)
 static int
 link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 {
+	enum ids_carry how;
 	int rr;
 
 	if (!S_ISREG(st->st_mode))
@@ -326,10 +357,9 @@ link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 	/* cyrus.index is copied with the new header's CRC (write_header). */
 	if (ids_metafile_kind(name) == IDS_META_INDEX)
 		return 0;
-	if ((rr = link_one(r, i, name)) < 0)
+	if ((rr = link_one(r, i, name, &how)) < 0)
 		return rr;
-	/* Read back: the name at the destination is the source's file. */
-	if (existing_is_ours(r, i, name) != 0)
+	if (read_back(r, i, name, st, how) != 0)
 		return ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
 		    r->dst, name);
 	return r->opts->throttle ? r->opts->throttle(r->opts->throttle_rock) : 0;
