@@ -30,7 +30,7 @@
 
 #define NBOXES 100000
 #define NLOOKUPS 1000000
-#define ROUNDS 5
+#define ROUNDS 11
 
 static char **names;
 static struct { char *key; size_t len; } *keys;
