@@ -101,12 +101,17 @@ env_setup(struct ids_mboxlist *mbl, int create)
 		if ((r = IDS_FAILPOINT("mboxlist.create")) < 0)
 			return ids_error(r, "%s: create: %s", mbl->path, strerror(-r));
 	}
-	if ((rc = mdb_env_create(&mbl->env)) != 0)
+	if ((rc = mdb_env_create(&mbl->env)) != 0) {
+		mbl->env = NULL;
 		return db_error(mbl, rc, "create environment");
-	if ((rc = mdb_env_set_mapsize(mbl->env, mbl->mapsize)) != 0)
-		return db_error(mbl, rc, "set map size");
-	if ((rc = mdb_env_open(mbl->env, mbl->path, envflags, 0640)) != 0)
+	}
+	if ((rc = mdb_env_set_mapsize(mbl->env, mbl->mapsize)) != 0 ||
+	    (rc = mdb_env_open(mbl->env, mbl->path, envflags, 0640)) != 0) {
+		/* A failed open leaves a handle only good for closing. */
+		mdb_env_close(mbl->env);
+		mbl->env = NULL;
 		return db_error(mbl, rc, "open");
+	}
 	/* A killed process leaves its reader slot behind; clear them. */
 	mdb_reader_check(mbl->env, &dead);
 	return 0;
@@ -208,6 +213,9 @@ txn_begin(struct ids_mboxlist *mbl, int write, struct ids_txn *txn)
 	txn->mbl = mbl;
 	ids_buf_init(&txn->key);
 	ids_buf_init(&txn->val);
+	/* ids_mboxlist_trim could not open the environment again: try now. */
+	if (mbl->env == NULL && (rc = env_setup(mbl, 0)) < 0)
+		return rc;
 	rc = mdb_txn_begin(mbl->env, NULL, flags, &txn->txn);
 	/* Another process grew the map; it may do so again meanwhile. */
 	for (tries = 0; rc == MDB_MAP_RESIZED && tries < MAX_RETRIES; tries++) {
@@ -852,9 +860,12 @@ ids_mboxlist_trim(struct ids_mboxlist *mbl)
 {
 	MDB_envinfo info;
 
+	if (mbl->env == NULL)
+		return env_setup(mbl, 0);
 	if (mdb_env_info(mbl->env, &info) == 0 && info.me_mapsize > mbl->mapsize)
 		mbl->mapsize = info.me_mapsize;
 	mdb_env_close(mbl->env);
 	mbl->env = NULL;
+	/* On failure the next transaction tries again (txn_begin). */
 	return env_setup(mbl, 0);
 }

@@ -141,8 +141,9 @@ const struct ids_config *ids_mboxlist_config(const struct ids_mboxlist *mbl);
  * closing the environment and opening it again (the pages stay in the
  * page cache).  A walk over every record otherwise keeps the whole file
  * resident, so long walks call it now and then to bound their memory.
- * Call it outside any transaction.  Returns 0, or an open error (the
- * handle then fails every transaction; close it).
+ * Call it outside any transaction.  Returns 0, or an open error; then
+ * each later transaction tries to open the environment again and fails
+ * with the error while it cannot.
  */
 int ids_mboxlist_trim(struct ids_mboxlist *mbl);
 

@@ -116,6 +116,33 @@ test_missing_db(void **state)
 	ids_config_release(&cfg);
 }
 
+/*
+ * A trim that cannot open mailboxes.db again leaves a handle whose
+ * transactions fail with the reason, and work again once it opens.
+ */
+static void
+test_trim_reopen_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_mbentry e;
+	char db[128], away[140];
+
+	assert_int_equal(put(f, "user.john", "k2v9d0x7qmz1w3e8r5t6y4u2", "e"), 0);
+	snprintf(db, sizeof(db), "%s/mailboxes.db", f->dir);
+	snprintf(away, sizeof(away), "%s.away", db);
+	assert_int_equal(rename(db, away), 0);
+	assert_int_equal(ids_mboxlist_trim(f->mbl), IDS_ENOTFOUND);
+	ids_mbentry_init(&e);
+	assert_int_equal(ids_mboxlist_lookup(f->mbl, "user.john", &e), IDS_ENOTFOUND);
+	assert_non_null(strstr(ids_errmsg(IDS_ENOTFOUND), "no mailboxes.db"));
+	assert_int_equal(put(f, "user.bob", "b2v9d0x7qmz1w3e8r5t6y4u2", "e"), IDS_ENOTFOUND);
+	assert_int_equal(rename(away, db), 0);
+	assert_int_equal(ids_mboxlist_lookup(f->mbl, "user.john", &e), 0);
+	assert_string_equal(e.uniqueid, "k2v9d0x7qmz1w3e8r5t6y4u2");
+	ids_mbentry_release(&e);
+	assert_int_equal(ids_mboxlist_trim(f->mbl), 0);
+}
+
 static void
 test_put_lookup(void **state)
 {
@@ -447,6 +474,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_missing_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trim_reopen_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_uniqueid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_survives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_subtree, setup, teardown),
