@@ -584,6 +584,30 @@ test_random_roundtrip(void **state)
 	assert_true(ok > 1000);	/* the generator does reach valid names */
 }
 
+/*
+ * An internal name the parser accepts is its own normal form: printed
+ * again it is the same bytes (lookups by name copy the name they were
+ * given into the entry instead of printing it again).
+ */
+static void
+test_internal_is_normal(void **state)
+{
+	struct ids_mbname mb;
+	char in[80], out[IDS_MBNAME_MAX + 64];
+	unsigned seed = 20261123, ok = 0, i;
+
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		random_name(in, 40, &seed);
+		if (ids_mbname_parse_internal(&mb, in, 0) != 0)
+			continue;
+		ok++;
+		assert_int_equal(ids_mbname_internal(&mb, out, sizeof(out)), (int)strlen(in));
+		assert_string_equal(out, in);
+	}
+	assert_true(ok > 1000);
+}
+
 int
 main(void)
 {
@@ -595,6 +619,7 @@ main(void)
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_internal_is_normal),
 		cmocka_unit_test(test_parent_within_owner),
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_uniqueid),
