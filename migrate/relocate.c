@@ -1164,6 +1164,8 @@ batch_drop(struct bitem *it, int rc)
 	snprintf(keep, sizeof(keep), "%s", it->reason);
 	it->active = 0;
 	it->flipped = 0;
+	/* Not flipped: mailboxes.db still has the intent's first stage. */
+	strcpy(it->in.stage, it->rename ? "rename" : "link");
 	if (it->rename) {
 		opts.grace = 0;
 		if (ids_relocate_recover(it->r.mbl, it->r.uniqueid, &it->in, &opts, &it->st) == 0 &&
@@ -1326,8 +1328,12 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 		if ((b.done || group_any(b.cur)) && (rr = step_sync(&b)) < 0)
 			break;
 		if ((b.done || group_any(b.cur) || group_any(b.next)) &&
-		    (rr = ids_mboxlist_write(mbl, step_txn, &b)) < 0)
+		    (rr = ids_mboxlist_write(mbl, step_txn, &b)) < 0) {
+			/* Nothing of the transaction happened: no flip either. */
+			for (k = 0; b.cur && k < b.cur->n; k++)
+				b.cur->it[k].flipped = 0;
 			break;
+		}
 		settle_flips(&b);
 		/*
 		 * A step maps some pages of mailboxes.db per folder (its

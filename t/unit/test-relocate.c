@@ -590,6 +590,61 @@ test_crash_batch_rename(void **state)
 	crash_batch(state, IDS_STRATEGY_RENAME, 1);
 }
 
+/*
+ * A batch whose mailboxes.db commits fail, one at a time at every
+ * commit in turn: the batch returns, every folder is whole where the
+ * resolver says, and recovery then a clean batch finish the job.
+ */
+static void
+fail_batch_commits(void **state, enum ids_strategy strategy)
+{
+	struct fixture *f = *state;
+	int k, failed = 0;
+
+	for (k = 1; k < 40; k++) {
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, 1 };
+		struct ids_relocate_stats st = { 0 };
+		struct ids_relocate_result results[4];
+		char env[48];
+		int i;
+
+		snprintf(env, sizeof(env), "mboxlist.commit:EIO:%d", k);
+		setenv("IDS_FAILPOINT", env, 1);
+		ids_failpoint_reset();
+		assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+		unsetenv("IDS_FAILPOINT");
+		ids_failpoint_reset();
+		for (i = 0; i < 4; i++)
+			failed += results[i].rc < 0;
+		check_invariants(f);
+		assert_int_equal(ids_recover(f->mbl, &opts, &st, NULL), 0);
+		assert_int_equal(intents(f), 0);
+		check_invariants(f);
+	}
+	assert_true(failed > 0);
+	{
+		struct ids_relocate_opts opts = { strategy, 0, 1000, NULL, NULL, 1 };
+		struct ids_relocate_stats st = { 0 };
+		struct ids_relocate_result results[4];
+
+		assert_int_equal(ids_relocate_batch(f->mbl, names, 4, &opts, &st, results), 0);
+	}
+	assert_int_equal(check_invariants(f), 4);
+	assert_int_equal(intents(f), 0);
+}
+
+static void
+test_fail_batch_commits_link(void **state)
+{
+	fail_batch_commits(state, IDS_STRATEGY_LINK);
+}
+
+static void
+test_fail_batch_commits_rename(void **state)
+{
+	fail_batch_commits(state, IDS_STRATEGY_RENAME);
+}
+
 static void
 test_crash_link(void **state)
 {
@@ -625,6 +680,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_batch, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_batch_pipelined, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_batch_rename, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_batch_commits_link, setup_meta, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_batch_commits_rename, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_rename, setup_meta, teardown),
 	};
