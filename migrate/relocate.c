@@ -1108,7 +1108,7 @@ step_txn(struct ids_txn *txn, void *rock)
 
 /* Adds the file system of every root of g's members in use to devs. */
 static void
-group_devs(const struct group *g, int flipped, dev_t *devs, int *fds, size_t *ndevs,
+group_devs(const struct group *g, int cleaning, dev_t *devs, int *fds, size_t *ndevs,
     size_t max)
 {
 	struct stat st;
@@ -1116,7 +1116,7 @@ group_devs(const struct group *g, int flipped, dev_t *devs, int *fds, size_t *nd
 	int j;
 
 	for (i = 0; g && i < g->n; i++) {
-		if (!(flipped ? g->it[i].cleanup : g->it[i].active))
+		if (!(cleaning ? g->it[i].cleanup : g->it[i].active))
 			continue;
 		for (j = 0; j < NROOTS; j++) {
 			if (g->it[i].r.root[j] < 0 || fstat(g->it[i].r.root[j], &st) < 0)

@@ -221,7 +221,7 @@ ids_write_new(int dirfd, const char *name, const void *buf, size_t len, mode_t m
 		return r;
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
-		return -errno;
+		return errno == EEXIST ? ids_write_durable(dirfd, name, buf, len, mode) : -errno;
 	if ((r = IDS_FAILPOINT("fs.write")) < 0 ||
 	    (r = ids_write_all(fd, buf, len)) < 0 ||
 	    (r = IDS_FAILPOINT("fs.fsync")) < 0 ||

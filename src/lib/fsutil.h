@@ -53,11 +53,12 @@ int ids_write_durable(int dirfd, const char *name, const void *buf,
     size_t len, mode_t mode);
 
 /*
- * Creates the file name in dirfd (O_EXCL: -EEXIST if it is there) with
- * len bytes of buf, fsyncs it and the directory (both deferred under
- * ids_fs_defer_sync).  No temporary name and no rename: for a file in a
- * directory that nothing reads before the caller's next commit point,
- * whose undo removes a partial file.  A failure removes what it made.
+ * Creates the file name in dirfd with len bytes of buf, fsyncs it and
+ * the directory (both deferred under ids_fs_defer_sync).  No temporary
+ * name and no rename: for a file in a directory that nothing reads
+ * before the caller's next commit point, whose undo removes a partial
+ * file.  A failure removes what it made.  Where name is already there,
+ * it is replaced as ids_write_durable() does.
  */
 int ids_write_new(int dirfd, const char *name, const void *buf, size_t len,
     mode_t mode);

@@ -445,11 +445,8 @@ ids_header_create(int dirfd, const struct ids_header *h, uint32_t *crcp)
 	int r;
 
 	if ((r = ids_header_format(h, &b)) == 0 &&
-	    (r = IDS_FAILPOINT("header.write")) == 0) {
+	    (r = IDS_FAILPOINT("header.write")) == 0)
 		r = ids_write_new(dirfd, IDS_HEADER_FILE, b.s, b.len, 0600);
-		if (r == -EEXIST)
-			r = ids_write_durable(dirfd, IDS_HEADER_FILE, b.s, b.len, 0600);
-	}
 	if (r == 0 && crcp)
 		*crcp = crc_of(b.s, b.len);
 	ids_buf_release(&b);

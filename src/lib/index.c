@@ -735,11 +735,8 @@ ids_index_copy_with_crc(int srcfd, int dstfd, uint32_t crc)
 		return r;
 	idx->h.header_file_crc = crc;
 	if ((r = IDS_FAILPOINT("index.set_header_crc")) == 0 &&
-	    (r = ids_index_format_header(&idx->h, idx->buf, idx->len)) >= 0) {
+	    (r = ids_index_format_header(&idx->h, idx->buf, idx->len)) >= 0)
 		r = ids_write_new(dstfd, IDS_INDEX_FILE, idx->buf, idx->len, 0600);
-		if (r == -EEXIST)
-			r = ids_write_durable(dstfd, IDS_INDEX_FILE, idx->buf, idx->len, 0600);
-	}
 	ids_index_free(idx);
 	return r;
 }
