@@ -12,8 +12,9 @@
  * was read is found out there.  The outcome is reported as an event.
  *
  * The file also holds the worker processes of ids_walk_run (one per
- * partition, each with its own LMDB environment, reporting its progress
- * through a pipe) and the census read by `relocated -s`.
+ * partition, or with jobs several per partition, each taking the owners
+ * of one shard; each with its own LMDB environment, reporting its
+ * progress through a pipe) and the census read by `relocated -s`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "config.h"
 #include "error.h"
@@ -263,23 +265,62 @@ settle(struct walker *w)
 
 /* --- choosing the folders -------------------------------------------- */
 
-/* The partition and owner filters of o. */
+/*
+ * The shard of an owner: zlib's CRC-32 of its spelling, modulo nshards.
+ * Every worker of a run must put an owner in the same shard, and a run
+ * stopped and started again had better too, so the hash is a fixed
+ * function of the bytes (no per-process seed); CRC-32 is one, zlib is
+ * linked already, and it spreads names that differ in one character.
+ */
+static unsigned
+owner_shard(const char *owner, unsigned nshards)
+{
+	uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)owner, (uInt)strlen(owner));
+
+	return nshards > 1 ? (unsigned)(crc % nshards) : 0;
+}
+
+/* Into owner (IDS_MBNAME_MAX + 1 bytes) the owner of name; 0 or negative. */
+static int
+name_owner(const char *name, char *owner)
+{
+	struct ids_mbname mb;
+	int r;
+
+	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0 ||
+	    (r = ids_mbname_owner(&mb, owner, IDS_MBNAME_MAX + 1)) < 0)
+		return r;
+	return 0;
+}
+
+unsigned
+ids_walk_shard(const char *name, unsigned nshards)
+{
+	char owner[IDS_MBNAME_MAX + 1];
+
+	if (nshards <= 1 || name_owner(name, owner) < 0)
+		return 0;
+	return owner_shard(owner, nshards);
+}
+
+/* The partition, owner and shard filters of o. */
 static int
 matches(const struct ids_config *cfg, const struct ids_walk_opts *o,
     const struct ids_mbentry *e)
 {
 	const struct ids_partition *p = ids_config_partition(cfg, e->partition);
-	struct ids_mbname mb;
 	char owner[IDS_MBNAME_MAX + 1];
+	int parsed;
 
 	if (o->partition != NULL && (p == NULL || strcmp(p->name, o->partition) != 0))
 		return 0;
-	if (o->owner == NULL)
+	if (o->owner == NULL && o->nshards <= 1)
 		return 1;
-	if (ids_mbname_parse_internal(&mb, e->name, 0) < 0 ||
-	    ids_mbname_owner(&mb, owner, sizeof(owner)) < 0)
+	parsed = name_owner(e->name, owner) == 0;
+	if (o->owner != NULL && (!parsed || strcmp(owner, o->owner) != 0))
 		return 0;
-	return strcmp(owner, o->owner) == 0;
+	/* A name without an owner we can read is shard 0's: some worker takes it. */
+	return o->nshards <= 1 || (parsed ? owner_shard(owner, o->nshards) : 0) == o->shard;
 }
 
 /*
@@ -832,7 +873,13 @@ ids_walk_pass(struct ids_mboxlist *mbl, const struct ids_walk_opts *o,
 	return r < 0 ? r : 0;
 }
 
-/* --- worker processes, one per partition ----------------------------- */
+/* --- worker processes: per partition, and per shard with jobs -------- */
+
+/*
+ * The most workers of one run: the parent holds a pipe from each, and
+ * the usual limit of open files is 1024.
+ */
+#define WORKERS_MAX	512
 
 enum { MSG_PROGRESS, MSG_FINAL };
 
@@ -847,7 +894,9 @@ struct wmsg {
 struct worker {
 	pid_t pid;
 	int fd;
-	const char *partition;
+	const char *partition;		/* its partition filter (NULL: all) */
+	unsigned shard, nshards;	/* its shard filter */
+	unsigned job, jobs;		/* it is job + 1 of jobs of its partition */
 	struct ids_walk_progress p;
 	int final;
 	int code;
@@ -858,6 +907,19 @@ struct wctx {
 	const struct ids_walk_opts *o;
 	int fd;
 };
+
+/* What messages call w: "partition P", or "partition P, worker K/N". */
+static const char *
+worker_label(const struct worker *w, char *buf, size_t size)
+{
+	if (w->jobs <= 1)
+		snprintf(buf, size, "partition %s", w->partition ? w->partition : "*");
+	else if (w->partition != NULL)
+		snprintf(buf, size, "partition %s, worker %u/%u", w->partition, w->job + 1, w->jobs);
+	else
+		snprintf(buf, size, "worker %u/%u", w->job + 1, w->jobs);
+	return buf;
+}
 
 static void
 send_msg(int fd, int kind, int code, const struct ids_walk_progress *p, const char *text)
@@ -891,10 +953,10 @@ worker_event(const struct ids_walk_event *ev, void *rock)
 		x->o->event(ev, x->o->rock);
 }
 
-/* The child: its own environment, its own partition, then _exit. */
+/* The child: its own environment, its own partition and shard, then _exit. */
 static void __attribute__((noreturn))
 worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
-    const char *partition, size_t nworkers, int fd)
+    const struct worker *me, size_t nworkers, int fd)
 {
 	struct ids_walk_opts wo = *o;
 	struct ids_walk_progress res;
@@ -904,9 +966,12 @@ worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&res, 0, sizeof(res));
-	wo.partition = partition;
+	wo.partition = me->partition;
+	wo.shard = me->shard;
+	wo.nshards = me->nshards;
 	wo.rate = o->rate / (double)nworkers;
 	wo.parallel = 0;
+	wo.jobs = 0;
 	wo.event = worker_event;
 	wo.progress = worker_progress;
 	wo.rock = &x;
@@ -919,6 +984,47 @@ worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
 	_exit(r < 0 ? 3 : 0);
 }
 
+/*
+ * The workers of a run: for each partition walked, jobs of them, the
+ * k-th taking shard base * k + o->shard of base * jobs, base being
+ * o->nshards (or 1): the owners of o's own shard, split in jobs.
+ */
+static int
+plan_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
+    struct worker **wsp, size_t *np)
+{
+	int each = o->parallel && o->partition == NULL;
+	size_t nparts = each ? cfg->npartitions : 1;
+	unsigned jobs = o->jobs > 1 ? o->jobs : 1, k;
+	unsigned base = o->nshards > 1 ? o->nshards : 1;
+	struct worker *ws, *w;
+	size_t i, n = nparts * jobs;
+
+	*wsp = NULL;
+	*np = n;
+	if (n > WORKERS_MAX)
+		return ids_error(IDS_EINVAL, "%zu partitions, %u workers each: at most %d workers",
+		    nparts, jobs, WORKERS_MAX);
+	if (base > UINT_MAX / jobs)
+		return ids_error(IDS_EINVAL, "%u shards, %u workers each: too many shards",
+		    base, jobs);
+	if ((ws = calloc(n ? n : 1, sizeof(*ws))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < nparts; i++) {
+		for (k = 0; k < jobs; k++) {
+			w = &ws[i * jobs + k];
+			w->fd = -1;
+			w->partition = each ? cfg->partitions[i].name : o->partition;
+			w->job = k;
+			w->jobs = jobs;
+			w->shard = jobs > 1 ? (base > 1 ? o->shard : 0) + base * k : o->shard;
+			w->nshards = jobs > 1 ? base * jobs : o->nshards;
+		}
+	}
+	*wsp = ws;
+	return 0;
+}
+
 static int
 start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
     struct worker *ws, size_t n)
@@ -929,7 +1035,6 @@ start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
 
 	fflush(NULL);
 	for (i = 0; i < n; i++) {
-		ws[i].partition = cfg->partitions[i].name;
 		if (pipe2(p, O_CLOEXEC) < 0)
 			return ids_error(ids_errno(), "pipe: %s", strerror(errno));
 		if ((ws[i].pid = fork()) < 0) {
@@ -941,12 +1046,14 @@ start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
 			close(p[0]);
 			for (j = 0; j < i; j++)
 				close(ws[j].fd);
-			worker_main(cfg, o, ws[i].partition, n, p[1]);
+			worker_main(cfg, o, &ws[i], n, p[1]);
 		}
 		close(p[1]);
 		ws[i].fd = p[0];
 		ev.partition = ws[i].partition;
 		ev.pid = ws[i].pid;
+		ev.job = ws[i].job;
+		ev.jobs = ws[i].jobs > 1 ? ws[i].jobs : 0;
 		if (o->event != NULL)
 			o->event(&ev, o->rock);
 	}
@@ -1001,31 +1108,26 @@ read_msg(struct worker *w)
 	return 1;
 }
 
-static int
-fd_ready(const struct pollfd *pfd, size_t k, int fd)
-{
-	size_t i;
-
-	for (i = 0; i < k; i++)
-		if (pfd[i].fd == fd)
-			return (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-	return 0;
-}
-
-/* Relays the workers' progress until every pipe is closed. */
+/*
+ * Relays the workers' progress until every pipe is closed; pfd and who
+ * have room for n entries (who[j]: the worker of pfd[j]).
+ */
 static void
-watch_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n)
+watch_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n,
+    struct pollfd *pfd, size_t *who)
 {
 	unsigned ms = o->progress_ms ? o->progress_ms : DEFAULT_PROGRESS_MS;
-	struct pollfd pfd[64];
 	struct ids_walk_progress sum;
-	size_t i, k;
+	size_t i, j, k;
 	int forwarded = 0;
 
 	for (;;) {
-		for (i = k = 0; i < n; i++)
-			if (ws[i].fd >= 0)
-				pfd[k++] = (struct pollfd){ ws[i].fd, POLLIN, 0 };
+		for (i = k = 0; i < n; i++) {
+			if (ws[i].fd < 0)
+				continue;
+			pfd[k] = (struct pollfd){ ws[i].fd, POLLIN, 0 };
+			who[k++] = i;
+		}
 		if (k == 0)
 			break;
 		if (o->stop != NULL && *o->stop && !forwarded) {
@@ -1034,10 +1136,10 @@ watch_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n)
 					kill(ws[i].pid, SIGTERM);
 			forwarded = 1;
 		}
-		if (poll(pfd, k, (int)ms) > 0)
-			for (i = 0; i < n; i++)
-				if (ws[i].fd >= 0 && fd_ready(pfd, k, ws[i].fd))
-					read_msg(&ws[i]);
+		if (poll(pfd, (nfds_t)k, (int)ms) > 0)
+			for (j = 0; j < k; j++)
+				if (pfd[j].revents & (POLLIN | POLLHUP | POLLERR))
+					read_msg(&ws[who[j]]);
 		sum_progress(ws, n, &sum);
 		if (o->progress != NULL)
 			o->progress(&sum, o->rock);
@@ -1050,7 +1152,8 @@ reap_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n,
     struct ids_walk_progress *sum)
 {
 	struct ids_walk_event ev = { .what = IDS_WALK_ERROR };
-	char reason[1200];
+	char reason[1200], label[300];
+	const char *who;
 	int status, first = 0;
 	size_t i;
 
@@ -1059,20 +1162,24 @@ reap_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n,
 			continue;
 		while (waitpid(ws[i].pid, &status, 0) < 0 && errno == EINTR)
 			;
+		worker_label(&ws[i], label, sizeof(label));
+		who = ws[i].jobs > 1 ? "" : "worker ";	/* the label says worker already */
 		if (ws[i].final && ws[i].code < 0)
-			snprintf(reason, sizeof(reason), "partition %s: %s", ws[i].partition, ws[i].text);
+			snprintf(reason, sizeof(reason), "%s: %s", label, ws[i].text);
 		else if (WIFSIGNALED(status))
-			snprintf(reason, sizeof(reason), "partition %s: worker killed by signal %d",
-			    ws[i].partition, WTERMSIG(status));
+			snprintf(reason, sizeof(reason), "%s: %skilled by signal %d",
+			    label, who, WTERMSIG(status));
 		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ws[i].final)
-			snprintf(reason, sizeof(reason), "partition %s: worker exited with status %d",
-			    ws[i].partition, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			snprintf(reason, sizeof(reason), "%s: %sexited with status %d",
+			    label, who, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		else
 			continue;
 		sum->errors++;
 		ev.code = -ECHILD;
 		ev.reason = reason;
 		ev.partition = ws[i].partition;
+		ev.job = ws[i].job;
+		ev.jobs = ws[i].jobs > 1 ? ws[i].jobs : 0;
 		if (o->event != NULL)
 			o->event(&ev, o->rock);
 		if (first == 0)
@@ -1083,27 +1190,28 @@ reap_workers(const struct ids_walk_opts *o, struct worker *ws, size_t n,
 
 static int
 run_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
-    struct ids_walk_progress *res)
+    struct worker *ws, size_t n, struct ids_walk_progress *res)
 {
-	struct worker ws[64];
 	struct ids_walk_progress sum;
-	size_t i, n = cfg->npartitions;
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	size_t *who = calloc(n, sizeof(*who));
 	int r, r2;
 
-	if (n > sizeof(ws) / sizeof(ws[0]))
-		return ids_error(IDS_EINVAL, "%zu partitions: at most %zu walked in parallel",
-		    n, sizeof(ws) / sizeof(ws[0]));
-	memset(ws, 0, sizeof(ws));
-	for (i = 0; i < n; i++)
-		ws[i].fd = -1;
+	if (pfd == NULL || who == NULL) {
+		free(pfd);
+		free(who);
+		return -ENOMEM;
+	}
 	r = start_workers(cfg, o, ws, n);
-	watch_workers(o, ws, n);
+	watch_workers(o, ws, n, pfd, who);
 	sum_progress(ws, n, &sum);
 	r2 = reap_workers(o, ws, n, &sum);
 	if (o->progress != NULL)
 		o->progress(&sum, o->rock);
 	if (res != NULL)
 		*res = sum;
+	free(pfd);
+	free(who);
 	return r < 0 ? r : r2;
 }
 
@@ -1112,10 +1220,20 @@ ids_walk_run(const struct ids_config *cfg, const struct ids_walk_opts *o,
     struct ids_walk_progress *res)
 {
 	struct ids_mboxlist *mbl;
+	struct worker *ws;
+	size_t n;
 	int r;
 
-	if (o->parallel && !o->dry_run && o->partition == NULL && cfg->npartitions > 1)
-		return run_workers(cfg, o, res);
+	if (!o->dry_run) {
+		if ((r = plan_workers(cfg, o, &ws, &n)) < 0)
+			return r;
+		if (n > 1) {
+			r = run_workers(cfg, o, ws, n, res);
+			free(ws);
+			return r;
+		}
+		free(ws);
+	}
 	if ((r = ids_mboxlist_open(cfg, o->dry_run ? IDS_MBOXLIST_RDONLY : 0, &mbl)) < 0)
 		return r;
 	r = ids_walk_pass(mbl, o, res);

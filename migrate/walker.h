@@ -65,6 +65,8 @@ struct ids_walk_event {
 	unsigned long files;	/* DONE: files linked or copied; FOREIGN: files left */
 	int pending;		/* DONE: old names wait for the grace period */
 	pid_t pid;		/* WORKER */
+	unsigned job, jobs;	/* WORKER, a worker's ERROR: with jobs > 1 workers per
+				   partition, it is the (job + 1)-th of them; else jobs 0 */
 };
 
 /* Counts of a pass so far (summed over workers). */
@@ -107,10 +109,23 @@ struct ids_walk_opts {
 	ids_walk_event_fn event;	/* may be NULL */
 	ids_walk_progress_fn progress;	/* may be NULL */
 	void *rock;
+	unsigned jobs;		/* ids_walk_run: workers per partition walked; 0 or 1: one */
+	unsigned shard, nshards;	/* only the folders whose owner is in shard `shard`
+				   of nshards (ids_walk_shard); nshards 0 or 1: all */
 };
 
 #define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL, 0 }, \
-	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
+	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0 }
+
+/*
+ * The shard, from 0 to nshards - 1, of the folder named name (internal
+ * form): a hash of its owner as ids_mbname_owner spells it, so that a
+ * user's folders, their DELETED ones included, and a shared top-level
+ * folder's tree all fall in one shard.  The same in every process and
+ * every run.  0 when nshards is 0 or 1, and for a name that cannot be
+ * parsed.
+ */
+unsigned ids_walk_shard(const char *name, unsigned nshards);
 
 /*
  * One pass over mbl in the calling process.  *res (may be NULL) gets
@@ -125,12 +140,17 @@ int ids_walk_pass(struct ids_mboxlist *mbl, const struct ids_walk_opts *opts,
 /*
  * A pass that opens mailboxes.db itself (read-only for a dry run).  With
  * opts->parallel, several partitions and no opts->partition, it forks
- * one worker per partition; each worker opens its own mailboxes.db
- * environment, walks its partition with rate / workers, and sends its
- * progress to this process, which sums it for opts->progress and *res.
- * Events are delivered in the worker that saw them.  A worker that dies
- * or cannot run is an ERROR event and makes the return value negative
- * (-ECHILD, detail naming the partition) after the others finished.
+ * one worker per partition; with opts->jobs > 1, jobs workers for each
+ * partition walked (each of the partitions with opts->parallel and no
+ * opts->partition; else the one filter of opts->partition, or all),
+ * worker k (from 0) taking shard k of jobs (within opts->shard of
+ * opts->nshards, when that is set).  A dry run forks nothing and ignores jobs.  Each worker
+ * opens its own mailboxes.db environment, walks its partition and shard
+ * with rate / workers, and sends its progress to this process, which
+ * sums it for opts->progress and *res.  Events are delivered in the
+ * worker that saw them.  A worker that dies or cannot run is an ERROR
+ * event and makes the return value negative (-ECHILD, detail naming the
+ * partition, and the worker when jobs > 1) after the others finished.
  * Callers flush their stdio before: buffered output would be doubled.
  */
 int ids_walk_run(const struct ids_config *cfg, const struct ids_walk_opts *opts,

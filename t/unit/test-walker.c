@@ -1,8 +1,9 @@
 /*
  * test-walker.c - the migration walk: order, filters, failures that do
  * not stop the walk, vanished folders, the stop flag, the rate and IO
- * pressure pauses, dry runs, the grace period, worker processes and the
- * census behind `relocated -s`.
+ * pressure pauses, dry runs, the grace period, worker processes (per
+ * partition, and per shard of owners with jobs) and the census behind
+ * `relocated -s`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,7 @@ struct fixture {
 	/* what the callbacks saw */
 	char order[16][IDS_MBNAME_MAX + 1];
 	int nevents[IDS_WALK_WORKER + 1];
+	unsigned worker_jobs[8];	/* WORKER events: jobs * 100 + job + 1 */
 	char reason[1024];
 	char olddir[512], newdir[512];
 	int saw_waiting;
@@ -113,6 +115,8 @@ on_event(const struct ids_walk_event *ev, void *rock)
 	struct fixture *f = rock;
 	int n = f->nevents[IDS_WALK_DONE] + f->nevents[IDS_WALK_PLAN];
 
+	if (ev->what == IDS_WALK_WORKER && f->nevents[IDS_WALK_WORKER] < 8)
+		f->worker_jobs[f->nevents[IDS_WALK_WORKER]] = ev->jobs * 100 + ev->job + 1;
 	f->nevents[ev->what]++;
 	if ((ev->what == IDS_WALK_DONE || ev->what == IDS_WALK_PLAN) && n < 16)
 		snprintf(f->order[n], sizeof(f->order[n]), "%s", ev->name);
@@ -523,6 +527,137 @@ test_workers(void **state)
 	assert_int_equal(res.workers, 0);
 }
 
+/*
+ * An owner's folders, DELETED ones included, share a shard; the shards
+ * of a few owners are spread; no shards, and an unreadable name, are 0.
+ */
+static void
+test_shard(void **state)
+{
+	static const char *const john[] = { "user.john", "user.john.Sent", "user.john.Sent.2019",
+	    "DELETED.user.john.Old.6B033B15", "DELETED.user.john.6B033B15" };
+	static const char *const shared[] = { "shared", "shared.news", "shared.news.2024" };
+	static const char *const dom[] = { "example.com!user.mary^ann",
+	    "example.com!user.mary^ann.Lists", "example.com!DELETED.user.mary^ann.X.6B033B15" };
+	unsigned n, i, seen[3], s;
+	char name[64];
+
+	for (n = 2; n <= 7; n++) {
+		for (i = 1; i < 5; i++)
+			assert_int_equal(ids_walk_shard(john[i], n), ids_walk_shard(john[0], n));
+		for (i = 1; i < 3; i++) {
+			assert_int_equal(ids_walk_shard(shared[i], n), ids_walk_shard(shared[0], n));
+			assert_int_equal(ids_walk_shard(dom[i], n), ids_walk_shard(dom[0], n));
+		}
+	}
+	for (n = 2; n <= 3; n++) {
+		memset(seen, 0, sizeof(seen));
+		for (i = 0; i < 8; i++) {
+			snprintf(name, sizeof(name), "user.u%u.Sent", i);
+			assert_true((s = ids_walk_shard(name, n)) < n);
+			seen[s]++;
+		}
+		for (i = 0; i < n; i++)
+			assert_true(seen[i] > 0);
+	}
+	/* The same as the walk's: a fixed function, whatever the process. */
+	assert_int_equal(ids_walk_shard("user.john", 2), 0);
+	assert_int_equal(ids_walk_shard("example.com!user.mary^ann.Lists", 2), 1);
+	assert_int_equal(ids_walk_shard("user.john", 0), 0);
+	assert_int_equal(ids_walk_shard("user.john", 1), 0);
+	assert_int_equal(ids_walk_shard("", 5), 0);
+	assert_int_equal(ids_walk_shard("user.", 5), 0);
+}
+
+/* Two passes, one per shard: each owner in one of them, children first. */
+static void
+test_shard_filter(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+
+	opts_init(f, &o);
+	o.nshards = 2;
+	o.shard = 1;	/* mary.ann@example.com */
+	census(f, &o, &c);
+	assert_int_equal(c.legacy, 1);
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 1);
+	assert_int_equal(res.folders_done, 1);
+	assert_string_equal(f->order[0], "example.com!user.mary^ann.Lists");
+	memset(f->order, 0, sizeof(f->order));
+	memset(f->nevents, 0, sizeof(f->nevents));
+	o.shard = 0;	/* john and bob */
+	o.owner = "john";
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 3);
+	assert_true(position(f, "user.john.Sent.2019") < position(f, "user.john.Sent"));
+	assert_true(position(f, "user.john.Sent") < position(f, "user.john"));
+	o.owner = NULL;
+	o.shard = 1;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_total, 0);
+	o.shard = 0;
+	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(res.folders_done, 1);
+	o.nshards = 0;
+	census(f, &o, &c);
+	assert_int_equal(c.uniqueid, NFOLDERS);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+}
+
+/* jobs: that many workers per partition walked, each with its shard of the owners. */
+static void
+test_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_walk_opts o;
+	struct ids_walk_progress res;
+	struct ids_walk_census c;
+
+	opts_init(f, &o);
+	o.parallel = 1;
+	o.jobs = 3;
+	o.partition = "default";
+	o.owner = "bob";	/* another owner's shard finds nothing: fine */
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(res.workers, 3);
+	assert_int_equal(f->nevents[IDS_WALK_WORKER], 3);
+	assert_int_equal(f->worker_jobs[0], 301);
+	assert_int_equal(f->worker_jobs[2], 303);
+	assert_int_equal(res.folders_total, 1);
+	assert_int_equal(res.folders_done, 1);
+	memset(f->nevents, 0, sizeof(f->nevents));
+	/* Two partitions, two workers each; the totals are every folder once. */
+	o.partition = NULL;
+	o.owner = NULL;
+	o.jobs = 2;
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(res.workers, 4);
+	assert_int_equal(f->nevents[IDS_WALK_WORKER], 4);
+	assert_int_equal(f->worker_jobs[3], 202);
+	assert_int_equal(res.folders_total, NFOLDERS - 1);
+	assert_int_equal(res.folders_done, NFOLDERS - 1);
+	assert_int_equal(res.folders_failed + res.folders_skipped + res.errors, 0);
+	assert_int_equal(res.files_done, NFILES - 2);	/* bob's message and index went first */
+	census(f, &o, &c);
+	assert_int_equal(c.uniqueid, NFOLDERS);
+	assert_false(exists(f, "spool/j/user/john/Sent"));
+	assert_true(exists(f, "spool/j/user/john/" ID_2019 "/1."));
+	/* Without parallel: jobs workers over every partition; a dry run forks none. */
+	memset(f->nevents, 0, sizeof(f->nevents));
+	o.parallel = 0;
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(res.workers, 2);
+	assert_int_equal(res.folders_total, 0);
+	o.dry_run = 1;
+	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(res.workers, 0);
+	assert_int_equal(f->nevents[IDS_WALK_WORKER], 2);
+}
+
 /* The rename strategy moves leaf directories; the INBOX is linked. */
 static void
 test_rename_strategy(void **state)
@@ -572,6 +707,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers, setup_two, teardown),
+		cmocka_unit_test_setup_teardown(test_shard, NULL, NULL),
+		cmocka_unit_test_setup_teardown(test_shard_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs, setup_two, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_strategy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
 	};
