@@ -5,7 +5,8 @@
 # planted symlink, foreign files), migrated with both strategies; the
 # plan (-n), progress (-s), crashes at a spread of failpoints, delivery,
 # creation, renames and deletes during the walk, SIGTERM and SIGHUP of
-# the daemon, and two partitions walked in parallel.
+# the daemon, two partitions walked in parallel, and --jobs: several
+# workers per partition.
 use strict;
 use warnings;
 use FindBin;
@@ -112,14 +113,17 @@ sub foreign_reported {
 
 # Everything the tests promise after a complete migration of $s.  The
 # foreign files must have been reported in $err, unless the daemon did
-# the work ($syslog: its messages went to syslog).
+# the work ($syslog: its messages went to syslog).  The folder with the
+# symlink stays legacy, unless $legacy says what does ('': nothing).
 sub check_migrated {
-	my ($s, $before, $what, $err, $syslog) = @_;
+	my ($s, $before, $what, $err, $syslog, $legacy) = @_;
+	$legacy //= 'user.sym.Bad';
 	my $after = snapshot($s->{conf});
 	is_deeply($after->{files}, $before->{files},
 	    "$what: every message file reachable through the resolver, SHA-1 unchanged");
 	my @legacy = grep { $after->{layout}{$_} eq 'legacy' } sort keys %{ $after->{layout} };
-	is("@legacy", 'user.sym.Bad', "$what: only the folder with the symlink is still legacy");
+	is("@legacy", $legacy, $legacy ? "$what: only the folder with the symlink is still legacy"
+	    : "$what: no folder is still legacy");
 	my @rep = $syslog ? map { s{/[^/]*$}{}r } @{ $s->{foreign} } : foreign_reported($err);
 	my %rep = map { $_ => 1 } @rep;
 	for my $f (@{ $s->{foreign} }) {
@@ -158,6 +162,18 @@ sub check_migrated {
 		is($r->{rc}, 2, "usage error: @$args");
 		like($r->{err}, qr/usage: relocated/, "... prints the usage: @$args");
 	}
+	for my $jobs ('0', 'x', '65', '-2', '1.5', '') {
+		$r = run('relocated', '-n', '--jobs', $jobs);
+		is($r->{rc}, 2, "usage error: --jobs '$jobs'");
+		like($r->{err}, qr/^relocated: --jobs: '\Q$jobs\E' is not a whole number from 1 to 64$/m,
+		    "... named: --jobs '$jobs'");
+		like($r->{err}, qr/usage: relocated/, "... and the usage follows: --jobs '$jobs'");
+	}
+	my $c = write_conf("$base/badjobs", relocated_jobs => 0);
+	$r = run('relocated', '-C', $c, '-n');
+	is($r->{rc}, 3, 'relocated_jobs: 0 in the configuration: exit 3');
+	like($r->{err}, qr/^relocated: \Q$c\E: relocated_jobs: '0' is not a whole number from 1 to 64$/m,
+	    '... naming the file and the key');
 }
 
 my $s = make_spool('main');
@@ -182,6 +198,7 @@ my $nlegacy = grep { $_ eq 'legacy' } values %{ $before->{layout} };
 	my $db = db_listing("$s->{w}/conf");
 	my $r = rel($conf, '-n');
 	is($r->{rc}, 0, '-n exits 0') or diag($r->{err});
+	my $plan_text = $r->{out};
 	my @lines = split /\n/, $r->{out};
 	is(scalar @lines, 2 * $nlegacy, '-n prints a data and a meta line per legacy folder');
 	my $deep = "$before->{dir}{'user.deep.a.b.c.d.e'} -> $s->{w}/spool/d/user/deep/" . uid(6);
@@ -198,6 +215,11 @@ my $nlegacy = grep { $_ eq 'legacy' } values %{ $before->{layout} };
 	like($r->{out}, qr/^folders: $nlegacy legacy, 0 uniqueid/m, '-s counts the legacy folders');
 	like($r->{out}, qr/^files left: [1-9]\d* /m, '-s counts the files left');
 	like($r->{out}, qr/^relocated: not running$/m, '-s: no daemon');
+	my $status_text = $r->{out};
+	$r = rel($conf, '-n', '--jobs', '3');
+	is($r->{out}, $plan_text, '-n --jobs 3: the same plan, printed once');
+	$r = rel($conf, '-s', '--jobs', '3');
+	is($r->{out}, $status_text, '-s --jobs 3: the same progress');
 	is(tree_listing(@{ $s->{roots} }), $tree, '-n and -s touch no file');
 	is(db_listing("$s->{w}/conf"), $db, '-n and -s change nothing in mailboxes.db');
 }
@@ -259,6 +281,29 @@ my $migrated;
 	is($r->{rc}, 1, 'rename strategy: exit 1 for the symlink');
 	like($r->{out}, qr/ [1-9]\d* directories renamed/, '... directories were renamed');
 	check_migrated($s, $before, 'rename', $err . $r->{err});
+}
+
+# ---- --jobs: two workers on one partition ---------------------------
+
+{
+	restore($s);
+	my $bad = (resolve($conf, 0, 'user.sym.Bad'))[0];
+	unlink "$bad/3." or die "unlink $bad/3.: $!";
+	my $b = snapshot($conf);
+	my $n = grep { $_ eq 'legacy' } values %{ $b->{layout} };
+	my $r = rel($conf, '-1', '--grace', '0', '--jobs', '2', '-v');
+	is($r->{rc}, 0, '--jobs 2: exit 0') or diag($r->{err});
+	like($r->{out}, qr{^partition default, worker 1/2: pid \d+$}m, '... worker 1/2 started');
+	like($r->{out}, qr{^partition default, worker 2/2: pid \d+$}m, '... and worker 2/2');
+	like($r->{out}, qr/^pass 1: $n of $n folders migrated, 0 failed, 0 skipped,/m,
+	    "... the summary counts each of the $n folders once");
+	my @done = grep { / -> \S+ \(\d+ files\)$/ } split /\n/, $r->{out};
+	is(scalar @done, $n, '... and -v prints each folder once');
+	my %at;
+	for my $i (0 .. $#done) { $at{$1} = $i if $done[$i] =~ m{^(user/deep(?:/a(?:/b/c/d/e)?)?): }; }
+	ok(defined $at{'user/deep'} && $at{'user/deep/a/b/c/d/e'} < $at{'user/deep/a'} &&
+	    $at{'user/deep/a'} < $at{'user/deep'}, '... an owner\'s children before their parents');
+	check_migrated($s, $b, '--jobs 2', $r->{err}, 0, '');
 }
 
 # ---- crashes at a spread of points ----------------------------------
@@ -499,6 +544,44 @@ sub wait_until {
 	ok(is_deeply_quiet($a->{files}, $b->{files}), 'every message intact');
 	is(scalar(grep { $_ eq 'legacy' } values %{ $a->{layout} }), 0, 'nothing legacy left');
 	$all_err .= $r->{err};
+}
+
+# ---- two partitions, three workers each -----------------------------
+
+{
+	my $w = "$base/two-jobs";
+	make_path("$w/second");
+	my $c = write_conf($w, 'partition-second' => "$w/second", relocated_io_pressure => 0,
+	    relocated_jobs => 2);
+	my $r = run('mkspool', '-C', $c, '--size', 'tiny');
+	die "mkspool: $r->{err}" if $r->{rc};
+	add_folders($c, map { { name => "user.q$_", uniqueid => uid(200 + $_), msgs => 3,
+	    partition => 'second' } } 1 .. 4);
+	my $b = snapshot($c);
+	my $n = grep { $_ eq 'legacy' } values %{ $b->{layout} };
+	my $summary = sub {
+		my $r = run('relocated', '-C', $c, '-1', '--grace', '0', '--json', @_);
+		$all_err .= $r->{err};
+		return ($r, eval { decode_json($r->{out}) } || {});
+	};
+	my ($r1, $sum) = $summary->('-u', 'nobody');
+	is_deeply([$r1->{rc}, $sum->{workers}], [0, 4],
+	    'relocated_jobs: 2 in the configuration: two workers per partition');
+	($r1, $sum) = $summary->('-u', 'nobody', '-p', 'second', '--jobs', '3');
+	is_deeply([$r1->{rc}, $sum->{workers}], [0, 3], '-p second --jobs 3: three workers');
+	($r1, $sum) = $summary->('--jobs', '3');
+	is($r1->{rc}, 0, '--jobs 3 on two partitions: exit 0') or diag($r1->{err});
+	is_deeply([@$sum{qw(workers folders_total folders_done folders_failed folders_skipped
+	    folders_left)}], [6, $n, $n, 0, 0, 0],
+	    "... six workers; the JSON summary counts each of the $n folders once");
+	my $a = snapshot($c);
+	ok(is_deeply_quiet($a->{files}, $b->{files}),
+	    '... every message file reachable through the resolver, SHA-1 unchanged');
+	is(scalar(grep { $_ eq 'legacy' } values %{ $a->{layout} }), 0, '... no folder legacy');
+	my $t = { w => $w, conf => $c, roots => ["$w/spool", "$w/second"] };
+	my $ok = allowed_dirs($t, foreign_reported($r1->{err}));
+	my @left = grep { !$ok->{$_} } dirs_under(@{ $t->{roots} });
+	is("@left", '', '... and no legacy directory left');
 }
 
 unlike($all_err, qr/runtime error|AddressSanitizer|LeakSanitizer/, 'no sanitizer spoke');

@@ -41,14 +41,15 @@
 #include "walker.h"
 
 #define SYNOPSIS "relocated [-C conf] [-1] [-n] [-s] [-i] [-p part] [-u user] " \
-	"[--strategy link|rename] [--grace S] [--rate N] [--io-pressure PCT] " \
-	"[--interval S] [--json] [-q] [-v]"
+	"[--strategy link|rename] [--grace S] [--rate N] [--jobs N] " \
+	"[--io-pressure PCT] [--interval S] [--json] [-q] [-v]"
 
 #define PIDFILE		"relocated.pid"
 #define STATUSFILE	"relocated.status"
 #define DEFAULT_GRACE	60
 #define DEFAULT_PRESSURE 50
 #define DEFAULT_INTERVAL 600
+#define MAX_JOBS	64	/* --jobs: worker processes per partition */
 #define STATUS_EVERY	2.0	/* seconds between status file writes */
 #define PENDING_RECHECK	10	/* seconds between passes while cleanups wait */
 
@@ -63,7 +64,7 @@ struct setting {
 	double value;
 };
 
-enum { S_GRACE, S_RATE, S_PRESSURE, S_INTERVAL, NSETTINGS };
+enum { S_GRACE, S_RATE, S_PRESSURE, S_INTERVAL, S_JOBS, NSETTINGS };
 
 struct relocated {
 	const char *conf;		/* absolute */
@@ -145,13 +146,42 @@ parse_amount(const char *what, const char *s)
 	return v;
 }
 
+/* The value of setting which spelt s, or -1 when it is not one. */
+static double
+parse_setting(int which, const char *s)
+{
+	unsigned long n;
+	char *end;
+
+	if (which != S_JOBS)
+		return parse_amount(NULL, s);
+	if (s[0] < '0' || s[0] > '9')	/* strtoul would take a sign or spaces */
+		return -1;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*end != '\0' || errno != 0 || n < 1 || n > MAX_JOBS)
+		return -1;
+	return (double)n;
+}
+
+#define STR_(x)	#x
+#define STR(x)	STR_(x)
+
+/* What a value of setting which must be, for messages. */
+static const char *
+setting_range(int which)
+{
+	return which == S_JOBS ? "a whole number from 1 to " STR(MAX_JOBS) :
+	    "a number of at least 0";
+}
+
 static void
 set_option(struct relocated *d, int which, const char *arg)
 {
 	struct setting *s = &d->set[which];
 
-	if ((s->value = parse_amount(s->opt, arg)) < 0) {
-		warnx("%s: '%s' is not a number of at least 0", s->opt, arg);
+	if ((s->value = parse_setting(which, arg)) < 0) {
+		warnx("%s: '%s' is not %s", s->opt, arg, setting_range(which));
 		tool_usage(SYNOPSIS);
 	}
 	s->given = 1;
@@ -165,6 +195,7 @@ init_settings(struct relocated *d)
 		[S_RATE] = { "relocated_rate", "--rate", 0, 0, 0 },
 		[S_PRESSURE] = { "relocated_io_pressure", "--io-pressure", DEFAULT_PRESSURE, 0, 0 },
 		[S_INTERVAL] = { "relocated_interval", "--interval", DEFAULT_INTERVAL, 0, 0 },
+		[S_JOBS] = { "relocated_jobs", "--jobs", 1, 0, 0 },
 	};
 
 	memcpy(d->set, defs, sizeof(defs));
@@ -198,6 +229,7 @@ parse_args(struct relocated *d, int argc, char **argv)
 		{ "rate", required_argument, NULL, 'R' },
 		{ "io-pressure", required_argument, NULL, 'P' },
 		{ "interval", required_argument, NULL, 'I' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -222,6 +254,7 @@ parse_args(struct relocated *d, int argc, char **argv)
 		case 'R': set_option(d, S_RATE, optarg); break;
 		case 'P': set_option(d, S_PRESSURE, optarg); break;
 		case 'I': set_option(d, S_INTERVAL, optarg); break;
+		case 'J': set_option(d, S_JOBS, optarg); break;
 		case 'h': tool_help(SYNOPSIS);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
@@ -246,9 +279,9 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		v[i] = d->set[i].given ? d->set[i].value : d->set[i].def;
 		if (d->set[i].given || (s = ids_config_get(cfg, d->set[i].key)) == NULL)
 			continue;
-		if ((v[i] = parse_amount(d->set[i].key, s)) < 0) {
-			logmsg(d, LOG_ERR, "%s: %s: '%s' is not a number of at least 0",
-			    cfg->file, d->set[i].key, s);
+		if ((v[i] = parse_setting(i, s)) < 0) {
+			logmsg(d, LOG_ERR, "%s: %s: '%s' is not %s",
+			    cfg->file, d->set[i].key, s, setting_range(i));
 			return -1;
 		}
 	}
@@ -422,7 +455,12 @@ on_event(const struct ids_walk_event *ev, void *rock)
 		logmsg(d, LOG_ERR, "%s", ev->reason);
 		break;
 	case IDS_WALK_WORKER:
-		if (d->verbose)
+		if (!d->verbose)
+			break;
+		if (ev->jobs > 1)
+			logmsg(d, LOG_INFO, "partition %s, worker %u/%u: pid %ld",
+			    ev->partition ? ev->partition : "*", ev->job + 1, ev->jobs, (long)ev->pid);
+		else
 			logmsg(d, LOG_INFO, "partition %s: worker %ld", ev->partition, (long)ev->pid);
 		break;
 	}
@@ -764,6 +802,7 @@ walk_opts(struct relocated *d, struct ids_walk_opts *wo)
 	wo->pressure_file = getenv("IDS_PRESSURE_FILE");	/* tests */
 	wo->settle = d->once;
 	wo->parallel = 1;
+	wo->jobs = (unsigned)d->set[S_JOBS].value;
 	wo->stop = &interrupted;
 	wo->event = on_event;
 	wo->progress = on_progress;
@@ -880,8 +919,9 @@ do_run(struct relocated *d)
 		errx(IDS_EXIT_ENV, "%s: %s", PIDFILE, ids_errmsg(r));
 	install_signals();
 	if (d->daemon)
-		logmsg(d, LOG_NOTICE, "started: strategy %s, grace %.0f s, rate %.0f/s",
-		    ids_strategy_name(d->strategy), d->set[S_GRACE].value, d->set[S_RATE].value);
+		logmsg(d, LOG_NOTICE, "started: strategy %s, grace %.0f s, rate %.0f/s, jobs %.0f",
+		    ids_strategy_name(d->strategy), d->set[S_GRACE].value, d->set[S_RATE].value,
+		    d->set[S_JOBS].value);
 	status = run_passes(d);
 	if (d->daemon)
 		logmsg(d, LOG_NOTICE, "stopped");
