@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,9 @@ struct reloc {
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
 	dev_t sdev[NROOTS];		/* the file system of sfd[i] */
+	dev_t ddev[NROOTS];		/* the file system of dfd[i], once made */
+	struct ids_dirlist *dl;		/* cleanup: the destination's names */
+	struct ids_dirlist *linked;	/* link: names linked, to read back */
 	int has_subdirs;
 	int saw_header;			/* cleanup: the old cyrus.header, removed last */
 	int has_foreign;	/* files not part of the folder: they stay behind */
@@ -192,6 +196,27 @@ reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
     const struct stat *st);
 
+struct walk {
+	struct reloc *r;
+	int i, dirfd, full;
+	entry_fn fn;
+};
+
+static int
+walk_entry(void *rock, const char *name, ino_t ino, unsigned char type)
+{
+	struct walk *w = rock;
+	struct stat st;
+
+	if (!w->full && type != DT_UNKNOWN) {
+		memset(&st, 0, sizeof(st));
+		st.st_mode = DTTOIF(type);
+		st.st_ino = ino;
+	} else if (fstatat(w->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return w->fn(w->r, w->i, name, &st);
+}
+
 /*
  * Calls fn for every entry of dirfd but "." and "..", stat'ed without
  * following.  Without full, only st_mode and st_ino are filled in where
@@ -201,36 +226,9 @@ typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
 static int
 each_entry_how(struct reloc *r, int i, int dirfd, entry_fn fn, int full)
 {
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int fd, rr = 0;
+	struct walk w = { r, i, dirfd, full, fn };
 
-	if ((fd = dup(dirfd)) < 0)
-		return -errno;
-	if ((d = fdopendir(fd)) == NULL) {
-		rr = -errno;
-		close(fd);
-		return rr;
-	}
-	rewinddir(d);
-	while (rr == 0 && (errno = 0, de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (!full && de->d_type != DT_UNKNOWN) {
-			memset(&st, 0, sizeof(st));
-			st.st_mode = DTTOIF(de->d_type);
-			st.st_ino = de->d_ino;
-			rr = fn(r, i, de->d_name, &st);
-		} else if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			rr = errno == ENOENT ? 0 : -errno;
-		else
-			rr = fn(r, i, de->d_name, &st);
-	}
-	if (rr == 0 && errno != 0)
-		rr = -errno;
-	closedir(d);
-	return rr;
+	return ids_dir_each(dirfd, walk_entry, &w);
 }
 
 static int
@@ -306,26 +304,6 @@ link_one(struct reloc *r, int i, const char *name, enum ids_carry *howp)
 	return 0;
 }
 
-/*
- * Read back: the name at the destination is the source's file.  A link
- * just made is checked with one stat, against the inode number readdir
- * gave for the source name (st_ino, with the source directory's file
- * system); anything else (a copy, a name already there, a file system
- * whose readdir numbers differ from stat's) is compared in full.
- */
-static int
-read_back(struct reloc *r, int i, const char *name, const struct stat *sst,
-    enum ids_carry how)
-{
-	struct stat dst;
-
-	if (how == IDS_CARRY_LINKED && sst->st_ino != 0 &&
-	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(dst.st_mode) && dst.st_ino == sst->st_ino && dst.st_dev == r->sdev[i])
-		return 0;
-	return existing_is_ours(r, i, name);
-}
-
 /* A file the migration carries over; cyrus.header is written anew instead. */
 static int
 carried(const struct reloc *r, const char *name)
@@ -338,6 +316,62 @@ carried(const struct reloc *r, const char *name)
 	default:
 		return 0;
 	}
+}
+
+/* Directories larger than this are read back a name at a time. */
+#define LIST_MAX 65536
+
+/*
+ * Read back: every name linked to the destination is the source's
+ * file.  Run after the folder's links (r->linked: each name with the
+ * source's inode number from readdir), with the destination's names
+ * read once: a new link has the source's inode number there (readdir's,
+ * within one file system: linking worked).  Anything else (a name that
+ * is not listed, a file system whose readdir numbers differ from
+ * stat's) is compared in full.
+ */
+static int
+verify_links(struct reloc *r, int i, const struct ids_dirlist *linked)
+{
+	const struct ids_dirlist_ent *d, *e;
+	struct ids_dirlist dl;
+	const char *name;
+	size_t k;
+	int listed, rr = 0;
+
+	if (linked->n == 0)
+		return 0;
+	listed = ids_dirlist_read(r->dfd[i], LIST_MAX, &dl) == 0;
+	for (k = 0; rr == 0 && k < linked->n; k++) {
+		e = &linked->ent[k];
+		name = linked->names + e->name;
+		d = listed ? ids_dirlist_find(&dl, name) : NULL;
+		if (d != NULL && d->type == DT_REG && e->ino != 0 && d->ino == e->ino &&
+		    r->ddev[i] == r->sdev[i])
+			continue;
+		if (existing_is_ours(r, i, name) != 0)
+			rr = ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
+			    r->dst, name);
+	}
+	ids_dirlist_free(&dl);
+	return rr;
+}
+
+/* Calls fn for each entry of sfd[i], with dfd[i]'s names at hand in r->dl. */
+static int
+each_with_dst(struct reloc *r, int i, entry_fn fn)
+{
+	struct ids_dirlist dl;
+	int rr;
+
+	r->dl = NULL;
+	if (r->dfd[i] >= 0 && ids_dirlist_read(r->dfd[i], LIST_MAX, &dl) == 0)
+		r->dl = &dl;	/* unreadable: fn stats instead */
+	rr = each_entry(r, i, r->sfd[i], fn);
+	r->dl = NULL;
+	if (r->dfd[i] >= 0)
+		ids_dirlist_free(&dl);
+	return rr;
 }
 
 static int
@@ -359,7 +393,13 @@ link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 		return 0;
 	if ((rr = link_one(r, i, name, &how)) < 0)
 		return rr;
-	if (read_back(r, i, name, st, how) != 0)
+	/*
+	 * A new link is read back with the others (verify_links); a copy,
+	 * a name that was there, or one past the list's size, at once.
+	 */
+	if ((how != IDS_CARRY_LINKED || r->linked->n >= LIST_MAX ||
+	    ids_dirlist_add(r->linked, name, st->st_ino, DT_REG) < 0) &&
+	    existing_is_ours(r, i, name) != 0)
 		return ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
 		    r->dst, name);
 	return r->opts->throttle ? r->opts->throttle(r->opts->throttle_rock) : 0;
@@ -392,18 +432,41 @@ make_dst(struct reloc *r)
 	return 0;
 }
 
+/* The file system of each destination directory (for verify_links). */
+static int
+dst_devs(struct reloc *r)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < NROOTS; i++)
+		if (r->dfd[i] >= 0) {
+			if (fstat(r->dfd[i], &st) < 0)
+				return -errno;
+			r->ddev[i] = st.st_dev;
+		}
+	return 0;
+}
+
 static int
 link_all(struct reloc *r)
 {
+	struct ids_dirlist linked;
 	int i, rr;
 
-	if ((rr = make_dst(r)) < 0)
+	if ((rr = make_dst(r)) < 0 || (rr = dst_devs(r)) < 0)
 		return rr;
 	for (i = 0; i < NROOTS; i++) {
 		if (r->sfd[i] < 0)
 			continue;
-		if ((rr = each_entry(r, i, r->sfd[i], link_entry)) < 0 ||
-		    (rr = ids_fsync_dir(r->dfd[i])) < 0)
+		memset(&linked, 0, sizeof(linked));
+		r->linked = &linked;
+		if ((rr = each_entry(r, i, r->sfd[i], link_entry)) == 0 &&
+		    (rr = verify_links(r, i, &linked)) == 0)
+			rr = ids_fsync_dir(r->dfd[i]);
+		r->linked = NULL;
+		ids_dirlist_free(&linked);
+		if (rr < 0)
 			return rr;
 	}
 	return 0;
@@ -580,12 +643,26 @@ rollback_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 	return unlink_in(r->dfd[i], name);
 }
 
+/* 1 if name is in dfd[i]: from r->dl when it is complete or has it. */
+static int
+at_dst(struct reloc *r, int i, const char *name)
+{
+	struct stat st;
+
+	if (r->dl != NULL) {
+		if (ids_dirlist_find(r->dl, name) != NULL)
+			return 1;
+		if (r->dl->complete)
+			return 0;
+	}
+	return fstatat(r->dfd[i], name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* Finishing: drop the source's names the destination has. */
 static int
 cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 {
 	int kind = ids_folder_classify(name, NULL);
-	struct stat dst;
 
 	if (!S_ISREG(st->st_mode) || kind == IDS_FILE_OTHER)
 		return 0;
@@ -594,9 +671,7 @@ cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 		r->saw_header = 1;
 		return 0;
 	}
-	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 &&
-	    fstatat(r->dfd[i], name, &dst, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    ids_metafile_kind(name) != IDS_META_HEADER)
+	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 && !at_dst(r, i, name))
 		return ids_error(IDS_ECONFLICT, "%s/%s: not at the new path; kept", r->src, name);
 	return unlink_in(r->sfd[i], name);
 }
@@ -686,7 +761,7 @@ cleanup_files(struct reloc *r)
 			continue;
 		if (r->sfd[i] >= 0) {
 			r->saw_header = 0;
-			if ((rr = each_entry(r, i, r->sfd[i], cleanup_entry)) < 0 ||
+			if ((rr = each_with_dst(r, i, cleanup_entry)) < 0 ||
 			    (r->saw_header && (rr = unlink_in(r->sfd[i], IDS_HEADER_FILE)) < 0) ||
 			    (rr = ids_fsync_dir(r->sfd[i])) < 0)
 				return rr;
@@ -971,7 +1046,14 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
  * finishes, whatever the other folders were doing.  With a grace the
  * old names stay and the intents with them (ids_relocate_recover).
  */
-#define GROUP_MAX 64
+#define GROUP_MAX 128
+/*
+ * Descriptors a member holds: its lock, the mailbox's directories, and
+ * a root, the legacy and the new directory per root; three groups are
+ * open at a time.  Groups shrink to fit RLIMIT_NOFILE, less a reserve.
+ */
+#define MEMBER_FDS (3 + 3 * NROOTS)
+#define FD_RESERVE 64
 
 struct bitem {
 	struct ids_mailbox *mb;
@@ -1310,9 +1392,17 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 	int rr = 0;
 
 	size_t gmax = opts->group > 0 && opts->group < GROUP_MAX ? opts->group : GROUP_MAX;
+	struct rlimit rl;
 
 	if (groups == NULL)
 		return -ENOMEM;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		size_t fit = rl.rlim_cur > FD_RESERVE + 3 * MEMBER_FDS ?
+		    (size_t)(rl.rlim_cur - FD_RESERVE) / (3 * MEMBER_FDS) : 1;
+
+		if (gmax > fit)
+			gmax = fit;
+	}
 	/* The first group's intents: a step with nothing else to do. */
 	k = n < gmax ? n : gmax;
 	b.next = &groups[0];

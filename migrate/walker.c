@@ -41,9 +41,9 @@
 #include "relocate.h"
 #include "walker.h"
 
-#define DEFAULT_BATCH		256
-#define WALK_GROUP		32	/* folders per group of ids_relocate_batch by default */
-#define WALK_GROUP_MAX		64
+#define DEFAULT_BATCH		512
+#define WALK_GROUP		128	/* folders per group of ids_relocate_batch by default */
+#define WALK_GROUP_MAX		128
 #define DEFAULT_RECOVER		60
 #define DEFAULT_PROGRESS_MS	1000
 #define PRESSURE_FILE		"/proc/pressure/io"

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -930,6 +931,23 @@ do_run(struct relocated *d)
 	return status;
 }
 
+/*
+ * A batch keeps a few descriptors open per folder for three groups of
+ * folders at a time (ids_relocate_batch sizes its groups to the limit):
+ * the soft limit goes up to the hard one, as far as 65536.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);	/* not raised: smaller groups */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -953,6 +971,7 @@ main(int argc, char **argv)
 	}
 	if (apply_config(&d, &d.cfg) < 0)
 		return IDS_EXIT_ENV;
+	raise_nofile();
 	filter.partition = d.partition;
 	filter.owner = d.user;
 	d.bar = d.once && !d.quiet && !d.json && isatty(STDERR_FILENO);

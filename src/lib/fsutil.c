@@ -8,6 +8,7 @@
  * A failed fsync is reported, never retried: Linux may have dropped the
  * dirty pages already, so a second fsync could succeed on lost data.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +44,132 @@ ids_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* --- reading directories -------------------------------------------- */
+
+int
+ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock)
+{
+	/* Aligned for struct dirent64; 32 KiB: what readdir(3) asks for. */
+	union {
+		struct dirent64 de;
+		char b[32768];
+	} buf;
+	const struct dirent64 *de;
+	ssize_t n, off;
+	int r;
+
+	if (lseek(dirfd, 0, SEEK_SET) < 0)
+		return -errno;
+	while ((n = getdents64(dirfd, buf.b, sizeof(buf.b))) > 0) {
+		for (off = 0; off < n; off += de->d_reclen) {
+			de = (const struct dirent64 *)(const void *)(buf.b + off);
+			if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
+			    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+				continue;
+			if ((r = fn(rock, de->d_name, (ino_t)de->d_ino, de->d_type)) != 0)
+				return r;
+		}
+	}
+	/* A directory removed while open reads as empty, as readdir(3) has it. */
+	return n < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int
+ids_dirlist_add(struct ids_dirlist *dl, const char *name, ino_t ino, unsigned char type)
+{
+	size_t len = strlen(name) + 1;
+	void *p;
+
+	if (dl->n == dl->cap) {
+		size_t cap = dl->cap ? 2 * dl->cap : 64;
+
+		if ((p = realloc(dl->ent, cap * sizeof(*dl->ent))) == NULL)
+			return -ENOMEM;
+		dl->ent = p;
+		dl->cap = cap;
+	}
+	if (dl->len + len > dl->size) {
+		size_t size = dl->size ? 2 * dl->size : 1024;
+
+		while (size < dl->len + len)
+			size *= 2;
+		if ((p = realloc(dl->names, size)) == NULL)
+			return -ENOMEM;
+		dl->names = p;
+		dl->size = size;
+	}
+	memcpy(dl->names + dl->len, name, len);
+	dl->ent[dl->n++] = (struct ids_dirlist_ent){ dl->len, ino, type };
+	dl->len += len;
+	return 0;
+}
+
+struct dirlist_fill {
+	struct ids_dirlist *dl;
+	size_t max;
+};
+
+static int
+dirlist_add(void *rock, const char *name, ino_t ino, unsigned char type)
+{
+	struct dirlist_fill *f = rock;
+
+	if (f->dl->n == f->max) {
+		f->dl->complete = 0;
+		return 1;
+	}
+	return ids_dirlist_add(f->dl, name, ino, type);
+}
+
+static int
+dirlist_cmp(const void *a, const void *b, void *names)
+{
+	const struct ids_dirlist_ent *x = a, *y = b;
+
+	return strcmp((const char *)names + x->name, (const char *)names + y->name);
+}
+
+int
+ids_dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl)
+{
+	struct dirlist_fill f = { dl, max };
+	int r;
+
+	memset(dl, 0, sizeof(*dl));
+	dl->complete = 1;
+	if ((r = ids_dir_each(dirfd, dirlist_add, &f)) < 0)
+		return r;
+	if (dl->n > 1)
+		qsort_r(dl->ent, dl->n, sizeof(*dl->ent), dirlist_cmp, dl->names);
+	return 0;
+}
+
+const struct ids_dirlist_ent *
+ids_dirlist_find(const struct ids_dirlist *dl, const char *name)
+{
+	size_t lo = 0, hi = dl->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(name, dl->names + dl->ent[mid].name)) == 0)
+			return &dl->ent[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+void
+ids_dirlist_free(struct ids_dirlist *dl)
+{
+	free(dl->ent);
+	free(dl->names);
+	memset(dl, 0, sizeof(*dl));
 }
 
 /* Nonzero while this thread defers its fsyncs to one ids_fs_sync(). */

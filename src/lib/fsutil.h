@@ -29,6 +29,51 @@ int ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp);
 /* Opens the absolute directory path (no symlink refused above it). */
 int ids_opendir_abs(const char *path, int *fdp);
 
+/*
+ * Calls fn(rock, name, ino, type) for every entry of the directory dirfd
+ * but "." and "..", from its start, straight from getdents64(2): no
+ * DIR stream, no dup, no stat.  type is a DT_ value, DT_UNKNOWN where
+ * the file system does not tell.  The fd's offset is rewound first and
+ * left at the end.  Stops at fn's first non-zero return and returns
+ * it; 0 at the end (a directory removed while open has no entries),
+ * or -errno when the directory cannot be read.
+ */
+typedef int (*ids_dirent_fn)(void *rock, const char *name, ino_t ino,
+    unsigned char type);
+int ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock);
+
+/*
+ * A directory's names with their inode numbers and types, sorted by
+ * name: one read of the directory answers "is name there, and is it
+ * inode ino?" for all of its entries, instead of a stat each.
+ */
+struct ids_dirlist_ent {
+	size_t name;		/* offset in names */
+	ino_t ino;
+	unsigned char type;
+};
+struct ids_dirlist {
+	struct ids_dirlist_ent *ent;
+	size_t n, cap;
+	char *names;
+	size_t len, size;
+	int complete;		/* 0: the directory had more than max entries */
+};
+
+/*
+ * Reads dirfd into *dl (up to max entries; beyond, dl->complete is 0 and
+ * a name not found may still be there).  Returns 0 or negative; call
+ * ids_dirlist_free() in either case.
+ */
+int ids_dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl);
+/* Appends an entry (the list is sorted by ids_dirlist_read only). */
+int ids_dirlist_add(struct ids_dirlist *dl, const char *name, ino_t ino,
+    unsigned char type);
+/* The entry name, or NULL. */
+const struct ids_dirlist_ent *ids_dirlist_find(const struct ids_dirlist *dl,
+    const char *name);
+void ids_dirlist_free(struct ids_dirlist *dl);
+
 /* fsync(dirfd); a failure is final (never retried). Returns 0 or -errno. */
 int ids_fsync_dir(int dirfd);
 

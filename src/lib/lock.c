@@ -32,8 +32,12 @@ struct ids_lock {
 /* Names longer than this are replaced by their SHA-1 in the file name. */
 #define LOCKNAME_MAX 200
 
+/*
+ * Writes the lock directory of kind into buf and returns its length;
+ * with make, creates what is missing of it.
+ */
 static int
-lock_dir(const struct ids_config *cfg, const char *kind, char *buf, size_t size)
+lock_dir(const struct ids_config *cfg, const char *kind, int make, char *buf, size_t size)
 {
 	const char *parts[] = { "lock", kind };
 	size_t len;
@@ -47,7 +51,7 @@ lock_dir(const struct ids_config *cfg, const char *kind, char *buf, size_t size)
 		if (n < 0 || (size_t)n >= size - len)
 			return ids_error(IDS_ETOOLONG, "lock directory");
 		len += (size_t)n;
-		if (access(buf, F_OK) == 0)
+		if (!make || access(buf, F_OK) == 0)
 			continue;
 		if ((r = IDS_FAILPOINT("lock.mkdir")) < 0)
 			return ids_error(r, "%s: %s", buf, strerror(-r));
@@ -121,7 +125,7 @@ lock_take(const struct ids_config *cfg, const char *kind, const char *name,
 
 	if ((r = lock_filename(name, file, sizeof(file))) < 0)
 		return r;
-	if ((len = lock_dir(cfg, kind, path, sizeof(path))) < 0)
+	if ((len = lock_dir(cfg, kind, 0, path, sizeof(path))) < 0)
 		return len;
 	if ((size_t)snprintf(path + len, sizeof(path) - (size_t)len, "/%s", file) >=
 	    sizeof(path) - (size_t)len)
@@ -129,9 +133,16 @@ lock_take(const struct ids_config *cfg, const char *kind, const char *name,
 	/* Lock files are made once and never removed (see above). */
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
+		/* The first lock of this name; maybe the first of its kind. */
 		if ((r = IDS_FAILPOINT("lock.create")) < 0)
 			return ids_error(r, "%s: %s", path, strerror(-r));
 		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+		if (fd < 0 && errno == ENOENT) {
+			if ((r = lock_dir(cfg, kind, 1, path, sizeof(path))) < 0)
+				return r;
+			snprintf(path + len, sizeof(path) - (size_t)len, "/%s", file);
+			fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+		}
 	}
 	if (fd < 0)
 		return ids_error(-errno, "%s: %s", path, strerror(errno));

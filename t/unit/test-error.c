@@ -2,6 +2,7 @@
  * test-error.c - the error convention, the failpoints and the durable
  * write helper.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -117,6 +118,89 @@ test_opendir_beneath(void **state)
 	unit_rmtree(dir);
 }
 
+static int
+count_entry(void *rock, const char *name, ino_t ino, unsigned char type)
+{
+	struct stat st;
+	int *n = rock;
+
+	(void)type;
+	assert_true(strcmp(name, ".") != 0 && strcmp(name, "..") != 0);
+	assert_int_equal(stat(name, &st), 0);	/* cwd is the directory */
+	assert_int_equal(st.st_ino, ino);
+	return ++*n == 1000 ? 7 : 0;	/* the first non-zero return stops the walk */
+}
+
+/*
+ * ids_dir_each sees every entry once with its inode number, more than
+ * one getdents buffer's worth, and again from the start when called
+ * again; ids_dirlist_read finds each name with its inode and type, and
+ * says when it stopped short.
+ */
+static void
+test_dir_each_and_list(void **state)
+{
+	char dir[] = "/tmp/ids-unit-XXXXXX", name[64], cwd[4096];
+	const struct ids_dirlist_ent *e;
+	struct ids_dirlist dl;
+	struct stat st;
+	int fd, i, n;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chdir(dir), 0);
+	/* 2,000 names of 40 bytes: several 32 KiB getdents buffers. */
+	for (i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "%d.%034d", i, i);
+		assert_int_equal(close(open(name, O_CREAT | O_WRONLY, 0600)), 0);
+	}
+	assert_int_equal(mkdir("sub", 0700), 0);
+	assert_int_equal(ids_opendir_abs(dir, &fd), 0);
+	n = 0;
+	assert_int_equal(ids_dir_each(fd, count_entry, &n), 7);
+	assert_int_equal(n, 1000);
+	n = -100000;	/* all 2,001 entries, from the start again */
+	assert_int_equal(ids_dir_each(fd, count_entry, &n), 0);
+	assert_int_equal(n, -100000 + 2001);
+
+	assert_int_equal(ids_dirlist_read(fd, 100000, &dl), 0);
+	assert_int_equal(dl.n, 2001);
+	assert_true(dl.complete);
+	for (i = 0; i < 2000; i += 97) {
+		snprintf(name, sizeof(name), "%d.%034d", i, i);
+		assert_non_null(e = ids_dirlist_find(&dl, name));
+		assert_int_equal(stat(name, &st), 0);
+		assert_int_equal(e->ino, st.st_ino);
+		assert_string_equal(dl.names + e->name, name);
+	}
+	assert_non_null(e = ids_dirlist_find(&dl, "sub"));
+	assert_true(e->type == DT_DIR || e->type == DT_UNKNOWN);
+	assert_null(ids_dirlist_find(&dl, "2000.x"));
+	assert_null(ids_dirlist_find(&dl, ""));
+	assert_null(ids_dirlist_find(&dl, "."));
+	ids_dirlist_free(&dl);
+
+	assert_int_equal(ids_dirlist_read(fd, 10, &dl), 0);
+	assert_int_equal(dl.n, 10);
+	assert_false(dl.complete);
+	ids_dirlist_free(&dl);
+	assert_int_equal(ids_dirlist_read(-1, 10, &dl), -EBADF);
+	ids_dirlist_free(&dl);
+
+	close(fd);
+	/* A directory removed while open reads as empty. */
+	assert_int_equal(mkdir("gone", 0700), 0);
+	assert_int_equal(ids_opendir_abs("gone", &fd), 0);
+	assert_int_equal(rmdir("gone"), 0);
+	n = 0;
+	assert_int_equal(ids_dir_each(fd, count_entry, &n), 0);
+	assert_int_equal(n, 0);
+	close(fd);
+	assert_int_equal(chdir(cwd), 0);
+	unit_rmtree(dir);
+}
+
 /* A failpoint given an errno makes the durable write fail cleanly. */
 static void
 test_failpoint_errno(void **state)
@@ -166,6 +250,7 @@ main(void)
 		cmocka_unit_test(test_errno_parse),
 		cmocka_unit_test(test_durable_write),
 		cmocka_unit_test(test_opendir_beneath),
+		cmocka_unit_test(test_dir_each_and_list),
 		cmocka_unit_test(test_failpoint_errno),
 	};
 
