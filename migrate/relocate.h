@@ -41,7 +41,8 @@ struct ids_relocate_opts {
 	/* Called after each file linked or copied; a negative return aborts. */
 	int (*throttle)(void *rock);
 	void *throttle_rock;
-	/* ids_relocate_batch: folders per group (0 or more than 64: 64). */
+	/* ids_relocate_batch: folders per group (0 or more than 128: 128; fewer
+	   when RLIMIT_NOFILE is low). */
 	unsigned group;
 };
 
@@ -73,7 +74,7 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 
 /*
  * Migrates n folders as ids_relocate_folder() would, in groups of up
- * to 64 (opts->group) that share their durability points, pipelined:
+ * to 128 (opts->group) that share their durability points, pipelined:
  * each step removes one group's old names, links the next group's
  * files, makes both durable with one syncfs and commits one transaction
  * (the first group's flips, the second's intents, the third's start):

@@ -96,9 +96,9 @@ struct ids_walk_opts {
 	double rate;		/* files (and renamed directories) per second; 0: no limit */
 	double max_pressure;	/* pause while IO "some avg10" exceeds it (percent); 0: never */
 	const char *pressure_file;	/* NULL: /proc/pressure/io (absent: no pausing) */
-	unsigned batch;		/* records per read transaction; 0: 256 */
+	unsigned batch;		/* records per read transaction; 0: 512 */
 	unsigned group;		/* folders migrated together (ids_relocate_batch: shared
-				   commits and syncfs); 0: 32 without a rate limit, else 1;
+				   commits and syncfs); 0: 128 without a rate limit, else 1;
 				   1: one at a time (stop takes effect after each folder) */
 	unsigned recover_interval;	/* seconds between recoveries; 0: 60 */
 	unsigned progress_ms;	/* at most one progress call per this; 0: 1000 */

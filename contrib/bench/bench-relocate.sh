@@ -18,6 +18,10 @@
 #               step fsynced, every mailboxes.db commit synced);
 #   rename      relocated -1 --strategy rename on the same spool restored.
 #
+# Each strategy runs once per job count in $BENCH_JOBS (default "1 2":
+# relocated --jobs N, N worker processes on the one partition), on the
+# spool restored each time; the targets are checked against the best.
+#
 # Both relocated runs use --grace 0 (old names removed at once, so the
 # run includes all the work) and --io-pressure 0 (no pauses: this
 # measures throughput, not politeness); their peak RSS comes from
@@ -133,18 +137,25 @@ t_cps=$(seconds sync -f "$one/copy")
 loop=$("$build/contrib/bench/renameloop" < "$one/plan") || die "renameloop failed"
 rm -rf "$one/copy"
 
-# --- link, then rename on the spool restored ---------------------------
+# --- link, then rename, per job count, on the spool restored ----------
+jobs=${BENCH_JOBS:-1 2}
 cp -al "$one/spool" "$one/spool.orig"
 cp -a "$one/conf" "$one/conf.orig"
 sync
-walk one link --strategy link
-t_link=$t rss_link=$rss done_link=$done_ files_link=$files
-rm -rf "$one/spool" "$one/conf"
-mv "$one/spool.orig" "$one/spool"
-mv "$one/conf.orig" "$one/conf"
-sync
-walk one rename --strategy rename
-t_ren=$t rss_ren=$rss done_ren=$done_
+restore() {
+	rm -rf "$one/spool" "$one/conf"
+	cp -al "$one/spool.orig" "$one/spool"
+	cp -a "$one/conf.orig" "$one/conf"
+	sync
+}
+runs=
+for s in link rename; do
+	for j in $jobs; do
+		walk one "$s$j" --strategy "$s" --jobs "$j"
+		runs="$runs $s $j $t $rss $done_ $files"
+		restore
+	done
+done
 rm -rf "$one"
 
 # --- one partition against two -----------------------------------------
@@ -160,23 +171,32 @@ rm -rf "$dir/p2"
 echo "bench-relocate: ${BENCH_SPOOL:+$BENCH_SPOOL, }--size $size: $nfolders legacy folders, $nfiles files, in $dir"
 echo "bench-relocate: file system: $(fsinfo "$dir")"
 awk -v nf="$nfiles" -v nd="$nfolders" -v tc="$t_cp" -v ts="$t_cps" -v loop="$loop" \
-    -v tl="$t_link" -v fl="$files_link" -v dl="$done_link" -v rl="$rss_link" \
-    -v tr="$t_ren" -v dr="$done_ren" -v rr="$rss_ren" \
+    -v runs="$runs" \
     -v t1="$t_p1" -v d1="$done_p1" -v t2="$t_p2" -v d2="$done_p2" -v r2="$rss_p2" \
     -v ss="$speedsize" 'BEGIN {
 	split(loop, L, " ")
-	cpal = nf / tc; cpals = nf / (tc + ts)
-	link = fl / tl; bare = L[1] / L[3]; ren = dr / tr
-	printf "%-28s %9.1f s %10.0f files/s\n", "cp -al", tc, cpal
-	printf "%-28s %9.1f s %10.0f files/s\n", "cp -al + sync -f", tc + ts, cpals
-	printf "%-28s %9.1f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB\n", \
-	    "relocated --strategy link", tl, link, dl / tl, rl / 1024
-	printf "%-28s %9.1f s %10.0f folders/s\n", "renameloop (bare)", L[3], bare
-	printf "%-28s %9.1f s %10.0f folders/s  peak RSS %.1f MiB\n", \
-	    "relocated --strategy rename", tr, ren, rr / 1024
-	printf "link   / cp -al         = %6.3fx   (target >= 0.5x)\n", link / cpal
-	printf "link   / cp -al + sync  = %6.3fx\n", link / cpals
-	printf "rename / renameloop     = %6.4fx   (target >= 0.5x)\n", ren / bare
+	cpal = nf / tc; cpals = nf / (tc + ts); bare = L[1] / L[3]
+	printf "%-34s %9.1f s %10.0f files/s\n", "cp -al", tc, cpal
+	printf "%-34s %9.1f s %10.0f files/s\n", "cp -al + sync -f", tc + ts, cpals
+	printf "%-34s %9.1f s %10.0f folders/s\n", "renameloop (bare)", L[3], bare
+	n = split(runs, R, " ")
+	for (i = 1; i + 5 <= n; i += 6) {
+		s = R[i]; j = R[i + 1]; t = R[i + 2]; rss = R[i + 3]; d = R[i + 4]; f = R[i + 5]
+		label = sprintf("relocated --strategy %s --jobs %d", s, j)
+		if (s == "link") {
+			r = (f / t) / cpal
+			printf "%-34s %9.1f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB  %.3fx cp -al\n", \
+			    label, t, f / t, d / t, rss / 1024, r
+			if (r > bestl) { bestl = r; bl = j }
+		} else {
+			r = (d / t) / bare
+			printf "%-34s %9.1f s %10.0f folders/s  peak RSS %.1f MiB  %.4fx renameloop\n", \
+			    label, t, d / t, rss / 1024, r
+			if (r > bestr) { bestr = r; br = j }
+		}
+	}
+	printf "link   / cp -al         = %6.3fx with --jobs %d   (target >= 0.5x)\n", bestl, bl
+	printf "rename / renameloop     = %6.4fx with --jobs %d   (target >= 0.5x)\n", bestr, br
 	printf "two partitions (--size %s, link): %.1f s for %d folders vs %.1f s for %d on one: %.2fx, peak RSS %.1f MiB\n", \
 	    ss, t2, d2, t1, d1, (d2 / t2) / (d1 / t1), r2 / 1024
 }'
