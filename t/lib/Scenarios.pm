@@ -120,6 +120,10 @@ sub build_scenarios {
 	push @sc, scenario($s, name => 'walker pass (relocated -1), rename strategy',
 	    steps => [['relocated', '-C', $c, '-1', '-q', '--grace', 0, '--strategy', 'rename']],
 	    extra => layout_is('uniqueid', live_names($c)));
+	# Two workers on the one partition, each killed at its own k-th point.
+	push @sc, scenario($s, name => 'walker pass (relocated -1 --jobs 2), link strategy',
+	    crashed => 'worker', steps => [['relocated', '-C', $c, '-1', '-q', '--grace', 0, '--jobs', 2]],
+	    extra => layout_is('uniqueid', live_names($c)));
 	push @sc, reid_scenario("$dir-reid", %o);
 	return ($s, @sc);
 }

@@ -222,6 +222,16 @@ sub finish {
 # crash.  Returns (points crashed at, [problems]).  The failpoints that
 # recovery passes after the crash at k are left in $sc->{recovery}{k}
 # (a list of names), for nested_loop.
+# Whether the command was killed at its point: by SIGKILL, or for a
+# scenario whose command runs workers (crashed => 'worker'), one of its
+# workers was, which the parent reports and exits for.
+sub crashed {
+	my ($sc, $r) = @_;
+	return 1 if $r->{rc} == 128 + 9;
+	return ($sc->{crashed} // '') eq 'worker' && $r->{rc} != 0 &&
+	    $r->{err} =~ /killed by signal 9\b/;
+}
+
 sub crash_loop {
 	my ($s, $sc) = @_;
 	$s = $sc->{spool} // $s;
@@ -230,7 +240,7 @@ sub crash_loop {
 	for ($k = 1; $k < ($sc->{max} // 5000); $k++) {
 		restore($s);
 		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
-		if ($r->{rc} != 128 + 9) {
+		if (!crashed($sc, $r)) {
 			push @bad, "k=$k: exit $r->{rc} without a crash: $r->{err}" if $r->{rc};
 			my $st = state($s);
 			push @bad, map { "k=$k (no crash): $_" } @{ $st->{violations} };
@@ -338,7 +348,7 @@ sub nested_loop {
 		my ($k, @js) = @$pair;
 		restore($s);
 		my $r = run_env({ IDS_FAILPOINT_CRASH => $k }, @{ $sc->{cmd} });
-		if ($r->{rc} != 128 + 9) {
+		if (!crashed($sc, $r)) {
 			push @bad, "k=$k: exit $r->{rc}, the crash at k did not happen";
 			next;
 		}
