@@ -969,8 +969,10 @@ main(int argc, char **argv)
 		warnx("-p %s: no such partition in %s", d.partition, d.cfg.file);
 		tool_usage(SYNOPSIS);
 	}
-	if (apply_config(&d, &d.cfg) < 0)
+	if (apply_config(&d, &d.cfg) < 0) {
+		ids_config_release(&d.cfg);
 		return IDS_EXIT_ENV;
+	}
 	raise_nofile();
 	filter.partition = d.partition;
 	filter.owner = d.user;
