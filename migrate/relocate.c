@@ -63,7 +63,6 @@ struct reloc {
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
 	dev_t sdev[NROOTS];		/* the file system of sfd[i] */
-	dev_t ddev[NROOTS];		/* the file system of dfd[i], once made */
 	struct ids_dirlist *dl;		/* cleanup: the destination's names */
 	struct ids_dirlist *linked;	/* link: names linked, to read back */
 	int has_subdirs;
@@ -346,8 +345,7 @@ verify_links(struct reloc *r, int i, const struct ids_dirlist *linked)
 		e = &linked->ent[k];
 		name = linked->names + e->name;
 		d = listed ? ids_dirlist_find(&dl, name) : NULL;
-		if (d != NULL && d->type == DT_REG && e->ino != 0 && d->ino == e->ino &&
-		    r->ddev[i] == r->sdev[i])
+		if (d != NULL && d->type == DT_REG && e->ino != 0 && d->ino == e->ino)
 			continue;
 		if (existing_is_ours(r, i, name) != 0)
 			rr = ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
@@ -432,29 +430,13 @@ make_dst(struct reloc *r)
 	return 0;
 }
 
-/* The file system of each destination directory (for verify_links). */
-static int
-dst_devs(struct reloc *r)
-{
-	struct stat st;
-	int i;
-
-	for (i = 0; i < NROOTS; i++)
-		if (r->dfd[i] >= 0) {
-			if (fstat(r->dfd[i], &st) < 0)
-				return -errno;
-			r->ddev[i] = st.st_dev;
-		}
-	return 0;
-}
-
 static int
 link_all(struct reloc *r)
 {
 	struct ids_dirlist linked;
 	int i, rr;
 
-	if ((rr = make_dst(r)) < 0 || (rr = dst_devs(r)) < 0)
+	if ((rr = make_dst(r)) < 0)
 		return rr;
 	for (i = 0; i < NROOTS; i++) {
 		if (r->sfd[i] < 0)
