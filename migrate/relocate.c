@@ -566,27 +566,100 @@ static int
 fail_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
-	char buf[1200];
-	int n = snprintf(buf, sizeof(buf), "%lld %s", (long long)time(NULL), s->reason);
+	char buf[IDS_FAILURE_MAX];
+	size_t n = ids_failure_format(buf, sizeof(buf), (int64_t)time(NULL),
+	    s->r->entry->name, s->reason);
 
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	return ids_txn_put_raw(txn, 'F', s->r->uniqueid, buf, (size_t)n);
+	return ids_txn_put_raw(txn, 'F', s->r->uniqueid, buf, n);
 }
 
 static int
 record_failure(struct reloc *r, int code)
 {
+	const char *advice = ids_relocate_advice(code);
 	char reason[1024];
 	struct step s = { r, NULL, reason };
 
-	snprintf(reason, sizeof(reason), "%s: %s", r->entry->name, ids_errmsg(code));
+	snprintf(reason, sizeof(reason), "%s%s%s", ids_errmsg(code), advice ? "; " : "",
+	    advice ? advice : "");
 	ids_mboxlist_write(r->mbl, fail_txn, &s);
 	/* The caller reports code; keep its detail for ids_errmsg(). */
-	ids_error(code, "%s", reason + strlen(r->entry->name) + 2);
+	ids_error(code, "%s", reason);
 	return code;
+}
+
+/* --- failure records ------------------------------------------------- */
+
+const char *
+ids_relocate_advice(int code)
+{
+	if (code == -EMFILE)
+		return "raise the limit of open files (ulimit -n, or LimitNOFILE= "
+		    "in relocated.service)";
+	if (code == -ENFILE)
+		return "the system's table of open files is full (sysctl fs.file-max)";
+	return NULL;
+}
+
+/*
+ * Appends the len bytes at s to buf (o bytes used of size), bytes
+ * outside 0x20-0x7e as \xNN; stops with "..." where the next would not
+ * fit.  Returns the new length (buf is NUL-terminated).
+ */
+static size_t
+put_printable(char *buf, size_t o, size_t size, const unsigned char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (o + 4 + 4 > size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			buf[o++] = (char)s[i];
+			continue;
+		}
+		buf[o++] = '\\';
+		buf[o++] = 'x';
+		buf[o++] = hex[s[i] >> 4];
+		buf[o++] = hex[s[i] & 15];
+	}
+	buf[o] = '\0';
+	return o;
+}
+
+size_t
+ids_failure_format(char *buf, size_t size, int64_t when, const char *name,
+    const char *reason)
+{
+	int n = snprintf(buf, size, "%lld ", (long long)when);
+	size_t o = n > 0 && (size_t)n < size ? (size_t)n : 0;
+
+	o = put_printable(buf, o, size, (const unsigned char *)name, strlen(name));
+	o = put_printable(buf, o, size, (const unsigned char *)": ", 2);
+	return put_printable(buf, o, size, (const unsigned char *)reason, strlen(reason));
+}
+
+int
+ids_failure_parse(const void *val, size_t len, struct ids_failure *f)
+{
+	const unsigned char *b = val;
+	size_t i = 0;
+	int64_t t = 0;
+
+	while (i < len && i < 18 && b[i] >= '0' && b[i] <= '9')
+		t = t * 10 + (b[i++] - '0');
+	if (i == 0 || i == len || b[i] != ' ') {
+		f->when = 0;
+		put_printable(f->text, 0, sizeof(f->text), b, len);
+		return ids_error(IDS_ECORRUPT, "failure record without a time");
+	}
+	f->when = t;
+	put_printable(f->text, 0, sizeof(f->text), b + i + 1, len - i - 1);
+	return 0;
 }
 
 /* --- removing what is left over -------------------------------------- */
@@ -998,6 +1071,8 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 	struct ids_mailbox *mb;
 	int rr;
 
+	/* A detail left by an earlier folder must not become this one's. */
+	ids_error_clear();
 	if ((rr = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, opts->lock_timeout_ms, &mb)) < 0)
 		return rr;
 	rr = ids_mbentry_is_legacy(&mb->entry) ? relocate_locked(mb, opts, stats) : 0;
@@ -1082,6 +1157,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	struct ids_relocate_opts one = *b->opts;
 	int rr;
 
+	ids_error_clear();	/* the member before's detail is not this one's */
 	ids_intent_init(&it->in);
 	it->r.root[0] = it->r.root[1] = it->r.sfd[0] = it->r.sfd[1] = -1;
 	it->r.dfd[0] = it->r.dfd[1] = -1;

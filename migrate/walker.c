@@ -33,6 +33,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "index.h"
 #include "layout.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -493,15 +494,11 @@ static int
 frec_put_txn(struct ids_txn *txn, void *rock)
 {
 	struct frec *f = rock;
-	char buf[REASON_MAX + 600];
-	int n = snprintf(buf, sizeof(buf), "%lld %s: %s", (long long)time(NULL),
-	    f->c->name, f->reason);
+	char buf[IDS_FAILURE_MAX];
+	size_t n = ids_failure_format(buf, sizeof(buf), (int64_t)time(NULL), f->c->name,
+	    f->reason);
 
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= sizeof(buf))
-		n = (int)sizeof(buf) - 1;
-	return ids_txn_put_raw(txn, 'F', f->c->uniqueid, buf, (size_t)n);
+	return ids_txn_put_raw(txn, 'F', f->c->uniqueid, buf, n);
 }
 
 /*
@@ -629,6 +626,7 @@ relocate_one(struct walker *w, const struct candidate *c, struct ids_relocate_st
 	int r = 0, attempt;
 
 	for (attempt = 0; attempt < 2; attempt++) {
+		w->reason[0] = '\0';
 		r = ids_relocate_folder(w->mbl, c->name, &w->ropts, &w->rs);
 		if (r < 0)
 			snprintf(w->reason, sizeof(w->reason), "%s", ids_errmsg(r));
@@ -665,7 +663,14 @@ static void
 failed(struct walker *w, const struct candidate *c, int code, const char *reason)
 {
 	struct ids_walk_event ev = { .what = IDS_WALK_FAILED };
+	const char *advice = ids_relocate_advice(code);
+	char full[REASON_MAX];
 
+	/* One reason per folder, with what to do about it once. */
+	if (advice != NULL && strstr(reason, advice) == NULL) {
+		snprintf(full, sizeof(full), "%s; %s", reason, advice);
+		reason = full;
+	}
 	w->prog.folders_failed++;
 	record_failure(w, c, reason);
 	folder_paths(w, c, &ev);
@@ -1249,17 +1254,24 @@ struct census {
 	struct ids_walk_census *out;
 	int *roots;		/* per partition: data root, meta root; -1 unopened */
 	ids_walk_failure_fn fn;
+	ids_walk_badindex_fn bad;
 	void *rock;
 	struct ids_txn *txn;
 };
+
+/* 1 if partition p keeps its index files on its metapartition. */
+static int
+meta_root(const struct census *c, const struct ids_partition *p)
+{
+	return p->metapath != NULL && (c->cfg->metapartition_files & (1u << IDS_META_INDEX)) != 0;
+}
 
 /* The root directory holding index files of partition p (opened once). */
 static int
 index_root(struct census *c, const struct ids_partition *p, int *fdp)
 {
 	size_t i = (size_t)(p - c->cfg->partitions);
-	int meta = p->metapath != NULL &&
-	    (c->cfg->metapartition_files & (1u << IDS_META_INDEX)) != 0;
+	int meta = meta_root(c, p);
 	int *slot = &c->roots[2 * i + meta];
 	int r;
 
@@ -1271,48 +1283,52 @@ index_root(struct census *c, const struct ids_partition *p, int *fdp)
 	return 0;
 }
 
-static uint32_t
-be32(const unsigned char *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* num_records from the header of e's cyrus.index (never follows a symlink). */
+/*
+ * The checked header of e's cyrus.index (never follows a symlink); on
+ * failure why gets "<path of the index>: <what is wrong>".
+ */
 static int
-index_records(struct census *c, const struct ids_mbentry *e, uint32_t *np)
+index_records(struct census *c, const struct ids_mbentry *e, uint32_t *np, char *why,
+    size_t size)
 {
 	const struct ids_partition *p = ids_config_partition(c->cfg, e->partition);
+	struct ids_index_header h;
 	struct ids_mbname mb;
 	struct ids_location loc;
-	unsigned char h[24];
 	char rel[PATH_MAX];
-	int root, dfd, fd, r;
-	ssize_t n;
+	const char *detail;
+	int root, dfd, r;
 
-	if (p == NULL)
+	if (p == NULL) {
+		snprintf(why, size, "partition '%s' is not configured", e->partition);
 		return IDS_EPARTITION;
+	}
 	if ((r = ids_location_from_entry(e, &mb, &loc)) < 0 ||
 	    (r = ids_path_reldir(c->cfg, &loc, rel, sizeof(rel))) < 0 ||
 	    (r = index_root(c, p, &root)) < 0 ||
-	    (r = ids_opendir_beneath(root, rel, 0, &dfd)) < 0)
+	    (r = ids_opendir_beneath(root, rel, 0, &dfd)) < 0) {
+		snprintf(why, size, "%s", ids_errmsg(r));
 		return r;
-	fd = openat(dfd, "cyrus.index", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? -errno : 0;
+	}
+	r = ids_index_read_header(dfd, &h);
 	close(dfd);
-	if (r < 0)
-		return r;
-	n = pread(fd, h, sizeof(h), 0);
-	close(fd);
-	if (n != (ssize_t)sizeof(h) || (be32(h + 8) != 17 && be32(h + 8) != 19 && be32(h + 8) != 20))
-		return IDS_ECORRUPT;
-	*np = be32(h + 20);
-	return 0;
+	if (r == 0) {
+		*np = h.num_records;
+		return 0;
+	}
+	detail = ids_errmsg(r);
+	if (strncmp(detail, IDS_INDEX_FILE ": ", sizeof(IDS_INDEX_FILE ": ") - 1) == 0)
+		detail += sizeof(IDS_INDEX_FILE ": ") - 1;
+	snprintf(why, size, "%s/%s/" IDS_INDEX_FILE ": %s",
+	    meta_root(c, p) ? p->metapath : p->path, rel, detail);
+	return r;
 }
 
 static int
 census_cb(const struct ids_mbentry *e, void *rock)
 {
 	struct census *c = rock;
+	char why[PATH_MAX + 512];
 	uint32_t n;
 
 	if (!local_folder(e) || !matches(c->cfg, c->filter, e))
@@ -1322,30 +1338,31 @@ census_cb(const struct ids_mbentry *e, void *rock)
 		return 0;
 	}
 	c->out->legacy++;
-	if (index_records(c, e, &n) == 0)
+	ids_error_clear();
+	if (index_records(c, e, &n, why, sizeof(why)) == 0) {
 		c->out->files_left += n;
-	else
-		c->out->unreadable++;
-	return 0;
+		return 0;
+	}
+	/* A finding, not a number: it adds nothing to files_left. */
+	c->out->unreadable++;
+	return c->bad ? c->bad(e->name, e->uniqueid, why, c->rock) : 0;
 }
 
 static int
 failure_cb(const char *id, const char *val, size_t len, void *rock)
 {
 	struct census *c = rock;
+	struct ids_failure f;
 	struct ids_mbentry e;
-	char *end;
-	long long when;
 	int r;
 
 	ids_mbentry_init(&e);
 	r = live_legacy_id(c->txn, id, &e);
 	if (r == 1 && matches(c->cfg, c->filter, &e)) {
 		c->out->failures++;
-		when = strtoll(val, &end, 10);
-		while (*end == ' ')
-			end++;
-		r = c->fn ? c->fn(e.name, id, (int64_t)when, end, c->rock) : 0;
+		/* val is the value's bytes in the map, not a C string. */
+		ids_failure_parse(val, len, &f);
+		r = c->fn ? c->fn(e.name, id, f.when, f.text, c->rock) : 0;
 	}
 	ids_mbentry_release(&e);
 	return r < 0 ? r : 0;
@@ -1362,10 +1379,11 @@ failures_txn(struct ids_txn *txn, void *rock)
 
 int
 ids_walk_census(struct ids_mboxlist *mbl, const struct ids_walk_opts *filter,
-    struct ids_walk_census *out, ids_walk_failure_fn fn, void *rock)
+    struct ids_walk_census *out, ids_walk_failure_fn fn, ids_walk_badindex_fn bad,
+    void *rock)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
-	struct census c = { cfg, filter, out, NULL, fn, rock, NULL };
+	struct census c = { cfg, filter, out, NULL, fn, bad, rock, NULL };
 	struct ids_scanpos pos;
 	unsigned long since = 0;
 	size_t i;

@@ -161,22 +161,35 @@ struct ids_walk_census {
 	unsigned long legacy;		/* live folders still in the legacy layout */
 	unsigned long uniqueid;		/* live folders in the uniqueid layout */
 	unsigned long long files_left;	/* num_records of the legacy folders' indexes */
-	unsigned long unreadable;	/* legacy folders whose cyrus.index was unreadable */
+	unsigned long unreadable;	/* legacy folders whose cyrus.index failed the checks
+					   of ids_index_read_header (not in files_left) */
 	unsigned long failures;		/* F records of live legacy folders */
 };
 
-/* A failure record: current name (internal), when, and why. */
+/*
+ * A failure record: current name (internal), when, and why (the
+ * record's text from ids_failure_parse: "<name then>: <reason>", one
+ * line of printable ASCII; when is 0 for a record without a time).
+ */
 typedef int (*ids_walk_failure_fn)(const char *name, const char *uniqueid,
     int64_t when, const char *reason, void *rock);
 
+/* A legacy folder whose cyrus.index is unreadable: name (internal) and why. */
+typedef int (*ids_walk_badindex_fn)(const char *name, const char *uniqueid,
+    const char *reason, void *rock);
+
 /*
  * Counts the folders of mbl (short read transactions) and reads the
- * header of each legacy folder's cyrus.index; calls fn (may be NULL)
- * for each failure record of a folder still live and legacy, inside a
- * read transaction (fn must not use mbl).  Returns 0 or negative.
+ * header of each legacy folder's cyrus.index with ids_index_read_header
+ * (an index that fails its checks is counted in unreadable and passed
+ * to bad, never added to files_left); calls fn for each failure record
+ * of a folder still live and legacy, inside a read transaction (fn and
+ * bad must not use mbl; either may be NULL).  Returns 0 or negative
+ * (a callback's negative return included).
  */
 int ids_walk_census(struct ids_mboxlist *mbl, const struct ids_walk_opts *filter,
-    struct ids_walk_census *out, ids_walk_failure_fn fn, void *rock);
+    struct ids_walk_census *out, ids_walk_failure_fn fn, ids_walk_badindex_fn bad,
+    void *rock);
 
 /*
  * Reads "some avg10=<x>" from a PSI file such as /proc/pressure/io.

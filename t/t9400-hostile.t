@@ -300,6 +300,20 @@ case('spool: symlink and FIFO (reconstruct -r -n)', ['reconstruct', '-C', $lconf
     . "reconstruct: \$D/l/spool/e/user/eve/Box/2.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve: cannot read cyrus.index: No such file or directory: registered with mailboxes.db's uidvalidity\n"
     . "reconstruct: \$D/l/spool/e/user/eve/Box: cannot read cyrus.index: No such file or directory: registered with mailboxes.db's uidvalidity\n");
+# relocated -s over those failures, one record made hostile (control
+# and 8-bit bytes, read by its length from the database's map), and
+# the folders' missing indexes counted as findings, not as numbers.
+spew("$D/l/planted", "VERSION=3\nformat=print\ntype=btree\nHEADER=END\n"
+    . " F047656355035e6bf\n 1700000000 user.eve.Box: \\01\\ff\\0a\\1b[2J\nDATA=END\n");
+system('mdb_load', '-n', '-f', "$D/l/planted", "$D/l/conf/mailboxes.db") == 0 or die 'mdb_load';
+$r = case('spool: a hostile failure record and missing indexes (relocated -s)',
+    ['relocated', '-C', $lconf, '-s'], 0, '');
+like($r->{out}, qr{^unreadable indexes: 2 legacy folders, not counted above:\n  user/eve: \Q$evedir\E/cyrus\.index: No such file or directory\n  user/eve/Box: \Q$evedir\E/Box/cyrus\.index: No such file or directory\nfailed folders: 2\n}m,
+    '... the missing indexes are findings, and both failures are counted');
+like($r->{out}, qr{^  user/eve/Box \(2023-11-14 22:13:20 UTC\): \\x01\\xff\\x0a\\x1b\[2J$}m,
+    '... the hostile record is listed on one line, its bytes escaped');
+like($r->{out}, qr{^  user/eve \([^)]*\): \$?\S+/1\.: symlink in the folder; not migrated$}m,
+    '... beside the real one, exactly');
 case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 0, '');
 
 # A folder directory replaced by a symlink to the outside.

@@ -496,6 +496,7 @@ running_pid(struct relocated *d)
 struct failures {
 	struct relocated *d;
 	json_t *list;
+	json_t *badindex;
 };
 
 static int
@@ -505,13 +506,32 @@ on_failure(const char *name, const char *uniqueid, int64_t when, const char *rea
 	struct failures *f = rock;
 	char shown[IDS_MBNAME_MAX * 4 + 8];
 	size_t n = strlen(name);
+	json_t *it;
 
 	/* The record starts with the name the folder had then: drop it if current. */
 	if (strncmp(reason, name, n) == 0 && strncmp(reason + n, ": ", 2) == 0)
 		reason += n + 2;
 	shown_name(f->d, name, shown, sizeof(shown));
-	json_array_append_new(f->list, json_pack("{s:s,s:s,s:I,s:s}", "name", shown,
-	    "uniqueid", uniqueid, "time", (json_int_t)when, "reason", reason));
+	it = json_pack("{s:s,s:s,s:I,s:s}", "name", shown, "uniqueid", uniqueid,
+	    "time", (json_int_t)when, "reason", reason);
+	/* Never a failure counted and not listed. */
+	if (it == NULL || json_array_append_new(f->list, it) < 0)
+		return ids_error(-ENOMEM, "%s: cannot list its failure", shown);
+	return 0;
+}
+
+static int
+on_badindex(const char *name, const char *uniqueid, const char *reason, void *rock)
+{
+	struct failures *f = rock;
+	char shown[IDS_MBNAME_MAX * 4 + 8], why[1024];
+	json_t *it;
+
+	shown_name(f->d, name, shown, sizeof(shown));
+	it = json_pack("{s:s,s:s,s:s}", "name", shown, "uniqueid", uniqueid,
+	    "reason", tool_printable(reason, why, sizeof(why)));
+	if (it == NULL || json_array_append_new(f->badindex, it) < 0)
+		return ids_error(-ENOMEM, "%s: cannot list its index", shown);
 	return 0;
 }
 
@@ -577,6 +597,17 @@ print_daemon_text(json_t *st)
 }
 
 static void
+print_badindex_text(json_t *list)
+{
+	json_t *it;
+	size_t i;
+
+	json_array_foreach(list, i, it)
+		printf("  %s: %s\n", json_string_value(json_object_get(it, "name")),
+		    json_string_value(json_object_get(it, "reason")));
+}
+
+static void
 print_census_text(const struct ids_walk_census *c)
 {
 	unsigned long all = c->legacy + c->uniqueid;
@@ -585,36 +616,44 @@ print_census_text(const struct ids_walk_census *c)
 	    all ? 100.0 * (double)c->uniqueid / (double)all : 100.0);
 	printf("files left: %llu (index records of the legacy folders)\n", c->files_left);
 	if (c->unreadable)
-		printf("unreadable indexes: %lu legacy folders\n", c->unreadable);
-	printf("failed folders: %lu\n", c->failures);
+		printf("unreadable indexes: %lu legacy folder%s, not counted above:\n",
+		    c->unreadable, c->unreadable == 1 ? "" : "s");
 }
 
 static int
 do_status(struct relocated *d, const struct ids_walk_opts *filter)
 {
 	struct ids_mboxlist *mbl = tool_open_mboxlist(&d->cfg, IDS_MBOXLIST_RDONLY);
-	struct failures f = { d, json_array() };
+	struct failures f = { d, json_array(), json_array() };
 	struct ids_walk_census c;
 	json_t *st = daemon_status(d, running_pid(d)), *out;
-	int r = ids_walk_census(mbl, filter, &c, on_failure, &f);
+	int r = f.list && f.badindex ? ids_walk_census(mbl, filter, &c, on_failure, on_badindex,
+	    &f) : -ENOMEM;
 
 	if (r < 0)
 		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
 	ids_mboxlist_close(mbl);
-	if (r < 0 || f.list == NULL)
+	if (r < 0) {
+		json_decref(st);
+		json_decref(f.list);
+		json_decref(f.badindex);
 		return IDS_EXIT_ENV;
+	}
 	if (!d->json) {
 		print_census_text(&c);
+		print_badindex_text(f.badindex);
+		printf("failed folders: %lu\n", c.failures);
 		print_failures_text(f.list);
 		print_daemon_text(st);
 		json_decref(st);
 		json_decref(f.list);
+		json_decref(f.badindex);
 		return IDS_EXIT_OK;
 	}
-	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o}",
+	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o,s:o}",
 	    "folders", "legacy", (json_int_t)c.legacy, "uniqueid", (json_int_t)c.uniqueid,
 	    "files_left", (json_int_t)c.files_left, "unreadable_indexes", (json_int_t)c.unreadable,
-	    "failures", f.list, "daemon", st ? st : json_null());
+	    "bad_indexes", f.badindex, "failures", f.list, "daemon", st ? st : json_null());
 	json_dumpf(out, stdout, JSON_INDENT(2));
 	putchar('\n');
 	json_decref(out);

@@ -171,7 +171,7 @@ position(struct fixture *f, const char *name)
 static void
 census(struct fixture *f, const struct ids_walk_opts *o, struct ids_walk_census *c)
 {
-	assert_int_equal(ids_walk_census(f->mbl, o, c, NULL, NULL), 0);
+	assert_int_equal(ids_walk_census(f->mbl, o, c, NULL, NULL, NULL), 0);
 }
 
 static int
@@ -298,7 +298,7 @@ test_failure_continues(void **state)
 	assert_int_equal(res.folders_done, NFOLDERS - 1);
 	assert_non_null(strstr(f->reason, "9.: symlink"));
 	f->reason[0] = '\0';
-	assert_int_equal(ids_walk_census(f->mbl, &o, &c, failure_cb, f), 0);
+	assert_int_equal(ids_walk_census(f->mbl, &o, &c, failure_cb, NULL, f), 0);
 	assert_int_equal(c.failures, 1);
 	assert_int_equal(c.legacy, 1);
 	assert_non_null(strstr(f->reason, "symlink in the folder"));
