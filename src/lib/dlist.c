@@ -9,6 +9,7 @@
  * is not recursive and the depth is capped, so a line of ten thousand
  * '(' costs an error, not the stack.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,6 +54,11 @@ ids_dlist_free(struct ids_dlist *dl)
 	for (c = dl->head; c; c = next) {
 		next = c->next;
 		ids_dlist_free(c);
+	}
+	if (dl->file) {
+		free(dl->file->partition);
+		free(dl->file->name);
+		free(dl->file);
 	}
 	free(dl->name);
 	free(dl->data);
@@ -196,15 +202,36 @@ ids_dlist_add_kvlist(struct ids_dlist *parent, const char *name,
 	return add_container(parent, name, IDS_DL_KVLIST, childp);
 }
 
+static struct ids_dlist_file *
+file_copy(const struct ids_dlist_file *f)
+{
+	struct ids_dlist_file *cp = calloc(1, sizeof(*cp));
+
+	if (cp == NULL)
+		return NULL;
+	*cp = *f;
+	cp->partition = f->partition ? strdup(f->partition) : NULL;
+	cp->name = f->name ? strdup(f->name) : NULL;
+	if ((f->partition && !cp->partition) || (f->name && !cp->name)) {
+		free(cp->partition);
+		free(cp->name);
+		free(cp);
+		return NULL;
+	}
+	return cp;
+}
+
 struct ids_dlist *
 ids_dlist_copy(const struct ids_dlist *dl)
 {
 	struct ids_dlist *cp, *c;
 
-	cp = dl->type == IDS_DL_STRING ? string_new(dl->data, dl->len) :
-	    node_new(dl->type);
+	cp = dl->data ? string_new(dl->data, dl->len) : node_new(dl->type);
 	if (cp == NULL)
 		return NULL;
+	cp->type = dl->type;
+	if (dl->file && (cp->file = file_copy(dl->file)) == NULL)
+		goto oom;
 	if (dl->name && (cp->name = strdup(dl->name)) == NULL)
 		goto oom;
 	for (c = dl->head; c; c = c->next)
@@ -234,7 +261,7 @@ ids_dlist_get(const struct ids_dlist *kv, const char *key)
 const char *
 ids_dlist_cstr(const struct ids_dlist *dl)
 {
-	if (dl == NULL || dl->type != IDS_DL_STRING ||
+	if (dl == NULL || (dl->type != IDS_DL_STRING && dl->type != IDS_DL_FLAG) ||
 	    memchr(dl->data, '\0', dl->len) != NULL)
 		return NULL;
 	return dl->data;
@@ -416,17 +443,55 @@ ids_dlist_print_string(const char *data, size_t len, struct ids_buf *out)
 	return ids_buf_add(out, data, len);
 }
 
-int
-ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
+/* A string by choose_spelling(), with the literal marker of flags. */
+static void
+print_string(const char *data, size_t len, int flags, struct ids_buf *out)
+{
+	if (choose_spelling(data, len) != SPELL_LITERAL) {
+		ids_dlist_print_string(data, len, out);
+		return;
+	}
+	ids_buf_printf(out, (flags & IDS_DLIST_LITPLUS) ? "{%zu+}\r\n" : "{%zu}\r\n", len);
+	ids_buf_add(out, data, len);
+}
+
+/* "%{partition guid size}" CRLF, then the bytes through file_fn. */
+static int
+print_file(const struct ids_dlist_file *f, int flags, struct ids_buf *out,
+    ids_dlist_file_fn file_fn, void *rock)
+{
+	const char *part = f->partition ? f->partition : "";
+
+	if (file_fn == NULL)
+		return ids_error(IDS_EINVAL, "file literal without a way to print it");
+	ids_buf_adds(out, "%{");
+	print_string(part, strlen(part), flags, out);
+	ids_buf_printf(out, " %s %" PRIu64 "}\r\n", f->guid, f->size);
+	if (ids_buf_oom(out) < 0)
+		return -ENOMEM;
+	return file_fn(rock, f, out);
+}
+
+static int
+print_node(const struct ids_dlist *dl, int flags, struct ids_buf *out,
+    ids_dlist_file_fn file_fn, void *rock)
 {
 	const struct ids_dlist *c;
+	int r;
 
 	switch (dl->type) {
 	case IDS_DL_NIL:
 		ids_buf_adds(out, "NIL");
 		break;
 	case IDS_DL_STRING:
-		ids_dlist_print_string(dl->data, dl->len, out);
+		print_string(dl->data, dl->len, flags, out);
+		break;
+	case IDS_DL_FLAG:
+		ids_buf_add(out, dl->data, dl->len);
+		break;
+	case IDS_DL_FILE:
+		if ((r = print_file(dl->file, flags, out, file_fn, rock)) < 0)
+			return r;
 		break;
 	case IDS_DL_LIST:
 	case IDS_DL_KVLIST:
@@ -435,10 +500,11 @@ ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
 			if (dl->type == IDS_DL_KVLIST) {
 				const char *k = c->name ? c->name : "";
 
-				ids_dlist_print_string(k, strlen(k), out);
+				print_string(k, strlen(k), flags, out);
 				ids_buf_addch(out, ' ');
 			}
-			ids_dlist_print(c, out);
+			if ((r = print_node(c, flags, out, file_fn, rock)) < 0)
+				return r;
 			if (c->next)
 				ids_buf_addch(out, ' ');
 		}
@@ -446,6 +512,19 @@ ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
 		break;
 	}
 	return ids_buf_oom(out);
+}
+
+int
+ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out)
+{
+	return print_node(dl, 0, out, NULL, NULL);
+}
+
+int
+ids_dlist_print_wire(const struct ids_dlist *dl, int flags, struct ids_buf *out,
+    ids_dlist_file_fn file_fn, void *rock)
+{
+	return print_node(dl, flags, out, file_fn, rock);
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -706,22 +785,68 @@ read_key(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 	return 0;
 }
 
+/*
+ * A file literal's header "%{partition guid size}", rd->pos at '%'
+ * (csync; its bytes are not in buf).  The partition is an atom or a
+ * quoted string, as Cyrus's getastring() reads it.
+ */
+static int
+lex_file(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
+{
+	size_t g, d;
+	struct span part;
+	int isnil, r;
+
+	rd->pos += 2;
+	if (peek(rd) == '{' || peek(rd) == '(' || peek(rd) == '%')
+		return ids_error(IDS_ECORRUPT, "bad file literal partition at byte %zu", rd->pos);
+	if ((r = lex_string(rd, SCRATCH_VALUE, &part, &isnil)) < 0)
+		return r;
+	if (peek(rd) != ' ')
+		return ids_error(IDS_ECORRUPT, "expected ' ' in file literal at byte %zu", rd->pos);
+	g = ++rd->pos;
+	while (rd->pos < rd->len && rd->pos - g < 40 && isxdigit((unsigned char)rd->buf[rd->pos]))
+		rd->pos++;
+	if (rd->pos - g != 40 || peek(rd) != ' ')
+		return ids_error(IDS_ECORRUPT, "bad GUID in file literal at byte %zu", g);
+	d = ++rd->pos;
+	while (peek(rd) >= '0' && peek(rd) <= '9')
+		rd->pos++;
+	if (parse_digits(rd->buf + d, rd->pos - d, UINT64_MAX, &it->size) < 0 ||
+	    peek(rd) != '}')
+		return ids_error(IDS_ECORRUPT, "bad size in file literal at byte %zu", d);
+	rd->pos++;
+	it->type = IDS_DL_FILE;
+	it->data = part.s;
+	it->len = part.len;
+	it->guid = rd->buf + g;
+	rd->sep = 1;
+	return rd->depth == 0 ? finish(rd, 1) : 1;
+}
+
 /* An item: a container opening, NIL or a string. */
 static int
 read_value(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 {
 	struct span val;
 	int isnil, r, c = peek(rd);
+	int wire = rd->flags & IDS_DLIST_WIRE;
 
 	if (c == '(')
 		return open_container(rd, IDS_DL_LIST, it);
 	if (c == '%' && rd->pos + 1 < rd->len && rd->buf[rd->pos + 1] == '(')
 		return open_container(rd, IDS_DL_KVLIST, it);
+	if (c == '%' && wire && rd->pos + 1 < rd->len && rd->buf[rd->pos + 1] == '{')
+		return lex_file(rd, it);
 	if (c == ')')
 		return ids_error(IDS_ECORRUPT, "unexpected ')' at byte %zu", rd->pos);
 	if ((r = lex_string(rd, SCRATCH_VALUE, &val, &isnil)) < 0)
 		return r;
-	if (isnil) {
+	if (wire && c == '\\') {
+		it->type = IDS_DL_FLAG;
+		it->data = val.s;
+		it->len = val.len;
+	} else if (isnil) {
 		it->type = IDS_DL_NIL;
 	} else {
 		it->type = IDS_DL_STRING;
@@ -770,6 +895,8 @@ ids_dlist_read(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 	it->keylen = 0;
 	it->data = NULL;
 	it->len = 0;
+	it->guid = NULL;
+	it->size = 0;
 	if (rd->err)
 		return rd->err;
 	if (rd->done)
@@ -812,14 +939,42 @@ ids_dlist_item_i64(const struct ids_dlist_item *it, int64_t *out)
 
 /* --- parsing into a tree ------------------------------------------------ */
 
+/* The file of a FILE item: its header only (no staged name yet). */
+static struct ids_dlist_file *
+file_from_item(const struct ids_dlist_item *it)
+{
+	struct ids_dlist_file *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	if ((f->partition = malloc(it->len + 1)) == NULL) {
+		free(f);
+		return NULL;
+	}
+	memcpy(f->partition, it->data, it->len);
+	f->partition[it->len] = '\0';
+	for (int i = 0; i < 40; i++)
+		f->guid[i] = (char)tolower((unsigned char)it->guid[i]);
+	f->size = it->size;
+	f->dirfd = -1;
+	return f;
+}
+
 /* A node for an item the reader handed out, with its key. */
 static struct ids_dlist *
 node_from_item(const struct ids_dlist_item *it)
 {
-	struct ids_dlist *dl = it->type == IDS_DL_STRING ?
+	struct ids_dlist *dl = it->type == IDS_DL_STRING || it->type == IDS_DL_FLAG ?
 	    string_new(it->data, it->len) : node_new(it->type);
 
-	if (dl == NULL || it->key == NULL)
+	if (dl == NULL)
+		return NULL;
+	dl->type = it->type;
+	if (it->type == IDS_DL_FILE && (dl->file = file_from_item(it)) == NULL) {
+		ids_dlist_free(dl);
+		return NULL;
+	}
+	if (it->key == NULL)
 		return dl;
 	if ((dl->name = malloc(it->keylen + 1)) == NULL) {
 		ids_dlist_free(dl);
@@ -834,12 +989,20 @@ int
 ids_dlist_parse(const char *buf, size_t len, struct ids_dlist **out,
     size_t *consumed)
 {
+	return ids_dlist_parse_flags(buf, len, 0, out, consumed);
+}
+
+int
+ids_dlist_parse_flags(const char *buf, size_t len, int flags,
+    struct ids_dlist **out, size_t *consumed)
+{
 	struct ids_dlist_reader rd;
 	struct ids_dlist_item it;
 	struct ids_dlist *open[IDS_DLIST_MAX_DEPTH], *top = NULL, *dl;
 	int n = 0, r;
 
-	ids_dlist_reader_init(&rd, buf, len, consumed ? IDS_DLIST_PREFIX : 0);
+	flags &= ~IDS_DLIST_PREFIX;
+	ids_dlist_reader_init(&rd, buf, len, flags | (consumed ? IDS_DLIST_PREFIX : 0));
 	while (!rd.done) {
 		if ((r = ids_dlist_read(&rd, &it)) < 0)
 			goto fail;

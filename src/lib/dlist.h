@@ -44,6 +44,22 @@ enum ids_dlist_type {
 	IDS_DL_STRING,
 	IDS_DL_LIST,
 	IDS_DL_KVLIST,
+	IDS_DL_FLAG,	/* csync only: "\Seen", printed as it is */
+	IDS_DL_FILE,	/* csync only: %{partition guid size} and its bytes */
+};
+
+/*
+ * A file literal (csync, IDS_DLIST_WIRE).  Its bytes are never in
+ * memory: a received one was streamed into name in the staging
+ * directory dirfd (see csync.h) and checked; one to send is read from
+ * name in dirfd, and checked again, when printed.  dirfd is not owned.
+ */
+struct ids_dlist_file {
+	char *partition;
+	char guid[41];		/* SHA-1, 40 lower-case hex digits */
+	uint64_t size;
+	int dirfd;
+	char *name;		/* malloc'd; NULL for a header read without its body */
 };
 
 struct ids_dlist {
@@ -53,6 +69,7 @@ struct ids_dlist {
 	size_t len;
 	struct ids_dlist *head, *tail;	/* children of a list or kvlist */
 	struct ids_dlist *next;		/* next sibling */
+	struct ids_dlist_file *file;	/* IDS_DL_FILE only (owned) */
 };
 
 /* New empty containers; NULL when out of memory. */
@@ -126,6 +143,21 @@ int ids_dlist_print(const struct ids_dlist *dl, struct ids_buf *out);
 int ids_dlist_print_string(const char *data, size_t len, struct ids_buf *out);
 
 /*
+ * The csync spelling (IDS_DLIST_WIRE), which is Cyrus's dlist_print():
+ * flags as they are, literals as "{n+}" when IDS_DLIST_LITPLUS (the
+ * client's side of a session) else "{n}", and each file literal as
+ * "%{partition guid size}" CRLF, then its bytes, which file_fn appends
+ * (or writes out itself, after flushing out: see csync.c).  file_fn
+ * may be NULL when dl holds no file.  Returns 0, -ENOMEM or what
+ * file_fn returned.
+ */
+#define IDS_DLIST_LITPLUS	0x4
+typedef int (*ids_dlist_file_fn)(void *rock, const struct ids_dlist_file *f,
+    struct ids_buf *out);
+int ids_dlist_print_wire(const struct ids_dlist *dl, int flags, struct ids_buf *out,
+    ids_dlist_file_fn file_fn, void *rock);
+
+/*
  * Parses one item at the start of buf[0..len).  With consumed, stores
  * the number of bytes used and leaves the rest to the caller; without,
  * the item must fill buf exactly.  On success *out is a new tree the
@@ -134,6 +166,9 @@ int ids_dlist_print_string(const char *data, size_t len, struct ids_buf *out);
  */
 int ids_dlist_parse(const char *buf, size_t len, struct ids_dlist **out,
     size_t *consumed);
+/* As ids_dlist_parse, with reader flags (IDS_DLIST_WIRE); FILE nodes get no name. */
+int ids_dlist_parse_flags(const char *buf, size_t len, int flags,
+    struct ids_dlist **out, size_t *consumed);
 
 /*
  * Reading in place.  The reader hands out the items of buf[0..len) in
@@ -161,11 +196,20 @@ struct ids_dlist_item {
 	enum ids_dlist_type type;	/* a LIST or KVLIST is opened: its children follow */
 	const char *key;		/* inside a kvlist: the key, keylen bytes; else NULL */
 	size_t keylen;
-	const char *data;		/* IDS_DL_STRING: len bytes; else NULL */
+	const char *data;		/* IDS_DL_STRING, _FLAG: len bytes; _FILE: the partition */
 	size_t len;
+	const char *guid;		/* IDS_DL_FILE: 40 hex digits */
+	uint64_t size;			/* IDS_DL_FILE: bytes of the file */
 };
 
 #define IDS_DLIST_PREFIX	0x1	/* the item may be followed by other data */
+/*
+ * csync syntax on top: "\Flag" is an IDS_DL_FLAG item, and "%{part guid
+ * size}" an IDS_DL_FILE item whose bytes are NOT in buf (the stream
+ * reader of csync.h took them off the line): data/len is the
+ * partition, guid its 40 hex digits, size the byte count.
+ */
+#define IDS_DLIST_WIRE		0x2
 
 struct ids_dlist_reader {
 	const char *buf;
@@ -182,7 +226,7 @@ struct ids_dlist_reader {
 	size_t scratchsize[2];
 };
 
-/* Starts reading buf[0..len); flags: IDS_DLIST_PREFIX or 0. */
+/* Starts reading buf[0..len); flags: IDS_DLIST_PREFIX, IDS_DLIST_WIRE or 0. */
 void ids_dlist_reader_init(struct ids_dlist_reader *rd, const char *buf, size_t len,
     int flags);
 /* Frees what the reader allocated; the items it handed out go with it. */

@@ -598,7 +598,7 @@ test_reader_hostile(void **state)
 static void
 test_item_numbers(void **state)
 {
-	struct ids_dlist_item it = { IDS_DL_STRING, NULL, 0, "18446744073709551615", 20 };
+	struct ids_dlist_item it = { .type = IDS_DL_STRING, .data = "18446744073709551615", .len = 20 };
 	uint64_t u = 1;
 	int64_t i = 1;
 
