@@ -63,6 +63,18 @@ uint32_t ids_sync_crc_annot(uint32_t uid, const char *entry, const char *userid,
 uint32_t ids_sync_crc_virtannot(const struct ids_index_record *rec,
     uint32_t minor_version);
 
+/*
+ * The CRC contributions of one RECORD kvlist as csync carries it
+ * (%(UID MODSEQ LAST_UPDATED FLAGS INTERNALDATE SIZE GUID ANNOTATIONS)):
+ * *basic gets crc_basic() from its fields and flag names, *annot the
+ * XOR of crc_annot() over its ANNOTATIONS with a non-empty VALUE (the
+ * index's own ones included: they travel as annotations too, thrid
+ * re-spelled as Cyrus hashes it).  Both are 0 for a record flagged
+ * \Expunged.  IDS_ECORRUPT names a missing or malformed field.
+ */
+int ids_sync_record_crcs(const struct ids_dlist *record, uint32_t *basic,
+    uint32_t *annot);
+
 /* --- the folder's replica file ------------------------------------------ */
 
 #define IDS_SYNC_FILE	"idspool.sync"
