@@ -39,6 +39,7 @@
 #include "intent.h"
 #include "lock.h"
 #include "mailbox.h"
+#include "sync/sync.h"
 #include "mboxlist.h"
 
 #define NS_TIMEOUT_MS 30000
@@ -64,7 +65,8 @@ ids_folder_classify(const char *name, uint32_t *uidp)
 		}
 		return IDS_FILE_OTHER;
 	}
-	if (ids_metafile_kind(name) >= 0)
+	/* a replica's record of the folder goes where the folder goes */
+	if (ids_metafile_kind(name) >= 0 || strcmp(name, IDS_SYNC_FILE) == 0)
 		return IDS_FILE_META;
 	return IDS_FILE_OTHER;
 }

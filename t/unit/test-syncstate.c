@@ -1,0 +1,426 @@
+/*
+ * test-syncstate.c - a folder's state as a replica reports it.  Every
+ * full MAILBOX kvlist of the 3.6.1 transcripts (APPLY MAILBOX without
+ * SINCE_*, and GET FULLMAILBOX answers) is taken apart into what we
+ * store (a cyrus.index image, a cyrus.header's flag names, an N record
+ * and idspool.sync), and the state built from those must print as the
+ * very bytes Cyrus sent: CRCs, counters, ACL, options, flags, records,
+ * annotations.  Then idspool.sync itself: round trip through the file,
+ * keys a client sent reported back, hostile files refused, and
+ * ids_sync_mailbox_state() on a real folder.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "dlist.h"
+#include "error.h"
+#include "fsutil.h"
+#include "header.h"
+#include "index.h"
+#include "mbentry.h"
+#include "sync/csync.h"
+#include "sync/sync.h"
+#include "unit.h"
+
+#define ANNOT_NS "/vendor/cmu/cyrus-imapd/"
+
+static char tmpdir[64];
+static int tmpfd = -1;
+
+static int
+setup(void **state)
+{
+	strcpy(tmpdir, "/tmp/test-syncstate.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	tmpfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+	return tmpfd < 0 ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	close(tmpfd);
+	unit_rmtree(tmpdir);
+	return 0;
+}
+
+/* What a replica keeps of one MAILBOX kvlist. */
+struct folder {
+	struct ids_mbentry entry;
+	struct ids_header header;
+	struct ids_index *index;
+	struct ids_sync_store store;
+};
+
+static uint64_t
+num(const struct ids_dlist *kv, const char *key)
+{
+	uint64_t v;
+
+	assert_int_equal(ids_dlist_get_u64(kv, key, &v), 0);
+	return v;
+}
+
+/* The bit of a user flag, added to the header's names when new. */
+static int
+user_flag(struct ids_header *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->nflags; i++)
+		if (strcmp(h->flags[i], name) == 0)
+			return (int)i;
+	h->flags = realloc(h->flags, (h->nflags + 1) * sizeof(*h->flags));
+	h->flags[h->nflags] = strdup(name);
+	return (int)h->nflags++;
+}
+
+static void
+set_flags(struct ids_index_record *rec, const struct ids_dlist *fl, struct ids_header *h)
+{
+	static const struct { const char *name; uint32_t bit; } sys[] = {
+		{ "\\Deleted", IDS_FLAG_DELETED }, { "\\Answered", IDS_FLAG_ANSWERED },
+		{ "\\Flagged", IDS_FLAG_FLAGGED }, { "\\Draft", IDS_FLAG_DRAFT },
+		{ "\\Expunged", IDS_FLAG_EXPUNGED }, { "\\Seen", IDS_FLAG_SEEN },
+	};
+	const struct ids_dlist *f;
+	size_t i;
+	int bit;
+
+	for (f = fl->head; f; f = f->next) {
+		for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+			if (strcmp(f->data, sys[i].name) == 0)
+				break;
+		if (i < sizeof(sys) / sizeof(sys[0])) {
+			rec->system_flags |= sys[i].bit;
+			continue;
+		}
+		bit = user_flag(h, f->data);
+		rec->user_flags[bit / 32] |= 1u << (bit % 32);
+	}
+}
+
+/* The index's own annotations go into the record, the rest into the store. */
+static void
+set_annots(struct ids_index_record *rec, const struct ids_dlist *annots,
+    struct ids_sync_store *st)
+{
+	const struct ids_dlist *a;
+	struct ids_dlist *keep = ids_dlist_new_list();
+
+	for (a = annots ? annots->head : NULL; a; a = a->next) {
+		const char *e = ids_dlist_cstr(ids_dlist_get(a, "ENTRY"));
+		const char *u = ids_dlist_cstr(ids_dlist_get(a, "USERID"));
+		const char *v = ids_dlist_cstr(ids_dlist_get(a, "VALUE"));
+
+		if (*u == '\0' && strcmp(e, ANNOT_NS "savedate") == 0)
+			rec->savedate = strtoull(v, NULL, 10);
+		else if (*u == '\0' && strcmp(e, ANNOT_NS "createdmodseq") == 0)
+			rec->createdmodseq = strtoull(v, NULL, 10);
+		else if (*u == '\0' && strcmp(e, ANNOT_NS "thrid") == 0)
+			rec->cid = strtoull(v, NULL, 16);
+		else
+			assert_int_equal(ids_dlist_add_child(keep, NULL, ids_dlist_copy(a)), 0);
+	}
+	assert_int_equal(ids_sync_store_set_record(st, rec->uid, keep), 0);
+}
+
+static void
+hex_guid(const char *hex, uint8_t g[20])
+{
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &g[i]), 1);
+}
+
+static void
+build_index(struct folder *f, const struct ids_dlist *kv)
+{
+	const struct ids_dlist *recs = ids_dlist_get(kv, "RECORD"), *r;
+	struct ids_index_header h;
+	struct ids_buf img = IDS_BUF_INIT;
+	unsigned char buf[IDS_INDEX_MAX_HEADER];
+	const char *opts = ids_dlist_cstr(ids_dlist_get(kv, "OPTIONS"));
+	uint32_t n = 0;
+	int len;
+
+	for (r = recs->head; r; r = r->next)
+		n++;
+	memset(&h, 0, sizeof(h));
+	h.minor_version = 17;
+	h.start_offset = IDS_INDEX_V17_HEADER;
+	h.record_size = IDS_INDEX_V17_RECORD;
+	h.num_records = n;
+	h.last_uid = (uint32_t)num(kv, "LAST_UID");
+	h.highestmodseq = num(kv, "HIGHESTMODSEQ");
+	h.recentuid = (uint32_t)num(kv, "RECENTUID");
+	h.recenttime = num(kv, "RECENTTIME");
+	h.last_appenddate = num(kv, "LAST_APPENDDATE");
+	h.pop3_last_login = num(kv, "POP3_LAST_LOGIN");
+	h.pop3_show_after = num(kv, "POP3_SHOW_AFTER");
+	h.uidvalidity = (uint32_t)num(kv, "UIDVALIDITY");
+	h.createdmodseq = num(kv, "CREATEDMODSEQ");
+	h.options = strchr(opts, 'P') ? 1 : 0;
+	len = ids_index_format_header(&h, buf, sizeof(buf));
+	assert_true(len > 0);
+	ids_buf_add(&img, buf, (size_t)len);
+	for (r = recs->head; r; r = r->next) {
+		struct ids_index_record rec;
+
+		memset(&rec, 0, sizeof(rec));
+		rec.uid = (uint32_t)num(r, "UID");
+		rec.modseq = num(r, "MODSEQ");
+		rec.last_updated = num(r, "LAST_UPDATED");
+		rec.internaldate = (int64_t)num(r, "INTERNALDATE");
+		rec.size = num(r, "SIZE");
+		hex_guid(ids_dlist_cstr(ids_dlist_get(r, "GUID")), rec.guid);
+		set_flags(&rec, ids_dlist_get(r, "FLAGS"), &f->header);
+		set_annots(&rec, ids_dlist_get(r, "ANNOTATIONS"), &f->store);
+		len = ids_index_format_record(&rec, 17, buf, sizeof(buf));
+		assert_true(len > 0);
+		ids_buf_add(&img, buf, (size_t)len);
+	}
+	assert_int_equal(ids_index_parse(img.s, img.len, &f->index), 0);
+	ids_buf_release(&img);
+}
+
+/* The N record: name, uniqueid, partition, ACL "id\trights\t...", foldermodseq. */
+static void
+build_entry(struct folder *f, const struct ids_dlist *kv)
+{
+	char *acl = strdup(ids_dlist_cstr(ids_dlist_get(kv, "ACL"))), *p = acl, *id, *rights;
+
+	ids_mbentry_init(&f->entry);
+	f->entry.name = strdup(ids_dlist_cstr(ids_dlist_get(kv, "MBOXNAME")));
+	f->entry.uniqueid = strdup(ids_dlist_cstr(ids_dlist_get(kv, "UNIQUEID")));
+	f->entry.partition = strdup(ids_dlist_cstr(ids_dlist_get(kv, "PARTITION")));
+	strcpy(f->entry.mbtype, "e");
+	f->entry.foldermodseq = num(kv, "FOLDERMODSEQ");
+	while ((id = strsep(&p, "\t")) && *id && (rights = strsep(&p, "\t")))
+		assert_int_equal(ids_acl_set(&f->entry.acl, &f->entry.nacl, id, rights), 0);
+	free(acl);
+}
+
+static void
+folder_from_wire(struct folder *f, const struct ids_dlist *kv)
+{
+	ids_header_init(&f->header);
+	ids_sync_store_init(&f->store);
+	assert_int_equal(ids_sync_store_from_mailbox(&f->store, kv), 0);
+	build_entry(f, kv);
+	build_index(f, kv);
+}
+
+static void
+folder_release(struct folder *f)
+{
+	ids_mbentry_release(&f->entry);
+	ids_header_release(&f->header);
+	ids_index_free(f->index);
+	ids_sync_store_release(&f->store);
+}
+
+/* The state of f, printed as a server prints it. */
+static void
+print_state(struct folder *f, struct ids_buf *out)
+{
+	struct ids_sync_source src = { &f->entry, &f->header, f->index, &f->store };
+	struct ids_dlist *kv;
+
+	assert_int_equal(ids_sync_mailbox_kvlist(&src, IDS_SYNC_RECORDS, &kv), 0);
+	assert_int_equal(ids_dlist_print_wire(kv, 0, out, NULL, NULL), 0);
+	ids_dlist_free(kv);
+}
+
+/* Every full MAILBOX of a file of client lines ("C: " prefixed or raw). */
+static int
+check_file(const char *name, const char *prefix)
+{
+	struct ids_buf text = IDS_BUF_INIT, want = IDS_BUF_INIT, got = IDS_BUF_INIT;
+	char *buf, *line, *save = NULL;
+	size_t len, plen = strlen(prefix);
+	int dfd = open("t/data/csync", O_RDONLY | O_DIRECTORY), checked = 0;
+
+	assert_int_equal(ids_read_file(dfd, name, 1 << 24, &buf, &len), 0);
+	close(dfd);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *kvtext;
+		struct ids_dlist *kv;
+		struct folder f;
+
+		if (strncmp(line, prefix, plen) != 0)
+			continue;
+		line += plen;
+		if (plen == 1 && (*prefix == '>' || *prefix == '<')) {	/* ">ts>" */
+			while (*line >= '0' && *line <= '9')
+				line++;
+			if (*line++ != *prefix)
+				continue;
+		}
+		if (strncmp(line, "APPLY MAILBOX ", 14) == 0)
+			kvtext = line + 14;
+		else if (strncmp(line, "* MAILBOX ", 10) == 0)
+			kvtext = line + 10;
+		else
+			continue;
+		if (!strstr(kvtext, " RECORD (") || strstr(kvtext, "SINCE_MODSEQ"))
+			continue;
+		len = strlen(kvtext) - 1;	/* the CR */
+		assert_int_equal(ids_dlist_parse_flags(kvtext, len, IDS_DLIST_WIRE, &kv, NULL), 0);
+		folder_from_wire(&f, kv);
+		ids_buf_reset(&want);
+		ids_buf_reset(&got);
+		ids_buf_add(&want, kvtext, len);
+		print_state(&f, &got);
+		if (got.len != want.len || memcmp(got.s, want.s, got.len) != 0)
+			fail_msg("%s: state differs:\n%s\nwant\n%s", name, got.s, want.s);
+		folder_release(&f);
+		ids_dlist_free(kv);
+		checked++;
+	}
+	free(buf);
+	ids_buf_release(&text);
+	ids_buf_release(&want);
+	ids_buf_release(&got);
+	return checked;
+}
+
+static void
+test_transcript_states(void **state)
+{
+	int n = 0;
+
+	n += check_file("03-full-user-sync-bob.wire.txt", "C: ");
+	n += check_file("10-rolling-once-user-delete.wire.txt", "C: ");
+	n += check_file("01-full-user-sync-alice.server-telemetry.txt", "<1796524885<");
+	n += check_file("13-hand-driven-sync_server-stdio.output.txt", "");
+	n += check_file("rolling-session1.full.client-v-v.txt", ">");
+	print_message("# %d full MAILBOX states rebuilt byte for byte\n", n);
+	assert_true(n >= 8);
+}
+
+/* Keys a client sends that we keep nowhere else come back, in Cyrus's places. */
+static void
+test_extra_keys(void **state)
+{
+	static const char wire[] =
+	    "%(UNIQUEID u1 MBOXNAME user.x MBOXTYPE c SYNC_CRC 0 SYNC_CRC_ANNOT 12345678 "
+	    "LAST_UID 0 HIGHESTMODSEQ 1 RECENTUID 0 RECENTTIME 0 LAST_APPENDDATE 0 "
+	    "POP3_LAST_LOGIN 0 POP3_SHOW_AFTER 0 XCONVMODSEQ 7 RACLMODSEQ 9 UIDVALIDITY 5 "
+	    "PARTITION default ACL \"x\tlrs\t\" OPTIONS P QUOTAROOT user.x CREATEDMODSEQ 1 "
+	    "FOLDERMODSEQ 1 FUTUREKEY (\\Odd {3}\r\na\0b) ANNOTATIONS (%(ENTRY /comment "
+	    "USERID \"\" MODSEQ 3 VALUE hello)) RECORD ())";
+	struct ids_dlist *kv;
+	struct ids_buf got = IDS_BUF_INIT;
+	struct ids_sync_store st;
+	struct folder f;
+
+	assert_int_equal(ids_dlist_parse_flags(wire, sizeof(wire) - 1, IDS_DLIST_WIRE, &kv, NULL), 0);
+	folder_from_wire(&f, kv);
+	/* through the file and back */
+	assert_int_equal(ids_sync_store_write(tmpfd, &f.store), 0);
+	ids_sync_store_release(&f.store);
+	assert_int_equal(ids_sync_store_read(tmpfd, &st), 0);
+	f.store = st;
+	print_state(&f, &got);
+	assert_int_equal(got.len, sizeof(wire) - 1);
+	assert_memory_equal(got.s, wire, got.len);
+	folder_release(&f);
+	ids_dlist_free(kv);
+	ids_buf_release(&got);
+}
+
+/* Record annotations stored in the file count in SYNC_CRC_ANNOT and come back. */
+static void
+test_store_records(void **state)
+{
+	static const char ann[] = "(%(ENTRY /comment USERID alice MODSEQ 4 VALUE {2}\r\nx\0))";
+	struct ids_sync_store st, back;
+	struct ids_dlist *a;
+	struct ids_buf b1 = IDS_BUF_INIT, b2 = IDS_BUF_INIT;
+
+	ids_sync_store_init(&st);
+	for (uint32_t uid = 9; uid >= 1 && uid <= 9; uid -= 4) {
+		assert_int_equal(ids_dlist_parse_flags(ann, sizeof(ann) - 1, IDS_DLIST_WIRE, &a,
+		    NULL), 0);
+		assert_int_equal(ids_sync_store_set_record(&st, uid, a), 0);
+	}
+	assert_int_equal(st.nrecords, 3);
+	assert_int_equal(st.records[0].uid, 1);
+	assert_int_equal(st.records[2].uid, 9);
+	assert_int_equal(ids_sync_store_set_record(&st, 5, NULL), 0);
+	assert_int_equal(st.nrecords, 2);
+	assert_int_equal(ids_sync_store_write(tmpfd, &st), 0);
+	assert_int_equal(ids_sync_store_read(tmpfd, &back), 0);
+	assert_int_equal(back.nrecords, 2);
+	assert_int_equal(ids_dlist_print_wire(ids_sync_store_record(&st, 9), 0, &b1, NULL, NULL), 0);
+	assert_int_equal(ids_dlist_print_wire(ids_sync_store_record(&back, 9), 0, &b2, NULL, NULL), 0);
+	assert_int_equal(b1.len, b2.len);
+	assert_memory_equal(b1.s, b2.s, b1.len);
+	assert_int_equal(b1.len, sizeof(ann) - 1);
+	ids_sync_store_release(&back);
+	/* an empty store removes the file */
+	ids_sync_store_release(&st);
+	assert_int_equal(ids_sync_store_write(tmpfd, &st), 0);
+	assert_true(faccessat(tmpfd, IDS_SYNC_FILE, F_OK, 0) < 0 && errno == ENOENT);
+	assert_int_equal(ids_sync_store_read(tmpfd, &st), 0);
+	assert_int_equal(st.nrecords, 0);
+	ids_buf_release(&b1);
+	ids_buf_release(&b2);
+}
+
+/* Damaged files are refused with a reason, never half read. */
+static void
+test_store_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"%(V 1)",			/* no newline: cut short */
+		"%(V 2)\n",
+		"%(V 1 RECORDS (%(UID 5 ANNOTATIONS ()) %(UID 3 ANNOTATIONS ())))\n",
+		"%(V 1 RECORDS (%(UID 5)))\n",
+		"%(V 1 EXTRA (a b))\n",
+		"%(V 1 ANNOTATIONS (%(ENTRY e)))\n",
+		"%(V 1 ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((\n",
+		"(V 1)\n",
+	};
+	struct ids_sync_store st;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ids_write_durable(tmpfd, IDS_SYNC_FILE, bad[i], strlen(bad[i]),
+		    0600), 0);
+		r = ids_sync_store_read(tmpfd, &st);
+		if (r >= 0)
+			fail_msg("accepted: %s", bad[i]);
+		assert_int_equal(st.nrecords, 0);
+		assert_null(st.extra);
+	}
+	unlinkat(tmpfd, IDS_SYNC_FILE, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transcript_states),
+		cmocka_unit_test(test_extra_keys),
+		cmocka_unit_test(test_store_records),
+		cmocka_unit_test(test_store_hostile),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
