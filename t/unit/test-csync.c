@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "dlist.h"
 #include "error.h"
+#include "failpoint.h"
 #include "fsutil.h"
 #include "guid.h"
 #include "index.h"
@@ -549,6 +550,43 @@ test_file_literal_mismatch(void **state)
 	ids_buf_release(&b);
 }
 
+/*
+ * The staging file cannot be made or made durable (failpoints): the
+ * line fails, its bytes are still read, the next line reads, and no
+ * staged file stays behind.
+ */
+static void
+test_stage_faults(void **state)
+{
+	static const char *const faults[] = {
+		"sync.stage_open:ENOSPC", "sync.stage_fsync:EIO",
+	};
+	struct ids_buf b = IDS_BUF_INIT;
+	struct ids_csync_in *in;
+	struct ids_csync_line *l;
+	struct mem m;
+	char hex[41];
+	size_t i;
+
+	msg_guid(hex);
+	ids_buf_printf(&b, "APPLY MESSAGE (%%{default %s 18}\r\n%s)\r\nNOOP\r\n", hex, msg);
+	for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		setenv("IDS_FAILPOINT", faults[i], 1);
+		ids_failpoint_reset();
+		in = mem_in(&m, b.s, b.len, 0);
+		assert_true(ids_csync_read(in, &l) < 0);
+		assert_false(ids_csync_in_lost(in));
+		assert_int_equal(staged_count(), 0);
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_string_equal(l->word, "NOOP");
+		ids_csync_line_free(l);
+		ids_csync_in_free(in);
+	}
+	unsetenv("IDS_FAILPOINT");
+	ids_failpoint_reset();
+	ids_buf_release(&b);
+}
+
 /* Input that ends anywhere inside a line: refused, nothing staged, never accepted. */
 static void
 test_truncated_everywhere(void **state)
@@ -721,6 +759,7 @@ main(void)
 		cmocka_unit_test(test_crc_flags),
 		cmocka_unit_test(test_file_literal),
 		cmocka_unit_test(test_file_literal_mismatch),
+		cmocka_unit_test(test_stage_faults),
 		cmocka_unit_test(test_truncated_everywhere),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_garbage_in_step),

@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "dlist.h"
 #include "error.h"
+#include "failpoint.h"
 #include "fsutil.h"
 #include "header.h"
 #include "index.h"
@@ -380,6 +381,32 @@ test_store_records(void **state)
 	ids_buf_release(&b2);
 }
 
+/* A failed write of idspool.sync leaves the old file as it was. */
+static void
+test_store_write_fault(void **state)
+{
+	static const char ann[] = "(%(ENTRY /c USERID u MODSEQ 1 VALUE v))";
+	struct ids_sync_store st, back;
+	struct ids_dlist *a;
+
+	ids_sync_store_init(&st);
+	assert_int_equal(ids_dlist_parse_flags(ann, sizeof(ann) - 1, IDS_DLIST_WIRE, &a, NULL), 0);
+	assert_int_equal(ids_sync_store_set_record(&st, 7, a), 0);
+	assert_int_equal(ids_sync_store_write(tmpfd, &st), 0);
+	assert_int_equal(ids_sync_store_set_record(&st, 7, NULL), 0);
+	setenv("IDS_FAILPOINT", "sync.store_write:EIO", 1);
+	ids_failpoint_reset();
+	assert_int_equal(ids_sync_store_write(tmpfd, &st), -EIO);
+	unsetenv("IDS_FAILPOINT");
+	ids_failpoint_reset();
+	assert_int_equal(ids_sync_store_read(tmpfd, &back), 0);
+	assert_int_equal(back.nrecords, 1);
+	assert_int_equal(back.records[0].uid, 7);
+	ids_sync_store_release(&back);
+	ids_sync_store_release(&st);
+	unlinkat(tmpfd, IDS_SYNC_FILE, 0);
+}
+
 /* Damaged files are refused with a reason, never half read. */
 static void
 test_store_hostile(void **state)
@@ -418,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_transcript_states),
 		cmocka_unit_test(test_extra_keys),
 		cmocka_unit_test(test_store_records),
+		cmocka_unit_test(test_store_write_fault),
 		cmocka_unit_test(test_store_hostile),
 	};
 
