@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,12 +24,15 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "config.h"
 #include "dlist.h"
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
 #include "header.h"
 #include "index.h"
+#include "mailbox.h"
+#include "mboxlist.h"
 #include "mbentry.h"
 #include "sync/csync.h"
 #include "sync/sync.h"
@@ -438,6 +442,169 @@ test_store_hostile(void **state)
 	unlinkat(tmpfd, IDS_SYNC_FILE, 0);
 }
 
+static int
+collect(const char *key, const struct ids_dlist *val, void *rock)
+{
+	struct ids_buf *b = rock;
+
+	ids_buf_printf(b, "%s=", key);
+	ids_dlist_print_wire(val, 0, b, NULL, NULL);
+	ids_buf_addch(b, ';');
+	return 0;
+}
+
+/* replica.db: put, get, walk by owner and kind, delete an owner, durable across opens. */
+static void
+test_meta(void **state)
+{
+	static const char seen[] = "%(LASTREAD 5 SEENUIDS \"1:3\")";
+	struct ids_config cfg;
+	struct ids_sync_meta *m;
+	struct ids_dlist *v, *got;
+	struct ids_buf b = IDS_BUF_INIT, text = IDS_BUF_INIT;
+	char big[600];
+
+	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
+	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
+	assert_int_equal(ids_sync_meta_open(&cfg, &m), 0);
+	assert_int_equal(ids_dlist_parse_flags(seen, sizeof(seen) - 1, IDS_DLIST_WIRE, &v, NULL), 0);
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "alice", "u1", v), 0);
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "alice", "u2", v), 0);
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "al", "u3", v), 0);
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SUB, "alice", "user.bob.x", v), 0);
+	assert_int_equal(ids_sync_meta_get(m, IDS_SYNC_SEEN, "alice", "u9", &got), IDS_ENOTFOUND);
+	ids_sync_meta_close(m);
+
+	assert_int_equal(ids_sync_meta_open(&cfg, &m), 0);	/* what was OKed is there */
+	assert_int_equal(ids_sync_meta_get(m, IDS_SYNC_SEEN, "alice", "u2", &got), 0);
+	assert_int_equal(ids_dlist_print_wire(got, 0, &b, NULL, NULL), 0);
+	assert_string_equal(b.s, "%(LASTREAD 5 SEENUIDS 1:3)");
+	ids_dlist_free(got);
+	ids_buf_reset(&b);
+	assert_int_equal(ids_sync_meta_foreach(m, IDS_SYNC_SEEN, "alice", collect, &b), 0);
+	assert_string_equal(b.s, "u1=%(LASTREAD 5 SEENUIDS 1:3);u2=%(LASTREAD 5 SEENUIDS 1:3);");
+	/* a deleted item, then the whole owner */
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "alice", "u1", NULL), 0);
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "alice", "u1", NULL), 0);
+	assert_int_equal(ids_sync_meta_delete_owner(m, "alice"), 0);
+	ids_buf_reset(&b);
+	assert_int_equal(ids_sync_meta_foreach(m, IDS_SYNC_SEEN, "alice", collect, &b), 0);
+	assert_int_equal(ids_sync_meta_foreach(m, IDS_SYNC_SUB, "alice", collect, &b), 0);
+	assert_string_equal(b.s, "");
+	assert_int_equal(ids_sync_meta_get(m, IDS_SYNC_SEEN, "al", "u3", &got), 0);	/* not alice's */
+	ids_dlist_free(got);
+	/* a commit that fails changes nothing */
+	setenv("IDS_FAILPOINT", "sync.meta_commit:EIO", 1);
+	ids_failpoint_reset();
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SEEN, "al", "u3", NULL), -EIO);
+	unsetenv("IDS_FAILPOINT");
+	ids_failpoint_reset();
+	assert_int_equal(ids_sync_meta_get(m, IDS_SYNC_SEEN, "al", "u3", &got), 0);
+	ids_dlist_free(got);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(ids_sync_meta_put(m, IDS_SYNC_SUB, "al", big, v), IDS_ETOOLONG);
+	ids_sync_meta_close(m);
+	ids_dlist_free(v);
+	ids_config_release(&cfg);
+	ids_buf_release(&b);
+	ids_buf_release(&text);
+}
+
+/* The sum of the CRCs of a RECORD list, as the wire computes them. */
+static void
+wire_crcs(const struct ids_dlist *kv, uint32_t *basic, uint32_t *annot)
+{
+	const struct ids_dlist *r;
+	uint32_t b, a;
+
+	*basic = 0;
+	*annot = IDS_SYNC_CRC_ANNOT_INIT;
+	for (r = ids_dlist_get(kv, "RECORD")->head; r; r = r->next) {
+		assert_int_equal(ids_sync_record_crcs(r, &b, &a), 0);
+		*basic ^= b;
+		*annot ^= a;
+	}
+}
+
+/*
+ * A real folder: created and delivered to by the library, its state read
+ * under its lock; the CRCs agree with those of its own RECORD list, a
+ * stored record annotation shows and counts; deleting the folder takes
+ * idspool.sync with it.
+ */
+static void
+test_real_folder(void **state)
+{
+	static const char msg[] = "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n";
+	static const char ann[] = "(%(ENTRY /comment USERID alice MODSEQ 3 VALUE note))";
+	struct ids_config cfg;
+	struct ids_mboxlist *mbl;
+	struct ids_mailbox *mb;
+	struct ids_mbentry e;
+	struct ids_sync_store st;
+	struct ids_dlist *kv, *a;
+	struct ids_buf text = IDS_BUF_INIT, out = IDS_BUF_INIT;
+	char dirpath[PATH_MAX], fdpath[64];
+	uint32_t uid, basic, annot, want, before;
+	ssize_t n;
+
+	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
+	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
+	mkdirat(tmpfd, "spool", 0750);
+	assert_int_equal(ids_mboxlist_open(&cfg, IDS_MBOXLIST_CREATE, &mbl), 0);
+	ids_mbentry_init(&e);
+	assert_int_equal(ids_mailbox_create(mbl, "user.alice", NULL, &e), 0);
+	assert_int_equal(ids_mailbox_deliver(mbl, "user.alice", msg, sizeof(msg) - 1,
+	    1796524881, &uid), 0);
+	assert_int_equal(ids_mailbox_deliver(mbl, "user.alice", msg, sizeof(msg) - 2,
+	    1796524882, &uid), 0);
+	assert_int_equal(uid, 2);
+
+	assert_int_equal(ids_mailbox_open(mbl, "user.alice", IDS_MAILBOX_WRITE, 5000, &mb), 0);
+	assert_int_equal(ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv), 0);
+	assert_string_equal(ids_dlist_cstr(ids_dlist_get(kv, "UNIQUEID")), e.uniqueid);
+	assert_string_equal(ids_dlist_cstr(ids_dlist_get(kv, "MBOXNAME")), "user.alice");
+	assert_string_equal(ids_dlist_cstr(ids_dlist_get(kv, "LAST_UID")), "2");
+	wire_crcs(kv, &basic, &annot);
+	assert_int_equal(ids_dlist_get_u32(kv, "SYNC_CRC", &want), 0);
+	assert_int_equal(basic, want);
+	assert_true(want != 0);
+	assert_int_equal(ids_dlist_get_u32(kv, "SYNC_CRC_ANNOT", &want), 0);
+	assert_int_equal(annot, want);
+	before = want;
+	ids_dlist_free(kv);
+
+	/* a record annotation kept for uid 2 */
+	ids_sync_store_init(&st);
+	assert_int_equal(ids_dlist_parse_flags(ann, sizeof(ann) - 1, IDS_DLIST_WIRE, &a, NULL), 0);
+	assert_int_equal(ids_sync_store_set_record(&st, 2, a), 0);
+	assert_int_equal(ids_sync_store_write(ids_mailbox_metafd(mb, IDS_META_INDEX), &st), 0);
+	ids_sync_store_release(&st);
+	assert_int_equal(ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv), 0);
+	assert_int_equal(ids_dlist_print_wire(kv, 0, &out, NULL, NULL), 0);
+	assert_non_null(strstr(out.s, "%(ENTRY /comment USERID alice MODSEQ 3 VALUE note)"));
+	wire_crcs(kv, &basic, &annot);
+	assert_int_equal(ids_dlist_get_u32(kv, "SYNC_CRC_ANNOT", &want), 0);
+	assert_int_equal(annot, want);
+	assert_int_equal(want, before ^ ids_sync_crc_annot(2, "/comment", "alice", "note", 4));
+	ids_dlist_free(kv);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", ids_mailbox_metafd(mb, IDS_META_INDEX));
+	n = readlink(fdpath, dirpath, sizeof(dirpath) - 1);
+	assert_true(n > 0);
+	dirpath[n] = '\0';
+	ids_mailbox_close(mb);
+
+	/* the folder goes with its idspool.sync */
+	assert_int_equal(ids_mailbox_delete(mbl, "user.alice"), 0);
+	assert_true(access(dirpath, F_OK) < 0 && errno == ENOENT);
+	ids_mbentry_release(&e);
+	ids_mboxlist_close(mbl);
+	ids_config_release(&cfg);
+	ids_buf_release(&text);
+	ids_buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -447,6 +614,8 @@ main(void)
 		cmocka_unit_test(test_store_records),
 		cmocka_unit_test(test_store_write_fault),
 		cmocka_unit_test(test_store_hostile),
+		cmocka_unit_test(test_meta),
+		cmocka_unit_test(test_real_folder),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -696,7 +696,13 @@ ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp)
 
 /* --- writing -------------------------------------------------------------- */
 
-int
+/*
+ * Hashes the file of f and checks it is a regular file of f->size bytes
+ * whose SHA-1 is f->guid: 0, IDS_ECRC (size or digest differ; the
+ * detail says which) or negative.  On success *fdp, when not NULL, is
+ * the file opened and rewound for the copy (the caller closes it).
+ */
+static int
 sync_file_check(const struct ids_dlist_file *f, int *fdp)
 {
 	uint8_t md[IDS_GUID_LEN];

@@ -19,9 +19,7 @@
  * Per-user data (SUB, SEEN, QUOTA, SIEVE, server ANNOTATIONs) lives in
  * $configdirectory/replica.db (LMDB), see ids_sync_meta_*.
  *
- * Status: the CRCs, the MAILBOX kvlist and the RECORD list, and the
- * folder store are implemented; ids_sync_meta_* is declared here for
- * the apply side and marked where not yet implemented.
+ * Status: all of it is implemented.
  */
 #ifndef IDS_SYNC_H
 #define IDS_SYNC_H
@@ -174,7 +172,6 @@ char *ids_sync_acl_string(const struct ids_mbentry *e);
 
 /* --- per-user replica data (replica.db) ----------------------------------
  *
- * NOT YET IMPLEMENTED (declared for the apply side).
  * One LMDB environment, $configdirectory/replica.db; key
  * "<kind>\0<owner>\0<key>", value the dlist of the item as received:
  *   SUB         owner userid, key mailbox name, value ""
@@ -185,7 +182,9 @@ char *ids_sync_acl_string(const struct ids_mbentry *e);
  *               value %(FILENAME LAST_UPDATE CONTENT ISACTIVE)
  *   ANNOTATION  owner "" (server) or mailbox name, key "entry\0userid",
  *               value %(MBOXNAME ENTRY USERID MODSEQ VALUE)
- * Each put or delete is one durable LMDB transaction.
+ * Each put or delete is one durable LMDB transaction (failpoint
+ * "sync.meta_commit").  A key over LMDB's key size (511 bytes) is
+ * IDS_ETOOLONG.
  */
 enum ids_sync_kind {
 	IDS_SYNC_SUB = 'U',
@@ -205,7 +204,10 @@ int ids_sync_meta_put(struct ids_sync_meta *m, enum ids_sync_kind kind,
 /* The stored value (caller frees) or IDS_ENOTFOUND. */
 int ids_sync_meta_get(struct ids_sync_meta *m, enum ids_sync_kind kind,
     const char *owner, const char *key, struct ids_dlist **out);
-/* Calls fn for every item of (kind, owner) in key order; fn's non-zero return stops. */
+/*
+ * Calls fn for every item of (kind, owner) in key order; a non-zero
+ * return of fn stops the walk and is returned.
+ */
 typedef int (*ids_sync_meta_fn)(const char *key, const struct ids_dlist *val, void *rock);
 int ids_sync_meta_foreach(struct ids_sync_meta *m, enum ids_sync_kind kind,
     const char *owner, ids_sync_meta_fn fn, void *rock);

@@ -16,8 +16,9 @@
 #include "guid.h"
 #include "index.h"
 #include "sync/sync.h"
+#include "sync/sync_int.h"
 
-#define ANNOT_NS "/vendor/cmu/cyrus-imapd/"
+#define ANNOT_NS SYNC_ANNOT_NS
 
 static uint32_t
 crc_bytes(const void *p, size_t len)

@@ -18,8 +18,9 @@
 #include "mailbox.h"
 #include "mbentry.h"
 #include "sync/sync.h"
+#include "sync/sync_int.h"
 
-#define ANNOT_NS "/vendor/cmu/cyrus-imapd/"
+#define ANNOT_NS SYNC_ANNOT_NS
 
 /* Index options, as mailbox.h of Cyrus 3.6 numbers them. */
 #define OPT_POP3_NEW_UIDL	(1u << 0)
