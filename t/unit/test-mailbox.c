@@ -29,67 +29,24 @@
 #include "mbentry.h"
 #include "mboxlist.h"
 #include "unit.h"
-
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
-};
-
-static int
-setup_with(void **state, const char *extra)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024];
-
-	strcpy(f->dir, "/tmp/ids-mbox-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
-	    "hashimapspool: yes\nvirtdomains: userid\n%s", f->dir, f->dir, extra);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
-		return -1;
-	snprintf(text, sizeof(text), "%s/spool", f->dir);
-	mkdir(text, 0750);
-	snprintf(text, sizeof(text), "%s/meta", f->dir);
-	mkdir(text, 0750);
-	*state = f;
-	return ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0 ? -1 : 0;
-}
+#include "fixture.h"
 
 static int
 setup(void **state)
 {
-	return setup_with(state, "");
+	return fixture_setup(state, "mbox", 0, "");
 }
 
 static int
 setup_meta(void **state)
 {
-	char extra[256];
-	int r;
-
-	snprintf(extra, sizeof(extra), "metapartition-default: /tmp/ids-meta-%d\n"
-	    "metapartition_files: header index\n", (int)getpid());
-	snprintf(extra + 200, 56, "/tmp/ids-meta-%d", (int)getpid());
-	mkdir(extra + 200, 0750);
-	r = setup_with(state, extra);
-	return r;
+	return fixture_setup(state, "mbox", FIXTURE_META, "metapartition_files: header index\n");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-	char meta[64];
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	snprintf(meta, sizeof(meta), "/tmp/ids-meta-%d", (int)getpid());
-	unit_rmtree(meta);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static void

@@ -22,52 +22,24 @@
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "unit.h"
-
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
-};
-
-static int
-setup_with(void **state, const char *extra)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024];
-
-	strcpy(f->dir, "/tmp/ids-mbl-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s\n%s",
-	    f->dir, f->dir, extra);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
-		return -1;
-	*state = f;
-	return ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0 ? -1 : 0;
-}
+#include "fixture.h"
 
 static int
 setup(void **state)
 {
-	return setup_with(state, "");
+	return fixture_setup(state, "mbl", FIXTURE_FLAT, "");
 }
 
 static int
 setup_small_map(void **state)
 {
-	return setup_with(state, "mboxlist_mapsize: 65536\n");
+	return fixture_setup(state, "mbl", FIXTURE_FLAT, "mboxlist_mapsize: 65536\n");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static void

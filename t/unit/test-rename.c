@@ -27,45 +27,21 @@
 #include "relocate.h"
 #include "rename.h"
 #include "unit.h"
+#include "fixture.h"
 #include "legacy.h"
-
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
-};
 
 #define MSG "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"
 
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], path[128];
-
-	strcpy(f->dir, "/tmp/ids-ren-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/spool", f->dir);
-	mkdir(path, 0750);
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
-	    "hashimapspool: yes\nvirtdomains: userid\n", f->dir, f->dir);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
-		return -1;
-	*state = f;
-	return ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0 ? -1 : 0;
+	return fixture_setup(state, "ren", 0, "");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static void
