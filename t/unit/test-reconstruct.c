@@ -29,16 +29,11 @@
 #include "reconstruct_int.h"
 #include "recover.h"
 #include "unit.h"
+#include "fixture.h"
 #include "legacy.h"
 
 #define ID_SENT "k2v9d0x7qmz1w3e8r5t6y4u2"
 #define ID_INBOX "2d3c1d9e-5f0a-4c1b-9a7e-0123456789ab"
-
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
-};
 
 /* What a rebuild reported: one line per event, "kind rule name detail". */
 struct seen {
@@ -65,54 +60,22 @@ collect(const struct ids_rc_event *ev, void *rock)
 }
 
 static int
-setup_with(void **state, const char *extra)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], path[128];
-
-	strcpy(f->dir, "/tmp/ids-rc-XXXXXX");
-	if (f == NULL || mkdtemp(f->dir) == NULL)
-		return -1;
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", f->dir, i == 0 ? "spool" :
-		    i == 1 ? "meta" : "two");
-		mkdir(path, 0750);
-	}
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
-	    "partition-two: %s/two\nhashimapspool: yes\nvirtdomains: userid\n%s",
-	    f->dir, f->dir, f->dir, extra);
-	if (strstr(extra, "metapartition"))
-		snprintf(text + strlen(text), sizeof(text) - strlen(text),
-		    "metapartition-default: %s/meta\n", f->dir);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0 ||
-	    ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
 setup(void **state)
 {
-	return setup_with(state, "");
+	return fixture_setup(state, "rc", FIXTURE_TWO, "");
 }
 
 static int
 setup_meta(void **state)
 {
-	return setup_with(state, "metapartition_files: header index\n");
+	return fixture_setup(state, "rc", FIXTURE_TWO | FIXTURE_META,
+	    "metapartition_files: header index\n");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static int

@@ -25,6 +25,7 @@
 #include "recover.h"
 #include "relocate.h"
 #include "unit.h"
+#include "fixture.h"
 #include "legacy.h"
 
 #define ID_INBOX "2d3c1d9e-5f0a-4c1b-9a7e-0123456789ab"
@@ -32,35 +33,14 @@
 #define ID_2019  "047656355035e6be"
 #define ID_DOM   "7a1f0c2e-1111-4c1b-9a7e-0123456789ab"
 
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
-};
-
 static int
-setup_with(void **state, const char *extra)
+setup_with(void **state, unsigned flags, const char *extra)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], path[128];
+	struct fixture *f;
 
-	strcpy(f->dir, "/tmp/ids-reloc-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_setup(state, "reloc", flags, extra) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/spool", f->dir);
-	mkdir(path, 0750);
-	snprintf(path, sizeof(path), "%s/meta", f->dir);
-	mkdir(path, 0750);
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
-	    "hashimapspool: yes\nvirtdomains: userid\n%s", f->dir, f->dir, extra);
-	if (strstr(extra, "metapartition"))
-		snprintf(text + strlen(text), sizeof(text) - strlen(text),
-		    "metapartition-default: %s/meta\n", f->dir);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
-		return -1;
-	*state = f;
-	if (ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0)
-		return -1;
+	f = *state;
 	if (legacy_folder(&f->cfg, f->mbl, "user.john", ID_INBOX, 3) < 0 ||
 	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent", ID_SENT, 4) < 0 ||
 	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent.2019", ID_2019, 2) < 0 ||
@@ -72,25 +52,19 @@ setup_with(void **state, const char *extra)
 static int
 setup(void **state)
 {
-	return setup_with(state, "");
+	return setup_with(state, 0, "");
 }
 
 static int
 setup_meta(void **state)
 {
-	return setup_with(state, "metapartition_files: header index\n");
+	return setup_with(state, FIXTURE_META, "metapartition_files: header index\n");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static const char *names[] = {
