@@ -27,6 +27,7 @@
 #include "mailbox.h"
 #include "walker.h"
 #include "unit.h"
+#include "fixture.h"
 #include "legacy.h"
 
 #define ID_INBOX "2d3c1d9e-5f0a-4c1b-9a7e-0123456789ab"
@@ -37,10 +38,8 @@
 #define NFOLDERS 5
 #define NFILES   (3 + 4 + 2 + 5 + 1 + NFOLDERS)	/* messages, and each cyrus.index */
 
-struct fixture {
-	char dir[64];
-	struct ids_config cfg;
-	struct ids_mboxlist *mbl;
+struct walk {
+	struct fixture fx;	/* first: fixture_teardown() frees the whole */
 	/* what the callbacks saw */
 	char order[16][IDS_MBNAME_MAX + 1];
 	int nevents[IDS_WALK_WORKER + 1];
@@ -54,33 +53,20 @@ struct fixture {
 };
 
 static int
-setup_with(void **state, const char *extra)
+setup_with(void **state, unsigned flags)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], path[128];
+	struct walk *f = calloc(1, sizeof(*f));
 
-	strcpy(f->dir, "/tmp/ids-walk-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/spool", f->dir);
-	mkdir(path, 0750);
-	snprintf(path, sizeof(path), "%s/two", f->dir);
-	mkdir(path, 0750);
-	snprintf(text, sizeof(text), "configdirectory: %s\npartition-default: %s/spool\n"
-	    "hashimapspool: yes\nvirtdomains: userid\n", f->dir, f->dir);
-	if (strstr(extra, "two"))
-		snprintf(text + strlen(text), sizeof(text) - strlen(text),
-		    "partition-two: %s/two\n", f->dir);
-	if (ids_config_parse(&f->cfg, text, strlen(text), "test.conf") < 0)
+	if (f == NULL)
 		return -1;
 	*state = f;
-	if (ids_mboxlist_open(&f->cfg, IDS_MBOXLIST_CREATE, &f->mbl) < 0)
+	if (fixture_init(&f->fx, "walk", flags, "") < 0)
 		return -1;
-	if (legacy_folder(&f->cfg, f->mbl, "user.john", ID_INBOX, 3) < 0 ||
-	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent", ID_SENT, 4) < 0 ||
-	    legacy_folder(&f->cfg, f->mbl, "user.john.Sent.2019", ID_2019, 2) < 0 ||
-	    legacy_folder(&f->cfg, f->mbl, "example.com!user.mary^ann.Lists", ID_DOM, 5) < 0 ||
-	    legacy_folder(&f->cfg, f->mbl, "user.bob", ID_BOB, 1) < 0)
+	if (legacy_folder(&f->fx.cfg, f->fx.mbl, "user.john", ID_INBOX, 3) < 0 ||
+	    legacy_folder(&f->fx.cfg, f->fx.mbl, "user.john.Sent", ID_SENT, 4) < 0 ||
+	    legacy_folder(&f->fx.cfg, f->fx.mbl, "user.john.Sent.2019", ID_2019, 2) < 0 ||
+	    legacy_folder(&f->fx.cfg, f->fx.mbl, "example.com!user.mary^ann.Lists", ID_DOM, 5) < 0 ||
+	    legacy_folder(&f->fx.cfg, f->fx.mbl, "user.bob", ID_BOB, 1) < 0)
 		return -1;
 	return 0;
 }
@@ -88,31 +74,25 @@ setup_with(void **state, const char *extra)
 static int
 setup(void **state)
 {
-	return setup_with(state, "");
+	return setup_with(state, 0);
 }
 
 static int
 setup_two(void **state)
 {
-	return setup_with(state, "two");
+	return setup_with(state, FIXTURE_TWO);
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	ids_mboxlist_close(f->mbl);
-	ids_config_release(&f->cfg);
-	unit_rmtree(f->dir);
-	free(f);
-	return 0;
+	return fixture_teardown(state);
 }
 
 static void
 on_event(const struct ids_walk_event *ev, void *rock)
 {
-	struct fixture *f = rock;
+	struct walk *f = rock;
 	int n = f->nevents[IDS_WALK_DONE] + f->nevents[IDS_WALK_PLAN];
 
 	if (ev->what == IDS_WALK_WORKER && f->nevents[IDS_WALK_WORKER] < 8)
@@ -131,19 +111,19 @@ on_event(const struct ids_walk_event *ev, void *rock)
 	if (f->stop_on_first)
 		f->stop = 1;
 	if (f->delete_on_first)
-		assert_int_equal(ids_mailbox_delete(f->mbl, "user.john.Sent"), 0);
+		assert_int_equal(ids_mailbox_delete(f->fx.mbl, "user.john.Sent"), 0);
 }
 
 static void
 on_progress(const struct ids_walk_progress *p, void *rock)
 {
-	struct fixture *f = rock;
+	struct walk *f = rock;
 
 	f->saw_waiting |= p->waiting;
 }
 
 static void
-opts_init(struct fixture *f, struct ids_walk_opts *o)
+opts_init(struct walk *f, struct ids_walk_opts *o)
 {
 	static const struct ids_walk_opts init = IDS_WALK_OPTS_INIT;
 
@@ -158,7 +138,7 @@ opts_init(struct fixture *f, struct ids_walk_opts *o)
 }
 
 static int
-position(struct fixture *f, const char *name)
+position(struct walk *f, const char *name)
 {
 	int i;
 
@@ -169,18 +149,18 @@ position(struct fixture *f, const char *name)
 }
 
 static void
-census(struct fixture *f, const struct ids_walk_opts *o, struct ids_walk_census *c)
+census(struct walk *f, const struct ids_walk_opts *o, struct ids_walk_census *c)
 {
-	assert_int_equal(ids_walk_census(f->mbl, o, c, NULL, NULL, NULL), 0);
+	assert_int_equal(ids_walk_census(f->fx.mbl, o, c, NULL, NULL, NULL), 0);
 }
 
 static int
-exists(struct fixture *f, const char *rel)
+exists(struct walk *f, const char *rel)
 {
 	char path[256];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	snprintf(path, sizeof(path), "%s/%s", f->fx.dir, rel);
 	return lstat(path, &st) == 0;
 }
 
@@ -188,12 +168,12 @@ exists(struct fixture *f, const char *rel)
 static void
 test_pass_order(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 
 	opts_init(f, &o);
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, NFOLDERS);
 	assert_int_equal(res.folders_done, NFOLDERS);
 	assert_int_equal(res.folders_failed, 0);
@@ -204,7 +184,7 @@ test_pass_order(void **state)
 	assert_false(exists(f, "spool/j/user/john/Sent"));
 	assert_true(exists(f, "spool/j/user/john/" ID_2019 "/1."));
 	memset(f->nevents, 0, sizeof(f->nevents));
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 	assert_int_equal(f->nevents[IDS_WALK_DONE], 0);
 }
@@ -213,14 +193,14 @@ test_pass_order(void **state)
 static void
 test_pass_grouped(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 
 	opts_init(f, &o);
 	o.batch = 0;
 	o.group = 0;	/* the default: groups of up to 32 */
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, NFOLDERS);
 	assert_int_equal(res.folders_done, NFOLDERS);
 	assert_int_equal(res.folders_failed, 0);
@@ -228,29 +208,29 @@ test_pass_grouped(void **state)
 	assert_int_equal(f->nevents[IDS_WALK_DONE], NFOLDERS);
 	assert_false(exists(f, "spool/j/user/john/Sent"));
 	assert_true(exists(f, "spool/j/user/john/" ID_2019 "/1."));
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 }
 
 static void
 test_filters(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
 
 	opts_init(f, &o);
 	o.owner = "mary.ann@example.com";
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 1);
 	assert_string_equal(f->order[0], "example.com!user.mary^ann.Lists");
 	o.owner = "nobody";
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 	o.owner = NULL;
 	o.partition = "elsewhere";
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 	o.partition = "default";
 	o.owner = "john";
@@ -258,7 +238,7 @@ test_filters(void **state)
 	assert_int_equal(c.legacy, 3);
 	assert_int_equal(c.uniqueid, 0);
 	assert_int_equal(c.files_left, 3 + 4 + 2);
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 3);
 	o.owner = NULL;
 	census(f, &o, &c);
@@ -271,7 +251,7 @@ static int
 failure_cb(const char *name, const char *uniqueid, int64_t when, const char *reason,
     void *rock)
 {
-	struct fixture *f = rock;
+	struct walk *f = rock;
 
 	assert_string_equal(name, "user.john.Sent");
 	assert_string_equal(uniqueid, ID_SENT);
@@ -284,27 +264,27 @@ failure_cb(const char *name, const char *uniqueid, int64_t when, const char *rea
 static void
 test_failure_continues(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/spool/j/user/john/Sent/9.", f->dir);
+	snprintf(path, sizeof(path), "%s/spool/j/user/john/Sent/9.", f->fx.dir);
 	assert_int_equal(symlink("/etc/passwd", path), 0);
 	opts_init(f, &o);
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_failed, 1);
 	assert_int_equal(res.folders_done, NFOLDERS - 1);
 	assert_non_null(strstr(f->reason, "9.: symlink"));
 	f->reason[0] = '\0';
-	assert_int_equal(ids_walk_census(f->mbl, &o, &c, failure_cb, NULL, f), 0);
+	assert_int_equal(ids_walk_census(f->fx.mbl, &o, &c, failure_cb, NULL, f), 0);
 	assert_int_equal(c.failures, 1);
 	assert_int_equal(c.legacy, 1);
 	assert_non_null(strstr(f->reason, "symlink in the folder"));
 	/* Fixed by the operator: the next pass migrates it and forgets the failure. */
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 1);
 	assert_int_equal(res.folders_failed, 0);
 	census(f, &o, &c);
@@ -319,13 +299,13 @@ test_failure_continues(void **state)
 static void
 test_vanished(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 
 	opts_init(f, &o);
 	f->delete_on_first = 1;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_failed, 0);
 	assert_int_equal(res.folders_skipped, 1);
 	assert_int_equal(res.folders_done, NFOLDERS - 1);
@@ -337,21 +317,21 @@ test_vanished(void **state)
 static void
 test_stop(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
 
 	opts_init(f, &o);
 	f->stop_on_first = 1;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 1);
 	assert_true(res.stopped);
 	census(f, &o, &c);
 	assert_int_equal(c.uniqueid, 1);
 	f->stop = 0;
 	f->stop_on_first = 0;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, NFOLDERS - 1);
 	assert_false(res.stopped);
 }
@@ -369,14 +349,14 @@ seconds(void)
 static void
 test_rate(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	double t0 = seconds(), took;
 
 	opts_init(f, &o);
 	o.rate = 20;	/* 20 files, a burst of 5: at least 15 / 20 s */
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	took = seconds() - t0;
 	assert_int_equal(res.files_done, NFILES);
 	assert_true(took >= 0.6);
@@ -402,7 +382,7 @@ write_pressure(const char *file, const char *avg10)
 static void
 test_pressure(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	char file[128];
@@ -410,7 +390,7 @@ test_pressure(void **state)
 	pid_t pid;
 	int status;
 
-	snprintf(file, sizeof(file), "%s/pressure", f->dir);
+	snprintf(file, sizeof(file), "%s/pressure", f->fx.dir);
 	assert_int_equal(ids_walk_read_pressure(file, &avg), -ENOENT);
 	write_pressure(file, "12.50");
 	assert_int_equal(ids_walk_read_pressure(file, &avg), 0);
@@ -425,7 +405,7 @@ test_pressure(void **state)
 	o.max_pressure = 40;
 	o.pressure_file = file;
 	t0 = seconds();
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_true(seconds() - t0 >= 0.6);
 	assert_int_equal(res.folders_done, NFOLDERS);
 	assert_true(f->saw_waiting);
@@ -440,7 +420,7 @@ test_pressure(void **state)
 static void
 test_dry_run(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
@@ -448,13 +428,13 @@ test_dry_run(void **state)
 
 	opts_init(f, &o);
 	o.dry_run = 1;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(f->nevents[IDS_WALK_PLAN], NFOLDERS);
 	assert_int_equal(f->nevents[IDS_WALK_DONE], 0);
 	assert_true(position(f, "user.john.Sent.2019") < position(f, "user.john.Sent"));
-	snprintf(want, sizeof(want), "%s/spool/j/user/john/Sent", f->dir);
+	snprintf(want, sizeof(want), "%s/spool/j/user/john/Sent", f->fx.dir);
 	assert_string_equal(f->olddir, want);
-	snprintf(want, sizeof(want), "%s/spool/j/user/john/" ID_SENT, f->dir);
+	snprintf(want, sizeof(want), "%s/spool/j/user/john/" ID_SENT, f->fx.dir);
 	assert_string_equal(f->newdir, want);
 	census(f, &o, &c);
 	assert_int_equal(c.legacy, NFOLDERS);
@@ -478,7 +458,7 @@ intents_txn(struct ids_txn *txn, void *rock)
 static void
 test_settle_grace(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	double t0 = seconds();
@@ -487,16 +467,16 @@ test_settle_grace(void **state)
 	opts_init(f, &o);
 	o.relocate.grace = 1;
 	o.owner = "bob";
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 1);
 	assert_int_equal(res.pending, 1);
 	assert_true(exists(f, "spool/b/user/bob/1."));
 	o.owner = "john";
 	o.settle = 1;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_true(seconds() - t0 >= 1.0);
 	assert_int_equal(res.pending, 0);
-	assert_int_equal(ids_mboxlist_read(f->mbl, intents_txn, &n), 0);
+	assert_int_equal(ids_mboxlist_read(f->fx.mbl, intents_txn, &n), 0);
 	assert_int_equal(n, 0);
 	assert_false(exists(f, "spool/b/user/bob/1."));
 	assert_false(exists(f, "spool/j/user/john/Sent"));
@@ -507,14 +487,14 @@ test_settle_grace(void **state)
 static void
 test_workers(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
 
 	opts_init(f, &o);
 	o.parallel = 1;
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(f->nevents[IDS_WALK_WORKER], 2);
 	assert_int_equal(res.workers, 2);
 	assert_int_equal(res.folders_done, NFOLDERS);
@@ -523,7 +503,7 @@ test_workers(void **state)
 	assert_int_equal(c.uniqueid, NFOLDERS);
 	/* A dry run stays in this process. */
 	o.dry_run = 1;
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(res.workers, 0);
 }
 
@@ -573,7 +553,7 @@ test_shard(void **state)
 static void
 test_shard_filter(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
@@ -583,7 +563,7 @@ test_shard_filter(void **state)
 	o.shard = 1;	/* mary.ann@example.com */
 	census(f, &o, &c);
 	assert_int_equal(c.legacy, 1);
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 1);
 	assert_int_equal(res.folders_done, 1);
 	assert_string_equal(f->order[0], "example.com!user.mary^ann.Lists");
@@ -591,16 +571,16 @@ test_shard_filter(void **state)
 	memset(f->nevents, 0, sizeof(f->nevents));
 	o.shard = 0;	/* john and bob */
 	o.owner = "john";
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 3);
 	assert_true(position(f, "user.john.Sent.2019") < position(f, "user.john.Sent"));
 	assert_true(position(f, "user.john.Sent") < position(f, "user.john"));
 	o.owner = NULL;
 	o.shard = 1;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_total, 0);
 	o.shard = 0;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, 1);
 	o.nshards = 0;
 	census(f, &o, &c);
@@ -612,7 +592,7 @@ test_shard_filter(void **state)
 static void
 test_jobs(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 	struct ids_walk_census c;
@@ -622,7 +602,7 @@ test_jobs(void **state)
 	o.jobs = 3;
 	o.partition = "default";
 	o.owner = "bob";	/* another owner's shard finds nothing: fine */
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(res.workers, 3);
 	assert_int_equal(f->nevents[IDS_WALK_WORKER], 3);
 	assert_int_equal(f->worker_jobs[0], 301);
@@ -634,7 +614,7 @@ test_jobs(void **state)
 	o.partition = NULL;
 	o.owner = NULL;
 	o.jobs = 2;
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(res.workers, 4);
 	assert_int_equal(f->nevents[IDS_WALK_WORKER], 4);
 	assert_int_equal(f->worker_jobs[3], 202);
@@ -649,11 +629,11 @@ test_jobs(void **state)
 	/* Without parallel: jobs workers over every partition; a dry run forks none. */
 	memset(f->nevents, 0, sizeof(f->nevents));
 	o.parallel = 0;
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(res.workers, 2);
 	assert_int_equal(res.folders_total, 0);
 	o.dry_run = 1;
-	assert_int_equal(ids_walk_run(&f->cfg, &o, &res), 0);
+	assert_int_equal(ids_walk_run(&f->fx.cfg, &o, &res), 0);
 	assert_int_equal(res.workers, 0);
 	assert_int_equal(f->nevents[IDS_WALK_WORKER], 2);
 }
@@ -662,13 +642,13 @@ test_jobs(void **state)
 static void
 test_rename_strategy(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_progress res;
 
 	opts_init(f, &o);
 	o.relocate.strategy = IDS_STRATEGY_RENAME;
-	assert_int_equal(ids_walk_pass(f->mbl, &o, &res), 0);
+	assert_int_equal(ids_walk_pass(f->fx.mbl, &o, &res), 0);
 	assert_int_equal(res.folders_done, NFOLDERS);
 	assert_true(res.dirs_renamed >= 3);	/* Sent.2019, Sent, the domain folder */
 	assert_false(exists(f, "spool/j/user/john/Sent"));
@@ -680,13 +660,13 @@ test_rename_strategy(void **state)
 static void
 test_trim(void **state)
 {
-	struct fixture *f = *state;
+	struct walk *f = *state;
 	struct ids_walk_opts o;
 	struct ids_walk_census a, b;
 
 	opts_init(f, &o);
 	census(f, &o, &a);
-	assert_int_equal(ids_mboxlist_trim(f->mbl), 0);
+	assert_int_equal(ids_mboxlist_trim(f->fx.mbl), 0);
 	census(f, &o, &b);
 	assert_memory_equal(&a, &b, sizeof(a));
 	assert_int_equal(a.legacy, NFOLDERS);
