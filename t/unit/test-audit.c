@@ -32,12 +32,14 @@
 #include "mbentry.h"
 #include "mboxlist.h"
 #include "unit.h"
+#include "fixture.h"
 
 /* Sizes around the reader's 256 KiB buffer, and an empty message. */
 static const size_t sizes[] = { 0, 1, 262143, 262144, 262145, 1048579 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
-struct fixture {
+/* Spool a, and b a copy of it as a replica would hold. */
+struct spools {
 	char dir[64];
 	struct ids_config cfg[2];
 	char inbox[4096];	/* user.john's directory in spool a */
@@ -67,23 +69,17 @@ collect(const struct ids_audit_finding *f, void *rock)
 }
 
 static void
-write_conf(struct fixture *f, int side)
+write_conf(struct spools *f, int side)
 {
-	char text[1024], path[256];
-	const char *name = side ? "b" : "a";
+	char root[128], file[160];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-	mkdir(path, 0750);
-	snprintf(path, sizeof(path), "%s/%s/spool", f->dir, name);
-	mkdir(path, 0750);
-	snprintf(text, sizeof(text), "configdirectory: %s/%s\npartition-default: %s/%s/spool\n"
-	    "hashimapspool: yes\nvirtdomains: userid\n", f->dir, name, f->dir, name);
-	snprintf(path, sizeof(path), "%s/%s.conf", f->dir, name);
-	assert_int_equal(ids_config_parse(&f->cfg[side], text, strlen(text), path), 0);
+	snprintf(root, sizeof(root), "%s/%s", f->dir, side ? "b" : "a");
+	snprintf(file, sizeof(file), "%s.conf", root);
+	assert_int_equal(fixture_config(&f->cfg[side], root, 0, "", file), 0);
 }
 
 static void
-make_spool(struct fixture *f)
+make_spool(struct spools *f)
 {
 	struct ids_mboxlist *mbl;
 	struct ids_mbentry e;
@@ -115,7 +111,7 @@ make_spool(struct fixture *f)
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct spools *f = calloc(1, sizeof(*f));
 	char cmd[512];
 
 	strcpy(f->dir, "/tmp/ids-audit-XXXXXX");
@@ -135,7 +131,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	size_t i;
 
 	for (i = 0; i < NSIZES; i++)
@@ -149,7 +145,7 @@ teardown(void **state)
 
 /* Runs an audit of spool a (with b as the other copy when repair). */
 static int
-audit(struct fixture *f, int jobs, int repair, struct seen *s, struct ids_audit_stats *st)
+audit(struct spools *f, int jobs, int repair, struct seen *s, struct ids_audit_stats *st)
 {
 	struct ids_mboxlist *mbl, *other = NULL;
 	struct ids_audit_opts o;
@@ -171,14 +167,14 @@ audit(struct fixture *f, int jobs, int repair, struct seen *s, struct ids_audit_
 }
 
 static void
-file_path(const struct fixture *f, uint32_t uid, char *buf, size_t size)
+file_path(const struct spools *f, uint32_t uid, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/%u.", f->inbox, uid);
 }
 
 /* Flips one byte of message uid at offset off. */
 static void
-flip(const struct fixture *f, uint32_t uid, off_t off)
+flip(const struct spools *f, uint32_t uid, off_t off)
 {
 	char path[4200], c;
 	int fd;
@@ -193,7 +189,7 @@ flip(const struct fixture *f, uint32_t uid, off_t off)
 
 /* 1 if message uid has exactly its original bytes. */
 static int
-intact(const struct fixture *f, uint32_t uid)
+intact(const struct spools *f, uint32_t uid)
 {
 	char path[4200], *buf;
 	size_t len;
@@ -215,7 +211,7 @@ intact(const struct fixture *f, uint32_t uid)
 static void
 test_sizes_clean(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct ids_audit_stats st;
 	struct seen s;
 	unsigned long long total = 0;
@@ -237,7 +233,7 @@ test_sizes_clean(void **state)
 static void
 test_corrupt_bytes(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct seen s;
 
 	flip(f, 6, (off_t)sizes[5] - 1);	/* the last byte of the largest */
@@ -254,7 +250,7 @@ test_corrupt_bytes(void **state)
 static void
 test_callback_stops(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct seen s;
 
 	flip(f, 2, 0);
@@ -267,7 +263,7 @@ test_callback_stops(void **state)
 
 /* Damage for the repair: uid 2 missing, uid 6 corrupt, uid 4 truncated. */
 static void
-damage(const struct fixture *f)
+damage(const struct spools *f)
 {
 	char path[4200];
 
@@ -281,7 +277,7 @@ damage(const struct fixture *f)
 static void
 test_repair_crash_everywhere(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct seen s;
 	char path[4200];
 	int k, status, crashed = 0;
@@ -322,7 +318,7 @@ test_repair_crash_everywhere(void **state)
 static void
 test_repair_fsync_error(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct seen s;
 	char path[4200];
 	int i;
@@ -349,7 +345,7 @@ test_repair_fsync_error(void **state)
 static void
 test_repair_refuses_symlinked_source(void **state)
 {
-	struct fixture *f = *state;
+	struct spools *f = *state;
 	struct seen s;
 	char src[4200], path[4200];
 
