@@ -93,7 +93,7 @@ dup_or_null(const char *s, int *oom)
 }
 
 struct afinding *
-af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *path,
+ids_af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *path,
     const char *expected, const char *actual)
 {
 	struct afinding *f, *nv;
@@ -121,7 +121,7 @@ af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *pat
 }
 
 struct afinding *
-af_addf(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *path,
+ids_af_addf(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *path,
     const char *expected, const char *fmt, ...)
 {
 	char buf[1024];
@@ -130,11 +130,11 @@ af_addf(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *pa
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);	/* a cut detail is still a detail */
 	va_end(ap);
-	return af_add(l, kind, uid, path, expected, buf);
+	return ids_af_add(l, kind, uid, path, expected, buf);
 }
 
 void
-af_release(struct afinding *f)
+ids_af_release(struct afinding *f)
 {
 	size_t i;
 
@@ -151,12 +151,12 @@ af_release(struct afinding *f)
 }
 
 void
-aflist_release(struct aflist *l)
+ids_aflist_release(struct aflist *l)
 {
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		af_release(&l->v[i]);
+		ids_af_release(&l->v[i]);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
@@ -174,7 +174,7 @@ af_cmp(const void *a, const void *b)
 }
 
 void
-aflist_sort(struct aflist *l)
+ids_aflist_sort(struct aflist *l)
 {
 	if (l->n > 1)
 		qsort(l->v, l->n, sizeof(*l->v), af_cmp);
@@ -183,7 +183,7 @@ aflist_sort(struct aflist *l)
 /* --- paths and roots ------------------------------------------------- */
 
 int
-abspath(char *buf, size_t size, const char *root, const char *rel, const char *file)
+ids_abspath(char *buf, size_t size, const char *root, const char *rel, const char *file)
 {
 	int n = snprintf(buf, size, "%s%s%s%s%s", root, rel && *rel ? "/" : "",
 	    rel ? rel : "", file ? "/" : "", file ? file : "");
@@ -193,7 +193,8 @@ abspath(char *buf, size_t size, const char *root, const char *rel, const char *f
 	return n;
 }
 
-int
+/* Opens every partition root of cfg (data and meta); -1 where missing. */
+static int
 roots_open(const struct ids_config *cfg, int **rootfds, int **metarootfds)
 {
 	size_t i;
@@ -213,7 +214,7 @@ roots_open(const struct ids_config *cfg, int **rootfds, int **metarootfds)
 	return 0;
 }
 
-void
+static void
 roots_close(const struct ids_config *cfg, int *rootfds, int *metarootfds)
 {
 	size_t i;
@@ -259,7 +260,7 @@ emit_one(struct arun *run, const struct afinding *a, const char *folder,
 }
 
 int
-run_emit(struct arun *run, struct aflist *l, const char *folder,
+ids_run_emit(struct arun *run, struct aflist *l, const char *folder,
     const char *uniqueid, const char *other_folder)
 {
 	struct afinding *h;
@@ -272,7 +273,7 @@ run_emit(struct arun *run, struct aflist *l, const char *folder,
 			continue;
 		}
 		/* Held for the repair: it takes the finding over. */
-		if ((h = af_add(&run->held, l->v[i].kind, 0, NULL, NULL, NULL)) == NULL)
+		if ((h = ids_af_add(&run->held, l->v[i].kind, 0, NULL, NULL, NULL)) == NULL)
 			return -ENOMEM;
 		*h = l->v[i];
 		h->seq = run->held.n - 1;
@@ -297,10 +298,10 @@ emit_now(struct arun *run, enum ids_audit_kind kind, const char *folder,
 	int r;
 
 	memset(&l, 0, sizeof(l));
-	if (af_add(&l, kind, 0, NULL, expected, actual) == NULL)
+	if (ids_af_add(&l, kind, 0, NULL, expected, actual) == NULL)
 		return -ENOMEM;
-	r = run_emit(run, &l, folder, uniqueid, other_folder);
-	aflist_release(&l);
+	r = ids_run_emit(run, &l, folder, uniqueid, other_folder);
+	ids_aflist_release(&l);
 	return r;
 }
 
@@ -436,15 +437,15 @@ db_check_one(struct ids_txn *txn, struct afolder *f)
 	ids_mbentry_init(&ie);
 	ids_mbentry_init(&ne);
 	if ((r = ids_txn_lookup_id(txn, e->uniqueid, &ie)) < 0) {
-		af_add(&f->f, IDS_AUDIT_DB, 0, NULL, "an I record for its uniqueid",
+		ids_af_add(&f->f, IDS_AUDIT_DB, 0, NULL, "an I record for its uniqueid",
 		    r == IDS_ENOTFOUND ? "none" : ids_errmsg(r));
 	} else if (strcmp(ie.name, e->name) != 0) {
 		if (ids_txn_lookup_name(txn, ie.name, &ne) == 0 &&
 		    !ids_mbentry_is_tombstone(&ne) && strcmp(ne.uniqueid, e->uniqueid) == 0)
-			af_addf(&f->f, IDS_AUDIT_DUPID, 0, NULL, "one live mailbox",
+			ids_af_addf(&f->f, IDS_AUDIT_DUPID, 0, NULL, "one live mailbox",
 			    "also held by live mailbox %s", ie.name);
 		else
-			af_addf(&f->f, IDS_AUDIT_DB, 0, NULL, "the I record naming it",
+			ids_af_addf(&f->f, IDS_AUDIT_DB, 0, NULL, "the I record naming it",
 			    "the I record names %s", ie.name);
 	}
 	ids_mbentry_release(&ie);
@@ -484,7 +485,7 @@ other_txn(struct ids_txn *txn, void *rock)
 		ids_mbentry_release(&f->there.e);
 		ids_mbentry_init(&f->there.e);
 		f->f.section = 1;
-		af_add(&f->f, IDS_AUDIT_ONLY_HERE, 0, NULL, f->here.e.name,
+		ids_af_add(&f->f, IDS_AUDIT_ONLY_HERE, 0, NULL, f->here.e.name,
 		    r == 0 ? "deleted" : "absent");
 		f->f.section = 0;
 	}
@@ -534,19 +535,19 @@ finish_oldest(struct arun *run, struct inflight *q, int r)
 	struct afolder *f = q->v[q->head];
 	int k;
 
-	pool_wait(run->pool, f);
+	ids_pool_wait(run->pool, f);
 	q->head = (q->head + 1) % q->cap;
 	q->n--;
 	if (r == 0)
-		r = run_emit(run, &f->f, f->here.e.name, f->here.e.uniqueid,
+		r = ids_run_emit(run, &f->f, f->here.e.name, f->here.e.uniqueid,
 		    f->has_there ? f->there.e.name : NULL);
 	for (k = 0; k < f->nknown && r == 0; k++)
-		r = dirset_add(run->known, f->known_dev[k], f->known_ino[k]);
+		r = ids_dirset_add(run->known, f->known_dev[k], f->known_ino[k]);
 	run->st.folders++;
 	run->st.messages += f->messages;
 	run->st.bytes += f->bytes;
 	run->st.archived += f->archived;
-	folder_free(f);
+	ids_folder_free(f);
 	return r;
 }
 
@@ -572,9 +573,9 @@ run_batch(struct arun *run, struct batch *b, struct inflight *q)
 		if (r == 0 && q->n == q->cap)
 			r = finish_oldest(run, q, 0);
 		if (r == 0)
-			r = pool_submit(run->pool, fb.v[i]);
+			r = ids_pool_submit(run->pool, fb.v[i]);
 		if (r < 0) {
-			folder_free(fb.v[i]);
+			ids_folder_free(fb.v[i]);
 			continue;
 		}
 		q->v[(q->head + q->n++) % q->cap] = fb.v[i];
@@ -628,13 +629,13 @@ idscan_one(const struct ids_mbentry *ie, void *rock)
 	ids_mbentry_init(&ne);
 	r = ids_txn_lookup_name(s->txn, ie->name, &ne);
 	if (r < 0)
-		a = af_add(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
+		a = ids_af_add(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
 		    r == IDS_ENOTFOUND ? "no N record" : ids_errmsg(r));
 	else if (ids_mbentry_is_tombstone(&ne))
-		a = af_add(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
+		a = ids_af_add(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
 		    "a tombstone");
 	else if (strcmp(ne.uniqueid, ie->uniqueid) != 0)
-		a = af_addf(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
+		a = ids_af_addf(&s->l, IDS_AUDIT_DB, 0, NULL, "the live N record it names",
 		    "the N record holds uniqueid %s", ne.uniqueid);
 	ids_mbentry_release(&ne);
 	if (a != NULL) {
@@ -661,8 +662,8 @@ scan_ids(struct arun *run)
 
 	memset(&s, 0, sizeof(s));
 	if ((r = ids_mboxlist_read(run->mbl, idscan_txn, &s)) == 0)
-		r = run_emit(run, &s.l, NULL, NULL, NULL);
-	aflist_release(&s.l);
+		r = ids_run_emit(run, &s.l, NULL, NULL, NULL);
+	ids_aflist_release(&s.l);
 	return r;
 }
 
@@ -690,7 +691,7 @@ here_txn(struct ids_txn *txn, void *rock)
 			continue;
 		}
 		ids_mbentry_release(&e);
-		if ((a = af_add(&h->l, IDS_AUDIT_ONLY_THERE, 0, NULL,
+		if ((a = ids_af_add(&h->l, IDS_AUDIT_ONLY_THERE, 0, NULL,
 		    r == 0 ? "deleted" : "absent", h->b->e[i].name)) != NULL)
 			a->uniqueid = strdup(h->b->e[i].uniqueid);
 	}
@@ -712,7 +713,7 @@ only_there(struct arun *run)
 		r = ids_mboxlist_read(run->mbl, here_txn, &h);
 		for (i = 0; r == 0 && i < h.l.n; i++)
 			r = emit_one(run, &h.l.v[i], NULL, NULL, h.l.v[i].actual);
-		aflist_release(&h.l);
+		ids_aflist_release(&h.l);
 		batch_release(&b);
 		if (r < 0)
 			break;
@@ -736,11 +737,11 @@ run_all(struct arun *run, int jobs)
 	if (o->other && o->compare && o->names == NULL && (r = only_there(run)) < 0)
 		return r;
 	if (full)
-		r = walk_spool(run);
+		r = ids_walk_spool(run);
 	else if (o->subtree)
-		r = walk_subtree(run);
+		r = ids_walk_subtree(run);
 	if (r == 0 && o->repair)
-		r = repair_held(run);
+		r = ids_repair_held(run);
 	return r;
 }
 
@@ -764,17 +765,17 @@ ids_audit_run(struct ids_mboxlist *mbl, const struct ids_audit_opts *o,
 	if (r == 0 && o->other)
 		r = roots_open(ids_mboxlist_config(o->other), &run.orootfds, &run.ometarootfds);
 	if (r == 0)
-		r = pool_new(jobs, &run.pool);
-	if (r == 0 && (run.known = dirset_new()) == NULL)
+		r = ids_pool_new(jobs, &run.pool);
+	if (r == 0 && (run.known = ids_dirset_new()) == NULL)
 		r = -ENOMEM;
 	if (r == 0)
 		r = run_all(&run, jobs);
-	pool_free(run.pool);
-	dirset_free(run.known);
+	ids_pool_free(run.pool);
+	ids_dirset_free(run.known);
 	roots_close(cfg, run.rootfds, run.metarootfds);
 	if (o->other)
 		roots_close(ids_mboxlist_config(o->other), run.orootfds, run.ometarootfds);
-	aflist_release(&run.held);
+	ids_aflist_release(&run.held);
 	if (st)
 		*st = run.st;
 	if (run.stop)

@@ -31,7 +31,7 @@ cmp_u32(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, uint32_t a,
 		return;
 	snprintf(x, sizeof(x), "%u", a);
 	snprintf(y, sizeof(y), "%u", b);
-	af_add(l, kind, uid, NULL, x, y);
+	ids_af_add(l, kind, uid, NULL, x, y);
 }
 
 static int
@@ -77,7 +77,7 @@ cmp_flags(struct aflist *l, const struct afolder *f, const struct amsg *a,
 	flags_text(&f->here, a, &x);
 	flags_text(&f->there, b, &y);
 	if (strcmp(x.s, y.s) != 0)
-		af_add(l, IDS_AUDIT_CMP_FLAGS, a->uid, NULL, x.len ? x.s : "none",
+		ids_af_add(l, IDS_AUDIT_CMP_FLAGS, a->uid, NULL, x.len ? x.s : "none",
 		    y.len ? y.s : "none");
 	ids_buf_release(&x);
 	ids_buf_release(&y);
@@ -99,7 +99,7 @@ cmp_uid(struct aflist *l, const struct afolder *f, const struct amsg *a,
 
 	if (a == NULL || b == NULL || live(a) != live(b)) {
 		if ((a && live(a)) || (b && live(b)))
-			af_add(l, IDS_AUDIT_CMP_UID, uid, NULL,
+			ids_af_add(l, IDS_AUDIT_CMP_UID, uid, NULL,
 			    a ? (live(a) ? "live" : "expunged") : "absent",
 			    b ? (live(b) ? "live" : "expunged") : "absent");
 		return;
@@ -110,19 +110,19 @@ cmp_uid(struct aflist *l, const struct afolder *f, const struct amsg *a,
 	if (memcmp(a->guid, b->guid, IDS_GUID_LEN) != 0) {
 		ids_guid_hex(a->guid, x);
 		ids_guid_hex(b->guid, y);
-		af_add(l, IDS_AUDIT_CMP_GUID, uid, NULL, x, y);
+		ids_af_add(l, IDS_AUDIT_CMP_GUID, uid, NULL, x, y);
 	}
 	if (a->size != b->size) {
 		snprintf(x, sizeof(x), "%llu", (unsigned long long)a->size);
 		snprintf(y, sizeof(y), "%llu", (unsigned long long)b->size);
-		af_add(l, IDS_AUDIT_CMP_SIZE, uid, NULL, x, y);
+		ids_af_add(l, IDS_AUDIT_CMP_SIZE, uid, NULL, x, y);
 	}
 	if (f->md5 && a->hashed && b->hashed && memcmp(a->md5, b->md5, AUDIT_MD5_LEN) != 0) {
 		for (size_t i = 0; i < AUDIT_MD5_LEN; i++) {
 			snprintf(x + 2 * i, 3, "%02x", a->md5[i]);
 			snprintf(y + 2 * i, 3, "%02x", b->md5[i]);
 		}
-		af_add(l, IDS_AUDIT_CMP_MD5, uid, NULL, x, y);
+		ids_af_add(l, IDS_AUDIT_CMP_MD5, uid, NULL, x, y);
 	}
 }
 
@@ -142,7 +142,7 @@ cmp_messages(struct aflist *l, const struct afolder *f)
 			cmp_uid(l, f, &a->m[i++], &b->m[j++]);
 	}
 	for (j = 0; j < b->n; j++)
-		msg_finding(l, b, &b->m[j], 1);
+		ids_msg_finding(l, b, &b->m[j], 1);
 }
 
 static int
@@ -175,7 +175,7 @@ cmp_missing(struct aflist *l, const struct afolder *f)
 		if ((k == 0 || memcmp(want[k - 1], want[i], IDS_GUID_LEN) != 0) &&
 		    bsearch(want[i], have, nh, IDS_GUID_LEN, guid_cmp) == NULL)
 			memcpy(want[k++], want[i], IDS_GUID_LEN);
-	if (k == 0 || (x = af_addf(l, IDS_AUDIT_MISSING, 0, NULL, NULL, "%zu", k)) == NULL)
+	if (k == 0 || (x = ids_af_addf(l, IDS_AUDIT_MISSING, 0, NULL, NULL, "%zu", k)) == NULL)
 		goto out;
 	free(x->actual);
 	x->actual = NULL;
@@ -193,7 +193,7 @@ out:
 }
 
 void
-compare_folder(struct afolder *f)
+ids_compare_folder(struct afolder *f)
 {
 	const struct aside *a = &f->here, *b = &f->there;
 	struct aflist *l = &f->f;
@@ -201,7 +201,7 @@ compare_folder(struct afolder *f)
 
 	l->section = 1;
 	if (strcmp(a->e.name, b->e.name) != 0)
-		af_add(l, IDS_AUDIT_NAME, 0, NULL, a->e.name, b->e.name);
+		ids_af_add(l, IDS_AUDIT_NAME, 0, NULL, a->e.name, b->e.name);
 	if (a->have_index && b->have_index) {
 		cmp_u32(l, IDS_AUDIT_CMP_UIDVALIDITY, 0, a->ih.uidvalidity, b->ih.uidvalidity);
 		cmp_u32(l, IDS_AUDIT_CMP_UIDNEXT, 0, a->ih.last_uid + 1, b->ih.last_uid + 1);

@@ -7,7 +7,7 @@
  * header_file_crc that of cyrus.header; cyrus.cache of the index's
  * generation; every record that needs a file matched by one, every
  * message file matched by a record.  The files themselves are checked
- * by folder_hash(), in chunks, possibly on several threads.
+ * by ids_folder_hash(), in chunks, possibly on several threads.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,11 +45,11 @@ side_path(const struct aside *s, enum ids_metafile kind, char *buf, size_t size)
 	const char *dir;
 
 	(void)side_metafd(s, kind, &dir);
-	return abspath(buf, size, dir, NULL, ids_metafile_name(kind));
+	return ids_abspath(buf, size, dir, NULL, ids_metafile_name(kind));
 }
 
 int
-side_open(struct aside *s)
+ids_side_open(struct aside *s)
 {
 	const struct ids_partition *part;
 	char rel[PATH_MAX];
@@ -64,19 +64,19 @@ side_open(struct aside *s)
 		    s->loc.partition ? s->loc.partition : "(default)");
 	pi = (size_t)(part - s->cfg->partitions);
 	if ((r = ids_path_reldir(s->cfg, &s->loc, rel, sizeof(rel))) < 0 ||
-	    (r = abspath(s->datapath, sizeof(s->datapath), part->path, rel, NULL)) < 0)
+	    (r = ids_abspath(s->datapath, sizeof(s->datapath), part->path, rel, NULL)) < 0)
 		return r;
 	if (s->rootfds[pi] < 0)
 		return ids_error(-ENOENT, "partition root %s is missing", part->path);
-	if ((r = audit_opendir(s->rootfds[pi], rel, &s->datafd)) < 0)
+	if ((r = ids_audit_opendir(s->rootfds[pi], rel, &s->datafd)) < 0)
 		return r;
 	if (part->metapath == NULL || s->cfg->metapartition_files == 0)
 		return 0;
-	if ((r = abspath(s->metapath, sizeof(s->metapath), part->metapath, rel, NULL)) < 0)
+	if ((r = ids_abspath(s->metapath, sizeof(s->metapath), part->metapath, rel, NULL)) < 0)
 		return r;
 	if (s->metarootfds[pi] < 0)
 		return ids_error(-ENOENT, "metapartition root %s is missing", part->metapath);
-	if ((r = audit_opendir(s->metarootfds[pi], rel, &s->metafd)) < 0)
+	if ((r = ids_audit_opendir(s->metarootfds[pi], rel, &s->metafd)) < 0)
 		strcpy(s->datapath, s->metapath);	/* name the directory that failed */
 	return r;
 }
@@ -104,13 +104,13 @@ check_header(struct afolder *f)
 
 	side_path(s, IDS_META_HEADER, path, sizeof(path));
 	if ((r = ids_header_read(hfd, &s->h, &s->header_crc)) < 0) {
-		af_add(&f->f, IDS_AUDIT_HEADER, 0, path, "a readable cyrus.header",
+		ids_af_add(&f->f, IDS_AUDIT_HEADER, 0, path, "a readable cyrus.header",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
 		return;
 	}
 	s->have_header = 1;
 	if (s->h.uniqueid == NULL || strcmp(s->h.uniqueid, s->e.uniqueid) != 0)
-		af_add(&f->f, IDS_AUDIT_HEADER_ID, 0, path, s->e.uniqueid,
+		ids_af_add(&f->f, IDS_AUDIT_HEADER_ID, 0, path, s->e.uniqueid,
 		    s->h.uniqueid ? s->h.uniqueid : "none");
 	/*
 	 * Cyrus leaves the old name in the headers of renamed legacy
@@ -119,7 +119,7 @@ check_header(struct afolder *f)
 	 */
 	if (s->loc.layout == IDS_LAYOUT_UNIQUEID && s->h.name != NULL &&
 	    strcmp(s->h.name, s->e.name) != 0)
-		af_add(&f->f, IDS_AUDIT_HEADER_NAME, 0, path, s->e.name, s->h.name);
+		ids_af_add(&f->f, IDS_AUDIT_HEADER_NAME, 0, path, s->e.name, s->h.name);
 }
 
 static void
@@ -136,7 +136,7 @@ check_cache(struct afolder *f)
 	side_path(s, IDS_META_CACHE, path, sizeof(path));
 	if ((fd = openat(cfd, "cyrus.cache", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		if (errno != ENOENT)	/* Cyrus always has one; idspool does not need it */
-			af_add(&f->f, IDS_AUDIT_CACHE, 0, path, "a readable cyrus.cache",
+			ids_af_add(&f->f, IDS_AUDIT_CACHE, 0, path, "a readable cyrus.cache",
 			    errno == ELOOP ? "symlink" : strerror(errno));
 		return;
 	}
@@ -144,10 +144,10 @@ check_cache(struct afolder *f)
 	close(fd);
 	gen = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 	if (n < (ssize_t)sizeof(b))
-		af_addf(&f->f, IDS_AUDIT_CACHE, 0, path, "generation header",
+		ids_af_addf(&f->f, IDS_AUDIT_CACHE, 0, path, "generation header",
 		    "%zd bytes", n < 0 ? (ssize_t)0 : n);
 	else if (gen != s->ih.generation_no)
-		af_addf(&f->f, IDS_AUDIT_CACHE, 0, path, NULL, "generation %u, index %u",
+		ids_af_addf(&f->f, IDS_AUDIT_CACHE, 0, path, NULL, "generation %u, index %u",
 		    gen, s->ih.generation_no);
 }
 
@@ -190,12 +190,12 @@ check_counts(struct aside *s, struct aflist *l, const char *path, uint32_t exist
 	if (l == NULL)
 		return;
 	if (disorder)
-		af_add(l, IDS_AUDIT_INDEX_COUNTS, 0, path, "uids ascending", "out of order");
+		ids_af_add(l, IDS_AUDIT_INDEX_COUNTS, 0, path, "uids ascending", "out of order");
 	if (beyond)
-		af_addf(l, IDS_AUDIT_INDEX_COUNTS, beyond, path, NULL,
+		ids_af_addf(l, IDS_AUDIT_INDEX_COUNTS, beyond, path, NULL,
 		    "uid %u above last_uid %u", beyond, s->ih.last_uid);
 	if (!bad && exists != s->ih.exists)	/* a bad record's flags are unknown */
-		af_addf(l, IDS_AUDIT_INDEX_COUNTS, 0, path, NULL,
+		ids_af_addf(l, IDS_AUDIT_INDEX_COUNTS, 0, path, NULL,
 		    "exists %u, unexpunged records %u", s->ih.exists, exists);
 }
 
@@ -214,13 +214,13 @@ read_record(struct aside *s, const struct ids_index *idx, uint32_t i, struct afl
 	m->state = AM_SKIP;
 	m->skip = SKIP_BAD;
 	if (l)
-		af_add(l, IDS_AUDIT_RECORD, rec.uid <= s->ih.last_uid ? rec.uid : 0, path,
+		ids_af_add(l, IDS_AUDIT_RECORD, rec.uid <= s->ih.last_uid ? rec.uid : 0, path,
 		    "a valid record", ids_errmsg(r));
 	return r;
 }
 
 int
-side_read_index(struct aside *s, struct aflist *l, unsigned long *archived)
+ids_side_read_index(struct aside *s, struct aflist *l, unsigned long *archived)
 {
 	struct ids_index *idx;
 	const char *dir;
@@ -320,20 +320,21 @@ report_orphan(struct aside *s, struct aflist *l, const struct dent *d,
 	struct stat st;
 
 	snprintf(name, sizeof(name), "%u.", d->uid);
-	if (abspath(path, sizeof(path), s->datapath, NULL, name) < 0)
+	if (ids_abspath(path, sizeof(path), s->datapath, NULL, name) < 0)
 		return;
 	if (fstatat(s->datafd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;		/* gone meanwhile */
 	expected = m ? "no file (record expunged and unlinked)" : "no file (no record)";
 	if (S_ISREG(st.st_mode))
-		af_addf(l, IDS_AUDIT_ORPHAN, d->uid, path, expected, "%lld bytes",
+		ids_af_addf(l, IDS_AUDIT_ORPHAN, d->uid, path, expected, "%lld bytes",
 		    (long long)st.st_size);
 	else
-		af_add(l, IDS_AUDIT_ORPHAN, d->uid, path, expected,
-		    amsg_what((uint8_t)((st.st_mode & S_IFMT) >> 12)));
+		ids_af_add(l, IDS_AUDIT_ORPHAN, d->uid, path, expected,
+		    ids_amsg_what((uint8_t)((st.st_mode & S_IFMT) >> 12)));
 }
 
-int
+/* Marks s->m present/absent from a listing of the data directory; orphans to l. */
+static int
 side_list(struct aside *s, struct aflist *l)
 {
 	struct dent *d = NULL;
@@ -407,9 +408,9 @@ check_other_layout(struct afolder *f)
 
 	o.layout = s->loc.layout == IDS_LAYOUT_LEGACY ? IDS_LAYOUT_UNIQUEID : IDS_LAYOUT_LEGACY;
 	if (part == NULL || ids_path_reldir(s->cfg, &o, rel, sizeof(rel)) < 0 ||
-	    abspath(path, sizeof(path), part->path, rel, NULL) < 0 ||
+	    ids_abspath(path, sizeof(path), part->path, rel, NULL) < 0 ||
 	    s->rootfds[part - s->cfg->partitions] < 0 ||
-	    audit_opendir(s->rootfds[part - s->cfg->partitions], rel, &fd) < 0)
+	    ids_audit_opendir(s->rootfds[part - s->cfg->partitions], rel, &fd) < 0)
 		return;
 	add_known(f, fd);
 	ids_header_init(&h);
@@ -419,7 +420,7 @@ check_other_layout(struct afolder *f)
 	close(fd);
 	ids_header_release(&h);
 	if (same || (hr == -ENOENT && nmsg > 0))
-		af_addf(&f->f, IDS_AUDIT_LAYOUT_COPY, 0, path, "no copy of the folder",
+		ids_af_addf(&f->f, IDS_AUDIT_LAYOUT_COPY, 0, path, "no copy of the folder",
 		    "%s%u message files (%s layout; the folder is %s)",
 		    same ? "its cyrus.header and " : "", nmsg, ids_layout_name(o.layout),
 		    s->datafd >= 0 ? "where the resolver says" : "not where the resolver says");
@@ -435,21 +436,21 @@ check_index(struct afolder *f)
 	int r;
 
 	side_path(s, IDS_META_INDEX, path, sizeof(path));
-	if ((r = side_read_index(s, &f->f, &f->archived)) < 0) {
-		af_add(&f->f, IDS_AUDIT_INDEX, 0, path, "a readable cyrus.index",
+	if ((r = ids_side_read_index(s, &f->f, &f->archived)) < 0) {
+		ids_af_add(&f->f, IDS_AUDIT_INDEX, 0, path, "a readable cyrus.index",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
 		return;
 	}
 	if (s->e.uidvalidity != 0 && s->ih.uidvalidity != s->e.uidvalidity)
-		af_addf(&f->f, IDS_AUDIT_UIDVALIDITY, 0, path, NULL,
+		ids_af_addf(&f->f, IDS_AUDIT_UIDVALIDITY, 0, path, NULL,
 		    "mailboxes.db %u, cyrus.index %u", s->e.uidvalidity, s->ih.uidvalidity);
 	if (s->have_header && s->ih.header_file_crc != s->header_crc)
-		af_addf(&f->f, IDS_AUDIT_HEADER_CRC, 0, path, NULL,
+		ids_af_addf(&f->f, IDS_AUDIT_HEADER_CRC, 0, path, NULL,
 		    "header_file_crc %08x, cyrus.header %08x", s->ih.header_file_crc,
 		    s->header_crc);
 	check_cache(f);
 	if ((r = side_list(s, &f->f)) < 0)
-		af_add(&f->f, IDS_AUDIT_FOLDER_MISSING, 0, s->datapath, "a readable directory",
+		ids_af_add(&f->f, IDS_AUDIT_FOLDER_MISSING, 0, s->datapath, "a readable directory",
 		    ids_errmsg(r));
 }
 
@@ -463,8 +464,8 @@ prepare_there(struct afolder *f)
 	int r, section = l->section;
 
 	l->section = 1;
-	if ((r = side_open(t)) < 0) {
-		af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "the folder directory",
+	if ((r = ids_side_open(t)) < 0) {
+		ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "the folder directory",
 		    ids_errmsg(r));
 	} else {
 		const char *dir;
@@ -472,24 +473,24 @@ prepare_there(struct afolder *f)
 		if (ids_header_read(side_metafd(t, IDS_META_HEADER, &dir), &t->h, NULL) == 0)
 			t->have_header = 1;
 		side_path(t, IDS_META_INDEX, path, sizeof(path));
-		if ((r = side_read_index(t, NULL, NULL)) < 0)
-			af_add(l, IDS_AUDIT_THERE_FILE, 0, path, "a readable cyrus.index",
+		if ((r = ids_side_read_index(t, NULL, NULL)) < 0)
+			ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, path, "a readable cyrus.index",
 			    ids_errmsg(r));
 		else if ((r = side_list(t, NULL)) < 0)
-			af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "a readable directory",
+			ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "a readable directory",
 			    ids_errmsg(r));
 	}
 	l->section = section;
 }
 
 void
-folder_prepare(struct afolder *f)
+ids_folder_prepare(struct afolder *f)
 {
 	struct aside *s = &f->here;
 	int r;
 
-	if ((r = side_open(s)) < 0) {
-		af_add(&f->f, s->located ? IDS_AUDIT_FOLDER_MISSING : IDS_AUDIT_DB, 0,
+	if ((r = ids_side_open(s)) < 0) {
+		ids_af_add(&f->f, s->located ? IDS_AUDIT_FOLDER_MISSING : IDS_AUDIT_DB, 0,
 		    s->located ? s->datapath : NULL, "the folder directory",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
 	} else {
@@ -505,13 +506,13 @@ folder_prepare(struct afolder *f)
 }
 
 size_t
-folder_nwork(const struct afolder *f)
+ids_folder_nwork(const struct afolder *f)
 {
 	return f->here.n + (f->has_there ? f->there.n : 0);
 }
 
 void
-folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
+ids_folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
     unsigned long *files, unsigned long long *bytes)
 {
 	struct aside *s;
@@ -526,12 +527,12 @@ folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
 			continue;
 		snprintf(name, sizeof(name), "%u.", m->uid);
 		if (s == &f->there && !f->md5) {
-			hasher_stat(s->datafd, name, m);
+			ids_hasher_stat(s->datafd, name, m);
 		} else if (h == NULL) {
 			m->state = AM_ERROR;
 			m->err = -ENOMEM;
 		} else {
-			*bytes += hasher_check(h, s->datafd, name, m, f->md5);
+			*bytes += ids_hasher_check(h, s->datafd, name, m, f->md5);
 			(*files)++;
 			m->vanished = m->state == AM_ABSENT;
 		}
@@ -555,7 +556,7 @@ mark_repairable(struct afinding *a, const struct amsg *m, int there)
 
 /* The finding for a checked file (here or, as THERE_FILE, there). */
 void
-msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
+ids_msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
     int there)
 {
 	char path[PATH_MAX], name[16], want[IDS_GUID_HEXLEN + 1], got[IDS_GUID_HEXLEN + 1];
@@ -563,7 +564,7 @@ msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
 	struct afinding *a = NULL;
 
 	snprintf(name, sizeof(name), "%u.", m->uid);
-	if (abspath(path, sizeof(path), s->datapath, NULL, name) < 0)
+	if (ids_abspath(path, sizeof(path), s->datapath, NULL, name) < 0)
 		return;
 	ids_guid_hex(m->guid, want);
 	ids_guid_hex(m->sha1, got);
@@ -572,21 +573,21 @@ msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
 		snprintf(exp, sizeof(exp), "%llu bytes%s%s", (unsigned long long)m->size,
 		    ids_guid_is_null(m->guid) ? "" : ", sha1 ",
 		    ids_guid_is_null(m->guid) ? "" : want);
-		a = af_add(l, IDS_AUDIT_FILE_MISSING, m->uid, path, exp, "absent");
+		a = ids_af_add(l, IDS_AUDIT_FILE_MISSING, m->uid, path, exp, "absent");
 		break;
 	case AM_SIZE:
 		snprintf(exp, sizeof(exp), "%llu bytes", (unsigned long long)m->size);
-		a = af_addf(l, IDS_AUDIT_FILE_SIZE, m->uid, path, exp, "%llu bytes",
+		a = ids_af_addf(l, IDS_AUDIT_FILE_SIZE, m->uid, path, exp, "%llu bytes",
 		    (unsigned long long)m->fsize);
 		break;
 	case AM_GUID:
-		a = af_add(l, IDS_AUDIT_FILE_GUID, m->uid, path, want, got);
+		a = ids_af_add(l, IDS_AUDIT_FILE_GUID, m->uid, path, want, got);
 		break;
 	case AM_UNSAFE:
-		af_add(l, IDS_AUDIT_FILE_UNSAFE, m->uid, path, "a regular file", amsg_what(m->what));
+		ids_af_add(l, IDS_AUDIT_FILE_UNSAFE, m->uid, path, "a regular file", ids_amsg_what(m->what));
 		return;
 	case AM_ERROR:
-		af_add(l, IDS_AUDIT_FILE_ERROR, m->uid, path, "a readable file", ids_strerror(m->err));
+		ids_af_add(l, IDS_AUDIT_FILE_ERROR, m->uid, path, "a readable file", ids_strerror(m->err));
 		return;
 	default:
 		return;
@@ -657,7 +658,7 @@ recheck_index(struct afolder *f, const struct ids_index *idx)
 			f->here.m[k].state = AM_SKIP;
 	for (k = 0; k < f->f.n; k++) {
 		if (f->f.v[k].kind == IDS_AUDIT_NKINDS)
-			af_release(&f->f.v[k]);
+			ids_af_release(&f->f.v[k]);
 		else
 			f->f.v[j++] = f->f.v[k];
 	}
@@ -689,16 +690,16 @@ recheck(struct afolder *f)
 }
 
 void
-folder_finish(struct afolder *f)
+ids_folder_finish(struct afolder *f)
 {
 	size_t i;
 
 	recheck(f);
 	for (i = 0; i < f->here.n; i++)
-		msg_finding(&f->f, &f->here, &f->here.m[i], 0);
+		ids_msg_finding(&f->f, &f->here, &f->here.m[i], 0);
 	if (f->has_there)
-		compare_folder(f);
-	aflist_sort(&f->f);
+		ids_compare_folder(f);
+	ids_aflist_sort(&f->f);
 	side_close(&f->here);
 	side_close(&f->there);
 }
@@ -715,12 +716,12 @@ side_release(struct aside *s)
 }
 
 void
-folder_free(struct afolder *f)
+ids_folder_free(struct afolder *f)
 {
 	if (f == NULL)
 		return;
 	side_release(&f->here);
 	side_release(&f->there);
-	aflist_release(&f->f);
+	ids_aflist_release(&f->f);
 	free(f);
 }

@@ -39,7 +39,7 @@ struct hasher {
 };
 
 struct hasher *
-hasher_new(void)
+ids_hasher_new(void)
 {
 	struct hasher *h = calloc(1, sizeof(*h));
 
@@ -52,14 +52,14 @@ hasher_new(void)
 	h->md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
 	h->noatime_ok = h->nowait_ok = 1;
 	if (h->buf == NULL || h->sha == NULL || h->md5 == NULL || h->sha_md == NULL) {
-		hasher_free(h);
+		ids_hasher_free(h);
 		return NULL;
 	}
 	return h;
 }
 
 void
-hasher_free(struct hasher *h)
+ids_hasher_free(struct hasher *h)
 {
 	if (h == NULL)
 		return;
@@ -72,7 +72,7 @@ hasher_free(struct hasher *h)
 }
 
 const char *
-amsg_what(uint8_t what)
+ids_amsg_what(uint8_t what)
 {
 	switch ((mode_t)what << 12) {
 	case S_IFLNK: return "symlink";
@@ -126,7 +126,7 @@ open_failed(int dirfd, const char *name, int fd, const struct stat *st,
 }
 
 void
-hasher_stat(int dirfd, const char *name, struct amsg *m)
+ids_hasher_stat(int dirfd, const char *name, struct amsg *m)
 {
 	struct stat st;
 
@@ -242,7 +242,7 @@ hash_fd(struct hasher *h, int fd, uint64_t size, int md5, struct amsg *m)
 }
 
 uint64_t
-hasher_check(struct hasher *h, int dirfd, const char *name, struct amsg *m,
+ids_hasher_check(struct hasher *h, int dirfd, const char *name, struct amsg *m,
     int md5)
 {
 	struct stat st;
@@ -301,7 +301,7 @@ copy_rest(struct hasher *h, int srcfd, int dstfd, uint64_t size, ssize_t n)
 }
 
 int64_t
-hasher_copy(struct hasher *h, int srcdir, const char *name, int dstfd,
+ids_hasher_copy(struct hasher *h, int srcdir, const char *name, int dstfd,
     uint8_t sha1[IDS_GUID_LEN])
 {
 	struct amsg m;
@@ -321,7 +321,7 @@ hasher_copy(struct hasher *h, int srcdir, const char *name, int dstfd,
 		if (fd >= 0)
 			close(fd);
 		if (m.state == AM_UNSAFE)
-			return ids_error(IDS_EUNSAFE, "%s", amsg_what(m.what));
+			return ids_error(IDS_EUNSAFE, "%s", ids_amsg_what(m.what));
 		return m.state == AM_ABSENT ? -ENOENT : m.err;
 	}
 	if ((r = digest_init(h, 0)) < 0) {
@@ -349,7 +349,7 @@ hasher_copy(struct hasher *h, int srcdir, const char *name, int dstfd,
  * fsutil walk runs instead and gives the precise error.
  */
 int
-audit_opendir(int rootfd, const char *rel, int *fdp)
+ids_audit_opendir(int rootfd, const char *rel, int *fdp)
 {
 	struct open_how how;
 	long fd;

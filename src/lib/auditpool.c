@@ -9,7 +9,7 @@
  * and hashes the first itself.  Whoever finishes a folder's last chunk
  * turns its results into findings and marks it done.
  *
- * With one job there are no threads: pool_wait() runs the queue in the
+ * With one job there are no threads: ids_pool_wait() runs the queue in the
  * caller's thread, so "-j 1" really uses one core.
  */
 #include <errno.h>
@@ -85,7 +85,7 @@ queue_pop(struct pool *p)
 static void
 folder_done(struct pool *p, struct afolder *f)
 {
-	folder_finish(f);
+	ids_folder_finish(f);
 	pthread_mutex_lock(&p->mu);
 	f->done = 1;
 	pthread_cond_broadcast(&p->done);
@@ -99,7 +99,7 @@ run_chunk(struct pool *p, struct hasher *h, struct afolder *f, size_t s, size_t 
 	unsigned long long bytes = 0;
 	int last;
 
-	folder_hash(f, h, s, e, &files, &bytes);
+	ids_folder_hash(f, h, s, e, &files, &bytes);
 	pthread_mutex_lock(&p->mu);
 	f->messages += files;
 	f->bytes += bytes;
@@ -128,8 +128,8 @@ run_prepare(struct pool *p, struct hasher *h, struct afolder *f)
 	struct job j = { f, 0, 0, 0 };
 	size_t n, i, nchunks, first_end;
 
-	folder_prepare(f);
-	if ((n = folder_nwork(f)) == 0) {
+	ids_folder_prepare(f);
+	if ((n = ids_folder_nwork(f)) == 0) {
 		folder_done(p, f);
 		return;
 	}
@@ -165,7 +165,7 @@ static void *
 worker(void *arg)
 {
 	struct pool *p = arg;
-	struct hasher *h = hasher_new();
+	struct hasher *h = ids_hasher_new();
 	struct job j;
 
 	pthread_mutex_lock(&p->mu);
@@ -180,12 +180,12 @@ worker(void *arg)
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
-	hasher_free(h);
+	ids_hasher_free(h);
 	return NULL;
 }
 
 int
-pool_new(int jobs, struct pool **pp)
+ids_pool_new(int jobs, struct pool **pp)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 	int i, r;
@@ -197,7 +197,7 @@ pool_new(int jobs, struct pool **pp)
 	pthread_cond_init(&p->done, NULL);
 	*pp = p;
 	if (jobs <= 1)
-		return (p->own = hasher_new()) ? 0 : -ENOMEM;
+		return (p->own = ids_hasher_new()) ? 0 : -ENOMEM;
 	if ((p->th = calloc((size_t)jobs, sizeof(*p->th))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < jobs; i++) {
@@ -209,7 +209,7 @@ pool_new(int jobs, struct pool **pp)
 }
 
 void
-pool_free(struct pool *p)
+ids_pool_free(struct pool *p)
 {
 	int i;
 
@@ -221,7 +221,7 @@ pool_free(struct pool *p)
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
-	hasher_free(p->own);
+	ids_hasher_free(p->own);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->mu);
@@ -231,7 +231,7 @@ pool_free(struct pool *p)
 }
 
 int
-pool_submit(struct pool *p, struct afolder *f)
+ids_pool_submit(struct pool *p, struct afolder *f)
 {
 	struct job j = { f, 0, 0, 1 };
 	int r;
@@ -244,7 +244,7 @@ pool_submit(struct pool *p, struct afolder *f)
 }
 
 void
-pool_wait(struct pool *p, struct afolder *f)
+ids_pool_wait(struct pool *p, struct afolder *f)
 {
 	struct job j;
 

@@ -67,16 +67,16 @@ struct aflist {
  * Adds a finding (strings copied; any may be NULL) and returns it, or
  * NULL when out of memory (remembered in l->oom).
  */
-struct afinding *af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid,
+struct afinding *ids_af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid,
     const char *path, const char *expected, const char *actual);
 /* The same with the actual value formatted like printf. */
-struct afinding *af_addf(struct aflist *l, enum ids_audit_kind kind, uint32_t uid,
+struct afinding *ids_af_addf(struct aflist *l, enum ids_audit_kind kind, uint32_t uid,
     const char *path, const char *expected, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
-void af_release(struct afinding *f);
-void aflist_release(struct aflist *l);
+void ids_af_release(struct afinding *f);
+void ids_aflist_release(struct aflist *l);
 /* Sorts by section, then uid (0 first), then order of addition. */
-void aflist_sort(struct aflist *l);
+void ids_aflist_sort(struct aflist *l);
 
 /* --- message files --------------------------------------------------- */
 
@@ -119,8 +119,8 @@ struct amsg {
 /* The per-thread reader: a buffer and reusable digest contexts. */
 struct hasher;
 
-struct hasher *hasher_new(void);
-void hasher_free(struct hasher *h);
+struct hasher *ids_hasher_new(void);
+void ids_hasher_free(struct hasher *h);
 
 /*
  * Checks message file name in dirfd against m (m->size, m->guid): opens
@@ -128,28 +128,28 @@ void hasher_free(struct hasher *h);
  * matches, or always with md5) hashes it in one sequential pass.  Sets
  * m->state and the found values.  Returns the bytes read.
  */
-uint64_t hasher_check(struct hasher *h, int dirfd, const char *name,
+uint64_t ids_hasher_check(struct hasher *h, int dirfd, const char *name,
     struct amsg *m, int md5);
 
 /* The same, only stat()ing the file (no read): AM_OK, ABSENT, SIZE, UNSAFE. */
-void hasher_stat(int dirfd, const char *name, struct amsg *m);
+void ids_hasher_stat(int dirfd, const char *name, struct amsg *m);
 
 /*
  * Reads the regular file name below srcfd while writing it to dstfd,
  * computing its SHA-1: copies are verified as they are made.  Returns
  * the bytes copied or a negative code; *sha1 is set on success.
  */
-int64_t hasher_copy(struct hasher *h, int srcfd, const char *name, int dstfd,
+int64_t ids_hasher_copy(struct hasher *h, int srcfd, const char *name, int dstfd,
     uint8_t sha1[IDS_GUID_LEN]);
 
 /*
  * ids_opendir_beneath(rootfd, rel, 0, fdp) in one system call where the
  * kernel allows: same refusals (symlinks, "..", escaping rootfd).
  */
-int audit_opendir(int rootfd, const char *rel, int *fdp);
+int ids_audit_opendir(int rootfd, const char *rel, int *fdp);
 
 /* "symlink", "directory", ... for AM_UNSAFE's what. */
-const char *amsg_what(uint8_t what);
+const char *ids_amsg_what(uint8_t what);
 
 /* --- a folder on one side -------------------------------------------- */
 
@@ -191,51 +191,48 @@ struct afolder {
 };
 
 /* Opens the folder's directories and meta files, lists its messages. */
-void folder_prepare(struct afolder *f);
+void ids_folder_prepare(struct afolder *f);
 /* Files to open: here's records, then there's (both sides, in uid order). */
-size_t folder_nwork(const struct afolder *f);
-/* Opens and checks files [start, end) of folder_nwork()'s numbering. */
-void folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
+size_t ids_folder_nwork(const struct afolder *f);
+/* Opens and checks files [start, end) of ids_folder_nwork()'s numbering. */
+void ids_folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
     unsigned long *files, unsigned long long *bytes);
 /* Turns the message results into findings; comparisons; sorting. */
-void folder_finish(struct afolder *f);
-void folder_free(struct afolder *f);
+void ids_folder_finish(struct afolder *f);
+void ids_folder_free(struct afolder *f);
 /*
  * Opens side s's folder directories (s->e must be set).  On failure
  * s->datapath names the directory that failed when s->located.
  */
-int side_open(struct aside *s);
+int ids_side_open(struct aside *s);
 /* Reads side s's index into s->m (uid order); a finding on failure when l. */
-int side_read_index(struct aside *s, struct aflist *l, unsigned long *archived);
-/* Marks s->m present/absent from a listing of the data directory; orphans to l. */
-int side_list(struct aside *s, struct aflist *l);
+int ids_side_read_index(struct aside *s, struct aflist *l, unsigned long *archived);
 
 /* The finding for a checked file m of s (THERE_FILE when there). */
-void msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
+void ids_msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
     int there);
 
 /* The comparison (auditcmp.c): findings of section 1 into f->f. */
-void compare_folder(struct afolder *f);
+void ids_compare_folder(struct afolder *f);
 
 /* --- the worker pool ------------------------------------------------- */
 
 struct pool;
 
 /* jobs <= 1: no threads, jobs run in the caller's thread when waited for. */
-int pool_new(int jobs, struct pool **pp);
-void pool_free(struct pool *p);
+int ids_pool_new(int jobs, struct pool **pp);
+void ids_pool_free(struct pool *p);
 /* Queues the preparation and hashing of f. */
-int pool_submit(struct pool *p, struct afolder *f);
+int ids_pool_submit(struct pool *p, struct afolder *f);
 /* Waits until f is done (runs jobs itself without threads). */
-void pool_wait(struct pool *p, struct afolder *f);
+void ids_pool_wait(struct pool *p, struct afolder *f);
 
 /* --- directories known to hold live folders -------------------------- */
 
 struct dirset;
-struct dirset *dirset_new(void);
-void dirset_free(struct dirset *s);
-int dirset_add(struct dirset *s, dev_t dev, ino_t ino);
-int dirset_has(const struct dirset *s, dev_t dev, ino_t ino);
+struct dirset *ids_dirset_new(void);
+void ids_dirset_free(struct dirset *s);
+int ids_dirset_add(struct dirset *s, dev_t dev, ino_t ino);
 
 /* --- the run --------------------------------------------------------- */
 
@@ -255,23 +252,19 @@ struct arun {
 };
 
 /* Reports every finding of l in order (repairable ones held with repair). */
-int run_emit(struct arun *run, struct aflist *l, const char *folder,
+int ids_run_emit(struct arun *run, struct aflist *l, const char *folder,
     const char *uniqueid, const char *other_folder);
 
 /* The spool walk (auditwalk.c): stray and duplicated folder directories. */
-int walk_spool(struct arun *run);
+int ids_walk_spool(struct arun *run);
 /* The walk below one owner's directories only (subtree audits). */
-int walk_subtree(struct arun *run);
+int ids_walk_subtree(struct arun *run);
 
 /* Heals the held findings from o->other (auditrepair.c), then reports them. */
-int repair_held(struct arun *run);
-
-/* Opens every partition root of cfg (data and meta); -1 where missing. */
-int roots_open(const struct ids_config *cfg, int **rootfds, int **metarootfds);
-void roots_close(const struct ids_config *cfg, int *rootfds, int *metarootfds);
+int ids_repair_held(struct arun *run);
 
 /* An absolute path from a root index and a relative path (truncation checked). */
-int abspath(char *buf, size_t size, const char *root, const char *rel,
+int ids_abspath(char *buf, size_t size, const char *root, const char *rel,
     const char *file);
 
 #endif

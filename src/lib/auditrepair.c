@@ -131,7 +131,7 @@ gather_one(const struct ids_mbentry *e, void *rock)
 	t.datafd = t.metafd = -1;
 	ids_mbentry_init(&t.e);
 	r = ids_mbentry_copy(&t.e, e);
-	if (r == 0 && side_open(&t) == 0 && side_read_index(&t, NULL, NULL) == 0 &&
+	if (r == 0 && ids_side_open(&t) == 0 && ids_side_read_index(&t, NULL, NULL) == 0 &&
 	    (part = ids_config_partition(cfg, t.loc.partition)) != NULL &&
 	    ids_path_reldir(cfg, &t.loc, rel, sizeof(rel)) >= 0) {
 		for (i = 0; i < t.n && r == 0; i++)
@@ -199,7 +199,7 @@ source_path(const struct heal *x, const struct source *src, char *buf, size_t si
 	char name[16];
 
 	snprintf(name, sizeof(name), "%u.", src->uid);
-	if (abspath(buf, size, cfg->partitions[src->part].path, src->rel, name) < 0)
+	if (ids_abspath(buf, size, cfg->partitions[src->part].path, src->rel, name) < 0)
 		snprintf(buf, size, "(a path too long)");
 }
 
@@ -232,7 +232,7 @@ copy_source(struct heal *x, const struct source *src)
 	int64_t n;
 	int sfd, tfd, r = 0, dfd = x->mb->datafd;
 
-	if ((r = audit_opendir(x->run->orootfds[src->part], src->rel, &sfd)) < 0)
+	if ((r = ids_audit_opendir(x->run->orootfds[src->part], src->rel, &sfd)) < 0)
 		return r;
 	/* A crash may have left one behind. */
 	if ((r = IDS_FAILPOINT("audit.repair_clean")) < 0 ||
@@ -245,7 +245,7 @@ copy_source(struct heal *x, const struct source *src)
 		return r;
 	}
 	snprintf(name, sizeof(name), "%u.", src->uid);
-	n = hasher_copy(x->h, sfd, name, tfd, sha1);
+	n = ids_hasher_copy(x->h, sfd, name, tfd, sha1);
 	close(sfd);
 	if (n >= 0 && ((uint64_t)n != x->a->size || memcmp(sha1, x->a->guid, IDS_GUID_LEN) != 0))
 		n = ids_error(IDS_ECRC, "the copy's SHA-1 or size is not the record's");
@@ -294,7 +294,7 @@ current_state(struct heal *x)
 	m.uid = x->a->uid;
 	m.size = x->a->size;
 	memcpy(m.guid, x->a->guid, IDS_GUID_LEN);
-	(void)hasher_check(x->h, x->mb->datafd, x->name, &m, 0);
+	(void)ids_hasher_check(x->h, x->mb->datafd, x->name, &m, 0);
 	return m.state;
 }
 
@@ -314,13 +314,13 @@ dry_check(struct heal *x, const struct source *src)
 	char name[16];
 	int sfd, r;
 
-	if ((r = audit_opendir(x->run->orootfds[src->part], src->rel, &sfd)) < 0)
+	if ((r = ids_audit_opendir(x->run->orootfds[src->part], src->rel, &sfd)) < 0)
 		return r;
 	memset(&m, 0, sizeof(m));
 	m.size = x->a->size;
 	memcpy(m.guid, x->a->guid, IDS_GUID_LEN);
 	snprintf(name, sizeof(name), "%u.", src->uid);
-	(void)hasher_check(x->h, sfd, name, &m, 0);
+	(void)ids_hasher_check(x->h, sfd, name, &m, 0);
 	close(sfd);
 	if (m.state == AM_OK)
 		return 0;
@@ -410,7 +410,7 @@ heal_folder(struct arun *run, struct hasher *h, const struct sources *s, size_t 
 }
 
 int
-repair_held(struct arun *run)
+ids_repair_held(struct arun *run)
 {
 	struct aflist *held = &run->held;
 	struct sources s;
@@ -422,7 +422,7 @@ repair_held(struct arun *run)
 	if (held->n == 0)
 		return 0;
 	if ((r = sources_want(&s, held)) == 0 && (r = sources_gather(run, &s)) == 0 &&
-	    (h = hasher_new()) == NULL)
+	    (h = ids_hasher_new()) == NULL)
 		r = -ENOMEM;
 	if (r == 0 && s.n > 1)
 		qsort(s.v, s.n, sizeof(*s.v), source_cmp);
@@ -431,8 +431,8 @@ repair_held(struct arun *run)
 	for (i = 0; i < held->n; i++)
 		held->v[i].repairable = 0;	/* reported now, not held again */
 	if (r == 0)
-		r = run_emit(run, held, NULL, NULL, NULL);
-	hasher_free(h);
+		r = ids_run_emit(run, held, NULL, NULL, NULL);
+	ids_hasher_free(h);
 	sources_release(&s);
 	return r;
 }

@@ -45,7 +45,7 @@ struct dirset {
 };
 
 struct dirset *
-dirset_new(void)
+ids_dirset_new(void)
 {
 	struct dirset *s = calloc(1, sizeof(*s));
 
@@ -59,7 +59,7 @@ dirset_new(void)
 }
 
 void
-dirset_free(struct dirset *s)
+ids_dirset_free(struct dirset *s)
 {
 	if (s) {
 		free(s->v);
@@ -96,7 +96,7 @@ dirset_grow(struct dirset *s)
 }
 
 int
-dirset_add(struct dirset *s, dev_t dev, ino_t ino)
+ids_dirset_add(struct dirset *s, dev_t dev, ino_t ino)
 {
 	size_t i;
 	int r;
@@ -111,7 +111,7 @@ dirset_add(struct dirset *s, dev_t dev, ino_t ino)
 	return 0;
 }
 
-int
+static int
 dirset_has(const struct dirset *s, dev_t dev, ino_t ino)
 {
 	return s->v[dirset_slot(s, dev, ino)].used;
@@ -191,13 +191,13 @@ report_dir(struct arun *run, int fd, const char *path, unsigned nmsg)
 		snprintf(what + strlen(what), sizeof(what) - strlen(what),
 		    "; the folder is at %s", where);
 	}
-	a = af_add(&l, h.live ? IDS_AUDIT_DUPID : IDS_AUDIT_STRAY, 0, path,
+	a = ids_af_add(&l, h.live ? IDS_AUDIT_DUPID : IDS_AUDIT_STRAY, 0, path,
 	    h.live ? "one copy of the folder" : "no folder files", what);
 	if (a && h.uniqueid)
 		a->uniqueid = strdup(h.uniqueid);
-	r = run_emit(run, &l, h.live ? h.e.name : NULL, NULL, NULL);
+	r = ids_run_emit(run, &l, h.live ? h.e.name : NULL, NULL, NULL);
 out:
-	aflist_release(&l);
+	ids_aflist_release(&l);
 	ids_header_release(&hd);
 	ids_mbentry_release(&h.e);
 	return r;
@@ -214,7 +214,7 @@ walk_child(struct arun *run, int fd, const char *path, const char *name, int dep
 	char sub[PATH_MAX];
 	int cfd, r;
 
-	if (abspath(sub, sizeof(sub), path, name, NULL) < 0)
+	if (ids_abspath(sub, sizeof(sub), path, name, NULL) < 0)
 		return 0;	/* a path too long for any folder: not ours */
 	cfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (cfd < 0)
@@ -275,9 +275,9 @@ walk_path(struct arun *run, int rootfd, const char *root, const char *rel, int s
 	char path[PATH_MAX];
 	int fd, r;
 
-	if (rootfd < 0 || abspath(path, sizeof(path), root, rel, NULL) < 0)
+	if (rootfd < 0 || ids_abspath(path, sizeof(path), root, rel, NULL) < 0)
 		return 0;
-	if (audit_opendir(rootfd, rel, &fd) < 0)
+	if (ids_audit_opendir(rootfd, rel, &fd) < 0)
 		return 0;
 	r = walk_dir(run, fd, path, 0, self);
 	close(fd);
@@ -285,7 +285,7 @@ walk_path(struct arun *run, int rootfd, const char *root, const char *rel, int s
 }
 
 int
-walk_spool(struct arun *run)
+ids_walk_spool(struct arun *run)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(run->mbl);
 	size_t i;
@@ -306,7 +306,7 @@ walk_spool(struct arun *run)
  * (the parent of its uniqueid folders).
  */
 int
-walk_subtree(struct arun *run)
+ids_walk_subtree(struct arun *run)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(run->mbl);
 	struct ids_mbname mb;

@@ -52,7 +52,7 @@ emit(struct rc_ctx *c, struct ids_rc_event *ev, const char *fmt, va_list ap)
 }
 
 void
-rc_event(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
+ids_rc_emit(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const struct rc_folder *f, const char *name, const char *uniqueid,
     const char *fmt, ...)
 {
@@ -66,7 +66,7 @@ rc_event(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
 }
 
 void
-rc_event_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
+ids_rc_emit_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const char *path, const char *name, const char *uniqueid, const char *fmt, ...)
 {
 	struct ids_rc_event ev = { kind, rule, path, name, uniqueid,
@@ -79,7 +79,7 @@ rc_event_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
 }
 
 void
-rc_failed(struct rc_ctx *c, const char *rule, const char *path, const char *name,
+ids_rc_failed(struct rc_ctx *c, const char *rule, const char *path, const char *name,
     int code, const char *fmt, ...)
 {
 	struct ids_rc_event ev = { IDS_RC_FAILED, rule, path, name, NULL,
@@ -92,7 +92,7 @@ rc_failed(struct rc_ctx *c, const char *rule, const char *path, const char *name
 }
 
 void
-rc_change(struct rc_ctx *c, const char *rule, const char *name,
+ids_rc_change(struct rc_ctx *c, const char *rule, const char *name,
     const char *uniqueid, const char *field, const char *from, const char *to)
 {
 	struct ids_rc_event ev = { IDS_RC_CHANGE, rule, NULL, name, uniqueid,
@@ -106,7 +106,7 @@ rc_change(struct rc_ctx *c, const char *rule, const char *name,
 /* --- the string map ------------------------------------------------------ */
 
 uint64_t
-rc_hash(const void *p, size_t n)
+ids_rc_hash(const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
@@ -120,7 +120,7 @@ rc_hash(const void *p, size_t n)
 static size_t
 find_slot(const struct rc_map *m, const char *key)
 {
-	size_t i = (size_t)rc_hash(key, strlen(key)) & (m->cap - 1);
+	size_t i = (size_t)ids_rc_hash(key, strlen(key)) & (m->cap - 1);
 
 	while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0)
 		i = (i + 1) & (m->cap - 1);
@@ -145,7 +145,7 @@ map_grow(struct rc_map *m)
 }
 
 int
-rc_map_add(struct rc_map *m, const char *key, size_t val, size_t *old)
+ids_rc_map_add(struct rc_map *m, const char *key, size_t val, size_t *old)
 {
 	size_t i;
 
@@ -164,7 +164,7 @@ rc_map_add(struct rc_map *m, const char *key, size_t val, size_t *old)
 }
 
 void
-rc_map_set(struct rc_map *m, const char *key, size_t val)
+ids_rc_map_set(struct rc_map *m, const char *key, size_t val)
 {
 	size_t i;
 
@@ -178,7 +178,7 @@ rc_map_set(struct rc_map *m, const char *key, size_t val)
 }
 
 size_t
-rc_map_get(const struct rc_map *m, const char *key)
+ids_rc_map_get(const struct rc_map *m, const char *key)
 {
 	size_t i;
 
@@ -189,7 +189,7 @@ rc_map_get(const struct rc_map *m, const char *key)
 }
 
 void
-rc_map_release(struct rc_map *m)
+ids_rc_map_release(struct rc_map *m)
 {
 	free(m->slots);
 	memset(m, 0, sizeof(*m));
@@ -198,7 +198,7 @@ rc_map_release(struct rc_map *m)
 /* --- names and scope ------------------------------------------------------ */
 
 int
-rc_owner_of(const char *name, char *buf, size_t size)
+ids_rc_owner_of(const char *name, char *buf, size_t size)
 {
 	struct ids_mbname mb;
 	int r;
@@ -209,7 +209,7 @@ rc_owner_of(const char *name, char *buf, size_t size)
 }
 
 int
-rc_in_scope(const struct rc_ctx *c, const char *name, const char *partition,
+ids_rc_in_scope(const struct rc_ctx *c, const char *name, const char *partition,
     int tombstone)
 {
 	char owner[IDS_MBNAME_MAX + 1];
@@ -221,7 +221,7 @@ rc_in_scope(const struct rc_ctx *c, const char *name, const char *partition,
 	}
 	if (c->opts->owner == NULL)
 		return 1;
-	return rc_owner_of(name, owner, sizeof(owner)) >= 0 &&
+	return ids_rc_owner_of(name, owner, sizeof(owner)) >= 0 &&
 	    strcmp(owner, c->opts->owner) == 0;
 }
 
@@ -240,7 +240,7 @@ join_key(const char *partition, const char *rel)
 }
 
 char *
-rc_location_key(const struct rc_ctx *c, const struct ids_mbentry *e)
+ids_rc_location_key(const struct rc_ctx *c, const struct ids_mbentry *e)
 {
 	struct ids_mbname mb;
 	struct ids_location loc;
@@ -254,13 +254,13 @@ rc_location_key(const struct rc_ctx *c, const struct ids_mbentry *e)
 }
 
 char *
-rc_folder_key(const struct rc_folder *f)
+ids_rc_folder_key(const struct rc_folder *f)
 {
 	return join_key(f->part->name, f->rel);
 }
 
 int
-rc_join_levels(const char *domain, const char *const *lv, size_t n,
+ids_rc_join_levels(const char *domain, const char *const *lv, size_t n,
     char *buf, size_t size)
 {
 	struct ids_buf b = IDS_BUF_INIT;
@@ -294,12 +294,12 @@ ctx_release(struct rc_ctx *c)
 	size_t i;
 
 	for (i = 0; i < c->nf; i++)
-		rc_folder_release(&c->f[i]);
+		ids_rc_folder_release(&c->f[i]);
 	free(c->f);
-	rc_want_release(c);
-	rc_snap_release(&c->snap);
-	rc_map_release(&c->byid);
-	rc_map_release(&c->byname);
+	ids_rc_want_release(c);
+	ids_rc_snap_release(&c->snap);
+	ids_rc_map_release(&c->byid);
+	ids_rc_map_release(&c->byname);
 }
 
 static int
@@ -338,12 +338,12 @@ ids_reconstruct_rebuild(const struct ids_config *cfg, struct ids_mboxlist *mbl,
 	c.rock = rock;
 	c.st = st;
 	c.timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : RC_TIMEOUT_MS;
-	if ((r = rc_snapshot(&c)) == 0 && (r = rc_scan(&c)) == 0 &&
-	    (r = rc_plan(&c)) == 0 && (r = rc_repair_all(&c)) == 0 &&
-	    (r = rc_want_all(&c)) == 0) {
-		rc_diff(&c);
+	if ((r = ids_rc_snapshot(&c)) == 0 && (r = ids_rc_scan(&c)) == 0 &&
+	    (r = ids_rc_plan(&c)) == 0 && (r = ids_rc_repair_all(&c)) == 0 &&
+	    (r = ids_rc_want_all(&c)) == 0) {
+		ids_rc_diff(&c);
 		if (!opts->dry_run)
-			r = rc_commit(&c);
+			r = ids_rc_commit(&c);
 	}
 	ctx_release(&c);
 	return r;

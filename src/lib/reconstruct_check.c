@@ -114,13 +114,13 @@ read_folder(struct chk *k)
 	if ((k->part = ids_config_partition(cfg, k->e.partition)) == NULL)
 		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
 		    k->e.partition);
-	if ((r = rc_open_meta(cfg, k->part, k->rel, &hfd, &ifd)) < 0) {
-		rc_failed(k->c, r == -ENOENT ? "missing" : "unsafe", k->path, k->e.name, r,
+	if ((r = ids_rc_open_meta(cfg, k->part, k->rel, &hfd, &ifd)) < 0) {
+		ids_rc_failed(k->c, r == -ENOENT ? "missing" : "unsafe", k->path, k->e.name, r,
 		    "%s", r == -ENOENT ? "the folder's directory is missing" : ids_errmsg(r));
 		return 1;
 	}
-	k->hdr_err = rc_read_header(hfd, &k->h, &k->crc, &mtime);
-	rc_close_meta(hfd, ifd);
+	k->hdr_err = ids_rc_read_header(hfd, &k->h, &k->crc, &mtime);
+	ids_rc_close_meta(hfd, ifd);
 	return 0;
 }
 
@@ -162,7 +162,7 @@ history_equal(const struct ids_history *a, size_t na, const struct ids_history *
 static void
 conflict(struct chk *k, const char *rule, const char *what, const char *value)
 {
-	rc_event_at(k->c, IDS_RC_CONFLICT, rule, k->path, k->e.name, k->e.uniqueid,
+	ids_rc_emit_at(k->c, IDS_RC_CONFLICT, rule, k->path, k->e.name, k->e.uniqueid,
 	    "%s%s: mailboxes.db wins", what, value);
 }
 
@@ -188,7 +188,7 @@ compare_header(struct chk *k, struct ids_buf *what)
 	}
 	if (!history_equal(k->hist, k->nhist, h->history, h->nhistory))
 		ids_buf_adds(what, ", history");
-	rc_header_type(k->e.mbtype, type);
+	ids_rc_header_type(k->e.mbtype, type);
 	if (strcmp(h->mbtype, type) != 0)
 		ids_buf_adds(what, ", type");
 }
@@ -205,18 +205,18 @@ write_header(struct chk *k, int fresh)
 	view = k->e;
 	view.history = k->hist;
 	view.nhistory = k->nhist;
-	rc_header_type(k->e.mbtype, view.mbtype);
+	ids_rc_header_type(k->e.mbtype, view.mbtype);
 	if (fresh) {
 		ids_header_release(&k->h);
 		ids_header_init(&k->h);
 	}
 	if ((r = ids_header_from_mbentry(&k->h, &view)) < 0 ||
-	    (r = rc_open_meta(cfg, k->part, k->rel, &hfd, &ifd)) < 0)
+	    (r = ids_rc_open_meta(cfg, k->part, k->rel, &hfd, &ifd)) < 0)
 		return r;
 	if ((r = ids_header_write(hfd, &k->h, &k->crc)) == 0 &&
 	    (r = ids_index_set_header_crc(ifd, k->crc)) == -ENOENT)
 		r = 0;
-	rc_close_meta(hfd, ifd);
+	ids_rc_close_meta(hfd, ifd);
 	return r;
 }
 
@@ -227,12 +227,12 @@ check_header(struct chk *k)
 	int r = 0, fresh = k->hdr_err == -ENOENT;
 
 	if (k->hdr_err < 0 && !fresh) {
-		rc_failed(k->c, "unreadable", k->path, k->e.name, k->hdr_err,
+		ids_rc_failed(k->c, "unreadable", k->path, k->e.name, k->hdr_err,
 		    "cannot read cyrus.header: %s: left untouched", ids_errmsg(k->hdr_err));
 		return 1;
 	}
-	if ((r = rc_history_merge(&k->hist, &k->nhist, k->e.history, k->e.nhistory)) < 0 ||
-	    (!fresh && (r = rc_history_merge(&k->hist, &k->nhist, k->h.history,
+	if ((r = ids_rc_history_merge(&k->hist, &k->nhist, k->e.history, k->e.nhistory)) < 0 ||
+	    (!fresh && (r = ids_rc_history_merge(&k->hist, &k->nhist, k->h.history,
 	    k->h.nhistory)) < 0))
 		return r;
 	if (fresh)
@@ -245,7 +245,7 @@ check_header(struct chk *k)
 	if (what.len > 0 && !k->c->opts->dry_run)
 		r = write_header(k, fresh);
 	if (r == 0 && what.len > 0)
-		rc_event_at(k->c, IDS_RC_REPAIR, "header", k->path, k->e.name,
+		ids_rc_emit_at(k->c, IDS_RC_REPAIR, "header", k->path, k->e.name,
 		    k->e.uniqueid, "%s", what.s + 2);
 	ids_buf_release(&what);
 	return r;
@@ -258,7 +258,7 @@ changed_number(struct chk *k, const char *field, uint64_t db, uint64_t disk)
 
 	snprintf(a, sizeof(a), "%llu", (unsigned long long)db);
 	snprintf(b, sizeof(b), "%llu", (unsigned long long)disk);
-	rc_change(k->c, "changed", k->e.name, k->e.uniqueid, field, a, b);
+	ids_rc_change(k->c, "changed", k->e.name, k->e.uniqueid, field, a, b);
 	k->db_dirty = 1;
 }
 
@@ -269,22 +269,22 @@ check_index(struct chk *k)
 	struct ids_index_header ih;
 	int hfd, ifd, r;
 
-	if ((r = rc_open_meta(k->c->cfg, k->part, k->rel, &hfd, &ifd)) < 0)
+	if ((r = ids_rc_open_meta(k->c->cfg, k->part, k->rel, &hfd, &ifd)) < 0)
 		return r;
 	if ((r = ids_index_read_header(ifd, &ih)) < 0) {
-		rc_failed(k->c, "index", k->path, k->e.name, r, "cannot read cyrus.index: %s",
+		ids_rc_failed(k->c, "index", k->path, k->e.name, r, "cannot read cyrus.index: %s",
 		    ids_errmsg(r));
-		rc_close_meta(hfd, ifd);
+		ids_rc_close_meta(hfd, ifd);
 		return 1;
 	}
 	if (k->hdr_err == 0 && ih.header_file_crc != k->crc) {
 		if (!k->c->opts->dry_run)
 			r = ids_index_set_header_crc(ifd, k->crc);
 		if (r == 0)
-			rc_event_at(k->c, IDS_RC_REPAIR, "index", k->path, k->e.name,
+			ids_rc_emit_at(k->c, IDS_RC_REPAIR, "index", k->path, k->e.name,
 			    k->e.uniqueid, "header_file_crc");
 	}
-	rc_close_meta(hfd, ifd);
+	ids_rc_close_meta(hfd, ifd);
 	if (ih.uidvalidity != k->e.uidvalidity && ih.uidvalidity != 0) {
 		changed_number(k, "uidvalidity", k->e.uidvalidity, ih.uidvalidity);
 		k->e.uidvalidity = ih.uidvalidity;
@@ -327,7 +327,7 @@ update_record(struct chk *k)
 	if (!k->db_dirty || k->c->opts->dry_run)
 		return 0;
 	if (!history_equal(k->hist, k->nhist, k->e.history, k->e.nhistory))
-		rc_change(k->c, "changed", k->e.name, k->e.uniqueid, "history",
+		ids_rc_change(k->c, "changed", k->e.name, k->e.uniqueid, "history",
 		    "mailboxes.db's", "with cyrus.header's items");
 	if ((r = IDS_FAILPOINT("reconstruct.check_commit")) < 0)
 		return r;
@@ -344,7 +344,7 @@ check_locked(struct chk *k, const char *name)
 	if ((r = read_record(k->c->mbl, name, &k->e)) < 0)
 		return r;
 	if (ids_mboxlist_read(k->c->mbl, intent_txn, k->e.uniqueid) == 0) {
-		rc_event_at(k->c, IDS_RC_NOTE, "busy", NULL, k->e.name, k->e.uniqueid,
+		ids_rc_emit_at(k->c, IDS_RC_NOTE, "busy", NULL, k->e.name, k->e.uniqueid,
 		    "an operation is in progress on it: not checked");
 		return 0;
 	}
@@ -384,7 +384,7 @@ check_one(struct rc_ctx *c, const char *name)
 	ids_mbentry_init(&k->e);
 	ids_header_init(&k->h);
 	if ((r = read_record(c->mbl, name, &k->e)) == 0 &&
-	    (r = rc_owner_of(k->e.name, owner, sizeof(owner))) >= 0 &&
+	    (r = ids_rc_owner_of(k->e.name, owner, sizeof(owner))) >= 0 &&
 	    (r = ids_lock_namespace(c->cfg, owner, shared, c->timeout_ms, &ns)) == 0 &&
 	    (r = ids_lock_mailbox(c->cfg, k->e.uniqueid, shared, c->timeout_ms, &ml)) == 0)
 		r = check_locked(k, name);
@@ -440,7 +440,7 @@ owner_entry(const struct ids_mbentry *e, void *rock)
 	char owner[IDS_MBNAME_MAX + 1];
 	char **nv;
 
-	if (ids_mbentry_is_tombstone(e) || rc_owner_of(e->name, owner, sizeof(owner)) < 0 ||
+	if (ids_mbentry_is_tombstone(e) || ids_rc_owner_of(e->name, owner, sizeof(owner)) < 0 ||
 	    strcmp(owner, l->owner) != 0)
 		return 0;
 	if (l->n == l->alloc) {
@@ -478,7 +478,7 @@ ids_reconstruct_check_owner(struct ids_mboxlist *mbl, const char *owner,
 		if ((r = check_one(&c, l.v[i])) == 0)
 			c.st->live++;
 		else if (r != -ENOMEM && r != IDS_EDB) {
-			rc_failed(&c, "error", NULL, l.v[i], r, "%s", ids_errmsg(r));
+			ids_rc_failed(&c, "error", NULL, l.v[i], r, "%s", ids_errmsg(r));
 			r = 0;
 		}
 	}

@@ -97,16 +97,16 @@ snap_n_rec(struct rc_ctx *c, const char *key, const char *val, size_t len)
 		return 0;	/* an unreadable key: nothing ever touches it */
 	if ((rr = rec_add(&c->snap.n, &c->snap.nn, &c->snap.an, &r)) < 0)
 		return rr;
-	r->hash = rc_hash(val, len);
+	r->hash = ids_rc_hash(val, len);
 	if (ids_mbentry_decode_n(&r->e, name, val, len) < 0 || r->e.uniqueid == NULL) {
-		rc_event(c, IDS_RC_NOTE, "kept", NULL, name, NULL,
+		ids_rc_emit(c, IDS_RC_NOTE, "kept", NULL, name, NULL,
 		    "its record in mailboxes.db cannot be read: kept");
 		ids_mbentry_release(&r->e);
 		ids_mbentry_init(&r->e);
 		r->kept = 1;
 		return (r->e.name = strdup(name)) ? 0 : -ENOMEM;
 	}
-	r->in_scope = rc_in_scope(c, name, r->e.partition, ids_mbentry_is_tombstone(&r->e));
+	r->in_scope = ids_rc_in_scope(c, name, r->e.partition, ids_mbentry_is_tombstone(&r->e));
 	return 0;
 }
 
@@ -118,7 +118,7 @@ snap_i_rec(struct rc_ctx *c, const char *id, const char *val, size_t len)
 
 	if ((rr = rec_add(&c->snap.i, &c->snap.ni, &c->snap.ai, &r)) < 0)
 		return rr;
-	r->hash = rc_hash(val, len);
+	r->hash = ids_rc_hash(val, len);
 	if (ids_uniqueid_check(id) < 0 || ids_mbentry_decode_i(&r->e, id, val, len) < 0 ||
 	    r->e.name == NULL) {
 		ids_mbentry_release(&r->e);
@@ -126,7 +126,7 @@ snap_i_rec(struct rc_ctx *c, const char *id, const char *val, size_t len)
 		r->kept = 1;
 		return (r->e.uniqueid = strdup(id)) ? 0 : -ENOMEM;
 	}
-	r->in_scope = rc_in_scope(c, r->e.name, r->e.partition,
+	r->in_scope = ids_rc_in_scope(c, r->e.name, r->e.partition,
 	    ids_mbentry_is_tombstone(&r->e));
 	return 0;
 }
@@ -159,7 +159,7 @@ snap_raw(const char *id, const char *val, size_t len, void *rock)
 	struct rc_ctx *c = sw->c;
 	int r;
 
-	if ((r = raw_add(&c->snap.raw[sw->type], id, rc_hash(val, len))) < 0)
+	if ((r = raw_add(&c->snap.raw[sw->type], id, ids_rc_hash(val, len))) < 0)
 		return r;
 	if (sw->type == RAW_N)
 		return snap_n_rec(c, id, val, len);
@@ -191,26 +191,26 @@ snap_index(struct rc_ctx *c)
 	if ((s->lockeys = calloc(s->nn + 1, sizeof(char *))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < s->nn; i++) {
-		if (rc_map_add(&s->byname, s->n[i].e.name, i, NULL) < 0)
+		if (ids_rc_map_add(&s->byname, s->n[i].e.name, i, NULL) < 0)
 			return -ENOMEM;
 		if (s->n[i].e.uniqueid == NULL || ids_mbentry_is_tombstone(&s->n[i].e) ||
-		    (key = rc_location_key(c, &s->n[i].e)) == NULL)
+		    (key = ids_rc_location_key(c, &s->n[i].e)) == NULL)
 			continue;
 		s->lockeys[s->nlockeys++] = key;
-		if (rc_map_add(&s->byloc, key, i, NULL) < 0)
+		if (ids_rc_map_add(&s->byloc, key, i, NULL) < 0)
 			return -ENOMEM;
 	}
 	for (i = 0; i < s->ni; i++)
-		if (rc_map_add(&s->byid, s->i[i].e.uniqueid, i, NULL) < 0)
+		if (ids_rc_map_add(&s->byid, s->i[i].e.uniqueid, i, NULL) < 0)
 			return -ENOMEM;
 	for (i = 0; i < s->nintents; i++)
-		if (rc_map_add(&s->intents, s->intent_ids[i], i, NULL) < 0)
+		if (ids_rc_map_add(&s->intents, s->intent_ids[i], i, NULL) < 0)
 			return -ENOMEM;
 	return 0;
 }
 
 int
-rc_snapshot(struct rc_ctx *c)
+ids_rc_snapshot(struct rc_ctx *c)
 {
 	int r;
 
@@ -233,9 +233,9 @@ intent_txn(struct ids_txn *txn, void *rock)
 }
 
 int
-rc_intent_now(struct rc_ctx *c, const char *uniqueid)
+ids_rc_intent_now(struct rc_ctx *c, const char *uniqueid)
 {
-	if (rc_map_get(&c->snap.intents, uniqueid) != RC_NONE)
+	if (ids_rc_map_get(&c->snap.intents, uniqueid) != RC_NONE)
 		return 1;
 	return c->mbl != NULL && ids_mboxlist_read(c->mbl, intent_txn, (void *)uniqueid) == 0;
 }
@@ -261,17 +261,17 @@ strings_free(char **v, size_t n)
 }
 
 void
-rc_snap_release(struct rc_snap *s)
+ids_rc_snap_release(struct rc_snap *s)
 {
 	size_t i;
 
 	recs_free(s->n, s->nn);
 	recs_free(s->i, s->ni);
-	rc_map_release(&s->byname);
-	rc_map_release(&s->byid);
-	rc_map_release(&s->byloc);
+	ids_rc_map_release(&s->byname);
+	ids_rc_map_release(&s->byid);
+	ids_rc_map_release(&s->byloc);
 	strings_free(s->lockeys, s->nlockeys);
-	rc_map_release(&s->intents);
+	ids_rc_map_release(&s->intents);
 	strings_free(s->intent_ids, s->nintents);
 	for (i = 0; i < 3; i++) {
 		strings_free(s->raw[i].keys, s->raw[i].n);
@@ -285,7 +285,7 @@ rc_snap_release(struct rc_snap *s)
 static struct rc_rec *
 snap_n(struct rc_ctx *c, const char *name)
 {
-	size_t i = rc_map_get(&c->snap.byname, name);
+	size_t i = ids_rc_map_get(&c->snap.byname, name);
 
 	return i == RC_NONE ? NULL : &c->snap.n[i];
 }
@@ -311,7 +311,7 @@ want_add(struct rc_ctx *c, size_t folder, struct rc_want **wp)
 }
 
 void
-rc_want_release(struct rc_ctx *c)
+ids_rc_want_release(struct rc_ctx *c)
 {
 	size_t i;
 
@@ -320,8 +320,8 @@ rc_want_release(struct rc_ctx *c)
 	free(c->w);
 	c->w = NULL;
 	c->nw = c->aw = 0;
-	rc_map_release(&c->wname);
-	rc_map_release(&c->wid);
+	ids_rc_map_release(&c->wname);
+	ids_rc_map_release(&c->wid);
 }
 
 static int
@@ -364,7 +364,7 @@ folder_numbers(struct rc_ctx *c, const struct rc_folder *f, const struct rc_rec 
 		e->mtime = prev->e.mtime;
 	}
 	if (f->idx_err < 0)
-		rc_failed(c, "index", f->path, f->name, f->idx_err, "cannot read "
+		ids_rc_failed(c, "index", f->path, f->name, f->idx_err, "cannot read "
 		    "cyrus.index: %s: registered with %s", ids_errmsg(f->idx_err),
 		    k ? "mailboxes.db's uidvalidity" : "uidvalidity 0");
 }
@@ -404,8 +404,8 @@ live_want(struct rc_ctx *c, size_t i)
 		return -ENOMEM;
 	folder_type(f, k, w->e.mbtype);
 	folder_numbers(c, f, k, prev, &w->e);
-	if (rc_map_add(&c->wname, w->e.name, c->nw - 1, NULL) < 0 ||
-	    rc_map_add(&c->wid, w->e.uniqueid, c->nw - 1, NULL) < 0)
+	if (ids_rc_map_add(&c->wname, w->e.name, c->nw - 1, NULL) < 0 ||
+	    ids_rc_map_add(&c->wid, w->e.uniqueid, c->nw - 1, NULL) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -434,12 +434,12 @@ tomb_fields(struct ids_mbentry *e, const struct ids_history *h)
 static int
 tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_history *h)
 {
-	size_t x = rc_map_get(&c->wname, h->name);
+	size_t x = ids_rc_map_get(&c->wname, h->name);
 	const struct rc_rec *kr = snap_n(c, h->name);
 	struct rc_want *w;
 	int r;
 
-	if (!rc_in_scope(c, h->name, NULL, 1) || (kr && kr->kept))
+	if (!ids_rc_in_scope(c, h->name, NULL, 1) || (kr && kr->kept))
 		return 0;
 	if (x != RC_NONE) {
 		w = &c->w[x];
@@ -456,7 +456,7 @@ tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_his
 	if ((w->e.name = strdup(h->name)) == NULL || (w->e.uniqueid = strdup(rc_id(f))) == NULL)
 		return -ENOMEM;
 	tomb_fields(&w->e, h);
-	return rc_map_add(&c->wname, w->e.name, c->nw - 1, NULL) < 0 ? -ENOMEM : 0;
+	return ids_rc_map_add(&c->wname, w->e.name, c->nw - 1, NULL) < 0 ? -ENOMEM : 0;
 }
 
 /*
@@ -475,7 +475,7 @@ merge_snapshot_tombs(struct rc_ctx *c)
 
 		if (r->kept || !ids_mbentry_is_tombstone(&r->e))
 			continue;
-		if ((x = rc_map_get(&c->wname, r->e.name)) == RC_NONE) {
+		if ((x = ids_rc_map_get(&c->wname, r->e.name)) == RC_NONE) {
 			r->kept = 1;
 			continue;
 		}
@@ -500,11 +500,11 @@ keep_i_records(struct rc_ctx *c)
 	for (i = 0; i < c->snap.ni; i++) {
 		struct rc_rec *r = &c->snap.i[i], *n;
 
-		if (r->kept || rc_map_get(&c->wid, r->e.uniqueid) != RC_NONE)
+		if (r->kept || ids_rc_map_get(&c->wid, r->e.uniqueid) != RC_NONE)
 			continue;
 		n = snap_n(c, r->e.name);
 		if (!r->in_scope || (n && n->kept) ||
-		    rc_map_get(&c->snap.intents, r->e.uniqueid) != RC_NONE)
+		    ids_rc_map_get(&c->snap.intents, r->e.uniqueid) != RC_NONE)
 			r->kept = 1;
 	}
 }
@@ -524,7 +524,7 @@ count_result(struct rc_ctx *c)
 }
 
 int
-rc_want_all(struct rc_ctx *c)
+ids_rc_want_all(struct rc_ctx *c)
 {
 	size_t i, j;
 	int r;
@@ -553,7 +553,7 @@ rc_want_all(struct rc_ctx *c)
 static struct rc_rec *
 snap_i(struct rc_ctx *c, const char *id)
 {
-	size_t i = rc_map_get(&c->snap.byid, id);
+	size_t i = ids_rc_map_get(&c->snap.byid, id);
 
 	return i == RC_NONE ? NULL : &c->snap.i[i];
 }
@@ -565,10 +565,10 @@ want_hashes(struct rc_want *w)
 	int r;
 
 	if ((r = ids_mbentry_encode_n(&w->e, &b)) == 0) {
-		w->nhash = rc_hash(b.s, b.len);
+		w->nhash = ids_rc_hash(b.s, b.len);
 		ids_buf_reset(&b);
 		if (!want_tomb(w) && (r = ids_mbentry_encode_i(&w->e, &b)) == 0)
-			w->ihash = rc_hash(b.s, b.len);
+			w->ihash = ids_rc_hash(b.s, b.len);
 	}
 	ids_buf_release(&b);
 	return r;
@@ -595,7 +595,7 @@ str_field(struct rc_ctx *c, const struct ids_mbentry *n, const char *field,
     const char *a, const char *b)
 {
 	if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
-		rc_change(c, "changed", n->name, n->uniqueid, field, a ? a : "none",
+		ids_rc_change(c, "changed", n->name, n->uniqueid, field, a ? a : "none",
 		    b ? b : "none");
 }
 
@@ -609,7 +609,7 @@ num_field(struct rc_ctx *c, const struct ids_mbentry *n, const char *field,
 		return;
 	snprintf(sa, sizeof(sa), "%" PRId64, a);
 	snprintf(sb, sizeof(sb), "%" PRId64, b);
-	rc_change(c, "changed", n->name, n->uniqueid, field, sa, sb);
+	ids_rc_change(c, "changed", n->name, n->uniqueid, field, sa, sb);
 }
 
 static void
@@ -639,7 +639,7 @@ list_field(struct rc_ctx *c, const struct ids_mbentry *o, const struct ids_mbent
 	fmt(o, &a);
 	fmt(n, &b);
 	if (!ids_buf_oom(&a) && !ids_buf_oom(&b) && strcmp(a.s, b.s) != 0)
-		rc_change(c, "changed", n->name, n->uniqueid, field, a.len ? a.s : "none",
+		ids_rc_change(c, "changed", n->name, n->uniqueid, field, a.len ? a.s : "none",
 		    b.len ? b.s : "none");
 	ids_buf_release(&a);
 	ids_buf_release(&b);
@@ -676,7 +676,7 @@ diff_want(struct rc_ctx *c, struct rc_want *w)
 	w->put = !nsame || !isame;
 	if (n == NULL) {
 		summary(&w->e, sum, sizeof(sum));
-		rc_change(c, "added", w->e.name, w->e.uniqueid,
+		ids_rc_change(c, "added", w->e.name, w->e.uniqueid,
 		    want_tomb(w) ? "tombstone" : "mailbox", NULL, sum);
 	} else if (!nsame) {
 		report_fields(c, &n->e, &w->e);
@@ -684,14 +684,14 @@ diff_want(struct rc_ctx *c, struct rc_want *w)
 	if (isame || n == NULL)
 		return;
 	if (i == NULL || strcmp(i->e.name, w->e.name) != 0)
-		rc_change(c, "changed", w->e.name, w->e.uniqueid, "by-uniqueid record",
+		ids_rc_change(c, "changed", w->e.name, w->e.uniqueid, "by-uniqueid record",
 		    i ? i->e.name : "none", w->e.name);
 	else
 		list_field(c, &i->e, &w->e, "history", history_string);
 }
 
 void
-rc_diff(struct rc_ctx *c)
+ids_rc_diff(struct rc_ctx *c)
 {
 	char sum[256];
 	size_t k;
@@ -702,17 +702,17 @@ rc_diff(struct rc_ctx *c)
 	for (k = 0; k < c->snap.nn; k++) {
 		const struct rc_rec *r = &c->snap.n[k];
 
-		if (r->kept || rc_map_get(&c->wname, r->e.name) != RC_NONE)
+		if (r->kept || ids_rc_map_get(&c->wname, r->e.name) != RC_NONE)
 			continue;
 		summary(&r->e, sum, sizeof(sum));
-		rc_change(c, "removed", r->e.name, r->e.uniqueid,
+		ids_rc_change(c, "removed", r->e.name, r->e.uniqueid,
 		    ids_mbentry_is_tombstone(&r->e) ? "tombstone" : "mailbox", sum, NULL);
 	}
 	for (k = 0; k < c->snap.ni; k++) {
 		const struct rc_rec *r = &c->snap.i[k];
 
-		if (!r->kept && rc_map_get(&c->wid, r->e.uniqueid) == RC_NONE)
-			rc_change(c, "removed", r->e.name, r->e.uniqueid,
+		if (!r->kept && ids_rc_map_get(&c->wid, r->e.uniqueid) == RC_NONE)
+			ids_rc_change(c, "removed", r->e.name, r->e.uniqueid,
 			    "by-uniqueid record", r->e.uniqueid, NULL);
 	}
 }
@@ -734,7 +734,7 @@ freeze(struct commit *cm, struct rc_map *m, const char *key)
 {
 	char **v;
 
-	if (key == NULL || rc_map_get(m, key) != RC_NONE)
+	if (key == NULL || ids_rc_map_get(m, key) != RC_NONE)
 		return 0;
 	if (cm->nown == cm->aown) {
 		size_t na = cm->aown ? 2 * cm->aown : 64;
@@ -747,7 +747,7 @@ freeze(struct commit *cm, struct rc_map *m, const char *key)
 	if ((cm->own[cm->nown] = strdup(key)) == NULL)
 		return -ENOMEM;
 	cm->changed = 1;
-	return rc_map_add(m, cm->own[cm->nown++], 0, NULL) < 0 ? -ENOMEM : 0;
+	return ids_rc_map_add(m, cm->own[cm->nown++], 0, NULL) < 0 ? -ENOMEM : 0;
 }
 
 static void
@@ -758,8 +758,8 @@ commit_reset(struct commit *cm)
 	for (i = 0; i < cm->nown; i++)
 		free(cm->own[i]);
 	cm->nown = 0;
-	rc_map_release(&cm->names);
-	rc_map_release(&cm->ids);
+	ids_rc_map_release(&cm->names);
+	ids_rc_map_release(&cm->ids);
 	if (cm->skip)
 		memset(cm->skip, 0, cm->c->nw);
 }
@@ -807,7 +807,7 @@ raw_cmp(const char *id, const char *val, size_t len, void *rock)
 		if ((r = touched(rc->cm, rc->type, rw->keys[rc->j++], NULL, 0)) < 0)
 			return r;
 	if (rc->j < rw->n && strcmp(rw->keys[rc->j], id) == 0) {
-		if (rw->hash[rc->j++] == rc_hash(val, len) && rc->type != RAW_X)
+		if (rw->hash[rc->j++] == ids_rc_hash(val, len) && rc->type != RAW_X)
 			return 0;
 	}
 	return touched(rc->cm, rc->type, id, val, len);
@@ -841,7 +841,7 @@ id_held_frozen(struct commit *cm, const struct rc_want *w)
 
 	ids_mbentry_init(&e);
 	held = ids_txn_lookup_id(cm->txn, w->e.uniqueid, &e) == 0 && e.name != NULL &&
-	    strcmp(e.name, w->e.name) != 0 && rc_map_get(&cm->names, e.name) != RC_NONE;
+	    strcmp(e.name, w->e.name) != 0 && ids_rc_map_get(&cm->names, e.name) != RC_NONE;
 	ids_mbentry_release(&e);
 	return held;
 }
@@ -860,8 +860,8 @@ propagate(struct commit *cm)
 			struct rc_want *w = &c->w[k];
 
 			if (w->put != 1 || cm->skip[k] ||
-			    (rc_map_get(&cm->names, w->e.name) == RC_NONE &&
-			    rc_map_get(&cm->ids, w->e.uniqueid) == RC_NONE &&
+			    (ids_rc_map_get(&cm->names, w->e.name) == RC_NONE &&
+			    ids_rc_map_get(&cm->ids, w->e.uniqueid) == RC_NONE &&
 			    (want_tomb(w) || !id_held_frozen(cm, w))))
 				continue;
 			cm->skip[k] = 1;
@@ -876,8 +876,8 @@ propagate(struct commit *cm)
 static int
 frozen(const struct commit *cm, const char *name, const char *id)
 {
-	return (name && rc_map_get(&cm->names, name) != RC_NONE) ||
-	    (id && rc_map_get(&cm->ids, id) != RC_NONE);
+	return (name && ids_rc_map_get(&cm->names, name) != RC_NONE) ||
+	    (id && ids_rc_map_get(&cm->ids, id) != RC_NONE);
 }
 
 /* Removes the records that go or change (a put then writes them anew). */
@@ -891,7 +891,7 @@ apply_deletes(struct commit *cm)
 	for (k = 0; k < c->snap.nn; k++) {
 		const struct rc_rec *s = &c->snap.n[k];
 
-		x = rc_map_get(&c->wname, s->e.name);
+		x = ids_rc_map_get(&c->wname, s->e.name);
 		if (s->kept || (x != RC_NONE && (c->w[x].put != 1 || cm->skip[x])) ||
 		    frozen(cm, s->e.name, s->e.uniqueid))
 			continue;
@@ -901,7 +901,7 @@ apply_deletes(struct commit *cm)
 	for (k = 0; k < c->snap.ni; k++) {
 		const struct rc_rec *s = &c->snap.i[k];
 
-		if (s->kept || rc_map_get(&c->wid, s->e.uniqueid) != RC_NONE ||
+		if (s->kept || ids_rc_map_get(&c->wid, s->e.uniqueid) != RC_NONE ||
 		    frozen(cm, NULL, s->e.uniqueid))
 			continue;
 		if ((r = ids_txn_delete_id(cm->txn, s->e.uniqueid)) < 0 && r != IDS_ENOTFOUND)
@@ -949,7 +949,7 @@ apply_txn(struct ids_txn *txn, void *rock)
 }
 
 int
-rc_commit(struct rc_ctx *c)
+ids_rc_commit(struct rc_ctx *c)
 {
 	struct commit cm;
 	size_t k;
@@ -965,7 +965,7 @@ rc_commit(struct rc_ctx *c)
 		r = ids_mboxlist_write(c->mbl, apply_txn, &cm);
 	for (k = 0; r == 0 && k < c->nw; k++)
 		if (cm.skip[k])
-			rc_failed(c, "changed-meanwhile", NULL, c->w[k].e.name, IDS_EBUSY,
+			ids_rc_failed(c, "changed-meanwhile", NULL, c->w[k].e.name, IDS_EBUSY,
 			    "changed while reconstruct ran: left as it is; run it again");
 	commit_reset(&cm);
 	free(cm.own);

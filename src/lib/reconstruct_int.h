@@ -40,12 +40,12 @@ struct rc_map {
 	size_t n, cap;
 };
 /* Adds key; if it is there already, stores its value in *old and returns 1. */
-int rc_map_add(struct rc_map *m, const char *key, size_t val, size_t *old);
+int ids_rc_map_add(struct rc_map *m, const char *key, size_t val, size_t *old);
 /* Points an existing key's slot at key (equal bytes) and val. */
-void rc_map_set(struct rc_map *m, const char *key, size_t val);
+void ids_rc_map_set(struct rc_map *m, const char *key, size_t val);
 /* The value of key, or RC_NONE. */
-size_t rc_map_get(const struct rc_map *m, const char *key);
-void rc_map_release(struct rc_map *m);
+size_t ids_rc_map_get(const struct rc_map *m, const char *key);
+void ids_rc_map_release(struct rc_map *m);
 
 /* What a folder's index header says (the fields reconstruct uses). */
 struct rc_index {
@@ -161,64 +161,64 @@ struct rc_ctx {
 
 /* --- reconstruct.c ---------------------------------------------------- */
 
-void rc_event(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
+void ids_rc_emit(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const struct rc_folder *f, const char *name, const char *uniqueid,
     const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-void rc_event_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
+void ids_rc_emit_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const char *path, const char *name, const char *uniqueid, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
-void rc_failed(struct rc_ctx *c, const char *rule, const char *path,
+void ids_rc_failed(struct rc_ctx *c, const char *rule, const char *path,
     const char *name, int code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-void rc_change(struct rc_ctx *c, const char *rule, const char *name,
+void ids_rc_change(struct rc_ctx *c, const char *rule, const char *name,
     const char *uniqueid, const char *field, const char *from, const char *to);
 /* The owner's userid or top level of an internal name, in buf. */
-int rc_owner_of(const char *name, char *buf, size_t size);
+int ids_rc_owner_of(const char *name, char *buf, size_t size);
 /* 1 if the record is within opts' partition and owner. */
-int rc_in_scope(const struct rc_ctx *c, const char *name, const char *partition,
+int ids_rc_in_scope(const struct rc_ctx *c, const char *name, const char *partition,
     int tombstone);
 /* "<partition>\x1f<reldir>", malloc'd, for a live entry; NULL if it has none. */
-char *rc_location_key(const struct rc_ctx *c, const struct ids_mbentry *e);
-char *rc_folder_key(const struct rc_folder *f);
-uint64_t rc_hash(const void *p, size_t n);
+char *ids_rc_location_key(const struct rc_ctx *c, const struct ids_mbentry *e);
+char *ids_rc_folder_key(const struct rc_folder *f);
+uint64_t ids_rc_hash(const void *p, size_t n);
 /* The internal name from levels (real dots), with an optional domain. */
-int rc_join_levels(const char *domain, const char *const *lv, size_t n,
+int ids_rc_join_levels(const char *domain, const char *const *lv, size_t n,
     char *buf, size_t size);
 
 /* --- reconstruct_scan.c ----------------------------------------------- */
 
-int rc_scan(struct rc_ctx *c);
-void rc_folder_release(struct rc_folder *f);
+int ids_rc_scan(struct rc_ctx *c);
+void ids_rc_folder_release(struct rc_folder *f);
 /* Reads cyrus.header in dirfd: the parsed header, its CRC and mtime. */
-int rc_read_header(int dirfd, struct ids_header *h, uint32_t *crc, int64_t *mtime);
+int ids_rc_read_header(int dirfd, struct ids_header *h, uint32_t *crc, int64_t *mtime);
 
 /* --- reconstruct_plan.c ----------------------------------------------- */
 
-int rc_plan(struct rc_ctx *c);
+int ids_rc_plan(struct rc_ctx *c);
 /* Merges b into the history a (newest first, no item twice). */
-int rc_history_merge(struct ids_history **a, size_t *na,
+int ids_rc_history_merge(struct ids_history **a, size_t *na,
     const struct ids_history *b, size_t nb);
-int rc_history_has(const struct ids_history *h, size_t n, const char *name);
+int ids_rc_history_has(const struct ids_history *h, size_t n, const char *name);
 
 /* --- reconstruct_db.c ------------------------------------------------- */
 
-int rc_snapshot(struct rc_ctx *c);
+int ids_rc_snapshot(struct rc_ctx *c);
 /* 1 if uniqueid has an intent record, in the snapshot or by now. */
-int rc_intent_now(struct rc_ctx *c, const char *uniqueid);
-void rc_snap_release(struct rc_snap *s);
-int rc_want_all(struct rc_ctx *c);
-void rc_diff(struct rc_ctx *c);
-int rc_commit(struct rc_ctx *c);
-void rc_want_release(struct rc_ctx *c);
+int ids_rc_intent_now(struct rc_ctx *c, const char *uniqueid);
+void ids_rc_snap_release(struct rc_snap *s);
+int ids_rc_want_all(struct rc_ctx *c);
+void ids_rc_diff(struct rc_ctx *c);
+int ids_rc_commit(struct rc_ctx *c);
+void ids_rc_want_release(struct rc_ctx *c);
 
 /* --- reconstruct_repair.c --------------------------------------------- */
 
-int rc_repair_all(struct rc_ctx *c);
+int ids_rc_repair_all(struct rc_ctx *c);
 /* The directories holding the header and the index of the folder at rel. */
-int rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p,
+int ids_rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p,
     const char *rel, int *hfd, int *ifd);
-void rc_close_meta(int hfd, int ifd);
+void ids_rc_close_meta(int hfd, int ifd);
 /* The mbtype a cyrus.header carries for a record: no 'd', no 'l'. */
-void rc_header_type(const char *mbtype, char out[IDS_MBTYPE_MAX]);
+void ids_rc_header_type(const char *mbtype, char out[IDS_MBTYPE_MAX]);
 
 #endif

@@ -34,7 +34,7 @@ registered(const struct rc_folder *f)
 static struct rc_rec *
 snap_n(struct rc_ctx *c, const char *name)
 {
-	size_t i = rc_map_get(&c->snap.byname, name);
+	size_t i = ids_rc_map_get(&c->snap.byname, name);
 
 	return i == RC_NONE ? NULL : &c->snap.n[i];
 }
@@ -42,7 +42,7 @@ snap_n(struct rc_ctx *c, const char *name)
 static struct rc_rec *
 snap_i(struct rc_ctx *c, const char *id)
 {
-	size_t i = rc_map_get(&c->snap.byid, id);
+	size_t i = ids_rc_map_get(&c->snap.byid, id);
 
 	return i == RC_NONE ? NULL : &c->snap.i[i];
 }
@@ -84,7 +84,7 @@ build_name(const struct ids_mbname *root, const struct ids_mbname *src,
 		lv[n++] = extra;
 	if (src->deleted)
 		lv[n++] = src->deleted;
-	return rc_join_levels(root->domain, lv, n, buf, size);
+	return ids_rc_join_levels(root->domain, lv, n, buf, size);
 }
 
 /* src's folder levels under the owner of root; 0 or negative. */
@@ -106,7 +106,7 @@ same_owner(const char *a, const char *b)
 {
 	char oa[IDS_MBNAME_MAX + 1], ob[IDS_MBNAME_MAX + 1];
 
-	return rc_owner_of(a, oa, sizeof(oa)) >= 0 && rc_owner_of(b, ob, sizeof(ob)) >= 0 &&
+	return ids_rc_owner_of(a, oa, sizeof(oa)) >= 0 && ids_rc_owner_of(b, ob, sizeof(ob)) >= 0 &&
 	    strcmp(oa, ob) == 0;
 }
 
@@ -116,7 +116,7 @@ name_free(struct rc_ctx *c, const char *name)
 {
 	struct rc_rec *r;
 
-	if (rc_map_get(&c->byname, name) != RC_NONE)
+	if (ids_rc_map_get(&c->byname, name) != RC_NONE)
 		return 0;
 	r = snap_n(c, name);
 	return !(r && r->kept && is_live(r));
@@ -172,7 +172,7 @@ fresh_id(struct rc_ctx *c, char out[IDS_UNIQUEID_MAX + 1])
 	for (tries = 0; tries < 16; tries++) {
 		if ((r = ids_uniqueid_new(out)) < 0)
 			return r;
-		if (rc_map_get(&c->byid, out) == RC_NONE && snap_i(c, out) == NULL)
+		if (ids_rc_map_get(&c->byid, out) == RC_NONE && snap_i(c, out) == NULL)
 			return 0;
 	}
 	return ids_error(IDS_EBADID, "no fresh unique id");
@@ -189,7 +189,7 @@ own_id(struct rc_ctx *c, struct rc_folder *f)
 		strcpy(f->id, f->dirid);
 		if (hid == NULL || strcmp(hid, f->dirid) != 0) {
 			f->flags |= RCF_WRITE;
-			rc_event(c, IDS_RC_CONFLICT, hid ? "id-mismatch" : "no-uniqueid", f,
+			ids_rc_emit(c, IDS_RC_CONFLICT, hid ? "id-mismatch" : "no-uniqueid", f,
 			    NULL, f->id, hid ? "cyrus.header says uniqueid %s: its directory's "
 			    "id wins" : "cyrus.header has no uniqueid: its directory's id is "
 			    "written into it", hid);
@@ -203,7 +203,7 @@ own_id(struct rc_ctx *c, struct rc_folder *f)
 	if ((r = fresh_id(c, f->id)) < 0)
 		return r;
 	f->flags |= RCF_WRITE;
-	rc_event(c, IDS_RC_CONFLICT, "no-uniqueid", f, f->pathname, f->id,
+	ids_rc_emit(c, IDS_RC_CONFLICT, "no-uniqueid", f, f->pathname, f->id,
 	    "cyrus.header has %s: new uniqueid %s", hid ? "an invalid uniqueid" :
 	    "no uniqueid", f->id);
 	return 0;
@@ -218,12 +218,12 @@ static void
 unreadable(struct rc_ctx *c, struct rc_folder *f)
 {
 	f->flags |= RCF_UNREADABLE;
-	if (f->layout == IDS_LAYOUT_UNIQUEID && rc_intent_now(c, f->dirid)) {
-		rc_event(c, IDS_RC_NOTE, "busy", f, NULL, f->dirid, "an operation is in "
+	if (f->layout == IDS_LAYOUT_UNIQUEID && ids_rc_intent_now(c, f->dirid)) {
+		ids_rc_emit(c, IDS_RC_NOTE, "busy", f, NULL, f->dirid, "an operation is in "
 		    "progress on it: left alone");
 		return;
 	}
-	rc_failed(c, "unreadable", f->path, NULL, f->hdr_err,
+	ids_rc_failed(c, "unreadable", f->path, NULL, f->hdr_err,
 	    "cannot read cyrus.header: %s: left untouched", ids_errmsg(f->hdr_err));
 }
 
@@ -243,13 +243,13 @@ plan_ids(struct rc_ctx *c)
 		if ((r = own_id(c, f)) < 0)
 			return r;
 		f->took_name = f->h.nhistory ? f->h.history[0].mtime : 0;
-		if (rc_map_get(&c->snap.intents, f->id) != RC_NONE) {
+		if (ids_rc_map_get(&c->snap.intents, f->id) != RC_NONE) {
 			f->flags |= RCF_BUSY;
-			rc_event(c, IDS_RC_NOTE, "busy", f, NULL, f->id, "an operation is in "
+			ids_rc_emit(c, IDS_RC_NOTE, "busy", f, NULL, f->id, "an operation is in "
 			    "progress on it: its records are kept as they are");
 			continue;
 		}
-		if ((r = rc_map_add(&c->byid, f->id, i, &first)) < 0)
+		if ((r = ids_rc_map_add(&c->byid, f->id, i, &first)) < 0)
 			return r;
 		if (r == 1) {	/* chain it after the first */
 			f->next = c->f[first].next;
@@ -272,15 +272,15 @@ keep_untouchable(struct rc_ctx *c)
 		struct rc_rec *r = &c->snap.n[i];
 
 		if (!r->in_scope || (r->e.uniqueid &&
-		    rc_map_get(&c->snap.intents, r->e.uniqueid) != RC_NONE))
+		    ids_rc_map_get(&c->snap.intents, r->e.uniqueid) != RC_NONE))
 			r->kept = 1;
 	}
 	for (i = 0; i < c->nf; i++) {
-		if (!(c->f[i].flags & RCF_UNREADABLE) || (key = rc_folder_key(&c->f[i])) == NULL)
+		if (!(c->f[i].flags & RCF_UNREADABLE) || (key = ids_rc_folder_key(&c->f[i])) == NULL)
 			continue;
-		if ((k = rc_map_get(&c->snap.byloc, key)) != RC_NONE) {
+		if ((k = ids_rc_map_get(&c->snap.byloc, key)) != RC_NONE) {
 			c->snap.n[k].kept = c->snap.n[k].matched = 1;
-			rc_event(c, IDS_RC_NOTE, "kept", &c->f[i], c->snap.n[k].e.name,
+			ids_rc_emit(c, IDS_RC_NOTE, "kept", &c->f[i], c->snap.n[k].e.name,
 			    c->snap.n[k].e.uniqueid, "its record in mailboxes.db is kept");
 		}
 		free(key);
@@ -299,9 +299,9 @@ plan_known(struct rc_ctx *c)
 
 		if (!registered(f))
 			continue;
-		if ((key = rc_folder_key(f)) == NULL)
+		if ((key = ids_rc_folder_key(f)) == NULL)
 			return -ENOMEM;
-		k = rc_map_get(&c->snap.byloc, key);
+		k = ids_rc_map_get(&c->snap.byloc, key);
 		free(key);
 		if (k == RC_NONE || c->snap.n[k].kept)
 			continue;
@@ -317,7 +317,7 @@ static int
 dir_gone(struct rc_ctx *c, const struct ids_mbentry *e)
 {
 	const struct ids_partition *p = ids_config_partition(c->cfg, e->partition);
-	char *key = rc_location_key(c, e), *rel;
+	char *key = ids_rc_location_key(c, e), *rel;
 	int root, fd, r;
 
 	if (key == NULL || p == NULL) {
@@ -351,7 +351,7 @@ plan_unmatched(struct rc_ctx *c)
 		    ids_mbtype_has(t, IDS_MBFLAG_INTERMEDIATE) ||
 		    ids_mbtype_has(t, IDS_MBFLAG_RESERVED) || !dir_gone(c, &r->e)) {
 			r->kept = 1;
-			rc_event(c, IDS_RC_NOTE, "kept", NULL, r->e.name, r->e.uniqueid,
+			ids_rc_emit(c, IDS_RC_NOTE, "kept", NULL, r->e.name, r->e.uniqueid,
 			    "no folder found for this record, but its directory is not "
 			    "gone either: kept");
 		}
@@ -451,7 +451,7 @@ drop_leftovers(struct rc_ctx *c, size_t head)
 				continue;
 			gone = l->known != RC_NONE && u->known == RC_NONE ? u : l;
 			gone->flags |= RCF_LEFTOUT;
-			rc_event(c, IDS_RC_CONFLICT, "leftover", gone, gone->pathname, gone->id,
+			ids_rc_emit(c, IDS_RC_CONFLICT, "leftover", gone, gone->pathname, gone->id,
 			    "shares its message files with %s, which has the same uniqueid: "
 			    "left by an interrupted migration; not registered",
 			    gone == l ? u->path : l->path);
@@ -468,10 +468,10 @@ give_new_id(struct rc_ctx *c, struct rc_folder *f, const char *why)
 		return r;
 	f->flags |= RCF_REID | RCF_WRITE;
 	f->known = RC_NONE;
-	rc_event(c, IDS_RC_CONFLICT, "dup-uniqueid", f, f->h.name ? f->h.name : f->pathname,
+	ids_rc_emit(c, IDS_RC_CONFLICT, "dup-uniqueid", f, f->h.name ? f->h.name : f->pathname,
 	    f->newid, "uniqueid %s is also held by %s: new uniqueid %s", f->id, why,
 	    f->newid);
-	return rc_map_add(&c->byid, f->newid, (size_t)(f - c->f), NULL) < 0 ? -ENOMEM : 0;
+	return ids_rc_map_add(&c->byid, f->newid, (size_t)(f - c->f), NULL) < 0 ? -ENOMEM : 0;
 }
 
 /* One group of folders sharing an id: one keeps it, the others get new ones. */
@@ -510,7 +510,7 @@ plan_id_clashes(struct rc_ctx *c)
 		struct rc_folder *f = &c->f[i];
 
 		if (!registered(f) || (f->flags & RCF_REID) ||
-		    rc_map_get(&c->byid, f->id) != i)
+		    ids_rc_map_get(&c->byid, f->id) != i)
 			continue;
 		if ((r = settle_group(c, i)) < 0)
 			return r;
@@ -534,15 +534,15 @@ uniqueid_name(struct rc_ctx *c, struct rc_folder *f, char out[IDS_MBNAME_MAX + 1
 		if ((r = rebase(f->pathname, f->h.name, out)) < 0)
 			return r;
 		if (strcmp(out, f->h.name) != 0)
-			rc_event(c, IDS_RC_CONFLICT, "owner", f, out, f->id, "cyrus.header "
+			ids_rc_emit(c, IDS_RC_CONFLICT, "owner", f, out, f->id, "cyrus.header "
 			    "names %s, which another owner's directory cannot hold", f->h.name);
 	}
 	if (k == NULL || strcmp(out, k->e.name) == 0)
 		return 0;
-	if (out[0] != '\0' && ki && rc_history_has(f->h.history, f->h.nhistory, k->e.name) &&
-	    !rc_history_has(ki->e.history, ki->e.nhistory, out))
+	if (out[0] != '\0' && ki && ids_rc_history_has(f->h.history, f->h.nhistory, k->e.name) &&
+	    !ids_rc_history_has(ki->e.history, ki->e.nhistory, out))
 		return 0;	/* the header is newer: a rename not committed */
-	rc_event(c, IDS_RC_CONFLICT, out[0] && ki && rc_history_has(ki->e.history,
+	ids_rc_emit(c, IDS_RC_CONFLICT, out[0] && ki && ids_rc_history_has(ki->e.history,
 	    ki->e.nhistory, out) ? "newer-name" : "stale-name", f, k->e.name, f->id,
 	    "cyrus.header names %s: mailboxes.db's name wins", out[0] ? out : "nothing");
 	strcpy(out, k->e.name);
@@ -557,7 +557,7 @@ base_name(struct rc_ctx *c, struct rc_folder *f)
 
 	if (f->layout == IDS_LAYOUT_LEGACY) {
 		if (f->h.name != NULL && strcmp(f->h.name, f->pathname) != 0)
-			rc_event(c, IDS_RC_CONFLICT, "stale-name", f, f->pathname, f->id,
+			ids_rc_emit(c, IDS_RC_CONFLICT, "stale-name", f, f->pathname, f->id,
 			    "cyrus.header names %s: the path wins", f->h.name);
 		return set_name(f, f->pathname);
 	}
@@ -568,7 +568,7 @@ base_name(struct rc_ctx *c, struct rc_folder *f)
 		    (r = recovery_name(c, f, f->pathname, name)) < 0)
 			return r;
 		f->flags |= RCF_RECOVERED;
-		rc_event(c, IDS_RC_CONFLICT, "no-name", f, name, rc_id(f),
+		ids_rc_emit(c, IDS_RC_CONFLICT, "no-name", f, name, rc_id(f),
 		    "cyrus.header has no usable name");
 	}
 	return set_name(f, name);
@@ -598,14 +598,14 @@ lose_name(struct rc_ctx *c, struct rc_folder *f, const char *winner)
 
 	if (f->layout == IDS_LAYOUT_LEGACY) {
 		f->flags |= RCF_LEFTOUT;
-		rc_failed(c, "left-out", f->path, f->name, IDS_EEXIST, "%s has the same "
+		ids_rc_failed(c, "left-out", f->path, f->name, IDS_EEXIST, "%s has the same "
 		    "name, and a legacy folder's name is its path: not registered; "
 		    "rename or move one of them", winner);
 		return 0;
 	}
 	if ((r = recovery_name(c, f, f->name, name)) < 0)
 		return r;
-	rc_event(c, IDS_RC_CONFLICT, "dup-name", f, name, rc_id(f), "%s is also claimed by %s, "
+	ids_rc_emit(c, IDS_RC_CONFLICT, "dup-name", f, name, rc_id(f), "%s is also claimed by %s, "
 	    "whose claim is newer: renamed", f->name, winner);
 	f->flags |= RCF_RECOVERED | RCF_WRITE;
 	return set_name(f, name);
@@ -643,18 +643,18 @@ claim_name(struct rc_ctx *c, size_t i)
 	kr = snap_n(c, f->name);
 	if (kr && kr->kept && is_live(kr) && strcmp(kr->e.uniqueid, rc_id(f)) != 0)
 		return lose_name(c, f, kr->e.name);
-	if ((r = rc_map_add(&c->byname, f->name, i, &other)) <= 0)
+	if ((r = ids_rc_map_add(&c->byname, f->name, i, &other)) <= 0)
 		return r;
 	o = &c->f[other];
 	if (f_wins(f, o)) {
-		rc_map_set(&c->byname, f->name, i);
+		ids_rc_map_set(&c->byname, f->name, i);
 		if ((r = lose_name(c, o, f->path)) < 0 || (o->flags & RCF_LEFTOUT))
 			return r;
-		return rc_map_add(&c->byname, o->name, other, NULL) < 0 ? -ENOMEM : 0;
+		return ids_rc_map_add(&c->byname, o->name, other, NULL) < 0 ? -ENOMEM : 0;
 	}
 	if ((r = lose_name(c, f, o->path)) < 0 || (f->flags & RCF_LEFTOUT))
 		return r;
-	return rc_map_add(&c->byname, f->name, i, NULL) < 0 ? -ENOMEM : 0;
+	return ids_rc_map_add(&c->byname, f->name, i, NULL) < 0 ? -ENOMEM : 0;
 }
 
 static int
@@ -672,7 +672,7 @@ plan_names(struct rc_ctx *c)
 			return r;
 	for (i = 0; i < c->nf; i++)
 		if (registered(&c->f[i]) && (c->f[i].flags & RCF_RECOVERED) &&
-		    rc_map_get(&c->byname, c->f[i].name) != i &&
+		    ids_rc_map_get(&c->byname, c->f[i].name) != i &&
 		    (r = claim_name(c, i)) < 0)
 			return r;
 	return 0;
@@ -681,7 +681,7 @@ plan_names(struct rc_ctx *c)
 /* --- histories ------------------------------------------------------------------- */
 
 int
-rc_history_has(const struct ids_history *h, size_t n, const char *name)
+ids_rc_history_has(const struct ids_history *h, size_t n, const char *name)
 {
 	size_t i;
 
@@ -735,7 +735,7 @@ insert_item(struct ids_history *h, size_t *n, const struct ids_history *x)
 }
 
 int
-rc_history_merge(struct ids_history **a, size_t *na, const struct ids_history *b,
+ids_rc_history_merge(struct ids_history **a, size_t *na, const struct ids_history *b,
     size_t nb)
 {
 	struct ids_history *h;
@@ -770,17 +770,17 @@ merge_history(struct rc_ctx *c, struct rc_folder *f)
 	for (i = 0; i < f->h.nhistory; i++) {
 		if (f->h.history[i].name == NULL ||
 		    ids_mbname_parse_internal(&check, f->h.history[i].name, 0) < 0) {
-			rc_event(c, IDS_RC_NOTE, "history", f, f->name, rc_id(f),
+			ids_rc_emit(c, IDS_RC_NOTE, "history", f, f->name, rc_id(f),
 			    "history item %zu has no valid name: dropped", i);
 			f->flags |= RCF_WRITE;
 			continue;
 		}
-		if ((r = rc_history_merge(&f->hist, &f->nhist, &f->h.history[i], 1)) < 0)
+		if ((r = ids_rc_history_merge(&f->hist, &f->nhist, &f->h.history[i], 1)) < 0)
 			return r;
 	}
 	ir = snap_i(c, f->id);
 	if (ir && ir->in_scope && !ir->kept &&
-	    (r = rc_history_merge(&f->hist, &f->nhist, ir->e.history, ir->e.nhistory)) < 0)
+	    (r = ids_rc_history_merge(&f->hist, &f->nhist, ir->e.history, ir->e.nhistory)) < 0)
 		return r;
 	if (f->nhist != f->h.nhistory)
 		f->flags |= RCF_WRITE;
@@ -793,7 +793,7 @@ note_header_changes(struct rc_folder *f)
 {
 	char type[IDS_MBTYPE_MAX];
 
-	rc_header_type(f->h.mbtype[0] ? f->h.mbtype : "e", type);
+	ids_rc_header_type(f->h.mbtype[0] ? f->h.mbtype : "e", type);
 	if (f->h.name == NULL || strcmp(f->h.name, f->name) != 0 ||
 	    f->h.uniqueid == NULL || strcmp(f->h.uniqueid, rc_id(f)) != 0 ||
 	    strcmp(f->h.mbtype, type) != 0)
@@ -801,7 +801,7 @@ note_header_changes(struct rc_folder *f)
 }
 
 int
-rc_plan(struct rc_ctx *c)
+ids_rc_plan(struct rc_ctx *c)
 {
 	size_t i;
 	int r;

@@ -48,7 +48,7 @@
 #define NROOTS 2
 
 void
-rc_header_type(const char *mbtype, char out[IDS_MBTYPE_MAX])
+ids_rc_header_type(const char *mbtype, char out[IDS_MBTYPE_MAX])
 {
 	if (ids_mbtype_check(mbtype) < 0) {
 		strcpy(out, "e");
@@ -85,7 +85,7 @@ open_rel(const char *root, const char *rel, int *fdp)
 
 /* The directories holding the header and the index of the folder at rel. */
 int
-rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p, const char *rel,
+ids_rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p, const char *rel,
     int *hfd, int *ifd)
 {
 	const unsigned both = (1u << IDS_META_HEADER) | (1u << IDS_META_INDEX);
@@ -103,7 +103,7 @@ rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p, const 
 	}
 	*hfd = n > 1 && (cfg->metapartition_files & (1u << IDS_META_HEADER)) ? fd[1] : fd[0];
 	*ifd = n > 1 && (cfg->metapartition_files & (1u << IDS_META_INDEX)) ? fd[1] : fd[0];
-	/* The one not used is closed; the used ones by rc_close_meta(). */
+	/* The one not used is closed; the used ones by ids_rc_close_meta(). */
 	for (i = 0; i < n; i++)
 		if (fd[i] != *hfd && fd[i] != *ifd)
 			close(fd[i]);
@@ -111,7 +111,7 @@ rc_open_meta(const struct ids_config *cfg, const struct ids_partition *p, const 
 }
 
 void
-rc_close_meta(int hfd, int ifd)
+ids_rc_close_meta(int hfd, int ifd)
 {
 	if (hfd >= 0)
 		close(hfd);
@@ -233,7 +233,7 @@ put_header(int hfd, int ifd, const struct newhdr *n)
 	int r;
 
 	ids_header_init(&h);
-	if ((r = rc_read_header(hfd, &h, &crc, &mtime)) < 0)
+	if ((r = ids_rc_read_header(hfd, &h, &crc, &mtime)) < 0)
 		return r;
 	if (n->check && crc != n->crc) {
 		ids_header_release(&h);
@@ -257,7 +257,7 @@ put_header(int hfd, int ifd, const struct newhdr *n)
 static void
 folder_newhdr(const struct rc_folder *f, char type[IDS_MBTYPE_MAX], struct newhdr *n)
 {
-	rc_header_type(f->h.mbtype[0] ? f->h.mbtype : "e", type);
+	ids_rc_header_type(f->h.mbtype[0] ? f->h.mbtype : "e", type);
 	memset(n, 0, sizeof(*n));
 	n->name = f->name;
 	n->uniqueid = rc_id(f);
@@ -304,10 +304,10 @@ rewrite_header(struct rc_ctx *c, struct rc_folder *f)
 	if ((r = lock_ids(c->cfg, old, rc_id(f), c->timeout_ms, l)) < 0)
 		return r;
 	if ((r = check_idle(c->mbl, old, rc_id(f))) == 0 &&
-	    (r = rc_open_meta(c->cfg, f->part, f->rel, &hfd, &ifd)) == 0) {
+	    (r = ids_rc_open_meta(c->cfg, f->part, f->rel, &hfd, &ifd)) == 0) {
 		folder_newhdr(f, type, &n);
 		r = put_header(hfd, ifd, &n);
-		rc_close_meta(hfd, ifd);
+		ids_rc_close_meta(hfd, ifd);
 	}
 	unlock_ids(l);
 	return r;
@@ -419,12 +419,12 @@ reid_move(struct rc_ctx *c, struct rc_folder *f, const char *dst)
 	for (i = 0; i < nr && r == 0; i++)
 		if ((r = exists_rel(roots[i], f->rel)) == 1)
 			r = move_dir(roots[i], f->rel, dst);
-	if (r < 0 || (r = rc_open_meta(c->cfg, f->part, dst, &hfd, &ifd)) < 0)
+	if (r < 0 || (r = ids_rc_open_meta(c->cfg, f->part, dst, &hfd, &ifd)) < 0)
 		return r;
 	folder_newhdr(f, type, &n);
 	n.check = 0;
 	r = put_header(hfd, ifd, &n);
-	rc_close_meta(hfd, ifd);
+	ids_rc_close_meta(hfd, ifd);
 	return r;
 }
 
@@ -437,12 +437,12 @@ unchanged(struct rc_ctx *c, const struct rc_folder *f)
 	int64_t mtime;
 	int hfd, ifd, r;
 
-	if ((r = rc_open_meta(c->cfg, f->part, f->rel, &hfd, &ifd)) < 0)
+	if ((r = ids_rc_open_meta(c->cfg, f->part, f->rel, &hfd, &ifd)) < 0)
 		return r;
 	ids_header_init(&h);
-	r = rc_read_header(hfd, &h, &crc, &mtime);
+	r = ids_rc_read_header(hfd, &h, &crc, &mtime);
 	ids_header_release(&h);
-	rc_close_meta(hfd, ifd);
+	ids_rc_close_meta(hfd, ifd);
 	if (r == 0 && crc != f->hdr_crc)
 		r = ids_error(IDS_EBUSY, "cyrus.header changed while reconstruct ran");
 	return r;
@@ -481,7 +481,7 @@ reid_dir(struct rc_ctx *c, struct rc_folder *f)
 	struct ids_lock *ns = NULL, *l[2];
 	int r;
 
-	if ((r = rc_owner_of(f->name, owner, sizeof(owner))) < 0 ||
+	if ((r = ids_rc_owner_of(f->name, owner, sizeof(owner))) < 0 ||
 	    (r = sibling(f->rel, f->newid, dst, sizeof(dst))) < 0 ||
 	    (r = ids_lock_namespace(c->cfg, owner, 0, c->timeout_ms, &ns)) < 0)
 		return r;
@@ -491,7 +491,7 @@ reid_dir(struct rc_ctx *c, struct rc_folder *f)
 	}
 	ids_unlock(ns);
 	if (r == 0)
-		rc_event(c, IDS_RC_REPAIR, "directory", f, f->name, f->newid, "%s/%s",
+		ids_rc_emit(c, IDS_RC_REPAIR, "directory", f, f->name, f->newid, "%s/%s",
 		    f->part->path, dst);
 	return r;
 }
@@ -502,13 +502,13 @@ reid_dir(struct rc_ctx *c, struct rc_folder *f)
 static void
 skip_folder(struct rc_ctx *c, struct rc_folder *f, int r)
 {
-	char *key = rc_folder_key(f);
+	char *key = ids_rc_folder_key(f);
 	size_t k;
 
 	f->flags |= RCF_SKIPPED;
-	rc_failed(c, "error", f->path, f->name, r, "cannot repair: %s: its records are "
+	ids_rc_failed(c, "error", f->path, f->name, r, "cannot repair: %s: its records are "
 	    "kept as they were", ids_errmsg(r));
-	if (key != NULL && (k = rc_map_get(&c->snap.byloc, key)) != RC_NONE)
+	if (key != NULL && (k = ids_rc_map_get(&c->snap.byloc, key)) != RC_NONE)
 		c->snap.n[k].kept = 1;
 	free(key);
 }
@@ -524,7 +524,7 @@ repair_one(struct rc_ctx *c, struct rc_folder *f)
 	if (c->opts->dry_run) {
 		if ((f->flags & RCF_REID) && f->layout == IDS_LAYOUT_UNIQUEID &&
 		    sibling(f->rel, f->newid, dst, sizeof(dst)) == 0)
-			rc_event(c, IDS_RC_REPAIR, "directory", f, f->name, f->newid,
+			ids_rc_emit(c, IDS_RC_REPAIR, "directory", f, f->name, f->newid,
 			    "%s/%s", f->part->path, dst);
 	} else if ((f->flags & RCF_REID) && f->layout == IDS_LAYOUT_UNIQUEID) {
 		r = c->mbl ? reid_dir(c, f) : ids_error(IDS_EINVAL, "no mailboxes.db");
@@ -532,14 +532,14 @@ repair_one(struct rc_ctx *c, struct rc_folder *f)
 		r = rewrite_header(c, f);
 	}
 	if (r == 0)
-		rc_event(c, IDS_RC_REPAIR, "header", f, f->name, rc_id(f), "%s",
+		ids_rc_emit(c, IDS_RC_REPAIR, "header", f, f->name, rc_id(f), "%s",
 		    what.len > 2 ? what.s + 2 : "type");
 	ids_buf_release(&what);
 	return r;
 }
 
 int
-rc_repair_all(struct rc_ctx *c)
+ids_rc_repair_all(struct rc_ctx *c)
 {
 	size_t i;
 	int r;
@@ -585,10 +585,10 @@ recover_forward(const struct ids_config *cfg, const struct ids_partition *p,
 	for (i = 0; i < nr && r == 0; i++)
 		if ((r = moved_state(roots[i], in, &s, &d)) >= 0 && s)
 			r = move_dir(roots[i], in->src, in->dst);
-	if (r < 0 || (r = rc_open_meta(cfg, p, in->dst, &hfd, &ifd)) < 0)
+	if (r < 0 || (r = ids_rc_open_meta(cfg, p, in->dst, &hfd, &ifd)) < 0)
 		return r;
 	r = put_header(hfd, ifd, &n);
-	rc_close_meta(hfd, ifd);
+	ids_rc_close_meta(hfd, ifd);
 	return r;
 }
 

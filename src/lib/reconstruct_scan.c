@@ -55,7 +55,7 @@ struct walk {
 };
 
 void
-rc_folder_release(struct rc_folder *f)
+ids_rc_folder_release(struct rc_folder *f)
 {
 	free(f->rel);
 	free(f->path);
@@ -112,7 +112,7 @@ read_fd(int fd, size_t size, char **bufp, size_t *lenp)
 }
 
 int
-rc_read_header(int dirfd, struct ids_header *h, uint32_t *crc, int64_t *mtime)
+ids_rc_read_header(int dirfd, struct ids_header *h, uint32_t *crc, int64_t *mtime)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -177,7 +177,7 @@ read_files(struct walk *w, struct rc_folder *f, int datafd)
 	if ((r = meta_dir(w, datafd, IDS_META_HEADER, &hfd)) < 0) {
 		f->hdr_err = r;
 	} else {
-		f->hdr_err = rc_read_header(hfd, &f->h, &f->hdr_crc, &f->hdr_mtime);
+		f->hdr_err = ids_rc_read_header(hfd, &f->h, &f->hdr_crc, &f->hdr_mtime);
 		if (hfd != datafd)
 			close(hfd);
 	}
@@ -294,7 +294,7 @@ scan_folder(struct walk *w, int datafd)
 	int r;
 
 	if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", w->part->path, w->rel) >= sizeof(abs)) {
-		rc_failed(c, "not-a-folder", entry_path(w, NULL), NULL, IDS_ETOOLONG,
+		ids_rc_failed(c, "not-a-folder", entry_path(w, NULL), NULL, IDS_ETOOLONG,
 		    "path too long");
 		return 0;
 	}
@@ -306,9 +306,9 @@ scan_folder(struct walk *w, int datafd)
 	}
 	read_files(w, f, datafd);
 	if ((r = reverse_dir(w, abs, &f->h, info)) < 0) {
-		rc_failed(c, "not-a-folder", abs, NULL, r, "a folder's files where no "
+		ids_rc_failed(c, "not-a-folder", abs, NULL, r, "a folder's files where no "
 		    "folder can be (%s): skipped", ids_errmsg(r));
-		rc_folder_release(f);
+		ids_rc_folder_release(f);
 		free(info);
 		return r == -ENOMEM ? r : 0;
 	}
@@ -316,7 +316,7 @@ scan_folder(struct walk *w, int datafd)
 	free(info);
 	trim_header(&f->h);
 	if (r < 0) {
-		rc_folder_release(f);
+		ids_rc_folder_release(f);
 		return r;
 	}
 	c->nf++;
@@ -376,7 +376,7 @@ note_entry(struct walk *w, struct entries *e, int dirfd, const struct dirent *de
 	if (type == DT_DIR)
 		return add_dir(e, de->d_name);
 	if (type != DT_REG) {
-		rc_failed(w->c, "unsafe", entry_path(w, de->d_name), NULL, IDS_EUNSAFE,
+		ids_rc_failed(w->c, "unsafe", entry_path(w, de->d_name), NULL, IDS_EUNSAFE,
 		    "not a directory or regular file: skipped");
 		return 0;
 	}
@@ -437,13 +437,13 @@ walk_child(struct walk *w, int dirfd, const char *name, int depth)
 	int fd, r;
 
 	if (len + n + 2 > sizeof(w->rel)) {
-		rc_failed(w->c, "unsafe", entry_path(w, name), NULL, IDS_ETOOLONG,
+		ids_rc_failed(w->c, "unsafe", entry_path(w, name), NULL, IDS_ETOOLONG,
 		    "path too long: skipped");
 		return 0;
 	}
 	/* One component, O_NOFOLLOW: swapped for a symlink since readdir, refused. */
 	if ((r = ids_opendir_beneath(dirfd, name, 0, &fd)) < 0) {
-		rc_failed(w->c, "unsafe", entry_path(w, name), NULL, r, "%s: skipped",
+		ids_rc_failed(w->c, "unsafe", entry_path(w, name), NULL, r, "%s: skipped",
 		    r == IDS_EUNSAFE ? "not a directory or regular file" : ids_errmsg(r));
 		return r == -ENOMEM ? r : 0;
 	}
@@ -466,12 +466,12 @@ walk_dir(struct walk *w, int dirfd, int depth)
 	int r;
 
 	if (depth > MAX_DEPTH) {
-		rc_failed(w->c, "unsafe", entry_path(w, NULL), NULL, IDS_ETOOLONG,
+		ids_rc_failed(w->c, "unsafe", entry_path(w, NULL), NULL, IDS_ETOOLONG,
 		    "too deep to be a folder: skipped");
 		return 0;
 	}
 	if ((r = read_entries(w, dirfd, &e)) < 0) {
-		rc_failed(w->c, "unsafe", entry_path(w, NULL), NULL, r, "%s: skipped",
+		ids_rc_failed(w->c, "unsafe", entry_path(w, NULL), NULL, r, "%s: skipped",
 		    ids_errmsg(r));
 		entries_release(&e);
 		return r == -ENOMEM ? r : 0;
@@ -523,7 +523,7 @@ owner_dirs(const struct rc_ctx *c, char dirs[3][PATH_MAX])
 		return ids_error(IDS_ETOOLONG, "userid '%s'", c->opts->owner);
 	memcpy(local, c->opts->owner, n);
 	local[n] = '\0';
-	if ((r = rc_join_levels(at ? at + 1 : NULL, lv, 2, name, sizeof(name))) < 0 ||
+	if ((r = ids_rc_join_levels(at ? at + 1 : NULL, lv, 2, name, sizeof(name))) < 0 ||
 	    (r = start_dir(c->cfg, name, NULL, IDS_LAYOUT_LEGACY, 0, dirs[0], PATH_MAX)) < 0 ||
 	    (r = start_dir(c->cfg, name, "0000000000000000", IDS_LAYOUT_UNIQUEID, 1,
 	    dirs[2], PATH_MAX)) < 0)
@@ -532,7 +532,7 @@ owner_dirs(const struct rc_ctx *c, char dirs[3][PATH_MAX])
 	lv[1] = "user";
 	lv[2] = local;
 	lv[3] = "1";
-	if ((r = rc_join_levels(at ? at + 1 : NULL, lv, 4, name, sizeof(name))) < 0 ||
+	if ((r = ids_rc_join_levels(at ? at + 1 : NULL, lv, 4, name, sizeof(name))) < 0 ||
 	    (r = start_dir(c->cfg, name, NULL, IDS_LAYOUT_LEGACY, 1, dirs[1], PATH_MAX)) < 0)
 		return ids_error(r, "userid '%s': %s", c->opts->owner, ids_errmsg(r));
 	return 0;
@@ -606,7 +606,7 @@ scan_partition(struct rc_ctx *c, const struct ids_partition *p)
 }
 
 int
-rc_scan(struct rc_ctx *c)
+ids_rc_scan(struct rc_ctx *c)
 {
 	size_t i;
 	int r;

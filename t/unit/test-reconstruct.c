@@ -160,14 +160,14 @@ test_history_merge(void **state)
 	size_t n = 0, i;
 
 	(void)state;
-	assert_int_equal(rc_history_merge(&h, &n, a, 2), 0);
-	assert_int_equal(rc_history_merge(&h, &n, b, 2), 0);
+	assert_int_equal(ids_rc_history_merge(&h, &n, a, 2), 0);
+	assert_int_equal(ids_rc_history_merge(&h, &n, b, 2), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(h[0].name, "user.x.C");
 	assert_string_equal(h[1].name, "user.x.B");
 	assert_string_equal(h[2].name, "user.x.A");
-	assert_true(rc_history_has(h, n, "user.x.B"));
-	assert_false(rc_history_has(h, n, "user.x.D"));
+	assert_true(ids_rc_history_has(h, n, "user.x.B"));
+	assert_false(ids_rc_history_has(h, n, "user.x.D"));
 	for (i = 0; i < n; i++)
 		ids_history_release(&h[i]);
 	free(h);
@@ -185,7 +185,7 @@ claim_name(struct fixture *f, const char *dir, const char *name, int64_t when)
 
 	assert_int_equal(header_at(dir, &h), 0);
 	item.name = h.name;
-	assert_int_equal(rc_history_merge(&h.history, &h.nhistory, &item, 1), 0);
+	assert_int_equal(ids_rc_history_merge(&h.history, &h.nhistory, &item, 1), 0);
 	free(h.name);
 	h.name = strdup(name);
 	assert_int_equal(ids_opendir_abs(dir, &fd), 0);
