@@ -163,6 +163,22 @@ case('config: a directory', ['ctl_mboxlist', '-C', $D, '-l'], 3, "ctl_mboxlist: 
 case('config: a symlink to the canary', ['ctl_mboxlist', '-C', do { symlink("$canary_dir/canary", "$D/link.conf"); "$D/link.conf" }, '-l'], 3,
     "ctl_mboxlist: \$D/link.conf:1: expected 'key: value'\n");
 
+# ---- numbers ---------------------------------------------------------
+
+my $rel_usage = qr/\nusage: relocated /;
+case('number: --grace past int64', ['relocated', '-C', $conf, '-1', '--grace', '9223372036854775807'], 2,
+    qr/\Arelocated: --grace: '9223372036854775807' is not a whole number from 0 to 31536000$rel_usage/);
+case('number: --grace past uint64', ['relocated', '-C', $conf, '-1', '--grace', '99999999999999999999'], 2,
+    qr/\Arelocated: --grace: '99999999999999999999' is not a whole number from 0 to 31536000$rel_usage/);
+case('number: spool_audit -j 0', ['spool_audit', '-C', $conf, '-j', '0'], 2,
+    qr/\Aspool_audit: -j: '0' is not a whole number from 1 to 1024\nusage: /);
+case('number: ctl_rename -t -1', ['ctl_rename', '-C', $conf, '-t', '-1', 'user/john', 'user/jon'], 2,
+    qr/\Actl_rename: -t: '-1' is not a whole number from 0 to 86400\nusage: /);
+case('number: relocated_grace overflow', ['relocated', '-C', conf_text('grace', "configdirectory: $D/c\npartition-default: $D/p\nrelocated_grace: 99999999999999999999\n"), '-1'], 3,
+    "relocated: \$D/grace.conf:3: relocated_grace: '99999999999999999999' is not a whole number from 0 to 31536000\n");
+case('number: mboxlist_mapsize wraps', ['ctl_mboxlist', '-C', conf_text('mapsize', "configdirectory: $D/c\npartition-default: $D/p\nmboxlist_mapsize: 18014398509481984K\n"), '-l'], 3,
+    "ctl_mboxlist: \$D/mapsize.conf:3: mboxlist_mapsize: '18014398509481984K' is not a size from 64K to 1T\n");
+
 # ---- cyrus.header ----------------------------------------------------
 
 my $magic = "\241\002\213\015Cyrus mailbox header\n\"The best thing about this system was that it had lots of goals.\"\n\t--Jim Morris on Andrew\n";

@@ -62,6 +62,31 @@ tool_version(void)
 	exit(IDS_EXIT_OK);
 }
 
+int
+tool_uint(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	int r;
+
+	if ((r = ids_parse_uint(arg, min, max, out)) < 0) {
+		warnx("%s: %s", opt, ids_errmsg(r));
+		return -1;
+	}
+	return 0;
+}
+
+int
+tool_real(const char *opt, const char *arg, double min, double max, double *out)
+{
+	int r;
+
+	if ((r = ids_parse_real(arg, min, max, out)) < 0) {
+		warnx("%s: %s", opt, ids_errmsg(r));
+		return -1;
+	}
+	return 0;
+}
+
 void
 tool_load_config(struct ids_config *cfg, const char *file)
 {

@@ -48,6 +48,17 @@ void tool_help(const char *synopsis) __attribute__((noreturn));
 void tool_version(void) __attribute__((noreturn));
 
 /*
+ * A numeric option argument, checked by the library's one parser
+ * (ids_parse_uint, ids_parse_real: digits only, overflow and range
+ * refused).  On a bad one reports "prog: OPT: 'ARG' is not a whole
+ * number from MIN to MAX" and returns -1; the caller then prints its
+ * usage (tool_usage).
+ */
+int tool_uint(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, unsigned long long *out);
+int tool_real(const char *opt, const char *arg, double min, double max, double *out);
+
+/*
  * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg.  On failure
  * reports "prog: FILE: reason" ("prog: FILE:LINE: reason" for a bad
  * line) and exits IDS_EXIT_ENV.

@@ -23,6 +23,8 @@
 #include "rename.h"
 #include "tool.h"
 
+#define MAX_TIMEOUT 86400	/* -t: a day, in seconds */
+
 #define SYNOPSIS "ctl_rename [-C conf] [-i] [-n] [-q] [--copy] [--json] " \
 	"[-P partition] [-t seconds] OLD NEW"
 
@@ -84,6 +86,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	unsigned long long t;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -95,7 +98,11 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'n': o->dryrun = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'P': o->partition = optarg; break;
-		case 't': o->timeout = atoi(optarg); break;
+		case 't':
+			if (tool_uint("-t", optarg, 0, MAX_TIMEOUT, &t) < 0)
+				tool_usage(SYNOPSIS);
+			o->timeout = (int)t;
+			break;
 		case 'c': o->copy = 1; break;
 		case 'j': o->json = 1; break;
 		case 'h': tool_help(SYNOPSIS);
@@ -103,7 +110,7 @@ parse_args(int argc, char **argv, struct options *o)
 		default: tool_usage(SYNOPSIS);
 		}
 	}
-	if (argc - optind != 2 || o->timeout < 0)
+	if (argc - optind != 2)
 		tool_usage(SYNOPSIS);
 }
 

@@ -64,25 +64,13 @@ db_error(const struct ids_mboxlist *mbl, int rc, const char *what)
 	return ids_error(IDS_EDB, "%s: %s: %s", mbl->path, what, mdb_strerror(rc));
 }
 
+/* Checked by ids_config_load: from 64K to MAX_MAPSIZE. */
 static size_t
 config_mapsize(const struct ids_config *cfg)
 {
-	const char *s = ids_config_get(cfg, "mboxlist_mapsize");
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL)
+	if (cfg->mboxlist_mapsize == 0)
 		return DEFAULT_MAPSIZE;
-	v = strtoull(s, &end, 10);
-	if (*end == 'K' || *end == 'k')
-		v <<= 10;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20;
-	else if (*end == 'G' || *end == 'g')
-		v <<= 30;
-	if (v < 65536)
-		v = 65536;
-	return v > MAX_MAPSIZE ? MAX_MAPSIZE : (size_t)v;
+	return cfg->mboxlist_mapsize > MAX_MAPSIZE ? MAX_MAPSIZE : (size_t)cfg->mboxlist_mapsize;
 }
 
 static int
