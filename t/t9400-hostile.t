@@ -357,6 +357,14 @@ unlink $mowner;
 rename("$mowner.real", $mowner) or die;
 case('spool: the symlink gone, recovery settles the create', ['spool_append', '-C', $conf, '-q', 'user/mary', 'stdin', "x\r\n"], 0, '');
 is(run('mbpath', '-C', $conf, 'user/mary/New')->{rc}, 1, '... which never existed');
+# A user rename onto an owner directory that is a symlink.
+(my $zed = $owner) =~ s{/m/user/mary$}{/z/user/zed};
+make_path($zed =~ s{/[^/]+$}{}r);
+symlink($canary_dir, $zed) or die;
+my $rn = case('spool: new owner directory is a symlink (rename)', ['ctl_rename', '-C', $conf, 'user/john', 'user/zed'], 1,
+    "ctl_rename: user/john -> user/zed: z/user/zed: 'zed' is a symlink\n");
+is($rn->{out}, '', '... and no plan line reads as done');
+unlink $zed;
 case('spool: mbpath -p with ..', ['mbpath', '-C', $conf, '-p', "$sent/../../x"], 1, qr{^mbpath: .*\n\z});
 case('spool: mbpath -p outside every partition', ['mbpath', '-C', $conf, '-p', "$canary_dir/canary"], 1, qr{^mbpath: .*\n\z});
 
