@@ -163,6 +163,13 @@ case('config: a directory', ['ctl_mboxlist', '-C', $D, '-l'], 3, "ctl_mboxlist: 
 case('config: a symlink to the canary', ['ctl_mboxlist', '-C', do { symlink("$canary_dir/canary", "$D/link.conf"); "$D/link.conf" }, '-l'], 3,
     "ctl_mboxlist: \$D/link.conf:1: expected 'key: value'\n");
 
+# ---- deleted folders --------------------------------------------------
+
+$r = run('ctl_mboxlist', '-C', $conf, '-i', '-c', 'DELETED.user.john.Old.6B033B15');
+die $r->{err} if $r->{rc};
+case('deliver into a DELETED folder', ['spool_append', '-C', $conf, '-q', 'DELETED/user/john/Old/6B033B15', 'stdin', "x\r\n"], 1,
+    "spool_append: DELETED/user/john/Old/6B033B15: a deleted folder takes no delivery\n");
+
 # ---- numbers ---------------------------------------------------------
 
 my $rel_usage = qr/\nusage: relocated /;

@@ -41,6 +41,7 @@
 #include "mailbox.h"
 #include "sync/sync.h"
 #include "mboxlist.h"
+#include "mboxname.h"
 
 #define NS_TIMEOUT_MS 30000
 
@@ -619,8 +620,16 @@ ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name, const void *msg,
     size_t len, int64_t internaldate, uint32_t *uidp)
 {
 	struct ids_mailbox *mb;
+	struct ids_mbname n;
 	int r;
 
+	/*
+	 * A folder deleted with delete_mode: delayed keeps its messages
+	 * for undelete only: Cyrus's lmtpd cannot address it (a recipient
+	 * names user.x..., never DELETED...), so neither may we deliver.
+	 */
+	if (ids_mbname_parse_internal(&n, name, 0) == 0 && ids_mbname_is_deleted(&n))
+		return ids_error(IDS_EINVAL, "a deleted folder takes no delivery");
 	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	r = deliver_locked(mb, msg, len, internaldate, uidp);
