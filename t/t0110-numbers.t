@@ -15,6 +15,14 @@ my $conf = write_conf($dir);
 my $r = run('ctl_mboxlist', '-C', $conf, '-c', 'user/john', 'user/john/Sent');
 die $r->{err} if $r->{rc};
 
+# The line of key in file.
+sub line_of {
+	my ($file, $key) = @_;
+	my @l = split /\n/, slurp($file);
+	my ($n) = grep { $l[$_ - 1] =~ /^\Q$key\E:/ } 1 .. @l;
+	return $n;
+}
+
 my $huge = '99999999999999999999';
 my $i64 = '9223372036854775807';
 my @cases = (
@@ -74,7 +82,7 @@ for my $c (@conf_cases) {
 	my ($key, $val, $range) = @$c;
 	my $d = "$dir/c" . $n++;
 	my $file = write_conf($d, $key => $val);
-	my ($line) = grep { (split /\n/, slurp($file))[$_ - 1] =~ /^\Q$key\E:/ } 1 .. 20;
+	my $line = line_of($file, $key);
 	$r = run('relocated', '-C', $file, '-n');
 	is($r->{rc}, 3, "$key: $val: exit 3");
 	is($r->{err}, "relocated: $file:$line: $key: '$val' is not $range\n",
@@ -83,7 +91,7 @@ for my $c (@conf_cases) {
 for my $val ('5X', '-1', '0', '1023', '2T', $huge, "${huge}K", '18014398509481984K') {
 	my $d = "$dir/c" . $n++;
 	my $file = write_conf($d, mboxlist_mapsize => $val);
-	my ($line) = grep { (split /\n/, slurp($file))[$_ - 1] =~ /^mboxlist_mapsize:/ } 1 .. 20;
+	my $line = line_of($file, 'mboxlist_mapsize');
 	$r = run('mbpath', '-C', $file, 'user/john');
 	is($r->{rc}, 3, "mboxlist_mapsize: $val: exit 3");
 	is($r->{err}, "mbpath: $file:$line: mboxlist_mapsize: '$val' is not a size from 64K to 1T\n",
