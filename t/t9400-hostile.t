@@ -170,6 +170,13 @@ die $r->{err} if $r->{rc};
 case('deliver into a DELETED folder', ['spool_append', '-C', $conf, '-q', 'DELETED/user/john/Old/6B033B15', 'stdin', "x\r\n"], 1,
     "spool_append: DELETED/user/john/Old/6B033B15: a deleted folder takes no delivery\n");
 
+# ---- mailboxes.db named once ------------------------------------------
+
+case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_text('nodb', "configdirectory: $D/nodb\npartition-default: $D/p\n"), '-n'], 3,
+    "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
+case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
+    "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
+
 # ---- numbers ---------------------------------------------------------
 
 my $rel_usage = qr/\nusage: relocated /;

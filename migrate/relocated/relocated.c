@@ -616,7 +616,7 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 	    &f) : -ENOMEM;
 
 	if (r < 0)
-		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
+		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
 	ids_mboxlist_close(mbl);
 	if (r < 0) {
 		json_decref(st);
@@ -651,13 +651,15 @@ static int
 do_plan(struct relocated *d, struct ids_walk_opts *wo)
 {
 	struct ids_walk_progress res;
+	char db[PATH_MAX];
 	int r;
 
 	wo->dry_run = 1;
 	if (d->json && (d->plan = json_array()) == NULL)
 		return IDS_EXIT_ENV;
 	if ((r = ids_walk_run(&d->cfg, wo, &res)) < 0) {
-		warnx("%s/mailboxes.db: %s", d->cfg.configdirectory, ids_errmsg(r));
+		snprintf(db, sizeof(db), "%s/mailboxes.db", d->cfg.configdirectory);
+		warnx("%s: %s", db, tool_reason(db, r));
 		return IDS_EXIT_ENV;
 	}
 	if (d->json) {

@@ -35,6 +35,13 @@ void tool_init(char **argv);
  */
 int tool_error(int code, const char *object);
 
+/*
+ * The detail of code (ids_errmsg) without a leading "OBJECT: ", for a
+ * message that names object itself: the library's details often start
+ * with the path they are about, which must be printed once.
+ */
+const char *tool_reason(const char *object, int code);
+
 /* The exit status so far: IDS_EXIT_OK or IDS_EXIT_FAIL. */
 int tool_status(void);
 

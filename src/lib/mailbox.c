@@ -355,7 +355,7 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	struct ids_mbentry e;
 	struct ids_lock *ns = NULL, *ml = NULL;
 	struct create c;
-	char owner[IDS_MBNAME_MAX + 1];
+	char owner[IDS_MBNAME_MAX + 1], why[512];
 	int r;
 
 	ids_mbentry_init(&e);
@@ -369,8 +369,12 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	    (r = ids_lock_mailbox(cfg, e.uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
 		goto out;
 	r = create_locked(mbl, &c, &mb);
-	if (r < 0 && r != IDS_EEXIST && r != IDS_EDUPID)
+	if (r < 0 && r != IDS_EEXIST && r != IDS_EDUPID) {
+		/* The undo must not replace the reason it undoes. */
+		snprintf(why, sizeof(why), "%s", ids_errmsg(r));
 		ids_mailbox_recover(mbl, e.uniqueid, &c.in);
+		ids_error(r, "%s", why);
+	}
 	if (r == 0 && out != NULL)
 		r = ids_mbentry_copy(out, &e);
 out:
