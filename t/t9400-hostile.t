@@ -177,6 +177,15 @@ case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_tex
 case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
     "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
 
+# ---- names the file system cannot hold ---------------------------------
+
+my $n256 = 'n' x 256;
+case('owner directory of 256 bytes (create)', ['ctl_mboxlist', '-C', $conf, '-c', "user/$n256"], 1,
+    "ctl_mboxlist: user/$n256: path component '" . ('n' x 20) . "...' of 256 bytes: a file name has at most 255\n");
+case('owner directory of 256 bytes (rename)', ['ctl_rename', '-C', $conf, 'user/mary', "user/$n256"], 1,
+    qr{\Actl_rename: user/mary -> user/n+: .*path component 'n{20}\.\.\.' of 256 bytes: a file name has at most 255\n\z});
+case('... and no intent is left for recovery', [Torture::helper_path(), 'recover', '-C', $conf], 0, '');
+
 # ---- numbers ---------------------------------------------------------
 
 my $rel_usage = qr/\nusage: relocated /;
@@ -366,7 +375,7 @@ case('spool: owner directory is a symlink (create)', ['ctl_mboxlist', '-C', $con
     "ctl_mboxlist: user/mary/New: 'mary' is a symlink\n");
 # The create's intent stays until its directory can be reached safely.
 case('spool: owner directory is a symlink (deliver)', ['spool_append', '-C', $conf, '-q', 'user/mary', 'stdin', "x\r\n"], 1,
-    qr{\Aspool_append: recovery: 'mary' is a symlink\nspool_append: user/mary: \$D/s/spool/m/user/mary/[0-9a-f-]{36}: 'mary' is a symlink\n\z});
+    qr{\Aspool_append: recovery: intent X[0-9a-f-]{36} \(create user\.mary\.New\): 'mary' is a symlink\nspool_append: user/mary: \$D/s/spool/m/user/mary/[0-9a-f-]{36}: 'mary' is a symlink\n\z});
 unlink $mowner;
 rename("$mowner.real", $mowner) or die;
 case('spool: the symlink gone, recovery settles the create', ['spool_append', '-C', $conf, '-q', 'user/mary', 'stdin', "x\r\n"], 0, '');

@@ -35,6 +35,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "intent.h"
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "relocate.h"
@@ -605,6 +606,46 @@ print_census_text(const struct ids_walk_census *c)
 		    c->unreadable, c->unreadable == 1 ? "" : "s");
 }
 
+/* --- -s: intents recovery set aside ---------------------------------- */
+
+struct asides {
+	struct relocated *d;
+	json_t *list;
+};
+
+static int
+on_aside(const char *id, const struct ids_intent *in, const char *why, void *rock)
+{
+	struct asides *a = rock;
+	char name[2 * IDS_MBNAME_MAX], shown[2 * IDS_MBNAME_MAX], reason[1024];
+	json_t *j;
+
+	shown_name(a->d, in->name ? in->name : "?", name, sizeof(name));
+	j = json_pack("{s:s, s:s, s:s, s:s}", "name", tool_printable(name, shown, sizeof(shown)),
+	    "uniqueid", id, "op", in->op, "reason", tool_printable(why, reason, sizeof(reason)));
+	return j == NULL || json_array_append_new(a->list, j) < 0 ? -ENOMEM : 0;
+}
+
+static int
+asides_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_intent_foreach_aside(txn, on_aside, rock);
+}
+
+static void
+print_asides_text(json_t *list)
+{
+	json_t *it;
+	size_t i;
+
+	printf("set-aside intents: %zu\n", json_array_size(list));
+	json_array_foreach(list, i, it)
+		printf("  %s (Z%s, %s): %s\n", json_string_value(json_object_get(it, "name")),
+		    json_string_value(json_object_get(it, "uniqueid")),
+		    json_string_value(json_object_get(it, "op")),
+		    json_string_value(json_object_get(it, "reason")));
+}
+
 static int
 do_status(struct relocated *d, const struct ids_walk_opts *filter)
 {
@@ -614,6 +655,10 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 	json_t *st = daemon_status(d, running_pid(d)), *out;
 	int r = f.list && f.badindex ? ids_walk_census(mbl, filter, &c, on_failure, on_badindex,
 	    &f) : -ENOMEM;
+	struct asides as = { d, json_array() };
+
+	if (r == 0)
+		r = as.list ? ids_mboxlist_read(mbl, asides_txn, &as) : -ENOMEM;
 
 	if (r < 0)
 		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
@@ -622,6 +667,7 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 		json_decref(st);
 		json_decref(f.list);
 		json_decref(f.badindex);
+		json_decref(as.list);
 		return IDS_EXIT_ENV;
 	}
 	if (!d->json) {
@@ -629,16 +675,19 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 		print_badindex_text(f.badindex);
 		printf("failed folders: %lu\n", c.failures);
 		print_failures_text(f.list);
+		print_asides_text(as.list);
+		json_decref(as.list);
 		print_daemon_text(st);
 		json_decref(st);
 		json_decref(f.list);
 		json_decref(f.badindex);
 		return IDS_EXIT_OK;
 	}
-	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o,s:o}",
+	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o,s:o,s:o}",
 	    "folders", "legacy", (json_int_t)c.legacy, "uniqueid", (json_int_t)c.uniqueid,
 	    "files_left", (json_int_t)c.files_left, "unreadable_indexes", (json_int_t)c.unreadable,
-	    "bad_indexes", f.badindex, "failures", f.list, "daemon", st ? st : json_null());
+	    "bad_indexes", f.badindex, "failures", f.list, "set_aside", as.list,
+	    "daemon", st ? st : json_null());
 	json_dumpf(out, stdout, JSON_INDENT(2));
 	putchar('\n');
 	json_decref(out);

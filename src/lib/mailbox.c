@@ -323,10 +323,13 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct ids_location loc = { mb, c->e->uniqueid, c->e->partition, IDS_LAYOUT_UNIQUEID };
-	char rel[PATH_MAX];
+	char rel[PATH_MAX], full[PATH_MAX];
 	int r, datafd = -1, metafd = -1;
 
-	if ((r = ids_path_reldir(cfg, &loc, rel, sizeof(rel))) < 0)
+	/* Every path the folder will have must be possible before the intent. */
+	if ((r = ids_path_reldir(cfg, &loc, rel, sizeof(rel))) < 0 ||
+	    (r = ids_path_datadir(cfg, &loc, full, sizeof(full))) < 0 ||
+	    (r = ids_path_metafile(cfg, &loc, IDS_META_HEADER, full, sizeof(full))) < 0)
 		return r;
 	strcpy(c->in.op, "create");
 	strcpy(c->in.stage, "files");
