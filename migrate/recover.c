@@ -4,10 +4,12 @@
  * file only finds them and dispatches by the intent's op.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "failpoint.h"
 #include "intent.h"
 #include "lock.h"
 #include "mailbox.h"
@@ -80,6 +82,60 @@ settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
 	return ids_error(IDS_ECORRUPT, "intent of %s: unknown operation '%s'", id, in->op);
 }
 
+/*
+ * Failures no later try can cure: the name or path cannot exist on
+ * this file system, or the record cannot be read.  Anything else (a
+ * lock, a symlink in the way, a full disk, an I/O error) may pass, and
+ * the intent stays to be tried again.
+ */
+static int
+is_permanent(int r)
+{
+	return r == -ENAMETOOLONG || r == IDS_ETOOLONG || r == IDS_EBADNAME ||
+	    r == IDS_ECORRUPT || r == IDS_EFORMAT;
+}
+
+struct aside {
+	const char *id;
+	const struct ids_intent *in;
+	const char *why;
+};
+
+static int
+aside_txn(struct ids_txn *txn, void *rock)
+{
+	struct aside *a = rock;
+
+	return ids_intent_set_aside(txn, a->id, a->in, a->why);
+}
+
+/*
+ * Names the intent in the reason of r (its key and folder), and sets
+ * it aside when r is permanent, so that it is reported once, not on
+ * every later run.
+ */
+static int
+report(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in, int r,
+    struct ids_recover_report *rep)
+{
+	char why[512];
+	struct aside a = { id, in, why };
+	int w;
+
+	snprintf(why, sizeof(why), "%s", ids_errmsg(r));
+	if (!is_permanent(r))
+		return ids_error(r, "intent X%s (%s %s): %s", id, in->op,
+		    in->name ? in->name : "?", why);
+	if ((w = IDS_FAILPOINT("recover.set_aside")) == 0)
+		w = ids_mboxlist_write(mbl, aside_txn, &a);
+	if (w < 0)
+		return ids_error(r, "intent X%s (%s %s): %s; not set aside: %s", id, in->op,
+		    in->name ? in->name : "?", why, ids_errmsg(w));
+	rep->set_aside++;
+	return ids_error(r, "intent X%s (%s %s): %s; set aside as Z%s", id, in->op,
+	    in->name ? in->name : "?", why, id);
+}
+
 /* Settles the intent of id if its owner is gone. */
 static int
 recover_one(struct ids_mboxlist *mbl, const char *id,
@@ -102,8 +158,9 @@ recover_one(struct ids_mboxlist *mbl, const char *id,
 	r = ids_mboxlist_read(mbl, reread_txn, &o);
 	if (r == IDS_ENOTFOUND)
 		r = 0;	/* settled by someone else meanwhile */
-	else if (r == 0)
-		r = settle(mbl, id, &in, opts, stats);
+	else if (r == 0 && (r = settle(mbl, id, &in, opts, stats)) < 0 &&
+	    r != IDS_RELOCATE_PENDING)
+		r = report(mbl, id, &in, r, rep);
 	if (r == IDS_RELOCATE_PENDING)
 		rep->pending++;
 	else if (r == 0)

@@ -21,12 +21,16 @@ struct ids_recover_report {
 	unsigned pending;	/* migrations waiting for their grace period */
 	unsigned busy;		/* owner alive: left alone */
 	unsigned failed;	/* could not be settled (see the return value) */
+	unsigned set_aside;	/* of those, set aside for good ('Z' records) */
 };
 
 /*
  * Settles every intent it can.  opts gives the grace period for
  * migrations (NULL: none).  Returns 0, or the first error met (the
- * others are still tried); rep (may be NULL) counts the outcomes.
+ * others are still tried), its detail naming the intent's key and
+ * folder; rep (may be NULL) counts the outcomes.  An intent that fails
+ * for good (a name too long for the file system, a malformed record)
+ * is set aside (ids_intent_set_aside) and so reported only once.
  */
 int ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
     struct ids_relocate_stats *stats, struct ids_recover_report *rep);

@@ -172,7 +172,7 @@ sub check_migrated {
 	my $c = write_conf("$base/badjobs", relocated_jobs => 0);
 	$r = run('relocated', '-C', $c, '-n');
 	is($r->{rc}, 3, 'relocated_jobs: 0 in the configuration: exit 3');
-	like($r->{err}, qr/^relocated: \Q$c\E: relocated_jobs: '0' is not a whole number from 1 to 64$/m,
+	like($r->{err}, qr/^relocated: \Q$c\E:\d+: relocated_jobs: '0' is not a whole number from 1 to 64$/m,
 	    '... naming the file and the key');
 }
 

@@ -163,6 +163,45 @@ case('config: a directory', ['ctl_mboxlist', '-C', $D, '-l'], 3, "ctl_mboxlist: 
 case('config: a symlink to the canary', ['ctl_mboxlist', '-C', do { symlink("$canary_dir/canary", "$D/link.conf"); "$D/link.conf" }, '-l'], 3,
     "ctl_mboxlist: \$D/link.conf:1: expected 'key: value'\n");
 
+# ---- deleted folders --------------------------------------------------
+
+$r = run('ctl_mboxlist', '-C', $conf, '-i', '-c', 'DELETED.user.john.Old.6B033B15');
+die $r->{err} if $r->{rc};
+case('deliver into a DELETED folder', ['spool_append', '-C', $conf, '-q', 'DELETED/user/john/Old/6B033B15', 'stdin', "x\r\n"], 1,
+    "spool_append: DELETED/user/john/Old/6B033B15: a deleted folder takes no delivery\n");
+
+# ---- mailboxes.db named once ------------------------------------------
+
+case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_text('nodb', "configdirectory: $D/nodb\npartition-default: $D/p\n"), '-n'], 3,
+    "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
+case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
+    "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
+
+# ---- names the file system cannot hold ---------------------------------
+
+my $n256 = 'n' x 256;
+case('owner directory of 256 bytes (create)', ['ctl_mboxlist', '-C', $conf, '-c', "user/$n256"], 1,
+    "ctl_mboxlist: user/$n256: path component '" . ('n' x 20) . "...' of 256 bytes: a file name has at most 255\n");
+case('owner directory of 256 bytes (rename)', ['ctl_rename', '-C', $conf, 'user/mary', "user/$n256"], 1,
+    qr{\Actl_rename: user/mary -> user/n+: .*path component 'n{20}\.\.\.' of 256 bytes: a file name has at most 255\n\z});
+case('... and no intent is left for recovery', [Torture::helper_path(), 'recover', '-C', $conf], 0, '');
+
+# ---- numbers ---------------------------------------------------------
+
+my $rel_usage = qr/\nusage: relocated /;
+case('number: --grace past int64', ['relocated', '-C', $conf, '-1', '--grace', '9223372036854775807'], 2,
+    qr/\Arelocated: --grace: '9223372036854775807' is not a whole number from 0 to 31536000$rel_usage/);
+case('number: --grace past uint64', ['relocated', '-C', $conf, '-1', '--grace', '99999999999999999999'], 2,
+    qr/\Arelocated: --grace: '99999999999999999999' is not a whole number from 0 to 31536000$rel_usage/);
+case('number: spool_audit -j 0', ['spool_audit', '-C', $conf, '-j', '0'], 2,
+    qr/\Aspool_audit: -j: '0' is not a whole number from 1 to 1024\nusage: /);
+case('number: ctl_rename -t -1', ['ctl_rename', '-C', $conf, '-t', '-1', 'user/john', 'user/jon'], 2,
+    qr/\Actl_rename: -t: '-1' is not a whole number from 0 to 86400\nusage: /);
+case('number: relocated_grace overflow', ['relocated', '-C', conf_text('grace', "configdirectory: $D/c\npartition-default: $D/p\nrelocated_grace: 99999999999999999999\n"), '-1'], 3,
+    "relocated: \$D/grace.conf:3: relocated_grace: '99999999999999999999' is not a whole number from 0 to 31536000\n");
+case('number: mboxlist_mapsize wraps', ['ctl_mboxlist', '-C', conf_text('mapsize', "configdirectory: $D/c\npartition-default: $D/p\nmboxlist_mapsize: 18014398509481984K\n"), '-l'], 3,
+    "ctl_mboxlist: \$D/mapsize.conf:3: mboxlist_mapsize: '18014398509481984K' is not a size from 64K to 1T\n");
+
 # ---- cyrus.header ----------------------------------------------------
 
 my $magic = "\241\002\213\015Cyrus mailbox header\n\"The best thing about this system was that it had lots of goals.\"\n\t--Jim Morris on Andrew\n";
@@ -336,11 +375,19 @@ case('spool: owner directory is a symlink (create)', ['ctl_mboxlist', '-C', $con
     "ctl_mboxlist: user/mary/New: 'mary' is a symlink\n");
 # The create's intent stays until its directory can be reached safely.
 case('spool: owner directory is a symlink (deliver)', ['spool_append', '-C', $conf, '-q', 'user/mary', 'stdin', "x\r\n"], 1,
-    qr{\Aspool_append: recovery: 'mary' is a symlink\nspool_append: user/mary: \$D/s/spool/m/user/mary/[0-9a-f-]{36}: 'mary' is a symlink\n\z});
+    qr{\Aspool_append: recovery: intent X[0-9a-f-]{36} \(create user\.mary\.New\): 'mary' is a symlink\nspool_append: user/mary: \$D/s/spool/m/user/mary/[0-9a-f-]{36}: 'mary' is a symlink\n\z});
 unlink $mowner;
 rename("$mowner.real", $mowner) or die;
 case('spool: the symlink gone, recovery settles the create', ['spool_append', '-C', $conf, '-q', 'user/mary', 'stdin', "x\r\n"], 0, '');
 is(run('mbpath', '-C', $conf, 'user/mary/New')->{rc}, 1, '... which never existed');
+# A user rename onto an owner directory that is a symlink.
+(my $zed = $owner) =~ s{/m/user/mary$}{/z/user/zed};
+make_path($zed =~ s{/[^/]+$}{}r);
+symlink($canary_dir, $zed) or die;
+my $rn = case('spool: new owner directory is a symlink (rename)', ['ctl_rename', '-C', $conf, 'user/john', 'user/zed'], 1,
+    "ctl_rename: user/john -> user/zed: z/user/zed: 'zed' is a symlink\n");
+is($rn->{out}, '', '... and no plan line reads as done');
+unlink $zed;
 case('spool: mbpath -p with ..', ['mbpath', '-C', $conf, '-p', "$sent/../../x"], 1, qr{^mbpath: .*\n\z});
 case('spool: mbpath -p outside every partition', ['mbpath', '-C', $conf, '-p', "$canary_dir/canary"], 1, qr{^mbpath: .*\n\z});
 

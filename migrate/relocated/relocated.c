@@ -35,6 +35,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "intent.h"
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "relocate.h"
@@ -51,6 +52,8 @@
 #define DEFAULT_PRESSURE 50
 #define DEFAULT_INTERVAL 600
 #define MAX_JOBS	64	/* --jobs: worker processes per partition */
+#define MAX_SECONDS	31536000	/* --grace, --interval: a year */
+#define MAX_RATE	1e9	/* --rate: files per second */
 #define STATUS_EVERY	2.0	/* seconds between status file writes */
 #define PENDING_RECHECK	10	/* seconds between passes while cleanups wait */
 
@@ -61,6 +64,8 @@ struct setting {
 	const char *key;	/* imapd.conf key */
 	const char *opt;	/* option name, for messages */
 	double def;
+	double min, max;	/* the range accepted */
+	int whole;		/* a whole number (else decimals too) */
 	int given;		/* set on the command line */
 	double value;
 };
@@ -133,70 +138,52 @@ now(void)
 
 /* --- options and settings -------------------------------------------- */
 
-static double
-parse_amount(const char *what, const char *s)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
-		return -1;
-	(void)what;
-	return v;
-}
-
-/* The value of setting which spelt s, or -1 when it is not one. */
-static double
-parse_setting(int which, const char *s)
-{
-	unsigned long n;
-	char *end;
-
-	if (which != S_JOBS)
-		return parse_amount(NULL, s);
-	if (s[0] < '0' || s[0] > '9')	/* strtoul would take a sign or spaces */
-		return -1;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (*end != '\0' || errno != 0 || n < 1 || n > MAX_JOBS)
-		return -1;
-	return (double)n;
-}
-
-#define STR_(x)	#x
-#define STR(x)	STR_(x)
-
-/* What a value of setting which must be, for messages. */
-static const char *
-setting_range(int which)
-{
-	return which == S_JOBS ? "a whole number from 1 to " STR(MAX_JOBS) :
-	    "a number of at least 0";
-}
-
+/* Reports a bad command-line value of setting which and exits 2. */
 static void
 set_option(struct relocated *d, int which, const char *arg)
 {
 	struct setting *s = &d->set[which];
+	unsigned long long n;
+	int r;
 
-	if ((s->value = parse_setting(which, arg)) < 0) {
-		warnx("%s: '%s' is not %s", s->opt, arg, setting_range(which));
-		tool_usage(SYNOPSIS);
+	if (s->whole) {
+		if ((r = tool_uint(s->opt, arg, (unsigned long long)s->min,
+		    (unsigned long long)s->max, &n)) == 0)
+			s->value = (double)n;
+	} else {
+		r = tool_real(s->opt, arg, s->min, s->max, &s->value);
 	}
+	if (r < 0)
+		tool_usage(SYNOPSIS);
 	s->given = 1;
+}
+
+/* The value of setting which in cfg (1), not set (0), or a bad one (< 0). */
+static int
+config_setting(const struct ids_config *cfg, const struct setting *s, double *v)
+{
+	unsigned long long n;
+	int r;
+
+	if (!s->whole)
+		return ids_config_real(cfg, s->key, s->min, s->max, v);
+	if ((r = ids_config_uint(cfg, s->key, (unsigned long long)s->min,
+	    (unsigned long long)s->max, &n)) == 1)
+		*v = (double)n;
+	return r;
 }
 
 static void
 init_settings(struct relocated *d)
 {
 	static const struct setting defs[NSETTINGS] = {
-		[S_GRACE] = { "relocated_grace", "--grace", DEFAULT_GRACE, 0, 0 },
-		[S_RATE] = { "relocated_rate", "--rate", 0, 0, 0 },
-		[S_PRESSURE] = { "relocated_io_pressure", "--io-pressure", DEFAULT_PRESSURE, 0, 0 },
-		[S_INTERVAL] = { "relocated_interval", "--interval", DEFAULT_INTERVAL, 0, 0 },
-		[S_JOBS] = { "relocated_jobs", "--jobs", 1, 0, 0 },
+		[S_GRACE] = { "relocated_grace", "--grace", DEFAULT_GRACE, 0, MAX_SECONDS, 1, 0, 0 },
+		[S_RATE] = { "relocated_rate", "--rate", 0, 0, MAX_RATE, 0, 0, 0 },
+		[S_PRESSURE] = { "relocated_io_pressure", "--io-pressure", DEFAULT_PRESSURE,
+		    0, 100, 0, 0, 0 },
+		[S_INTERVAL] = { "relocated_interval", "--interval", DEFAULT_INTERVAL,
+		    0, MAX_SECONDS, 1, 0, 0 },
+		[S_JOBS] = { "relocated_jobs", "--jobs", 1, 1, MAX_JOBS, 1, 0, 0 },
 	};
 
 	memcpy(d->set, defs, sizeof(defs));
@@ -274,15 +261,14 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 	double v[NSETTINGS];
 	enum ids_strategy strategy = d->strategy;
 	const char *s;
-	int i;
+	int i, r;
 
 	for (i = 0; i < NSETTINGS; i++) {
 		v[i] = d->set[i].given ? d->set[i].value : d->set[i].def;
-		if (d->set[i].given || (s = ids_config_get(cfg, d->set[i].key)) == NULL)
+		if (d->set[i].given)
 			continue;
-		if ((v[i] = parse_setting(i, s)) < 0) {
-			logmsg(d, LOG_ERR, "%s: %s: '%s' is not %s",
-			    cfg->file, d->set[i].key, s, setting_range(i));
+		if ((r = config_setting(cfg, &d->set[i], &v[i])) < 0) {
+			logmsg(d, LOG_ERR, "%s", ids_errmsg(r));
 			return -1;
 		}
 	}
@@ -620,6 +606,46 @@ print_census_text(const struct ids_walk_census *c)
 		    c->unreadable, c->unreadable == 1 ? "" : "s");
 }
 
+/* --- -s: intents recovery set aside ---------------------------------- */
+
+struct asides {
+	struct relocated *d;
+	json_t *list;
+};
+
+static int
+on_aside(const char *id, const struct ids_intent *in, const char *why, void *rock)
+{
+	struct asides *a = rock;
+	char name[2 * IDS_MBNAME_MAX], shown[2 * IDS_MBNAME_MAX], reason[1024];
+	json_t *j;
+
+	shown_name(a->d, in->name ? in->name : "?", name, sizeof(name));
+	j = json_pack("{s:s, s:s, s:s, s:s}", "name", tool_printable(name, shown, sizeof(shown)),
+	    "uniqueid", id, "op", in->op, "reason", tool_printable(why, reason, sizeof(reason)));
+	return j == NULL || json_array_append_new(a->list, j) < 0 ? -ENOMEM : 0;
+}
+
+static int
+asides_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_intent_foreach_aside(txn, on_aside, rock);
+}
+
+static void
+print_asides_text(json_t *list)
+{
+	json_t *it;
+	size_t i;
+
+	printf("set-aside intents: %zu\n", json_array_size(list));
+	json_array_foreach(list, i, it)
+		printf("  %s (Z%s, %s): %s\n", json_string_value(json_object_get(it, "name")),
+		    json_string_value(json_object_get(it, "uniqueid")),
+		    json_string_value(json_object_get(it, "op")),
+		    json_string_value(json_object_get(it, "reason")));
+}
+
 static int
 do_status(struct relocated *d, const struct ids_walk_opts *filter)
 {
@@ -629,14 +655,19 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 	json_t *st = daemon_status(d, running_pid(d)), *out;
 	int r = f.list && f.badindex ? ids_walk_census(mbl, filter, &c, on_failure, on_badindex,
 	    &f) : -ENOMEM;
+	struct asides as = { d, json_array() };
+
+	if (r == 0)
+		r = as.list ? ids_mboxlist_read(mbl, asides_txn, &as) : -ENOMEM;
 
 	if (r < 0)
-		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
+		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
 	ids_mboxlist_close(mbl);
 	if (r < 0) {
 		json_decref(st);
 		json_decref(f.list);
 		json_decref(f.badindex);
+		json_decref(as.list);
 		return IDS_EXIT_ENV;
 	}
 	if (!d->json) {
@@ -644,16 +675,19 @@ do_status(struct relocated *d, const struct ids_walk_opts *filter)
 		print_badindex_text(f.badindex);
 		printf("failed folders: %lu\n", c.failures);
 		print_failures_text(f.list);
+		print_asides_text(as.list);
+		json_decref(as.list);
 		print_daemon_text(st);
 		json_decref(st);
 		json_decref(f.list);
 		json_decref(f.badindex);
 		return IDS_EXIT_OK;
 	}
-	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o,s:o}",
+	out = json_pack("{s:{s:I,s:I},s:I,s:I,s:o,s:o,s:o,s:o}",
 	    "folders", "legacy", (json_int_t)c.legacy, "uniqueid", (json_int_t)c.uniqueid,
 	    "files_left", (json_int_t)c.files_left, "unreadable_indexes", (json_int_t)c.unreadable,
-	    "bad_indexes", f.badindex, "failures", f.list, "daemon", st ? st : json_null());
+	    "bad_indexes", f.badindex, "failures", f.list, "set_aside", as.list,
+	    "daemon", st ? st : json_null());
 	json_dumpf(out, stdout, JSON_INDENT(2));
 	putchar('\n');
 	json_decref(out);
@@ -666,13 +700,15 @@ static int
 do_plan(struct relocated *d, struct ids_walk_opts *wo)
 {
 	struct ids_walk_progress res;
+	char db[PATH_MAX];
 	int r;
 
 	wo->dry_run = 1;
 	if (d->json && (d->plan = json_array()) == NULL)
 		return IDS_EXIT_ENV;
 	if ((r = ids_walk_run(&d->cfg, wo, &res)) < 0) {
-		warnx("%s/mailboxes.db: %s", d->cfg.configdirectory, ids_errmsg(r));
+		snprintf(db, sizeof(db), "%s/mailboxes.db", d->cfg.configdirectory);
+		warnx("%s: %s", db, tool_reason(db, r));
 		return IDS_EXIT_ENV;
 	}
 	if (d->json) {

@@ -3,6 +3,7 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,21 @@ tool_init(char **argv)
 	program_invocation_name = argv[0];
 }
 
+const char *
+tool_reason(const char *object, int code)
+{
+	const char *msg = ids_errmsg(code);
+	size_t n = strlen(object);
+
+	if (n > 0 && strncmp(msg, object, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+		return msg + n + 2;
+	return msg;
+}
+
 int
 tool_error(int code, const char *object)
 {
-	warnx("%s: %s", object, ids_errmsg(code));
+	warnx("%s: %s", object, tool_reason(object, code));
 	failed = 1;
 	return code;
 }
@@ -60,6 +72,31 @@ tool_version(void)
 {
 	printf("%s (idspool) %s\n", program_invocation_short_name, IDS_VERSION);
 	exit(IDS_EXIT_OK);
+}
+
+int
+tool_uint(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	int r;
+
+	if ((r = ids_parse_uint(arg, min, max, out)) < 0) {
+		warnx("%s: %s", opt, ids_errmsg(r));
+		return -1;
+	}
+	return 0;
+}
+
+int
+tool_real(const char *opt, const char *arg, double min, double max, double *out)
+{
+	int r;
+
+	if ((r = ids_parse_real(arg, min, max, out)) < 0) {
+		warnx("%s: %s", opt, ids_errmsg(r));
+		return -1;
+	}
+	return 0;
 }
 
 void
@@ -155,10 +192,12 @@ struct ids_mboxlist *
 tool_open_mboxlist(const struct ids_config *cfg, int flags)
 {
 	struct ids_mboxlist *mbl;
+	char path[PATH_MAX];
 	int r;
 
 	if ((r = ids_mboxlist_open(cfg, flags, &mbl)) < 0) {
-		warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_errmsg(r));
+		snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+		warnx("%s: %s", path, tool_reason(path, r));
 		exit(IDS_EXIT_ENV);
 	}
 	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(mbl, NULL, NULL, NULL)) < 0)

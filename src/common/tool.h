@@ -35,6 +35,13 @@ void tool_init(char **argv);
  */
 int tool_error(int code, const char *object);
 
+/*
+ * The detail of code (ids_errmsg) without a leading "OBJECT: ", for a
+ * message that names object itself: the library's details often start
+ * with the path they are about, which must be printed once.
+ */
+const char *tool_reason(const char *object, int code);
+
 /* The exit status so far: IDS_EXIT_OK or IDS_EXIT_FAIL. */
 int tool_status(void);
 
@@ -46,6 +53,17 @@ void tool_help(const char *synopsis) __attribute__((noreturn));
 
 /* --version: prints "prog (idspool) VERSION" and exits 0. */
 void tool_version(void) __attribute__((noreturn));
+
+/*
+ * A numeric option argument, checked by the library's one parser
+ * (ids_parse_uint, ids_parse_real: digits only, overflow and range
+ * refused).  On a bad one reports "prog: OPT: 'ARG' is not a whole
+ * number from MIN to MAX" and returns -1; the caller then prints its
+ * usage (tool_usage).
+ */
+int tool_uint(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, unsigned long long *out);
+int tool_real(const char *opt, const char *arg, double min, double max, double *out);
 
 /*
  * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg.  On failure

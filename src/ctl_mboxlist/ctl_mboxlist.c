@@ -364,7 +364,7 @@ do_dump(const struct ids_config *cfg)
 	r = ids_mboxlist_read(mbl, dump_txn, &d);
 	fputs("\n}\n", stdout);
 	if (r < 0) {
-		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
+		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
 		d.status = exit_status(r);
 	}
 	ids_mboxlist_close(mbl);
@@ -928,6 +928,8 @@ import_txn(struct ids_txn *txn, void *rock)
 	size_t i;
 	int pass, r;
 
+	/* A run again after the map grew: an earlier run's failure is not this one's. */
+	imp->failed = NULL;
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < imp->n; i++) {
 			if (ids_mbentry_is_tombstone(&imp->v[i].e) != (pass == 0))
@@ -956,7 +958,7 @@ write_entries(const struct ids_config *cfg, struct import *imp)
 		warnx("stdin:%u: %s: %s", imp->failed->line, imp->failed->e.name,
 		    imp->why ? imp->why : ids_strerror(r));
 	} else if (r < 0) {
-		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
+		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
 	}
 	ids_mboxlist_close(mbl);
 	if (r < 0)
@@ -1152,7 +1154,7 @@ do_list(const struct ids_config *cfg, const struct options *o)
 	if (o->json)
 		fputs("\n]\n", stdout);
 	if (r < 0)
-		warnx("%s: %s", ids_mboxlist_path(mbl), ids_errmsg(r));
+		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
 	ids_mboxlist_close(mbl);
 	if (flush_stdout() != IDS_EXIT_OK)
 		return IDS_EXIT_FAIL;

@@ -23,6 +23,8 @@
 #include "rename.h"
 #include "tool.h"
 
+#define MAX_TIMEOUT 86400	/* -t: a day, in seconds */
+
 #define SYNOPSIS "ctl_rename [-C conf] [-i] [-n] [-q] [--copy] [--json] " \
 	"[-P partition] [-t seconds] OLD NEW"
 
@@ -50,6 +52,11 @@ shown(const struct show *s, const char *internal, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Each step is kept, not printed: a line printed before the rename is
+ * done would read as done when it then fails.  print_steps() prints
+ * them once ids_rename() has returned.
+ */
 static int
 plan_cb(const struct ids_rename_step *st, void *rock)
 {
@@ -59,19 +66,31 @@ plan_cb(const struct ids_rename_step *st, void *rock)
 
 	shown(s, st->oldname, a, sizeof(a));
 	shown(s, st->newname, b, sizeof(b));
-	if (s->o->json) {
-		j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "old", a, "new", b,
-		    "uniqueid", st->uniqueid, "convert_legacy", st->legacy, "copy", st->copy);
-		if (j == NULL || json_array_append_new(s->steps, j) < 0)
-			return -ENOMEM;
-		return 0;
-	}
-	if (s->o->quiet && !s->o->dryrun)
-		return 0;
-	if (st->legacy)
-		printf("convert %s to the uniqueid layout\n", a);
-	printf("%s -> %s%s\n", a, b, st->copy ? " (copy, new uniqueid)" : "");
+	j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "old", a, "new", b,
+	    "uniqueid", st->uniqueid, "convert_legacy", st->legacy, "copy", st->copy);
+	if (j == NULL || json_array_append_new(s->steps, j) < 0)
+		return -ENOMEM;
 	return 0;
+}
+
+/* The steps as text: the plan with -n, what was done after a rename. */
+static void
+print_steps(const struct show *s)
+{
+	const char *a, *b;
+	json_t *j;
+	size_t i;
+
+	if (s->o->quiet && !s->o->dryrun)
+		return;
+	json_array_foreach(s->steps, i, j) {
+		a = json_string_value(json_object_get(j, "old"));
+		b = json_string_value(json_object_get(j, "new"));
+		if (json_is_true(json_object_get(j, "convert_legacy")))
+			printf("convert %s to the uniqueid layout\n", a);
+		printf("%s -> %s%s\n", a, b,
+		    json_is_true(json_object_get(j, "copy")) ? " (copy, new uniqueid)" : "");
+	}
 }
 
 static void
@@ -84,6 +103,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	unsigned long long t;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -95,7 +115,11 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'n': o->dryrun = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'P': o->partition = optarg; break;
-		case 't': o->timeout = atoi(optarg); break;
+		case 't':
+			if (tool_uint("-t", optarg, 0, MAX_TIMEOUT, &t) < 0)
+				tool_usage(SYNOPSIS);
+			o->timeout = (int)t;
+			break;
 		case 'c': o->copy = 1; break;
 		case 'j': o->json = 1; break;
 		case 'h': tool_help(SYNOPSIS);
@@ -103,15 +127,17 @@ parse_args(int argc, char **argv, struct options *o)
 		default: tool_usage(SYNOPSIS);
 		}
 	}
-	if (argc - optind != 2 || o->timeout < 0)
+	if (argc - optind != 2)
 		tool_usage(SYNOPSIS);
 }
 
 static void
 print_json(const struct options *o, json_t *steps, int r)
 {
-	json_t *out = json_pack("{s:b, s:b, s:O}", "ok", r == 0, "dry_run", o->dryrun,
-	    "folders", steps);
+	/* A failed rename did nothing: its plan is not listed as folders. */
+	json_t *out = r < 0 ?
+	    json_pack("{s:b, s:b, s:[]}", "ok", 0, "dry_run", o->dryrun, "folders") :
+	    json_pack("{s:b, s:b, s:O}", "ok", 1, "dry_run", o->dryrun, "folders", steps);
 	char *text;
 
 	if (out != NULL && r < 0)
@@ -159,6 +185,8 @@ main(int argc, char **argv)
 	r = ids_rename(mbl, from, to, &ro);
 	if (o.json)
 		print_json(&o, s.steps, r);
+	else if (r == 0)
+		print_steps(&s);
 	if (r < 0) {
 		snprintf(obj, sizeof(obj), "%s -> %s", argv[optind], argv[optind + 1]);
 		tool_error(r, obj);

@@ -645,13 +645,32 @@ idscan_one(const struct ids_mbentry *ie, void *rock)
 	return s->l.oom ? -ENOMEM : 0;
 }
 
+/* An intent recovery could not settle and set aside: the administrator's to look at. */
+static int
+aside_one(const char *id, const struct ids_intent *in, const char *why, void *rock)
+{
+	struct idscan *s = rock;
+	struct afinding *a;
+
+	a = af_addf(&s->l, IDS_AUDIT_DB, 0, NULL, "no intent set aside",
+	    "intent Z%s (%s) set aside: %s", id, in->op[0] ? in->op : "?", why);
+	if (a != NULL) {
+		a->folder = strdup(in->name ? in->name : "?");
+		a->uniqueid = strdup(id);
+	}
+	return s->l.oom ? -ENOMEM : 0;
+}
+
 static int
 idscan_txn(struct ids_txn *txn, void *rock)
 {
 	struct idscan *s = rock;
+	int r;
 
 	s->txn = txn;
-	return ids_txn_foreach_id(txn, idscan_one, s);
+	if ((r = ids_txn_foreach_id(txn, idscan_one, s)) < 0)
+		return r;
+	return ids_intent_foreach_aside(txn, aside_one, s);
 }
 
 static int

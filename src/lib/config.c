@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,116 @@ ids_config_bool(const char *value, int *out)
 	}
 	return ids_error(IDS_EINVAL, "'%s' is not a switch value (yes/no, on/off, 1/0, true/false)",
 	    value);
+}
+
+/* value as a message may show it: at most 40 bytes, controls as '?'. */
+static const char *
+shown_value(const char *value, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; value[i] != '\0' && i + 4 < size; i++)
+		buf[i] = (unsigned char)value[i] < 0x20 || value[i] == 0x7f ? '?' : value[i];
+	if (value[i] != '\0')
+		memcpy(buf + i, "...", 3), i += 3;
+	buf[i] = '\0';
+	return buf;
+}
+
+static int
+bad_number(const char *s, const char *kind, double min, double max)
+{
+	char shown[44];
+
+	return ids_error(IDS_EINVAL, "'%s' is not %s from %.15g to %.15g",
+	    shown_value(s, shown, sizeof(shown)), kind, min, max);
+}
+
+int
+ids_parse_uint(const char *s, unsigned long long min, unsigned long long max,
+    unsigned long long *out)
+{
+	unsigned long long v = 0;
+	const char *p;
+	char shown[44];
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (ULLONG_MAX - (unsigned)(*p - '0')) / 10)
+			break;		/* overflow: refused below */
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (p == s || *p != '\0' || v < min || v > max)
+		return ids_error(IDS_EINVAL, "'%s' is not a whole number from %llu to %llu",
+		    shown_value(s, shown, sizeof(shown)), min, max);
+	*out = v;
+	return 0;
+}
+
+int
+ids_parse_real(const char *s, double min, double max, double *out)
+{
+	const char *p = s;
+	double v;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == s)
+		return bad_number(s, "a number", min, max);
+	if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	/* Only digits and one dot: strtod has nothing left to misread. */
+	if (*p != '\0' || !isfinite(v = strtod(s, NULL)) || v < min || v > max)
+		return bad_number(s, "a number", min, max);
+	*out = v;
+	return 0;
+}
+
+static const struct ids_config_entry *
+find_entry(const struct ids_config *cfg, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nentries; i++)
+		if (strcmp(cfg->entries[i].key, key) == 0)
+			return &cfg->entries[i];
+	return NULL;
+}
+
+/* Prefixes the detail of r with "FILE:LINE: KEY: ". */
+static int
+entry_error(const struct ids_config *cfg, const struct ids_config_entry *e, int r)
+{
+	return ids_error(IDS_ECONFIG, "%s:%u: %s: %s", cfg->file, e->line, e->key,
+	    ids_errmsg(r));
+}
+
+int
+ids_config_uint(const struct ids_config *cfg, const char *key,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	const struct ids_config_entry *e = find_entry(cfg, key);
+	int r;
+
+	if (e == NULL)
+		return 0;
+	if ((r = ids_parse_uint(e->value, min, max, out)) < 0)
+		return entry_error(cfg, e, r);
+	return 1;
+}
+
+int
+ids_config_real(const struct ids_config *cfg, const char *key,
+    double min, double max, double *out)
+{
+	const struct ids_config_entry *e = find_entry(cfg, key);
+	int r;
+
+	if (e == NULL)
+		return 0;
+	if ((r = ids_parse_real(e->value, min, max, out)) < 0)
+		return entry_error(cfg, e, r);
+	return 1;
 }
 
 static int
@@ -315,6 +427,34 @@ set_metapartition(struct ids_config *cfg, const struct ids_config_entry *e)
 	    cfg->file, e->line, e->key, name);
 }
 
+/* A size in bytes with an optional K, M, G or T suffix, from 64K to 1T. */
+static int
+set_mapsize(struct ids_config *cfg, const struct ids_config_entry *e)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char digits[32];
+	size_t n = strlen(e->value);
+	unsigned long long v;
+	int r, shift = 0;
+
+	if (n > 0 && n < sizeof(digits) &&
+	    (u = strchr(units, e->value[n - 1] & ~0x20)) != NULL && *u != '\0') {
+		shift = 10 * (int)(u - units + 1);
+		n--;
+	}
+	if (n >= sizeof(digits))
+		n = sizeof(digits) - 1;	/* too long for any size: refused below */
+	memcpy(digits, e->value, n);
+	digits[n] = '\0';
+	if ((r = ids_parse_uint(digits, 0, (1ULL << 40) >> shift, &v)) < 0 ||
+	    (v << shift) < 65536)
+		return ids_error(IDS_ECONFIG, "%s:%u: %s: '%s' is not a size from 64K to 1T",
+		    cfg->file, e->line, e->key, e->value);
+	cfg->mboxlist_mapsize = v << shift;
+	return 0;
+}
+
 static int
 is_prefixed(const char *key, const char *prefix)
 {
@@ -344,6 +484,8 @@ apply_scalar(struct ids_config *cfg, const struct ids_config_entry *e)
 		r = set_virtdomains(cfg, e);
 	else if (strcmp(k, "metapartition_files") == 0)
 		r = set_metafiles(cfg, e);
+	else if (strcmp(k, "mboxlist_mapsize") == 0)
+		r = set_mapsize(cfg, e);
 	else if (is_prefixed(k, "partition-"))
 		r = add_partition(cfg, e);
 	else
@@ -357,7 +499,7 @@ is_known(const char *key)
 	static const char *const known[] = {
 		"configdirectory", "defaultpartition", "defaultdomain",
 		"hashimapspool", "fulldirhash", "unixhierarchysep",
-		"virtdomains", "metapartition_files",
+		"virtdomains", "metapartition_files", "mboxlist_mapsize",
 	};
 	size_t i;
 

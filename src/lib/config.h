@@ -67,6 +67,7 @@ struct ids_config {
 	int unixhierarchysep;		/* default 1 */
 	enum ids_virtdomains virtdomains;	/* default off */
 	char *defaultdomain;		/* or NULL */
+	unsigned long long mboxlist_mapsize;	/* bytes; 0: not set */
 	struct ids_config_entry *entries;	/* every key in the file */
 	size_t nentries;
 };
@@ -95,5 +96,27 @@ const char *ids_config_get(const struct ids_config *cfg, const char *key);
 
 /* Parses a Cyrus switch value (1/0, yes/no, on/off, true/false, t/f). */
 int ids_config_bool(const char *value, int *out);
+
+/*
+ * The one checked number parser, for options and configuration values.
+ * A whole number is decimal digits only: no sign, spaces, base prefix
+ * or exponent; a value that overflows, or lies outside [min, max], is
+ * refused, never clamped.  ids_parse_real also takes one '.' followed by
+ * digits.  Failure is IDS_EINVAL with the detail
+ * "'VALUE' is not a whole number from MIN to MAX" (or "a number").
+ */
+int ids_parse_uint(const char *s, unsigned long long min, unsigned long long max,
+    unsigned long long *out);
+int ids_parse_real(const char *s, double min, double max, double *out);
+
+/*
+ * A number set by key in cfg: 1 and *out when set and in range, 0 when
+ * the file does not set key, IDS_EINVAL with "FILE:LINE: KEY: 'VALUE'
+ * is not ..." otherwise.
+ */
+int ids_config_uint(const struct ids_config *cfg, const char *key,
+    unsigned long long min, unsigned long long max, unsigned long long *out);
+int ids_config_real(const struct ids_config *cfg, const char *key,
+    double min, double max, double *out);
 
 #endif

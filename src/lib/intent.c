@@ -49,7 +49,7 @@ add_str(struct ids_dlist *kv, const char *key, const char *value)
 }
 
 static int
-encode(const struct ids_intent *in, struct ids_buf *out)
+encode(const struct ids_intent *in, const char *why, struct ids_buf *out)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
 	int r;
@@ -64,7 +64,8 @@ encode(const struct ids_intent *in, struct ids_buf *out)
 	    (r = add_str(kv, "SRC", in->src)) < 0 ||
 	    (r = add_str(kv, "DST", in->dst)) < 0 ||
 	    (r = add_str(kv, "STRATEGY", in->strategy)) < 0 ||
-	    (r = ids_dlist_add_snum(kv, "T", in->time)) < 0)
+	    (r = ids_dlist_add_snum(kv, "T", in->time)) < 0 ||
+	    (r = add_str(kv, "WHY", why)) < 0)
 		goto out;
 	r = ids_dlist_print(kv, out);
 out:
@@ -119,7 +120,7 @@ ids_intent_put(struct ids_txn *txn, const char *uniqueid, const struct ids_inten
 	struct ids_buf b = IDS_BUF_INIT;
 	int r;
 
-	if ((r = encode(in, &b)) == 0)
+	if ((r = encode(in, NULL, &b)) == 0)
 		r = ids_txn_put_raw(txn, 'X', uniqueid, b.s, b.len);
 	ids_buf_release(&b);
 	return r;
@@ -171,4 +172,52 @@ ids_intent_foreach(struct ids_txn *txn, ids_intent_fn fn, void *rock)
 	struct each e = { fn, rock };
 
 	return ids_txn_foreach_raw(txn, 'X', each_raw, &e);
+}
+
+int
+ids_intent_set_aside(struct ids_txn *txn, const char *uniqueid,
+    const struct ids_intent *in, const char *why)
+{
+	struct ids_buf b = IDS_BUF_INIT;
+	int r;
+
+	if ((r = encode(in, why, &b)) == 0 &&
+	    (r = ids_txn_put_raw(txn, 'Z', uniqueid, b.s, b.len)) == 0)
+		r = ids_txn_del_raw(txn, 'X', uniqueid);
+	ids_buf_release(&b);
+	return r == IDS_ENOTFOUND ? 0 : r;
+}
+
+struct each_aside {
+	ids_intent_aside_fn fn;
+	void *rock;
+};
+
+static int
+each_aside_raw(const char *id, const char *val, size_t len, void *rock)
+{
+	struct each_aside *e = rock;
+	struct ids_intent in;
+	struct ids_dlist *kv = NULL;
+	const char *why = NULL;
+	int r;
+
+	ids_intent_init(&in);
+	/* An unreadable record is still listed, with what is wrong with it. */
+	if (decode(&in, val, len) < 0)
+		why = "unreadable set-aside intent record";
+	else if (ids_dlist_parse(val, len, &kv, NULL) == 0)
+		why = ids_dlist_cstr(ids_dlist_get(kv, "WHY"));
+	r = e->fn(id, &in, why ? why : "", e->rock);
+	ids_dlist_free(kv);
+	ids_intent_release(&in);
+	return r;
+}
+
+int
+ids_intent_foreach_aside(struct ids_txn *txn, ids_intent_aside_fn fn, void *rock)
+{
+	struct each_aside e = { fn, rock };
+
+	return ids_txn_foreach_raw(txn, 'Z', each_aside_raw, &e);
 }

@@ -55,4 +55,19 @@ typedef int (*ids_intent_fn)(const char *uniqueid, const struct ids_intent *in,
     void *rock);
 int ids_intent_foreach(struct ids_txn *txn, ids_intent_fn fn, void *rock);
 
+/*
+ * An intent recovery can never settle (a name too long for the file
+ * system, a malformed record) is set aside: in one transaction its 'X'
+ * record is removed and written as 'Z' + uniqueid, the same kvlist with
+ * "WHY reason" added.  Recovery no longer tries it; relocated -s and
+ * spool_audit list it, with its reason, for the administrator.
+ */
+int ids_intent_set_aside(struct ids_txn *txn, const char *uniqueid,
+    const struct ids_intent *in, const char *why);
+
+typedef int (*ids_intent_aside_fn)(const char *uniqueid, const struct ids_intent *in,
+    const char *why, void *rock);
+/* Calls fn for every set-aside intent (an unreadable one: in->op empty). */
+int ids_intent_foreach_aside(struct ids_txn *txn, ids_intent_aside_fn fn, void *rock);
+
 #endif

@@ -16,6 +16,7 @@
  * folder it found and compares, so a path reads back only if the
  * forward resolver would have written exactly it.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ struct pathbuf {
 	size_t size;	/* > 0 */
 	size_t len;
 	int r;		/* first error */
+	int named;	/* r's detail is recorded already */
 };
 
 static void
@@ -118,6 +120,13 @@ pb_comp(struct pathbuf *pb, const char *s, const char *suffix, int escape)
 	if (pb->r != 0)
 		return;
 	n = pb->len - start;
+	/* Refused here, before any intent: mkdir would fail after it. */
+	if (n > NAME_MAX) {
+		pb->named = 1;
+		pb_fail(pb, ids_error(IDS_ETOOLONG, "path component '%.20s...' of %zu bytes: "
+		    "a file name has at most %d", pb->buf + start, n, NAME_MAX));
+		return;
+	}
 	if (n == 0 || (pb->buf[start] == '.' && (n == 1 ||
 	    (n == 2 && pb->buf[start + 1] == '.'))))
 		pb_fail(pb, ids_error(IDS_EBADNAME, "empty, '.' or '..' path component"));
@@ -134,7 +143,7 @@ pb_hash(struct pathbuf *pb, char c)
 static int
 pb_finish(struct pathbuf *pb)
 {
-	if (pb->r == IDS_ETOOLONG)
+	if (pb->r == IDS_ETOOLONG && !pb->named)
 		pb->r = ids_error(IDS_ETOOLONG, "path longer than %zu bytes",
 		    pb->size - 1);
 	if (pb->r != 0) {
@@ -280,6 +289,7 @@ pb_init(struct pathbuf *pb, char *buf, size_t size)
 	pb->buf = buf;
 	pb->size = size;
 	pb->len = 0;
+	pb->named = 0;
 	pb->r = 0;
 	if (size == 0)
 		return ids_error(IDS_ETOOLONG, "no room for a path");

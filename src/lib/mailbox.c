@@ -41,6 +41,7 @@
 #include "mailbox.h"
 #include "sync/sync.h"
 #include "mboxlist.h"
+#include "mboxname.h"
 
 #define NS_TIMEOUT_MS 30000
 
@@ -322,10 +323,13 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct ids_location loc = { mb, c->e->uniqueid, c->e->partition, IDS_LAYOUT_UNIQUEID };
-	char rel[PATH_MAX];
+	char rel[PATH_MAX], full[PATH_MAX];
 	int r, datafd = -1, metafd = -1;
 
-	if ((r = ids_path_reldir(cfg, &loc, rel, sizeof(rel))) < 0)
+	/* Every path the folder will have must be possible before the intent. */
+	if ((r = ids_path_reldir(cfg, &loc, rel, sizeof(rel))) < 0 ||
+	    (r = ids_path_datadir(cfg, &loc, full, sizeof(full))) < 0 ||
+	    (r = ids_path_metafile(cfg, &loc, IDS_META_HEADER, full, sizeof(full))) < 0)
 		return r;
 	strcpy(c->in.op, "create");
 	strcpy(c->in.stage, "files");
@@ -354,7 +358,7 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	struct ids_mbentry e;
 	struct ids_lock *ns = NULL, *ml = NULL;
 	struct create c;
-	char owner[IDS_MBNAME_MAX + 1];
+	char owner[IDS_MBNAME_MAX + 1], why[512];
 	int r;
 
 	ids_mbentry_init(&e);
@@ -368,8 +372,12 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	    (r = ids_lock_mailbox(cfg, e.uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
 		goto out;
 	r = create_locked(mbl, &c, &mb);
-	if (r < 0 && r != IDS_EEXIST && r != IDS_EDUPID)
+	if (r < 0 && r != IDS_EEXIST && r != IDS_EDUPID) {
+		/* The undo must not replace the reason it undoes. */
+		snprintf(why, sizeof(why), "%s", ids_errmsg(r));
 		ids_mailbox_recover(mbl, e.uniqueid, &c.in);
+		ids_error(r, "%s", why);
+	}
 	if (r == 0 && out != NULL)
 		r = ids_mbentry_copy(out, &e);
 out:
@@ -619,8 +627,16 @@ ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name, const void *msg,
     size_t len, int64_t internaldate, uint32_t *uidp)
 {
 	struct ids_mailbox *mb;
+	struct ids_mbname n;
 	int r;
 
+	/*
+	 * A folder deleted with delete_mode: delayed keeps its messages
+	 * for undelete only: Cyrus's lmtpd cannot address it (a recipient
+	 * names user.x..., never DELETED...), so neither may we deliver.
+	 */
+	if (ids_mbname_parse_internal(&n, name, 0) == 0 && ids_mbname_is_deleted(&n))
+		return ids_error(IDS_EINVAL, "a deleted folder takes no delivery");
 	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	r = deliver_locked(mb, msg, len, internaldate, uidp);

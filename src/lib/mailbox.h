@@ -74,6 +74,8 @@ int ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name);
  * Delivers one message (RFC 5322 bytes) to name: the next UID, its
  * file "<uid>." written and fsynced, its index record (SHA-1 GUID,
  * size, internaldate) appended durably.  Stores the UID in *uidp.
+ * A deleted folder (DELETED.<name>.<hex>) is refused, IDS_EINVAL, as
+ * Cyrus's lmtpd cannot deliver to one either.
  */
 int ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name,
     const void *msg, size_t len, int64_t internaldate, uint32_t *uidp);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -35,6 +36,7 @@
 #define DEFAULT_MAPSIZE ((size_t)1 << 30)
 #define MAX_MAPSIZE ((size_t)1 << 40)
 #define MAX_RETRIES 12
+#define FULL_MARGIN (64u << 10)	/* free bytes below which a write error means "full" */
 #define VERSION_KEY "#version"
 
 struct ids_mboxlist {
@@ -54,35 +56,47 @@ struct ids_txn {
 	struct ids_buf val;
 };
 
+/*
+ * Whether the file system holding mailboxes.db has no room left (less
+ * than a few pages): LMDB reports a short write as EIO, so an ENOSPC
+ * that cut a page write short reads as an I/O error unless checked.
+ */
+static int
+fs_full(const struct ids_mboxlist *mbl)
+{
+	struct statvfs sv;
+
+	if (statvfs(mbl->path, &sv) < 0)
+		return 0;
+	return (unsigned long long)sv.f_bavail * sv.f_frsize < FULL_MARGIN;
+}
+
 static int
 db_error(const struct ids_mboxlist *mbl, int rc, const char *what)
 {
+	MDB_envinfo info;
+
 	if (rc == MDB_NOTFOUND)
 		return IDS_ENOTFOUND;
+	if (rc == MDB_MAP_FULL)
+		return ids_error(IDS_EDB, "%s: %s: the LMDB map is full (MDB_MAP_FULL) at %zu bytes",
+		    mbl->path, what, mbl->env && mdb_env_info(mbl->env, &info) == 0 ?
+		    info.me_mapsize : mbl->mapsize);
+	if ((rc == ENOSPC || rc == EDQUOT || rc == EIO) && fs_full(mbl))
+		return ids_error(-ENOSPC, "%s: %s: the file system is full (%s)", mbl->path, what,
+		    strerror(ENOSPC));
 	if (rc > 0)
 		return ids_error(-rc, "%s: %s: %s", mbl->path, what, strerror(rc));
 	return ids_error(IDS_EDB, "%s: %s: %s", mbl->path, what, mdb_strerror(rc));
 }
 
+/* Checked by ids_config_load: from 64K to MAX_MAPSIZE. */
 static size_t
 config_mapsize(const struct ids_config *cfg)
 {
-	const char *s = ids_config_get(cfg, "mboxlist_mapsize");
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL)
+	if (cfg->mboxlist_mapsize == 0)
 		return DEFAULT_MAPSIZE;
-	v = strtoull(s, &end, 10);
-	if (*end == 'K' || *end == 'k')
-		v <<= 10;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20;
-	else if (*end == 'G' || *end == 'g')
-		v <<= 30;
-	if (v < 65536)
-		v = 65536;
-	return v > MAX_MAPSIZE ? MAX_MAPSIZE : (size_t)v;
+	return cfg->mboxlist_mapsize > MAX_MAPSIZE ? MAX_MAPSIZE : (size_t)cfg->mboxlist_mapsize;
 }
 
 static int
@@ -253,11 +267,24 @@ grow_map(struct ids_mboxlist *mbl)
 	if (mdb_env_info(mbl->env, &info) == 0 && info.me_mapsize > mbl->mapsize)
 		mbl->mapsize = info.me_mapsize;
 	if (mbl->mapsize >= MAX_MAPSIZE)
-		return ids_error(IDS_EDB, "%s: map full at the largest size, %zu bytes",
-		    mbl->path, mbl->mapsize);
+		return ids_error(IDS_EDB, "%s: the LMDB map is full (MDB_MAP_FULL) at its largest "
+		    "size, %zu bytes", mbl->path, mbl->mapsize);
 	want = mbl->mapsize * 2;
-	if ((rc = mdb_env_set_mapsize(mbl->env, want)) != 0)
-		return db_error(mbl, rc, "grow map");
+	if ((rc = IDS_FAILPOINT("mboxlist.grow")) < 0)
+		rc = -rc;
+	else
+		rc = mdb_env_set_mapsize(mbl->env, want);
+	if (rc != 0) {
+		/*
+		 * A failed remap leaves the environment without a map: close
+		 * it, so that the next transaction opens it afresh.
+		 */
+		mdb_env_close(mbl->env);
+		mbl->env = NULL;
+		return ids_error(rc > 0 ? -rc : IDS_EDB, "%s: the LMDB map is full (MDB_MAP_FULL) "
+		    "at %zu bytes and cannot grow to %zu: %s", mbl->path, mbl->mapsize, want,
+		    rc > 0 ? strerror(rc) : mdb_strerror(rc));
+	}
 	mbl->mapsize = want;
 	return 0;
 }
@@ -305,8 +332,8 @@ ids_mboxlist_write(struct ids_mboxlist *mbl, ids_txn_fn fn, void *rock)
 		if ((r = grow_map(mbl)) < 0)
 			return r;
 	}
-	return ids_error(IDS_EDB, "%s: map still full after %d attempts", mbl->path,
-	    MAX_RETRIES);
+	return ids_error(IDS_EDB, "%s: the LMDB map is still full (MDB_MAP_FULL) after %d "
+	    "attempts, at %zu bytes", mbl->path, MAX_RETRIES, mbl->mapsize);
 }
 
 /* --- keys ------------------------------------------------------------ */

@@ -553,18 +553,31 @@ exists_at(int rootfd, const char *rel)
 
 static int fsync_parent(int rootfd, const char *rel);
 
-/* Before anything: the new owner's directory is absent, or empty (removed). */
+/*
+ * Before anything: the new owner's directory is absent, or empty
+ * (removed).  A symlink or another file there is named for what it is:
+ * rmdir would call both "not a directory", and a full directory tells
+ * nothing of them.
+ */
 static int
 check_dst_dir(struct rplan *p, int rootfd, const char *src, const char *dst)
 {
+	const char *base = strrchr(dst, '/') ? strrchr(dst, '/') + 1 : dst;
+	struct stat st;
 	int r;
 
-	if (!exists_at(rootfd, dst))
-		return 0;
+	if (fstatat(rootfd, dst, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : ids_error(ids_errno(), "%s: %s", dst, strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return ids_error(IDS_EUNSAFE, "%s: '%s' is a symlink", dst, base);
+	if (!S_ISDIR(st.st_mode))
+		return ids_error(IDS_EUNSAFE, "%s: '%s' is not a directory", dst, base);
 	if ((r = IDS_FAILPOINT("rename.rmdir")) < 0)
 		return r;
 	if (unlinkat(rootfd, dst, AT_REMOVEDIR) == 0)
 		return fsync_parent(rootfd, dst);
+	if (errno != ENOTEMPTY && errno != EEXIST)
+		return ids_error(ids_errno(), "%s: %s", dst, strerror(errno));
 	return ids_error(IDS_ECONFLICT, "%s: the new owner's directory exists and is not "
 	    "empty", dst);
 }

@@ -26,6 +26,8 @@
 #include "mboxname.h"
 #include "tool.h"
 
+#define MAX_JOBS 1024	/* -j */
+
 #define SYNOPSIS "spool_audit [-C conf] [-u user] [-i] [-j N] [-n] [-q] [-v] " \
 	"[--md5] [--json] [--compare other.conf | --repair-from other.conf] [NAME ...]"
 
@@ -231,8 +233,7 @@ parse_args(int argc, char **argv, struct args *a)
 		{ "repair-from", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
-	long j;
+	unsigned long long j;
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -242,8 +243,7 @@ parse_args(int argc, char **argv, struct args *a)
 		case 'u': a->user = optarg; break;
 		case 'i': a->internal = 1; break;
 		case 'j':
-			j = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || j < 1 || j > 1024)
+			if (tool_uint("-j", optarg, 1, MAX_JOBS, &j) < 0)
 				tool_usage(SYNOPSIS);
 			a->jobs = (int)j;
 			break;

@@ -12,6 +12,9 @@
  *   ids-helper migrate -C conf [-s link|rename] [-g grace] NAME ...
  *	migrates legacy folders (internal names) one by one with the
  *	walker's per-folder code; stops at the first failure.
+ *   ids-helper intent -C conf UNIQUEID OP STAGE NAME DST
+ *	writes the intent record (X + UNIQUEID) a process left as it died,
+ *	such as one an older version wrote for a name the door now refuses.
  *
  * Messages and exit codes are those of the tools (tool.h).
  */
@@ -23,12 +26,13 @@
 
 #include "config.h"
 #include "error.h"
+#include "intent.h"
 #include "mboxlist.h"
 #include "relocate.h"
 #include "tool.h"
 #include "helper.h"
 
-#define SYNOPSIS "ids-helper recover|check|migrate -C conf [-qR] [-s link|rename] " \
+#define SYNOPSIS "ids-helper recover|check|migrate|intent -C conf [-qR] [-s link|rename] " \
 	"[-g grace] [NAME ...]"
 
 struct options {
@@ -42,6 +46,7 @@ struct options {
 static void
 parse(int argc, char **argv, struct options *o)
 {
+	unsigned long long g;
 	int c;
 
 	while ((c = getopt(argc, argv, "C:qRs:g:")) != -1) {
@@ -49,7 +54,11 @@ parse(int argc, char **argv, struct options *o)
 		case 'C': o->conf = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case 'R': o->recover = 1; break;
-		case 'g': o->grace = atol(optarg); break;
+		case 'g':
+			if (tool_uint("-g", optarg, 0, 31536000, &g) < 0)
+				tool_usage(SYNOPSIS);
+			o->grace = (long)g;
+			break;
 		case 's':
 			if (ids_strategy_parse(optarg, &o->strategy) < 0)
 				tool_usage(SYNOPSIS);
@@ -75,6 +84,36 @@ do_migrate(struct ids_mboxlist *mbl, const struct options *o, char **names, int 
 		if (!o->quiet)
 			printf("%s: %s\n", names[i], r == IDS_RELOCATE_PENDING ? "pending" : "done");
 	}
+	return tool_status();
+}
+
+static int
+put_intent_txn(struct ids_txn *txn, void *rock)
+{
+	char **a = rock;
+	struct ids_intent in;
+	int r;
+
+	ids_intent_init(&in);
+	snprintf(in.op, sizeof(in.op), "%s", a[1]);
+	snprintf(in.stage, sizeof(in.stage), "%s", a[2]);
+	in.time = 1;
+	if ((r = ids_intent_set(&in.name, a[3])) == 0 &&
+	    (r = ids_intent_set(&in.dst, a[4])) == 0)
+		r = ids_intent_put(txn, a[0], &in);
+	ids_intent_release(&in);
+	return r;
+}
+
+static int
+do_intent(struct ids_mboxlist *mbl, char **args, int n)
+{
+	int r;
+
+	if (n != 5)
+		tool_usage(SYNOPSIS);
+	if ((r = ids_mboxlist_write(mbl, put_intent_txn, args)) < 0)
+		tool_error(r, args[0]);
 	return tool_status();
 }
 
@@ -106,6 +145,11 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "migrate") == 0) {
 		mbl = tool_open_mboxlist(&cfg, 0);
 		status = do_migrate(mbl, &o, argv + 1 + optind, argc - 1 - optind);
+	} else if (strcmp(cmd, "intent") == 0) {
+		/* Opened without recovery, which would settle what it plants. */
+		if ((status = ids_mboxlist_open(&cfg, 0, &mbl)) < 0)
+			errx(IDS_EXIT_ENV, "%s", ids_errmsg(status));
+		status = do_intent(mbl, argv + 1 + optind, argc - 1 - optind);
 	} else {
 		tool_usage(SYNOPSIS);
 	}

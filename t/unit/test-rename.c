@@ -339,7 +339,9 @@ test_owner(void **state)
 	mk(f, "user.alice", 2);
 	mk(f, "user.alice.Sent", 3);
 	mk(f, "user.alice.Sent.2019", 1);
-	mk(f, "DELETED.user.alice.Old.6B033B15", 1);
+	/* A deleted folder with a message: delivered before its delayed delete. */
+	mk(f, "user.alice.Old", 1);
+	assert_int_equal(do_rename(f, "user.alice.Old", "DELETED.user.alice.Old.6B033B15", 0), 0);
 	assert_true(exists(f, "spool/a/user/alice"));
 	assert_int_equal(do_rename(f, "user.alice", "example.com!user.bob", 0), 0);
 	assert_false(exists(f, "spool/a/user/alice"));
