@@ -785,6 +785,21 @@ read_key(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 	return 0;
 }
 
+/* Bytes an atom may hold (imparse_isatom()), with no NIL check. */
+static int
+atom_chars(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)s[i];
+
+		if (b >= 0x80 || b <= 0x1F || b == 0x7F || strchr(" {()\"%*\\", b))
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * A file literal's header "%{partition guid size}", rd->pos at '%'
  * (csync; its bytes are not in buf).  The partition is an atom or a
@@ -802,6 +817,9 @@ lex_file(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 		return ids_error(IDS_ECORRUPT, "bad file literal partition at byte %zu", rd->pos);
 	if ((r = lex_string(rd, SCRATCH_VALUE, &part, &isnil)) < 0)
 		return r;
+	/* a partition is a configuration name: an atom, as Cyrus prints it */
+	if (part.len == 0 || !atom_chars(part.s, part.len))
+		return ids_error(IDS_ECORRUPT, "bad file literal partition at byte %zu", rd->pos);
 	if (peek(rd) != ' ')
 		return ids_error(IDS_ECORRUPT, "expected ' ' in file literal at byte %zu", rd->pos);
 	g = ++rd->pos;
@@ -843,6 +861,9 @@ read_value(struct ids_dlist_reader *rd, struct ids_dlist_item *it)
 	if ((r = lex_string(rd, SCRATCH_VALUE, &val, &isnil)) < 0)
 		return r;
 	if (wire && c == '\\') {
+		/* Cyrus reads the rest as an atom: anything else would not print back */
+		if (val.len < 2 || !atom_chars(val.s + 1, val.len - 1))
+			return ids_error(IDS_ECORRUPT, "bad flag at byte %zu", rd->pos - val.len);
 		it->type = IDS_DL_FLAG;
 		it->data = val.s;
 		it->len = val.len;

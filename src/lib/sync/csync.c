@@ -632,7 +632,8 @@ parse_line(const char *s, size_t len, struct ids_csync_line **lp)
 		pos = 2;
 	}
 	for (wlen = 0; pos + wlen < len && s[pos + wlen] != ' '; wlen++)
-		if ((unsigned char)s[pos + wlen] <= ' ' || (unsigned char)s[pos + wlen] >= 0x7f)
+		if ((unsigned char)s[pos + wlen] <= ' ' || (unsigned char)s[pos + wlen] >= 0x7f ||
+		    strchr("{()\"%\\", s[pos + wlen]))
 			return ids_error(IDS_ECORRUPT, "byte 0x%02x in the command word",
 			    (unsigned char)s[pos + wlen]);
 	if (wlen == 0 || wlen >= sizeof(word))
