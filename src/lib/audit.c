@@ -652,7 +652,7 @@ aside_one(const char *id, const struct ids_intent *in, const char *why, void *ro
 	struct idscan *s = rock;
 	struct afinding *a;
 
-	a = af_addf(&s->l, IDS_AUDIT_DB, 0, NULL, "no intent set aside",
+	a = ids_af_addf(&s->l, IDS_AUDIT_DB, 0, NULL, "no intent set aside",
 	    "intent Z%s (%s) set aside: %s", id, in->op[0] ? in->op : "?", why);
 	if (a != NULL) {
 		a->folder = strdup(in->name ? in->name : "?");
