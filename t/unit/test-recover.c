@@ -581,11 +581,11 @@ static void
 test_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct ids_recover_report rep = { 1, 1, 1, 1 };
+	struct ids_recover_report rep = { 1, 1, 1, 1, 1 };
 
 	memset(&rep, 0, sizeof(rep));
 	assert_int_equal(ids_recover(f->mbl, NULL, NULL, &rep), 0);
-	assert_int_equal(rep.settled + rep.pending + rep.busy + rep.failed, 0);
+	assert_int_equal(rep.settled + rep.pending + rep.busy + rep.failed + rep.set_aside, 0);
 	assert_int_equal(ids_recover(f->mbl, NULL, NULL, NULL), 0);
 }
 
