@@ -349,41 +349,84 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 	return r;
 }
 
-int
-ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
-    const char *partition, struct ids_mbentry *out)
+/* Creates the folder of e (filled in, owned by the caller) under both locks. */
+static int
+create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
+    struct ids_mbentry *e, struct ids_mbentry *out)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
-	struct ids_mbname mb;
-	struct ids_mbentry e;
 	struct ids_lock *ns = NULL, *ml = NULL;
 	struct create c;
 	char owner[IDS_MBNAME_MAX + 1], why[512];
 	int r;
 
-	ids_mbentry_init(&e);
 	memset(&c, 0, sizeof(c));
-	c.e = &e;
+	c.e = e;
 	ids_intent_init(&c.in);
-	if ((r = ids_mbname_parse_internal(&mb, name, IDS_MBNAME_STRICT)) < 0 ||
-	    (r = ids_mbname_owner(&mb, owner, sizeof(owner))) < 0 ||
-	    (r = create_entry(mbl, &mb, partition, &e)) < 0 ||
+	if ((r = ids_mbname_owner(mb, owner, sizeof(owner))) < 0 ||
 	    (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0 ||
-	    (r = ids_lock_mailbox(cfg, e.uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
+	    (r = ids_lock_mailbox(cfg, e->uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
 		goto out;
-	r = create_locked(mbl, &c, &mb);
+	r = create_locked(mbl, &c, mb);
 	if (r < 0 && r != IDS_EEXIST && r != IDS_EDUPID) {
 		/* The undo must not replace the reason it undoes. */
 		snprintf(why, sizeof(why), "%s", ids_errmsg(r));
-		ids_mailbox_recover(mbl, e.uniqueid, &c.in);
+		ids_mailbox_recover(mbl, e->uniqueid, &c.in);
 		ids_error(r, "%s", why);
 	}
 	if (r == 0 && out != NULL)
-		r = ids_mbentry_copy(out, &e);
+		r = ids_mbentry_copy(out, e);
 out:
 	ids_unlock(ml);
 	ids_unlock(ns);
 	ids_intent_release(&c.in);
+	return r;
+}
+
+int
+ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
+    const char *partition, struct ids_mbentry *out)
+{
+	struct ids_mbname mb;
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	if ((r = ids_mbname_parse_internal(&mb, name, IDS_MBNAME_STRICT)) == 0 &&
+	    (r = create_entry(mbl, &mb, partition, &e)) == 0)
+		r = create_with_entry(mbl, &mb, &e, out);
+	ids_mbentry_release(&e);
+	return r;
+}
+
+int
+ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mbentry *out)
+{
+	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	const struct ids_partition *part = ids_config_partition(cfg, want->partition);
+	struct ids_mbname mb;
+	struct ids_mbentry e;
+	int r;
+
+	if (part == NULL)
+		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
+		    want->partition ? want->partition : "(default)");
+	if ((r = ids_mbname_parse_internal(&mb, want->name, IDS_MBNAME_STRICT)) < 0 ||
+	    (r = ids_uniqueid_check(want->uniqueid)) < 0)
+		return r;
+	if (want->uidvalidity == 0)
+		return ids_error(IDS_EINVAL, "%s: no uidvalidity", want->name);
+	if ((r = ids_mbentry_copy(&e, want)) < 0)
+		return r;
+	free(e.partition);
+	e.partition = strdup(part->name);
+	strcpy(e.mbtype, "e");
+	e.mtime = time(NULL);
+	if (e.partition == NULL)
+		r = -ENOMEM;
+	else
+		r = create_with_entry(mbl, &mb, &e, out);
 	ids_mbentry_release(&e);
 	return r;
 }

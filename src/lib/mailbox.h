@@ -64,6 +64,17 @@ int ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
     const char *partition, struct ids_mbentry *out);
 
 /*
+ * As ids_mailbox_create, for a folder whose identity is given (a
+ * replica creating what its master made): want's name, uniqueid,
+ * partition (NULL: the default), uidvalidity, createdmodseq,
+ * foldermodseq and ACL; history is kept, mbtype becomes "e".  The
+ * UIDVALIDITY is raised above a tombstone's at the name as there.
+ * IDS_EDUPID when the uniqueid is live under any name.
+ */
+int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mbentry *out);
+
+/*
  * Deletes the folder name: its records become a tombstone in one
  * transaction (the commit point), then its files and directory go.
  * Child folders are not touched.

@@ -254,7 +254,20 @@ collect_txn(struct ids_txn *txn, void *rock)
 	if (r == 0 && ids_mbentry_is_tombstone(&e))
 		r = ids_error(IDS_ENOTFOUND, "%s: no such mailbox", p->oldroot);
 	ids_mbentry_release(&e);
-	if (r < 0 || (r = ids_txn_foreach(txn, p->oldroot, add_cb, p)) < 0)
+	if (r < 0)
+		return r;
+	if (p->opts->flags & IDS_RENAME_ONE) {
+		/* the folder alone: a replica gets its children's renames one by one */
+		if (p->kind != KIND_FOLDER)
+			return ids_error(IDS_EINVAL, "%s -> %s: only a folder of one owner "
+			    "can be renamed without its children", p->oldroot, p->newroot);
+		ids_mbentry_init(&e);
+		if ((r = ids_txn_lookup_name(txn, p->oldroot, &e)) == 0)
+			r = add_folder(p, &e);
+		ids_mbentry_release(&e);
+		return r < 0 ? r : check_target(txn, p);
+	}
+	if ((r = ids_txn_foreach(txn, p->oldroot, add_cb, p)) < 0)
 		return r;
 	if (p->kind == KIND_OWNER &&
 	    (r = collect_owner_deleted(txn, p, &p->oldmb, add_cb)) < 0)

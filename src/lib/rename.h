@@ -42,6 +42,7 @@ struct ids_relocate_opts;
 
 #define IDS_RENAME_COPY		0x1	/* allow a move to another owner, by copying */
 #define IDS_RENAME_DRYRUN	0x2	/* call plan for each folder, change nothing */
+#define IDS_RENAME_ONE		0x4	/* the folder alone, not its children (one owner) */
 
 /* One folder of a rename, as the plan callback sees it. */
 struct ids_rename_step {

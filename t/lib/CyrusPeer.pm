@@ -181,6 +181,7 @@ sub service_cmd {
 
 sub stop {
 	my ($self) = @_;
+	local $?;	# called from DESTROY at exit: keep the test's status
 	for my $pid (@{$self->{pids}}) {
 		kill 'TERM', $pid;
 		waitpid($pid, 0);

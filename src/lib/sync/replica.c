@@ -1,0 +1,631 @@
+/*
+ * replica.c - one csync session on the replica side (replica.h): the
+ * banner, the command loop, staging, the GET commands and the simple
+ * APPLY commands.  The folder applies are in replica_apply.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dlist.h"
+#include "error.h"
+#include "fsutil.h"
+#include "mailbox.h"
+#include "mbentry.h"
+#include "mboxlist.h"
+#include "mboxname.h"
+#include "csync.h"
+#include "replica.h"
+#include "replica_int.h"
+#include "sync.h"
+
+void
+repl_log(struct repl_session *s, int prio, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (s->opts == NULL || s->opts->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->opts->log(s->opts->rock, prio, msg);
+}
+
+/* --- staging ----------------------------------------------------------- */
+
+/* Removes the files of directory dirfd (no subdirectories are made there). */
+static void
+empty_dir(int dirfd)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd = dup(dirfd);
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	/* the dup shares dirfd's offset, which an earlier walk left at the end */
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			unlinkat(dirfd, de->d_name, 0);
+	closedir(d);
+}
+
+/* Makes (and empties) this session's staging directory under partition root. */
+static int
+staging_open(struct repl_session *s)
+{
+	const struct ids_partition *part = ids_config_partition(s->cfg, NULL);
+	int root, stage, r;
+
+	if (part == NULL)
+		return ids_error(IDS_EPARTITION, "no default partition to stage files in");
+	snprintf(s->stagename, sizeof(s->stagename), "sync-%ld", (long)getpid());
+	if ((r = ids_opendir_abs(part->path, &root)) < 0)
+		return ids_error(r, "%s: %s", part->path, ids_strerror(r));
+	r = ids_opendir_beneath(root, IDS_REPLICA_STAGE_DIR, IDS_OPEN_CREATE, &stage);
+	close(root);
+	if (r < 0)
+		return r;
+	if (mkdirat(stage, s->stagename, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		close(stage);
+		return r;
+	}
+	r = ids_opendir_beneath(stage, s->stagename, 0, &s->stagefd);
+	s->stageparent = stage;
+	if (r < 0)
+		return r;
+	empty_dir(s->stagefd);
+	snprintf(s->stagepath, sizeof(s->stagepath), "%s/%s/%s", part->path,
+	    IDS_REPLICA_STAGE_DIR, s->stagename);
+	return 0;
+}
+
+static void
+staging_close(struct repl_session *s)
+{
+	if (s->stagefd >= 0) {
+		empty_dir(s->stagefd);
+		close(s->stagefd);
+		unlinkat(s->stageparent, s->stagename, AT_REMOVEDIR);
+	}
+	if (s->stageparent >= 0)
+		close(s->stageparent);
+	s->stagefd = s->stageparent = -1;
+}
+
+/* A staging directory "sync-<pid>" whose process is gone. */
+static int
+clean_one(int stage, const char *name)
+{
+	char *end;
+	long pid;
+	int fd;
+
+	if (strncmp(name, "sync-", 5) != 0)
+		return 0;
+	pid = strtol(name + 5, &end, 10);
+	if (*end != '\0' || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return 0;
+	if (ids_opendir_beneath(stage, name, 0, &fd) == 0) {
+		empty_dir(fd);
+		close(fd);
+	}
+	unlinkat(stage, name, AT_REMOVEDIR);
+	return 0;
+}
+
+int
+ids_replica_clean_staging(const struct ids_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->npartitions; i++) {
+		int root, stage;
+		DIR *d;
+		struct dirent *de;
+
+		if (ids_opendir_abs(cfg->partitions[i].path, &root) < 0)
+			continue;
+		if (ids_opendir_beneath(root, IDS_REPLICA_STAGE_DIR, 0, &stage) < 0) {
+			close(root);
+			continue;
+		}
+		close(root);
+		if ((d = fdopendir(dup(stage))) != NULL) {
+			rewinddir(d);
+			while ((de = readdir(d)) != NULL)
+				clean_one(stage, de->d_name);
+			closedir(d);
+		}
+		close(stage);
+	}
+	return 0;
+}
+
+/* --- files the session holds: staged, or found in local folders -------- */
+
+const char *
+repl_have(struct repl_session *s, const char *guid)
+{
+	size_t i;
+
+	for (i = 0; i < s->nhave; i++)
+		if (strcmp(s->have[i].guid, guid) == 0)
+			return s->have[i].path;
+	return NULL;
+}
+
+int
+repl_add_have(struct repl_session *s, const char *guid, const char *path)
+{
+	if (repl_have(s, guid) != NULL)
+		return 0;
+	if (s->nhave == s->ahave) {
+		size_t n = s->ahave ? 2 * s->ahave : 64;
+		struct repl_have *h = realloc(s->have, n * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		s->have = h;
+		s->ahave = n;
+	}
+	if ((s->have[s->nhave].path = strdup(path)) == NULL)
+		return -ENOMEM;
+	memcpy(s->have[s->nhave].guid, guid, 41);
+	s->nhave++;
+	return 0;
+}
+
+static void
+have_release(struct repl_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nhave; i++)
+		free(s->have[i].path);
+	free(s->have);
+	s->have = NULL;
+	s->nhave = s->ahave = 0;
+}
+
+/* --- answers ------------------------------------------------------------ */
+
+/* NO with Cyrus's error name for code, logged as a refusal. */
+int
+repl_refuse(struct repl_session *s, const char *what, const char *imaperr, int code)
+{
+	const char *why = code ? ids_errmsg(code) : imaperr;
+
+	repl_log(s, LOG_ERR, "%s: %s (%s)", what, why, imaperr);
+	return ids_csync_write_no(s->out, imaperr, why);
+}
+
+/* Cyrus's IMAP error for one of our codes. */
+const char *
+repl_imap_error(int code)
+{
+	switch (code) {
+	case IDS_ENOTFOUND: return IDS_CSYNC_ENONEXISTENT;
+	case IDS_EBADNAME: return "IMAP_MAILBOX_BADNAME";
+	case IDS_EPARTITION: return "IMAP_PARTITION_UNKNOWN";
+	case IDS_EEXIST: return "IMAP_MAILBOX_EXISTS";
+	case IDS_EDUPID: return IDS_CSYNC_EMOVED;
+	case IDS_ELOCKED: return "IMAP_MAILBOX_LOCKED";
+	case IDS_EINVAL: case IDS_ECORRUPT: return IDS_CSYNC_EBADPARAM;
+	default: return IDS_CSYNC_EIOERROR;
+	}
+}
+
+/* --- GET ------------------------------------------------------------------ */
+
+/* "* MAILBOX %(...)" for the live folder name; nothing if there is none. */
+int
+repl_report_folder(struct repl_session *s, const char *name, int flags)
+{
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv = NULL;
+	int r;
+
+	r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb);
+	if (r == IDS_ENOTFOUND)
+		return 0;
+	if (r < 0)
+		return r;
+	r = ids_sync_mailbox_state(mb, flags, &kv);
+	ids_mailbox_close(mb);
+	if (r == 0)
+		r = ids_csync_write_untagged(s->out, "MAILBOX", kv);
+	ids_dlist_free(kv);
+	return r;
+}
+
+static int
+names_add(struct repl_names *l, const char *name)
+{
+	if (l->n == l->a) {
+		size_t a = l->a ? 2 * l->a : 16;
+		char **v = realloc(l->v, a * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->a = a;
+	}
+	if ((l->v[l->n] = strdup(name)) == NULL)
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+void
+repl_names_free(struct repl_names *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int
+collect_live(const struct ids_mbentry *e, void *rock)
+{
+	return ids_mbentry_is_tombstone(e) ? 0 : names_add(rock, e->name);
+}
+
+struct user_rock {
+	const char *inbox;	/* internal name of the user's INBOX */
+	const char *dbprefix;	/* dbname prefix of its DELETED folders */
+	size_t dblen;
+	struct repl_names *names;
+};
+
+static int
+user_txn(struct ids_txn *txn, void *rock)
+{
+	struct user_rock *u = rock;
+	int r = ids_txn_foreach(txn, u->inbox, collect_live, u->names);
+
+	if ((r == 0 || r == IDS_ENOTFOUND) && u->dblen > 0)
+		r = ids_txn_foreach_dbprefix(txn, u->dbprefix, u->dblen, collect_live, u->names);
+	return r == IDS_ENOTFOUND ? 0 : r;
+}
+
+/*
+ * The live folders of userid (csync's "alice" or "bob@example.com"):
+ * its INBOX tree and, with deleted, its DELETED folders, in dbname
+ * order.
+ */
+int
+repl_user_folders(struct repl_session *s, const char *userid, int deleted,
+    struct repl_names *out)
+{
+	struct ids_mbname mb;
+	char inbox[IDS_MBNAME_MAX + 1], dbdel[2 * IDS_MBNAME_MAX + 8];
+	struct user_rock u;
+	const char *at = strchr(userid, '@');
+	int r;
+
+	if (at != NULL)
+		snprintf(inbox, sizeof(inbox), "%s!user.%.*s", at + 1, (int)(at - userid), userid);
+	else
+		snprintf(inbox, sizeof(inbox), "user.%s", userid);
+	if ((r = ids_mbname_parse_internal(&mb, inbox, IDS_MBNAME_STRICT)) < 0)
+		return r;
+	/* the owner's DELETED folders: the dbname of a deleted INBOX without its time */
+	mb.deleted = "0";
+	if ((r = ids_mbname_dbname(&mb, dbdel, sizeof(dbdel))) < 1)
+		return r < 0 ? r : IDS_EINVAL;
+	u.inbox = inbox;
+	u.dbprefix = dbdel;
+	u.dblen = deleted ? (size_t)r - 1 : 0;
+	u.names = out;
+	return ids_mboxlist_read(s->mbl, user_txn, &u);
+}
+
+static int
+get_user(struct repl_session *s, const char *userid)
+{
+	struct repl_names l = { NULL, 0, 0 };
+	size_t i;
+	int r;
+
+	if ((r = repl_user_folders(s, userid, 1, &l)) < 0) {
+		repl_names_free(&l);
+		return repl_refuse(s, userid, repl_imap_error(r), r);
+	}
+	for (i = 0; i < l.n && r == 0; i++)
+		r = repl_report_folder(s, l.v[i], 0);
+	if (r == 0 && l.n > 0)
+		r = repl_report_meta(s, userid);
+	repl_names_free(&l);
+	if (r < 0)
+		return repl_refuse(s, userid, repl_imap_error(r), r);
+	return ids_csync_write_ok(s->out, "success");
+}
+
+/* GET MAILBOXES (names) / GET UNIQUEIDS (ids) / GET FULLMAILBOX name */
+static int
+get_folders(struct repl_session *s, const struct ids_dlist *list, int byid)
+{
+	const struct ids_dlist *i;
+	int r = 0;
+
+	if (list == NULL || list->type != IDS_DL_LIST)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	for (i = list->head; i != NULL && r == 0; i = i->next) {
+		const char *v = ids_dlist_cstr(i);
+		struct ids_mbentry e;
+
+		if (v == NULL)
+			continue;
+		if (!byid) {
+			r = repl_report_folder(s, v, 0);
+			continue;
+		}
+		ids_mbentry_init(&e);
+		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0)
+			r = repl_report_folder(s, e.name, 0);
+		ids_mbentry_release(&e);
+	}
+	if (r < 0)
+		return repl_refuse(s, "GET", repl_imap_error(r), r);
+	return ids_csync_write_ok(s->out, "success");
+}
+
+static int
+get_fullmailbox(struct repl_session *s, const char *name)
+{
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv = NULL;
+	int r;
+
+	if (name == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb)) == 0) {
+		r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv);
+		ids_mailbox_close(mb);
+	}
+	if (r == 0)
+		r = ids_csync_write_untagged(s->out, "MAILBOX", kv);
+	ids_dlist_free(kv);
+	if (r < 0)
+		return repl_refuse(s, name, repl_imap_error(r), r);
+	return ids_csync_write_ok(s->out, "success");
+}
+
+static int
+do_get(struct repl_session *s, const struct ids_csync_line *l)
+{
+	const char *sub = ids_csync_sub(l);
+	struct ids_dlist *arg = ids_csync_arg(l, 1);
+	const char *v = ids_dlist_cstr(arg);
+
+	if (sub == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+	if (strcmp(sub, "USER") == 0 && v != NULL)
+		return get_user(s, v);
+	if (strcmp(sub, "META") == 0 && v != NULL) {
+		int r = repl_report_meta(s, v);
+		return r < 0 ? repl_refuse(s, v, repl_imap_error(r), r) :
+		    ids_csync_write_ok(s->out, "success");
+	}
+	if (strcmp(sub, "MAILBOXES") == 0)
+		return get_folders(s, arg, 0);
+	if (strcmp(sub, "UNIQUEIDS") == 0)
+		return get_folders(s, arg, 1);
+	if (strcmp(sub, "FULLMAILBOX") == 0)
+		return get_fullmailbox(s, v);
+	if (strcmp(sub, "FETCH") == 0)
+		return repl_get_fetch(s, arg);
+	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+}
+
+/* --- APPLY -------------------------------------------------------------- */
+
+/* APPLY MESSAGE (%{part guid size}... ): the codec staged and checked each. */
+static int
+apply_message(struct repl_session *s, const struct ids_dlist *list)
+{
+	const struct ids_dlist *i;
+	char path[PATH_MAX];
+	size_t n = 0;
+	int r;
+
+	if (list == NULL || list->type != IDS_DL_LIST)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	for (i = list->head; i != NULL; i = i->next) {
+		if (i->type != IDS_DL_FILE || i->file == NULL || i->file->name == NULL)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", s->stagepath,
+		    i->file->name) >= (int)sizeof(path))
+			return ids_error(IDS_ETOOLONG, "staging path too long");
+		if ((r = repl_add_have(s, i->file->guid, path)) < 0)
+			return r;
+		n++;
+	}
+	repl_log(s, LOG_INFO, "APPLY MESSAGE: %zu file(s) staged", n);
+	return ids_csync_write_ok(s->out, "success");
+}
+
+static int
+apply_capabilities(struct repl_session *s)
+{
+	struct ids_dlist *l = ids_dlist_new_list();
+	int r;
+
+	/* we enable nothing: #sieve travels as SIEVE commands */
+	if (l == NULL)
+		return -ENOMEM;
+	r = ids_csync_write_untagged(s->out, "ENABLED", l);
+	ids_dlist_free(l);
+	return r < 0 ? r : ids_csync_write_ok(s->out, "success");
+}
+
+static int
+do_apply(struct repl_session *s, const struct ids_csync_line *l)
+{
+	const char *sub = ids_csync_sub(l);
+	struct ids_dlist *arg = ids_csync_arg(l, 1);
+
+	if (sub == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+	if (strcmp(sub, "CAPABILITIES") == 0)
+		return apply_capabilities(s);
+	if (strcmp(sub, "MESSAGE") == 0)
+		return apply_message(s, arg);
+	if (strcmp(sub, "RESERVE") == 0)
+		return repl_apply_reserve(s, arg);
+	if (strcmp(sub, "MAILBOX") == 0)
+		return repl_apply_mailbox(s, arg);
+	if (strcmp(sub, "EXPUNGE") == 0)
+		return repl_apply_expunge(s, arg);
+	if (strcmp(sub, "RENAME") == 0)
+		return repl_apply_rename(s, arg);
+	if (strcmp(sub, "UNMAILBOX") == 0 || strcmp(sub, "LOCAL_UNMAILBOX") == 0)
+		return repl_apply_unmailbox(s, ids_dlist_cstr(arg));
+	if (strcmp(sub, "UNUSER") == 0 || strcmp(sub, "LOCAL_UNUSER") == 0)
+		return repl_apply_unuser(s, ids_dlist_cstr(arg));
+	return repl_apply_meta(s, sub, arg);
+}
+
+/* --- the session -------------------------------------------------------- */
+
+static int
+dispatch(struct repl_session *s, const struct ids_csync_line *l)
+{
+	if (l->kind != IDS_CSYNC_COMMAND || l->word == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+	if (strcmp(l->word, "NOOP") == 0)
+		return ids_csync_write_ok(s->out, "Noop completed");
+	if (strcmp(l->word, "RESTART") == 0) {
+		/* Cyrus forgets what was reserved and staged */
+		empty_dir(s->stagefd);
+		have_release(s);
+		return ids_csync_write_ok(s->out, "Restarting");
+	}
+	if (strcmp(l->word, "EXIT") == 0) {
+		s->done = 1;
+		return ids_csync_write_ok(s->out, "Finished");
+	}
+	if (strcmp(l->word, "GET") == 0)
+		return do_get(s, l);
+	if (strcmp(l->word, "APPLY") == 0)
+		return do_apply(s, l);
+	repl_log(s, LOG_ERR, "unknown command %.40s", l->word);
+	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+}
+
+/* A line the codec refused: answer it, or end the session if the stream is lost. */
+static int
+bad_line(struct repl_session *s, int r)
+{
+	repl_log(s, LOG_ERR, "input at byte %llu: %s",
+	    (unsigned long long)ids_csync_in_offset(s->in), ids_errmsg(r));
+	if (ids_csync_in_lost(s->in)) {
+		ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR input lost");
+		ids_csync_flush(s->out);
+		return r;
+	}
+	if (r == IDS_ECRC)
+		return ids_csync_write_no(s->out, "IMAP_IOERROR", ids_errmsg(r));
+	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR");
+}
+
+static int
+session_loop(struct repl_session *s)
+{
+	struct ids_csync_line *l;
+	int r;
+
+	while (!s->done) {
+		if ((r = ids_csync_flush(s->out)) < 0)
+			return r;
+		r = ids_csync_read(s->in, &l);
+		if (r == 0)
+			return 0;
+		if (r < 0) {
+			if ((r = bad_line(s, r)) < 0)
+				return r;
+			continue;
+		}
+		r = dispatch(s, l);
+		ids_csync_line_free(l);
+		if (r < 0) {
+			repl_log(s, LOG_ERR, "session ends: %s", ids_errmsg(r));
+			return r;
+		}
+	}
+	return ids_csync_flush(s->out);
+}
+
+/* "* OK <host> Cyrus sync server ...": no SASL, no COMPRESS, no SIEVE-MAILBOX. */
+static int
+write_banner(struct repl_session *s, const char *text)
+{
+	struct ids_csync_line *l;
+	int r;
+
+	if ((r = ids_csync_line_new(IDS_CSYNC_UNTAGGED, "OK", &l)) < 0)
+		return r;
+	if ((r = ids_csync_line_set_text(l, text, strlen(text))) == 0)
+		r = ids_csync_write(s->out, l);
+	ids_csync_line_free(l);
+	return r;
+}
+
+int
+ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
+    const struct ids_replica_opts *opts)
+{
+	struct repl_session s;
+	struct ids_csync_limits lim = { IDS_CSYNC_MAX_LINE, IDS_DLIST_MAX_LITERAL,
+	    IDS_CSYNC_MAX_FILE };
+	char host[256] = "idspool", banner[400];
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	s.mbl = mbl;
+	s.cfg = ids_mboxlist_config(mbl);
+	s.opts = opts;
+	s.stagefd = s.stageparent = -1;
+	if (opts != NULL && opts->max_file)
+		lim.max_file = opts->max_file;
+	if ((r = staging_open(&s)) < 0 ||
+	    (r = ids_csync_in_new(infd, &s.in)) < 0 ||
+	    (r = ids_csync_out_new(outfd, 0, &s.out)) < 0)
+		goto out;
+	ids_csync_in_set_limits(s.in, &lim);
+	ids_csync_in_set_staging(s.in, s.stagefd);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION, host);
+	if ((r = write_banner(&s, banner)) < 0)
+		goto out;
+	r = session_loop(&s);
+out:
+	if (s.out != NULL)
+		ids_csync_flush(s.out);
+	ids_csync_out_free(s.out);
+	ids_csync_in_free(s.in);
+	have_release(&s);
+	staging_close(&s);
+	repl_meta_release(&s);
+	return r;
+}

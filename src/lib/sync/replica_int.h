@@ -1,0 +1,75 @@
+/*
+ * replica_int.h - shared by replica.c, replica_apply.c and
+ * replica_meta.c only.
+ */
+#ifndef IDS_REPLICA_INT_H
+#define IDS_REPLICA_INT_H
+
+#include <limits.h>
+#include <stddef.h>
+
+struct ids_config;
+struct ids_csync_in;
+struct ids_csync_out;
+struct ids_dlist;
+struct ids_mboxlist;
+struct ids_replica_opts;
+
+#define IDS_REPLICA_VERSION	"0.1.0"
+#define REPL_LOCK_MS		30000
+
+/* A file this session can link from, by GUID: staged, or in a local folder. */
+struct repl_have {
+	char guid[41];
+	char *path;		/* absolute */
+};
+
+struct repl_session {
+	struct ids_mboxlist *mbl;
+	const struct ids_config *cfg;
+	const struct ids_replica_opts *opts;
+	struct ids_csync_in *in;
+	struct ids_csync_out *out;
+	int stagefd, stageparent;
+	char stagename[32];
+	char stagepath[PATH_MAX];
+	struct repl_have *have;
+	size_t nhave, ahave;
+	int done;
+	void *meta;		/* replica_meta.c's cache */
+};
+
+void repl_log(struct repl_session *s, int prio, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int repl_refuse(struct repl_session *s, const char *what, const char *imaperr, int code);
+const char *repl_imap_error(int code);
+const char *repl_have(struct repl_session *s, const char *guid);
+int repl_add_have(struct repl_session *s, const char *guid, const char *path);
+int repl_report_folder(struct repl_session *s, const char *name, int flags);
+
+/* A list of folder names. */
+struct repl_names {
+	char **v;
+	size_t n, a;
+};
+void repl_names_free(struct repl_names *l);
+/* The live folders of a csync userid ("alice", "bob@example.com"), DELETED ones too. */
+int repl_user_folders(struct repl_session *s, const char *userid, int deleted,
+    struct repl_names *out);
+
+/* replica_apply.c: each answers the client itself (OK/NO/BAD). */
+int repl_apply_reserve(struct repl_session *s, const struct ids_dlist *kv);
+int repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv);
+int repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv);
+int repl_apply_rename(struct repl_session *s, const struct ids_dlist *kv);
+int repl_apply_unmailbox(struct repl_session *s, const char *name);
+int repl_apply_unuser(struct repl_session *s, const char *userid);
+int repl_get_fetch(struct repl_session *s, const struct ids_dlist *kv);
+
+/* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
+int repl_apply_meta(struct repl_session *s, const char *sub, const struct ids_dlist *arg);
+int repl_report_meta(struct repl_session *s, const char *userid);
+int repl_meta_delete_user(struct repl_session *s, const char *userid);
+void repl_meta_release(struct repl_session *s);
+
+#endif

@@ -1,0 +1,162 @@
+#!/usr/bin/perl
+# t7200-spool-sync-input.t - spool_sync --serve against bad and hostile
+# input, with real csync sessions of Cyrus 3.6.1 (the transcripts) as
+# the good input: unknown commands, garbage, a file literal whose bytes
+# are not its GUID or that is cut short, a 2 GB literal header, names
+# and partitions it does not have, a folder whose name or uniqueid is
+# held by another (IMAP_MAILBOX_MOVED), and the session cut at every
+# byte offset of a real session.  Each gets its answer or ends the
+# session; what was answered OK stays, nothing else is stored, no
+# staging is left, and the spool stays clean for spool_audit.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Digest::SHA qw(sha1_hex);
+use File::Path qw(make_path remove_tree);
+use JSON::PP;
+use Test::More;
+use IdsTest;
+
+my $dir = scratch();
+my $top = "$FindBin::Bin/..";
+
+# A real session: bob's full sync from the transcripts (client lines).
+sub transcript {
+	my ($file) = @_;
+	my $in = join('', map { s/^C: //r } grep { /^C: / }
+	    split /^/, slurp("$top/t/data/csync/$file"));
+	$in =~ s/^AUTHENTICATE[^\n]*\n//m;
+	return $in;
+}
+my $bob = transcript('03-full-user-sync-bob.wire.txt');
+
+my $n = 0;
+sub spool {
+	my $d = "$dir/s" . ++$n;
+	make_path($d);
+	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
+}
+
+sub serve {
+	my ($conf, $in) = @_;
+	return run('spool_sync', '-C', $conf, '--serve', stdin => $in);
+}
+
+sub answers { return [grep { !/^\* OK / } split /\r\n/, $_[0]{out}]; }
+
+sub dump_db {
+	my ($conf) = @_;
+	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
+	return $r->{out} =~ /\S/ ? decode_json($r->{out}) : {};
+}
+
+sub clean {
+	my ($conf, $what) = @_;
+	(my $d = $conf) =~ s{/imapd\.conf$}{};
+	my @left = glob("$d/spool/stage./*/*"), glob("$d/spool/stage./sync-*");
+	ok(!@left, "$what: no staging left") or diag("@left");
+	my $a = run('spool_audit', '-C', $conf);
+	is($a->{rc}, 0, "$what: spool_audit is clean") or diag($a->{out}, $a->{err});
+}
+
+# ---- the good session, and the protocol basics ----------------------
+my $conf = spool();
+my $r = serve($conf, $bob);
+is($r->{rc}, 0, "bob's full sync from Cyrus 3.6.1's transcript") or diag($r->{err});
+like($r->{out}, qr/^\* OK \S+ Cyrus sync server idspool-/, 'the banner is Cyrus\'s');
+unlike($r->{out}, qr/COMPRESS|SASL/, 'offering no COMPRESS and no SASL');
+is(scalar(grep { /^OK / } @{answers($r)}), 8, 'every command answered OK');
+my $db = dump_db($conf);
+is($db->{'user.bob'}{uniqueid}, 'fjs9ohlzg88spsk0mehkmhp9', 'user.bob has the master\'s uniqueid');
+is($db->{'user.bob.Archive'}{uidvalidity}, '1796524923', '... and UIDVALIDITY');
+clean($conf, 'the good session');
+
+$r = serve($conf, "GET USER bob\r\nEXIT\r\n");
+like($r->{out}, qr/^\* MAILBOX %\(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 MBOXNAME user\.bob SYNC_CRC 2446628501 SYNC_CRC_ANNOT 3051573483 /m,
+    'GET USER reports the CRCs Cyrus computed');
+like($r->{out}, qr/^\* LSUB \(user\.bob\.Archive\)\r$/m, '... and the subscription');
+like($r->{out}, qr/\r\nOK success\r\nOK Finished\r\n\z/, '... then OK and EXIT');
+
+$r = serve($conf, "NOOP\r\nFROB x\r\nAPPLY FROB x\r\nGET FROB\r\n\x01\x02garbage\x7f\r\nRESTART\r\nEXIT\r\n");
+is_deeply(answers($r), ['OK Noop completed', 'BAD IMAP_PROTOCOL_ERROR Unrecognized command',
+    'BAD IMAP_PROTOCOL_ERROR Unrecognized command', 'BAD IMAP_PROTOCOL_ERROR Unrecognized command',
+    'BAD IMAP_PROTOCOL_ERROR', 'OK Restarting', 'OK Finished'],
+    'NOOP, unknown commands and garbage get BAD, RESTART and EXIT their OK');
+is($r->{rc}, 0, '... and the session ends cleanly');
+
+# ---- file literals ---------------------------------------------------
+my $msg = "From: x\@example.com\r\nSubject: t\r\n\r\nbody\r\n";
+my $sha = sha1_hex($msg);
+my $other = sha1_hex("something else");
+$conf = spool();
+$r = serve($conf, "APPLY MESSAGE (%{default $other " . length($msg) . "}\r\n$msg)\r\nNOOP\r\nEXIT\r\n");
+is_deeply(answers($r), ['NO IMAP_IOERROR ' . (answers($r)->[0] =~ s/^NO IMAP_IOERROR //r),
+    'OK Noop completed', 'OK Finished'], 'a file literal whose SHA-1 is not its GUID is refused');
+like(answers($r)->[0], qr/^NO IMAP_IOERROR /, '... with NO');
+like($r->{err}, qr/^spool_sync: input at byte \d+: /m, '... and logged');
+clean($conf, 'a bad SHA-1');
+
+$r = serve($conf, "APPLY MESSAGE (%{default $sha " . (length($msg) + 1000) . "}\r\n$msg)\r\nEXIT\r\n");
+isnt($r->{rc}, 0, 'a file literal longer than what follows ends the session');
+clean($conf, 'a truncated literal');
+
+$r = serve($conf, "APPLY MESSAGE (%{default $sha 2147483648}\r\nxxxx");
+like($r->{out}, qr/BAD IMAP_PROTOCOL_ERROR input lost/, 'a 2 GB file literal is refused from its header');
+isnt($r->{rc}, 0, '... and ends the session');
+clean($conf, 'a 2 GB literal');
+
+# ---- names, partitions, uniqueids -------------------------------------
+(my $mbox = $bob) =~ s/.*(APPLY MAILBOX %\(UNIQUEID fjs9[^\r]*)\r\n.*/$1/s;
+my $apply = sub {
+	my ($conf, %set) = @_;
+	my $l = $mbox;
+	for my $k (keys %set) { $l =~ s/(?<=[ (])$k \S+/$k $set{$k}/; }
+	# no records: nothing to link
+	$l =~ s/ RECORD \(.*\)\)$/ RECORD ())/;
+	$l =~ s/ SYNC_CRC \d+ SYNC_CRC_ANNOT \d+/ SYNC_CRC 0 SYNC_CRC_ANNOT 12345678/;
+	$l =~ s/ LAST_UID \d+/ LAST_UID 0/;
+	return serve($conf, "$l\r\nEXIT\r\n");
+};
+$conf = spool();
+$r = $apply->($conf, MBOXNAME => 'user..bob');
+like(answers($r)->[0], qr/^NO IMAP_MAILBOX_BADNAME /, 'a name our rules refuse: IMAP_MAILBOX_BADNAME');
+$r = $apply->($conf, PARTITION => 'nosuch');
+like(answers($r)->[0], qr/^NO IMAP_PARTITION_UNKNOWN /, 'a partition we lack: IMAP_PARTITION_UNKNOWN');
+is_deeply(dump_db($conf), {}, '... and neither made anything');
+$r = $apply->($conf);
+is(answers($r)->[0], 'OK success', 'an empty user.bob is made');
+$r = $apply->($conf, UNIQUEID => 'aaaaaaaaaaaaaaaaaaaaaaaa');
+like(answers($r)->[0], qr/^NO IMAP_MAILBOX_MOVED /, 'its name with another uniqueid: IMAP_MAILBOX_MOVED');
+$r = $apply->($conf, MBOXNAME => 'user.bob.Other');
+like(answers($r)->[0], qr/^NO IMAP_MAILBOX_MOVED /, 'its uniqueid under another name: IMAP_MAILBOX_MOVED');
+$db = dump_db($conf);
+is_deeply([sort keys %$db], ['user.bob'], '... and neither changed anything');
+is($db->{'user.bob'}{uniqueid}, 'fjs9ohlzg88spsk0mehkmhp9', '... user.bob keeps its uniqueid');
+$r = serve($conf, "APPLY UNMAILBOX user.bob\r\nAPPLY UNMAILBOX user.nosuch\r\nEXIT\r\n");
+is_deeply(answers($r), ['OK success', 'OK success', 'OK Finished'], 'UNMAILBOX, of a folder and of none');
+like(dump_db($conf)->{'user.bob'}{mbtype}, qr/d/, 'a deleted folder leaves a tombstone');
+clean($conf, 'names and uniqueids');
+
+# ---- the session cut at every byte offset ----------------------------
+my @bad;
+my $full = dump_db(do { my $c = spool(); serve($c, $bob); $c });
+for (my $cut = 0; $cut < length($bob); $cut += 53) {
+	my $c = spool();
+	$r = serve($c, substr($bob, 0, $cut));
+	my $a = run('spool_audit', '-C', $c);
+	push @bad, "cut at $cut: audit $a->{rc}: $a->{out}" if $a->{rc};
+	push @bad, "cut at $cut: staging left" if glob("$dir/s$n/spool/stage./*");
+	# the whole session after the cut converges on the same folders
+	$r = serve($c, $bob);
+	my $db = dump_db($c);
+	push @bad, "cut at $cut: retry exit $r->{rc}" if $r->{rc};
+	my @no = grep { !/^(OK|\* )/ } @{answers($r)};
+	push @bad, "cut at $cut: retry answered @no" if @no;
+	push @bad, "cut at $cut: other folders" unless join(',', map { "$_=$db->{$_}{uniqueid}" }
+	    sort keys %$db) eq join(',', map { "$_=$full->{$_}{uniqueid}" } sort keys %$full);
+	remove_tree("$dir/s$n");
+}
+is_deeply(\@bad, [], 'a session cut at any byte leaves a clean spool, and the retry converges');
+
+done_testing;
