@@ -19,6 +19,7 @@
 #include "config.h"
 #include "dlist.h"
 #include "error.h"
+#include "failpoint.h"
 #include "fsutil.h"
 #include "mailbox.h"
 #include "mbentry.h"
@@ -82,8 +83,8 @@ staging_open(struct repl_session *s)
 	close(root);
 	if (r < 0)
 		return r;
-	if (mkdirat(stage, s->stagename, 0700) < 0 && errno != EEXIST) {
-		r = -errno;
+	if ((r = IDS_FAILPOINT("sync.stage_mkdir")) < 0 ||
+	    (mkdirat(stage, s->stagename, 0700) < 0 && errno != EEXIST && (r = -errno) < 0)) {
 		close(stage);
 		return r;
 	}

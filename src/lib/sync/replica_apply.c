@@ -421,6 +421,10 @@ copy_in(const char *path, int dirfd, const char *name)
 
 	if ((in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return -errno;
+	if ((r = IDS_FAILPOINT("sync.apply_link")) < 0) {
+		close(in);
+		return r;
+	}
 	if ((out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
 		r = -errno;
 		close(in);
@@ -428,11 +432,11 @@ copy_in(const char *path, int dirfd, const char *name)
 	}
 	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0)
 		r = n < 0 ? (errno == EINTR ? 0 : -errno) : ids_write_all(out, buf, (size_t)n);
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
+	if (r == 0 && ((r = IDS_FAILPOINT("sync.apply_link")) < 0 || fsync(out) < 0))
+		r = r < 0 ? r : -errno;
 	close(in);
 	close(out);
-	if (r < 0)
+	if (r < 0 && IDS_FAILPOINT("sync.apply_link") == 0)
 		unlinkat(dirfd, name, 0);
 	return r;
 }
@@ -460,14 +464,14 @@ link_message(struct folder *f, struct ids_index_record *rec)
 		return ids_error(IDS_ENOTFOUND, "uid %u: no file for GUID %s (not sent)",
 		    rec->uid, hex);
 	}
+	if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
+		return r;
 	if (ids_guid_file(f->mb->datafd, name, have) == 0) {
 		if (memcmp(have, rec->guid, IDS_GUID_LEN) == 0)
 			goto done;
 		if (unlinkat(f->mb->datafd, name, 0) < 0)
 			return -errno;
 	}
-	if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
-		return r;
 	if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) < 0) {
 		if (errno != EXDEV && errno != EMLINK && errno != EPERM)
 			return ids_error(-errno, "%s: %s", name, strerror(errno));
