@@ -78,6 +78,13 @@ like($r->{out}, qr/^\* MAILBOX %\(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 MBOXNAME use
 like($r->{out}, qr/^\* LSUB \(user\.bob\.Archive\)\r$/m, '... and the subscription');
 like($r->{out}, qr/\r\nOK success\r\nOK Finished\r\n\z/, '... then OK and EXIT');
 
+$r = serve($conf, "GET FETCH %(MBOXNAME user.bob PARTITION default UNIQUEID fjs9ohlzg88spsk0mehkmhp9 " .
+    "GUID 3ed2638aa7ac8a59d8a73bab57df194b121756c4 UID 1)\r\nEXIT\r\n");
+my ($body) = $bob =~ /%\{default 3ed2638aa7ac8a59d8a73bab57df194b121756c4 156\}\r\n(.{156})/s;
+is(substr($r->{out}, index($r->{out}, "\r\n") + 2),
+    "* MESSAGE %{default 3ed2638aa7ac8a59d8a73bab57df194b121756c4 156}\r\n$body\r\nOK success\r\nOK Finished\r\n",
+    'GET FETCH sends the file as Cyrus does');
+
 $r = serve($conf, "NOOP\r\nFROB x\r\nAPPLY FROB x\r\nGET FROB\r\n\x01\x02garbage\x7f\r\nRESTART\r\nEXIT\r\n");
 is_deeply(answers($r), ['OK Noop completed', 'BAD IMAP_PROTOCOL_ERROR Unrecognized command',
     'BAD IMAP_PROTOCOL_ERROR Unrecognized command', 'BAD IMAP_PROTOCOL_ERROR Unrecognized command',

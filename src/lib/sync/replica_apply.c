@@ -1077,7 +1077,7 @@ repl_get_fetch(struct repl_session *s, const struct ids_dlist *kv)
 	struct ids_mailbox *mb;
 	struct ids_index *idx;
 	struct ids_index_record rec;
-	struct ids_dlist *list = NULL, *node;
+	struct ids_dlist *node = NULL;
 	char fname[32], hex[IDS_GUID_HEXLEN + 1];
 	uint32_t uid = 0, i;
 	int r, found = 0;
@@ -1099,13 +1099,13 @@ repl_get_fetch(struct repl_session *s, const struct ids_dlist *kv)
 	snprintf(fname, sizeof(fname), "%u.", uid);
 	if (r == 0 && !found)
 		r = ids_error(IDS_ENOTFOUND, "%s: no uid %u with GUID %s", name, uid, guid);
-	if (r == 0 && ((list = ids_dlist_new_list()) == NULL ||
-	    (node = ids_csync_file_node(mb->entry.partition, guid, rec.size, mb->datafd,
-	    fname)) == NULL || ids_dlist_add_child(list, NULL, node) < 0))
+	/* "* MESSAGE %{partition guid size}" and the bytes, as Cyrus answers */
+	if (r == 0 && (node = ids_csync_file_node(mb->entry.partition, guid, rec.size,
+	    mb->datafd, fname)) == NULL)
 		r = -ENOMEM;
 	if (r == 0)
-		r = ids_csync_write_untagged(s->out, "MESSAGE", list);
-	ids_dlist_free(list);
+		r = ids_csync_write_untagged(s->out, "MESSAGE", node);
+	ids_dlist_free(node);
 	ids_mailbox_close(mb);
 	if (r < 0)
 		return answer(s, name, r);
