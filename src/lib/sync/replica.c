@@ -31,7 +31,7 @@
 #include "sync.h"
 
 void
-repl_log(struct repl_session *s, int prio, const char *fmt, ...)
+ids_repl_log(struct ids_repl_session *s, int prio, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -69,7 +69,7 @@ empty_dir(int dirfd)
 
 /* Makes (and empties) this session's staging directory under partition root. */
 static int
-staging_open(struct repl_session *s)
+staging_open(struct ids_repl_session *s)
 {
 	const struct ids_partition *part = ids_config_partition(s->cfg, NULL);
 	int root, stage, r;
@@ -99,7 +99,7 @@ staging_open(struct repl_session *s)
 }
 
 static void
-staging_close(struct repl_session *s)
+staging_close(struct ids_repl_session *s)
 {
 	if (s->stagefd >= 0) {
 		empty_dir(s->stagefd);
@@ -163,7 +163,7 @@ ids_replica_clean_staging(const struct ids_config *cfg)
 /* --- files the session holds: staged, or found in local folders -------- */
 
 const char *
-repl_have(struct repl_session *s, const char *guid)
+ids_repl_have(struct ids_repl_session *s, const char *guid)
 {
 	size_t i;
 
@@ -174,13 +174,13 @@ repl_have(struct repl_session *s, const char *guid)
 }
 
 int
-repl_add_have(struct repl_session *s, const char *guid, const char *path)
+ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path)
 {
-	if (repl_have(s, guid) != NULL)
+	if (ids_repl_have(s, guid) != NULL)
 		return 0;
 	if (s->nhave == s->ahave) {
 		size_t n = s->ahave ? 2 * s->ahave : 64;
-		struct repl_have *h = realloc(s->have, n * sizeof(*h));
+		struct ids_repl_have *h = realloc(s->have, n * sizeof(*h));
 
 		if (h == NULL)
 			return -ENOMEM;
@@ -195,7 +195,7 @@ repl_add_have(struct repl_session *s, const char *guid, const char *path)
 }
 
 static void
-have_release(struct repl_session *s)
+have_release(struct ids_repl_session *s)
 {
 	size_t i;
 
@@ -210,17 +210,17 @@ have_release(struct repl_session *s)
 
 /* NO with Cyrus's error name for code, logged as a refusal. */
 int
-repl_refuse(struct repl_session *s, const char *what, const char *imaperr, int code)
+ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr, int code)
 {
 	const char *why = code ? ids_errmsg(code) : imaperr;
 
-	repl_log(s, LOG_ERR, "%s: %s (%s)", what, why, imaperr);
+	ids_repl_log(s, LOG_ERR, "%s: %s (%s)", what, why, imaperr);
 	return ids_csync_write_no(s->out, imaperr, why);
 }
 
 /* Cyrus's IMAP error for one of our codes. */
 const char *
-repl_imap_error(int code)
+ids_repl_imap_error(int code)
 {
 	switch (code) {
 	case IDS_ENOTFOUND: return IDS_CSYNC_ENONEXISTENT;
@@ -238,7 +238,7 @@ repl_imap_error(int code)
 
 /* "* MAILBOX %(...)" for the live folder name; nothing if there is none. */
 int
-repl_report_folder(struct repl_session *s, const char *name, int flags)
+ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags)
 {
 	struct ids_mailbox *mb;
 	struct ids_dlist *kv = NULL;
@@ -258,7 +258,7 @@ repl_report_folder(struct repl_session *s, const char *name, int flags)
 }
 
 static int
-names_add(struct repl_names *l, const char *name)
+names_add(struct ids_repl_names *l, const char *name)
 {
 	if (l->n == l->a) {
 		size_t a = l->a ? 2 * l->a : 16;
@@ -276,7 +276,7 @@ names_add(struct repl_names *l, const char *name)
 }
 
 void
-repl_names_free(struct repl_names *l)
+ids_repl_names_free(struct ids_repl_names *l)
 {
 	size_t i;
 
@@ -295,7 +295,7 @@ struct user_rock {
 	const char *inbox;	/* internal name of the user's INBOX */
 	const char *dbprefix;	/* dbname prefix of its DELETED folders */
 	size_t dblen;
-	struct repl_names *names;
+	struct ids_repl_names *names;
 };
 
 static int
@@ -315,8 +315,8 @@ user_txn(struct ids_txn *txn, void *rock)
  * order.
  */
 int
-repl_user_folders(struct repl_session *s, const char *userid, int deleted,
-    struct repl_names *out)
+ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int deleted,
+    struct ids_repl_names *out)
 {
 	struct ids_mbname mb;
 	char inbox[IDS_MBNAME_MAX + 1], dbdel[2 * IDS_MBNAME_MAX + 8];
@@ -342,29 +342,29 @@ repl_user_folders(struct repl_session *s, const char *userid, int deleted,
 }
 
 static int
-get_user(struct repl_session *s, const char *userid)
+get_user(struct ids_repl_session *s, const char *userid)
 {
-	struct repl_names l = { NULL, 0, 0 };
+	struct ids_repl_names l = { NULL, 0, 0 };
 	size_t i;
 	int r;
 
-	if ((r = repl_user_folders(s, userid, 1, &l)) < 0) {
-		repl_names_free(&l);
-		return repl_refuse(s, userid, repl_imap_error(r), r);
+	if ((r = ids_repl_user_folders(s, userid, 1, &l)) < 0) {
+		ids_repl_names_free(&l);
+		return ids_repl_refuse(s, userid, ids_repl_imap_error(r), r);
 	}
 	for (i = 0; i < l.n && r == 0; i++)
-		r = repl_report_folder(s, l.v[i], 0);
+		r = ids_repl_report_folder(s, l.v[i], 0);
 	if (r == 0 && l.n > 0)
-		r = repl_report_meta(s, userid);
-	repl_names_free(&l);
+		r = ids_repl_report_meta(s, userid);
+	ids_repl_names_free(&l);
 	if (r < 0)
-		return repl_refuse(s, userid, repl_imap_error(r), r);
+		return ids_repl_refuse(s, userid, ids_repl_imap_error(r), r);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 /* GET MAILBOXES (names) / GET UNIQUEIDS (ids) / GET FULLMAILBOX name */
 static int
-get_folders(struct repl_session *s, const struct ids_dlist *list, int byid)
+get_folders(struct ids_repl_session *s, const struct ids_dlist *list, int byid)
 {
 	const struct ids_dlist *i;
 	int r = 0;
@@ -378,21 +378,21 @@ get_folders(struct repl_session *s, const struct ids_dlist *list, int byid)
 		if (v == NULL)
 			continue;
 		if (!byid) {
-			r = repl_report_folder(s, v, 0);
+			r = ids_repl_report_folder(s, v, 0);
 			continue;
 		}
 		ids_mbentry_init(&e);
 		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0)
-			r = repl_report_folder(s, e.name, 0);
+			r = ids_repl_report_folder(s, e.name, 0);
 		ids_mbentry_release(&e);
 	}
 	if (r < 0)
-		return repl_refuse(s, "GET", repl_imap_error(r), r);
+		return ids_repl_refuse(s, "GET", ids_repl_imap_error(r), r);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 static int
-get_fullmailbox(struct repl_session *s, const char *name)
+get_fullmailbox(struct ids_repl_session *s, const char *name)
 {
 	struct ids_mailbox *mb;
 	struct ids_dlist *kv = NULL;
@@ -408,12 +408,12 @@ get_fullmailbox(struct repl_session *s, const char *name)
 		r = ids_csync_write_untagged(s->out, "MAILBOX", kv);
 	ids_dlist_free(kv);
 	if (r < 0)
-		return repl_refuse(s, name, repl_imap_error(r), r);
+		return ids_repl_refuse(s, name, ids_repl_imap_error(r), r);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 static int
-do_get(struct repl_session *s, const struct ids_csync_line *l)
+do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
 	const char *sub = ids_csync_sub(l);
 	struct ids_dlist *arg = ids_csync_arg(l, 1);
@@ -424,8 +424,8 @@ do_get(struct repl_session *s, const struct ids_csync_line *l)
 	if (strcmp(sub, "USER") == 0 && v != NULL)
 		return get_user(s, v);
 	if (strcmp(sub, "META") == 0 && v != NULL) {
-		int r = repl_report_meta(s, v);
-		return r < 0 ? repl_refuse(s, v, repl_imap_error(r), r) :
+		int r = ids_repl_report_meta(s, v);
+		return r < 0 ? ids_repl_refuse(s, v, ids_repl_imap_error(r), r) :
 		    ids_csync_write_ok(s->out, "success");
 	}
 	if (strcmp(sub, "MAILBOXES") == 0)
@@ -435,7 +435,7 @@ do_get(struct repl_session *s, const struct ids_csync_line *l)
 	if (strcmp(sub, "FULLMAILBOX") == 0)
 		return get_fullmailbox(s, v);
 	if (strcmp(sub, "FETCH") == 0)
-		return repl_get_fetch(s, arg);
+		return ids_repl_get_fetch(s, arg);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 
@@ -443,7 +443,7 @@ do_get(struct repl_session *s, const struct ids_csync_line *l)
 
 /* APPLY MESSAGE (%{part guid size}... ): the codec staged and checked each. */
 static int
-apply_message(struct repl_session *s, const struct ids_dlist *list)
+apply_message(struct ids_repl_session *s, const struct ids_dlist *list)
 {
 	const struct ids_dlist *i;
 	char path[PATH_MAX];
@@ -458,16 +458,16 @@ apply_message(struct repl_session *s, const struct ids_dlist *list)
 		if (snprintf(path, sizeof(path), "%s/%s", s->stagepath,
 		    i->file->name) >= (int)sizeof(path))
 			return ids_error(IDS_ETOOLONG, "staging path too long");
-		if ((r = repl_add_have(s, i->file->guid, path)) < 0)
+		if ((r = ids_repl_add_have(s, i->file->guid, path)) < 0)
 			return r;
 		n++;
 	}
-	repl_log(s, LOG_INFO, "APPLY MESSAGE: %zu file(s) staged", n);
+	ids_repl_log(s, LOG_INFO, "APPLY MESSAGE: %zu file(s) staged", n);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 static int
-apply_capabilities(struct repl_session *s)
+apply_capabilities(struct ids_repl_session *s)
 {
 	struct ids_dlist *l = ids_dlist_new_list();
 	int r;
@@ -481,7 +481,7 @@ apply_capabilities(struct repl_session *s)
 }
 
 static int
-do_apply(struct repl_session *s, const struct ids_csync_line *l)
+do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
 	const char *sub = ids_csync_sub(l);
 	struct ids_dlist *arg = ids_csync_arg(l, 1);
@@ -493,24 +493,24 @@ do_apply(struct repl_session *s, const struct ids_csync_line *l)
 	if (strcmp(sub, "MESSAGE") == 0)
 		return apply_message(s, arg);
 	if (strcmp(sub, "RESERVE") == 0)
-		return repl_apply_reserve(s, arg);
+		return ids_repl_apply_reserve(s, arg);
 	if (strcmp(sub, "MAILBOX") == 0)
-		return repl_apply_mailbox(s, arg);
+		return ids_repl_apply_mailbox(s, arg);
 	if (strcmp(sub, "EXPUNGE") == 0)
-		return repl_apply_expunge(s, arg);
+		return ids_repl_apply_expunge(s, arg);
 	if (strcmp(sub, "RENAME") == 0)
-		return repl_apply_rename(s, arg);
+		return ids_repl_apply_rename(s, arg);
 	if (strcmp(sub, "UNMAILBOX") == 0 || strcmp(sub, "LOCAL_UNMAILBOX") == 0)
-		return repl_apply_unmailbox(s, ids_dlist_cstr(arg));
+		return ids_repl_apply_unmailbox(s, ids_dlist_cstr(arg));
 	if (strcmp(sub, "UNUSER") == 0 || strcmp(sub, "LOCAL_UNUSER") == 0)
-		return repl_apply_unuser(s, ids_dlist_cstr(arg));
-	return repl_apply_meta(s, sub, arg);
+		return ids_repl_apply_unuser(s, ids_dlist_cstr(arg));
+	return ids_repl_apply_meta(s, sub, arg);
 }
 
 /* --- the session -------------------------------------------------------- */
 
 static int
-dispatch(struct repl_session *s, const struct ids_csync_line *l)
+dispatch(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
 	if (l->kind != IDS_CSYNC_COMMAND || l->word == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
@@ -530,15 +530,15 @@ dispatch(struct repl_session *s, const struct ids_csync_line *l)
 		return do_get(s, l);
 	if (strcmp(l->word, "APPLY") == 0)
 		return do_apply(s, l);
-	repl_log(s, LOG_ERR, "unknown command %.40s", l->word);
+	ids_repl_log(s, LOG_ERR, "unknown command %.40s", l->word);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 
 /* A line the codec refused: answer it, or end the session if the stream is lost. */
 static int
-bad_line(struct repl_session *s, int r)
+bad_line(struct ids_repl_session *s, int r)
 {
-	repl_log(s, LOG_ERR, "input at byte %llu: %s",
+	ids_repl_log(s, LOG_ERR, "input at byte %llu: %s",
 	    (unsigned long long)ids_csync_in_offset(s->in), ids_errmsg(r));
 	if (ids_csync_in_lost(s->in)) {
 		ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR input lost");
@@ -551,7 +551,7 @@ bad_line(struct repl_session *s, int r)
 }
 
 static int
-session_loop(struct repl_session *s)
+session_loop(struct ids_repl_session *s)
 {
 	struct ids_csync_line *l;
 	int r;
@@ -570,7 +570,7 @@ session_loop(struct repl_session *s)
 		r = dispatch(s, l);
 		ids_csync_line_free(l);
 		if (r < 0) {
-			repl_log(s, LOG_ERR, "session ends: %s", ids_errmsg(r));
+			ids_repl_log(s, LOG_ERR, "session ends: %s", ids_errmsg(r));
 			return r;
 		}
 	}
@@ -579,7 +579,7 @@ session_loop(struct repl_session *s)
 
 /* "* OK <host> Cyrus sync server ...": no SASL, no COMPRESS, no SIEVE-MAILBOX. */
 static int
-write_banner(struct repl_session *s, const char *text)
+write_banner(struct ids_repl_session *s, const char *text)
 {
 	struct ids_csync_line *l;
 	int r;
@@ -596,7 +596,7 @@ int
 ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
     const struct ids_replica_opts *opts)
 {
-	struct repl_session s;
+	struct ids_repl_session s;
 	struct ids_csync_limits lim = { IDS_CSYNC_MAX_LINE, IDS_DLIST_MAX_LITERAL,
 	    IDS_CSYNC_MAX_FILE };
 	char host[256] = "idspool", banner[400];
@@ -627,6 +627,6 @@ out:
 	ids_csync_in_free(s.in);
 	have_release(&s);
 	staging_close(&s);
-	repl_meta_release(&s);
+	ids_repl_meta_release(&s);
 	return r;
 }

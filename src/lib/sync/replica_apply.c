@@ -84,13 +84,13 @@ kv_str(const struct ids_dlist *kv, const char *key)
 
 struct want {
 	const struct ids_dlist *guids;
-	struct repl_session *s;
+	struct ids_repl_session *s;
 	char dir[PATH_MAX];
 };
 
 /* Records of the open folder whose GUID is wanted become files we hold. */
 static int
-reserve_from(struct repl_session *s, struct ids_mailbox *mb, const struct ids_dlist *guids)
+reserve_from(struct ids_repl_session *s, struct ids_mailbox *mb, const struct ids_dlist *guids)
 {
 	struct ids_index *idx;
 	struct ids_index_record rec;
@@ -107,7 +107,7 @@ reserve_from(struct repl_session *s, struct ids_mailbox *mb, const struct ids_dl
 		    (rec.system_flags & (IDS_FLAG_UNLINKED | IDS_FLAG_ARCHIVED)))
 			continue;
 		ids_guid_hex(rec.guid, hex);
-		if (repl_have(s, hex) != NULL)
+		if (ids_repl_have(s, hex) != NULL)
 			continue;
 		for (g = guids->head; g != NULL; g = g->next) {
 			const char *v = ids_dlist_cstr(g);
@@ -119,7 +119,7 @@ reserve_from(struct repl_session *s, struct ids_mailbox *mb, const struct ids_dl
 				continue;
 			if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 				continue;
-			if ((r = repl_add_have(s, hex, path)) < 0)
+			if ((r = ids_repl_add_have(s, hex, path)) < 0)
 				goto out;
 			break;
 		}
@@ -131,7 +131,7 @@ out:
 }
 
 int
-repl_apply_reserve(struct repl_session *s, const struct ids_dlist *kv)
+ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const struct ids_dlist *names = ids_dlist_get(kv, "MBOXNAME");
 	const struct ids_dlist *guids = ids_dlist_get(kv, "GUID");
@@ -152,14 +152,14 @@ repl_apply_reserve(struct repl_session *s, const struct ids_dlist *kv)
 		r = reserve_from(s, mb, guids);
 		ids_mailbox_close(mb);
 		if (r < 0)
-			return repl_refuse(s, name, IDS_CSYNC_EIOERROR, r);
+			return ids_repl_refuse(s, name, IDS_CSYNC_EIOERROR, r);
 	}
 	if ((missing = ids_dlist_new_list()) == NULL)
 		return -ENOMEM;
 	for (i = guids->head; i != NULL && r == 0; i = i->next) {
 		const char *g = ids_dlist_cstr(i);
 
-		if (g == NULL || repl_have(s, g) != NULL) {
+		if (g == NULL || ids_repl_have(s, g) != NULL) {
 			found++;
 			continue;
 		}
@@ -171,14 +171,14 @@ repl_apply_reserve(struct repl_session *s, const struct ids_dlist *kv)
 	ids_dlist_free(missing);
 	if (r < 0)
 		return r;
-	repl_log(s, LOG_INFO, "APPLY RESERVE: %zu held, %zu missing", found, nmissing);
+	ids_repl_log(s, LOG_INFO, "APPLY RESERVE: %zu held, %zu missing", found, nmissing);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 /* --- the records of an APPLY MAILBOX ------------------------------------- */
 
 struct folder {
-	struct repl_session *s;
+	struct ids_repl_session *s;
 	struct ids_mailbox *mb;
 	struct ids_index_header ih;
 	struct ids_index_record *rec;	/* sorted by uid */
@@ -456,7 +456,7 @@ link_message(struct folder *f, struct ids_index_record *rec)
 
 	ids_guid_hex(rec->guid, hex);
 	snprintf(name, sizeof(name), "%u.", rec->uid);
-	if ((path = repl_have(f->s, hex)) == NULL) {
+	if ((path = ids_repl_have(f->s, hex)) == NULL) {
 		if (rec->system_flags & IDS_FLAG_EXPUNGED) {
 			rec->system_flags |= IDS_FLAG_UNLINKED;
 			return 0;
@@ -788,7 +788,7 @@ folder_crcs(struct ids_mailbox *mb, uint32_t *basic, uint32_t *annot, uint64_t *
  * exists.  Returns 0, or the refusal already answered (1), or < 0.
  */
 static int
-find_or_create(struct repl_session *s, const struct ids_dlist *kv, const char *uniqueid,
+find_or_create(struct ids_repl_session *s, const struct ids_dlist *kv, const char *uniqueid,
     const char *name, int *created)
 {
 	struct ids_mbentry byid, byname, want;
@@ -824,7 +824,7 @@ find_or_create(struct repl_session *s, const struct ids_dlist *kv, const char *u
 	ids_mbentry_release(&byid);
 	ids_mbentry_release(&byname);
 	if (r == IDS_EDUPID)
-		return repl_refuse(s, name, IDS_CSYNC_EMOVED, r) < 0 ? -EIO : 1;
+		return ids_repl_refuse(s, name, IDS_CSYNC_EMOVED, r) < 0 ? -EIO : 1;
 	return r;
 }
 
@@ -876,17 +876,17 @@ apply_folder(struct folder *f, const struct ids_dlist *kv, int created)
 
 /* The answer to an apply that failed with r (2: IMAP_SYNC_CHANGED). */
 static int
-answer(struct repl_session *s, const char *what, int r)
+answer(struct ids_repl_session *s, const char *what, int r)
 {
 	if (r == 2)
-		return repl_refuse(s, what, IDS_CSYNC_ECHANGED, 0);
+		return ids_repl_refuse(s, what, IDS_CSYNC_ECHANGED, 0);
 	if (r == IDS_ECRC)
-		return repl_refuse(s, what, IDS_CSYNC_ECHECKSUM, r);
-	return repl_refuse(s, what, repl_imap_error(r), r);
+		return ids_repl_refuse(s, what, IDS_CSYNC_ECHECKSUM, r);
+	return ids_repl_refuse(s, what, ids_repl_imap_error(r), r);
 }
 
 int
-repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv)
+ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *uniqueid = kv_str(kv, "UNIQUEID"), *name = kv_str(kv, "MBOXNAME");
 	const char *type = kv_str(kv, "MBOXTYPE");
@@ -901,10 +901,10 @@ repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv)
 	    kv_str(kv, "OPTIONS") == NULL || records == NULL || records->type != IDS_DL_LIST)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	if (type != NULL && *type != '\0' && strcmp(type, "e") != 0)
-		return repl_refuse(s, name, IDS_CSYNC_EBADPARAM,
+		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM,
 		    ids_error(IDS_EINVAL, "mailbox type '%s' is not replicated here", type));
 	if ((r = ids_uniqueid_check(uniqueid)) < 0)
-		return repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
+		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
 	if ((r = find_or_create(s, kv, uniqueid, name, &created)) != 0)
 		return r > 0 ? 0 : answer(s, name, r);
 	memset(&f, 0, sizeof(f));
@@ -923,7 +923,7 @@ repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv)
 	folder_release(&f);
 	if (r != 0)
 		return answer(s, name, r);
-	repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): %s, %zu record(s), %zu file(s) linked",
+	ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): %s, %zu record(s), %zu file(s) linked",
 	    name, uniqueid, created ? "created" : "updated", f.n, f.linked);
 	return ids_csync_write_ok(s->out, "success");
 }
@@ -931,7 +931,7 @@ repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv)
 /* --- APPLY EXPUNGE %(MBOXNAME UNIQUEID UID (uids)) --------------------- */
 
 int
-repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv)
+ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *name = kv_str(kv, "MBOXNAME"), *uniqueid = kv_str(kv, "UNIQUEID");
 	const struct ids_dlist *uids = ids_dlist_get(kv, "UID"), *i;
@@ -947,7 +947,7 @@ repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv)
 		return answer(s, name, r);
 	if (strcmp(f.mb->entry.uniqueid, uniqueid) != 0) {
 		ids_mailbox_close(f.mb);
-		return repl_refuse(s, name, IDS_CSYNC_EMOVED, ids_error(IDS_EDUPID,
+		return ids_repl_refuse(s, name, IDS_CSYNC_EMOVED, ids_error(IDS_EDUPID,
 		    "holds uniqueid %s here, not %s", f.mb->entry.uniqueid, uniqueid));
 	}
 	if ((r = folder_read(&f)) == 0) {
@@ -967,7 +967,7 @@ repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv)
 	folder_release(&f);
 	if (r < 0)
 		return answer(s, name, r);
-	repl_log(s, LOG_INFO, "APPLY EXPUNGE %s: %zu record(s)", name, n);
+	ids_repl_log(s, LOG_INFO, "APPLY EXPUNGE %s: %zu record(s)", name, n);
 	return ids_csync_write_ok(s->out, "success");
 }
 
@@ -975,7 +975,7 @@ repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv)
 
 /* 1 if name is live and once was old (a rename applied already). */
 static int
-renamed_already(struct repl_session *s, const char *old, const char *name)
+renamed_already(struct ids_repl_session *s, const char *old, const char *name)
 {
 	struct ids_mbentry e, byid;
 	size_t i;
@@ -993,7 +993,7 @@ renamed_already(struct repl_session *s, const char *old, const char *name)
 }
 
 int
-repl_apply_rename(struct repl_session *s, const struct ids_dlist *kv)
+ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *old = kv_str(kv, "OLDMBOXNAME"), *new = kv_str(kv, "NEWMBOXNAME");
 	const char *part = kv_str(kv, "PARTITION");
@@ -1004,7 +1004,7 @@ repl_apply_rename(struct repl_session *s, const struct ids_dlist *kv)
 	if (old == NULL || new == NULL || part == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	if (ids_config_partition(s->cfg, part) == NULL)
-		return repl_refuse(s, new, "IMAP_PARTITION_UNKNOWN",
+		return ids_repl_refuse(s, new, "IMAP_PARTITION_UNKNOWN",
 		    ids_error(IDS_EPARTITION, "partition '%s' is not configured", part));
 	ids_mbentry_init(&e);
 	r = ids_mboxlist_lookup(s->mbl, old, &e);
@@ -1018,14 +1018,14 @@ repl_apply_rename(struct repl_session *s, const struct ids_dlist *kv)
 		r = 0;
 	if (r < 0)
 		return answer(s, old, r);
-	repl_log(s, LOG_INFO, "APPLY RENAME %s -> %s", old, new);
+	ids_repl_log(s, LOG_INFO, "APPLY RENAME %s -> %s", old, new);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 /* --- APPLY UNMAILBOX name / APPLY UNUSER userid -------------------------- */
 
 int
-repl_apply_unmailbox(struct repl_session *s, const char *name)
+ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name)
 {
 	int r;
 
@@ -1037,20 +1037,20 @@ repl_apply_unmailbox(struct repl_session *s, const char *name)
 		r = 0;
 	if (r < 0)
 		return answer(s, name, r);
-	repl_log(s, LOG_INFO, "APPLY UNMAILBOX %s: tombstone left", name);
+	ids_repl_log(s, LOG_INFO, "APPLY UNMAILBOX %s: tombstone left", name);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 int
-repl_apply_unuser(struct repl_session *s, const char *userid)
+ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid)
 {
-	struct repl_names l = { NULL, 0, 0 };
+	struct ids_repl_names l = { NULL, 0, 0 };
 	size_t i;
 	int r;
 
 	if (userid == NULL || *userid == '\0')
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	r = repl_user_folders(s, userid, 0, &l);
+	r = ids_repl_user_folders(s, userid, 0, &l);
 	/* children before their parents, INBOX last, as Cyrus deletes them */
 	for (i = l.n; r == 0 && i > 0; i--) {
 		r = ids_mailbox_delete(s->mbl, l.v[i - 1]);
@@ -1058,20 +1058,20 @@ repl_apply_unuser(struct repl_session *s, const char *userid)
 			r = 0;
 	}
 	if (r == 0)
-		r = repl_meta_delete_user(s, userid);
+		r = ids_repl_meta_delete_user(s, userid);
 	if (r < 0) {
-		repl_names_free(&l);
+		ids_repl_names_free(&l);
 		return answer(s, userid, r);
 	}
-	repl_log(s, LOG_INFO, "APPLY UNUSER %s: %zu folder(s) deleted", userid, l.n);
-	repl_names_free(&l);
+	ids_repl_log(s, LOG_INFO, "APPLY UNUSER %s: %zu folder(s) deleted", userid, l.n);
+	ids_repl_names_free(&l);
 	return ids_csync_write_ok(s->out, "success");
 }
 
 /* --- GET FETCH %(MBOXNAME PARTITION UNIQUEID GUID UID) ------------------ */
 
 int
-repl_get_fetch(struct repl_session *s, const struct ids_dlist *kv)
+ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *name = kv_str(kv, "MBOXNAME"), *guid = kv_str(kv, "GUID");
 	struct ids_mailbox *mb;

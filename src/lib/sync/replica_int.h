@@ -19,12 +19,12 @@ struct ids_replica_opts;
 #define REPL_LOCK_MS		30000
 
 /* A file this session can link from, by GUID: staged, or in a local folder. */
-struct repl_have {
+struct ids_repl_have {
 	char guid[41];
 	char *path;		/* absolute */
 };
 
-struct repl_session {
+struct ids_repl_session {
 	struct ids_mboxlist *mbl;
 	const struct ids_config *cfg;
 	const struct ids_replica_opts *opts;
@@ -33,43 +33,45 @@ struct repl_session {
 	int stagefd, stageparent;
 	char stagename[32];
 	char stagepath[PATH_MAX];
-	struct repl_have *have;
+	struct ids_repl_have *have;
 	size_t nhave, ahave;
 	int done;
 	void *meta;		/* replica_meta.c's cache */
 };
 
-void repl_log(struct repl_session *s, int prio, const char *fmt, ...)
+void ids_repl_log(struct ids_repl_session *s, int prio, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int repl_refuse(struct repl_session *s, const char *what, const char *imaperr, int code);
-const char *repl_imap_error(int code);
-const char *repl_have(struct repl_session *s, const char *guid);
-int repl_add_have(struct repl_session *s, const char *guid, const char *path);
-int repl_report_folder(struct repl_session *s, const char *name, int flags);
+int ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr,
+    int code);
+const char *ids_repl_imap_error(int code);
+const char *ids_repl_have(struct ids_repl_session *s, const char *guid);
+int ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path);
+int ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags);
 
 /* A list of folder names. */
-struct repl_names {
+struct ids_repl_names {
 	char **v;
 	size_t n, a;
 };
-void repl_names_free(struct repl_names *l);
+void ids_repl_names_free(struct ids_repl_names *l);
 /* The live folders of a csync userid ("alice", "bob@example.com"), DELETED ones too. */
-int repl_user_folders(struct repl_session *s, const char *userid, int deleted,
-    struct repl_names *out);
+int ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int deleted,
+    struct ids_repl_names *out);
 
 /* replica_apply.c: each answers the client itself (OK/NO/BAD). */
-int repl_apply_reserve(struct repl_session *s, const struct ids_dlist *kv);
-int repl_apply_mailbox(struct repl_session *s, const struct ids_dlist *kv);
-int repl_apply_expunge(struct repl_session *s, const struct ids_dlist *kv);
-int repl_apply_rename(struct repl_session *s, const struct ids_dlist *kv);
-int repl_apply_unmailbox(struct repl_session *s, const char *name);
-int repl_apply_unuser(struct repl_session *s, const char *userid);
-int repl_get_fetch(struct repl_session *s, const struct ids_dlist *kv);
+int ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv);
+int ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv);
+int ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv);
+int ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv);
+int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name);
+int ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid);
+int ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv);
 
 /* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
-int repl_apply_meta(struct repl_session *s, const char *sub, const struct ids_dlist *arg);
-int repl_report_meta(struct repl_session *s, const char *userid);
-int repl_meta_delete_user(struct repl_session *s, const char *userid);
-void repl_meta_release(struct repl_session *s);
+int ids_repl_apply_meta(struct ids_repl_session *s, const char *sub,
+    const struct ids_dlist *arg);
+int ids_repl_report_meta(struct ids_repl_session *s, const char *userid);
+int ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid);
+void ids_repl_meta_release(struct ids_repl_session *s);
 
 #endif

@@ -54,7 +54,7 @@ owner_ok(const char *owner)
 }
 
 static int
-meta_dir(struct repl_session *s, int *fdp)
+meta_dir(struct ids_repl_session *s, int *fdp)
 {
 	int root, r;
 
@@ -67,7 +67,7 @@ meta_dir(struct repl_session *s, int *fdp)
 
 /* The owner's file as a kvlist (empty when there is none). */
 static int
-meta_read(struct repl_session *s, const char *owner, struct ids_dlist **out)
+meta_read(struct ids_repl_session *s, const char *owner, struct ids_dlist **out)
 {
 	char name[256], *buf = NULL;
 	size_t len, used;
@@ -98,7 +98,7 @@ meta_read(struct repl_session *s, const char *owner, struct ids_dlist **out)
 }
 
 static int
-meta_write(struct repl_session *s, const char *owner, const struct ids_dlist *kv)
+meta_write(struct ids_repl_session *s, const char *owner, const struct ids_dlist *kv)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 	char name[256];
@@ -149,7 +149,7 @@ meta_remove(struct ids_dlist *list, const struct ids_dlist *item, const char *ke
 
 /* One change: the item removed by its keys, then (add) stored again. */
 static int
-meta_change(struct repl_session *s, const char *owner, const char *listkey,
+meta_change(struct ids_repl_session *s, const char *owner, const char *listkey,
     const struct ids_dlist *item, const char *key1, const char *key2, int add)
 {
 	struct ids_dlist *kv, *list, *copy;
@@ -176,7 +176,7 @@ meta_change(struct repl_session *s, const char *owner, const char *listkey,
 
 /* SIEVE scripts: ACTIVATE_SIEVE marks one, UNACTIVATE_SIEVE none. */
 static int
-meta_activate(struct repl_session *s, const char *owner, const char *file)
+meta_activate(struct ids_repl_session *s, const char *owner, const char *file)
 {
 	struct ids_dlist *kv, *list, *i;
 	int r;
@@ -203,7 +203,7 @@ meta_activate(struct repl_session *s, const char *owner, const char *file)
 }
 
 int
-repl_apply_meta(struct repl_session *s, const char *sub, const struct ids_dlist *arg)
+ids_repl_apply_meta(struct ids_repl_session *s, const char *sub, const struct ids_dlist *arg)
 {
 	const char *verb = strncmp(sub, "LOCAL_", 6) == 0 ? sub + 6 : sub;
 	const char *user = arg ? kv_str(arg, "USERID") : NULL;
@@ -228,19 +228,19 @@ repl_apply_meta(struct repl_session *s, const char *sub, const struct ids_dlist 
 		r = meta_change(s, META_SERVER, "ANNOTATION", arg, "MBOXNAME", "ENTRY",
 		    verb[0] == 'A');
 	else {
-		repl_log(s, LOG_ERR, "unknown command APPLY %.40s", sub);
+		ids_repl_log(s, LOG_ERR, "unknown command APPLY %.40s", sub);
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	if (r < 0)
-		return repl_refuse(s, sub, r == IDS_EINVAL ? IDS_CSYNC_EBADPARAM :
+		return ids_repl_refuse(s, sub, r == IDS_EINVAL ? IDS_CSYNC_EBADPARAM :
 		    IDS_CSYNC_EIOERROR, r);
-	repl_log(s, LOG_INFO, "APPLY %s%s%s: stored", sub, user ? " " : "", user ? user : "");
+	ids_repl_log(s, LOG_INFO, "APPLY %s%s%s: stored", sub, user ? " " : "", user ? user : "");
 	return ids_csync_write_ok(s->out, "success");
 }
 
 /* "* SIEVE %(FILENAME LAST_UPDATE GUID ISACTIVE)" for a stored script. */
 static int
-report_sieve(struct repl_session *s, const struct ids_dlist *item)
+report_sieve(struct ids_repl_session *s, const struct ids_dlist *item)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist(), *c = ids_dlist_get(item, "CONTENT");
 	uint8_t g[IDS_GUID_LEN];
@@ -265,7 +265,7 @@ report_sieve(struct repl_session *s, const struct ids_dlist *item)
 
 /* What Cyrus's user_meta() reports: SEEN items, LSUB, SIEVE scripts. */
 int
-repl_report_meta(struct repl_session *s, const char *userid)
+ids_repl_report_meta(struct ids_repl_session *s, const char *userid)
 {
 	struct ids_dlist *kv, *l, *i;
 	int r;
@@ -298,7 +298,7 @@ repl_report_meta(struct repl_session *s, const char *userid)
 }
 
 int
-repl_meta_delete_user(struct repl_session *s, const char *userid)
+ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid)
 {
 	char name[256];
 	int dfd, r;
@@ -318,7 +318,7 @@ repl_meta_delete_user(struct repl_session *s, const char *userid)
 }
 
 void
-repl_meta_release(struct repl_session *s)
+ids_repl_meta_release(struct ids_repl_session *s)
 {
 	s->meta = NULL;
 }
