@@ -92,6 +92,41 @@ is_deeply(answers($r), ['OK Noop completed', 'BAD IMAP_PROTOCOL_ERROR Unrecogniz
     'NOOP, unknown commands and garbage get BAD, RESTART and EXIT their OK');
 is($r->{rc}, 0, '... and the session ends cleanly');
 
+# ---- what is not a folder, kept in replica.db and reported back -------
+my $uid = 'fjs9ohlzg88spsk0mehkmhp9';
+$r = serve($conf, join('', map { "$_\r\n" }
+    'APPLY SUB %(USERID bob MBOXNAME user.bob)',
+    "APPLY SEEN %(USERID bob UNIQUEID $uid LASTREAD 1796524922 LASTUID 1 LASTCHANGE 1796524922 SEENUIDS 1)",
+    'APPLY SIEVE %(USERID bob FILENAME vacation LAST_UPDATE 1796524900 CONTENT {4+}',
+    'keep)',
+    'APPLY SIEVE %(USERID bob FILENAME other LAST_UPDATE 1796524901 CONTENT x)',
+    'APPLY ACTIVATE_SIEVE %(USERID bob FILENAME vacation)',
+    'APPLY QUOTA %(ROOT user.bob LIMITS %(STORAGE 1000))',
+    'APPLY ANNOTATION %(MBOXNAME "" ENTRY /motd USERID "" MODSEQ 0 VALUE hello)',
+    'APPLY SUB %(USERID bob)', 'APPLY SEEN %(USERID bob UNIQUEID ../x)',
+    "APPLY ANNOTATION %(MBOXNAME \"\" ENTRY \"/a\tb\" USERID \"\" VALUE x)",
+    'GET META bob', 'EXIT'));
+is_deeply(answers($r), [('OK success') x 7,
+    'NO IMAP_PROTOCOL_BAD_PARAMETERS SUB without a MBOXNAME',
+    'NO IMAP_PROTOCOL_BAD_PARAMETERS SEEN without a UNIQUEID',
+    'NO IMAP_PROTOCOL_BAD_PARAMETERS ANNOTATION: MBOXNAME, ENTRY or USERID missing or with a control byte',
+    "* SEEN %(UNIQUEID $uid LASTREAD 1796524922 LASTUID 1 LASTCHANGE 1796524922 SEENUIDS 1)",
+    '* LSUB (user.bob user.bob.Archive)',
+    '* SIEVE %(FILENAME other LAST_UPDATE 1796524901 GUID 11f6ad8ec52a2984abaafd7c3b516503785c2072 ISACTIVE 0)',
+    '* SIEVE %(FILENAME vacation LAST_UPDATE 1796524900 GUID ' . sha1_hex('keep') . ' ISACTIVE 1)',
+    'OK success', 'OK Finished'],
+    'SUB, SEEN, SIEVE, ACTIVATE_SIEVE, QUOTA and ANNOTATION stored, reported as Cyrus reports them; '
+    . 'items without their key refused');
+ok(-f "$dir/s$n/conf/replica.db", '... in replica.db');
+$r = serve($conf, join('', map { "$_\r\n" }
+    'APPLY UNSUB %(USERID bob MBOXNAME user.bob)', 'APPLY UNSIEVE %(USERID bob FILENAME other)',
+    'APPLY UNACTIVATE_SIEVE %(USERID bob)', 'APPLY UNQUOTA user.bob',
+    'APPLY UNANNOTATION %(MBOXNAME "" ENTRY /motd USERID "")', 'GET META bob', 'EXIT'));
+is_deeply([grep { /^\* / } @{answers($r)}], ['* SEEN %(UNIQUEID ' . $uid .
+    ' LASTREAD 1796524922 LASTUID 1 LASTCHANGE 1796524922 SEENUIDS 1)', '* LSUB (user.bob.Archive)',
+    '* SIEVE %(FILENAME vacation LAST_UPDATE 1796524900 GUID ' . sha1_hex('keep') . ' ISACTIVE 0)'],
+    'their UN* forms remove them');
+
 # ---- file literals ---------------------------------------------------
 my $msg = "From: x\@example.com\r\nSubject: t\r\n\r\nbody\r\n";
 my $sha = sha1_hex($msg);

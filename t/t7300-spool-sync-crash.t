@@ -61,7 +61,7 @@ my @points = split /\n/, slurp($log);
 my %kinds = map { $_ => 1 } @points;
 ok(@points >= 20, scalar(@points) . ' failpoints passed, of ' . scalar(keys %kinds) . ' kinds');
 ok($kinds{'sync.apply_link'} && $kinds{'sync.apply_index'} && $kinds{'sync.store_write'} &&
-    $kinds{'sync.meta_write'} && $kinds{'index.write_new'},
+    $kinds{'sync.meta_commit'} && $kinds{'index.write_new'},
     'among them every step of an apply');
 
 my @bad;

@@ -13,6 +13,7 @@ struct ids_csync_in;
 struct ids_csync_out;
 struct ids_dlist;
 struct ids_mboxlist;
+struct ids_sync_meta;
 struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
@@ -36,7 +37,7 @@ struct ids_repl_session {
 	struct ids_repl_have *have;
 	size_t nhave, ahave;
 	int done;
-	void *meta;		/* replica_meta.c's cache */
+	struct ids_sync_meta *meta;	/* replica.db, opened on first use */
 };
 
 void ids_repl_log(struct ids_repl_session *s, int prio, const char *fmt, ...)

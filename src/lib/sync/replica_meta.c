@@ -1,43 +1,30 @@
 /*
  * replica_meta.c - what a csync client sends that is not a folder:
- * subscriptions, seen state of other users, sieve scripts, quotas and
- * annotations.  A replica stores them as sent and reports them back
- * (GET USER, GET META), so that the client finds them equal and sends
- * nothing the next time; nothing of them changes how idspool serves
- * mail.
+ * subscriptions, seen state, sieve scripts, quotas and server
+ * annotations.  A replica stores them as sent, in replica.db
+ * (ids_sync_meta_*, sync.h), and reports them back (GET USER, GET
+ * META), so that the client finds them equal and sends nothing the
+ * next time; nothing of them changes how idspool serves mail.
  *
- * One file per owner, $configdirectory/replica/<owner>.meta, holding
- * one dlist kvlist (spool-layout.md "Replication"):
- *   %(SUB (mboxname ...) SEEN (%(UNIQUEID ...) ...)
- *     SIEVE (%(FILENAME f LAST_UPDATE t CONTENT c ISACTIVE 0|1) ...)
- *     QUOTA (%(ROOT r ...) ...) ANNOTATION (%(MBOXNAME m ENTRY e USERID u VALUE v) ...))
- * The owner is the item's USERID, or "%server" for quotas and
- * annotations (they are named by their root or mailbox).  Each change
- * rewrites the file durably (ids_write_durable: a crash leaves the old
- * or the new file) before its OK; failpoint sync.meta_write.
+ * Each APPLY is one durable replica.db transaction before its OK,
+ * except ACTIVATE_SIEVE, one per script of the owner (the named one
+ * first): a crash between them leaves flags the client's next GET
+ * USER finds different, and it sends the ACTIVATE again.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "buf.h"
-#include "config.h"
 #include "csync.h"
 #include "dlist.h"
 #include "error.h"
-#include "failpoint.h"
-#include "fsutil.h"
 #include "guid.h"
+#include "mboxname.h"
 #include "replica_int.h"
-
-#define META_DIR	"replica"
-#define META_SERVER	"%server"
-#define META_MAX	(64u << 20)
+#include "sync.h"
 
 static const char *
 kv_str(const struct ids_dlist *kv, const char *key)
@@ -45,161 +32,208 @@ kv_str(const struct ids_dlist *kv, const char *key)
 	return ids_dlist_cstr(ids_dlist_get(kv, key));
 }
 
-/* An owner usable as a file name: no '/', no leading '.', not empty. */
+/* replica.db, opened on first use and kept for the session. */
 static int
-owner_ok(const char *owner)
+meta(struct ids_repl_session *s, struct ids_sync_meta **mp)
 {
-	return owner != NULL && *owner != '\0' && *owner != '.' && strchr(owner, '/') == NULL &&
-	    strlen(owner) < 200;
-}
+	int r = 0;
 
-static int
-meta_dir(struct ids_repl_session *s, int *fdp)
-{
-	int root, r;
-
-	if ((r = ids_opendir_abs(s->cfg->configdirectory, &root)) < 0)
-		return r;
-	r = ids_opendir_beneath(root, META_DIR, IDS_OPEN_CREATE, fdp);
-	close(root);
+	if (s->meta == NULL)
+		r = ids_sync_meta_open(s->cfg, &s->meta);
+	*mp = s->meta;
 	return r;
 }
 
-/* The owner's file as a kvlist (empty when there is none). */
+/* A name usable as an owner or key: present, no control bytes. */
 static int
-meta_read(struct ids_repl_session *s, const char *owner, struct ids_dlist **out)
+name_ok(const char *v)
 {
-	char name[256], *buf = NULL;
-	size_t len, used;
-	int dfd, r;
+	const unsigned char *p = (const unsigned char *)v;
 
-	*out = NULL;
-	if (!owner_ok(owner))
-		return ids_error(IDS_EINVAL, "'%s' is not a user name", owner ? owner : "");
-	if ((r = meta_dir(s, &dfd)) < 0)
-		return r;
-	snprintf(name, sizeof(name), "%s.meta", owner);
-	r = ids_read_file(dfd, name, META_MAX, &buf, &len);
-	close(dfd);
-	if (r == -ENOENT) {
-		*out = ids_dlist_new_kvlist();
-		return *out ? 0 : -ENOMEM;
-	}
-	if (r < 0)
-		return r;
-	r = ids_dlist_parse(buf, len, out, &used);
-	free(buf);
-	if (r == 0 && (*out)->type != IDS_DL_KVLIST) {
-		ids_dlist_free(*out);
-		*out = NULL;
-		r = ids_error(IDS_ECORRUPT, "%s/%s: not a kvlist", META_DIR, name);
-	}
-	return r;
+	if (v == NULL)
+		return 0;
+	for (; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
 }
 
-static int
-meta_write(struct ids_repl_session *s, const char *owner, const struct ids_dlist *kv)
-{
-	struct ids_buf b = IDS_BUF_INIT;
-	char name[256];
-	int dfd, r;
-
-	snprintf(name, sizeof(name), "%s.meta", owner);
-	if ((r = meta_dir(s, &dfd)) < 0)
-		return r;
-	if ((r = ids_dlist_print(kv, &b)) == 0 && (r = IDS_FAILPOINT("sync.meta_write")) == 0)
-		r = ids_write_durable(dfd, name, b.s, b.len, 0600);
-	close(dfd);
-	ids_buf_release(&b);
-	return r;
-}
-
-/* The list under key in kv, made when missing. */
+/* kv without its key (a copy), or NULL on ENOMEM. */
 static struct ids_dlist *
-meta_list(struct ids_dlist *kv, const char *key)
+without(const struct ids_dlist *kv, const char *key)
 {
-	struct ids_dlist *l = ids_dlist_get(kv, key);
+	struct ids_dlist *c = ids_dlist_copy(kv), *k;
 
-	if (l == NULL && ids_dlist_add_list(kv, key, &l) < 0)
-		return NULL;
-	return l;
-}
-
-/* Removes the items of list whose key1 (and key2) equal the item's. */
-static void
-meta_remove(struct ids_dlist *list, const struct ids_dlist *item, const char *key1,
-    const char *key2)
-{
-	struct ids_dlist *i, *next;
-	const char *v1 = key1 ? kv_str(item, key1) : ids_dlist_cstr(item);
-	const char *v2 = key2 ? kv_str(item, key2) : NULL;
-
-	for (i = list->head; i != NULL; i = next) {
-		const char *w1 = key1 ? kv_str(i, key1) : ids_dlist_cstr(i);
-		const char *w2 = key2 ? kv_str(i, key2) : NULL;
-
-		next = i->next;
-		if (w1 != NULL && v1 != NULL && strcmp(w1, v1) == 0 &&
-		    (key2 == NULL || (w2 != NULL && v2 != NULL && strcmp(w2, v2) == 0))) {
-			ids_dlist_unlink(list, i);
-			ids_dlist_free(i);
-		}
+	if (c != NULL && (k = ids_dlist_get(c, key)) != NULL) {
+		ids_dlist_unlink(c, k);
+		ids_dlist_free(k);
 	}
+	return c;
 }
 
-/* One change: the item removed by its keys, then (add) stored again. */
+/* Sets ISACTIVE of (owner, file) to on; absent is fine. */
 static int
-meta_change(struct ids_repl_session *s, const char *owner, const char *listkey,
-    const struct ids_dlist *item, const char *key1, const char *key2, int add)
+sieve_flag(struct ids_sync_meta *m, const char *owner, const char *file, int on)
 {
-	struct ids_dlist *kv, *list, *copy;
+	struct ids_dlist *v, *c;
+	uint64_t was = 0;
 	int r;
 
-	if ((r = meta_read(s, owner, &kv)) < 0)
+	if ((r = ids_sync_meta_get(m, IDS_SYNC_SIEVE, owner, file, &v)) < 0)
+		return r == IDS_ENOTFOUND ? 0 : r;
+	ids_dlist_get_u64(v, "ISACTIVE", &was);
+	if ((uint64_t)on == was && ids_dlist_get(v, "ISACTIVE") != NULL) {
+		ids_dlist_free(v);
+		return 0;
+	}
+	if ((c = without(v, "ISACTIVE")) == NULL)
+		r = -ENOMEM;
+	else if ((r = ids_dlist_add_num(c, "ISACTIVE", on)) == 0)
+		r = ids_sync_meta_put(m, IDS_SYNC_SIEVE, owner, file, c);
+	ids_dlist_free(c);
+	ids_dlist_free(v);
+	return r;
+}
+
+struct activate {
+	struct ids_sync_meta *m;
+	const char *owner, *file;
+	struct ids_repl_names others;
+};
+
+static int
+collect_sieve(const char *key, const struct ids_dlist *val, void *rock)
+{
+	struct activate *a = rock;
+	char **v;
+
+	(void)val;
+	if (a->file != NULL && strcmp(key, a->file) == 0)
+		return 0;
+	if (a->others.n == a->others.a) {
+		a->others.a = a->others.a ? 2 * a->others.a : 8;
+		if ((v = realloc(a->others.v, a->others.a * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		a->others.v = v;
+	}
+	return (a->others.v[a->others.n++] = strdup(key)) ? 0 : -ENOMEM;
+}
+
+/* ACTIVATE_SIEVE file (file NULL: UNACTIVATE_SIEVE): one active, the others not. */
+static int
+activate(struct ids_sync_meta *m, const char *owner, const char *file)
+{
+	struct activate a = { m, owner, file, { NULL, 0, 0 } };
+	size_t i;
+	int r;
+
+	if ((r = ids_sync_meta_foreach(m, IDS_SYNC_SIEVE, owner, collect_sieve, &a)) == 0 &&
+	    file != NULL)
+		r = sieve_flag(m, owner, file, 1);
+	for (i = 0; r == 0 && i < a.others.n; i++)
+		r = sieve_flag(m, owner, a.others.v[i], 0);
+	ids_repl_names_free(&a.others);
+	return r;
+}
+
+/* APPLY SIEVE: the script as sent, ISACTIVE kept from the one it replaces. */
+static int
+put_sieve(struct ids_sync_meta *m, const char *owner, const struct ids_dlist *arg)
+{
+	const char *file = kv_str(arg, "FILENAME");
+	struct ids_dlist *old = NULL, *v;
+	uint64_t on = 0;
+	int r;
+
+	if (!name_ok(file))
+		return ids_error(IDS_EINVAL, "SIEVE without a FILENAME");
+	if ((r = ids_sync_meta_get(m, IDS_SYNC_SIEVE, owner, file, &old)) == 0)
+		ids_dlist_get_u64(old, "ISACTIVE", &on);
+	else if (r != IDS_ENOTFOUND)
 		return r;
-	if ((list = meta_list(kv, listkey)) == NULL) {
-		ids_dlist_free(kv);
+	ids_dlist_free(old);
+	if ((v = without(arg, "ISACTIVE")) == NULL)
 		return -ENOMEM;
-	}
-	meta_remove(list, item, key1, key2);
-	if (add) {
-		if ((copy = ids_dlist_copy(item)) == NULL)
-			r = -ENOMEM;
-		else if ((r = ids_dlist_add_child(list, NULL, copy)) < 0)
-			ids_dlist_free(copy);
-	}
-	if (r == 0)
-		r = meta_write(s, owner, kv);
-	ids_dlist_free(kv);
+	if ((r = ids_dlist_add_num(v, "ISACTIVE", on)) == 0)
+		r = ids_sync_meta_put(m, IDS_SYNC_SIEVE, owner, file, v);
+	ids_dlist_free(v);
 	return r;
 }
 
-/* SIEVE scripts: ACTIVATE_SIEVE marks one, UNACTIVATE_SIEVE none. */
+/* ANNOTATION's key: "entry TAB userid" (neither holds a control byte). */
 static int
-meta_activate(struct ids_repl_session *s, const char *owner, const char *file)
+put_annotation(struct ids_sync_meta *m, const struct ids_dlist *arg, int add)
 {
-	struct ids_dlist *kv, *list, *i;
+	const char *box = kv_str(arg, "MBOXNAME"), *entry = kv_str(arg, "ENTRY");
+	const char *user = kv_str(arg, "USERID");
+	struct ids_buf k = IDS_BUF_INIT;
 	int r;
 
-	if ((r = meta_read(s, owner, &kv)) < 0)
-		return r;
-	list = meta_list(kv, "SIEVE");
-	for (i = list ? list->head : NULL; i != NULL; i = i->next) {
-		struct ids_dlist *a = ids_dlist_get(i, "ISACTIVE");
-		const char *f = kv_str(i, "FILENAME");
-		int on = file != NULL && f != NULL && strcmp(f, file) == 0;
-
-		if (a != NULL) {
-			ids_dlist_unlink(i, a);
-			ids_dlist_free(a);
-		}
-		if ((r = ids_dlist_add_num(i, "ISACTIVE", on)) < 0)
-			break;
-	}
-	if (r == 0)
-		r = meta_write(s, owner, kv);
-	ids_dlist_free(kv);
+	if (!name_ok(box) || !name_ok(entry) || *entry == '\0' || !name_ok(user ? user : ""))
+		return ids_error(IDS_EINVAL,
+		    "ANNOTATION: MBOXNAME, ENTRY or USERID missing or with a control byte");
+	ids_buf_printf(&k, "%s\t%s", entry, user ? user : "");
+	if ((r = ids_buf_oom(&k)) == 0)
+		r = ids_sync_meta_put(m, IDS_SYNC_ANNOTATION, box, k.s, add ? arg : NULL);
+	ids_buf_release(&k);
 	return r;
+}
+
+/* One APPLY of a non-folder item into replica.db. */
+static int
+meta_apply(struct ids_sync_meta *m, const char *verb, const char *user,
+    const struct ids_dlist *arg)
+{
+	const char *box = kv_str(arg, "MBOXNAME");
+
+	if (strcmp(verb, "QUOTA") == 0 || strcmp(verb, "UNQUOTA") == 0) {
+		const char *root = verb[0] == 'Q' ? kv_str(arg, "ROOT") : ids_dlist_cstr(arg);
+
+		if (!name_ok(root) || *root == '\0')
+			return ids_error(IDS_EINVAL, "QUOTA without a ROOT");
+		return ids_sync_meta_put(m, IDS_SYNC_QUOTA, root, "", verb[0] == 'Q' ? arg : NULL);
+	}
+	if (strcmp(verb, "ANNOTATION") == 0 || strcmp(verb, "UNANNOTATION") == 0)
+		return put_annotation(m, arg, verb[0] == 'A');
+	if (!name_ok(user) || *user == '\0')
+		return ids_error(IDS_EINVAL, "APPLY %s without a USERID", verb);
+	if (strcmp(verb, "SUB") == 0 || strcmp(verb, "UNSUB") == 0) {
+		if (!name_ok(box) || *box == '\0')
+			return ids_error(IDS_EINVAL, "%s without a MBOXNAME", verb);
+		return ids_sync_meta_put(m, IDS_SYNC_SUB, user, box, verb[0] == 'S' ? arg : NULL);
+	}
+	if (strcmp(verb, "SEEN") == 0) {
+		const char *id = kv_str(arg, "UNIQUEID");
+
+		if (ids_uniqueid_check(id ? id : "") < 0)
+			return ids_error(IDS_EINVAL, "SEEN without a UNIQUEID");
+		return ids_sync_meta_put(m, IDS_SYNC_SEEN, user, id, arg);
+	}
+	if (strcmp(verb, "SIEVE") == 0)
+		return put_sieve(m, user, arg);
+	if (strcmp(verb, "UNSIEVE") == 0)
+		return name_ok(kv_str(arg, "FILENAME")) ?
+		    ids_sync_meta_put(m, IDS_SYNC_SIEVE, user, kv_str(arg, "FILENAME"), NULL) :
+		    ids_error(IDS_EINVAL, "UNSIEVE without a FILENAME");
+	if (strcmp(verb, "ACTIVATE_SIEVE") == 0)
+		return name_ok(kv_str(arg, "FILENAME")) ?
+		    activate(m, user, kv_str(arg, "FILENAME")) :
+		    ids_error(IDS_EINVAL, "ACTIVATE_SIEVE without a FILENAME");
+	return activate(m, user, NULL);	/* UNACTIVATE_SIEVE */
+}
+
+static int
+known_verb(const char *verb)
+{
+	static const char *const v[] = { "SUB", "UNSUB", "SEEN", "SIEVE", "UNSIEVE",
+		"ACTIVATE_SIEVE", "UNACTIVATE_SIEVE", "QUOTA", "UNQUOTA", "ANNOTATION",
+		"UNANNOTATION" };
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (strcmp(verb, v[i]) == 0)
+			return 1;
+	return 0;
 }
 
 int
@@ -207,41 +241,52 @@ ids_repl_apply_meta(struct ids_repl_session *s, const char *sub, const struct id
 {
 	const char *verb = strncmp(sub, "LOCAL_", 6) == 0 ? sub + 6 : sub;
 	const char *user = arg ? kv_str(arg, "USERID") : NULL;
+	struct ids_sync_meta *m;
 	int r;
 
-	if (arg == NULL)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	if (strcmp(verb, "SUB") == 0 || strcmp(verb, "UNSUB") == 0)
-		r = meta_change(s, user, "SUB", ids_dlist_get(arg, "MBOXNAME"), NULL, NULL,
-		    verb[0] == 'S');
-	else if (strcmp(verb, "SEEN") == 0)
-		r = meta_change(s, user, "SEEN", arg, "UNIQUEID", NULL, 1);
-	else if (strcmp(verb, "SIEVE") == 0 || strcmp(verb, "UNSIEVE") == 0)
-		r = meta_change(s, user, "SIEVE", arg, "FILENAME", NULL, verb[0] == 'S');
-	else if (strcmp(verb, "ACTIVATE_SIEVE") == 0 || strcmp(verb, "UNACTIVATE_SIEVE") == 0)
-		r = meta_activate(s, user, verb[0] == 'A' ? kv_str(arg, "FILENAME") : NULL);
-	else if (strcmp(verb, "QUOTA") == 0)
-		r = meta_change(s, META_SERVER, "QUOTA", arg, "ROOT", NULL, 1);
-	else if (strcmp(verb, "UNQUOTA") == 0)
-		r = meta_change(s, META_SERVER, "QUOTA", arg, NULL, NULL, 0);
-	else if (strcmp(verb, "ANNOTATION") == 0 || strcmp(verb, "UNANNOTATION") == 0)
-		r = meta_change(s, META_SERVER, "ANNOTATION", arg, "MBOXNAME", "ENTRY",
-		    verb[0] == 'A');
-	else {
+	if (!known_verb(verb)) {
 		ids_repl_log(s, LOG_ERR, "unknown command APPLY %.40s", sub);
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
+	if (arg == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = meta(s, &m)) == 0)
+		r = meta_apply(m, verb, user, arg);
 	if (r < 0)
-		return ids_repl_refuse(s, sub, r == IDS_EINVAL ? IDS_CSYNC_EBADPARAM :
-		    IDS_CSYNC_EIOERROR, r);
+		return ids_repl_refuse(s, sub, r == IDS_EINVAL || r == IDS_ETOOLONG ?
+		    IDS_CSYNC_EBADPARAM : IDS_CSYNC_EIOERROR, r);
 	ids_repl_log(s, LOG_INFO, "APPLY %s%s%s: stored", sub, user ? " " : "", user ? user : "");
 	return ids_csync_write_ok(s->out, "success");
 }
 
+/* "* SEEN %(UNIQUEID LASTREAD ...)": the item as sent, without its USERID. */
+static int
+report_seen(const char *key, const struct ids_dlist *val, void *rock)
+{
+	struct ids_repl_session *s = rock;
+	struct ids_dlist *c = without(val, "USERID");
+	int r;
+
+	(void)key;
+	if (c == NULL)
+		return -ENOMEM;
+	r = ids_csync_write_untagged(s->out, "SEEN", c);
+	ids_dlist_free(c);
+	return r;
+}
+
+static int
+collect_sub(const char *key, const struct ids_dlist *val, void *rock)
+{
+	(void)val;
+	return ids_dlist_add_atom(rock, NULL, key);
+}
+
 /* "* SIEVE %(FILENAME LAST_UPDATE GUID ISACTIVE)" for a stored script. */
 static int
-report_sieve(struct ids_repl_session *s, const struct ids_dlist *item)
+report_sieve(const char *key, const struct ids_dlist *item, void *rock)
 {
+	struct ids_repl_session *s = rock;
 	struct ids_dlist *kv = ids_dlist_new_kvlist(), *c = ids_dlist_get(item, "CONTENT");
 	uint8_t g[IDS_GUID_LEN];
 	char hex[IDS_GUID_HEXLEN + 1];
@@ -254,7 +299,7 @@ report_sieve(struct ids_repl_session *s, const struct ids_dlist *item)
 	ids_dlist_get_u64(item, "ISACTIVE", &act);
 	ids_guid_buf(c && c->data ? c->data : "", c && c->data ? c->len : 0, g);
 	ids_guid_hex(g, hex);
-	if ((r = ids_dlist_add_atom(kv, "FILENAME", kv_str(item, "FILENAME"))) == 0 &&
+	if ((r = ids_dlist_add_atom(kv, "FILENAME", key)) == 0 &&
 	    (r = ids_dlist_add_num(kv, "LAST_UPDATE", t)) == 0 &&
 	    (r = ids_dlist_add_atom(kv, "GUID", hex)) == 0 &&
 	    (r = ids_dlist_add_num(kv, "ISACTIVE", act)) == 0)
@@ -267,58 +312,42 @@ report_sieve(struct ids_repl_session *s, const struct ids_dlist *item)
 int
 ids_repl_report_meta(struct ids_repl_session *s, const char *userid)
 {
-	struct ids_dlist *kv, *l, *i;
+	struct ids_sync_meta *m;
+	struct ids_dlist *subs;
 	int r;
 
-	if ((r = meta_read(s, userid, &kv)) < 0)
-		return r == IDS_EINVAL ? 0 : r;
-	l = ids_dlist_get(kv, "SEEN");
-	for (i = l ? l->head : NULL; i != NULL && r == 0; i = i->next) {
-		struct ids_dlist *c = ids_dlist_copy(i), *u;
-
-		if (c == NULL) {
-			r = -ENOMEM;
-			break;
-		}
-		if ((u = ids_dlist_get(c, "USERID")) != NULL) {
-			ids_dlist_unlink(c, u);
-			ids_dlist_free(u);
-		}
-		r = ids_csync_write_untagged(s->out, "SEEN", c);
-		ids_dlist_free(c);
-	}
-	l = ids_dlist_get(kv, "SUB");
-	if (r == 0 && l != NULL && l->head != NULL)
-		r = ids_csync_write_untagged(s->out, "LSUB", l);
-	l = ids_dlist_get(kv, "SIEVE");
-	for (i = l ? l->head : NULL; i != NULL && r == 0; i = i->next)
-		r = report_sieve(s, i);
-	ids_dlist_free(kv);
+	if (!name_ok(userid) || *userid == '\0')
+		return 0;
+	if ((r = meta(s, &m)) < 0 ||
+	    (r = ids_sync_meta_foreach(m, IDS_SYNC_SEEN, userid, report_seen, s)) < 0)
+		return r;
+	if ((subs = ids_dlist_new_list()) == NULL)
+		return -ENOMEM;
+	r = ids_sync_meta_foreach(m, IDS_SYNC_SUB, userid, collect_sub, subs);
+	if (r == 0 && subs->head != NULL)
+		r = ids_csync_write_untagged(s->out, "LSUB", subs);
+	ids_dlist_free(subs);
+	if (r == 0)
+		r = ids_sync_meta_foreach(m, IDS_SYNC_SIEVE, userid, report_sieve, s);
 	return r;
 }
 
 int
 ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid)
 {
-	char name[256];
-	int dfd, r;
+	struct ids_sync_meta *m;
+	int r;
 
-	if (!owner_ok(userid))
+	if (!name_ok(userid) || *userid == '\0')
 		return 0;
-	if ((r = meta_dir(s, &dfd)) < 0)
-		return r;
-	snprintf(name, sizeof(name), "%s.meta", userid);
-	if ((r = IDS_FAILPOINT("sync.meta_write")) == 0 &&
-	    unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-		r = -errno;
-	if (r == 0)
-		r = ids_fsync_dir(dfd);
-	close(dfd);
+	if ((r = meta(s, &m)) == 0)
+		r = ids_sync_meta_delete_owner(m, userid);
 	return r;
 }
 
 void
 ids_repl_meta_release(struct ids_repl_session *s)
 {
+	ids_sync_meta_close(s->meta);
 	s->meta = NULL;
 }

@@ -174,13 +174,13 @@ char *ids_sync_acl_string(const struct ids_mbentry *e);
  *
  * One LMDB environment, $configdirectory/replica.db; key
  * "<kind>\0<owner>\0<key>", value the dlist of the item as received:
- *   SUB         owner userid, key mailbox name, value ""
+ *   SUB         owner userid, key mailbox name, value %(USERID MBOXNAME)
  *   SEEN        owner userid, key folder uniqueid,
- *               value %(LASTREAD LASTUID LASTCHANGE SEENUIDS)
+ *               value %(USERID UNIQUEID LASTREAD LASTUID LASTCHANGE SEENUIDS)
  *   QUOTA       owner quota root, key "", value %(ROOT ... LIMITS ...)
  *   SIEVE       owner userid, key script name,
- *               value %(FILENAME LAST_UPDATE CONTENT ISACTIVE)
- *   ANNOTATION  owner "" (server) or mailbox name, key "entry\0userid",
+ *               value %(USERID FILENAME LAST_UPDATE CONTENT ISACTIVE)
+ *   ANNOTATION  owner "" (server) or mailbox name, key "entry\tuserid",
  *               value %(MBOXNAME ENTRY USERID MODSEQ VALUE)
  * Each put or delete is one durable LMDB transaction (failpoint
  * "sync.meta_commit").  A key over LMDB's key size (511 bytes) is
