@@ -17,19 +17,13 @@ use File::Path qw(make_path remove_tree);
 use JSON::PP;
 use Test::More;
 use IdsTest;
+use CyrusPeer;
 
 my $dir = scratch();
 my $top = "$FindBin::Bin/..";
 
-# A real session: bob's full sync from the transcripts (client lines).
-sub transcript {
-	my ($file) = @_;
-	my $in = join('', map { s/^C: //r } grep { /^C: / }
-	    split /^/, slurp("$top/t/data/csync/$file"));
-	$in =~ s/^AUTHENTICATE[^\n]*\n//m;
-	return $in;
-}
-my $bob = transcript('03-full-user-sync-bob.wire.txt');
+# A real session: bob's full sync from the transcripts (its client lines).
+my $bob = CyrusPeer::transcript('03-full-user-sync-bob.wire.txt');
 
 my $n = 0;
 sub spool {
@@ -183,7 +177,8 @@ clean($conf, 'names and uniqueids');
 # ---- the session cut at every byte offset ----------------------------
 my @bad;
 my $full = dump_db(do { my $c = spool(); serve($c, $bob); $c });
-for (my $cut = 0; $cut < length($bob); $cut += 53) {
+sub cut_at {
+	my ($cut) = @_;
 	my $c = spool();
 	$r = serve($c, substr($bob, 0, $cut));
 	my $a = run('spool_audit', '-C', $c);
@@ -199,6 +194,15 @@ for (my $cut = 0; $cut < length($bob); $cut += 53) {
 	    sort keys %$db) eq join(',', map { "$_=$full->{$_}{uniqueid}" } sort keys %$full);
 	remove_tree("$dir/s$n");
 }
-is_deeply(\@bad, [], 'a session cut at any byte leaves a clean spool, and the retry converges');
+for (my $cut = 0; $cut < length($bob); $cut += 53) {
+	cut_at($cut);
+}
+is_deeply(\@bad, [], 'a session cut every 53 bytes leaves a clean spool, and the retry converges');
+# and at random bytes (inside literals, line ends, numbers): the seed is
+# printed, IDS_CUT_SEED replays it
+my $seed = $ENV{IDS_CUT_SEED} // time() ^ $$;
+srand($seed);
+cut_at(int(rand(length($bob)))) for 1 .. 12;
+is_deeply(\@bad, [], "... and at 12 random bytes (IDS_CUT_SEED=$seed)");
 
 done_testing;

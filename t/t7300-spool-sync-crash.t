@@ -15,20 +15,14 @@ use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path remove_tree);
 use Test::More;
 use IdsTest;
+use CyrusPeer;
 use Torture;
 
 my $top = "$FindBin::Bin/..";
 my $base = fast_scratch();
 local $IdsTest::NO_VALGRIND = 1;
 
-sub transcript {
-	my ($file) = @_;
-	my $in = join('', map { s/^C: //r } grep { /^C: / }
-	    split /^/, slurp("$top/t/data/csync/$file"));
-	$in =~ s/^AUTHENTICATE[^\n]*\n//m;
-	return $in;
-}
-my $bob = transcript('03-full-user-sync-bob.wire.txt');
+my $bob = CyrusPeer::transcript('03-full-user-sync-bob.wire.txt');
 
 sub spool {
 	my ($name) = @_;

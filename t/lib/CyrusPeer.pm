@@ -20,6 +20,7 @@ package CyrusPeer;
 use strict;
 use warnings;
 use File::Path qw(make_path);
+use FindBin;
 use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX qw(WNOHANG);
@@ -38,6 +39,17 @@ sub ensure {
 		system("$top/contrib/install-deps") == 0 or die "install-deps failed\n";
 	}
 	die "no Cyrus in $BIN\n" unless -x "$BIN/sync_client";
+}
+
+# transcript($file): the client's side of a real 3.6.1 session kept in
+# t/data/csync ("C: " lines), without its AUTHENTICATE: the input a
+# replica sees from sync_client.  Needs no Cyrus.
+sub transcript {
+	my ($file) = @_;
+	my $in = join('', map { s/^C: //r } grep { /^C: / }
+	    split /^/, slurp("$FindBin::Bin/data/csync/$file"));
+	$in =~ s/^AUTHENTICATE[^\n]*\n//m;
+	return $in;
 }
 
 sub new {
