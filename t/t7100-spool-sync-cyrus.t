@@ -6,8 +6,8 @@
 # flags, GUIDs and identical message files, spool_audit is clean, and
 # a second sync_client run applies nothing (the CRCs agree).  Then,
 # one after another and each synced by the real client, an LMTP
-# delivery, a folder-tree rename, an expunge and a delayed delete leave
-# both sides equal.
+# delivery, a folder-tree rename, an expunge, a delayed delete and a
+# user delete leave both sides equal.
 use strict;
 use warnings;
 use FindBin;
@@ -24,7 +24,9 @@ CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-my $master = CyrusPeer->new("$dir/master");
+# sync_log: the user delete travels by the rolling client (-1), as "-u"
+# skips a user the master no longer has
+my $master = CyrusPeer->new("$dir/master", sync_log => 1);
 my @users = $master->populate;
 $master->start_lmtp;
 $master->deliver('alice', "From: Dave <dave\@example.com>\nSubject: by lmtp\n\nNew mail\n");
@@ -58,6 +60,13 @@ sub stop_daemon {
 	my $rc = $?;
 	$daemon = undef;
 	return $rc;
+}
+
+sub serve_once {
+	my ($in) = @_;
+	my $r = run('spool_sync', '-C', $conf, '--serve', stdin => $in);
+	die "spool_sync --serve: $r->{err}" if $r->{rc};
+	return $r->{out};
 }
 
 sub applies { return scalar grep { /^>\d+>APPLY / } split /\n/, $_[0]{err}; }
@@ -161,7 +170,28 @@ equal('after a delayed delete');
 ok(grep({ /^DELETED\.user\.alice\.Trash\./ } map { $_->{name} } values %{ids_state()}),
     'the deleted folder lives on as DELETED.user.alice.Trash.* on the replica');
 
-for my $u (@users) {
+# a user delete: the master renames bob's folders to DELETED.* and the
+# rolling client replays its log once: the renames, then APPLY UNUSER
+$master->imap('bob@example.com', 'SUBSCRIBE Archive');
+sync_all('after a subscription', 'bob@example.com');
+sub bob_meta {
+	my $out = serve_once("GET META bob\@example.com\r\nEXIT\r\n");
+	return [grep { /^\* (SEEN|LSUB|SIEVE)/ } split /\r\n/, $out];
+}
+is_deeply(bob_meta(), ['* LSUB (example.com!user.bob.Archive)'], '... is stored on the replica');
+unlink("$dir/master/conf/sync/log");
+$master->imap('admin', 'SETACL user.bob@example.com admin lrswipkxtecda',
+    'DELETE user.bob@example.com');
+my $r = $master->sync_log($sock);
+is($r->{rc}, 0, 'after a user delete: sync_client -1 replays the log') or diag($r->{err});
+is(join("\n", refusals($r)), '', 'after a user delete: nothing refused');
+like($r->{err}, qr/^>\d+>APPLY UNUSER bob\@example\.com\r?$/m, '... and APPLY UNUSER was sent');
+equal('after a user delete');
+ok(!grep({ $_->{name} =~ /^example\.com!user\.bob/ } values %{ids_state()}),
+    'no live folder of bob is left on the replica');
+is_deeply(bob_meta(), [], '... nor his subscription');
+
+for my $u ('alice') {
 	my $r = $master->sync_user($sock, $u);
 	is(applies($r), 0, "a last resync of $u applies nothing") or diag($r->{err});
 }

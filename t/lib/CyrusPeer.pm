@@ -227,6 +227,14 @@ sub sync_user {
 	return $self->cyrus('sync_client', '-S', $socket, '-o', '-v', '-v', @more, '-u', $user);
 }
 
+# sync_log($socket): one sync_client -1 run (rolling, one log file) to
+# the replica on $socket, for what "-u" cannot carry (a user delete).
+# Needs the instance made with sync_log => 1.
+sub sync_log {
+	my ($self, $socket) = @_;
+	return $self->cyrus('sync_client', '-S', $socket, '-o', '-v', '-v', '-r', '-1');
+}
+
 # mailboxes(): mailboxes.db as ctl_mboxlist -d prints it (name -> entry).
 sub mailboxes {
 	my ($self) = @_;
