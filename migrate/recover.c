@@ -19,6 +19,7 @@
 #include "recover.h"
 #include "relocate.h"
 #include "rename.h"
+#include "sync/replica.h"
 
 struct idlist {
 	char (*ids)[IDS_UNIQUEID_MAX + 1];
@@ -76,6 +77,8 @@ settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
 		return ids_mailbox_recover(mbl, id, in);
 	if (strcmp(in->op, "reid") == 0)
 		return ids_reconstruct_recover(mbl, id, in);
+	if (strcmp(in->op, "sync") == 0)
+		return ids_replica_recover(mbl, id, in);
 	if (strcmp(in->op, "rename") == 0 || strcmp(in->op, "renameowner") == 0 ||
 	    strcmp(in->op, "copy") == 0)
 		return ids_rename_recover(mbl, id, in);

@@ -2,11 +2,13 @@
 # t7300-spool-sync-crash.t - spool_sync --serve killed (SIGKILL) at
 # every failpoint it passes while it applies a real session of Cyrus
 # 3.6.1 (the transcript of bob's full sync: two folders created, two
-# messages, a subscription).  After each kill: the
-# invariant checker (with the recovery every tool runs first) finds
-# nothing wrong, and the client's retry of the whole session is
-# answered OK throughout and converges on exactly the state of an
-# uninterrupted run (every folder's GET MAILBOXES line, CRCs included),
+# messages, a subscription), then of an APPLY MAILBOX that changes a
+# folder's ACL (mailboxes.db, the "sync" intent, cyrus.header, the
+# index).  After each kill: the invariant checker and spool_audit (after
+# the recovery every tool runs first) find nothing wrong, and the
+# client's retry of the whole session is answered OK throughout and
+# converges on exactly the state of an uninterrupted run (every folder's
+# GET MAILBOXES line, CRCs included; cyrus.header's ACL the db's),
 # spool_audit is clean and no staging is left.
 use strict;
 use warnings;
@@ -69,6 +71,8 @@ for my $k (1 .. scalar(@points)) {
 	# killed before mailboxes.db was made: nothing to check yet
 	my $st = -e "$base/k$k/conf/mailboxes.db" ? state({ conf => $c }, 1) : {};
 	push @bad, "k=$k ($points[$k - 1]): @{$st->{violations}}" if @{$st->{violations} // []};
+	push @bad, map { "k=$k ($points[$k - 1]): before the retry: $_" } Torture::audit({ conf => $c }, $st)
+	    if $st->{folders};
 	$r = serve($c, $bob);
 	my @no = grep { /^(NO|BAD)/ } split /\r\n/, $r->{out};
 	push @bad, "k=$k ($points[$k - 1]): the retry got @no" if @no || $r->{rc};
@@ -82,5 +86,55 @@ for my $k (1 .. scalar(@points)) {
 }
 is_deeply(\@bad, [], 'killed at each of ' . scalar(@points) .
     ' points: consistent, and the retry converges on the same state');
+
+# ---- an ACL change of a folder the replica has --------------------------
+# mailboxes.db takes the ACL first, cyrus.header after it: killed between
+# the two, the retry must still bring the header to the new ACL (the db
+# has it already, so "changed" alone is not the test).
+my ($apply) = $bob =~ /^(APPLY MAILBOX %\(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 [^\n]*\n)/m;
+$apply =~ s/ACL "bob\tlrswipkxtecdan\t"/ACL "bob\tlrswipkxtecdan\talice\tlr\t"/ or die 'no ACL';
+my $acl = "$apply" . "EXIT\r\n";
+
+sub header_acl {
+	my ($c) = @_;
+	my $p = run('mbpath', '-C', $c, '-i', 'user.bob');
+	chomp(my $dir = $p->{out});
+	my ($a) = slurp("$dir/cyrus.header") =~ / A %\(([^)]*)\)/;
+	return $a // '';
+}
+
+$conf = spool('acl');
+serve($conf, $bob);
+unlink $log;
+$r = serve($conf, $acl, IDS_FAILPOINT_LOG => $log);
+is_deeply([grep { /^(OK|NO|BAD)/ } split /\r\n/, $r->{out}], ['OK success', 'OK Finished'],
+    'an APPLY MAILBOX that gives alice rights on user.bob');
+is(header_acl($conf), 'bob lrswipkxtecdan alice lr', '... in cyrus.header too');
+@points = split /\n/, slurp($log);
+my %acl_kinds = map { $_ => 1 } @points;
+ok(!grep({ !$acl_kinds{"sync.apply_$_"} } qw(db intent header index done)),
+    'it passes sync.apply_db, _intent, _header, _index and _done');
+@bad = ();
+for my $k (1 .. scalar(@points)) {
+	my $c = spool("acl$k");
+	serve($c, $bob);
+	$r = serve($c, $acl, IDS_FAILPOINT_CRASH => $k);
+	if ($r->{rc} != 128 + 9) {
+		push @bad, "k=$k ($points[$k - 1]): not killed (exit $r->{rc})";
+		next;
+	}
+	my $st = state({ conf => $c }, 1);
+	push @bad, map { "k=$k ($points[$k - 1]): after recovery: $_" } @{$st->{violations}},
+	    Torture::audit({ conf => $c }, $st);
+	$r = serve($c, $acl);
+	push @bad, "k=$k ($points[$k - 1]): the retry got $r->{out}" unless $r->{out} =~ /\r\nOK success\r\n/;
+	my $h = header_acl($c);
+	push @bad, "k=$k ($points[$k - 1]): cyrus.header has ACL '$h'" if $h ne 'bob lrswipkxtecdan alice lr';
+	my $a = run('spool_audit', '-C', $c);
+	push @bad, "k=$k ($points[$k - 1]): spool_audit: $a->{out}" if $a->{rc};
+	remove_tree("$base/acl$k") unless @bad;
+}
+is_deeply(\@bad, [], 'killed at each of ' . scalar(@points) .
+    ' points of the ACL change: the retry brings mailboxes.db and cyrus.header to it');
 
 done_testing;

@@ -9,7 +9,8 @@
  * a migration in its grace period, nothing to do.
  *
  * The reconstruct 'reid' op is settled through ids_recover() in
- * test-reconstruct.c (test_recover_reid).
+ * test-reconstruct.c (test_recover_reid), the replica's 'sync' op in
+ * t/t7300-spool-sync-crash.t (an APPLY MAILBOX killed at each point).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct ids_config;
+struct ids_intent;
 struct ids_mboxlist;
 
 #define IDS_REPLICA_STAGE_DIR	"stage."	/* under each partition root, as Cyrus's */
@@ -49,5 +50,15 @@ int ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
  * (their pid is gone) under every partition's stage. directory.
  */
 int ids_replica_clean_staging(const struct ids_config *cfg);
+
+/*
+ * Settles the intent %(OP sync STAGE header) of a replica that died
+ * while it rewrote a folder's cyrus.header: the header is written again
+ * from the folder's record (keeping its user flags) and the index's
+ * header_file_crc set; then the intent is removed.  For ids_recover(),
+ * which holds the folder's lock.
+ */
+int ids_replica_recover(struct ids_mboxlist *mbl, const char *uniqueid,
+    const struct ids_intent *in);
 
 #endif

@@ -44,6 +44,7 @@
 #include "guid.h"
 #include "header.h"
 #include "index.h"
+#include "intent.h"
 #include "layout.h"
 #include "mailbox.h"
 #include "mbentry.h"
@@ -189,6 +190,7 @@ struct folder {
 	struct ids_sync_store st;
 	uint32_t old_last_uid;
 	size_t linked;
+	int intent;	/* the "sync"/"header" intent is committed */
 };
 
 static void
@@ -674,11 +676,53 @@ set_acl(struct ids_mbentry *e, const char *acl)
 }
 
 struct dbupdate {
-	const char *uniqueid;
+	const char *uniqueid, *name;
 	const char *acl;
 	uint64_t foldermodseq;
+	int header;	/* the header will be written: commit the intent */
 	int changed;
 };
+
+/*
+ * The intent that makes cyrus.header and the index's header_file_crc
+ * one step: %(OP sync STAGE header NAME name), committed with the
+ * mailboxes.db change (or alone) before the header is written, removed
+ * once cyrus.index carries the new header's CRC.  Recovery rewrites the
+ * header from the record and sets the CRC (ids_replica_recover).
+ */
+static int
+put_intent(struct ids_txn *txn, const char *uniqueid, const char *name)
+{
+	struct ids_intent in;
+	int r;
+
+	ids_intent_init(&in);
+	strcpy(in.op, "sync");
+	strcpy(in.stage, "header");
+	if ((r = ids_intent_set(&in.name, name)) == 0 &&
+	    (r = IDS_FAILPOINT("sync.apply_intent")) == 0)
+		r = ids_intent_put(txn, uniqueid, &in);
+	ids_intent_release(&in);
+	return r;
+}
+
+static int
+intent_txn(struct ids_txn *txn, void *rock)
+{
+	struct dbupdate *u = rock;
+
+	return put_intent(txn, u->uniqueid, u->name);
+}
+
+static int
+intent_del_txn(struct ids_txn *txn, void *rock)
+{
+	int r = IDS_FAILPOINT("sync.apply_done");
+
+	if (r == 0 && (r = ids_intent_del(txn, rock)) == IDS_ENOTFOUND)
+		r = 0;
+	return r;
+}
 
 static int
 dbupdate_txn(struct ids_txn *txn, void *rock)
@@ -706,29 +750,58 @@ dbupdate_txn(struct ids_txn *txn, void *rock)
 			e.foldermodseq = u->foldermodseq;
 		if (r == 0 && (r = IDS_FAILPOINT("sync.apply_db")) == 0)
 			r = ids_txn_put(txn, &e);
+		u->header = 1;
 	}
+	if (r == 0 && u->header)
+		r = put_intent(txn, u->uniqueid, u->name);
 	free(now);
 out:
 	ids_mbentry_release(&e);
 	return r;
 }
 
-/* mailboxes.db, then cyrus.header from it when either changed. */
+/* 1 when the header's ACL is not the entry's (same ids, rights, order). */
+static int
+acl_differs(const struct ids_header *h, const struct ids_mbentry *e)
+{
+	size_t i;
+
+	if (h->nacl != e->nacl)
+		return 1;
+	for (i = 0; i < h->nacl; i++)
+		if (strcmp(h->acl[i].id, e->acl[i].id) != 0 ||
+		    strcmp(h->acl[i].rights, e->acl[i].rights) != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * mailboxes.db, then cyrus.header from it when a user flag is new or
+ * its ACL is not the db's (not only when this apply changed the db: an
+ * apply killed between the two left the db changed and the header not,
+ * and its retry finds nothing to change in the db), under the intent.
+ */
 static int
 write_meta(struct folder *f, const struct ids_dlist *kv)
 {
-	struct dbupdate u = { f->mb->entry.uniqueid, kv_str(kv, "ACL"), 0, 0 };
+	struct dbupdate u = { f->mb->entry.uniqueid, f->mb->entry.name, kv_str(kv, "ACL"), 0,
+	    f->header_dirty, 0 };
 	struct ids_mbentry e;
 	int r;
 
 	ids_dlist_get_u64(kv, "FOLDERMODSEQ", &u.foldermodseq);
 	if ((r = ids_mboxlist_write(f->s->mbl, dbupdate_txn, &u)) < 0)
 		return r;
-	if (!u.changed && !f->header_dirty)
-		return 0;
+	f->intent = u.header;
 	ids_mbentry_init(&e);
-	if ((r = ids_mboxlist_lookup_id(f->s->mbl, f->mb->entry.uniqueid, &e)) == 0 &&
-	    (r = ids_header_from_mbentry(&f->h, &e)) == 0 &&
+	if ((r = ids_mboxlist_lookup_id(f->s->mbl, f->mb->entry.uniqueid, &e)) < 0 ||
+	    (!u.header && !acl_differs(&f->h, &e))) {
+		ids_mbentry_release(&e);
+		return r;
+	}
+	if (!f->intent && (r = ids_mboxlist_write(f->s->mbl, intent_txn, &u)) == 0)
+		f->intent = 1;
+	if (r == 0 && (r = ids_header_from_mbentry(&f->h, &e)) == 0 &&
 	    (r = IDS_FAILPOINT("sync.apply_header")) == 0)
 		r = ids_header_write(ids_mailbox_metafd(f->mb, IDS_META_HEADER), &f->h, &f->hcrc);
 	if (r == 0 && u.changed) {
@@ -869,6 +942,8 @@ apply_folder(struct folder *f, const struct ids_dlist *kv, int created)
 	if ((r = write_meta(f, kv)) < 0 ||
 	    (r = set_header_fields(f, kv)) < 0 ||
 	    (r = write_index(f)) < 0 ||
+	    (f->intent && (r = ids_mboxlist_write(f->s->mbl, intent_del_txn,
+	    f->mb->entry.uniqueid)) < 0) ||
 	    (r = ids_sync_store_from_mailbox(&f->st, kv)) < 0)
 		return r;
 	return ids_sync_store_write(ids_mailbox_metafd(f->mb, IDS_META_INDEX), &f->st);
@@ -1110,4 +1185,35 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (r < 0)
 		return answer(s, name, r);
 	return ids_csync_write_ok(s->out, "success");
+}
+
+/* --- recovery of the "sync" intent --------------------------------------- */
+
+int
+ids_replica_recover(struct ids_mboxlist *mbl, const char *uniqueid,
+    const struct ids_intent *in)
+{
+	struct ids_mbentry e;
+	struct ids_mailbox *mb;
+	int r;
+
+	if (strcmp(in->stage, "header") != 0)
+		return ids_error(IDS_ECORRUPT, "sync intent of %s: unknown stage '%s'",
+		    uniqueid, in->stage);
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
+	if (r == 0 && !ids_mbentry_is_tombstone(&e)) {
+		/* the lock is the recovery's: the header from the record, its CRC */
+		if ((r = ids_mailbox_open(mbl, e.name, IDS_MAILBOX_WRITE | IDS_MAILBOX_NOLOCK, 0,
+		    &mb)) == 0) {
+			r = ids_mailbox_write_header(mb);
+			ids_mailbox_close(mb);
+		}
+	} else if (r == 0 || r == IDS_ENOTFOUND) {
+		r = 0;	/* the folder is gone: nothing to write */
+	}
+	ids_mbentry_release(&e);
+	if (r == 0)
+		r = ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
+	return r;
 }
