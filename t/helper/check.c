@@ -130,7 +130,8 @@ known_dir(const struct checker *c, int root, const char *rel)
 	char key[PATH_MAX + 16];
 	const char *k = key;
 
-	if ((size_t)snprintf(key, sizeof(key), "%d:%s", root, rel) >= sizeof(key))
+	if (c->ndirs == 0 ||
+	    (size_t)snprintf(key, sizeof(key), "%d:%s", root, rel) >= sizeof(key))
 		return 0;
 	return bsearch(&k, c->dirs, c->ndirs, sizeof(*c->dirs), cmp_str) != NULL;
 }
