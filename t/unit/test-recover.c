@@ -660,6 +660,22 @@ test_unknown_op(void **state)
 	ids_intent_release(&left.in);
 }
 
+/* Two that fail: the first's reason is the one returned, not the last's. */
+static void
+test_first_reason(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_recover_report rep = { 0 };
+
+	put_intent(f, ID_X, "frobnicate", "files");
+	put_intent(f, ID_Y, "wibble", "files");
+	assert_int_equal(ids_recover(f->mbl, NULL, NULL, &rep), IDS_ECORRUPT);
+	assert_int_equal(rep.failed, 2);
+	assert_string_equal(ids_errmsg(IDS_ECORRUPT),
+	    "intent X" ID_X " (frobnicate " ID_X "): intent of " ID_X
+	    ": unknown operation 'frobnicate'; set aside as Z" ID_X);
+}
+
 /* Flipped, within the grace period: pending, until a recovery without one. */
 static void
 test_pending(void **state)
@@ -708,6 +724,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_op, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
 	};
 
