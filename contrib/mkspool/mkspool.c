@@ -33,7 +33,7 @@
 #include "mkspool.h"
 #include "tool.h"
 
-#define SYNOPSIS "mkspool [-C conf] [-s seed] [-u users] [-f folders] " \
+#define SYNOPSIS "mkspool -C conf [-s seed] [-u users] [-f folders] " \
 	"[-m messages] [--size tiny|small|medium|large|huge] [--force] [--json]"
 #define BATCH_FOLDERS 1000
 
@@ -117,6 +117,12 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc) {
 		warnx("unexpected argument '%s'", argv[optind]);
+		tool_usage(SYNOPSIS);
+	}
+	/* A generator never defaults to a configuration that may be live. */
+	if (o->conf == NULL) {
+		warnx("-C conf is required: mkspool writes a new spool and never "
+		    "defaults to a live configuration");
 		tool_usage(SYNOPSIS);
 	}
 }
@@ -386,7 +392,7 @@ teardown(struct run *run)
 int
 main(int argc, char **argv)
 {
-	struct options o = { "/etc/imapd.conf", 1, -1, -1, -1, &presets[0], 0, 0 };
+	struct options o = { NULL, 1, -1, -1, -1, &presets[0], 0, 0 };
 	struct run run;
 	unsigned i, n;
 	int r, status;
@@ -394,10 +400,7 @@ main(int argc, char **argv)
 	tool_init(argv);
 	parse_options(argc, argv, &o);
 	memset(&run, 0, sizeof(run));
-	if ((r = ids_config_load(&run.cfg, o.conf)) < 0) {
-		warnx("%s", ids_errmsg(r));
-		return IDS_EXIT_ENV;
-	}
+	tool_load_config(&run.cfg, o.conf);
 	run.have_cfg = 1;
 	if ((status = setup(&run, &o)) == IDS_EXIT_OK) {
 		n = plan_owners(run.plan);

@@ -3,10 +3,14 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
@@ -99,6 +103,108 @@ tool_real(const char *opt, const char *arg, double min, double max, double *out)
 	return 0;
 }
 
+/*
+ * The owner of dir, or of its nearest existing parent when it does not
+ * exist yet (a spool about to be created): into *st.
+ */
+static int
+owner_of(const char *dir, struct stat *st, char *where, size_t size)
+{
+	char *slash;
+
+	snprintf(where, size, "%s", dir);
+	for (;;) {
+		if (stat(where, st) == 0)
+			return 0;
+		if (errno != ENOENT || (slash = strrchr(where, '/')) == NULL || slash == where)
+			break;
+		*slash = '\0';
+	}
+	if (errno == ENOENT && stat("/", st) == 0) {
+		snprintf(where, size, "/");
+		return 0;
+	}
+	return -1;
+}
+
+void
+tool_become_owner(const struct ids_config *cfg)
+{
+	const char *user = ids_config_get(cfg, "cyrus_user");
+	const char *group = ids_config_get(cfg, "cyrus_group");
+	char where[PATH_MAX], why[PATH_MAX + 64];
+	const struct passwd *pw = NULL;
+	const struct group *gr;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (user != NULL && user[0] == '\0')
+		user = NULL;
+	if (group != NULL && group[0] == '\0')
+		group = NULL;
+	if (user != NULL) {
+		errno = 0;
+		if ((pw = getpwnam(user)) == NULL) {
+			warnx("%s: cyrus_user: '%s': no such user", cfg->file, user);
+			exit(IDS_EXIT_ENV);
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		snprintf(why, sizeof(why), "cyrus_user %s", user);
+	} else {
+		if (owner_of(cfg->configdirectory, &st, where, sizeof(where)) < 0) {
+			warn("%s", cfg->configdirectory);
+			exit(IDS_EXIT_ENV);
+		}
+		uid = st.st_uid;
+		gid = st.st_gid;
+		pw = getpwuid(uid);
+		snprintf(why, sizeof(why), "the owner of %s", where);
+	}
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL) {
+			warnx("%s: cyrus_group: '%s': no such group", cfg->file, group);
+			exit(IDS_EXIT_ENV);
+		}
+		gid = gr->gr_gid;
+	}
+	if (uid == geteuid() && uid == getuid() && gid == getegid() && gid == getgid())
+		return;
+	if (geteuid() != 0) {
+		/* Not root: only a named cyrus_user is a promise to keep. */
+		if (user == NULL)
+			return;
+		warnx("must run as %s (uid %u) or as root, not as uid %u", user,
+		    (unsigned)uid, (unsigned)geteuid());
+		exit(IDS_EXIT_ENV);
+	}
+	/* Cyrus's become_cyrus(): groups, then group, then user. */
+	if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) < 0 ||
+	    setgid(gid) < 0 || setuid(uid) < 0) {
+		warn("cannot become uid %u gid %u (%s)", (unsigned)uid, (unsigned)gid, why);
+		exit(IDS_EXIT_ENV);
+	}
+	if (uid != 0 && setuid(0) == 0) {
+		warnx("cannot become uid %u gid %u (%s): root could be regained",
+		    (unsigned)uid, (unsigned)gid, why);
+		exit(IDS_EXIT_ENV);
+	}
+}
+
+void
+tool_check_configdir(const struct ids_config *cfg)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+	if ((r = ids_mboxlist_check_file(path)) < 0) {
+		warnx("%s: %s", path, tool_reason(path, r));
+		exit(IDS_EXIT_ENV);
+	}
+}
+
 void
 tool_load_config(struct ids_config *cfg, const char *file)
 {
@@ -108,8 +214,11 @@ tool_load_config(struct ids_config *cfg, const char *file)
 
 	if (file == NULL)
 		file = IDS_DEFAULT_CONFIG;
-	if ((r = ids_config_load(cfg, file)) == 0)
+	if ((r = ids_config_load(cfg, file)) == 0) {
+		tool_become_owner(cfg);
+		tool_check_configdir(cfg);
 		return;
+	}
 	/* The library's details already start with the file name. */
 	msg = ids_errmsg(r);
 	n = strlen(file);

@@ -15,7 +15,11 @@
 
 #define IDS_VERSION "0.1.0"
 
-#define IDS_DEFAULT_CONFIG "/etc/imapd.conf"
+/*
+ * Never Cyrus's /etc/imapd.conf: a tool run without -C must not find
+ * (and write beside) a live Cyrus server's mailboxes.db.
+ */
+#define IDS_DEFAULT_CONFIG "/etc/idspool.conf"
 
 #include <stddef.h>
 
@@ -66,11 +70,32 @@ int tool_uint(const char *opt, const char *arg, unsigned long long min,
 int tool_real(const char *opt, const char *arg, double min, double max, double *out);
 
 /*
- * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg.  On failure
- * reports "prog: FILE: reason" ("prog: FILE:LINE: reason" for a bad
- * line) and exits IDS_EXIT_ENV.
+ * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg, then, before the
+ * tool opens anything for writing, becomes the spool's owner
+ * (tool_become_owner) and refuses a configuration directory that is
+ * not ours (tool_check_configdir).  On failure reports "prog: FILE:
+ * reason" ("prog: FILE:LINE: reason" for a bad line) and exits
+ * IDS_EXIT_ENV.
  */
 void tool_load_config(struct ids_config *cfg, const char *file);
+
+/*
+ * Cyrus's become_cyrus(): started as root, the tool becomes the user
+ * cyrus_user names (with that user's group, or cyrus_group's), or by
+ * default the owner and group of configdirectory (of its nearest
+ * existing parent while it does not exist yet): initgroups (setgroups
+ * for a uid with no name), setgid, setuid.  Not root, it goes on as it
+ * is unless cyrus_user names another user.  On failure reports "prog:
+ * ...: reason" and exits IDS_EXIT_ENV.
+ */
+void tool_become_owner(const struct ids_config *cfg);
+
+/*
+ * Refuses (exits IDS_EXIT_ENV, "prog: DIR/mailboxes.db: not an idspool
+ * mailboxes.db (...)") a configuration directory whose mailboxes.db is
+ * not ours, such as Cyrus's own: nothing is created there.
+ */
+void tool_check_configdir(const struct ids_config *cfg);
 
 /*
  * A mailbox name argument: the admin namespace's external form
