@@ -104,7 +104,7 @@ echo "$delivered messages delivered during the walk"
 say "5. mailboxes.db deleted, and rebuilt from the spool alone"
 ctl_mboxlist -C "$conf" -d > "$top/before-rebuild.dump"
 rm -f "$top/conf/mailboxes.db" "$top/conf/mailboxes.db-lock"
-reconstruct -C "$conf" -r -q
+reconstruct -C "$conf" -m -q
 ctl_mboxlist -C "$conf" -d > "$top/after-rebuild.dump"
 live_before=$(grep -vc '"mbtype": "e[a-z]*d' "$top/before-rebuild.dump" || true)
 live_after=$(grep -vc '"mbtype": "e[a-z]*d' "$top/after-rebuild.dump" || true)

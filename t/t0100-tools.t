@@ -30,7 +30,7 @@ my %args = (
 	spool_append => ['user/x'],
 	spool_audit  => [],
 	spool_sync   => ['--serve'],
-	reconstruct  => ['-r'],
+	reconstruct  => ['-m'],
 	relocated    => ['-s'],
 	mkspool      => [],
 );

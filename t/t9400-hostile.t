@@ -334,7 +334,7 @@ like(run('ctl_mboxlist', '-C', $lconf, '-l')->{out}, qr{^user/eve\t047656355035e
 case('spool: the same, a second pass (walker)', ['relocated', '-C', $lconf, '-1', '-q', '--grace', 0, '-u', 'eve'], 1,
     $eve_refused);
 case('spool: symlink and FIFO (spool_audit, no hang)', ['spool_audit', '-C', $lconf], 1, '');
-case('spool: symlink and FIFO (reconstruct -r -n)', ['reconstruct', '-C', $lconf, '-r', '-n', '-q'], 1,
+case('spool: symlink and FIFO (reconstruct -m -n)', ['reconstruct', '-C', $lconf, '-m', '-n', '-q'], 1,
     "reconstruct: \$D/l/spool/e/user/eve/1.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve/Box/2.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve: cannot read cyrus.index: No such file or directory: registered with mailboxes.db's uidvalidity\n"

@@ -72,6 +72,13 @@ tool_help(const char *synopsis)
 }
 
 void
+tool_help_options(const char *synopsis, const char *options)
+{
+	printf("usage: %s\n\n%s", synopsis, options);
+	exit(IDS_EXIT_OK);
+}
+
+void
 tool_version(void)
 {
 	printf("%s (idspool) %s\n", program_invocation_short_name, IDS_VERSION);

@@ -55,6 +55,13 @@ void tool_usage(const char *synopsis) __attribute__((noreturn));
 /* --help: prints "usage: <synopsis>" to stdout and exits 0. */
 void tool_help(const char *synopsis) __attribute__((noreturn));
 
+/*
+ * --help: prints "usage: <synopsis>", a blank line and options (a line
+ * per option, "  -x ARG   what it does\n") to stdout and exits 0.
+ */
+void tool_help_options(const char *synopsis, const char *options)
+    __attribute__((noreturn));
+
 /* --version: prints "prog (idspool) VERSION" and exits 0. */
 void tool_version(void) __attribute__((noreturn));
 
