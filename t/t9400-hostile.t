@@ -101,7 +101,7 @@ for my $n (@names) {
 case('name: internal ^^ (a level "..")', ['ctl_mboxlist', '-C', $conf, '-i', '-c', 'user.john.^^'], 1,
     "ctl_mboxlist: user.john.^^: level 3 is '..'\n");
 case('name: unknown folder', ['mbpath', '-C', $conf, 'user/nobody'], 1,
-    "mbpath: user/nobody: not in mailboxes.db (-l resolves it anyway)\n");
+    "mbpath: user/nobody: not in mailboxes.db (-L resolves it anyway)\n");
 case('name: rename onto ..', ['ctl_rename', '-C', $conf, 'user/john/Sent', 'user/john/..'], 1,
     "ctl_rename: user/john/..: level 3 is '..'\n");
 case('name: deliver to 8-bit name', ['spool_append', '-C', $conf, "user/\xff", 'stdin', "x\r\n"], 1,

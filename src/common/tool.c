@@ -20,6 +20,13 @@
 #include "tool.h"
 
 static int failed;
+static int quiet;
+
+void
+tool_set_quiet(int on)
+{
+	quiet = on;
+}
 
 void
 tool_init(char **argv)
@@ -46,7 +53,8 @@ tool_reason(const char *object, int code)
 int
 tool_error(int code, const char *object)
 {
-	warnx("%s: %s", object, tool_reason(object, code));
+	if (!quiet)
+		warnx("%s: %s", object, tool_reason(object, code));
 	failed = 1;
 	return code;
 }
@@ -319,4 +327,128 @@ tool_open_mboxlist(const struct ids_config *cfg, int flags)
 	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(mbl, NULL, NULL, NULL)) < 0)
 		warnx("recovery: %s", ids_errmsg(r));
 	return mbl;
+}
+
+/* The next code point of UTF-8 s (moved on), or -1 for a bad sequence. */
+static long
+utf8_next(const unsigned char **s)
+{
+	const unsigned char *p = *s;
+	long c;
+	int n, i;
+
+	if (p[0] < 0x80)
+		n = 0, c = p[0];
+	else if ((p[0] & 0xe0) == 0xc0)
+		n = 1, c = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 2, c = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 3, c = p[0] & 0x07;
+	else
+		return -1;
+	for (i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return -1;
+	*s = p + n + 1;
+	return c;
+}
+
+int
+tool_utf8_to_mutf7(const char *in, char *out, size_t size)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+	const unsigned char *p = (const unsigned char *)in;
+	unsigned long bits = 0;
+	size_t o = 0;
+	int nbits = 0, open = 0;
+	long c;
+
+#define PUT(ch) do { if (o + 1 >= size) return -1; out[o++] = (ch); } while (0)
+	while (*p != '\0') {
+		if ((c = utf8_next(&p)) < 0)
+			return -1;
+		if (c >= 0x20 && c < 0x7f) {
+			if (open) {
+				if (nbits > 0)
+					PUT(b64[(bits << (6 - nbits)) & 0x3f]);
+				PUT('-');
+				open = 0, nbits = 0, bits = 0;
+			}
+			PUT((char)c);
+			if (c == '&')
+				PUT('-');
+			continue;
+		}
+		if (!open) {
+			PUT('&');
+			open = 1;
+		}
+		if (c >= 0x10000) {
+			unsigned long hi = 0xd800 + ((unsigned long)(c - 0x10000) >> 10);
+			unsigned long lo = 0xdc00 + ((unsigned long)(c - 0x10000) & 0x3ff);
+
+			bits = bits << 32 | hi << 16 | lo;
+			nbits += 32;
+		} else {
+			bits = bits << 16 | (unsigned long)c;
+			nbits += 16;
+		}
+		while (nbits >= 6) {
+			nbits -= 6;
+			PUT(b64[(bits >> nbits) & 0x3f]);
+		}
+		bits &= (1ul << nbits) - 1;
+	}
+	if (open) {
+		if (nbits > 0)
+			PUT(b64[(bits << (6 - nbits)) & 0x3f]);
+		PUT('-');
+	}
+#undef PUT
+	out[o] = '\0';
+	return (int)o;
+}
+
+int
+tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_config *cfg)
+{
+	char name[IDS_MBNAME_MAX + 2], shown[256];
+	const char *at = cfg->virtdomains != IDS_VIRTDOMAINS_OFF ? strrchr(userid, '@') : NULL;
+	size_t o = 0, i, n = at ? (size_t)(at - userid) : strlen(userid);
+	int r = 0;
+
+	if (at != NULL) {
+		if ((size_t)snprintf(name, sizeof(name), "%s!", at + 1) >= sizeof(name))
+			r = IDS_ETOOLONG;
+		else
+			o = strlen(name);
+	}
+	if (r == 0 && o + 5 + n + 1 > sizeof(name))
+		r = IDS_ETOOLONG;
+	if (r == 0) {
+		memcpy(name + o, "user.", 5);
+		o += 5;
+		for (i = 0; i < n; i++)
+			name[o++] = userid[i] == '.' ? '^' : userid[i];
+		name[o] = '\0';
+		if (n == 0 || memchr(userid, '/', n) != NULL || (at != NULL && at[1] == '\0'))
+			r = ids_error(IDS_EBADNAME, "not a userid");
+		else
+			r = ids_mbname_parse_internal(mb, name, 0);
+	}
+	if (r == IDS_ETOOLONG)
+		r = ids_error(IDS_ETOOLONG, "userid too long");
+	if (r == 0 && !ids_mbname_is_inbox(mb))
+		r = ids_error(IDS_EBADNAME, "not a userid");
+	if (r < 0)
+		return tool_error(r, tool_printable(userid, shown, sizeof(shown)));
+	ids_mbname_normalize(mb, cfg);
+	return 0;
 }

@@ -46,6 +46,9 @@ int tool_error(int code, const char *object);
  */
 const char *tool_reason(const char *object, int code);
 
+/* With on, tool_error() counts failures without printing them (-q). */
+void tool_set_quiet(int on);
+
 /* The exit status so far: IDS_EXIT_OK or IDS_EXIT_FAIL. */
 int tool_status(void);
 
@@ -137,5 +140,19 @@ struct ids_mboxlist *tool_open_mboxlist(const struct ids_config *cfg, int flags)
  * the backslash become \xNN; cut at size with "...".  Returns buf.
  */
 const char *tool_printable(const char *s, char *buf, size_t size);
+
+/*
+ * A name in UTF-8 as modified UTF-7 (RFC 3501 5.1.3), the encoding of
+ * mailboxes.db: Cyrus's tools take UTF-8 names unless told -7.  Returns
+ * the length, or -1 for bad UTF-8 or no room.
+ */
+int tool_utf8_to_mutf7(const char *in, char *out, size_t size);
+
+/*
+ * A userid ("john.doe@example.com") as its INBOX's name, as Cyrus's
+ * tools take -u userids.  On failure reports "prog: USERID: reason"
+ * through tool_error() and returns the code.
+ */
+int tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_config *cfg);
 
 #endif
