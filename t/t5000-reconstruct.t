@@ -18,7 +18,8 @@ use IdsTest;
 
 my $dir = scratch();
 my $top = "$FindBin::Bin/..";
-my $conf = write_conf($dir);
+# Deletes are immediate: a deleted folder leaves only its tombstone.
+my $conf = write_conf($dir, delete_mode => 'immediate');
 my $spool = "$dir/spool";
 my $all_err = '';
 
