@@ -35,6 +35,16 @@
 
 #define SYNOPSIS "mkspool -C conf [-s seed] [-u users] [-f folders] " \
 	"[-m messages] [--size tiny|small|medium|large|huge] [--force] [--json]"
+
+static const char help[] =
+    "  -C conf       the configuration file, required\n"
+    "  -s seed       the seed (default 1): the same seed, the same bytes\n"
+    "  -u users      how many users (overrides the size)\n"
+    "  -f folders    how many folders in all (overrides the size)\n"
+    "  -m messages   how many index records in all (overrides the size)\n"
+    "  --size S      tiny, small, medium, large or huge (default tiny)\n"
+    "  --force       write into partitions that hold something\n"
+    "  --json        print what was written as JSON\n";
 #define BATCH_FOLDERS 1000
 
 static const struct size_preset {
@@ -110,7 +120,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'S': o->size = parse_size(optarg); break;
 		case 'j': o->json = 1; break;
 		case 'F': o->force = 1; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

@@ -228,7 +228,10 @@ open_for_rebuild(const struct options *o, const struct ids_config *cfg)
 	if ((r = ids_mboxlist_open(cfg, IDS_MBOXLIST_RDONLY, &mbl)) == IDS_ENOTFOUND)
 		return NULL;	/* nothing yet: everything found is "added" */
 	if (r < 0) {
-		warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_errmsg(r));
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+		warnx("%s: %s", path, tool_reason(path, r));
 		exit(IDS_EXIT_ENV);
 	}
 	return mbl;
