@@ -89,6 +89,7 @@ for my $tool (sort keys %pages) {
 for my $page ((values %pages), 'src/man/idspool.7', 'src/man/idspool.conf.5') {
 	my $out = `mandoc -T lint -W warning '$top/$page' 2>&1`;
 	is($?, 0, "$page: mandoc -T lint") or diag($out);
+	like(slurp("$top/$page"), qr/^\.Sh SEE ALSO\n(?:\.Xr \S+ \d(?: ,)?\n)+/m, "$page: SEE ALSO");
 }
 
 done_testing();

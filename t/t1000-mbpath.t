@@ -113,7 +113,7 @@ runs(['-C', $conf, 'user/dave/Sent'], 3, '',
     qr{^mbpath: \Q$dir\E/plain/conf/mailboxes\.db: .*-L resolves names without it\n\z},
     'names need mailboxes.db unless -L');
 runs(['-C', $conf, '-I', '48902a4f-73c2-4e0f-ad4a-3e324fd33853'], 3, '',
-    qr{^mbpath: .*mailboxes\.db: }, '-u needs mailboxes.db');
+    qr{^mbpath: .*mailboxes\.db: }, '-I needs mailboxes.db');
 runs(['-C', $conf, '-L', 'uniqueid', 'user/dave/Sent'], 1, '',
     "mbpath: user/dave/Sent: not in mailboxes.db, so no unique id for the uniqueid layout\n",
     'the uniqueid layout needs an id');
@@ -177,7 +177,7 @@ runs(['-C', $conf, '-p', '-i', "$spool/domain/e/example.com/j/user/john^doe/Sent
 	    '-p: bad paths: messages');
 }
 runs(['-C', $conf, '-p', '-L', 'legacy', "$spool/j/user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853"],
-    0, "user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853\n", '', '-p -l legacy reads a legacy folder');
+    0, "user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853\n", '', '-p -L legacy reads a legacy folder');
 
 # ---- with mailboxes.db ----------------------------------------------
 
@@ -206,9 +206,9 @@ EOF
 	runs(['-C', $dconf, '-i', 'user.erin.Sent'], 0, "$dspool/e/user/erin/$u1\n", '',
 	    '-i with mailboxes.db');
 	runs(['-C', $dconf, '-L', 'legacy', 'user/erin/Sent'], 0, "$dspool/e/user/erin/Sent\n", '',
-	    '-l legacy overrides the database');
+	    '-L legacy overrides the database');
 	runs(['-C', $dconf, '-L', 'uniqueid', 'user/dave/Sent'], 0,
-	    "$dspool/d/user/dave/p0o9i8u7y6t5r4e3w2q1a2s3\n", '', '-l uniqueid uses the id from the database');
+	    "$dspool/d/user/dave/p0o9i8u7y6t5r4e3w2q1a2s3\n", '', '-L uniqueid uses the id from the database');
 	runs(['-C', $dconf, 'user/carol/Lists@example.org', 'user/nobody'], 1, '',
 	    "mbpath: user/carol/Lists\@example.org: a tombstone has no folder\n" .
 	    "mbpath: user/nobody: not in mailboxes.db (-L resolves it anyway)\n",
@@ -218,7 +218,7 @@ EOF
 	runs(['-C', $dconf, '-I', $u1, '047656355035e6be', '../etc', 'ffffffffffffffff'], 1,
 	    "$dspool/e/user/erin/$u1\n$dir/db/other/s/shared/047656355035e6be\n",
 	    qr{\Ambpath: \.\./etc: not a unique id .*\nmbpath: ffffffffffffffff: .+\n\z},
-	    '-u: unique ids');
+	    '-I: unique ids');
 	runs(['-C', $dconf, '-p', "$dspool/e/user/erin/$u1", "$dspool/e/user/erin/$u1/3.",
 	    "$dir/db/other/s/shared/047656355035e6be/cyrus.header", "$dspool/d/user/dave/Sent/1."], 0,
 	    "user/erin/Sent\nuser/erin/Sent\nshared/news\nuser/dave/Sent\n", '', '-p: both layouts');
