@@ -84,6 +84,7 @@ ok(-f "$inbox/4." && -f "$sent/2." && -f "$mary/1.", 'the message files are wher
 	$man =~ s/.\x08//g;
 	my ($syn) = $man =~ /\nSYNOPSIS\n(.*?)\n\n/s;
 	(my $help = $r->{out}) =~ s/^usage: //;
+	$help =~ s/\n\n.*//s;
 	s/\s+/ /g, s/^ | $//g for $syn, $help;
 	is($help, $syn, '--help matches the man page SYNOPSIS');
 	like(run('spool_audit', '--version')->{out}, qr/^spool_audit \(idspool\) \S+$/, '--version');

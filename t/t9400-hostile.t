@@ -353,7 +353,12 @@ like($r->{out}, qr{^  user/eve/Box \(2023-11-14 22:13:20 UTC\): \\x01\\xff\\x0a\
     '... the hostile record is listed on one line, its bytes escaped');
 like($r->{out}, qr{^  user/eve \([^)]*\): \$?\S+/1\.: symlink in the folder; not migrated$}m,
     '... beside the real one, exactly');
-case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 0, '');
+# Delayed (the default), the delete renames the folder, which must first
+# leave the legacy layout: refused, the folder left as it is.
+case('spool: delayed delete of the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 1,
+    "ctl_mboxlist: user/eve/Box: user.eve.Box: converting to the uniqueid layout first: \$D/l/spool/e/user/eve/Box/2.: special file in the folder; not migrated\n");
+my $liconf = write_conf("$D/l", delete_mode => 'immediate');
+case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $liconf, '-x', 'user/eve/Box'], 0, '');
 
 # A folder directory replaced by a symlink to the outside.
 rename($sent, "$sent.real") or die;

@@ -1225,6 +1225,7 @@ static int
 delete_folder(struct ids_mboxlist *mbl, const char *name, int delayed)
 {
 	struct ids_rename_opts ro;
+	struct ids_mailbox *box;
 	struct ids_mbname mb;
 	char hex[16], to[NAMEBUF];
 	int r;
@@ -1233,6 +1234,10 @@ delete_folder(struct ids_mboxlist *mbl, const char *name, int delayed)
 		return r;
 	if (!delayed || mb.deleted != NULL)
 		return ids_mailbox_delete(mbl, name);
+	/* A folder that cannot be opened safely (a symlink) stays as it is. */
+	if ((r = ids_mailbox_open(mbl, name, 0, 30000, &box)) < 0)
+		return r;
+	ids_mailbox_close(box);
 	snprintf(hex, sizeof(hex), "%X", (unsigned)time(NULL));
 	mb.deleted = hex;
 	if ((r = ids_mbname_internal(&mb, to, sizeof(to))) < 0)
