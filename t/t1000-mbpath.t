@@ -57,7 +57,7 @@ sub runs {
 	like($r->{out}, qr/^mbpath \(idspool\) \S+\n$/, '--version prints the version');
 
 	for my $args ([], ['-C'], ['-u', '-p', 'x'], ['-L', 'sideways', 'x'], ['-z', 'x'],
-	    ['-L'], ['-u', '-I', 'x'], ['-a', '-M', 'x'], ['-j', '-p', 'x']) {
+	    ['-L'], ['-u', '-I', 'x'], ['-a', '-M', 'x'], ['-N', 'x'], ['-p', '-N', '-j', 'x']) {
 		$r = mbpath(@$args);
 		is($r->{rc}, 2, "usage error: mbpath @$args");
 		like($r->{err}, qr/usage: mbpath /, "usage error prints the usage: @$args");
@@ -154,14 +154,19 @@ runs(['-C', $conf, '-L', 'uniqueid', 'user/dave/Sent'], 1, '',
 	    "mbpath: user/\\xc3(: not UTF-8 (-7: modified UTF-7)\n", 'bad UTF-8 is refused');
 }
 
-# Paths back to names, without mailboxes.db: the legacy layout only.
-runs(['-C', $conf, '-p', "$spool/d/user/dave/Sent", "$spool/d/user/dave/Sent/12.",
+# Paths back to names (-p -N), without mailboxes.db: the legacy layout only.
+runs(['-C', $conf, '-p', '-N', "$spool/d/user/dave/Sent", "$spool/d/user/dave/Sent/12.",
     "$meta/d/user/dave/Sent/cyrus.index", "$spool/domain/e/example.com/j/user/john^doe/Sent",
     "$spool//u/DELETED/user/dave/Temp/6B033B15/"], 0,
     "user/dave/Sent\nuser/dave/Sent\nuser/dave/Sent\nuser/john.doe/Sent\@example.com\n" .
-    "DELETED/user/dave/Temp/6B033B15\n", '', '-p: legacy paths');
-runs(['-C', $conf, '-p', '-i', "$spool/domain/e/example.com/j/user/john^doe/Sent/1."], 0,
-    "example.com!user.john^doe.Sent\n", '', '-p -i: internal names');
+    "DELETED/user/dave/Temp/6B033B15\n", '', '-p -N: legacy paths');
+runs(['-C', $conf, '-p', '-N', '-i', "$spool/domain/e/example.com/j/user/john^doe/Sent/1."], 0,
+    "example.com!user.john^doe.Sent\n", '', '-p -N -i: internal names');
+# As in Cyrus, -p prints the paths of the mailbox a path lies in.
+runs(['-C', $conf, '-p', "$spool/d/user/dave/Sent/12.", "$meta/d/user/dave/Sent/cyrus.index"], 0,
+    "$spool/d/user/dave/Sent\n$spool/d/user/dave/Sent\n", '', '-p: the data path of the mailbox, as Cyrus');
+runs(['-C', $conf, '-p', '-M', "$spool/d/user/dave/Sent/12."], 0, "$meta/d/user/dave/Sent\n", '',
+    '-p -M: its meta path');
 {
 	my $r = runs(['-C', $conf, '-p', "$spool/d/user", '/etc/passwd', "$spool/x/user/dave",
 	    'relative/path', "$spool/d/user/../../../etc", "$spool/j/user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853"],
@@ -176,7 +181,7 @@ runs(['-C', $conf, '-p', '-i', "$spool/domain/e/example.com/j/user/john^doe/Sent
 	    "48902a4f-73c2-4e0f-ad4a-3e324fd33853: no mailboxes.db to name it"),
 	    '-p: bad paths: messages');
 }
-runs(['-C', $conf, '-p', '-L', 'legacy', "$spool/j/user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853"],
+runs(['-C', $conf, '-p', '-N', '-L', 'legacy', "$spool/j/user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853"],
     0, "user/john/48902a4f-73c2-4e0f-ad4a-3e324fd33853\n", '', '-p -L legacy reads a legacy folder');
 
 # ---- with mailboxes.db ----------------------------------------------
@@ -219,11 +224,17 @@ EOF
 	    "$dspool/e/user/erin/$u1\n$dir/db/other/s/shared/047656355035e6be\n",
 	    qr{\Ambpath: \.\./etc: not a unique id .*\nmbpath: ffffffffffffffff: .+\n\z},
 	    '-I: unique ids');
-	runs(['-C', $dconf, '-p', "$dspool/e/user/erin/$u1", "$dspool/e/user/erin/$u1/3.",
+	runs(['-C', $dconf, '-p', '-N', "$dspool/e/user/erin/$u1", "$dspool/e/user/erin/$u1/3.",
 	    "$dir/db/other/s/shared/047656355035e6be/cyrus.header", "$dspool/d/user/dave/Sent/1."], 0,
-	    "user/erin/Sent\nuser/erin/Sent\nshared/news\nuser/dave/Sent\n", '', '-p: both layouts');
-	runs(['-C', $dconf, '-p', '-i', "$dspool/e/user/erin/$u1"], 0, "user.erin.Sent\n", '',
-	    '-p -i');
+	    "user/erin/Sent\nuser/erin/Sent\nshared/news\nuser/dave/Sent\n", '', '-p -N: both layouts');
+	runs(['-C', $dconf, '-p', '-N', '-i', "$dspool/e/user/erin/$u1"], 0, "user.erin.Sent\n", '',
+	    '-p -N -i');
+	runs(['-C', $dconf, '-p', "$dspool/e/user/erin/$u1/3.", "$dir/db/other/s/shared/047656355035e6be/cyrus.header"],
+	    0, "$dspool/e/user/erin/$u1\n$dir/db/other/s/shared/047656355035e6be\n", '',
+	    '-p: the folder directories, both layouts');
+	$r = mbpath('-C', $dconf, '-p', '-j', "$dspool/e/user/erin/$u1/3.");
+	my $pj = eval { JSON::PP::decode_json($r->{out}) } // {};
+	is($pj->{mbname}{intname}, 'user.erin.Sent', '-p -j: the mailbox, as Cyrus prints it');
 	runs(['-C', $dconf, '-p', "$dspool/e/user/erin/Sent"], 1, '',
 	    "mbpath: $dspool/e/user/erin/Sent: user.erin.Sent lives in the uniqueid layout, not here\n",
 	    '-p: a legacy path of a moved mailbox');

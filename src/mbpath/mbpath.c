@@ -7,7 +7,8 @@
  * also resolves names mailboxes.db does not know, unless -l, and needs
  * no mailboxes.db for the legacy layout).  The options Cyrus 3.6's
  * mbpath has mean what they mean there: -u the arguments are userids,
- * -p paths (the mailbox each lies in is printed), -7 names are modified
+ * -p paths (the paths of the mailbox each lies in are printed; with -N
+ * its name instead), -7 names are modified
  * UTF-7 rather than UTF-8, -q drops error messages, -s stops at the
  * first error, -l resolves only mailboxes mailboxes.db holds; -A, -S
  * and -U are refused with a pointer.  With -I the arguments are unique
@@ -30,7 +31,7 @@
 #include "tool.h"
 
 #define SYNOPSIS "mbpath [-C conf] [-7] [-i] [-j] [-l] [-L legacy|uniqueid] [-q] [-s] " \
-	"[-u | -p | -I] [-a | -D | -M | -m] NAME ..."
+	"[-u | -p [-N] | -I] [-a | -D | -M | -m] NAME ..."
 
 static const char help[] =
     "  -C conf      the configuration file (default /etc/idspool.conf)\n"
@@ -42,7 +43,8 @@ static const char help[] =
     "  -q           print no error messages (the exit status still tells)\n"
     "  -s           stop at the first argument that fails\n"
     "  -u           the arguments are userids: their INBOX\n"
-    "  -p           the arguments are paths: print their mailbox's name\n"
+    "  -p           the arguments are paths: the paths of their mailbox\n"
+    "  -N           with -p: print the mailbox's name instead\n"
     "  -I           the arguments are unique ids\n"
     "  -a           print every path, labelled (Data:, Meta:)\n"
     "  -D           print the data directory (the default)\n"
@@ -62,6 +64,7 @@ struct mbpath {
 	int localonly;		/* -l */
 	int stop;		/* -s */
 	int paths;		/* DO_*: -a, -D, -M */
+	int names;		/* -N: -p prints names */
 	enum mode mode;		/* -u, -p, -I */
 	int forced;		/* -L given */
 	enum ids_layout layout;	/* with -L */
@@ -116,7 +119,7 @@ parse_args(struct mbpath *m, int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "C:7ijlL:qsupIaDMmASU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:7ijlL:qsupNIaDMmASU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': m->conf = optarg; break;
 		case '7': m->utf7 = 1; break;
@@ -127,6 +130,7 @@ parse_args(struct mbpath *m, int argc, char **argv)
 		case 's': m->stop = 1; break;
 		case 'u': set_mode(m, MODE_USER); break;
 		case 'p': set_mode(m, MODE_PATH); break;
+		case 'N': m->names = 1; break;
 		case 'I': set_mode(m, MODE_ID); break;
 		case 'a': set_paths(m, DO_ALL); break;
 		case 'D': set_paths(m, DO_DATA); break;
@@ -149,7 +153,7 @@ parse_args(struct mbpath *m, int argc, char **argv)
 	}
 	if (m->paths == 0)
 		m->paths = DO_DATA;
-	if (optind == argc || (m->json && m->mode == MODE_PATH))
+	if (optind == argc || (m->names && (m->mode != MODE_PATH || m->json)))
 		tool_usage(SYNOPSIS);
 }
 
@@ -414,6 +418,7 @@ reverse(struct mbpath *m, const char *arg, struct ids_pathinfo *pi,
 static int
 do_path(struct mbpath *m, const char *arg)
 {
+	struct ids_location loc;
 	struct ids_pathinfo pi;
 	struct ids_mbname mb;
 	char name[IDS_MBNAME_MAX + 2], shown[256];
@@ -422,10 +427,18 @@ do_path(struct mbpath *m, const char *arg)
 	tool_printable(arg, shown, sizeof(shown));
 	if ((r = reverse(m, arg, &pi, &mb)) < 0)
 		return tool_error(r, shown);
-	if ((r = tool_format_name(&mb, m->internal, &m->cfg, name, sizeof(name))) < 0)
-		return r;
-	puts(name);
-	return 0;
+	if (m->names) {
+		if ((r = tool_format_name(&mb, m->internal, &m->cfg, name, sizeof(name))) < 0)
+			return r;
+		puts(name);
+		return 0;
+	}
+	/* As Cyrus: the paths of the mailbox the path lies in. */
+	loc.name = &mb;
+	loc.uniqueid = pi.layout == IDS_LAYOUT_UNIQUEID ? pi.uniqueid : NULL;
+	loc.partition = pi.partition->name;
+	loc.layout = pi.layout;
+	return print_dir(m, &loc, shown);
 }
 
 int
