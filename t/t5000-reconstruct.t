@@ -122,7 +122,7 @@ sub msg {
 	$r = run('reconstruct', '--version');
 	like($r->{out}, qr/^reconstruct \(idspool\) \S+$/, '--version');
 	for my $args (['-m', 'user/x'], [], ['-q', '-v', '-m'], ['-m', '-r'], ['-m', '-u'],
-	    ['-m', '-u', 'x', 'y'], ['-r'], ['-m', '-Z']) {
+	    ['-m', '-u', 'x', 'y'], ['-m', '-Z']) {
 		$r = run('reconstruct', '-C', $conf, @$args);
 		is($r->{rc}, 2, "usage error: @$args");
 		like($r->{err}, qr/usage: reconstruct/, "... prints the usage: @$args");
@@ -372,6 +372,10 @@ is(rc('-m', '-n')->{rc}, 0, 'and the next rebuild has nothing to do');
 		is($r->{err}, "reconstruct: deprecated option $o ignored\n", '... saying so');
 	}
 	is(rc('-M', 'user/alice')->{rc}, 0, '-M (prefer mailboxes.db) is what check mode does');
+	$r = rc('-r', '-q');
+	is($r->{rc}, 2, '-r without names (the old spelling of the rebuild) is a usage error');
+	is($r->{err}, "reconstruct: -r is recursive, as in Cyrus, and needs mailbox names; " .
+	    "the rebuild of mailboxes.db from the spool is reconstruct -m (reconstruct(8))\n", '... pointing to -m');
 }
 
 # ---- JSON and scope ------------------------------------------------------

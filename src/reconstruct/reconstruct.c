@@ -453,6 +453,11 @@ parse_options(int argc, char **argv, struct options *o)
 		    "is not supported; use reconstruct -m -p partition (reconstruct(8))");
 		exit(IDS_EXIT_USAGE);
 	}
+	if (o->recursive && !o->rebuild && o->nnames == 0) {
+		warnx("-r is recursive, as in Cyrus, and needs mailbox names; "
+		    "the rebuild of mailboxes.db from the spool is reconstruct -m (reconstruct(8))");
+		exit(IDS_EXIT_USAGE);
+	}
 	if ((o->rebuild && (o->recursive || o->nnames != o->users)) ||
 	    (!o->rebuild && o->nnames == 0) || (o->quiet && o->verbose))
 		tool_usage(synopsis);

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# t0120-owner.t - every tool started as root becomes the spool's owner
+# t0150-owner.t - every tool started as root becomes the spool's owner
 # before it touches anything (Cyrus's become_cyrus()): a spool and a
 # configuration directory owned by an unprivileged user, every tool run
 # as root on them, and no file is left owned by anyone else; the
@@ -13,7 +13,7 @@ use File::Path qw(make_path remove_tree);
 use Test::More;
 use IdsTest;
 
-die "t0120-owner.t runs as root: it checks what root's runs leave behind\n" if $> != 0;
+die "t0150-owner.t runs as root: it checks what root's runs leave behind\n" if $> != 0;
 
 my $dir = scratch();
 my $user = 'idsowner';
