@@ -39,16 +39,23 @@ sed "s|$top/|$top/cyrus/|" "$conf" > "$top/cyrus/imapd.conf"
 
 say() { printf '\n== %s\n' "$*"; }
 
-# A tree-like view of one user's directories (folder files summarised).
+# A tree-like view of one user's directories (folder files summarised);
+# a directory named by a uniqueid is shown as "NAME -> uniqueid", the
+# folder's name from mailboxes.db (ctl_mboxlist -l: name, id, ...).
 show_tree() {
 	dir=$1
+	ctl_mboxlist -C "$conf" -l > "$top/names.tsv"
 	( cd "$dir" && find . -type d | sort | while read -r d; do
 		depth=$(printf '%s' "$d" | tr -cd / | wc -c)
 		n=$(find "$d" -maxdepth 1 -type f -name '*.' | wc -l)
 		indent=$(printf '%*s' $((depth * 2)) '')
 		name=${d##*/}
 		[ "$d" = . ] && name=$(basename "$dir")
-		printf '%s%s/  (%s messages)\n' "$indent" "$name" "$n"
+		folder=$(awk -F '\t' -v id="$name" '$2 == id && $3 == "uniqueid" { print $1; exit }' \
+			"$top/names.tsv")
+		[ -n "$folder" ] && name="$folder -> $name"
+		[ "$n" = 1 ] && what=message || what=messages
+		printf '%s%s/  (%s %s)\n' "$indent" "$name" "$n" "$what"
 	done )
 }
 
@@ -104,7 +111,7 @@ echo "$delivered messages delivered during the walk"
 say "5. mailboxes.db deleted, and rebuilt from the spool alone"
 ctl_mboxlist -C "$conf" -d > "$top/before-rebuild.dump"
 rm -f "$top/conf/mailboxes.db" "$top/conf/mailboxes.db-lock"
-reconstruct -C "$conf" -r -q
+reconstruct -C "$conf" -m -q
 ctl_mboxlist -C "$conf" -d > "$top/after-rebuild.dump"
 live_before=$(grep -vc '"mbtype": "e[a-z]*d' "$top/before-rebuild.dump" || true)
 live_after=$(grep -vc '"mbtype": "e[a-z]*d' "$top/after-rebuild.dump" || true)

@@ -150,6 +150,7 @@ sub check_migrated {
 	$man =~ s/.\x08//g;
 	my ($syn) = $man =~ /\nSYNOPSIS\n(.*?)\n\n/s;
 	(my $help = $r->{out}) =~ s/^usage: //;
+	$help =~ s/\n\n.*//s;
 	s/\s+/ /g, s/^ | $//g for $syn, $help;
 	is($help, $syn, '--help matches the man page SYNOPSIS');
 	is(`mandoc -T lint -W warning '$top/migrate/relocated/relocated.8' 2>&1`, '',
@@ -412,10 +413,10 @@ sub is_deeply_quiet {
 			unless ($r->{rc}) { s/^user\.deep\.a\.b\.c\.d\.e$/user.deep.moved.d.e/ for @targets; }
 		}
 		if ($i == 11) {
-			my $gone = $before->{files}{'user.sym'};
+			# A delayed delete (the default): the folder becomes
+			# DELETED.user.sym.<hex>, its messages stay.
 			my $r = run('ctl_mboxlist', '-C', $conf, '-i', '-x', 'user.sym');
 			push @ops, "delete $r->{rc}";
-			unless ($r->{rc}) { $expect{$_}-- for values %$gone; }
 		}
 	}
 	my $rc = $? >> 8;

@@ -101,7 +101,7 @@ for my $n (@names) {
 case('name: internal ^^ (a level "..")', ['ctl_mboxlist', '-C', $conf, '-i', '-c', 'user.john.^^'], 1,
     "ctl_mboxlist: user.john.^^: level 3 is '..'\n");
 case('name: unknown folder', ['mbpath', '-C', $conf, 'user/nobody'], 1,
-    "mbpath: user/nobody: not in mailboxes.db (-l resolves it anyway)\n");
+    "mbpath: user/nobody: not in mailboxes.db (-L resolves it anyway)\n");
 case('name: rename onto ..', ['ctl_rename', '-C', $conf, 'user/john/Sent', 'user/john/..'], 1,
     "ctl_rename: user/john/..: level 3 is '..'\n");
 case('name: deliver to 8-bit name', ['spool_append', '-C', $conf, "user/\xff", 'stdin', "x\r\n"], 1,
@@ -334,7 +334,7 @@ like(run('ctl_mboxlist', '-C', $lconf, '-l')->{out}, qr{^user/eve\t047656355035e
 case('spool: the same, a second pass (walker)', ['relocated', '-C', $lconf, '-1', '-q', '--grace', 0, '-u', 'eve'], 1,
     $eve_refused);
 case('spool: symlink and FIFO (spool_audit, no hang)', ['spool_audit', '-C', $lconf], 1, '');
-case('spool: symlink and FIFO (reconstruct -r -n)', ['reconstruct', '-C', $lconf, '-r', '-n', '-q'], 1,
+case('spool: symlink and FIFO (reconstruct -m -n)', ['reconstruct', '-C', $lconf, '-m', '-n', '-q'], 1,
     "reconstruct: \$D/l/spool/e/user/eve/1.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve/Box/2.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve: cannot read cyrus.index: No such file or directory: registered with mailboxes.db's uidvalidity\n"
@@ -353,7 +353,12 @@ like($r->{out}, qr{^  user/eve/Box \(2023-11-14 22:13:20 UTC\): \\x01\\xff\\x0a\
     '... the hostile record is listed on one line, its bytes escaped');
 like($r->{out}, qr{^  user/eve \([^)]*\): \$?\S+/1\.: symlink in the folder; not migrated$}m,
     '... beside the real one, exactly');
-case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 0, '');
+# Delayed (the default), the delete renames the folder, which must first
+# leave the legacy layout: refused, the folder left as it is.
+case('spool: delayed delete of the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 1,
+    "ctl_mboxlist: user/eve/Box: user.eve.Box: converting to the uniqueid layout first: \$D/l/spool/e/user/eve/Box/2.: special file in the folder; not migrated\n");
+my $liconf = write_conf("$D/l", delete_mode => 'immediate');
+case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $liconf, '-x', 'user/eve/Box'], 0, '');
 
 # A folder directory replaced by a symlink to the outside.
 rename($sent, "$sent.real") or die;

@@ -31,6 +31,13 @@
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET"
 
+static const char help[] =
+    "  -C conf            the configuration file (default /etc/idspool.conf)\n"
+    "  -q                 log applies to syslog only (the default)\n"
+    "  -v                 also print each apply and refusal on standard error\n"
+    "  --serve            one session on standard input and output\n"
+    "  --listen SOCKET    sessions on a UNIX socket, one process each\n";
+
 static int verbose;
 static volatile sig_atomic_t stopping;
 
@@ -157,7 +164,7 @@ main(int argc, char **argv)
 		case 'v': verbose = 1; break;
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

@@ -149,8 +149,8 @@ sub reid_scenario {
 		($to) = $to =~ m{^(.*)/[^/]+$};
 		system('cp', '-a', (split /\n/, $from)[0], "$to/") == 0 or die "cp: $?";
 	});
-	return scenario($s, name => 'reconstruct -r: re-id of a copied folder', noid => 1,
-	    baseline => 1, steps => [['reconstruct', '-C', $s->{conf}, '-r', '-q']]);
+	return scenario($s, name => 'reconstruct -m: re-id of a copied folder', noid => 1,
+	    baseline => 1, steps => [['reconstruct', '-C', $s->{conf}, '-m', '-q']]);
 }
 
 1;

@@ -55,7 +55,10 @@ sub make_spool {
 	my ($dir, %a) = @_;
 	my $work = "$dir/work";
 	make_path($work);
-	my $conf = write_conf($work, mboxlist_mapsize => '1M', %{ $a{conf} // {} });
+	# Deletes are immediate, so that every run of a scenario ends in the
+	# same state (a delayed delete's DELETED name holds the time).
+	my $conf = write_conf($work, mboxlist_mapsize => '1M', delete_mode => 'immediate',
+	    %{ $a{conf} // {} });
 	for my $k (keys %{ $a{conf} // {} }) {
 		make_path($a{conf}{$k}) if $k =~ /partition-/ && defined $a{conf}{$k};
 	}
