@@ -39,6 +39,7 @@
 #include "intent.h"
 #include "lock.h"
 #include "mailbox.h"
+#include "userfiles.h"
 #include "sync/sync.h"
 #include "mboxlist.h"
 #include "mboxname.h"
@@ -705,6 +706,7 @@ ids_mailbox_write_header(struct ids_mailbox *mb)
 	ids_mbentry_init(&e);
 	if ((r = ids_mboxlist_lookup_id(mb->mbl, mb->entry.uniqueid, &e)) == 0 &&
 	    (r = ids_header_from_mbentry(&h, &e)) == 0 &&
+	    (r = ids_userfiles_follow_quotaroot(&h, &e)) == 0 &&
 	    (r = ids_header_write(hfd, &h, &crc)) == 0 &&
 	    faccessat(ifd, IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		r = ids_index_set_header_crc(ifd, crc);

@@ -34,6 +34,7 @@
 #include "mboxname.h"
 #include "relocate.h"
 #include "rename.h"
+#include "userfiles.h"
 
 enum kind { KIND_FOLDER, KIND_OWNER, KIND_COPY };
 
@@ -679,12 +680,20 @@ rename_owner(struct rplan *p)
 	if ((r = set_intent(p, "renameowner", "dirs")) < 0 ||
 	    (r = ids_intent_set(&p->in.partition, parts)) < 0 ||
 	    (r = each_root(p, parts, check_dst_dir)) < 0 ||
+	    (r = ids_userfiles_check(p->cfg, &p->oldmb, &p->newmb)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, intent_txn, p)) < 0)
 		return r;
+	/*
+	 * The user's own files (seen state, subscriptions, sieve scripts,
+	 * quota root...) move under the same intent, after the directories
+	 * and before the commit: undone with them, or moved on by recovery.
+	 */
 	if ((r = each_root(p, parts, move_forward)) < 0 ||
+	    (r = ids_userfiles_move(p->cfg, &p->oldmb, &p->newmb)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, records_txn, p)) < 0) {
-		/* Not committed: put the directories back, drop the intent. */
-		if (each_root(p, parts, move_back) == 0)
+		/* Not committed: put the files and directories back, drop the intent. */
+		if (ids_userfiles_move(p->cfg, &p->newmb, &p->oldmb) == 0 &&
+		    each_root(p, parts, move_back) == 0)
 			ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
 		return r;
 	}
@@ -1050,10 +1059,14 @@ ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			goto out;
 		}
 		snprintf(p.f[0].id, sizeof(p.f[0].id), "%s", uniqueid);
-		if ((r = each_root(&p, in->partition, move_back)) == 0)
+		if ((r = ids_userfiles_move(p.cfg, &p.newmb, &p.oldmb)) == 0 &&
+		    (r = each_root(&p, in->partition, move_back)) == 0)
 			r = ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 	} else {
-		r = recover_headers(&p, uniqueid);
+		/* Committed: a user file still at the old name goes on. */
+		if (strcmp(in->op, "renameowner") != 0 ||
+		    (r = ids_userfiles_move(p.cfg, &p.oldmb, &p.newmb)) == 0)
+			r = recover_headers(&p, uniqueid);
 	}
 out:
 	plan_release(&p);
