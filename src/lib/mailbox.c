@@ -39,6 +39,7 @@
 #include "intent.h"
 #include "lock.h"
 #include "mailbox.h"
+#include "tombstones.h"
 #include "userfiles.h"
 #include "sync/sync.h"
 #include "mboxlist.h"
@@ -582,6 +583,9 @@ ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name)
 	/* Committed: the mailbox is gone; what follows only frees space. */
 	if ((r = ids_folder_remove(cfg, in.partition, in.dst)) == 0)
 		r = ids_mboxlist_write(mbl, intent_del_txn, mb->entry.uniqueid);
+	/* Its tombstone on disk, for a rebuild (else the next walker pass writes it). */
+	if (r == 0)
+		r = ids_tombstones_write_owner(mbl, name, 1);
 out:
 	ids_mailbox_close(mb);
 	ids_unlock(ns);

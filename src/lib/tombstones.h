@@ -1,0 +1,65 @@
+/*
+ * tombstones.h - keeping mailboxes.db's tombstones on disk, so that a
+ * rebuild from the spool alone (reconstruct -r after mailboxes.db is
+ * lost) brings them back (spool-layout.md, "Tombstones on disk").
+ *
+ * Two kinds of tombstone, two places:
+ *   - the old names of a live folder (renames, Cyrus's delayed delete)
+ *     are its name history: ids_tombstones_complete() adds to each live
+ *     folder's I record the tombstones that share its uniqueid and that
+ *     its history lacks (a mailboxes.db imported from Cyrus's dump has
+ *     none: the dump never exports it), so that the headers written
+ *     from it carry them;
+ *   - tombstones whose uniqueid no live folder holds (deleted folders,
+ *     whose files are gone) go into a per-owner record file,
+ *     <default partition>/.tombstones/<owner directory>, one dlist
+ *     kvlist per line:
+ *	%(N name I uniqueid T mbtype V uidvalidity C createdmodseq
+ *	  F foldermodseq M mtime)
+ *     sorted by name, replaced durably (ids_write_durable, after the
+ *     failpoint "tombstones.write") under the owner's namespace lock.
+ */
+#ifndef IDS_TOMBSTONES_H
+#define IDS_TOMBSTONES_H
+
+#include <stddef.h>
+
+struct ids_config;
+struct ids_mbentry;
+struct ids_mboxlist;
+
+#define IDS_TOMBSTONES_DIR ".tombstones"
+
+/*
+ * Adds the missing history items, in one write transaction when there
+ * are any (newest first by the tombstone's mtime).  *added (may be
+ * NULL) gets their number.  Returns 0 or a negative code.
+ */
+int ids_tombstones_complete(struct ids_mboxlist *mbl, size_t *added);
+
+/*
+ * Rewrites the record of the owner of name (any of its mailboxes'
+ * internal names) from mailboxes.db, when it differs from the file.
+ * held: the caller holds the owner's namespace lock; else it is taken.
+ * A record with no tombstone left is removed.  Returns 0 or negative.
+ */
+int ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int held);
+
+/*
+ * ids_tombstones_complete(), then the record of every owner that has a
+ * tombstone of a deleted folder (or had: a record on disk whose
+ * tombstones are all gone is rewritten too).  *written (may be NULL)
+ * gets the number of records written.
+ */
+int ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written);
+
+/*
+ * Calls fn for each tombstone of every record file below every
+ * partition root, with the file's path.  A malformed line is
+ * IDS_ECORRUPT naming the file and line; fn's non-zero return stops
+ * the walk and is returned.
+ */
+typedef int (*ids_tombstone_fn)(const struct ids_mbentry *e, const char *path, void *rock);
+int ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn, void *rock);
+
+#endif
