@@ -34,6 +34,7 @@
 #include "mboxname.h"
 #include "relocate.h"
 #include "rename.h"
+#include "tombstones.h"
 #include "userfiles.h"
 
 enum kind { KIND_FOLDER, KIND_OWNER, KIND_COPY };
@@ -891,6 +892,9 @@ copy_folder(struct rplan *p)
 	/* Committed: the source is a tombstone; its files go. */
 	if ((r = ids_folder_remove(p->cfg, p->in.partition, p->in.src)) == 0)
 		r = ids_mboxlist_write(p->mbl, intent_del_txn, j.e.uniqueid);
+	/* Its tombstone on disk, under the owner's namespace lock we hold. */
+	if (r == 0)
+		r = ids_tombstones_write_owner(p->mbl, p->oldroot, 1);
 out:
 	if (j.datafd >= 0)
 		close(j.datafd);
