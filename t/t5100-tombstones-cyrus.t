@@ -93,6 +93,9 @@ sub rebuild {
 	return dump_db();
 }
 
+$r = run('spool_audit', '-C', $conf, '-q');
+is($r->{rc}, 0, 'spool_audit: clean, the tombstone records taken for no folder')
+    or diag($r->{out}, $r->{err});
 my $after = rebuild('after the migration');
 my @tombs = sort grep { $after->{$_}{mbtype} =~ /d/ } keys %$after;
 is_deeply(\@tombs, \@ctombs, 'every tombstone back, by name') or
