@@ -197,7 +197,7 @@ like($r->{out}, qr/^\d+ folders \(\d+ legacy\): \d+ mailboxes, \d+ tombstones; 0
 my $dump2 = dump_db();
 my @kept = grep { /"user\.alice\.Notes":/ } split /\n/, $dump1;
 is(scalar @kept, 1, '(the deleted folder had a tombstone)');
-like(join('', map { slurp($_) } glob("$dir/spool/.tombstones/a/user/alice")),
+like(join('', map { slurp($_) } glob("$dir/spool/.tombstones/a/user/alice/tombstones")),
     qr/^%\(N user\.alice\.Notes I /m, '... kept in alice\'s tombstone record');
 is(normalised($dump2), normalised($dump1),
     'the rebuilt dump equals the old one, the deleted folder\'s tombstone included, '

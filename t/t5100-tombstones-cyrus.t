@@ -112,7 +112,7 @@ $after = rebuild('after a delete');
 is_deeply(comparable($after), comparable($before), 'after a delete: every entry back');
 
 # The record is what spool-layout.md says.
-my $rec = slurp("$dir/cyrus/spool/.tombstones/user/alice");
+my $rec = slurp("$dir/cyrus/spool/.tombstones/user/alice/tombstones");
 like($rec, qr/^%\(N user\.alice\.Trash I \S+ T edl? V \d+ C \d+ F \d+ M \d+\)$/m,
     "alice's record holds user.alice.Trash");
 done_testing();

@@ -485,16 +485,14 @@ same_content(int dirfd, const char *name, const struct ids_buf *b)
 static int
 put_record(const char *root, const char *rel, const struct ids_buf *b)
 {
-	char dir[PATH_MAX], *slash;
+	char dir[PATH_MAX];
 	const char *base;
 	int rootfd, fd, r;
 
 	if (snprintf(dir, sizeof(dir), "%s/%s", IDS_TOMBSTONES_DIR, rel) >= (int)sizeof(dir))
 		return ids_error(IDS_ETOOLONG, "%s/%s/%s: path too long", root,
 		    IDS_TOMBSTONES_DIR, rel);
-	slash = strrchr(dir, '/');
-	*slash = '\0';
-	base = slash + 1;
+	base = IDS_TOMBSTONES_FILE;
 	if ((r = ids_opendir_abs(root, &rootfd)) < 0)
 		return ids_error(r, "%s: %s", root, ids_errmsg(r));
 	r = ids_opendir_beneath(rootfd, dir, b->len ? IDS_OPEN_CREATE : 0, &fd);
@@ -643,7 +641,7 @@ read_dir(int dirfd, char *path, size_t size, int depth, ids_tombstone_fn fn, voi
 	DIR *d;
 	int fd, r = 0;
 
-	if (depth > 4 || (fd = dup(dirfd)) < 0)
+	if (depth > 5 || (fd = dup(dirfd)) < 0)
 		return 0;
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -658,7 +656,8 @@ read_dir(int dirfd, char *path, size_t size, int depth, ids_tombstone_fn fn, voi
 		    snprintf(path + len, size - len, "/%s", de->d_name) >= (int)(size - len))
 			continue;
 		if (S_ISREG(st.st_mode)) {
-			r = read_file(dirfd, de->d_name, path, fn, rock);
+			if (strcmp(de->d_name, IDS_TOMBSTONES_FILE) == 0)
+				r = read_file(dirfd, de->d_name, path, fn, rock);
 		} else if (S_ISDIR(st.st_mode) &&
 		    ids_opendir_beneath(dirfd, de->d_name, 0, &sub) == 0) {
 			r = read_dir(sub, path, size, depth + 1, fn, rock);

@@ -12,7 +12,7 @@
  *     from it carry them;
  *   - tombstones whose uniqueid no live folder holds (deleted folders,
  *     whose files are gone) go into a per-owner record file,
- *     <default partition>/.tombstones/<owner directory>, one dlist
+ *     <default partition>/.tombstones/<owner directory>/tombstones, one dlist
  *     kvlist per line:
  *	%(N name I uniqueid T mbtype V uidvalidity C createdmodseq
  *	  F foldermodseq M mtime)
@@ -29,6 +29,7 @@ struct ids_mbentry;
 struct ids_mboxlist;
 
 #define IDS_TOMBSTONES_DIR ".tombstones"
+#define IDS_TOMBSTONES_FILE "tombstones"
 
 /*
  * Adds the missing history items, in one write transaction when there
