@@ -7,7 +7,8 @@
 # imports the dump, migrates the spool (relocated -1), and after
 # mailboxes.db is deleted, reconstruct -r brings back every entry,
 # tombstones included: the old names of live folders from the name
-# history the walker wrote into their headers, those of deleted folders
+# history the walker wrote into their headers (also into the header of
+# a folder a rename migrated before the walk), those of deleted folders
 # from the owner's tombstone record.  A delete made after the migration
 # comes back too.
 use strict;
@@ -66,6 +67,12 @@ sub dump_db {
 
 my $r = run('ctl_mboxlist', '-C', $conf, '-u', stdin => $d->{out});
 is($r->{rc}, 0, 'the dump imported') or diag($r->{err});
+# Renamed before any walker run: migrated by the rename, its header
+# written before the history had Cyrus's old name in it.
+$r = run('ctl_rename', '-C', $conf, '-i', '-q', 'user.alice.New', 'user.alice.Newer');
+is($r->{rc}, 0, 'a Cyrus-renamed legacy folder renamed again before the walk') or diag($r->{err});
+push @ctombs, 'user.alice.New';
+@ctombs = sort @ctombs;
 $r = run('relocated', '-C', $conf, '-1', '-q', '--grace', 0);
 is($r->{rc}, 0, 'relocated -1 migrates the spool') or diag($r->{err});
 my $before = dump_db();

@@ -27,6 +27,7 @@
 #include "fsutil.h"
 #include "layout.h"
 #include "lock.h"
+#include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
 #include "mboxname.h"
@@ -199,6 +200,7 @@ insert_item(struct ids_mbentry *e, const struct ids_mbentry *t)
 struct complete {
 	struct scan *s;
 	size_t added;
+	struct elist changed;	/* folders in the uniqueid layout whose history grew */
 };
 
 /* In the write transaction: each live mailbox whose history lacks a tombstone of its id. */
@@ -210,6 +212,7 @@ complete_txn(struct ids_txn *txn, void *rock)
 	int r = 0;
 
 	c->added = 0;
+	elist_release(&c->changed);
 	for (i = 0; i < c->s->tombs.n && r == 0; i++) {
 		const struct ids_mbentry *t = &c->s->tombs.v[i];
 		struct ids_mbentry e;
@@ -227,8 +230,11 @@ complete_txn(struct ids_txn *txn, void *rock)
 			/* The I record only: the N record is not touched. */
 			if ((h != NULL || (r = insert_item(&e, t)) == 0) &&
 			    (r = ids_mbentry_encode_i(&e, &b)) == 0 &&
-			    (r = ids_txn_put_raw(txn, 'I', t->uniqueid, b.s, b.len)) == 0)
+			    (r = ids_txn_put_raw(txn, 'I', t->uniqueid, b.s, b.len)) == 0) {
 				c->added++;
+				if (!ids_mbentry_is_legacy(&e))
+					r = elist_add(&c->changed, &e);
+			}
 			ids_buf_release(&b);
 		} else if (r == IDS_ENOTFOUND) {
 			r = 0;
@@ -292,21 +298,46 @@ scan_all(struct ids_mboxlist *mbl, struct scan *s)
 	return 0;
 }
 
+/*
+ * A folder already in the uniqueid layout (migrated by a rename before
+ * any walker run) has its header written again, so that it carries the
+ * items added; one that cannot be opened now (busy, damaged) keeps its
+ * header, and reconstruct -r adds the history while mailboxes.db exists.
+ */
+static void
+rewrite_headers(struct ids_mboxlist *mbl, const struct elist *l)
+{
+	struct ids_mailbox *mb;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (ids_mailbox_open(mbl, l->v[i].name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb) < 0)
+			continue;
+		if (mb->entry.uniqueid && strcmp(mb->entry.uniqueid, l->v[i].uniqueid) == 0)
+			(void)ids_mailbox_write_header(mb);
+		ids_mailbox_close(mb);
+	}
+}
+
 static int
 complete_scan(struct ids_mboxlist *mbl, struct scan *s, size_t *added)
 {
-	struct complete c = { s, 0 };
+	struct complete c;
 	int r;
 
+	memset(&c, 0, sizeof(c));
+	c.s = s;
 	if (added)
 		*added = 0;
 	if (!incomplete(s))
 		return 0;
-	if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) < 0)
-		return r;
-	if (added)
-		*added = c.added;
-	return 0;
+	if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) == 0) {
+		rewrite_headers(mbl, &c.changed);
+		if (added)
+			*added = c.added;
+	}
+	elist_release(&c.changed);
+	return r;
 }
 
 int
