@@ -889,12 +889,14 @@ copy_folder(struct rplan *p)
 			ids_mboxlist_write(p->mbl, intent_del_txn, j.e.uniqueid);
 		goto out;
 	}
-	/* Committed: the source is a tombstone; its files go. */
-	if ((r = ids_folder_remove(p->cfg, p->in.partition, p->in.src)) == 0)
+	/*
+	 * Committed: the source is a tombstone; its files go, and its
+	 * tombstone goes on disk (under the namespace lock we hold), before
+	 * the intent, so that recovery does both after a crash.
+	 */
+	if ((r = ids_folder_remove(p->cfg, p->in.partition, p->in.src)) == 0 &&
+	    (r = ids_tombstones_write_owner(p->mbl, p->oldroot, IDS_TOMBSTONES_HELD)) == 0)
 		r = ids_mboxlist_write(p->mbl, intent_del_txn, j.e.uniqueid);
-	/* Its tombstone on disk, under the owner's namespace lock we hold. */
-	if (r == 0)
-		r = ids_tombstones_write_owner(p->mbl, p->oldroot, 1);
 out:
 	if (j.datafd >= 0)
 		close(j.datafd);
@@ -1029,10 +1031,13 @@ recover_copy(struct ids_mboxlist *mbl, const char *uniqueid, const struct ids_in
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	int r;
 
-	if (strcmp(in->stage, "remove") == 0)
+	if (strcmp(in->stage, "remove") == 0) {
 		r = ids_folder_remove(cfg, in->partition, in->src);
-	else
+		if (r == 0 && in->name != NULL)
+			r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY);
+	} else {
 		r = ids_folder_remove(cfg, in->partition, in->dst);
+	}
 	return r < 0 ? r : ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 }
 

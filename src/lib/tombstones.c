@@ -552,7 +552,7 @@ put_record(const char *root, const char *rel, const struct ids_buf *b)
 }
 
 static int
-write_owner(struct ids_mboxlist *mbl, const char *name, int held)
+write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	const struct ids_partition *part = ids_config_partition(cfg, NULL);
@@ -571,8 +571,10 @@ write_owner(struct ids_mboxlist *mbl, const char *name, int held)
 	    (r = ids_mbname_owner(&o.root, owner, sizeof(owner))) < 0 ||
 	    (r = o.nprefix = deleted_prefix(&o.root, o.prefix, sizeof(o.prefix))) < 0)
 		return r;
-	if (!held && (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0)
-		return r;
+	if (lock != IDS_TOMBSTONES_HELD &&
+	    (r = ids_lock_namespace(cfg, owner, lock == IDS_TOMBSTONES_TRY ?
+	    IDS_LOCK_NONBLOCK : 0, NS_TIMEOUT_MS, &ns)) < 0)
+		return lock == IDS_TOMBSTONES_TRY && r == IDS_ELOCKED ? 0 : r;
 	if ((r = ids_mboxlist_read(mbl, owner_txn, &o)) < 0)
 		goto out;
 	if (o.tombs.n > 1)
@@ -589,9 +591,9 @@ out:
 }
 
 int
-ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int held)
+ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 {
-	int r = write_owner(mbl, name, held);
+	int r = write_owner(mbl, name, lock);
 
 	return r < 0 ? r : 0;
 }
@@ -790,7 +792,7 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 	for (i = 0; i < disk.n && r == 0; i++)
 		r = add_owner(&owners, disk.v[i]);
 	for (i = 0; i < owners.n && r >= 0; i++)
-		if ((r = write_owner(mbl, owners.v[i], 0)) > 0)
+		if ((r = write_owner(mbl, owners.v[i], IDS_TOMBSTONES_WAIT)) > 0)
 			n++;
 out:
 	for (i = 0; i < disk.n; i++)

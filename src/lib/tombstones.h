@@ -41,10 +41,17 @@ int ids_tombstones_complete(struct ids_mboxlist *mbl, size_t *added);
 /*
  * Rewrites the record of the owner of name (any of its mailboxes'
  * internal names) from mailboxes.db, when it differs from the file.
- * held: the caller holds the owner's namespace lock; else it is taken.
- * A record with no tombstone left is removed.  Returns 0 or negative.
+ * lock: IDS_TOMBSTONES_HELD, the caller holds the owner's namespace
+ * lock; IDS_TOMBSTONES_WAIT, it is taken; IDS_TOMBSTONES_TRY, it is
+ * taken if free, else nothing is done (recovery, which holds a mailbox
+ * lock and may not wait for a namespace lock: the next walker run
+ * writes the record).  A record with no tombstone left is removed.
+ * Returns 0 or negative.
  */
-int ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int held);
+#define IDS_TOMBSTONES_HELD	0
+#define IDS_TOMBSTONES_WAIT	1
+#define IDS_TOMBSTONES_TRY	2
+int ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int lock);
 
 /*
  * ids_tombstones_complete(), then the record of every owner that has a

@@ -255,6 +255,24 @@ run_delete(struct ids_mboxlist *mbl)
 	return ids_mailbox_delete(mbl, "user.john.Trash");
 }
 
+/* 1 if the owner's tombstone record (spool-layout.md) holds name. */
+static int
+in_record(struct fixture *f, const char *owner_dir, const char *name)
+{
+	char path[256], line[1024], want[300];
+	FILE *fp;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/spool/.tombstones/%s/tombstones", f->dir, owner_dir);
+	snprintf(want, sizeof(want), "%%(N %s I ", name);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp))
+		found = strncmp(line, want, strlen(want)) == 0;
+	fclose(fp);
+	return found;
+}
+
 static int
 outcome_delete(struct fixture *f, const struct intents *left)
 {
@@ -265,6 +283,8 @@ outcome_delete(struct fixture *f, const struct intents *left)
 		assert_false(in_spool(f, left->in.dst, "cyrus.header"));
 		assert_false(in_spool(f, left->in.dst, "1."));
 	}
+	/* Its tombstone is on disk once the delete is settled, never before. */
+	assert_int_equal(in_record(f, "j/user/john", "user.john.Trash"), n < 0);
 	return n == 3 ? 0 : n < 0 ? 1 : -1;
 }
 
@@ -512,6 +532,8 @@ outcome_copy(struct fixture *f, const struct intents *left)
 	/* Rolled back: the copy's directory went with the intent. */
 	if (a == 3 && b < 0 && left->n && strcmp(left->in.stage, "copy") == 0)
 		assert_false(in_spool(f, left->in.dst, NULL));
+	/* The source's tombstone is on disk once the copy is settled. */
+	assert_int_equal(in_record(f, "j/user/john", "user.john.P"), a < 0);
 	return a == 3 && b < 0 ? 0 : a < 0 && b == 3 ? 1 : -1;
 }
 
