@@ -363,5 +363,23 @@ for my $k (2, 3) {
 	ctl('-x', $copies[0]) if @copies;
 }
 
+# ---- a damaged tombstone record ---------------------------------------------
+
+{
+	my $rec = "$dir/spool/.tombstones/a/user/alice/tombstones";
+	my $good = slurp($rec);
+	spew($rec, "$good%(N user.alice.Bad I nonsense\n%(N user.alice.Later)\n");
+	my $want = dump_db();
+	unlink("$dir/conf/mailboxes.db", "$dir/conf/mailboxes.db-lock");
+	my $b = rc('-r', '-q');
+	is($b->{rc}, 1, 'a damaged tombstone record: -r exits 1');
+	like($b->{err}, qr{^reconstruct: \Q$rec\E: line \d+: not a tombstone record: the rest of the file is not read$}m,
+	    '... naming the file and line');
+	like(dump_db(), qr/"user\.alice\.Notes": \{[^\n]*"mbtype": "ed"/,
+	    '... the tombstones before the bad line are back');
+	unlike(dump_db(), qr/user\.alice\.(Bad|Later)/, '... none from it or after it');
+	spew($rec, $good);
+}
+
 unlike($all_err, qr/Sanitizer|runtime error/, 'no sanitizer reports');
 done_testing();

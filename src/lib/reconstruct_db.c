@@ -484,17 +484,21 @@ record_cb(const struct ids_mbentry *e, const char *path, void *rock)
 	return tomb_at(rock, e->uniqueid, &h);
 }
 
+/* A record that cannot be read: reported, the rest of its file skipped. */
+static int
+record_bad(const char *path, int code, void *rock)
+{
+	if (code == -ENOMEM)
+		return code;
+	ids_rc_failed(rock, "tombstones", path, NULL, code, "%s: the rest of the file "
+	    "is not read", ids_errmsg(code));
+	return 0;
+}
+
 static int
 record_tombs(struct rc_ctx *c)
 {
-	int r = ids_tombstones_read(c->cfg, record_cb, c);
-
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0)
-		ids_rc_failed(c, "tombstones", NULL, NULL, r, "%s: the tombstones after it "
-		    "are not read", ids_errmsg(r));
-	return 0;
+	return ids_tombstones_read(c->cfg, record_cb, record_bad, c);
 }
 
 /*

@@ -630,8 +630,14 @@ parse_line(const char *s, size_t n, struct ids_mbentry *e)
 	return r;
 }
 
+struct reader {
+	ids_tombstone_fn fn;
+	ids_tombstone_bad_fn bad;
+	void *rock;
+};
+
 static int
-read_file(int dirfd, const char *name, const char *path, ids_tombstone_fn fn, void *rock)
+read_file(int dirfd, const char *name, const char *path, const struct reader *rd)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 	char chunk[8192];
@@ -641,13 +647,18 @@ read_file(int dirfd, const char *name, const char *path, ids_tombstone_fn fn, vo
 	int fd, r = 0;
 
 	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return ids_error(ids_errno(), "%s: %s", path, strerror(errno));
+		return rd->bad ? rd->bad(path, ids_error(ids_errno(), "%s", strerror(errno)),
+		    rd->rock) : 0;
 	while ((got = read(fd, chunk, sizeof(chunk))) > 0)
 		if ((r = ids_buf_add(&b, chunk, (size_t)got)) < 0)
 			break;
 	if (got < 0)
-		r = ids_error(ids_errno(), "%s: %s", path, strerror(errno));
+		r = ids_error(ids_errno(), "%s", strerror(errno));
 	close(fd);
+	if (r < 0 && r != -ENOMEM) {
+		r = rd->bad ? rd->bad(path, r, rd->rock) : 0;
+		pos = b.len;	/* nothing of a file that cannot be read whole */
+	}
 	while (r == 0 && pos < b.len) {
 		const char *nl = memchr(b.s + pos, '\n', b.len - pos);
 		size_t n = nl ? (size_t)(nl - (b.s + pos)) : b.len - pos;
@@ -655,19 +666,22 @@ read_file(int dirfd, const char *name, const char *path, ids_tombstone_fn fn, vo
 
 		line++;
 		ids_mbentry_init(&e);
-		if (parse_line(b.s + pos, n, &e) < 0)
-			r = ids_error(IDS_ECORRUPT, "%s:%u: not a tombstone record", path, line);
-		else
-			r = fn(&e, path, rock);
+		if (parse_line(b.s + pos, n, &e) < 0) {
+			r = ids_error(IDS_ECORRUPT, "line %u: not a tombstone record", line);
+			r = rd->bad ? rd->bad(path, r, rd->rock) : 0;
+			pos = b.len;	/* the rest of the file is not trusted */
+		} else {
+			r = rd->fn(&e, path, rd->rock);
+			pos += n + 1;
+		}
 		ids_mbentry_release(&e);
-		pos += n + 1;
 	}
 	ids_buf_release(&b);
 	return r;
 }
 
 static int
-read_dir(int dirfd, char *path, size_t size, int depth, ids_tombstone_fn fn, void *rock)
+read_dir(int dirfd, char *path, size_t size, int depth, const struct reader *rd)
 {
 	struct dirent *de;
 	size_t len = strlen(path);
@@ -690,10 +704,10 @@ read_dir(int dirfd, char *path, size_t size, int depth, ids_tombstone_fn fn, voi
 			continue;
 		if (S_ISREG(st.st_mode)) {
 			if (strcmp(de->d_name, IDS_TOMBSTONES_FILE) == 0)
-				r = read_file(dirfd, de->d_name, path, fn, rock);
+				r = read_file(dirfd, de->d_name, path, rd);
 		} else if (S_ISDIR(st.st_mode) &&
 		    ids_opendir_beneath(dirfd, de->d_name, 0, &sub) == 0) {
-			r = read_dir(sub, path, size, depth + 1, fn, rock);
+			r = read_dir(sub, path, size, depth + 1, rd);
 			close(sub);
 		}
 		path[len] = '\0';
@@ -703,8 +717,10 @@ read_dir(int dirfd, char *path, size_t size, int depth, ids_tombstone_fn fn, voi
 }
 
 int
-ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn, void *rock)
+ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn,
+    ids_tombstone_bad_fn bad, void *rock)
 {
+	struct reader rd = { fn, bad, rock };
 	char path[PATH_MAX];
 	size_t i;
 	int rootfd, fd, r = 0;
@@ -715,7 +731,7 @@ ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn, void *roc
 		if (ids_opendir_beneath(rootfd, IDS_TOMBSTONES_DIR, 0, &fd) == 0) {
 			snprintf(path, sizeof(path), "%s/%s", cfg->partitions[i].path,
 			    IDS_TOMBSTONES_DIR);
-			r = read_dir(fd, path, sizeof(path), 0, fn, rock);
+			r = read_dir(fd, path, sizeof(path), 0, &rd);
 			close(fd);
 		}
 		close(rootfd);
@@ -785,10 +801,9 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 	for (i = 0; i < s.tombs.n && r == 0; i++)
 		if (live_of(&s, s.tombs.v[i].uniqueid) == NULL)
 			r = add_owner(&owners, s.tombs.v[i].name);
+	/* A damaged record is rewritten below when its owner has a tombstone. */
 	if (r == 0)
-		r = ids_tombstones_read(ids_mboxlist_config(mbl), on_disk_cb, &disk);
-	if (r == IDS_ECORRUPT)
-		r = 0;	/* a damaged record is rewritten below, when its owner is known */
+		r = ids_tombstones_read(ids_mboxlist_config(mbl), on_disk_cb, NULL, &disk);
 	for (i = 0; i < disk.n && r == 0; i++)
 		r = add_owner(&owners, disk.v[i]);
 	for (i = 0; i < owners.n && r >= 0; i++)

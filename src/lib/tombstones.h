@@ -63,11 +63,15 @@ int ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written);
 
 /*
  * Calls fn for each tombstone of every record file below every
- * partition root, with the file's path.  A malformed line is
- * IDS_ECORRUPT naming the file and line; fn's non-zero return stops
- * the walk and is returned.
+ * partition root, with the file's path.  A file that cannot be read,
+ * or a malformed line (the rest of its file is not read), is handed to
+ * bad (may be NULL) with its path and an error code whose detail says
+ * why ("line N: not a tombstone record"), and the walk goes on.  A non-zero return of fn or
+ * bad stops the walk and is returned.
  */
 typedef int (*ids_tombstone_fn)(const struct ids_mbentry *e, const char *path, void *rock);
-int ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn, void *rock);
+typedef int (*ids_tombstone_bad_fn)(const char *path, int code, void *rock);
+int ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn,
+    ids_tombstone_bad_fn bad, void *rock);
 
 #endif
