@@ -690,10 +690,10 @@ rename_owner(struct rplan *p)
 	 * and before the commit: undone with them, or moved on by recovery.
 	 */
 	if ((r = each_root(p, parts, move_forward)) < 0 ||
-	    (r = ids_userfiles_move(p->cfg, &p->oldmb, &p->newmb)) < 0 ||
+	    (r = ids_userfiles_move(p->cfg, &p->oldmb, &p->newmb, IDS_USERFILES_STRICT)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, records_txn, p)) < 0) {
 		/* Not committed: put the files and directories back, drop the intent. */
-		if (ids_userfiles_move(p->cfg, &p->newmb, &p->oldmb) == 0 &&
+		if (ids_userfiles_move(p->cfg, &p->newmb, &p->oldmb, 0) == 0 &&
 		    each_root(p, parts, move_back) == 0)
 			ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
 		return r;
@@ -1068,13 +1068,13 @@ ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			goto out;
 		}
 		snprintf(p.f[0].id, sizeof(p.f[0].id), "%s", uniqueid);
-		if ((r = ids_userfiles_move(p.cfg, &p.newmb, &p.oldmb)) == 0 &&
+		if ((r = ids_userfiles_move(p.cfg, &p.newmb, &p.oldmb, 0)) == 0 &&
 		    (r = each_root(&p, in->partition, move_back)) == 0)
 			r = ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 	} else {
 		/* Committed: a user file still at the old name goes on. */
 		if (strcmp(in->op, "renameowner") != 0 ||
-		    (r = ids_userfiles_move(p.cfg, &p.oldmb, &p.newmb)) == 0)
+		    (r = ids_userfiles_move(p.cfg, &p.oldmb, &p.newmb, 0)) == 0)
 			r = recover_headers(&p, uniqueid);
 	}
 out:

@@ -166,14 +166,19 @@ open_parent(int rootfd, const char *rel, int create, int *fdp, const char **base
 }
 
 static int
-move_one(int rootfd, const struct ids_userfile *from, const struct ids_userfile *to)
+move_file(int rootfd, const struct ids_userfile *from, const struct ids_userfile *to,
+    int strict)
 {
 	const char *fb, *tb;
 	int ffd = -1, tfd = -1, r;
 
-	if ((r = present(rootfd, from->root, from->path)) <= 0 ||
-	    (r = present(rootfd, to->root, to->path)) != 0)
-		return r < 0 ? r : 0;	/* nothing to move, or moved already */
+	if ((r = present(rootfd, from->root, from->path)) <= 0)
+		return r;	/* nothing to move, or moved already */
+	if ((r = present(rootfd, to->root, to->path)) < 0)
+		return r;
+	if (r > 0)
+		return strict ? ids_error(IDS_ECONFLICT, "%s/%s: the new user's %s appeared "
+		    "while renaming", to->root, to->path, to->kind) : 0;
 	if ((r = open_parent(rootfd, from->path, 0, &ffd, &fb)) < 0 ||
 	    (r = open_parent(rootfd, to->path, 1, &tfd, &tb)) < 0)
 		goto out;
@@ -193,6 +198,18 @@ out:
 	if (tfd >= 0)
 		close(tfd);
 	return r;
+}
+
+static int
+move_one(int rootfd, const struct ids_userfile *from, const struct ids_userfile *to)
+{
+	return move_file(rootfd, from, to, 0);
+}
+
+static int
+move_strict(int rootfd, const struct ids_userfile *from, const struct ids_userfile *to)
+{
+	return move_file(rootfd, from, to, 1);
 }
 
 typedef int (*pair_fn)(int rootfd, const struct ids_userfile *from,
@@ -248,9 +265,9 @@ ids_userfiles_check(const struct ids_config *cfg, const struct ids_mbname *from,
 
 int
 ids_userfiles_move(const struct ids_config *cfg, const struct ids_mbname *from,
-    const struct ids_mbname *to)
+    const struct ids_mbname *to, int flags)
 {
-	return each_pair(cfg, from, to, move_one);
+	return each_pair(cfg, from, to, (flags & IDS_USERFILES_STRICT) ? move_strict : move_one);
 }
 
 /* --- the quota root in cyrus.header ---------------------------------- */

@@ -58,10 +58,13 @@ int ids_userfiles_check(const struct ids_config *cfg, const struct ids_mbname *f
  * not exist (renameat2 RENAME_NOREPLACE, failpoint "rename.userfile";
  * the parents of the new name created and both parents fsynced).
  * Called with the names swapped to move them back.  Idempotent: a file
- * already moved is skipped, so recovery may call it again.
+ * already moved is skipped, so recovery may call it again.  With
+ * IDS_USERFILES_STRICT (the rename itself, after ids_userfiles_check),
+ * a file at both names is IDS_ECONFLICT instead: one appeared since.
  */
+#define IDS_USERFILES_STRICT	0x1
 int ids_userfiles_move(const struct ids_config *cfg, const struct ids_mbname *from,
-    const struct ids_mbname *to);
+    const struct ids_mbname *to, int flags);
 
 /*
  * A folder whose newest former name belongs to another owner (it came
