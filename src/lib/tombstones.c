@@ -741,16 +741,37 @@ ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn,
 
 /* --- every owner -------------------------------------------------------- */
 
-struct names {
-	char **v;
+/* The owner root of name, spelled as an internal name, in buf. */
+static int
+owner_key(const char *name, char *buf, size_t size)
+{
+	struct ids_mbname root;
+	int r;
+
+	if ((r = owner_root(name, &root)) < 0)
+		return r;
+	return ids_mbname_internal(&root, buf, size) < 0 ? IDS_ETOOLONG : 0;
+}
+
+struct dead {
+	char *owner;			/* owner root, internal spelling */
+	const struct ids_mbentry *t;	/* NULL: an owner with a record on disk */
+};
+
+struct deadlist {
+	struct dead *v;
 	size_t n, alloc;
 };
 
 static int
-names_add(struct names *l, const char *name)
+dead_add(struct deadlist *l, const char *name, const struct ids_mbentry *t)
 {
+	char key[IDS_MBNAME_MAX + 1];
+
+	if (owner_key(name, key, sizeof(key)) < 0)
+		return 0;	/* a name no record can hold */
 	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 16;
+		size_t na = l->alloc ? 2 * l->alloc : 64;
 		void *nv = realloc(l->v, na * sizeof(*l->v));
 
 		if (nv == NULL)
@@ -758,41 +779,71 @@ names_add(struct names *l, const char *name)
 		l->v = nv;
 		l->alloc = na;
 	}
-	if ((l->v[l->n] = strdup(name)) == NULL)
+	if ((l->v[l->n].owner = strdup(key)) == NULL)
 		return -ENOMEM;
-	l->n++;
+	l->v[l->n++].t = t;
 	return 0;
 }
 
+/* By owner, then the owner's tombstones by name, then the owners on disk. */
 static int
-on_disk_cb(const struct ids_mbentry *e, const char *path, void *rock)
+cmp_dead(const void *a, const void *b)
 {
-	(void)path;
-	return names_add(rock, e->name);
+	const struct dead *x = a, *y = b;
+	int c = strcmp(x->owner, y->owner);
+
+	if (c != 0)
+		return c;
+	if (x->t == NULL || y->t == NULL)
+		return (x->t == NULL) - (y->t == NULL);
+	return strcmp(x->t->name, y->t->name);
 }
 
-/* The owners' roots of names, each once. */
 static int
-add_owner(struct names *owners, const char *name)
+disk_cb(const struct ids_mbentry *e, const char *path, void *rock)
 {
-	struct ids_mbname root;
-	char buf[IDS_MBNAME_MAX + 1];
-	size_t i;
+	(void)path;
+	return dead_add(rock, e->name, NULL);
+}
 
-	if (owner_root(name, &root) < 0 || ids_mbname_internal(&root, buf, sizeof(buf)) < 0)
-		return 0;	/* a name no record can hold */
-	for (i = 0; i < owners->n; i++)
-		if (strcmp(owners->v[i], buf) == 0)
-			return 0;
-	return names_add(owners, buf);
+/* 1 if the owner's record on disk holds exactly these tombstones. */
+static int
+record_current(const struct ids_config *cfg, const struct dead *v, size_t n)
+{
+	const struct ids_partition *part = ids_config_partition(cfg, NULL);
+	struct ids_buf b = IDS_BUF_INIT;
+	struct ids_mbname root;
+	char rel[PATH_MAX], dir[PATH_MAX];
+	size_t i;
+	int rootfd, fd, same = 0;
+
+	for (i = 0; i < n; i++)
+		if (v[i].t != NULL && format_entry(v[i].t, &b) < 0)
+			goto out;
+	if (part == NULL || owner_root(v[0].owner, &root) < 0 ||
+	    owner_rel(cfg, &root, rel, sizeof(rel)) < 0 ||
+	    snprintf(dir, sizeof(dir), "%s/%s", IDS_TOMBSTONES_DIR, rel) >= (int)sizeof(dir) ||
+	    ids_opendir_abs(part->path, &rootfd) < 0)
+		goto out;
+	if (ids_opendir_beneath(rootfd, dir, 0, &fd) == 0) {
+		same = b.len > 0 && same_content(fd, IDS_TOMBSTONES_FILE, &b);
+		close(fd);
+	} else {
+		same = b.len == 0;	/* no tombstone, no record: as it should be */
+	}
+	close(rootfd);
+out:
+	ids_buf_release(&b);
+	return same;
 }
 
 int
 ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 {
-	struct names disk = { 0 }, owners = { 0 };
+	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	struct deadlist d = { NULL, 0, 0 };
 	struct scan s;
-	size_t i, n = 0;
+	size_t i, j, n = 0;
 	int r;
 
 	memset(&s, 0, sizeof(s));
@@ -800,22 +851,27 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 		goto out;
 	for (i = 0; i < s.tombs.n && r == 0; i++)
 		if (live_of(&s, s.tombs.v[i].uniqueid) == NULL)
-			r = add_owner(&owners, s.tombs.v[i].name);
-	/* A damaged record is rewritten below when its owner has a tombstone. */
+			r = dead_add(&d, s.tombs.v[i].name, &s.tombs.v[i]);
+	/* Owners with a record but no tombstone left (or a damaged record). */
 	if (r == 0)
-		r = ids_tombstones_read(ids_mboxlist_config(mbl), on_disk_cb, NULL, &disk);
-	for (i = 0; i < disk.n && r == 0; i++)
-		r = add_owner(&owners, disk.v[i]);
-	for (i = 0; i < owners.n && r >= 0; i++)
-		if ((r = write_owner(mbl, owners.v[i], IDS_TOMBSTONES_WAIT)) > 0)
+		r = ids_tombstones_read(cfg, disk_cb, NULL, &d);
+	if (r < 0)
+		goto out;
+	if (d.n > 1)
+		qsort(d.v, d.n, sizeof(*d.v), cmp_dead);
+	/* Per owner: the record is written (under its lock) only when it is not current. */
+	for (i = 0; i < d.n && r >= 0; i = j) {
+		for (j = i + 1; j < d.n && strcmp(d.v[j].owner, d.v[i].owner) == 0; j++)
+			;
+		if (record_current(cfg, &d.v[i], j - i))
+			continue;
+		if ((r = write_owner(mbl, d.v[i].owner, IDS_TOMBSTONES_WAIT)) > 0)
 			n++;
+	}
 out:
-	for (i = 0; i < disk.n; i++)
-		free(disk.v[i]);
-	for (i = 0; i < owners.n; i++)
-		free(owners.v[i]);
-	free(disk.v);
-	free(owners.v);
+	for (i = 0; i < d.n; i++)
+		free(d.v[i].owner);
+	free(d.v);
 	elist_release(&s.tombs);
 	elist_release(&s.live);
 	if (written)
