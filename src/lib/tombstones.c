@@ -386,8 +386,8 @@ owner_rel(const struct ids_config *cfg, const struct ids_mbname *root, char *buf
 	return 0;
 }
 
-static int
-format_entry(const struct ids_mbentry *e, struct ids_buf *b)
+int
+ids_tombstones_format(const struct ids_mbentry *e, struct ids_buf *b)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
 	int r;
@@ -580,7 +580,7 @@ write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 	if (o.tombs.n > 1)
 		qsort(o.tombs.v, o.tombs.n, sizeof(*o.tombs.v), cmp_name);
 	for (i = 0; i < o.tombs.n && r >= 0; i++)
-		r = format_entry(&o.tombs.v[i], &b);
+		r = ids_tombstones_format(&o.tombs.v[i], &b);
 	if (r >= 0)
 		r = put_record(part->path, rel, &b);
 out:
@@ -600,13 +600,13 @@ ids_tombstones_write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 
 /* --- reading the records ------------------------------------------------ */
 
-static int
-parse_line(const char *s, size_t n, struct ids_mbentry *e)
+int
+ids_tombstones_parse(const char *s, size_t n, struct ids_mbentry *e, size_t *used)
 {
 	struct ids_dlist *kv = NULL;
 	int r;
 
-	if ((r = ids_dlist_parse(s, n, &kv, NULL)) < 0)
+	if ((r = ids_dlist_parse(s, n, &kv, used)) < 0)
 		return r;
 	if ((r = ids_dlist_get_str(kv, "N", &e->name)) == 0 &&
 	    (r = ids_dlist_get_str(kv, "I", &e->uniqueid)) == 0 &&
@@ -642,7 +642,7 @@ read_file(int dirfd, const char *name, const char *path, const struct reader *rd
 	struct ids_buf b = IDS_BUF_INIT;
 	char chunk[8192];
 	size_t pos = 0;
-	unsigned line = 0;
+	unsigned line = 1;
 	ssize_t got;
 	int fd, r = 0;
 
@@ -659,20 +659,26 @@ read_file(int dirfd, const char *name, const char *path, const struct reader *rd
 		r = rd->bad ? rd->bad(path, r, rd->rock) : 0;
 		pos = b.len;	/* nothing of a file that cannot be read whole */
 	}
+	/* One kvlist after another, each ended by '\n' (a literal spans lines). */
 	while (r == 0 && pos < b.len) {
-		const char *nl = memchr(b.s + pos, '\n', b.len - pos);
-		size_t n = nl ? (size_t)(nl - (b.s + pos)) : b.len - pos;
 		struct ids_mbentry e;
+		size_t used = 0;
 
-		line++;
+		if (b.s[pos] == '\n') {
+			line++;
+			pos++;
+			continue;
+		}
 		ids_mbentry_init(&e);
-		if (parse_line(b.s + pos, n, &e) < 0) {
+		if (ids_tombstones_parse(b.s + pos, b.len - pos, &e, &used) < 0 ||
+		    (pos + used < b.len && b.s[pos + used] != '\n')) {
 			r = ids_error(IDS_ECORRUPT, "line %u: not a tombstone record", line);
 			r = rd->bad ? rd->bad(path, r, rd->rock) : 0;
 			pos = b.len;	/* the rest of the file is not trusted */
 		} else {
 			r = rd->fn(&e, path, rd->rock);
-			pos += n + 1;
+			for (; used > 0; used--, pos++)
+				line += b.s[pos] == '\n';
 		}
 		ids_mbentry_release(&e);
 	}
@@ -818,7 +824,7 @@ record_current(const struct ids_config *cfg, const struct dead *v, size_t n)
 	int rootfd, fd, same = 0;
 
 	for (i = 0; i < n; i++)
-		if (v[i].t != NULL && format_entry(v[i].t, &b) < 0)
+		if (v[i].t != NULL && ids_tombstones_format(v[i].t, &b) < 0)
 			goto out;
 	if (part == NULL || owner_root(v[0].owner, &root) < 0 ||
 	    owner_rel(cfg, &root, rel, sizeof(rel)) < 0 ||

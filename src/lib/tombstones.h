@@ -13,7 +13,7 @@
  *   - tombstones whose uniqueid no live folder holds (deleted folders,
  *     whose files are gone) go into a per-owner record file,
  *     <default partition>/.tombstones/<owner directory>/tombstones, one dlist
- *     kvlist per line:
+ *     kvlist per tombstone, each followed by '\n':
  *	%(N name I uniqueid T mbtype V uidvalidity C createdmodseq
  *	  F foldermodseq M mtime)
  *     sorted by name, replaced durably (ids_write_durable, after the
@@ -69,6 +69,20 @@ int ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written);
  * why ("line N: not a tombstone record"), and the walk goes on.  A non-zero return of fn or
  * bad stops the walk and is returned.
  */
+/*
+ * One tombstone of a record: ids_tombstones_format appends e's kvlist
+ * and a '\n' to b (one line, unless the name needs a dlist literal:
+ * "{n}" CRLF and its bytes); ids_tombstones_parse reads one kvlist at s
+ * (n bytes, no NUL needed after them) into the initialised e, storing
+ * the bytes it used in *used, or, used NULL, requiring the kvlist to
+ * fill the n bytes.  A kvlist without a valid name, uniqueid and a
+ * tombstone's type (with 'd') is IDS_ECORRUPT.  Both return 0 or a
+ * negative code.
+ */
+struct ids_buf;
+int ids_tombstones_format(const struct ids_mbentry *e, struct ids_buf *b);
+int ids_tombstones_parse(const char *s, size_t n, struct ids_mbentry *e, size_t *used);
+
 typedef int (*ids_tombstone_fn)(const struct ids_mbentry *e, const char *path, void *rock);
 typedef int (*ids_tombstone_bad_fn)(const char *path, int code, void *rock);
 int ids_tombstones_read(const struct ids_config *cfg, ids_tombstone_fn fn,
