@@ -41,6 +41,7 @@
 #include "recover.h"
 #include "relocate.h"
 #include "walker.h"
+#include "tombstones.h"
 
 #define DEFAULT_BATCH		512
 #define WALK_GROUP		128	/* folders per group of ids_relocate_batch by default */
@@ -1230,6 +1231,18 @@ ids_walk_run(const struct ids_config *cfg, const struct ids_walk_opts *o,
 	int r;
 
 	if (!o->dry_run) {
+		/*
+		 * Before any header is written: every live folder's history
+		 * holds the tombstones of its old names, and every owner's
+		 * deleted folders have their tombstone record on disk, so that
+		 * a rebuild from the spool brings them back.
+		 */
+		if ((r = ids_mboxlist_open(cfg, 0, &mbl)) < 0)
+			return r;
+		r = ids_tombstones_sync(mbl, NULL);
+		ids_mboxlist_close(mbl);
+		if (r < 0)
+			return r;
 		if ((r = plan_workers(cfg, o, &ws, &n)) < 0)
 			return r;
 		if (n > 1) {

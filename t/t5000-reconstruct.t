@@ -197,11 +197,13 @@ is($r->{rc}, 0, '-r rebuilds a lost mailboxes.db') or diag($r->{err});
 like($r->{out}, qr/^\d+ folders \(\d+ legacy\): \d+ mailboxes, \d+ tombstones; 0 conflicts/m,
     '-v prints a summary');
 my $dump2 = dump_db();
-my @lost = grep { /"user\.alice\.Notes":/ } split /\n/, $dump1;
-is(scalar @lost, 1, '(the deleted folder had a tombstone)');
-(my $want = $dump1) =~ s/^"user\.alice\.Notes":[^\n]*\n//m;
-is(normalised($dump2), normalised($want),
-    'the rebuilt dump equals the old one but for mtimes, foldermodseqs, tombstone partitions and ACLs');
+my @kept = grep { /"user\.alice\.Notes":/ } split /\n/, $dump1;
+is(scalar @kept, 1, '(the deleted folder had a tombstone)');
+like(join('', map { slurp($_) } glob("$dir/spool/.tombstones/a/user/alice/tombstones")),
+    qr/^%\(N user\.alice\.Notes I /m, '... kept in alice\'s tombstone record');
+is(normalised($dump2), normalised($dump1),
+    'the rebuilt dump equals the old one, the deleted folder\'s tombstone included, '
+    . 'but for mtimes, foldermodseqs, tombstone partitions and ACLs');
 like($dump2, qr/"user\.alice\.Career": \{[^\n]*"name_history": \[\{"name": "user\.alice\.Jobs"/,
     '... the history is back');
 like($dump2, qr/"user\.alice\.Work": \{[^\n]*"mbtype": "ed"/, '... a tombstone at each old name');
@@ -413,6 +415,24 @@ for my $k (2, 3) {
 	    '... with every message reachable');
 	is(rc('-m', '-n')->{rc}, 0, '... nothing left to do');
 	ctl('-x', $copies[0]) if @copies;
+}
+
+# ---- a damaged tombstone record ---------------------------------------------
+
+{
+	my $rec = "$dir/spool/.tombstones/a/user/alice/tombstones";
+	my $good = slurp($rec);
+	spew($rec, "$good%(N user.alice.Bad I nonsense\n%(N user.alice.Later)\n");
+	my $want = dump_db();
+	unlink("$dir/conf/mailboxes.db", "$dir/conf/mailboxes.db-lock");
+	my $b = rc('-m', '-q');
+	is($b->{rc}, 1, 'a damaged tombstone record: -m exits 1');
+	like($b->{err}, qr{^reconstruct: \Q$rec\E: line \d+: not a tombstone record: the rest of the file is not read$}m,
+	    '... naming the file and line');
+	like(dump_db(), qr/"user\.alice\.Notes": \{[^\n]*"mbtype": "ed"/,
+	    '... the tombstones before the bad line are back');
+	unlike(dump_db(), qr/user\.alice\.(Bad|Later)/, '... none from it or after it');
+	spew($rec, $good);
 }
 
 unlike($all_err, qr/Sanitizer|runtime error/, 'no sanitizer reports');

@@ -193,13 +193,19 @@ sub scenario {
 		my $mask = $sc->{done}->($_[0]) // 0;
 		return map { $steps[$_] } grep { !($mask & (1 << $_)) } 0 .. $#steps;
 	};
+	# files => sub { $mask -> problem or undef }: files outside the
+	# folders (a user's own files) that must follow the steps done.
 	$sc->{accept} = sub {
-		return defined $sc->{done}->($_[0]) ? undef :
-		    "the folders are in none of the states the steps lead to";
+		my $mask = $sc->{done}->($_[0]);
+		return "the folders are in none of the states the steps lead to"
+		    unless defined $mask;
+		return $a{files} ? $a{files}->($mask) : undef;
 	};
 	$sc->{final} = sub {
 		my ($st) = @_;
 		return "the operation did not complete" unless state_key($st, $a{noid}) eq $keys{$all};
+		my $why = $a{files} ? $a{files}->($all) : undef;
+		return $why if defined $why;
 		return $a{extra} ? $a{extra}->($st) : undef;
 	};
 	return $sc;
