@@ -18,6 +18,7 @@ use Time::HiRes qw(sleep time);
 use Test::More;
 use IdsTest;
 use LegacySpool;
+use Torture ();
 
 my $top = "$FindBin::Bin/..";
 my $base = fast_dir('t4000') // scratch();
@@ -505,6 +506,32 @@ sub wait_until {
 	$r = rel($conf, '-1', '--grace', '0');
 	is($r->{rc}, 1, 'a restart finishes the walk');
 	check_migrated($s, $before, 'after SIGTERM and a restart', $r->{err}, 1);
+}
+
+# ---- kill -9 of the daemon with --jobs 2: its workers die with it ----
+
+{
+	restore($s);
+	my $r = rel($conf, '--grace', '0', '--jobs', '2', '--rate', $ENV{IDS_VALGRIND} ? 2 : 15,
+	    '--interval', '3600');
+	is($r->{rc}, 0, '--jobs 2: the daemon starts') or diag($r->{err});
+	my $pid = $daemon = 0 + slurp("$s->{w}/conf/relocated.pid");
+	my @workers;
+	ok(wait_until(20, sub { @workers = Torture::children_of($pid); @workers == 2 }),
+	    "... with two workers (@workers)");
+	ok(wait_until(20, sub { (status_json()->{daemon}{folders_done} // 0) >= 2 }),
+	    '... migrating');
+	kill 'KILL', $pid;
+	ok(wait_until(5, sub { !grep { Torture::alive($_) } $pid, @workers }),
+	    'kill -9 of the daemon: its workers are gone within seconds');
+	$daemon = 0;
+	my $st = status_json();
+	ok(!defined $st->{daemon}, '-s --json: no daemon');
+	like(rel($conf, '-s')->{out}, qr/^relocated: not running$/m, '-s: not running');
+	$r = rel($conf, '-1', '--grace', '0', '--jobs', '2');
+	unlike($r->{err}, qr/already running/, 'a restart is not refused');
+	is($r->{rc}, 1, '... and finishes the walk');
+	check_migrated($s, $before, 'after kill -9 of the daemon and a restart', $r->{err}, 1);
 }
 
 # ---- two partitions, in parallel ------------------------------------

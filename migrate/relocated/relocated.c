@@ -55,6 +55,7 @@
 #define MAX_SECONDS	31536000	/* --grace, --interval: a year */
 #define MAX_RATE	1e9	/* --rate: files per second */
 #define STATUS_EVERY	2.0	/* seconds between status file writes */
+#define PIDFILE_TRIES	50	/* tenths of a second to wait for a dead walker's lock */
 #define PENDING_RECHECK	10	/* seconds between passes while cleanups wait */
 
 static volatile sig_atomic_t interrupted, terminating, reloading;
@@ -455,7 +456,12 @@ on_event(const struct ids_walk_event *ev, void *rock)
 
 /* --- -s: progress from mailboxes.db and the status file -------------- */
 
-/* The pid of the running walker, or 0: the pidfile's lock is the proof. */
+/*
+ * The pid of the running walker, or 0: the pidfile's lock is the proof,
+ * and the pid in the file must be alive (the workers of a walker killed
+ * with -9 hold its lock for the moment they take to die with it); -1
+ * when locked before the pid was written.
+ */
 static long
 running_pid(struct relocated *d)
 {
@@ -474,6 +480,8 @@ running_pid(struct relocated *d)
 		pid = strtol(buf, NULL, 10);
 		if (pid <= 0)
 			pid = -1;	/* running, pid not written yet */
+		else if (pid > INT_MAX || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			pid = 0;	/* dead: what holds the lock is dying with it */
 	}
 	close(fd);
 	return pid;
@@ -733,21 +741,30 @@ take_pidfile(struct relocated *d)
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	char path[PATH_MAX];
 	long pid;
-	int r;
+	int r, tries;
 
 	if ((r = config_file_path(d, PIDFILE, path, sizeof(path))) < 0)
 		errx(IDS_EXIT_ENV, "%s", ids_errmsg(r));
 	if ((r = IDS_FAILPOINT("relocated.pidfile")) < 0 ||
 	    (d->pidfd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
 		errx(IDS_EXIT_ENV, "%s: %s", path, strerror(r < 0 ? -r : errno));
-	if (fcntl(d->pidfd, F_OFD_SETLK, &fl) == 0)
-		return;
-	if (errno != EAGAIN && errno != EACCES)
-		errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
-	pid = running_pid(d);
-	if (pid > 0)
-		errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
-	errx(IDS_EXIT_ENV, "%s: already running", path);
+	/*
+	 * The lock of a walker killed with -9 goes with its last worker,
+	 * which the kernel kills with it (PR_SET_PDEATHSIG): give those a
+	 * moment rather than name a dead pid as running.
+	 */
+	for (tries = 0; fcntl(d->pidfd, F_OFD_SETLK, &fl) < 0; tries++) {
+		if (errno != EAGAIN && errno != EACCES)
+			errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
+		if ((pid = running_pid(d)) > 0)
+			errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
+		if (pid < 0)
+			errx(IDS_EXIT_ENV, "%s: already running", path);
+		if (tries >= PIDFILE_TRIES)
+			errx(IDS_EXIT_ENV, "%s: locked by processes of a walker that is gone; "
+			    "try again when they have exited", path);
+		usleep(100 * 1000);
+	}
 }
 
 /* Writes our pid into the locked pidfile; 0 or a negative code. */
