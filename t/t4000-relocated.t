@@ -534,6 +534,43 @@ sub wait_until {
 	check_migrated($s, $before, 'after kill -9 of the daemon and a restart', $r->{err}, 1);
 }
 
+# ---- SIGHUP re-reads the configuration, and never stops the walk ----
+
+{
+	restore($s);
+	my $c = slurp($conf);
+	my ($out, $err) = ("$s->{w}/hup.out", "$s->{w}/hup.err");
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0) {
+		open(STDOUT, '>', $out);
+		open(STDERR, '>', $err);
+		exec(valgrind(tool('relocated')), tool('relocated'), '-C', $conf, '-1', '--grace', '0',
+		    '--rate', $ENV{IDS_VALGRIND} ? 2 : 15) or POSIX::_exit(127);
+	}
+	ok(wait_until(20, sub { (status_json()->{daemon}{folders_done} // 0) >= 1 }),
+	    'relocated -1 walks');
+	# A configuration that cannot be read is kept out, the walk goes on.
+	spew($conf, "$c" . "relocated_interval: soon\n");
+	kill 'HUP', $pid;
+	ok(wait_until(20, sub { -s $err && slurp($err) =~ /keeping the old configuration/ }),
+	    'SIGHUP with a bad configuration: reported, the old one kept');
+	spew($conf, "$c" . "relocated_strategy: rename\n");
+	kill 'HUP', $pid;
+	ok(wait_until(20, sub { (status_json()->{daemon}{strategy} // '') eq 'rename' }),
+	    'SIGHUP: relocated -1 re-reads the configuration (the strategy is now rename)');
+	waitpid($pid, 0);
+	my $rc = $? >> 8;
+	spew($conf, $c);
+	my $o = slurp($out);
+	is($rc, 1, '... and finishes its walk (exit 1: the folder with the symlink)');
+	like($o, qr/^\Q$conf\E re-read$/m, '... saying the configuration was re-read');
+	like($o, qr/^pass 1 \(stopped\): .*\npass 2 \(stopped\): .*\npass 3: /ms,
+	    '... each SIGHUP ending a pass after the folder in hand and starting the next');
+	like(slurp($err), qr/^relocated: \Q$conf\E:\d+: relocated_interval: 'soon' is not a .*; keeping the old configuration$/m,
+	    '... the bad value named');
+	check_migrated($s, $before, 'after two SIGHUPs', slurp($err) . $o);
+}
+
 # ---- two partitions, in parallel ------------------------------------
 
 {

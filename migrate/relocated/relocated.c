@@ -254,10 +254,11 @@ parse_args(struct relocated *d, int argc, char **argv)
 
 /*
  * Fills the settings not given on the command line from cfg.  Returns
- * 0, or -1 after reporting a bad value (the settings are then unchanged).
+ * 0, or -1 after reporting a bad value, followed by then (the settings
+ * are then unchanged).
  */
 static int
-apply_config(struct relocated *d, const struct ids_config *cfg)
+apply_config(struct relocated *d, const struct ids_config *cfg, const char *then)
 {
 	double v[NSETTINGS];
 	enum ids_strategy strategy = d->strategy;
@@ -269,7 +270,7 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		if (d->set[i].given)
 			continue;
 		if ((r = config_setting(cfg, &d->set[i], &v[i])) < 0) {
-			logmsg(d, LOG_ERR, "%s", ids_errmsg(r));
+			logmsg(d, LOG_ERR, "%s%s", ids_errmsg(r), then);
 			return -1;
 		}
 	}
@@ -277,7 +278,8 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		strategy = IDS_STRATEGY_LINK;
 		if ((s = ids_config_get(cfg, "relocated_strategy")) != NULL &&
 		    ids_strategy_parse(s, &strategy) < 0) {
-			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s", cfg->file, ids_errmsg(IDS_EINVAL));
+			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s%s", cfg->file,
+			    ids_errmsg(IDS_EINVAL), then);
 			return -1;
 		}
 	}
@@ -952,7 +954,7 @@ reload(struct relocated *d)
 		logmsg(d, LOG_ERR, "%s: %s; keeping the old configuration", d->conf, ids_errmsg(r));
 		return r;
 	}
-	if (apply_config(d, &cfg) < 0) {
+	if (apply_config(d, &cfg, "; keeping the old configuration") < 0) {
 		ids_config_release(&cfg);
 		return -1;
 	}
@@ -1061,7 +1063,7 @@ main(int argc, char **argv)
 		warnx("-p %s: no such partition in %s", d.partition, d.cfg.file);
 		tool_usage(SYNOPSIS);
 	}
-	if (apply_config(&d, &d.cfg) < 0) {
+	if (apply_config(&d, &d.cfg, "") < 0) {
 		ids_config_release(&d.cfg);
 		return IDS_EXIT_ENV;
 	}
