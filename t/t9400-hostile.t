@@ -177,6 +177,15 @@ case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_tex
 case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
     "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
 
+# ---- out of descriptors ------------------------------------------------
+
+case('ulimit -n 5: spool_audit stops, no folder "absent"',
+    ['sh', '-c', "ulimit -n 5; exec '" . tool('spool_audit') . "' -C '$conf' -j 1"], 3,
+    qr{\Aspool_audit: \S+: \$D/s/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z});
+case('ulimit -n 7: reconstruct -r -n stops, no folder skipped',
+    ['sh', '-c', "ulimit -n 7; exec '" . tool('reconstruct') . "' -C '$conf' -r -n -q"], 3,
+    qr{\Areconstruct: \$D/s/spool\S*: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\nreconstruct: Too many open files\n\z});
+
 # ---- names the file system cannot hold ---------------------------------
 
 my $n256 = 'n' x 256;
