@@ -473,13 +473,19 @@ static int
 format_any_size(const struct ids_header *h, struct ids_buf *out)
 {
 	struct ids_dlist *kv;
-	size_t start;
+	size_t start, n;
 	int r;
 
 	if (h->name == NULL || h->uniqueid == NULL)
 		return ids_error(IDS_EINVAL, "cyrus.header needs a name and a uniqueid");
 	if ((r = check_acl(h->name, h->acl, h->nacl)) < 0)
 		return ids_error(r, "cyrus.header of %s", ids_errmsg(r));
+	/* The reader takes at most IDS_HEADER_MAX_FLAGS flags (trailing NILs are not written). */
+	for (n = h->nflags; n > 0 && h->flags[n - 1] == NULL; n--)
+		;
+	if (n > IDS_HEADER_MAX_FLAGS)
+		return ids_error(IDS_EINVAL, "cyrus.header of %s: %zu user flags, over %d",
+		    h->name, n, IDS_HEADER_MAX_FLAGS);
 	if ((kv = ids_dlist_new_kvlist()) == NULL)
 		return -ENOMEM;
 	ids_buf_add(out, IDS_HEADER_MAGIC, IDS_HEADER_MAGIC_LEN);

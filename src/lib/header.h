@@ -82,8 +82,9 @@ int ids_header_parse(struct ids_header *h, const char *buf, size_t len);
  * required (IDS_EINVAL).  A value that would need a literal (a line
  * break, an 8-bit byte, 1024 bytes or more) is refused with IDS_EINVAL:
  * Cyrus reads cyrus.header only up to the first LF, so it could not
- * read the file back.  A file over IDS_HEADER_MAX_SIZE, which
- * ids_header_read() would refuse, is IDS_ETOOLONG.  The detail names
+ * read the file back.  What ids_header_read() would refuse is refused
+ * too: more than IDS_HEADER_MAX_FLAGS user flags (IDS_EINVAL), a file
+ * over IDS_HEADER_MAX_SIZE (IDS_ETOOLONG).  The detail names
  * the folder and, for an ACL entry, the entry.  Returns 0, IDS_EINVAL,
  * IDS_ETOOLONG or -ENOMEM.
  */

@@ -439,6 +439,22 @@ test_format_size(void **state)
 		free(h.acl[i].id);
 		free(h.acl[i].rights);
 	}
+	/* 129 user flags: the reader takes 128; trailing unused bits are not written. */
+	free(h.acl[2].id);
+	h.acl[2].id = strdup("x");
+	h.flags = calloc(140, sizeof(*h.flags));
+	h.nflags = 140;
+	for (i = 0; i < 129; i++) {
+		snprintf(id, sizeof(id), "f%zu", i);
+		h.flags[i] = strdup(id);
+	}
+	ids_buf_reset(&b);
+	assert_int_equal(ids_header_format(&h, &b), IDS_EINVAL);
+	assert_string_equal(ids_errmsg(IDS_EINVAL), "cyrus.header of user.john: 129 user flags, over 128");
+	free(h.flags[128]);
+	h.flags[128] = NULL;
+	ids_buf_reset(&b);
+	assert_int_equal(ids_header_format(&h, &b), 0);
 	ids_header_release(&h);
 	ids_buf_release(&b);
 }
