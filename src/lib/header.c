@@ -239,19 +239,32 @@ flags_from_dlist(struct ids_header *h, const struct ids_dlist *list)
 	return 0;
 }
 
-/* Moves the children of kv whose keys we do not know into h->extra. */
+/*
+ * Moves the children of kv whose keys we do not know into h->extra, in
+ * one pass (unlinking each from the head on was quadratic in a line of
+ * known keys followed by unknown ones).
+ */
 static int
 keep_unknown(struct ids_header *h, struct ids_dlist *kv)
 {
-	struct ids_dlist *c, *next;
+	struct ids_dlist *c, *next, *prev = NULL;
 
 	for (c = kv->head; c; c = next) {
 		next = c->next;
-		if (strlen(c->name) == 1 && strchr("TNIQAUH", c->name[0]))
+		if (strlen(c->name) == 1 && strchr("TNIQAUH", c->name[0])) {
+			prev = c;
 			continue;
+		}
 		if (h->extra == NULL && (h->extra = ids_dlist_new_kvlist()) == NULL)
 			return -ENOMEM;
-		ids_dlist_unlink(kv, c);
+		/* Unlink c after prev, as ids_dlist_unlink() would from the head. */
+		if (prev)
+			prev->next = next;
+		else
+			kv->head = next;
+		if (kv->tail == c)
+			kv->tail = prev;
+		c->next = NULL;
 		if (ids_dlist_add_child(h->extra, NULL, c) < 0)
 			return -ENOMEM;
 	}
