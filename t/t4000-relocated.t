@@ -534,6 +534,42 @@ sub wait_until {
 	check_migrated($s, $before, 'after kill -9 of the daemon and a restart', $r->{err}, 1);
 }
 
+# A pidfile still locked (by what a dead walker left: here a process
+# of the test) but naming a dead pid: not running, and a new walker
+# waits for the lock, then says why it cannot start.
+{
+	my $dead = fork() // die;
+	POSIX::_exit(0) if $dead == 0;
+	waitpid($dead, 0);
+	my $pidfile = "$s->{w}/conf/relocated.pid";
+	pipe(my $rd, my $wr) or die;
+	my $holder = fork() // die;
+	if ($holder == 0) {
+		close $rd;
+		open(my $fh, '+<', $pidfile) or POSIX::_exit(1);
+		# struct flock: l_type F_WRLCK, l_whence SEEK_SET, l_start, l_len, l_pid; F_OFD_SETLK 37
+		my $fl = pack('s s x4 q q i x4', 1, 0, 0, 0, 0);
+		fcntl($fh, 37, $fl) or POSIX::_exit(2);
+		truncate($fh, 0);
+		syswrite($fh, "$dead\n");
+		syswrite($wr, "locked\n");
+		sleep 60;
+		POSIX::_exit(0);
+	}
+	close $wr;
+	my $line = <$rd> // '';
+	is($line, "locked\n", "the pidfile locked, naming pid $dead, which is dead");
+	like(rel($conf, '-s')->{out}, qr/^relocated: not running$/m, '-s: not running');
+	my $t0 = time;
+	my $r = rel($conf, '-1', '--grace', '0');
+	is($r->{rc}, 3, 'a walker starting meanwhile waits, then refuses');
+	is($r->{err}, "relocated: $pidfile: locked by processes of a walker that is gone; try again when they have exited\n",
+	    '... saying why, without naming the dead pid as running');
+	ok(time - $t0 >= 4, '... after waiting for the lock to go');
+	kill 'KILL', $holder;
+	waitpid($holder, 0);
+}
+
 # ---- SIGHUP re-reads the configuration, and never stops the walk ----
 
 {
