@@ -177,6 +177,15 @@ case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_tex
 case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
     "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
 
+# ---- out of descriptors ------------------------------------------------
+
+case('ulimit -n 5: spool_audit stops, no folder "absent"',
+    ['sh', '-c', "ulimit -n 5; exec '" . tool('spool_audit') . "' -C '$conf' -j 1"], 3,
+    qr{\Aspool_audit: \S+: \$D/s/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z});
+case('ulimit -n 7: reconstruct -m -n stops, no folder skipped',
+    ['sh', '-c', "ulimit -n 7; exec '" . tool('reconstruct') . "' -C '$conf' -m -n -q"], 3,
+    qr{\Areconstruct: \$D/s/spool\S*: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\nreconstruct: Too many open files\n\z});
+
 # ---- names the file system cannot hold ---------------------------------
 
 my $n256 = 'n' x 256;
@@ -304,6 +313,10 @@ my @dumps = (
 	['one uniqueid, two live names', "{\n\"user.x\": {\"uniqueid\": \"047656355035e6be\", \"partition\": \"default\", \"mbtype\": \"e\"},\n\"user.y\": {\"uniqueid\": \"047656355035e6be\", \"partition\": \"default\", \"mbtype\": \"e\"}\n}\n",
 	    "ctl_mboxlist: stdin:3: user.y: uniqueid 047656355035e6be is already held by live mailbox user.x (line 2)\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
 	['deep nesting', '{' . ('[' x 100000), "ctl_mboxlist: stdin:1: maximum parsing depth reached near '['\n"],
+	['an ACL identifier a cyrus.header cannot hold', dump1(acl => { "caf\xc3\xa9" => 'lrs' }),
+	    "ctl_mboxlist: stdin:2: user.x: ACL entry 1, identifier 'caf\\xc3\\xa9': 8-bit byte 0xc3 at byte 3: a cyrus.header cannot hold it (it would need a literal)\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
+	['an ACL too large for a cyrus.header', dump1(acl => { map { (sprintf('u%06d', $_) => 'lrs') } 1 .. 90000 }),
+	    "ctl_mboxlist: stdin:2: user.x: its cyrus.header would be 1080175 bytes (90000 ACL entries, 0 history items), over the 786432 a folder's record may fill\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
 );
 for my $c (@dumps) {
 	my ($what, $text, $err) = @$c;

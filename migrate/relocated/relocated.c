@@ -74,6 +74,7 @@ static const char help[] =
 #define MAX_SECONDS	31536000	/* --grace, --interval: a year */
 #define MAX_RATE	1e9	/* --rate: files per second */
 #define STATUS_EVERY	2.0	/* seconds between status file writes */
+#define PIDFILE_TRIES	50	/* tenths of a second to wait for a dead walker's lock */
 #define PENDING_RECHECK	10	/* seconds between passes while cleanups wait */
 
 static volatile sig_atomic_t interrupted, terminating, reloading;
@@ -313,10 +314,11 @@ parse_args(struct relocated *d, int argc, char **argv)
 
 /*
  * Fills the settings not given on the command line from cfg.  Returns
- * 0, or -1 after reporting a bad value (the settings are then unchanged).
+ * 0, or -1 after reporting a bad value, followed by then (the settings
+ * are then unchanged).
  */
 static int
-apply_config(struct relocated *d, const struct ids_config *cfg)
+apply_config(struct relocated *d, const struct ids_config *cfg, const char *then)
 {
 	double v[NSETTINGS];
 	enum ids_strategy strategy = d->strategy;
@@ -328,7 +330,7 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		if (d->set[i].given)
 			continue;
 		if ((r = config_setting(cfg, &d->set[i], &v[i])) < 0) {
-			logmsg(d, LOG_ERR, "%s", ids_errmsg(r));
+			logmsg(d, LOG_ERR, "%s%s", ids_errmsg(r), then);
 			return -1;
 		}
 	}
@@ -336,7 +338,8 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		strategy = IDS_STRATEGY_LINK;
 		if ((s = ids_config_get(cfg, "relocated_strategy")) != NULL &&
 		    ids_strategy_parse(s, &strategy) < 0) {
-			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s", cfg->file, ids_errmsg(IDS_EINVAL));
+			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s%s", cfg->file,
+			    ids_errmsg(IDS_EINVAL), then);
 			return -1;
 		}
 	}
@@ -528,7 +531,12 @@ on_event(const struct ids_walk_event *ev, void *rock)
 
 /* --- -s: progress from mailboxes.db and the status file -------------- */
 
-/* The pid of the running walker, or 0: the pidfile's lock is the proof. */
+/*
+ * The pid of the running walker, or 0: the pidfile's lock is the proof,
+ * and the pid in the file must be alive (the workers of a walker killed
+ * with -9 hold its lock for the moment they take to die with it); -1
+ * when locked before the pid was written.
+ */
 static long
 running_pid(struct relocated *d)
 {
@@ -547,6 +555,8 @@ running_pid(struct relocated *d)
 		pid = strtol(buf, NULL, 10);
 		if (pid <= 0)
 			pid = -1;	/* running, pid not written yet */
+		else if (pid > INT_MAX || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			pid = 0;	/* dead: what holds the lock is dying with it */
 	}
 	close(fd);
 	return pid;
@@ -806,21 +816,30 @@ take_pidfile(struct relocated *d)
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	char path[PATH_MAX];
 	long pid;
-	int r;
+	int r, tries;
 
 	if ((r = config_file_path(d, PIDFILE, path, sizeof(path))) < 0)
 		errx(IDS_EXIT_ENV, "%s", ids_errmsg(r));
 	if ((r = IDS_FAILPOINT("relocated.pidfile")) < 0 ||
 	    (d->pidfd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
 		errx(IDS_EXIT_ENV, "%s: %s", path, strerror(r < 0 ? -r : errno));
-	if (fcntl(d->pidfd, F_OFD_SETLK, &fl) == 0)
-		return;
-	if (errno != EAGAIN && errno != EACCES)
-		errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
-	pid = running_pid(d);
-	if (pid > 0)
-		errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
-	errx(IDS_EXIT_ENV, "%s: already running", path);
+	/*
+	 * The lock of a walker killed with -9 goes with its last worker,
+	 * which the kernel kills with it (PR_SET_PDEATHSIG): give those a
+	 * moment rather than name a dead pid as running.
+	 */
+	for (tries = 0; fcntl(d->pidfd, F_OFD_SETLK, &fl) < 0; tries++) {
+		if (errno != EAGAIN && errno != EACCES)
+			errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
+		if ((pid = running_pid(d)) > 0)
+			errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
+		if (pid < 0)
+			errx(IDS_EXIT_ENV, "%s: already running", path);
+		if (tries >= PIDFILE_TRIES)
+			errx(IDS_EXIT_ENV, "%s: locked by processes of a walker that is gone; "
+			    "try again when they have exited", path);
+		usleep(100 * 1000);
+	}
 }
 
 /* Writes our pid into the locked pidfile; 0 or a negative code. */
@@ -1012,7 +1031,7 @@ reload(struct relocated *d)
 		logmsg(d, LOG_ERR, "%s: %s; keeping the old configuration", d->conf, ids_errmsg(r));
 		return r;
 	}
-	if (apply_config(d, &cfg) < 0) {
+	if (apply_config(d, &cfg, "; keeping the old configuration") < 0) {
 		ids_config_release(&cfg);
 		return -1;
 	}
@@ -1130,7 +1149,7 @@ main(int argc, char **argv)
 		warnx("-p %s: no such partition in %s", d.partition, d.cfg.file);
 		tool_usage(SYNOPSIS);
 	}
-	if (apply_config(&d, &d.cfg) < 0) {
+	if (apply_config(&d, &d.cfg, "") < 0) {
 		ids_config_release(&d.cfg);
 		return IDS_EXIT_ENV;
 	}

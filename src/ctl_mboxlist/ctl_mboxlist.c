@@ -45,6 +45,7 @@
 #include "buf.h"
 #include "config.h"
 #include "error.h"
+#include "header.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -453,6 +454,16 @@ bad(struct ectx *c, const char *fmt, ...)
 	return -1;
 }
 
+/* As bad(), for a reason the library already made printable (\xNN). */
+static int
+bad_printable(struct ectx *c, const char *why)
+{
+	char shown[SHOWBUF];
+
+	warnx("stdin:%u: %s: %s", c->line, tool_printable(c->name, shown, sizeof(shown)), why);
+	return -1;
+}
+
 /* A decimal string of digits only, at most max. */
 static int
 parse_decimal(const char *s, uint64_t max, uint64_t *out)
@@ -560,18 +571,23 @@ get_acl(struct ectx *c, json_t *obj, struct ids_mbentry *e)
 {
 	json_t *acl = json_object_get(obj, "acl"), *v;
 	const char *id;
+	size_t cap = 0;
 	int r;
 
 	if (acl == NULL || json_is_null(acl))
 		return 0;
 	if (!json_is_object(acl))
 		return bad(c, "member 'acl' must be an object");
+	/* A JSON object's keys are distinct: append, without a search per entry. */
 	json_object_foreach(acl, id, v) {
 		if (!json_is_string(v))
 			return bad(c, "acl: the rights of '%s' must be a string", id);
-		if ((r = ids_acl_set(&e->acl, &e->nacl, id, json_string_value(v))) < 0)
+		if ((r = ids_acl_append(&e->acl, &e->nacl, &cap, strdup(id),
+		    strdup(json_string_value(v)))) < 0)
 			return bad(c, "acl: '%s': %s", id, ids_errmsg(r));
 	}
+	if ((r = ids_acl_dedup(e->acl, &e->nacl)) < 0)
+		return bad(c, "acl: %s", ids_errmsg(r));
 	return 0;
 }
 
@@ -703,6 +719,15 @@ check_entry(struct ectx *c, const struct import *imp, json_t *obj,
 	    ids_config_partition(imp->cfg, e->partition) == NULL)
 		return bad(c, "unknown partition '%s' (not in %s)", e->partition,
 		    imp->cfg->file);
+	/* What a cyrus.header cannot hold would never be migrated or read back. */
+	if ((r = ids_header_check_entry(e, NULL)) < 0) {
+		const char *why = ids_errmsg(r);
+		size_t n = strlen(e->name);
+
+		if (strncmp(why, e->name, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		return bad_printable(c, why);
+	}
 	return 0;
 }
 

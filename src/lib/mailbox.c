@@ -362,6 +362,9 @@ create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
 	char owner[IDS_MBNAME_MAX + 1], why[512];
 	int r;
 
+	/* Refused before any intent: what its cyrus.header could not hold. */
+	if ((r = ids_header_check_entry(e, NULL)) < 0)
+		return r;
 	memset(&c, 0, sizeof(c));
 	c.e = e;
 	ids_intent_init(&c.in);

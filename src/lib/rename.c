@@ -143,7 +143,8 @@ add_folder(struct rplan *p, const struct ids_mbentry *e)
 	f = &p->f[p->n];
 	memset(f, 0, sizeof(*f));
 	if (!p->recovering && ((r = ids_mbname_parse_internal(&mb, e->name, 0)) < 0 ||
-	    (r = new_name(p, &mb, f->new, sizeof(f->new))) < 0))
+	    (r = new_name(p, &mb, f->new, sizeof(f->new))) < 0 ||
+	    (r = ids_header_check_entry(e, f->new)) < 0))
 		return r;
 	snprintf(f->old, sizeof(f->old), "%s", e->name);
 	snprintf(f->id, sizeof(f->id), "%s", e->uniqueid);
