@@ -19,7 +19,7 @@ is($r->{rc}, 0, 'the demo runs to the end') or diag($r->{err});
 my ($after) = $r->{out} =~ /\n== 7\. [^\n]* after:[^\n]*\n(.*?)\n\n== Summary/s;
 ok(defined $after, 'it shows the user after the migration') or diag($r->{out});
 my @lines = split /\n/, $after // '';
-my @named = grep { m{^\s+user/\S.* -> [0-9a-z-]{16,36}/  \(\d+ messages?\)$} } @lines;
+my @named = grep { m{^\s+(?:DELETED/)?user/\S.* -> [0-9a-z-]{16,36}/  \(\d+ messages?\)$} } @lines;
 is(scalar @named, scalar(@lines) - 1, 'every folder directory after: "NAME -> uniqueid/  (N messages)"')
     or diag($after);
 unlike($r->{out}, qr/\(1 messages\)/, 'never "1 messages"');
