@@ -601,7 +601,7 @@ sub wait_until {
 	my $o = slurp($out);
 	is($rc, 1, '... and finishes its walk (exit 1: the folder with the symlink)');
 	like($o, qr/^\Q$conf\E re-read$/m, '... saying the configuration was re-read');
-	like($o, qr/^pass 1 \(stopped\): .*\npass 2 \(stopped\): .*\npass 3: /ms,
+	like($o, qr/^pass 1 \(ended early to re-read the configuration\): .*\npass 2 \(ended early to re-read the configuration\): .*\npass 3: /ms,
 	    '... each SIGHUP ending a pass after the folder in hand and starting the next');
 	like(slurp($err), qr/^relocated: \Q$conf\E:\d+: relocated_interval: 'soon' is not a .*; keeping the old configuration$/m,
 	    '... the bad value named');
