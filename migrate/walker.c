@@ -1216,17 +1216,29 @@ run_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
     struct worker *ws, size_t n, struct ids_walk_progress *res)
 {
 	struct ids_walk_progress sum;
-	struct pollfd *pfd = calloc(n, sizeof(*pfd));
-	size_t *who = calloc(n, sizeof(*who));
+	struct pollfd *pfd;
+	size_t *who, i;
 	int r, r2;
 
-	if (pfd == NULL || who == NULL) {
-		free(pfd);
-		free(who);
-		return -ENOMEM;
-	}
+	/*
+	 * Allocated after the fork, so that no worker inherits a block it
+	 * never frees.  Without them the workers cannot be watched: they
+	 * are asked to stop after the folder in hand, and reaped.
+	 */
 	r = start_workers(cfg, o, ws, n);
-	watch_workers(o, ws, n, pfd, who);
+	pfd = calloc(n, sizeof(*pfd));
+	who = calloc(n, sizeof(*who));
+	if (pfd == NULL || who == NULL) {
+		for (i = 0; i < n; i++) {
+			if (ws[i].pid > 0)
+				kill(ws[i].pid, SIGTERM);
+			if (ws[i].fd >= 0)
+				close(ws[i].fd);	/* a worker writing gets EPIPE */
+			ws[i].fd = -1;
+		}
+		r = -ENOMEM;
+	} else
+		watch_workers(o, ws, n, pfd, who);
 	sum_progress(ws, n, &sum);
 	r2 = reap_workers(o, ws, n, &sum);
 	if (o->progress != NULL)

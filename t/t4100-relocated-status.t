@@ -105,7 +105,7 @@ sub status {
 	my $rel = tool('relocated');
 	my @vg = valgrind($rel);
 	# valgrind needs descriptors of its own: the limit is lower without it.
-	my $lim = @vg ? 40 : 12;
+	my $lim = @vg ? 28 : 12;
 	my $r = run('sh', '-c', "ulimit -n $lim; exec @vg '$rel' -C '$conf' -1 -q --grace 0");
 	$all_err .= $r->{err};
 	is($r->{rc}, 1, "ulimit -n $lim: the folders fail, exit 1");

@@ -77,8 +77,9 @@ sub valgrind {
 	    !$ENV{IDS_FAILPOINT_CRASH} && !$NO_VALGRIND;
 	my $logs = $ENV{IDS_VALGRIND_LOGS} // "$build/valgrind";
 	make_path($logs);
+	# --max-threads: spool_audit -j takes up to 1024 threads
 	return (qw(valgrind -q --error-exitcode=99 --leak-check=full
-	    --errors-for-leak-kinds=definite --show-leak-kinds=definite),
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite --max-threads=1100),
 	    "--log-file=$logs/" . basename($0, '.t') . '.%p.log');
 }
 
