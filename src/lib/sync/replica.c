@@ -208,6 +208,12 @@ have_release(struct ids_repl_session *s)
 
 /* --- answers ------------------------------------------------------------ */
 
+/*
+ * The answers of the applies.  A session without a wire (out NULL: the
+ * client applying what it pulled) keeps the refusal in s->nok and
+ * s->nok_code instead, and OK clears them.
+ */
+
 /* NO with Cyrus's error name for code, logged as a refusal. */
 int
 ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr, int code)
@@ -215,7 +221,34 @@ ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaper
 	const char *why = code ? ids_errmsg(code) : imaperr;
 
 	ids_repl_log(s, LOG_ERR, "%s: %s (%s)", what, why, imaperr);
+	if (s->out == NULL) {
+		s->nok = imaperr;
+		s->nok_code = code ? code : IDS_ECRC;
+		return 0;
+	}
 	return ids_csync_write_no(s->out, imaperr, why);
+}
+
+int
+ids_repl_ok(struct ids_repl_session *s, const char *text)
+{
+	if (s->out == NULL) {
+		s->nok = NULL;
+		s->nok_code = 0;
+		return 0;
+	}
+	return ids_csync_write_ok(s->out, text);
+}
+
+int
+ids_repl_bad(struct ids_repl_session *s, const char *text)
+{
+	if (s->out == NULL) {
+		s->nok = text;
+		s->nok_code = IDS_EINVAL;
+		return 0;
+	}
+	return ids_csync_write_bad(s->out, text);
 }
 
 /* Cyrus's IMAP error for one of our codes. */
@@ -412,6 +445,28 @@ get_fullmailbox(struct ids_repl_session *s, const char *name)
 	return ids_csync_write_ok(s->out, "success");
 }
 
+/*
+ * GET TOMBSTONE %(UNIQUEID u MBOXNAME n), idspool's extension (our
+ * client sends it only to a peer whose banner names idspool): "*
+ * TOMBSTONE %(...)" when uniqueid is live nowhere and n holds its
+ * tombstone, so that the client may delete its own copy.
+ */
+static int
+get_tombstone(struct ids_repl_session *s, const struct ids_dlist *kv)
+{
+	const char *id = ids_dlist_cstr(ids_dlist_get(kv, "UNIQUEID"));
+	const char *name = ids_dlist_cstr(ids_dlist_get(kv, "MBOXNAME"));
+	int r;
+
+	if (kv == NULL || kv->type != IDS_DL_KVLIST || id == NULL || name == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = ids_repl_tombstoned(s, id, name)) < 0)
+		return ids_repl_refuse(s, name, ids_repl_imap_error(r), r);
+	if (r == 1 && (r = ids_csync_write_untagged(s->out, "TOMBSTONE", kv)) < 0)
+		return r;
+	return ids_csync_write_ok(s->out, "success");
+}
+
 static int
 do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
@@ -436,6 +491,8 @@ do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 		return get_fullmailbox(s, v);
 	if (strcmp(sub, "FETCH") == 0)
 		return ids_repl_get_fetch(s, arg);
+	if (strcmp(sub, "TOMBSTONE") == 0)
+		return get_tombstone(s, arg);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 
@@ -593,6 +650,26 @@ write_banner(struct ids_repl_session *s, const char *text)
 }
 
 int
+ids_repl_session_init(struct ids_repl_session *s, struct ids_mboxlist *mbl,
+    const struct ids_replica_opts *opts)
+{
+	memset(s, 0, sizeof(*s));
+	s->mbl = mbl;
+	s->cfg = ids_mboxlist_config(mbl);
+	s->opts = opts;
+	s->stagefd = s->stageparent = -1;
+	return staging_open(s);
+}
+
+void
+ids_repl_session_release(struct ids_repl_session *s)
+{
+	have_release(s);
+	staging_close(s);
+	ids_repl_meta_release(s);
+}
+
+int
 ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
     const struct ids_replica_opts *opts)
 {
@@ -602,14 +679,9 @@ ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
 	char host[256] = "idspool", banner[400];
 	int r;
 
-	memset(&s, 0, sizeof(s));
-	s.mbl = mbl;
-	s.cfg = ids_mboxlist_config(mbl);
-	s.opts = opts;
-	s.stagefd = s.stageparent = -1;
 	if (opts != NULL && opts->max_file)
 		lim.max_file = opts->max_file;
-	if ((r = staging_open(&s)) < 0 ||
+	if ((r = ids_repl_session_init(&s, mbl, opts)) < 0 ||
 	    (r = ids_csync_in_new(infd, &s.in)) < 0 ||
 	    (r = ids_csync_out_new(outfd, 0, &s.out)) < 0)
 		goto out;
@@ -625,8 +697,6 @@ out:
 		ids_csync_flush(s.out);
 	ids_csync_out_free(s.out);
 	ids_csync_in_free(s.in);
-	have_release(&s);
-	staging_close(&s);
-	ids_repl_meta_release(&s);
+	ids_repl_session_release(&s);
 	return r;
 }

@@ -38,13 +38,23 @@ struct ids_repl_session {
 	size_t nhave, ahave;
 	int done;
 	struct ids_sync_meta *meta;	/* replica.db, opened on first use */
+	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
+	const char *nok;
+	int nok_code;
 };
+
+/* A session's state and staging directory, with no wire (in, out NULL). */
+int ids_repl_session_init(struct ids_repl_session *s, struct ids_mboxlist *mbl,
+    const struct ids_replica_opts *opts);
+void ids_repl_session_release(struct ids_repl_session *s);
 
 void ids_repl_log(struct ids_repl_session *s, int prio, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr,
     int code);
 const char *ids_repl_imap_error(int code);
+int ids_repl_ok(struct ids_repl_session *s, const char *text);
+int ids_repl_bad(struct ids_repl_session *s, const char *text);
 const char *ids_repl_have(struct ids_repl_session *s, const char *guid);
 int ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path);
 int ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags);
@@ -66,6 +76,11 @@ int ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *k
 int ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv);
 int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name);
 int ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid);
+/* Files of the local folder name whose GUID is in guids become held ones. */
+int ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
+    const struct ids_dlist *guids);
+/* 1 when uniqueid is live nowhere and name holds its tombstone. */
+int ids_repl_tombstoned(struct ids_repl_session *s, const char *uniqueid, const char *name);
 int ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv);
 
 /* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
