@@ -1,0 +1,244 @@
+#!/usr/bin/perl
+# t7400-spool-sync-client.t - spool_sync as the csync client, against a
+# real Cyrus 3.6.1 sync_server on stdio (-X, no SASL) and against
+# another idspool spool's spool_sync --serve, each started as the peer
+# command over two pipes.
+#
+#  - pull: spool_sync --pull -u USER from the real sync_server
+#    reproduces the Cyrus spool (folders by uniqueid, UIDs, flags,
+#    GUIDs, identical message files); a second pull changes nothing.
+#  - push: a second idspool spool pushed into a fresh real Cyrus leaves
+#    the Cyrus side equal, and the real sync_client of that Cyrus then
+#    applies nothing to the spool it came from (the CRCs agree).
+#  - idspool to idspool over a pipe, pushed and pulled: a full sync,
+#    then an LMTP delivery, a flag change, an expunge, a folder-tree
+#    rename and a folder delete, each carried through (Cyrus → pull →
+#    push → pull), every spool equal to the Cyrus master afterwards,
+#    and a resync sending no apply.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use JSON::PP;
+use Test::More;
+use IdsTest;
+use CyrusPeer;
+
+my $top = "$FindBin::Bin/..";
+CyrusPeer::ensure($top);
+my $dir = scratch();
+chmod 0755, $dir;
+
+my $master = CyrusPeer->new("$dir/master");
+my @users = $master->populate;
+$master->start_lmtp;
+$master->deliver('alice', "From: Dave <dave\@example.com>\nSubject: by lmtp\n\nNew mail\n");
+
+sub spool {
+	my ($name) = @_;
+	make_path("$dir/$name");
+	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no');
+}
+
+# The peer command of a real Cyrus: its sync_server on stdio.
+sub cyrus_peer {
+	my ($cy) = @_;
+	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
+	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
+}
+
+sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
+
+# spool_sync CONF [args] -- PEER: the run, checked to exit 0.
+sub client {
+	my ($what, $conf, $args, @peer) = @_;
+	my $r = run('spool_sync', '-C', $conf, '-v', '-v', @$args, '--', @peer);
+	is($r->{rc}, 0, "$what: spool_sync exits 0") or diag($r->{out}, $r->{err});
+	return $r;
+}
+
+sub counts {
+	my ($r) = @_;
+	my %c;
+	@c{qw(folders applied renamed deleted kept files failed)} = $r->{out} =~
+	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) failed$/m;
+	return \%c;
+}
+
+sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
+
+sub ids_state {
+	my ($conf) = @_;
+	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
+	die "ctl_mboxlist -d: $r->{err}" if $r->{rc};
+	my $mb = decode_json($r->{out} =~ /\S/ ? $r->{out} : '{}');
+	return CyrusPeer::state($mb, sub {
+		my $p = run('mbpath', '-C', $conf, '-i', $_[0]);
+		die "mbpath $_[0]: $p->{err}" if $p->{rc};
+		chomp(my $path = $p->{out});
+		return $path;
+	});
+}
+
+# Message files of the Cyrus side's live folders, found by uniqueid
+# and uid in the spool and compared byte for byte.
+sub same_files {
+	my ($what, $cy, $conf) = @_;
+	my $cm = $cy->mailboxes;
+	my $im = decode_json(run('ctl_mboxlist', '-C', $conf, '-d')->{out});
+	my %ipath;
+	for my $n (keys %$im) {
+		next if ($im->{$n}{mbtype} // '') =~ /d/;
+		chomp($ipath{$im->{$n}{uniqueid}} = run('mbpath', '-C', $conf, '-i', $n)->{out});
+	}
+	my ($n, @bad) = (0);
+	for my $name (sort keys %$cm) {
+		my $e = $cm->{$name};
+		next if ($e->{mbtype} // '') =~ /d/;
+		my $cdir = $cy->path($name);
+		for my $f (glob("$cdir/*.")) {
+			(my $b = $f) =~ s{.*/}{};
+			my $i = ($ipath{$e->{uniqueid}} // '/nonexistent') . "/$b";
+			$n++;
+			push @bad, "$name/$b" unless -f $i && sha1_file($i) eq sha1_file($f);
+		}
+	}
+	ok($n > 0 && !@bad, "$what: $n message files identical on both sides")
+	    or diag("differ or missing: @bad");
+}
+
+sub audit_clean {
+	my ($what, $conf) = @_;
+	my $a = run('spool_audit', '-C', $conf);
+	is($a->{rc}, 0, "$what: spool_audit finds nothing") or diag($a->{out}, $a->{err});
+	my @left = glob("$conf/../spool/stage./sync-*");
+	ok(!@left, "$what: no staging directory is left") or diag("@left");
+}
+
+my @u = map { ('-u', $_) } @users;
+
+# ---- (a) pull from a real Cyrus sync_server -X ------------------------------
+my $a = spool('a');
+my $r = client('pull from Cyrus', $a, ['--pull', @u], cyrus_peer($master));
+my $c = counts($r);
+ok($c->{applied} >= 6 && $c->{files} >= 8 && $c->{failed} == 0,
+    "pull from Cyrus: $c->{applied} folders applied, $c->{files} files fetched");
+is_deeply(ids_state($a), $master->cyrus_state,
+    'pull from Cyrus: same folders by uniqueid, names, UIDs, flags, GUIDs');
+same_files('pull from Cyrus', $master, $a);
+audit_clean('pull from Cyrus', $a);
+
+$r = client('second pull', $a, ['--pull', @u], cyrus_peer($master));
+$c = counts($r);
+is("$c->{applied} $c->{renamed} $c->{deleted} $c->{files}", '0 0 0 0',
+    'a second pull changes nothing');
+unlike($r->{err}, qr/GET FULLMAILBOX|GET FETCH/, '... and fetches nothing (the states agree)');
+
+# ---- (c) idspool to idspool over a pipe -------------------------------------
+my $b = spool('b');
+$r = client('push a to b', $a, \@u, ids_peer($b));
+$c = counts($r);
+ok($c->{applied} >= 6 && $c->{files} >= 8, "push a to b: $c->{applied} folders, $c->{files} files");
+is_deeply(ids_state($b), ids_state($a), 'push a to b: b equals a by uniqueid');
+same_files('push a to b', $master, $b);
+audit_clean('push a to b', $b);
+$r = client('push a to b again', $a, \@u, ids_peer($b));
+is(sent_applies($r), 0, 'a second push sends no apply');
+
+my $d = spool('d');
+$r = client('pull b into d', $d, ['--pull', @u], ids_peer($b));
+is_deeply(ids_state($d), ids_state($a), 'pull b into d: d equals a and b');
+same_files('pull b into d', $master, $d);
+
+# Each change made on the Cyrus master, pulled into a, pushed to b,
+# pulled into d.
+sub carry {
+	my ($what) = @_;
+	client("$what: pull into a", $a, ['--pull', @u], cyrus_peer($master));
+	client("$what: push a to b", $a, \@u, ids_peer($b));
+	client("$what: pull b into d", $d, ['--pull', @u], ids_peer($b));
+	my $want = $master->cyrus_state;
+	is_deeply(ids_state($a), $want, "$what: a equals the Cyrus master");
+	is_deeply(ids_state($b), $want, "$what: b equals it");
+	is_deeply(ids_state($d), $want, "$what: d equals it");
+	my $again = client("$what: resync a to b", $a, \@u, ids_peer($b));
+	is(sent_applies($again), 0, "$what: a resync sends no apply");
+}
+
+$master->deliver('alice', "From: Eve <eve\@example.com>\nSubject: second\n\nMore mail\n");
+carry('after a delivery');
+same_files('after a delivery', $master, $d);
+
+$master->imap('alice', 'SELECT INBOX', 'STORE 2 -FLAGS (\Flagged)', 'STORE 1 +FLAGS (\Draft $Done)');
+carry('after a flag change');
+
+$master->imap('alice', 'SELECT INBOX', 'STORE 1 +FLAGS (\Deleted)', 'EXPUNGE');
+carry('after an expunge');
+
+$master->imap('alice', 'RENAME Work Projects');
+carry('after a folder-tree rename');
+my $ren = decode_json(run('ctl_mboxlist', '-C', $d, '-d')->{out});
+ok($ren->{'user.alice.Projects.2019'} && !grep({ $_ eq 'user.alice.Work' &&
+    ($ren->{$_}{mbtype} // '') !~ /d/ } keys %$ren), '... the tree is renamed on d');
+
+# A delete on an idspool spool: ctl_mboxlist -x leaves a tombstone; the
+# push deletes the folder on the peer, and the pull from that peer
+# deletes it here (the peer holds the tombstone).
+my $del = run('ctl_mboxlist', '-C', $a, '-i', '-x', 'user.alice.Sent');
+is($del->{rc}, 0, 'user.alice.Sent deleted on a') or diag($del->{err});
+$r = client('push the delete', $a, \@u, ids_peer($b));
+is(counts($r)->{deleted}, 1, '... the push deletes it on b');
+$r = client('pull the delete', $d, ['--pull', @u], ids_peer($b));
+is(counts($r)->{deleted}, 1, '... the pull deletes it on d (b holds its tombstone)');
+is_deeply(ids_state($b), ids_state($a), 'after a folder delete: b equals a');
+is_deeply(ids_state($d), ids_state($a), 'after a folder delete: d equals a');
+ok(!grep({ $_->{name} eq 'user.alice.Sent' } values %{ids_state($d)}), '... and Sent is gone');
+
+# A folder only on the pulling side, with no tombstone on the peer: kept.
+my $only = run('ctl_mboxlist', '-C', $d, '-i', '-c', 'user.alice.Local');
+is($only->{rc}, 0, 'a folder made on d only') or diag($only->{err});
+$r = client('pull with a local-only folder', $d, ['--pull', @u], ids_peer($b));
+$c = counts($r);
+is("$c->{kept} $c->{deleted}", '1 0', '... is kept, not deleted');
+like($r->{err}, qr/user\.alice\.Local .* not on the peer, which holds no tombstone of it: kept/,
+    '... and reported');
+ok(grep({ $_->{name} eq 'user.alice.Local' } values %{ids_state($d)}), '... it is still there');
+is(run('ctl_mboxlist', '-C', $d, '-i', '-x', 'user.alice.Local')->{rc}, 0, '(removed again)');
+audit_clean('the idspool spools', $_) for $b, $d;
+
+# ---- (b) push into a real Cyrus sync_server -X ------------------------------
+my $cy = CyrusPeer->new("$dir/replica");
+$r = client('push b into a fresh Cyrus', $b, \@u, cyrus_peer($cy));
+$c = counts($r);
+ok($c->{applied} >= 6 && $c->{failed} == 0, "push into Cyrus: $c->{applied} folders applied");
+is_deeply($cy->cyrus_state, ids_state($b),
+    'push into Cyrus: the Cyrus side equals the spool by uniqueid, names, UIDs, flags, GUIDs');
+same_files('push into Cyrus', $cy, $b);
+$r = client('push into Cyrus again', $b, \@u, cyrus_peer($cy));
+is(sent_applies($r), 0, 'a second push into Cyrus sends no apply');
+
+# The Cyrus replica's own sync_client, pushing back into b through
+# spool_sync --serve, finds nothing to apply: its CRCs and ours agree.
+my $sock = "$dir/b.sock";
+$cy->serve($sock, ids_peer($b));
+for my $user (@users) {
+	my $s = $cy->sync_user($sock, $user);
+	is($s->{rc}, 0, "Cyrus's sync_client -u $user into b") or diag($s->{err});
+	is(scalar(grep { /^>\d+>APPLY / } split /\n/, $s->{err}), 0,
+	    "... applies nothing: the Cyrus side and b agree") or diag($s->{err});
+}
+$cy->stop;
+
+# The Cyrus master still has Sent: the next pull brings it back into a
+# (under its uniqueid, over a's tombstone), and the push into b and d.
+# Incremental push into Cyrus: a delivery and an expunge on the master,
+# pulled into a, carried to b, pushed into the Cyrus replica.
+$master->deliver('bob@example.com', "From: Eve <eve\@example.com>\nSubject: third\n\nMail\n");
+$master->imap('alice', 'SELECT Projects.2019', 'STORE 1 +FLAGS (\Seen)');
+carry('after a delivery to bob');
+$r = client('incremental push into Cyrus', $b, \@u, cyrus_peer($cy));
+is(counts($r)->{failed}, 0, '... nothing refused');
+is_deeply($cy->cyrus_state, ids_state($b), 'incremental push into Cyrus: equal again');
+
+done_testing;
