@@ -207,6 +207,46 @@ ok(grep({ $_->{name} eq 'user.alice.Local' } values %{ids_state($d)}), '... it i
 is(run('ctl_mboxlist', '-C', $d, '-i', '-x', 'user.alice.Local')->{rc}, 0, '(removed again)');
 audit_clean('the idspool spools', $_) for $b, $d;
 
+# ---- folders by name (-m) -----------------------------------------------------
+my $m = spool('m');
+$r = client('pull -m', $m, ['--pull', '-m', 'user.alice', '-m', 'example.com!user.bob.Archive'],
+    ids_peer($b));
+my $ms = ids_state($m);
+my $bs = ids_state($b);
+is_deeply([sort map { $_->{name} } values %$ms], ['example.com!user.bob.Archive', 'user.alice'],
+    'pull -m: exactly the folders named');
+is_deeply($ms, { map { $_ => $bs->{$_} } keys %$ms }, '... equal to the peer\'s');
+$r = client('push -m', $m, ['-m', 'user.alice'], ids_peer($b));
+is(sent_applies($r), 0, 'push -m of an equal folder sends no apply');
+
+# ---- a bad peer ---------------------------------------------------------------
+# A peer that changes a byte inside each file literal it sends (the
+# same length: only the SHA-1 tells): refused, never stored, reported.
+my $bad = spool('bad');
+my $flip = 'BEGIN { $| = 1 } s/Body of message/Body of massage/';
+$r = run('spool_sync', '-C', $bad, '--pull', @u, '--', 'sh', '-c',
+    tool('spool_sync') . " -C $b --serve | perl -pe '$flip'");
+is($r->{rc}, 1, 'a peer whose file literals do not match their GUID: exit 1');
+$c = counts($r);
+ok($c->{failed} > 0 && $c->{files} == 0, "... $c->{failed} refused, no file taken");
+like($r->{err}, qr/the file sent is refused: file literal [0-9a-f]{40}: its bytes hash to /m, '... and the reason logged')
+    or diag($r->{err});
+my @stored = grep { slurp($_) =~ /massage/ } glob("$dir/bad/spool/*/*/*/*.") ,
+    glob("$dir/bad/spool/*/*/*/*/*.");
+is("@stored", '', '... no damaged message stored');
+ok(!glob("$dir/bad/spool/stage./*"), '... no staging left');
+client('the retry from a sound peer', $bad, ['--pull', @u], ids_peer($b));
+is_deeply(ids_state($bad), ids_state($b), '... converges');
+
+$r = run('spool_sync', '-C', $bad, '-u', 'alice', '--', "$dir/no-such-peer");
+is($r->{rc}, 1, 'a peer command that does not run: exit 1');
+like($r->{err}, qr/^spool_sync: .*no-such-peer: No such file or directory$/m, '... named');
+like($r->{err}, qr/^spool_sync: session: .*banner/m, '... and no session');
+$r = run('spool_sync', '-C', $bad, '-u', 'alice');
+is($r->{rc}, 2, 'no peer command: usage, exit 2');
+$r = run('spool_sync', '-C', $bad, '--pull', '--', 'true');
+is($r->{rc}, 2, 'no user nor folder: usage, exit 2');
+
 # ---- (b) push into a real Cyrus sync_server -X ------------------------------
 my $cy = CyrusPeer->new("$dir/replica");
 $r = client('push b into a fresh Cyrus', $b, \@u, cyrus_peer($cy));
