@@ -281,4 +281,26 @@ $r = client('incremental push into Cyrus', $b, \@u, cyrus_peer($cy));
 is(counts($r)->{failed}, 0, '... nothing refused');
 is_deeply($cy->cyrus_state, ids_state($b), 'incremental push into Cyrus: equal again');
 
+# ---- a rename cycle ----------------------------------------------------------
+# On a: Sent -> Trash, Trash -> Projects.2019, Projects.2019 -> Sent
+# (through a free name).  Pushed to b, pulled into d and pushed into the
+# Cyrus replica, each side must rename a folder out of the way first.
+for my $mv (['user.alice.Sent', 'user.alice.Cycle'], ['user.alice.Projects.2019', 'user.alice.Sent'],
+    ['user.alice.Trash', 'user.alice.Projects.2019'], ['user.alice.Cycle', 'user.alice.Trash']) {
+	my $x = run('ctl_rename', '-C', $a, '-i', @$mv);
+	is($x->{rc}, 0, "on a: ctl_rename @$mv") or diag($x->{err});
+}
+$r = client('push the cycle to b', $a, \@u, ids_peer($b));
+is(counts($r)->{renamed}, 3, '... three renames on b');
+is_deeply(ids_state($b), ids_state($a), 'after a rename cycle: b equals a');
+$r = client('pull the cycle into d', $d, ['--pull', @u], ids_peer($b));
+is(counts($r)->{renamed}, 3, '... three renames on d');
+is_deeply(ids_state($d), ids_state($a), 'after a rename cycle: d equals a');
+$r = client('push the cycle into Cyrus', $b, \@u, cyrus_peer($cy));
+is(counts($r)->{renamed}, 3, '... three renames on the Cyrus replica');
+is_deeply($cy->cyrus_state, ids_state($b), 'after a rename cycle: the Cyrus replica equals b');
+is(sent_applies(client('resync after the cycle', $a, \@u, ids_peer($b))), 0,
+    '... and a resync sends no apply');
+audit_clean('after a rename cycle', $_) for $a, $b, $d;
+
 done_testing;

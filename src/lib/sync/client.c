@@ -242,6 +242,7 @@ struct pfolder {
 	const struct ids_dlist *kv;	/* the MAILBOX kvlist (in the reply) */
 	const char *uniqueid, *name;
 	int matched;			/* a local folder has its uniqueid */
+	int deleted;			/* push: deleted on the peer */
 };
 
 struct pfolders {
@@ -381,6 +382,7 @@ local_state(struct client *c, const char *name, int flags, struct ids_dlist **kv
 struct lfolder {
 	char *name, *uniqueid, *partition;
 	uint32_t uidvalidity;
+	int deleted;		/* pull: deleted here */
 };
 
 static void
@@ -450,27 +452,47 @@ local_result(struct client *c, int r, const char *what)
 	return 0;
 }
 
-/* APPLY RENAME here: old (ours) becomes name (the peer's). */
-static int
-pull_rename(struct client *c, const struct lfolder *lf, const char *name)
+/* A rename to make, of one folder, on one side. */
+struct mv {
+	const char *uniqueid;
+	char *from;		/* its name now (malloc'd) */
+	const char *to;
+	const char *partition;
+	uint32_t uidvalidity;
+	struct pfolder *pf;	/* push: the peer's folder, its name followed */
+	int done;
+};
+
+/* The APPLY RENAME kvlist of m to name to. */
+static struct ids_dlist *
+rename_kv(const struct mv *m, const char *to)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
+
+	if (kv == NULL || ids_dlist_add_atom(kv, "OLDMBOXNAME", m->from) < 0 ||
+	    ids_dlist_add_atom(kv, "NEWMBOXNAME", to) < 0 ||
+	    ids_dlist_add_atom(kv, "PARTITION", m->partition) < 0 ||
+	    ids_dlist_add_num(kv, "UIDVALIDITY", m->uidvalidity) < 0) {
+		ids_dlist_free(kv);
+		return NULL;
+	}
+	return kv;
+}
+
+/* APPLY RENAME here, as the replica applies it. */
+static int
+pull_rename(struct client *c, struct mv *m, const char *to)
+{
+	struct ids_dlist *kv = rename_kv(m, to);
 	int r;
 
 	if (kv == NULL)
 		return -ENOMEM;
-	if ((r = ids_dlist_add_atom(kv, "OLDMBOXNAME", lf->name)) == 0 &&
-	    (r = ids_dlist_add_atom(kv, "NEWMBOXNAME", name)) == 0 &&
-	    (r = ids_dlist_add_atom(kv, "PARTITION", lf->partition)) == 0 &&
-	    (r = ids_dlist_add_num(kv, "UIDVALIDITY", lf->uidvalidity)) == 0) {
-		c->s.nok = NULL;
-		r = local_result(c, ids_repl_apply_rename(&c->s, kv), name);
-	}
+	c->s.nok = NULL;
+	r = local_result(c, ids_repl_apply_rename(&c->s, kv), to);
 	ids_dlist_free(kv);
-	if (r == 0) {
-		c->rep->renamed++;
-		client_log(c, LOG_INFO, "pull: renamed %s to %s (%s)", lf->name, name, lf->uniqueid);
-	}
+	if (r == 0)
+		client_log(c, LOG_INFO, "pull: renamed %s to %s (%s)", m->from, to, m->uniqueid);
 	return r;
 }
 
@@ -587,7 +609,6 @@ static int
 pull_folder(struct client *c, struct pfolder *pf)
 {
 	struct ids_mbentry e;
-	struct lfolder lf = { NULL, NULL, NULL, 0 };
 	struct ids_dlist *mine = NULL, *full = NULL;
 	struct reply rp;
 	uint32_t last_uid = 0;
@@ -598,18 +619,16 @@ pull_folder(struct client *c, struct pfolder *pf)
 	ids_mbentry_init(&e);
 	r = ids_mboxlist_lookup_id(c->s.mbl, pf->uniqueid, &e);
 	have = r == 0 && !ids_mbentry_is_tombstone(&e);
-	if (have) {
-		lf.name = e.name;
-		lf.uniqueid = e.uniqueid;
-		lf.partition = e.partition ? e.partition : "default";
-		lf.uidvalidity = e.uidvalidity;
+	if (have)
 		pf->matched = 1;
-	}
 	if (r < 0 && r != IDS_ENOTFOUND)
 		goto out;
 	r = 0;
-	if (have && strcmp(e.name, pf->name) != 0 && (r = pull_rename(c, &lf, pf->name)) != 0)
+	if (have && strcmp(e.name, pf->name) != 0) {
+		/* the planner's rename was refused (counted there) */
+		r = 1;
 		goto out;
+	}
 	if (have && (r = local_state(c, pf->name, 0, &mine)) < 0)
 		goto out;
 	if (mine != NULL && same_state(pf->kv, mine))
@@ -681,7 +700,7 @@ peer_tombstoned(struct client *c, const char *uniqueid, const char *name)
 
 /* A local folder the peer does not hold: deleted if the peer deleted it. */
 static int
-pull_local_only(struct client *c, const struct lfolder *lf)
+pull_local_only(struct client *c, struct lfolder *lf)
 {
 	int r;
 
@@ -696,6 +715,7 @@ pull_local_only(struct client *c, const struct lfolder *lf)
 	}
 	c->s.nok = NULL;
 	if ((r = local_result(c, ids_repl_apply_unmailbox(&c->s, lf->name), lf->name)) == 0) {
+		lf->deleted = 1;
 		c->rep->deleted++;
 		client_log(c, LOG_INFO, "pull: %s (%s) deleted, as on the peer", lf->name, lf->uniqueid);
 	}
@@ -705,36 +725,27 @@ pull_local_only(struct client *c, const struct lfolder *lf)
 /* --- push ------------------------------------------------------------------ */
 
 static int
-push_rename(struct client *c, const struct pfolder *pf, const struct lfolder *lf)
+push_rename(struct client *c, struct mv *m, const char *to)
 {
-	struct ids_dlist *kv = ids_dlist_new_kvlist();
-	const char *part = kv_str(pf->kv, "PARTITION");
+	struct ids_dlist *kv = rename_kv(m, to);
 	struct reply rp;
 	int r;
 
 	if (kv == NULL)
 		return -ENOMEM;
-	if ((r = ids_dlist_add_atom(kv, "OLDMBOXNAME", pf->name)) < 0 ||
-	    (r = ids_dlist_add_atom(kv, "NEWMBOXNAME", lf->name)) < 0 ||
-	    (r = ids_dlist_add_atom(kv, "PARTITION", part ? part : lf->partition)) < 0 ||
-	    (r = ids_dlist_add_num(kv, "UIDVALIDITY", lf->uidvalidity)) < 0) {
-		ids_dlist_free(kv);
-		return r;
-	}
 	if ((r = exchange(c, cmd_arg("APPLY", "RENAME", kv), &rp)) < 0)
 		return r;
-	if (rp.status != IDS_CSYNC_OK) {
-		r = peer_refused(c, lf->name, &rp) + 1;
-	} else {
-		c->rep->renamed++;
-		client_log(c, LOG_INFO, "push: renamed %s to %s (%s)", pf->name, lf->name, lf->uniqueid);
-	}
+	if (rp.status != IDS_CSYNC_OK)
+		r = peer_refused(c, m->from, &rp) + 1;
+	else
+		client_log(c, LOG_INFO, "push: renamed %s to %s on the peer (%s)", m->from, to,
+		    m->uniqueid);
 	reply_release(&rp);
 	return r;
 }
 
 static int
-push_unmailbox(struct client *c, const struct pfolder *pf)
+push_unmailbox(struct client *c, struct pfolder *pf)
 {
 	struct reply rp;
 	int r;
@@ -744,6 +755,7 @@ push_unmailbox(struct client *c, const struct pfolder *pf)
 	if (rp.status != IDS_CSYNC_OK) {
 		r = peer_refused(c, pf->name, &rp) + 1;
 	} else {
+		pf->deleted = 1;
 		c->rep->deleted++;
 		client_log(c, LOG_INFO, "push: %s (%s) deleted on the peer", pf->name, pf->uniqueid);
 	}
@@ -909,7 +921,196 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	return r;
 }
 
+/* --- renames, cycles included ------------------------------------------- */
+
+typedef int (*mv_fn)(struct client *c, struct mv *m, const char *to);
+
+/* The names held on the side being renamed (malloc'd strings). */
+struct held {
+	char **v;
+	size_t n;
+};
+
+static ssize_t
+held_find(const struct held *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (h->v[i] != NULL && strcmp(h->v[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int
+held_move(struct held *h, const char *from, const char *to)
+{
+	ssize_t i = held_find(h, from);
+	char *copy = strdup(to);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	if (i < 0) {
+		free(copy);
+		return 0;
+	}
+	free(h->v[i]);
+	h->v[i] = copy;
+	return 0;
+}
+
+static void
+held_free(struct held *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->v[i]);
+	free(h->v);
+}
+
+/* m's rename to "to" with fn; on success the held names follow. */
+static int
+mv_do(struct client *c, struct mv *m, const char *to, mv_fn fn, struct held *h)
+{
+	char *copy;
+	int r;
+
+	if ((r = fn(c, m, to)) != 0)
+		return r;
+	if ((r = held_move(h, m->from, to)) < 0 || (copy = strdup(to)) == NULL)
+		return r < 0 ? r : -ENOMEM;
+	free(m->from);
+	m->from = copy;
+	if (m->pf != NULL && to == m->to)
+		m->pf->name = m->to;
+	return 0;
+}
+
+/*
+ * Makes the renames of v, in an order where no target is held: a rename
+ * whose target a folder still to be renamed holds waits for it, and a
+ * cycle (a->c, b->a, c->b) is broken by renaming one of its folders to
+ * "<name>-<uniqueid>" first.  A target held by a folder that is not
+ * renamed is a refusal, counted.
+ */
+static int
+plan_renames(struct client *c, struct mv *v, size_t n, struct held *h, mv_fn fn)
+{
+	size_t i, j, pending;
+	int r, progress;
+
+	for (;;) {
+		pending = 0;
+		progress = 0;
+		for (i = 0; i < n; i++) {
+			if (v[i].done)
+				continue;
+			pending++;
+			if (held_find(h, v[i].to) >= 0)
+				continue;
+			if ((r = mv_do(c, &v[i], v[i].to, fn, h)) < 0)
+				return r;
+			c->rep->renamed += r == 0;
+			v[i].done = 1;
+			progress = 1;
+		}
+		if (pending == 0)
+			return 0;
+		if (progress)
+			continue;
+		/* every target is held: free one held by a folder still to be renamed */
+		for (i = 0; i < n && !progress; i++) {
+			char tmp[IDS_MBNAME_MAX + 1];
+
+			for (j = 0; j < n; j++)
+				if (!v[j].done && j != i && strcmp(v[j].from, v[i].to) == 0)
+					break;
+			if (v[i].done || j == n)
+				continue;
+			if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%s", v[j].from,
+			    v[j].uniqueid) >= sizeof(tmp) || held_find(h, tmp) >= 0) {
+				continue;
+			}
+			if ((r = mv_do(c, &v[j], tmp, fn, h)) < 0)
+				return r;
+			if (r > 0)
+				v[j].done = 1;
+			progress = 1;
+		}
+		if (progress)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (v[i].done)
+				continue;
+			v[i].done = 1;
+			c->rep->failed++;
+			client_log(c, LOG_ERR, "%s (%s): cannot be renamed to %s, which another "
+			    "folder holds", v[i].from, v[i].uniqueid, v[i].to);
+		}
+		return 0;
+	}
+}
+
+static void
+mvs_free(struct mv *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].from);
+	free(v);
+}
+
 /* --- one user or one set of folders ------------------------------------- */
+
+/*
+ * The renames that make the names of the side written (pull: here;
+ * push: the peer) those of the other, for the folders both hold.
+ */
+static int
+renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
+{
+	struct held h = { NULL, 0 };
+	struct mv *v = calloc(nl + 1, sizeof(*v));
+	size_t i, n = 0;
+	int r = 0;
+
+	if (v == NULL || (h.v = calloc((c->o->pull ? nl : p->n) + 1, sizeof(char *))) == NULL) {
+		free(v);
+		return -ENOMEM;
+	}
+	/* the names held on the side renamed */
+	if (c->o->pull) {
+		for (i = 0; i < nl && r == 0; i++)
+			if (!lv[i].deleted && (h.v[h.n++] = strdup(lv[i].name)) == NULL)
+				r = -ENOMEM;
+	} else {
+		for (i = 0; i < p->n && r == 0; i++)
+			if (!p->v[i].deleted && (h.v[h.n++] = strdup(p->v[i].name)) == NULL)
+				r = -ENOMEM;
+	}
+	for (i = 0; i < nl && r == 0; i++) {
+		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+		const char *part = pf != NULL ? kv_str(pf->kv, "PARTITION") : NULL;
+
+		if (pf == NULL || lv[i].deleted || strcmp(pf->name, lv[i].name) == 0)
+			continue;
+		v[n].uniqueid = lv[i].uniqueid;
+		v[n].from = strdup(c->o->pull ? lv[i].name : pf->name);
+		v[n].to = c->o->pull ? pf->name : lv[i].name;
+		v[n].partition = c->o->pull || part == NULL ? lv[i].partition : part;
+		v[n].uidvalidity = lv[i].uidvalidity;
+		v[n].pf = c->o->pull ? NULL : pf;
+		if (v[n++].from == NULL)
+			r = -ENOMEM;
+	}
+	if (r == 0 && n > 0)
+		r = plan_renames(c, v, n, &h, c->o->pull ? pull_rename : push_rename);
+	mvs_free(v, n);
+	held_free(&h);
+	return r;
+}
 
 /* A refusal (> 0) was counted and logged: the next folder goes on. */
 static int
@@ -959,20 +1160,17 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 			pf->matched = 1;
 	}
 	if (c->o->pull) {
-		for (i = 0; i < p.n && r == 0; i++)
-			r = next_one(pull_folder(c, &p.v[i]));
+		/* deletes first (a name may be taken again), then renames, then contents */
 		for (i = 0; i < nl && r == 0; i++)
 			if (pfolder_by_id(&p, lv[i].uniqueid) == NULL)
 				r = next_one(pull_local_only(c, &lv[i]));
+		if (r == 0)
+			r = renames(c, &p, lv, nl);
+		for (i = 0; i < p.n && r == 0; i++)
+			r = next_one(pull_folder(c, &p.v[i]));
 		goto out;
 	}
-	/* push: deletes first (a name may be taken again), then renames, then contents */
-	if ((pnames = calloc(p.n + 1, sizeof(*pnames))) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < p.n; i++)
-		pnames[i] = p.v[i].name;
+	/* push: the same order */
 	for (i = 0; i < p.n && r == 0; i++) {
 		if (p.v[i].matched)
 			continue;
@@ -985,16 +1183,13 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 			    "tombstone here: kept", p.v[i].name, p.v[i].uniqueid);
 		}
 	}
-	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
-
-		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0) {
-			r = push_rename(c, pf, &lv[i]);
-			if (r == 0)
-				pf->name = lv[i].name;	/* lv outlives p's use */
-			r = next_one(r);
-		}
-	}
+	if (r == 0)
+		r = renames(c, &p, lv, nl);
+	/* APPLY RESERVE names the peer's folders, as they are now */
+	if (r == 0 && (pnames = calloc(p.n + 1, sizeof(*pnames))) == NULL)
+		r = -ENOMEM;
+	for (i = 0; r == 0 && i < p.n; i++)
+		pnames[i] = p.v[i].name;
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
 		struct ids_dlist *mine = NULL;
