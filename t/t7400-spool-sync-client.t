@@ -61,8 +61,8 @@ sub client {
 sub counts {
 	my ($r) = @_;
 	my %c;
-	@c{qw(folders applied renamed deleted kept files failed)} = $r->{out} =~
-	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) failed$/m;
+	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
+	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
 	return \%c;
 }
 
@@ -118,6 +118,13 @@ sub audit_clean {
 
 my @u = map { ('-u', $_) } @users;
 
+# What GET META reports of a user (subscriptions, seen state, sieve scripts).
+sub meta_lines {
+	my ($user, @peer) = @_;
+	my $r = run(@peer, stdin => "GET META $user\r\nEXIT\r\n");
+	return join("\n", sort grep { /^\* (LSUB|SEEN|SIEVE)/ } split /\r\n/, $r->{out});
+}
+
 # ---- (a) pull from a real Cyrus sync_server -X ------------------------------
 my $a = spool('a');
 my $r = client('pull from Cyrus', $a, ['--pull', @u], cyrus_peer($master));
@@ -128,6 +135,8 @@ is_deeply(ids_state($a), $master->cyrus_state,
     'pull from Cyrus: same folders by uniqueid, names, UIDs, flags, GUIDs');
 same_files('pull from Cyrus', $master, $a);
 audit_clean('pull from Cyrus', $a);
+is(meta_lines('alice', ids_peer($a)), '* LSUB (user.alice.Work)',
+    'pull from Cyrus: the subscription too');
 
 $r = client('second pull', $a, ['--pull', @u], cyrus_peer($master));
 $c = counts($r);
@@ -136,6 +145,16 @@ is("$c->{applied} $c->{renamed} $c->{deleted} $c->{files}", '0 0 0 0',
 unlike($r->{err}, qr/GET FULLMAILBOX|GET FETCH/, '... and fetches nothing (the states agree)');
 
 # ---- (c) idspool to idspool over a pipe -------------------------------------
+# Seen state and a sieve script that only a holds, as a replica stores them.
+my $seen_id = (grep { $_->{name} eq 'user.alice.Sent' } values %{ids_state($a)})[0];
+my $sv = run(ids_peer($a), stdin => "APPLY SEEN %(USERID alice UNIQUEID qqqqqqqqqqqqqqqqqqqqqqqq " .
+    "LASTREAD 1796524000 LASTUID 2 LASTCHANGE 1796524000 SEENUIDS 1:2)\r\n" .
+    "APPLY SIEVE %(USERID alice FILENAME vacation.script LAST_UPDATE 1796524000 " .
+    "CONTENT {6+}\r\nkeep;\n)\r\nAPPLY ACTIVATE_SIEVE %(USERID alice FILENAME vacation.script)\r\n" .
+    "EXIT\r\n");
+is(scalar(() = $sv->{out} =~ /^OK success/mg), 3, 'a seen item and an active sieve script on a');
+my $a_meta = meta_lines('alice', ids_peer($a));
+
 my $b = spool('b');
 $r = client('push a to b', $a, \@u, ids_peer($b));
 $c = counts($r);
@@ -146,8 +165,13 @@ audit_clean('push a to b', $b);
 $r = client('push a to b again', $a, \@u, ids_peer($b));
 is(sent_applies($r), 0, 'a second push sends no apply');
 
+is(meta_lines('alice', ids_peer($b)), $a_meta, 'push a to b: subscription, seen, sieve equal');
+like($a_meta, qr/^\* SIEVE %\(FILENAME vacation\.script LAST_UPDATE 1796524000 GUID \w+ ISACTIVE 1\)$/m,
+    '... the sieve script active');
 my $d = spool('d');
 $r = client('pull b into d', $d, ['--pull', @u], ids_peer($b));
+is(meta_lines('alice', ids_peer($d)), join("\n", grep { !/SIEVE/ } split /\n/, $a_meta),
+    'pull b into d: subscription and seen state equal (sieve scripts are not pulled)');
 is_deeply(ids_state($d), ids_state($a), 'pull b into d: d equals a and b');
 same_files('pull b into d', $master, $d);
 
@@ -255,6 +279,11 @@ ok($c->{applied} >= 6 && $c->{failed} == 0, "push into Cyrus: $c->{applied} fold
 is_deeply($cy->cyrus_state, ids_state($b),
     'push into Cyrus: the Cyrus side equals the spool by uniqueid, names, UIDs, flags, GUIDs');
 same_files('push into Cyrus', $cy, $b);
+sub no_sieve { return join("\n", grep { !/SIEVE/ } split /\n/, $_[0]); }
+is(meta_lines('alice', cyrus_peer($cy)), no_sieve(meta_lines('alice', ids_peer($b))),
+    'push into Cyrus: subscription and seen state equal');
+like($r->{err}, qr/sieve scripts are not sent to a peer that keeps them in a #sieve mailbox/,
+    '... the sieve script not sent (Cyrus 3.6 keeps them in a #sieve mailbox), and said');
 $r = client('push into Cyrus again', $b, \@u, cyrus_peer($cy));
 is(sent_applies($r), 0, 'a second push into Cyrus sends no apply');
 
@@ -265,7 +294,8 @@ $cy->serve($sock, ids_peer($b));
 for my $user (@users) {
 	my $s = $cy->sync_user($sock, $user);
 	is($s->{rc}, 0, "Cyrus's sync_client -u $user into b") or diag($s->{err});
-	is(scalar(grep { /^>\d+>APPLY / } split /\n/, $s->{err}), 0,
+	# but the sieve script, which the push did not send: UNSIEVE removes it from b
+	is(scalar(grep { /^>\d+>APPLY / && !/^>\d+>APPLY UNSIEVE / } split /\n/, $s->{err}), 0,
 	    "... applies nothing: the Cyrus side and b agree") or diag($s->{err});
 }
 $cy->stop;

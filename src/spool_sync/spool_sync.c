@@ -144,9 +144,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		rc = IDS_EXIT_FAIL;
 	if (!quiet)
 		printf("%s: %zu folder(s) compared, %zu applied, %zu renamed, %zu deleted, "
-		    "%zu kept, %zu file(s), %zu failed\n", o->pull ? "pull" : "push",
-		    rep.folders, rep.applied, rep.renamed, rep.deleted, rep.kept, rep.files,
-		    rep.failed);
+		    "%zu kept, %zu file(s), %zu user item(s), %zu failed\n",
+		    o->pull ? "pull" : "push", rep.folders, rep.applied, rep.renamed,
+		    rep.deleted, rep.kept, rep.files, rep.meta, rep.failed);
 	return rc;
 }
 

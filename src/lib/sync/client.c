@@ -236,6 +236,13 @@ kv_str(const struct ids_dlist *kv, const char *key)
 	return ids_dlist_cstr(ids_dlist_get(kv, key));
 }
 
+/* A refusal (> 0) was counted and logged: the next folder goes on. */
+static int
+next_one(int r)
+{
+	return r > 0 ? 0 : r;
+}
+
 /* --- the peer's folders -------------------------------------------------- */
 
 struct pfolder {
@@ -921,6 +928,210 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	return r;
 }
 
+/* --- per-user data: subscriptions, seen state, sieve scripts ------------- */
+
+/* The item of lines (untagged key lines) whose idkey is id; LSUB: its name. */
+static const struct ids_dlist *
+meta_find(struct ids_csync_line *const *lines, size_t n, const char *key, const char *idkey,
+    const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct ids_dlist *v = ids_csync_arg(lines[i], 0), *x;
+
+		if (lines[i]->kind != IDS_CSYNC_UNTAGGED || strcmp(lines[i]->word, key) != 0 ||
+		    v == NULL)
+			continue;
+		if (idkey == NULL) {
+			for (x = v->type == IDS_DL_LIST ? v->head : NULL; x != NULL; x = x->next)
+				if (ids_dlist_cstr(x) != NULL && strcmp(ids_dlist_cstr(x), id) == 0)
+					return x;
+		} else if (kv_str(v, idkey) != NULL && strcmp(kv_str(v, idkey), id) == 0) {
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* %(USERID userid ...) followed by the items of kv (or KEY value pairs). */
+static struct ids_dlist *
+meta_item(const char *userid, const struct ids_dlist *kv, const char *k1, const char *v1)
+{
+	struct ids_dlist *out = ids_dlist_new_kvlist(), *copy;
+	const struct ids_dlist *i;
+
+	if (out == NULL || ids_dlist_add_atom(out, "USERID", userid) < 0)
+		goto fail;
+	if (k1 != NULL && ids_dlist_add_atom(out, k1, v1) < 0)
+		goto fail;
+	for (i = kv ? kv->head : NULL; i != NULL; i = i->next) {
+		if (i->name == NULL || strcmp(i->name, "USERID") == 0)
+			continue;
+		if ((copy = ids_dlist_copy(i)) == NULL || ids_dlist_add_child(out, NULL, copy) < 0)
+			goto fail;
+	}
+	return out;
+fail:
+	ids_dlist_free(out);
+	return NULL;
+}
+
+/* APPLY verb kv (taken over) to the peer, or here when pulling. */
+static int
+meta_apply(struct client *c, const char *verb, struct ids_dlist *kv)
+{
+	struct reply rp;
+	int r;
+
+	if (kv == NULL)
+		return -ENOMEM;
+	if (c->o->pull) {
+		c->s.nok = NULL;
+		r = local_result(c, ids_repl_apply_meta(&c->s, verb, kv), verb);
+		ids_dlist_free(kv);
+		return r;
+	}
+	if ((r = exchange(c, cmd_arg("APPLY", verb, kv), &rp)) < 0)
+		return r;
+	r = rp.status == IDS_CSYNC_OK ? 0 : peer_refused(c, verb, &rp) + 1;
+	reply_release(&rp);
+	return r;
+}
+
+/* The LSUB names of lines that other lacks: SUB (from = the side with them) or UNSUB. */
+static int
+meta_subs(struct client *c, const char *userid, struct ids_csync_line *const *from, size_t nf,
+    struct ids_csync_line *const *to, size_t nt, const char *verb, size_t *changed)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < nf && r == 0; i++) {
+		const struct ids_dlist *v = ids_csync_arg(from[i], 0), *x;
+
+		if (strcmp(from[i]->word, "LSUB") != 0 || v == NULL || v->type != IDS_DL_LIST)
+			continue;
+		for (x = v->head; x != NULL && r == 0; x = x->next) {
+			const char *name = ids_dlist_cstr(x);
+
+			if (name == NULL || meta_find(to, nt, "LSUB", NULL, name) != NULL)
+				continue;
+			r = next_one(meta_apply(c, verb, meta_item(userid, NULL, "MBOXNAME", name)));
+			(*changed)++;
+		}
+	}
+	return r;
+}
+
+/*
+ * Makes the written side's subscriptions, seen state and (pushing)
+ * sieve scripts those of the other, from what GET USER reported (peer)
+ * and what replica.db holds (here).
+ */
+static int
+meta_sync(struct client *c, const char *userid, const struct reply *peer)
+{
+	struct ids_csync_line *const *pl = peer->v, *const *ll;
+	struct ids_sync_meta *m;
+	size_t i, np = peer->n, nl, changed = 0;
+	int pull = c->o->pull, r;
+
+	ids_repl_lines_release(&c->s);
+	if ((r = ids_repl_report_meta(&c->s, userid)) < 0)
+		return r;
+	ll = c->s.lines;
+	nl = c->s.nlines;
+	/* subscriptions: the source's names subscribed, the others' unsubscribed */
+	r = meta_subs(c, userid, pull ? pl : ll, pull ? np : nl, pull ? ll : pl, pull ? nl : np,
+	    "SUB", &changed);
+	if (r == 0)
+		r = meta_subs(c, userid, pull ? ll : pl, pull ? nl : np, pull ? pl : ll,
+		    pull ? np : nl, "UNSUB", &changed);
+	/* seen state, by folder uniqueid (csync has no way to remove one) */
+	for (i = 0; r == 0 && i < (pull ? np : nl); i++) {
+		const struct ids_csync_line *l = pull ? pl[i] : ll[i];
+		const struct ids_dlist *v = ids_csync_arg(l, 0), *other;
+		const char *id = kv_str(v, "UNIQUEID");
+
+		if (strcmp(l->word, "SEEN") != 0 || id == NULL)
+			continue;
+		other = meta_find(pull ? ll : pl, pull ? nl : np, "SEEN", "UNIQUEID", id);
+		if (other != NULL && value_eq(other, v))
+			continue;
+		r = next_one(meta_apply(c, "SEEN", meta_item(userid, v, NULL, NULL)));
+		changed++;
+	}
+	/*
+	 * sieve scripts: pushed only (GET USER carries no script's content),
+	 * and only to an idspool peer: Cyrus 3.6 keeps them in a #sieve
+	 * mailbox (it stores an APPLY SIEVE but refuses its ACTIVATE_SIEVE);
+	 * as Cyrus's sync_client sends them: a script whose GUID differs or
+	 * that is newer here.
+	 */
+	for (i = 0; r == 0 && !pull && !c->idspool && i < nl; i++) {
+		if (strcmp(ll[i]->word, "SIEVE") == 0) {
+			client_log(c, LOG_WARNING, "push: %s: sieve scripts are not sent to a "
+			    "peer that keeps them in a #sieve mailbox", userid);
+			break;
+		}
+	}
+	for (i = 0; r == 0 && !pull && c->idspool && i < nl; i++) {
+		const struct ids_dlist *v = ids_csync_arg(ll[i], 0), *other;
+		const char *name = kv_str(v, "FILENAME");
+		struct ids_dlist *item = NULL, *kv;
+		uint64_t act = 0, pact = 0, t = 0, pt = 0;
+
+		if (strcmp(ll[i]->word, "SIEVE") != 0 || name == NULL)
+			continue;
+		other = meta_find(pl, np, "SIEVE", "FILENAME", name);
+		ids_dlist_get_u64(v, "ISACTIVE", &act);
+		if (other != NULL)
+			ids_dlist_get_u64(other, "ISACTIVE", &pact);
+		if (other != NULL) {
+			ids_dlist_get_u64(v, "LAST_UPDATE", &t);
+			ids_dlist_get_u64(other, "LAST_UPDATE", &pt);
+		}
+		if (other == NULL || t > pt ||
+		    !value_eq(ids_dlist_get(v, "GUID"), ids_dlist_get(other, "GUID"))) {
+			if ((r = ids_repl_meta(&c->s, &m)) < 0 ||
+			    (r = ids_sync_meta_get(m, IDS_SYNC_SIEVE, userid, name, &item)) < 0)
+				break;
+			if ((kv = meta_item(userid, NULL, "FILENAME", name)) == NULL ||
+			    ids_dlist_add_child(kv, NULL, ids_dlist_copy(ids_dlist_get(item,
+			    "LAST_UPDATE"))) < 0 || ids_dlist_add_child(kv, NULL,
+			    ids_dlist_copy(ids_dlist_get(item, "CONTENT"))) < 0) {
+				ids_dlist_free(kv);
+				kv = NULL;
+			}
+			ids_dlist_free(item);
+			r = next_one(meta_apply(c, "SIEVE", kv));
+			pact = 0;	/* a script sent is not active there yet */
+			changed++;
+		}
+		if (r == 0 && act != pact) {
+			r = next_one(meta_apply(c, act ? "ACTIVATE_SIEVE" : "UNACTIVATE_SIEVE",
+			    meta_item(userid, NULL, "FILENAME", name)));
+			changed++;
+		}
+	}
+	for (i = 0; r == 0 && !pull && c->idspool && i < np; i++) {
+		const char *name = kv_str(ids_csync_arg(pl[i], 0), "FILENAME");
+
+		if (strcmp(pl[i]->word, "SIEVE") != 0 || name == NULL ||
+		    meta_find(ll, nl, "SIEVE", "FILENAME", name) != NULL)
+			continue;
+		r = next_one(meta_apply(c, "UNSIEVE", meta_item(userid, NULL, "FILENAME", name)));
+		changed++;
+	}
+	ids_repl_lines_release(&c->s);
+	if (r == 0 && changed > 0)
+		client_log(c, LOG_INFO, "%s: %s: %zu subscription, seen or sieve item(s) applied",
+		    pull ? "pull" : "push", userid, changed);
+	c->rep->meta += changed;
+	return r;
+}
+
 /* --- renames, cycles included ------------------------------------------- */
 
 typedef int (*mv_fn)(struct client *c, struct mv *m, const char *to);
@@ -1112,13 +1323,6 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
-/* A refusal (> 0) was counted and logged: the next folder goes on. */
-static int
-next_one(int r)
-{
-	return r > 0 ? 0 : r;
-}
-
 static int
 sync_set(struct client *c, const char *userid, const char *const *names, size_t nnames)
 {
@@ -1168,6 +1372,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 			r = renames(c, &p, lv, nl);
 		for (i = 0; i < p.n && r == 0; i++)
 			r = next_one(pull_folder(c, &p.v[i]));
+		if (r == 0 && userid != NULL)
+			r = meta_sync(c, userid, &p.rp);
 		goto out;
 	}
 	/* push: the same order */
@@ -1208,6 +1414,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		if (r == 0)
 			r = next_one(push_folder(c, &lv[i], pf, pnames, p.n));
 	}
+	if (r == 0 && userid != NULL)
+		r = meta_sync(c, userid, &p.rp);
 out:
 	free(pnames);
 	lfolders_free(lv, nl);

@@ -63,6 +63,7 @@ struct ids_sync_client_report {
 	size_t deleted;
 	size_t kept;		/* held by one side only, no tombstone on the other */
 	size_t files;		/* message files fetched or sent */
+	size_t meta;		/* subscriptions, seen items and sieve scripts applied */
 	size_t failed;		/* folders or users refused; the session went on */
 };
 

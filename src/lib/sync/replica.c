@@ -240,6 +240,46 @@ ids_repl_ok(struct ids_repl_session *s, const char *text)
 	return ids_csync_write_ok(s->out, text);
 }
 
+/* "* key value", or without a wire, the pair kept in s->lines (copied). */
+int
+ids_repl_untagged(struct ids_repl_session *s, const char *key, const struct ids_dlist *value)
+{
+	struct ids_csync_line *l, **v;
+	struct ids_dlist *copy;
+
+	if (s->out != NULL)
+		return ids_csync_write_untagged(s->out, key, value);
+	if (s->nlines == s->alines) {
+		size_t a = s->alines ? 2 * s->alines : 8;
+
+		if ((v = realloc(s->lines, a * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		s->lines = v;
+		s->alines = a;
+	}
+	if (ids_csync_line_new(IDS_CSYNC_UNTAGGED, key, &l) < 0)
+		return -ENOMEM;
+	if (value != NULL && ((copy = ids_dlist_copy(value)) == NULL ||
+	    ids_dlist_add_child(l->args, NULL, copy) < 0)) {
+		ids_csync_line_free(l);
+		return -ENOMEM;
+	}
+	s->lines[s->nlines++] = l;
+	return 0;
+}
+
+void
+ids_repl_lines_release(struct ids_repl_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlines; i++)
+		ids_csync_line_free(s->lines[i]);
+	free(s->lines);
+	s->lines = NULL;
+	s->nlines = s->alines = 0;
+}
+
 int
 ids_repl_bad(struct ids_repl_session *s, const char *text)
 {
@@ -667,6 +707,7 @@ ids_repl_session_release(struct ids_repl_session *s)
 	have_release(s);
 	staging_close(s);
 	ids_repl_meta_release(s);
+	ids_repl_lines_release(s);
 }
 
 int

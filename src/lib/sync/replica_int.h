@@ -10,6 +10,7 @@
 
 struct ids_config;
 struct ids_csync_in;
+struct ids_csync_line;
 struct ids_csync_out;
 struct ids_dlist;
 struct ids_mboxlist;
@@ -41,6 +42,9 @@ struct ids_repl_session {
 	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
 	const char *nok;
 	int nok_code;
+	/* no wire: the untagged lines of the last report, for the caller */
+	struct ids_csync_line **lines;
+	size_t nlines, alines;
 };
 
 /* A session's state and staging directory, with no wire (in, out NULL). */
@@ -55,6 +59,9 @@ int ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *im
 const char *ids_repl_imap_error(int code);
 int ids_repl_ok(struct ids_repl_session *s, const char *text);
 int ids_repl_bad(struct ids_repl_session *s, const char *text);
+int ids_repl_untagged(struct ids_repl_session *s, const char *key,
+    const struct ids_dlist *value);
+void ids_repl_lines_release(struct ids_repl_session *s);
 const char *ids_repl_have(struct ids_repl_session *s, const char *guid);
 int ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path);
 int ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags);
@@ -86,6 +93,8 @@ int ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv);
 /* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
 int ids_repl_apply_meta(struct ids_repl_session *s, const char *sub,
     const struct ids_dlist *arg);
+/* replica.db, opened on first use and kept for the session. */
+int ids_repl_meta(struct ids_repl_session *s, struct ids_sync_meta **mp);
 int ids_repl_report_meta(struct ids_repl_session *s, const char *userid);
 int ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid);
 void ids_repl_meta_release(struct ids_repl_session *s);
