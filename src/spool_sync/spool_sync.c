@@ -39,7 +39,7 @@
 #include "tool.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
-	"       spool_sync [-C conf] [-q] [-v] [--pull] (-u USER | -m FOLDER) ... " \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
 static int verbose, quiet;
@@ -129,6 +129,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	r = ids_sync_client_session(mbl, out, in, o, &rep);
 	close(in);
 	close(out);
+	/* a session that failed may have left the peer waiting: it is ours to end */
+	if (r < 0)
+		kill(pid, SIGTERM);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	ids_mboxlist_close(mbl);
@@ -257,11 +260,13 @@ main(int argc, char **argv)
 	struct ids_config cfg;
 	const char *conf = NULL, *sock = NULL;
 	const char **users = NULL, **folders = NULL;
+	unsigned long long secs;
 	int c, stdio = 0, rc;
 
 	memset(&o, 0, sizeof(o));
+	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "+C:qvu:m:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+C:qvu:m:t:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
 		case 'q': verbose = 0; quiet = 1; break;
@@ -271,6 +276,11 @@ main(int argc, char **argv)
 		case 'P': o.pull = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
+		case 't':
+			if (tool_uint("-t", optarg, 0, 86400, &secs) < 0)
+				tool_usage(SYNOPSIS);
+			o.timeout = (unsigned)secs;
+			break;
 		case 'h': tool_help(SYNOPSIS);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct client {
 	struct ids_csync_in *in;
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
+	int peer_fd;			/* the peer's output */
 };
 
 /* The untagged lines of one answer and its status. */
@@ -1459,6 +1461,27 @@ read_banner(struct client *c)
 	}
 }
 
+/* Reads the peer's output, waiting at most opts->timeout seconds for a byte. */
+static ssize_t
+peer_read(void *rock, void *buf, size_t len)
+{
+	struct client *c = rock;
+	struct pollfd p = { c->peer_fd, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	if (c->o->timeout > 0) {
+		r = poll(&p, 1, c->o->timeout > INT_MAX / 1000 ? INT_MAX : (int)c->o->timeout * 1000);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return ids_error(-ETIMEDOUT, "the peer sent nothing for %u s",
+			    c->o->timeout);
+	}
+	n = read(c->peer_fd, buf, len);
+	return n < 0 ? -errno : n;
+}
+
 int
 ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
     const struct ids_sync_client_opts *opts, struct ids_sync_client_report *report)
@@ -1472,6 +1495,7 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 
 	memset(&c, 0, sizeof(c));
 	memset(report, 0, sizeof(*report));
+	c.peer_fd = peer_out;
 	c.o = opts;
 	c.rep = report;
 	c.ropts.log = opts->log;
@@ -1480,7 +1504,7 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 	if (opts->max_file)
 		lim.max_file = opts->max_file;
 	if ((r = ids_repl_session_init(&c.s, mbl, &c.ropts)) < 0 ||
-	    (r = ids_csync_in_new(peer_out, &c.in)) < 0 ||
+	    (r = ids_csync_in_new_fn(peer_read, &c, &c.in)) < 0 ||
 	    (r = ids_csync_out_new(peer_in, IDS_CSYNC_CLIENT, &c.out)) < 0)
 		goto out;
 	ids_csync_in_set_limits(c.in, &lim);

@@ -25,6 +25,11 @@
  *         MISSING (streamed from our files), APPLY MAILBOX with every
  *         record, as Cyrus's sync_client does when a CRC differs.
  *
+ * Each user's subscriptions and seen state follow its folders (both
+ * ways), and its sieve scripts when pushing to an idspool peer.
+ * Renames come before any folder's contents, deletes before them; a
+ * rename cycle is broken through a temporary name.
+ *
  * A folder one side holds and the other does not is deleted from the
  * side holding it only when the other side holds a tombstone of its
  * uniqueid (locally: mailboxes.db; on an idspool peer: the extension
@@ -54,6 +59,7 @@ struct ids_sync_client_opts {
 	const char *const *folders;	/* internal names, as csync carries them */
 	size_t nfolders;
 	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
+	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
 };
 
 struct ids_sync_client_report {
