@@ -472,16 +472,20 @@ struct mv {
 	int done;
 };
 
-/* The APPLY RENAME kvlist of m to name to. */
+/*
+ * The APPLY RENAME kvlist of m to name to; with byid, idspool's UNIQUEID
+ * too (the replica then renames only the folder of that uniqueid).
+ */
 static struct ids_dlist *
-rename_kv(const struct mv *m, const char *to)
+rename_kv(const struct mv *m, const char *to, int byid)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
 
 	if (kv == NULL || ids_dlist_add_atom(kv, "OLDMBOXNAME", m->from) < 0 ||
 	    ids_dlist_add_atom(kv, "NEWMBOXNAME", to) < 0 ||
 	    ids_dlist_add_atom(kv, "PARTITION", m->partition) < 0 ||
-	    ids_dlist_add_num(kv, "UIDVALIDITY", m->uidvalidity) < 0) {
+	    ids_dlist_add_num(kv, "UIDVALIDITY", m->uidvalidity) < 0 ||
+	    (byid && ids_dlist_add_atom(kv, "UNIQUEID", m->uniqueid) < 0)) {
 		ids_dlist_free(kv);
 		return NULL;
 	}
@@ -492,7 +496,7 @@ rename_kv(const struct mv *m, const char *to)
 static int
 pull_rename(struct client *c, struct mv *m, const char *to)
 {
-	struct ids_dlist *kv = rename_kv(m, to);
+	struct ids_dlist *kv = rename_kv(m, to, 1);
 	int r;
 
 	if (kv == NULL)
@@ -723,7 +727,7 @@ pull_local_only(struct client *c, struct lfolder *lf)
 		return 0;
 	}
 	c->s.nok = NULL;
-	if ((r = local_result(c, ids_repl_apply_unmailbox(&c->s, lf->name), lf->name)) == 0) {
+	if ((r = local_result(c, ids_repl_apply_unmailbox(&c->s, lf->name, lf->uniqueid), lf->name)) == 0) {
 		lf->deleted = 1;
 		c->rep->deleted++;
 		client_log(c, LOG_INFO, "pull: %s (%s) deleted, as on the peer", lf->name, lf->uniqueid);
@@ -736,7 +740,7 @@ pull_local_only(struct client *c, struct lfolder *lf)
 static int
 push_rename(struct client *c, struct mv *m, const char *to)
 {
-	struct ids_dlist *kv = rename_kv(m, to);
+	struct ids_dlist *kv = rename_kv(m, to, c->idspool);
 	struct reply rp;
 	int r;
 
@@ -759,7 +763,21 @@ push_unmailbox(struct client *c, struct pfolder *pf)
 	struct reply rp;
 	int r;
 
-	if ((r = exchange(c, cmd_str("APPLY", "UNMAILBOX", pf->name), &rp)) < 0)
+	struct ids_dlist *kv;
+
+	/* to an idspool peer by uniqueid: it deletes nothing if the name holds another */
+	if (c->idspool) {
+		if ((kv = ids_dlist_new_kvlist()) == NULL ||
+		    ids_dlist_add_atom(kv, "UNIQUEID", pf->uniqueid) < 0 ||
+		    ids_dlist_add_atom(kv, "MBOXNAME", pf->name) < 0) {
+			ids_dlist_free(kv);
+			return -ENOMEM;
+		}
+		r = exchange(c, cmd_arg("APPLY", "UNMAILBOX", kv), &rp);
+	} else {
+		r = exchange(c, cmd_str("APPLY", "UNMAILBOX", pf->name), &rp);
+	}
+	if (r < 0)
 		return r;
 	if (rp.status != IDS_CSYNC_OK) {
 		r = peer_refused(c, pf->name, &rp) + 1;

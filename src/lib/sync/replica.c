@@ -598,7 +598,10 @@ do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 	if (strcmp(sub, "RENAME") == 0)
 		return ids_repl_apply_rename(s, arg);
 	if (strcmp(sub, "UNMAILBOX") == 0 || strcmp(sub, "LOCAL_UNMAILBOX") == 0)
-		return ids_repl_apply_unmailbox(s, ids_dlist_cstr(arg));
+		return arg != NULL && arg->type == IDS_DL_KVLIST ?
+		    ids_repl_apply_unmailbox(s, ids_dlist_cstr(ids_dlist_get(arg, "MBOXNAME")),
+		    ids_dlist_cstr(ids_dlist_get(arg, "UNIQUEID"))) :
+		    ids_repl_apply_unmailbox(s, ids_dlist_cstr(arg), NULL);
 	if (strcmp(sub, "UNUSER") == 0 || strcmp(sub, "LOCAL_UNUSER") == 0)
 		return ids_repl_apply_unuser(s, ids_dlist_cstr(arg));
 	return ids_repl_apply_meta(s, sub, arg);

@@ -1058,6 +1058,48 @@ ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 	return ids_repl_ok(s, "success");
 }
 
+/*
+ * The check of a command addressed by uniqueid (idspool's extension):
+ * name must hold uniqueid, or be gone with uniqueid live nowhere or at
+ * done_name (what the command asks for is done already).  0 to go on, 1 when done
+ * already, or the refusal answered (2) or < 0.
+ */
+static int
+check_uniqueid(struct ids_repl_session *s, const char *name, const char *uniqueid,
+    const char *done_name)
+{
+	struct ids_mbentry e, byid;
+	int r, rid;
+
+	if (uniqueid == NULL)
+		return 0;
+	if ((r = ids_uniqueid_check(uniqueid)) < 0)
+		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r) < 0 ? -EIO : 2;
+	ids_mbentry_init(&e);
+	ids_mbentry_init(&byid);
+	r = ids_mboxlist_lookup(s->mbl, name, &e);
+	rid = ids_mboxlist_lookup_id(s->mbl, uniqueid, &byid);
+	if (r == 0 && !ids_mbentry_is_tombstone(&e) && strcmp(e.uniqueid, uniqueid) == 0)
+		r = 0;
+	else if (rid == 0 && !ids_mbentry_is_tombstone(&byid) && done_name != NULL &&
+	    strcmp(byid.name, done_name) == 0)
+		r = 1;
+	else if (rid == 0 && !ids_mbentry_is_tombstone(&byid))
+		r = ids_error(IDS_EDUPID, "uniqueid %s is %s here", uniqueid, byid.name);
+	else if (r == 0 && !ids_mbentry_is_tombstone(&e))
+		r = ids_error(IDS_EDUPID, "%s holds uniqueid %s here, not %s", name, e.uniqueid,
+		    uniqueid);
+	else if ((r == 0 || r == IDS_ENOTFOUND) && (rid == 0 || rid == IDS_ENOTFOUND))
+		r = 1;
+	else if (r == IDS_ENOTFOUND)
+		r = rid;
+	ids_mbentry_release(&e);
+	ids_mbentry_release(&byid);
+	if (r == IDS_EDUPID)
+		return ids_repl_refuse(s, name, IDS_CSYNC_EMOVED, r) < 0 ? -EIO : 2;
+	return r;
+}
+
 /* --- APPLY RENAME %(OLDMBOXNAME NEWMBOXNAME PARTITION UIDVALIDITY) ------ */
 
 /* 1 if name is live and once was old (a rename applied already). */
@@ -1090,6 +1132,17 @@ ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 	if (old == NULL || new == NULL || part == NULL)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	/* idspool's extension: UNIQUEID, the folder the client means */
+	if ((r = check_uniqueid(s, old, kv_str(kv, "UNIQUEID"), new)) == 2)
+		return 0;
+	if (r < 0)
+		return answer(s, old, r);
+	if (r == 1) {
+		if (!renamed_already(s, old, new))
+			return ids_repl_refuse(s, old, ids_repl_imap_error(IDS_ENOTFOUND),
+			    ids_error(IDS_ENOTFOUND, "%s: no such folder", old));
+		return ids_repl_ok(s, "success");
+	}
 	if (ids_config_partition(s->cfg, part) == NULL)
 		return ids_repl_refuse(s, new, "IMAP_PARTITION_UNKNOWN",
 		    ids_error(IDS_EPARTITION, "partition '%s' is not configured", part));
@@ -1133,12 +1186,18 @@ ids_repl_tombstoned(struct ids_repl_session *s, const char *uniqueid, const char
 }
 
 int
-ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name)
+ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name, const char *uniqueid)
 {
 	int r;
 
 	if (name == NULL)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = check_uniqueid(s, name, uniqueid, NULL)) == 1)
+		return ids_repl_ok(s, "success");
+	if (r == 2)
+		return 0;
+	if (r < 0)
+		return answer(s, name, r);
 	/* a folder already gone is what the client wants (Cyrus answers OK too) */
 	r = ids_mailbox_delete(s->mbl, name);
 	if (r == IDS_ENOTFOUND)

@@ -81,7 +81,9 @@ int ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *k
 int ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv);
 int ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv);
 int ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv);
-int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name);
+/* uniqueid (idspool's extension) may be NULL: by name, as Cyrus */
+int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name,
+    const char *uniqueid);
 int ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid);
 /* Files of the local folder name whose GUID is in guids become held ones. */
 int ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
