@@ -243,6 +243,16 @@ is_deeply($ms, { map { $_ => $bs->{$_} } keys %$ms }, '... equal to the peer\'s'
 $r = client('push -m', $m, ['-m', 'user.alice'], ids_peer($b));
 is(sent_applies($r), 0, 'push -m of an equal folder sends no apply');
 
+# ---- every user (-A), through idspool's GET USERS ----------------------------
+my $all = spool('all');
+$r = client('pull -A', $all, ['--pull', '-A'], ids_peer($b));
+is_deeply(ids_state($all), ids_state($b), 'pull -A from an idspool peer: every user, equal');
+my $all2 = spool('all2');
+$r = client('push -A', $all, ['-A'], ids_peer($all2));
+is_deeply(ids_state($all2), ids_state($b), 'push -A to an empty idspool peer: every user, equal');
+$r = client('push -A again', $all, ['-A'], ids_peer($all2));
+is(sent_applies($r), 0, '... and again sends no apply');
+
 # ---- a bad peer ---------------------------------------------------------------
 # A peer that changes a byte inside each file literal it sends (the
 # same length: only the SHA-1 tells): refused, never stored, reported.

@@ -39,7 +39,7 @@
 #include "tool.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
-	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-u USER | -m FOLDER) ... " \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
 static int verbose, quiet;
@@ -266,7 +266,7 @@ main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "+C:qvu:m:t:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
 		case 'q': verbose = 0; quiet = 1; break;
@@ -274,6 +274,7 @@ main(int argc, char **argv)
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
 		case 'P': o.pull = 1; break;
+		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
 		case 't':
@@ -290,9 +291,9 @@ main(int argc, char **argv)
 	o.folders = folders;
 	if (optind == argc) {
 		/* the replica */
-		if (stdio == (sock != NULL) || o.pull || o.nusers || o.nfolders)
+		if (stdio == (sock != NULL) || o.pull || o.nusers || o.nfolders || o.all)
 			tool_usage(SYNOPSIS);
-	} else if (stdio || sock != NULL || (o.nusers == 0 && o.nfolders == 0)) {
+	} else if (stdio || sock != NULL || (o.nusers == 0 && o.nfolders == 0 && !o.all)) {
 		tool_usage(SYNOPSIS);
 	}
 	tool_load_config(&cfg, conf);

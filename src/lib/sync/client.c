@@ -50,6 +50,7 @@ struct client {
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
 	int peer_fd;			/* the peer's output */
+	struct ids_repl_names users;	/* -A: the users of both sides */
 };
 
 /* The untagged lines of one answer and its status. */
@@ -1479,6 +1480,53 @@ read_banner(struct client *c)
 	}
 }
 
+/*
+ * -A: the users whose INBOX is live here and, from an idspool peer (GET
+ * USERS, idspool's extension), there; csync has no way to ask a real
+ * Cyrus for its users, so against one only ours are taken.
+ */
+static int
+all_users(struct client *c)
+{
+	struct reply rp;
+	const struct ids_dlist *x;
+	size_t i, j;
+	int r;
+
+	if ((r = ids_repl_users(&c->s, &c->users)) < 0)
+		return r;
+	if (!c->idspool) {
+		client_log(c, LOG_WARNING, "-A: the peer is not idspool: only the users "
+		    "of this spool (%zu)", c->users.n);
+		return 0;
+	}
+	if ((r = exchange(c, cmd("GET", "USERS"), &rp)) < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, "GET USERS", &rp);
+		reply_release(&rp);
+		return r;
+	}
+	for (i = 0; i < rp.n && r == 0; i++) {
+		const struct ids_dlist *l = ids_csync_arg(rp.v[i], 0);
+
+		if (strcmp(rp.v[i]->word, "USERS") != 0 || l == NULL)
+			continue;
+		for (x = l->head; x != NULL && r == 0; x = x->next) {
+			const char *u = ids_dlist_cstr(x);
+
+			if (u == NULL)
+				continue;
+			for (j = 0; j < c->users.n && strcmp(c->users.v[j], u) != 0; j++)
+				;
+			if (j == c->users.n)
+				r = ids_repl_names_add(&c->users, u);
+		}
+	}
+	reply_release(&rp);
+	return r;
+}
+
 /* Reads the peer's output, waiting at most opts->timeout seconds for a byte. */
 static ssize_t
 peer_read(void *rock, void *buf, size_t len)
@@ -1529,6 +1577,10 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 	ids_csync_in_set_staging(c.in, c.s.stagefd);
 	if ((r = read_banner(&c)) < 0)
 		goto out;
+	if (opts->all && (r = all_users(&c)) < 0)
+		goto out;
+	for (i = 0; i < c.users.n && r == 0; i++)
+		r = sync_set(&c, c.users.v[i], NULL, 0);
 	for (i = 0; i < opts->nusers && r == 0; i++)
 		r = sync_set(&c, opts->users[i], NULL, 0);
 	if (r == 0 && opts->nfolders > 0)
@@ -1539,5 +1591,6 @@ out:
 	ids_csync_out_free(c.out);
 	ids_csync_in_free(c.in);
 	ids_repl_session_release(&c.s);
+	ids_repl_names_free(&c.users);
 	return r;
 }

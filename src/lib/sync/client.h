@@ -58,6 +58,7 @@ struct ids_sync_client_opts {
 	size_t nusers;
 	const char *const *folders;	/* internal names, as csync carries them */
 	size_t nfolders;
+	int all;		/* -A: every user here, and there when the peer is idspool */
 	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
 	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
 };

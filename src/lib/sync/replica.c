@@ -330,8 +330,8 @@ ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags)
 	return r;
 }
 
-static int
-names_add(struct ids_repl_names *l, const char *name)
+int
+ids_repl_names_add(struct ids_repl_names *l, const char *name)
 {
 	if (l->n == l->a) {
 		size_t a = l->a ? 2 * l->a : 16;
@@ -361,7 +361,7 @@ ids_repl_names_free(struct ids_repl_names *l)
 static int
 collect_live(const struct ids_mbentry *e, void *rock)
 {
-	return ids_mbentry_is_tombstone(e) ? 0 : names_add(rock, e->name);
+	return ids_mbentry_is_tombstone(e) ? 0 : ids_repl_names_add(rock, e->name);
 }
 
 struct user_rock {
@@ -485,6 +485,58 @@ get_fullmailbox(struct ids_repl_session *s, const char *name)
 	return ids_csync_write_ok(s->out, "success");
 }
 
+static int
+collect_user(const struct ids_mbentry *e, void *rock)
+{
+	struct ids_repl_names *l = rock;
+	struct ids_mbname mb;
+	char user[2 * IDS_MBNAME_MAX + 2];
+
+	if (ids_mbentry_is_tombstone(e) ||
+	    ids_mbname_parse_internal(&mb, e->name, IDS_MBNAME_STRICT) < 0 ||
+	    mb.localpart == NULL || mb.nboxes != 0 || mb.deleted != NULL)
+		return 0;
+	snprintf(user, sizeof(user), "%s%s%s", mb.localpart, mb.domain ? "@" : "",
+	    mb.domain ? mb.domain : "");
+	return ids_repl_names_add(l, user);
+}
+
+static int
+users_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_txn_foreach_id(txn, collect_user, rock);
+}
+
+/* The users whose INBOX is live here, as csync names them ("bob@example.com"). */
+int
+ids_repl_users(struct ids_repl_session *s, struct ids_repl_names *out)
+{
+	return ids_mboxlist_read(s->mbl, users_txn, out);
+}
+
+/* GET USERS, idspool's extension: "* USERS (userids)". */
+static int
+get_users(struct ids_repl_session *s)
+{
+	struct ids_repl_names l = { NULL, 0, 0 };
+	struct ids_dlist *list = ids_dlist_new_list();
+	size_t i;
+	int r;
+
+	if (list == NULL)
+		return -ENOMEM;
+	r = ids_repl_users(s, &l);
+	for (i = 0; r == 0 && i < l.n; i++)
+		r = ids_dlist_add_atom(list, NULL, l.v[i]);
+	if (r == 0)
+		r = ids_csync_write_untagged(s->out, "USERS", list);
+	ids_dlist_free(list);
+	ids_repl_names_free(&l);
+	if (r < 0)
+		return ids_repl_refuse(s, "GET USERS", ids_repl_imap_error(r), r);
+	return ids_csync_write_ok(s->out, "success");
+}
+
 /*
  * GET TOMBSTONE %(UNIQUEID u MBOXNAME n), idspool's extension (our
  * client sends it only to a peer whose banner names idspool): "*
@@ -533,6 +585,8 @@ do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 		return ids_repl_get_fetch(s, arg);
 	if (strcmp(sub, "TOMBSTONE") == 0)
 		return get_tombstone(s, arg);
+	if (strcmp(sub, "USERS") == 0)
+		return get_users(s);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 

@@ -72,6 +72,9 @@ struct ids_repl_names {
 	size_t n, a;
 };
 void ids_repl_names_free(struct ids_repl_names *l);
+int ids_repl_names_add(struct ids_repl_names *l, const char *name);
+/* The users whose INBOX is live here, as csync names them ("bob@example.com"). */
+int ids_repl_users(struct ids_repl_session *s, struct ids_repl_names *out);
 /* The live folders of a csync userid ("alice", "bob@example.com"), DELETED ones too. */
 int ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int deleted,
     struct ids_repl_names *out);
