@@ -242,6 +242,12 @@ is_deeply([sort map { $_->{name} } values %$ms], ['example.com!user.bob.Archive'
 is_deeply($ms, { map { $_ => $bs->{$_} } keys %$ms }, '... equal to the peer\'s');
 $r = client('push -m', $m, ['-m', 'user.alice'], ids_peer($b));
 is(sent_applies($r), 0, 'push -m of an equal folder sends no apply');
+is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Archive',
+    'example.com!user.bob.Old')->{rc}, 0, 'a folder renamed on m');
+$r = client('pull -m of its old name', $m, ['--pull', '-m', 'example.com!user.bob.Archive'],
+    ids_peer($b));
+is(counts($r)->{renamed}, 1, '... the pull -m renames it back (found by uniqueid)');
+is_deeply(ids_state($m), $ms, '... as it was');
 
 # ---- every user (-A), through idspool's GET USERS ----------------------------
 my $all = spool('all');

@@ -253,6 +253,7 @@ struct pfolder {
 	const char *uniqueid, *name;
 	int matched;			/* a local folder has its uniqueid */
 	int deleted;			/* push: deleted on the peer */
+	int refused;			/* its rename was refused (counted) */
 };
 
 struct pfolders {
@@ -638,10 +639,22 @@ pull_folder(struct client *c, struct pfolder *pf)
 	if (r < 0 && r != IDS_ENOTFOUND)
 		goto out;
 	r = 0;
-	if (have && strcmp(e.name, pf->name) != 0) {
-		/* the planner's rename was refused (counted there) */
+	if (have && pf->refused) {
 		r = 1;
 		goto out;
+	}
+	if (have && strcmp(e.name, pf->name) != 0) {
+		/*
+		 * not renamed by the plan (refused there, counted; or, with -m,
+		 * a folder not named here): one rename, its target checked by
+		 * the apply
+		 */
+		struct mv m = { pf->uniqueid, e.name, pf->name,
+		    e.partition ? e.partition : "default", e.uidvalidity, NULL, 0 };
+
+		if ((r = pull_rename(c, &m, pf->name)) != 0)
+			goto out;
+		c->rep->renamed++;
 	}
 	if (have && (r = local_state(c, pf->name, 0, &mine)) < 0)
 		goto out;
@@ -1214,7 +1227,7 @@ mv_do(struct client *c, struct mv *m, const char *to, mv_fn fn, struct held *h)
 		return r < 0 ? r : -ENOMEM;
 	free(m->from);
 	m->from = copy;
-	if (m->pf != NULL && to == m->to)
+	if (m->pf != NULL && to == m->to && !c->o->pull)
 		m->pf->name = m->to;
 	return 0;
 }
@@ -1244,6 +1257,8 @@ plan_renames(struct client *c, struct mv *v, size_t n, struct held *h, mv_fn fn)
 			if ((r = mv_do(c, &v[i], v[i].to, fn, h)) < 0)
 				return r;
 			c->rep->renamed += r == 0;
+			if (r > 0 && v[i].pf != NULL)
+				v[i].pf->refused = 1;
 			v[i].done = 1;
 			progress = 1;
 		}
@@ -1266,8 +1281,11 @@ plan_renames(struct client *c, struct mv *v, size_t n, struct held *h, mv_fn fn)
 			}
 			if ((r = mv_do(c, &v[j], tmp, fn, h)) < 0)
 				return r;
-			if (r > 0)
+			if (r > 0) {
 				v[j].done = 1;
+				if (v[j].pf != NULL)
+					v[j].pf->refused = 1;
+			}
 			progress = 1;
 		}
 		if (progress)
@@ -1276,6 +1294,8 @@ plan_renames(struct client *c, struct mv *v, size_t n, struct held *h, mv_fn fn)
 			if (v[i].done)
 				continue;
 			v[i].done = 1;
+			if (v[i].pf != NULL)
+				v[i].pf->refused = 1;
 			c->rep->failed++;
 			client_log(c, LOG_ERR, "%s (%s): cannot be renamed to %s, which another "
 			    "folder holds", v[i].from, v[i].uniqueid, v[i].to);
@@ -1333,7 +1353,7 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 		v[n].to = c->o->pull ? pf->name : lv[i].name;
 		v[n].partition = c->o->pull || part == NULL ? lv[i].partition : part;
 		v[n].uidvalidity = lv[i].uidvalidity;
-		v[n].pf = c->o->pull ? NULL : pf;
+		v[n].pf = pf;
 		if (v[n++].from == NULL)
 			r = -ENOMEM;
 	}
