@@ -248,6 +248,14 @@ $r = client('pull -m of its old name', $m, ['--pull', '-m', 'example.com!user.bo
     ids_peer($b));
 is(counts($r)->{renamed}, 1, '... the pull -m renames it back (found by uniqueid)');
 is_deeply(ids_state($m), $ms, '... as it was');
+my $m2 = spool('m2');
+client('push -m into m2', $m, ['-m', 'example.com!user.bob.Archive'], ids_peer($m2));
+is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Archive',
+    'example.com!user.bob.Old')->{rc}, 0, 'renamed on m again');
+$r = client('push -m of its new name', $m, ['-m', 'example.com!user.bob.Old'], ids_peer($m2));
+is(counts($r)->{renamed}, 1, '... the push -m renames it on the peer (GET UNIQUEIDS)');
+is_deeply([map { $_->{name} } values %{ids_state($m2)}], ['example.com!user.bob.Old'],
+    '... which holds it under the new name');
 
 # ---- every user (-A), through idspool's GET USERS ----------------------------
 my $all = spool('all');

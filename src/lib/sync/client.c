@@ -258,6 +258,7 @@ struct pfolder {
 
 struct pfolders {
 	struct reply rp;
+	struct reply byid;	/* -m: GET UNIQUEIDS of folders renamed here */
 	struct pfolder *v;
 	size_t n;
 };
@@ -266,6 +267,7 @@ static void
 pfolders_release(struct pfolders *p)
 {
 	reply_release(&p->rp);
+	reply_release(&p->byid);
 	free(p->v);
 	memset(p, 0, sizeof(*p));
 }
@@ -444,6 +446,52 @@ lfolders_of(struct client *c, const struct ids_repl_names *names, struct lfolder
 	}
 	*vp = v;
 	*np = n;
+	return 0;
+}
+
+/*
+ * -m: the peer's folders of the uniqueids of lv that GET MAILBOXES did
+ * not report (a folder renamed on one side), by GET UNIQUEIDS.
+ */
+static int
+pfolders_byid(struct client *c, struct pfolders *p, const struct lfolder *lv, size_t nl)
+{
+	struct ids_dlist *ids = ids_dlist_new_list();
+	struct pfolder *v;
+	size_t i;
+	int r = 0;
+
+	if (ids == NULL)
+		return -ENOMEM;
+	for (i = 0; i < nl && r == 0; i++)
+		if (pfolder_by_id(p, lv[i].uniqueid) == NULL)
+			r = ids_dlist_add_atom(ids, NULL, lv[i].uniqueid);
+	if (r < 0 || ids->head == NULL) {
+		ids_dlist_free(ids);
+		return r;
+	}
+	if ((r = exchange(c, cmd_arg("GET", "UNIQUEIDS", ids), &p->byid)) < 0)
+		return r;
+	if (p->byid.status != IDS_CSYNC_OK)
+		return peer_refused(c, "GET UNIQUEIDS", &p->byid);
+	if ((v = realloc(p->v, (p->n + p->byid.n + 1) * sizeof(*v))) == NULL)
+		return -ENOMEM;
+	p->v = v;
+	for (i = 0; i < p->byid.n; i++) {
+		const struct ids_csync_line *l = p->byid.v[i];
+		const struct ids_dlist *kv = ids_csync_arg(l, 0);
+
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "MAILBOX") != 0 ||
+		    kv == NULL || kv->type != IDS_DL_KVLIST ||
+		    kv_str(kv, "UNIQUEID") == NULL || kv_str(kv, "MBOXNAME") == NULL ||
+		    pfolder_by_id(p, kv_str(kv, "UNIQUEID")) != NULL)
+			continue;
+		memset(&p->v[p->n], 0, sizeof(p->v[p->n]));
+		p->v[p->n].kv = kv;
+		p->v[p->n].uniqueid = kv_str(kv, "UNIQUEID");
+		p->v[p->n].name = kv_str(kv, "MBOXNAME");
+		p->n++;
+	}
 	return 0;
 }
 
@@ -1396,6 +1444,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	}
 	if (r == 0)
 		r = lfolders_of(c, &ln, &lv, &nl);
+	if (r == 0 && userid == NULL)
+		r = pfolders_byid(c, &p, lv, nl);
 	if (r < 0)
 		goto out;
 	for (i = 0; i < nl; i++) {
