@@ -39,16 +39,23 @@ sed "s|$top/|$top/cyrus/|" "$conf" > "$top/cyrus/imapd.conf"
 
 say() { printf '\n== %s\n' "$*"; }
 
-# A tree-like view of one user's directories (folder files summarised).
+# A tree-like view of one user's directories (folder files summarised);
+# a directory named by a uniqueid is shown as "NAME -> uniqueid", the
+# folder's name from mailboxes.db (ctl_mboxlist -l: name, id, ...).
 show_tree() {
 	dir=$1
+	ctl_mboxlist -C "$conf" -l > "$top/names.tsv"
 	( cd "$dir" && find . -type d | sort | while read -r d; do
 		depth=$(printf '%s' "$d" | tr -cd / | wc -c)
 		n=$(find "$d" -maxdepth 1 -type f -name '*.' | wc -l)
 		indent=$(printf '%*s' $((depth * 2)) '')
 		name=${d##*/}
 		[ "$d" = . ] && name=$(basename "$dir")
-		printf '%s%s/  (%s messages)\n' "$indent" "$name" "$n"
+		folder=$(awk -F '\t' -v id="$name" '$2 == id && $3 == "uniqueid" { print $1; exit }' \
+			"$top/names.tsv")
+		[ -n "$folder" ] && name="$folder -> $name"
+		[ "$n" = 1 ] && what=message || what=messages
+		printf '%s%s/  (%s %s)\n' "$indent" "$name" "$n" "$what"
 	done )
 }
 
@@ -102,13 +109,39 @@ relocated -C "$conf" -s
 echo "$delivered messages delivered during the walk"
 
 say "5. mailboxes.db deleted, and rebuilt from the spool alone"
+# A folder deleted after the walk: its tombstone must come back too.
+gone=$(ctl_mboxlist -C "$conf" -i -l | cut -f1 | grep -v '^DELETED\.' |
+	perl -ne 'BEGIN { $p = quotemeta(shift) } print "$_" if /^$p\.[^.]+$/' "$inbox" | tail -n 1)
+if [ -n "$gone" ]; then
+	ctl_mboxlist -C "$conf" -i -x "$gone" && echo "deleted $gone"
+fi
 ctl_mboxlist -C "$conf" -d > "$top/before-rebuild.dump"
 rm -f "$top/conf/mailboxes.db" "$top/conf/mailboxes.db-lock"
-reconstruct -C "$conf" -r -q
+reconstruct -C "$conf" -m -q
 ctl_mboxlist -C "$conf" -d > "$top/after-rebuild.dump"
-live_before=$(grep -vc '"mbtype": "e[a-z]*d' "$top/before-rebuild.dump" || true)
-live_after=$(grep -vc '"mbtype": "e[a-z]*d' "$top/after-rebuild.dump" || true)
-echo "entries before: $live_before, after the rebuild: $live_after"
+# Live entries by name and uniqueid (their mtime and foldermodseq are in
+# no file); tombstones field by field.
+entries() {
+	perl -MJSON::PP -e 'local $/; my $d = decode_json(<STDIN>);
+		for my $n (sort keys %$d) { my $e = $d->{$n};
+			if ($e->{mbtype} =~ /d/) { print "tombstone ", JSON::PP->new->canonical->encode($e), "\n" }
+			else { print "live $n $e->{uniqueid}\n" } }' < "$1"
+}
+entries "$top/before-rebuild.dump" > "$top/before-rebuild.entries"
+entries "$top/after-rebuild.dump" > "$top/after-rebuild.entries"
+live_before=$(grep -c '^live ' "$top/before-rebuild.entries" || true)
+live_after=$(grep -c '^live ' "$top/after-rebuild.entries" || true)
+tomb_before=$(grep -c '^tombstone ' "$top/before-rebuild.entries" || true)
+tomb_after=$(grep -c '^tombstone ' "$top/after-rebuild.entries" || true)
+echo "live entries before: $live_before, after the rebuild: $live_after"
+echo "tombstones before:   $tomb_before, after the rebuild: $tomb_after"
+if cmp -s "$top/before-rebuild.entries" "$top/after-rebuild.entries"; then
+	echo "every entry back, tombstones included"
+else
+	echo "the rebuild differs:" >&2
+	diff "$top/before-rebuild.entries" "$top/after-rebuild.entries" >&2 || true
+	exit 1
+fi
 
 say "6. spool_audit: every message where it should be, byte for byte"
 spool_audit -C "$conf" -q && echo "audit clean"

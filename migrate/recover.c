@@ -182,6 +182,7 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 	struct ids_recover_report local = { 0 };
 	struct ids_relocate_stats scratch = { 0 };
 	struct idlist l = { NULL, 0, 0 };
+	char why[1024];
 	size_t i;
 	int r, first = 0;
 
@@ -194,8 +195,11 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 		return r;
 	}
 	for (i = 0; i < l.n; i++)
-		if ((r = recover_one(mbl, l.ids[i], opts, stats, rep)) < 0 && first == 0)
+		if ((r = recover_one(mbl, l.ids[i], opts, stats, rep)) < 0 && first == 0) {
 			first = r;
+			/* later intents record their own reasons: keep the first's */
+			snprintf(why, sizeof(why), "%s", ids_errmsg(r));
+		}
 	free(l.ids);
-	return first;
+	return first < 0 ? ids_error(first, "%s", why) : 0;
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #include "recover.h"
 #include "relocate.h"
 #include "walker.h"
+#include "tombstones.h"
 
 #define DEFAULT_BATCH		512
 #define WALK_GROUP		128	/* folders per group of ids_relocate_batch by default */
@@ -90,10 +92,17 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * Told to stop, or (a worker) orphaned: a worker whose parent died,
+ * were it killed with -9, must not go on walking beside the next
+ * walker.  PR_SET_PDEATHSIG kills it at once; this check covers a
+ * parent that died between the fork and the prctl().
+ */
 static int
 stopped(const struct walker *w)
 {
-	return w->o->stop != NULL && *w->o->stop != 0;
+	return (w->o->stop != NULL && *w->o->stop != 0) ||
+	    (w->o->parent != 0 && getppid() != w->o->parent);
 }
 
 static void
@@ -938,7 +947,7 @@ send_msg(int fd, int kind, int code, const struct ids_walk_progress *p, const ch
 	if (text != NULL)
 		snprintf(m.text, sizeof(m.text), "%s", text);
 	if (write(fd, &m, sizeof(m)) < 0)
-		return;	/* the parent is gone: go on, the pass is still safe */
+		return;	/* the parent is gone: PR_SET_PDEATHSIG ends this worker */
 }
 
 static void
@@ -958,10 +967,15 @@ worker_event(const struct ids_walk_event *ev, void *rock)
 		x->o->event(ev, x->o->rock);
 }
 
-/* The child: its own environment, its own partition and shard, then _exit. */
+/*
+ * The child: its own environment, its own partition and shard, then
+ * _exit.  It dies with its parent (SIGKILL, as if killed beside it: the
+ * walk is safe at every point), so that a walker killed with -9 leaves
+ * no worker holding its pidfile's lock or migrating beside the next one.
+ */
 static void __attribute__((noreturn))
 worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
-    const struct worker *me, size_t nworkers, int fd)
+    const struct worker *me, size_t nworkers, int fd, pid_t parent)
 {
 	struct ids_walk_opts wo = *o;
 	struct ids_walk_progress res;
@@ -969,6 +983,8 @@ worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
 	struct wctx x = { o, fd };
 	int r;
 
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(3);	/* no way to follow the parent, or it is gone already */
 	signal(SIGPIPE, SIG_IGN);
 	memset(&res, 0, sizeof(res));
 	wo.partition = me->partition;
@@ -980,6 +996,7 @@ worker_main(const struct ids_config *cfg, const struct ids_walk_opts *o,
 	wo.event = worker_event;
 	wo.progress = worker_progress;
 	wo.rock = &x;
+	wo.parent = parent;
 	if ((r = ids_mboxlist_open(cfg, 0, &mbl)) == 0) {
 		r = ids_walk_pass(mbl, &wo, &res);
 		ids_mboxlist_close(mbl);
@@ -1035,6 +1052,7 @@ start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
     struct worker *ws, size_t n)
 {
 	struct ids_walk_event ev = { .what = IDS_WALK_WORKER };
+	pid_t self = getpid();
 	int p[2];
 	size_t i, j;
 
@@ -1051,7 +1069,7 @@ start_workers(const struct ids_config *cfg, const struct ids_walk_opts *o,
 			close(p[0]);
 			for (j = 0; j < i; j++)
 				close(ws[j].fd);
-			worker_main(cfg, o, &ws[i], n, p[1]);
+			worker_main(cfg, o, &ws[i], n, p[1], self);
 		}
 		close(p[1]);
 		ws[i].fd = p[0];
@@ -1230,6 +1248,18 @@ ids_walk_run(const struct ids_config *cfg, const struct ids_walk_opts *o,
 	int r;
 
 	if (!o->dry_run) {
+		/*
+		 * Before any header is written: every live folder's history
+		 * holds the tombstones of its old names, and every owner's
+		 * deleted folders have their tombstone record on disk, so that
+		 * a rebuild from the spool brings them back.
+		 */
+		if ((r = ids_mboxlist_open(cfg, 0, &mbl)) < 0)
+			return r;
+		r = ids_tombstones_sync(mbl, NULL);
+		ids_mboxlist_close(mbl);
+		if (r < 0)
+			return r;
 		if ((r = plan_workers(cfg, o, &ws, &n)) < 0)
 			return r;
 		if (n > 1) {

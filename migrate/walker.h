@@ -112,10 +112,12 @@ struct ids_walk_opts {
 	unsigned jobs;		/* ids_walk_run: workers per partition walked; 0 or 1: one */
 	unsigned shard, nshards;	/* only the folders whose owner is in shard `shard`
 				   of nshards (ids_walk_shard); nshards 0 or 1: all */
+	pid_t parent;		/* nonzero: stop, as *stop does, once the process's
+				   parent is no longer this pid (a worker's parent) */
 };
 
 #define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL, 0 }, \
-	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0 }
+	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0 }
 
 /*
  * The shard, from 0 to nshards - 1, of the folder named name (internal

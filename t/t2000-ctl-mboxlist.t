@@ -63,12 +63,13 @@ sub dump_of { return "{\n" . join(",\n", @_) . "\n}\n"; }
 {
 	my $r = run('ctl_mboxlist', '--help');
 	is($r->{rc}, 0, '--help exits 0');
-	like($r->{out}, qr/^usage: ctl_mboxlist \[-C conf\] -d\n/, '--help prints the usage');
+	like($r->{out}, qr/^usage: ctl_mboxlist \[-C conf\] -d \[-y\] \[-p partition\]\n/, '--help prints the usage');
 	my $man = `mandoc -T ascii '$top/src/ctl_mboxlist/ctl_mboxlist.8'`;
 	$man =~ s/.\x08//g;
 	my ($syn) = $man =~ /\nSYNOPSIS\n(.*?)\n\n/s;
 	my $help = $r->{out};
 	$help =~ s/^usage: //;
+	$help =~ s/\n\n.*//s;
 	s/\s+/ /g, s/^ | $//g for $syn, $help;
 	is($help, $syn, '--help matches the man page SYNOPSIS');
 
@@ -389,6 +390,91 @@ sub unchanged {
 	is(ctl($c, '-x', '-i', 'user.dave.Drafts2')->{rc}, 0, '-x -i takes an internal name');
 	is(ctl($c, '-c')->{rc}, 2, '-c without a name is a usage error');
 	is(ctl($c, '--json', '-x', 'user/dave')->{rc}, 2, '--json -x is a usage error');
+}
+
+# ---- -x: Cyrus's delete_mode (delayed by default), --expire ------------
+
+{
+	my $c = conf('x');
+	my $r = ctl($c, '-c', 'user/ann', 'user/ann/A', 'user/ann/A/B');
+	is($r->{rc}, 0, 'folders to delete') or diag($r->{err});
+	my $msg = "$dir/x.eml";
+	spew($msg, "Subject: keep me\r\n\r\nbody\r\n");
+	is(run('spool_append', '-C', $c, 'user/ann/A', $msg)->{rc}, 0, 'a message in user/ann/A');
+	my ($id) = ctl($c, '-l', 'user/ann/A')->{out} =~ /\t(\S+)\tuniqueid/;
+	my $path = (split /\n/, run('mbpath', '-C', $c, 'user/ann/A')->{out})[0];
+	my $before = time;
+	$r = ctl($c, '-x', 'user/ann/A');
+	is($r->{rc}, 0, '-x user/ann/A') or diag($r->{err});
+	my $list = ctl($c, '-l')->{out};
+	my ($hex) = $list =~ m{^DELETED/user/ann/A/([0-9A-F]+)\t\Q$id\E\tuniqueid\tdefault$}m;
+	ok(defined $hex, 'delete_mode delayed (the default): renamed to DELETED.user.ann.A.<hextime>, as Cyrus does')
+	    or diag($list);
+	ok(defined $hex && hex($hex) >= $before - 1 && hex($hex) <= time + 1, '... the time of the delete, in hex');
+	like($list, qr{^user/ann/A/B\t}m, '... its child left alone');
+	ok(-e "$path/1.", '... its message file still there');
+	is(run('mbpath', '-C', $c, "DELETED/user/ann/A/$hex")->{out}, "$path\n", '... in the same directory');
+	is(run('spool_audit', '-C', $c, '-q')->{rc}, 0, '... and spool_audit is clean');
+	like(ctl($c, '-d')->{out}, qr/^"user\.ann\.A": \{[^\n]*"mbtype": "ed"/m, '... a tombstone at the old name');
+
+	# --expire: the final removal.
+	is(ctl($c, '--expire', '3600')->{rc}, 0, '--expire 3600');
+	ok(-e "$path/1.", '... leaves a folder deleted a moment ago');
+	is(ctl($c, '--expire', '0')->{rc}, 0, '--expire 0');
+	unlike(ctl($c, '-l')->{out}, qr{^DELETED/}m, '... removes every DELETED folder');
+	ok(!-e $path, '... with its files');
+	is(ctl($c, '--expire', 'soon')->{rc}, 2, '--expire needs a number of seconds');
+
+	# A DELETED folder given to -x goes for good, as in Cyrus.
+	is(ctl($c, '-x', 'user/ann/A/B')->{rc}, 0, '-x user/ann/A/B');
+	($hex) = ctl($c, '-l')->{out} =~ m{^DELETED/user/ann/A/B/([0-9A-F]+)\t}m;
+	my $bpath = (split /\n/, run('mbpath', '-C', $c, "DELETED/user/ann/A/B/$hex")->{out})[0];
+	ok(-d $bpath, '... kept as DELETED');
+	is(ctl($c, '-x', "DELETED/user/ann/A/B/$hex")->{rc}, 0, '-x of the DELETED name');
+	ok(!-e $bpath, '... removes it for good');
+
+	# delete_mode: immediate.
+	my $ci = write_conf("$dir/x", delete_mode => 'immediate');
+	my $ipath = (split /\n/, run('mbpath', '-C', $ci, 'user/ann')->{out})[0];
+	is(ctl($ci, '-x', 'user/ann')->{rc}, 0, 'delete_mode: immediate');
+	ok(!-e $ipath, '... removes the folder at once');
+	unlike(ctl($ci, '-l')->{out}, qr{^DELETED/}m, '... leaving no DELETED folder');
+	my $cb = write_conf("$dir/x", delete_mode => 'later');
+	$r = ctl($cb, '-x', 'user/zed');
+	is($r->{rc}, 3, 'a bad delete_mode is exit 3');
+	like($r->{err}, qr{^ctl_mboxlist: \Q$cb\E: delete_mode: 'later' is not delayed or immediate$}m,
+	    '... naming it');
+}
+
+# ---- Cyrus's options mean what they mean in Cyrus ------------------------
+
+{
+	make_path("$dir/y/other");
+	my $c = write_conf("$dir/y", 'partition-other' => "$dir/y/other");
+	my %common = (mtime => 1795000000, uidvalidity => 1795000000, createdmodseq => 1,
+	    foldermodseq => 1, acl => \'{}', name_history => \'[]');
+	my @e = (entry('user.ann', name => 'user.ann', %common, mbtype => 'e', partition => 'default',
+	    uniqueid => 'aaaaaaaa-1111-4111-8111-111111111111'),
+	    entry('user.bob', name => 'user.bob', %common, mbtype => 'e', partition => 'other',
+	    uniqueid => 'bbbbbbbb-2222-4222-8222-222222222222'),
+	    entry('user.old', name => 'user.old', %common, mbtype => 'ed', uniqueid => 'cccccccc-3333-4333-8333-333333333333'));
+	is(undump($c, dump_of(@e))->{rc}, 0, 'entries on two partitions and a tombstone');
+	my $r = ctl($c, '-d', '-p', 'other');
+	is($r->{rc}, 0, '-d -p other');
+	is($r->{out}, dump_of($e[1]), '... dumps the mailboxes on that partition only, as Cyrus does');
+	is(ctl($c, '-d', '-y')->{out}, dump_of(@e), '-d -y: the whole dump (no entry is hidden)');
+	$r = ctl($c, '-d', '-p', 'nowhere');
+	is($r->{rc}, 3, '-d -p of an unknown partition is exit 3');
+	is(ctl($c, '-l', '-p', 'other')->{rc}, 2, '-p without -d is a usage error');
+	my $raw = raw_db($c);
+	for my $t (['-d', '-x'], ['-f', "$dir/y/conf/mailboxes.db", '-d'], ['-u', '-L'], ['-m'], ['-m', '-a'],
+	    ['-m', '-w'], ['-v']) {
+		$r = ctl($c, @$t, stdin => '');
+		is($r->{rc}, 2, "Cyrus's @$t is refused");
+		like($r->{err}, qr{^ctl_mboxlist: -\w (?:with -d )?\(in Cyrus: [^)]+\) is not supported; .+ \(ctl_mboxlist\(8\)\)\n\z},
+		    "... with what to use instead (@$t)");
+	}
+	is(raw_db($c), $raw, '... and mailboxes.db is untouched');
 }
 
 unlike($all_err, qr/Sanitizer|runtime error/, 'no sanitizer reports');

@@ -90,7 +90,7 @@ $r = run('relocated', '-C', write_conf("$dir/none"), '-s');
 is($r->{err}, "relocated: $dir/none/conf/mailboxes.db: no mailboxes.db (import or create one first)\n",
     'relocated -s: the path once');
 $r = run('mbpath', '-C', write_conf("$dir/none"), 'user/a');
-is($r->{err}, "mbpath: $dir/none/conf/mailboxes.db: no mailboxes.db (import or create one first); -l resolves names without it\n",
+is($r->{err}, "mbpath: $dir/none/conf/mailboxes.db: no mailboxes.db (import or create one first); -L resolves names without it\n",
     'mbpath: the path once');
 system('umount', "$dir/conf");
 done_testing();

@@ -5,8 +5,10 @@
 # strings: names in a domain, modified UTF-7 names, records holding
 # control and 8-bit bytes, a record without a time), one reason per
 # folder when every folder fails the same way (EMFILE, with what to do
-# about it), and an index whose header fails its checks counted as a
-# finding, never summed into "files left".
+# about it; spool_audit and reconstruct stop with that advice instead
+# of calling files unreadable or skipping folders), and an index whose
+# header fails its checks counted as a finding, never summed into
+# "files left".
 use strict;
 use warnings;
 use FindBin;
@@ -118,6 +120,33 @@ sub status {
 	is("@bad", '', '... with that one reason, as recorded');
 	$r = rel($conf, '-1', '-q', '--grace', '0');
 	is($r->{rc}, 0, 'with the usual limit they migrate') or diag($r->{err});
+}
+
+# ---- EMFILE in spool_audit and reconstruct: what to do, no false finding
+
+{
+	my $w = "$base/emfile2";
+	my $conf = write_conf($w, relocated_io_pressure => 0);
+	add_folders($conf, map { { name => "user.v$_", msgs => 3, uniqueid => uid(300 + $_) } } 1 .. 8);
+	my ($aud, $rc) = (tool('spool_audit'), tool('reconstruct'));
+	my $r = run('sh', '-c', "ulimit -n 7; exec '$aud' -C '$conf' -j 1");
+	$all_err .= $r->{err};
+	is($r->{rc}, 3, 'spool_audit out of descriptors: exit 3, an error of the audit');
+	like($r->{err}, qr{\Aspool_audit: \S+: user\.v\d: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z},
+	    '... saying to raise the limit');
+	unlike($r->{out}, qr/expected a readable|folder-missing/, '... and no file called unreadable for it');
+	$r = run('sh', '-c', "ulimit -n 5; exec '$aud' -C '$conf' -j 1");
+	$all_err .= $r->{err};
+	is("$r->{rc} $r->{out}", '3 ', '... the same when the partition root cannot be opened: no folder "absent"');
+	like($r->{err}, qr{\Aspool_audit: \S+: \Q$w\E/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z},
+	    '... naming the root');
+	$r = run('sh', '-c', "ulimit -n 9; exec '$rc' -C '$conf' -m -n -q");
+	$all_err .= $r->{err};
+	is($r->{rc}, 3, 'reconstruct out of descriptors: exit 3, the scan stopped');
+	like($r->{err}, qr{\Areconstruct: \Q$w\E/spool/\S+: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\n}m,
+	    '... saying to raise the limit, not skipping folders');
+	unlike($r->{err}, qr/skipped|registered with/, '... no folder skipped or registered without its index');
+	is(run('spool_audit', '-C', $conf)->{rc}, 0, 'with the usual limit the audit is clean');
 }
 
 # ---- an index that fails its checks is a finding ---------------------

@@ -29,18 +29,19 @@ sub ok_run {
 	is($r->{rc}, 0, $what) or diag($r->{err});
 }
 
-# A spool of its own: conf, ctl_mboxlist -c, spool_append.
+# A spool of its own: conf, ctl_mboxlist -c, spool_append.  Deletes
+# are immediate: the leftovers of a deleted folder are the point.
 sub spool {
 	my ($name) = @_;
 	make_path("$dir/$name");
-	return write_conf("$dir/$name");
+	return write_conf("$dir/$name", delete_mode => 'immediate');
 }
 
 # A copy of a whole spool (config directory included) with its own conf.
 sub replica {
 	my ($from, $to) = @_;
 	system('cp', '-a', "$dir/$from", "$dir/$to") == 0 or die "cp -a: $?";
-	return write_conf("$dir/$to");
+	return write_conf("$dir/$to", delete_mode => 'immediate');
 }
 
 my $conf = spool('a');
@@ -83,6 +84,7 @@ ok(-f "$inbox/4." && -f "$sent/2." && -f "$mary/1.", 'the message files are wher
 	$man =~ s/.\x08//g;
 	my ($syn) = $man =~ /\nSYNOPSIS\n(.*?)\n\n/s;
 	(my $help = $r->{out}) =~ s/^usage: //;
+	$help =~ s/\n\n.*//s;
 	s/\s+/ /g, s/^ | $//g for $syn, $help;
 	is($help, $syn, '--help matches the man page SYNOPSIS');
 	like(run('spool_audit', '--version')->{out}, qr/^spool_audit \(idspool\) \S+$/, '--version');

@@ -206,18 +206,41 @@ my $ren = decode_json(run('ctl_mboxlist', '-C', $d, '-d')->{out});
 ok($ren->{'user.alice.Projects.2019'} && !grep({ $_ eq 'user.alice.Work' &&
     ($ren->{$_}{mbtype} // '') !~ /d/ } keys %$ren), '... the tree is renamed on d');
 
-# A delete on an idspool spool: ctl_mboxlist -x leaves a tombstone; the
-# push deletes the folder on the peer, and the pull from that peer
-# deletes it here (the peer holds the tombstone).
+# A delete on an idspool spool.  delete_mode delayed: ctl_mboxlist -x
+# renames the folder to DELETED.<name>.<hex>, which travels as a
+# rename; -x of that name removes it for good, leaving a tombstone, and
+# the push deletes the folder on the peer, the pull from that peer here
+# (the peer holds the tombstone).
+sub deleted_name {
+	my ($conf, $name) = @_;
+	my $db = decode_json(run('ctl_mboxlist', '-C', $conf, '-d')->{out});
+	my ($d) = grep { /^DELETED\.\Q$name\E\./ && ($db->{$_}{mbtype} // '') !~ /d/ } keys %$db;
+	return $d;
+}
+sub delete_for_good {
+	my ($conf, $name) = @_;
+	my $x = run('ctl_mboxlist', '-C', $conf, '-i', '-x', $name);
+	return $x->{rc} ? $x : run('ctl_mboxlist', '-C', $conf, '-i', '-x', deleted_name($conf, $name));
+}
 my $del = run('ctl_mboxlist', '-C', $a, '-i', '-x', 'user.alice.Sent');
 is($del->{rc}, 0, 'user.alice.Sent deleted on a') or diag($del->{err});
+my $dname = deleted_name($a, 'user.alice.Sent');
+ok($dname, "... as $dname");
+$r = client('push the delayed delete', $a, \@u, ids_peer($b));
+is(counts($r)->{renamed}, 1, '... the push renames it on b');
+$r = client('pull the delayed delete', $d, ['--pull', @u], ids_peer($b));
+is(counts($r)->{renamed}, 1, '... the pull renames it on d');
+is_deeply(ids_state($b), ids_state($a), 'after a delayed delete: b equals a');
+is_deeply(ids_state($d), ids_state($a), 'after a delayed delete: d equals a');
+$del = run('ctl_mboxlist', '-C', $a, '-i', '-x', $dname);
+is($del->{rc}, 0, "$dname removed for good on a") or diag($del->{err});
 $r = client('push the delete', $a, \@u, ids_peer($b));
 is(counts($r)->{deleted}, 1, '... the push deletes it on b');
 $r = client('pull the delete', $d, ['--pull', @u], ids_peer($b));
 is(counts($r)->{deleted}, 1, '... the pull deletes it on d (b holds its tombstone)');
 is_deeply(ids_state($b), ids_state($a), 'after a folder delete: b equals a');
 is_deeply(ids_state($d), ids_state($a), 'after a folder delete: d equals a');
-ok(!grep({ $_->{name} eq 'user.alice.Sent' } values %{ids_state($d)}), '... and Sent is gone');
+ok(!grep({ $_->{name} =~ /user\.alice\.Sent/ } values %{ids_state($d)}), '... and Sent is gone');
 
 # A folder only on the pulling side, with no tombstone on the peer: kept.
 my $only = run('ctl_mboxlist', '-C', $d, '-i', '-c', 'user.alice.Local');
@@ -228,7 +251,7 @@ is("$c->{kept} $c->{deleted}", '1 0', '... is kept, not deleted');
 like($r->{err}, qr/user\.alice\.Local .* not on the peer, which holds no tombstone of it: kept/,
     '... and reported');
 ok(grep({ $_->{name} eq 'user.alice.Local' } values %{ids_state($d)}), '... it is still there');
-is(run('ctl_mboxlist', '-C', $d, '-i', '-x', 'user.alice.Local')->{rc}, 0, '(removed again)');
+is(delete_for_good($d, 'user.alice.Local')->{rc}, 0, '(removed again)');
 audit_clean('the idspool spools', $_) for $b, $d;
 
 # ---- folders by name (-m) -----------------------------------------------------

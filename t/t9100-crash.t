@@ -6,7 +6,10 @@
 # itself is killed at its points after a crash (nested_loop: in full
 # mode every point after every crash point of the plain spool; else
 # each kind of step of each path recovery takes, once), recovered
-# again, checked and finished the same way.
+# again, checked and finished the same way.  The walker with --jobs 2
+# is also killed as a whole: its parent with SIGKILL at moments spread
+# over the pass (parent_kill_loop), after which its workers must be gone
+# within seconds.
 # IDS_TORTURE=full (make torture) adds a spool with a metapartition.
 use strict;
 use warnings;
@@ -36,6 +39,18 @@ for my $v (@variants) {
 		    $sc->{name}, $label, $points, scalar @$bad)) or diag(join("\n", @$bad[0 .. ($#$bad < 9 ? $#$bad : 9)]));
 		note(sprintf("figure: crash | %s | %s | %d | %d | %.1fs", $label, $sc->{name},
 		    $points, scalar @$bad, time - $t0));
+		if ($label eq 'plain' && ($sc->{crashed} // '') eq 'worker') {
+			# The parent of the workers killed with -9 at moments
+			# spread over the pass: they die with it (issue 14).
+			$t0 = time;
+			my @ks = map { 1 + $_ * int($points / 8 || 1) } 0 .. 7;
+			my ($kills, $kbad) = parent_kill_loop($s, $sc, @ks);
+			ok($kills > 0 && !@$kbad, sprintf("%s (%s): its parent killed at %d moments, "
+			    . "%d violations", $sc->{name}, $label, $kills, scalar @$kbad))
+			    or diag(join("\n", @$kbad[0 .. ($#$kbad < 9 ? $#$kbad : 9)]));
+			note(sprintf("figure: parent kill | %s | %s | %d | %d | %.1fs", $label,
+			    $sc->{name}, $kills, scalar @$kbad, time - $t0));
+		}
 		next if $ENV{IDS_TORTURE_NO_NESTED};
 		# Recovery killed in its turn, at its points: in full mode every
 		# pair on the plain spool, else (the number of every pair is

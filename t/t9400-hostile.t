@@ -101,7 +101,7 @@ for my $n (@names) {
 case('name: internal ^^ (a level "..")', ['ctl_mboxlist', '-C', $conf, '-i', '-c', 'user.john.^^'], 1,
     "ctl_mboxlist: user.john.^^: level 3 is '..'\n");
 case('name: unknown folder', ['mbpath', '-C', $conf, 'user/nobody'], 1,
-    "mbpath: user/nobody: not in mailboxes.db (-l resolves it anyway)\n");
+    "mbpath: user/nobody: not in mailboxes.db (-L resolves it anyway)\n");
 case('name: rename onto ..', ['ctl_rename', '-C', $conf, 'user/john/Sent', 'user/john/..'], 1,
     "ctl_rename: user/john/..: level 3 is '..'\n");
 case('name: deliver to 8-bit name', ['spool_append', '-C', $conf, "user/\xff", 'stdin', "x\r\n"], 1,
@@ -176,6 +176,15 @@ case('no mailboxes.db: relocated -n names it once', ['relocated', '-C', conf_tex
     "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
 case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb.conf", '-s'], 3,
     "relocated: \$D/nodb/mailboxes.db: no mailboxes.db (import or create one first)\n");
+
+# ---- out of descriptors ------------------------------------------------
+
+case('ulimit -n 5: spool_audit stops, no folder "absent"',
+    ['sh', '-c', "ulimit -n 5; exec '" . tool('spool_audit') . "' -C '$conf' -j 1"], 3,
+    qr{\Aspool_audit: \S+: \$D/s/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z});
+case('ulimit -n 7: reconstruct -m -n stops, no folder skipped',
+    ['sh', '-c', "ulimit -n 7; exec '" . tool('reconstruct') . "' -C '$conf' -m -n -q"], 3,
+    qr{\Areconstruct: \$D/s/spool\S*: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\nreconstruct: Too many open files\n\z});
 
 # ---- names the file system cannot hold ---------------------------------
 
@@ -304,6 +313,10 @@ my @dumps = (
 	['one uniqueid, two live names', "{\n\"user.x\": {\"uniqueid\": \"047656355035e6be\", \"partition\": \"default\", \"mbtype\": \"e\"},\n\"user.y\": {\"uniqueid\": \"047656355035e6be\", \"partition\": \"default\", \"mbtype\": \"e\"}\n}\n",
 	    "ctl_mboxlist: stdin:3: user.y: uniqueid 047656355035e6be is already held by live mailbox user.x (line 2)\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
 	['deep nesting', '{' . ('[' x 100000), "ctl_mboxlist: stdin:1: maximum parsing depth reached near '['\n"],
+	['an ACL identifier a cyrus.header cannot hold', dump1(acl => { "caf\xc3\xa9" => 'lrs' }),
+	    "ctl_mboxlist: stdin:2: user.x: ACL entry 1, identifier 'caf\\xc3\\xa9': 8-bit byte 0xc3 at byte 3: a cyrus.header cannot hold it (it would need a literal)\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
+	['an ACL too large for a cyrus.header', dump1(acl => { map { (sprintf('u%06d', $_) => 'lrs') } 1 .. 90000 }),
+	    "ctl_mboxlist: stdin:2: user.x: its cyrus.header would be 1080175 bytes (90000 ACL entries, 0 history items), over the 786432 a folder's record may fill\nctl_mboxlist: stdin: 1 problem found; nothing imported\n"],
 );
 for my $c (@dumps) {
 	my ($what, $text, $err) = @$c;
@@ -334,7 +347,7 @@ like(run('ctl_mboxlist', '-C', $lconf, '-l')->{out}, qr{^user/eve\t047656355035e
 case('spool: the same, a second pass (walker)', ['relocated', '-C', $lconf, '-1', '-q', '--grace', 0, '-u', 'eve'], 1,
     $eve_refused);
 case('spool: symlink and FIFO (spool_audit, no hang)', ['spool_audit', '-C', $lconf], 1, '');
-case('spool: symlink and FIFO (reconstruct -r -n)', ['reconstruct', '-C', $lconf, '-r', '-n', '-q'], 1,
+case('spool: symlink and FIFO (reconstruct -m -n)', ['reconstruct', '-C', $lconf, '-m', '-n', '-q'], 1,
     "reconstruct: \$D/l/spool/e/user/eve/1.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve/Box/2.: not a directory or regular file: skipped\n"
     . "reconstruct: \$D/l/spool/e/user/eve: cannot read cyrus.index: No such file or directory: registered with mailboxes.db's uidvalidity\n"
@@ -353,7 +366,12 @@ like($r->{out}, qr{^  user/eve/Box \(2023-11-14 22:13:20 UTC\): \\x01\\xff\\x0a\
     '... the hostile record is listed on one line, its bytes escaped');
 like($r->{out}, qr{^  user/eve \([^)]*\): \$?\S+/1\.: symlink in the folder; not migrated$}m,
     '... beside the real one, exactly');
-case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 0, '');
+# Delayed (the default), the delete renames the folder, which must first
+# leave the legacy layout: refused, the folder left as it is.
+case('spool: delayed delete of the folder with the symlink', ['ctl_mboxlist', '-C', $lconf, '-x', 'user/eve/Box'], 1,
+    "ctl_mboxlist: user/eve/Box: user.eve.Box: converting to the uniqueid layout first: \$D/l/spool/e/user/eve/Box/2.: special file in the folder; not migrated\n");
+my $liconf = write_conf("$D/l", delete_mode => 'immediate');
+case('spool: delete the folder with the symlink', ['ctl_mboxlist', '-C', $liconf, '-x', 'user/eve/Box'], 0, '');
 
 # A folder directory replaced by a symlink to the outside.
 rename($sent, "$sent.real") or die;

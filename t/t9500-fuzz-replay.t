@@ -11,7 +11,7 @@ use Test::More;
 use IdsTest;
 
 my $build = $ENV{IDS_BUILD} // "$FindBin::Bin/../build";
-for my $t (qw(name dlist header index dump failure csync)) {
+for my $t (qw(name dlist header index dump failure csync tombstones)) {
 	my $corpus = "$FindBin::Bin/fuzz/corpus/$t";
 	my @inputs = glob("$corpus/*");
 	ok(@inputs >= 1, "$t: a seed corpus of " . scalar(@inputs) . ' inputs');

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench-reconstruct.sh - `reconstruct -r` over a generated spool of
+# bench-reconstruct.sh - `reconstruct -m` over a generated spool of
 # FOLDERS folders (default 100,000), as a ratio to merely reading every
 # cyrus.header of the same spool (find ... -name cyrus.header -exec cat
 # {} + > /dev/null), measured in the same run on a warm cache.
@@ -70,7 +70,7 @@ headers=$(find "$dir/spool" -name cyrus.header | wc -l)
 read_headers	# warm the cache for both sides
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-first=$(timed "$bin/reconstruct" -C "$dir/imapd.conf" -r -q)
+first=$(timed "$bin/reconstruct" -C "$dir/imapd.conf" -m -q)
 sync	# the next runs are not to pay for this one's writeback
 # Three rounds, each: read every header, a dry run, a lost-database
 # rebuild; the medians are compared, so a burst of other load on the
@@ -78,16 +78,16 @@ sync	# the next runs are not to pay for this one's writeback
 base="" check="" lost=""
 for i in 1 2 3; do
 	base="$base $(timed read_headers)"
-	check="$check $(timed "$bin/reconstruct" -C "$dir/imapd.conf" -r -n -q)"
+	check="$check $(timed "$bin/reconstruct" -C "$dir/imapd.conf" -m -n -q)"
 	rm -f "$dir/conf/mailboxes.db" "$dir/conf/mailboxes.db-lock"
 	sync
-	lost="$lost $(timed "$bin/reconstruct" -C "$dir/imapd.conf" -r -q)"
+	lost="$lost $(timed "$bin/reconstruct" -C "$dir/imapd.conf" -m -q)"
 	sync
 done
 base=$(echo $base | median)
 check=$(echo $check | median)
 lost=$(echo $lost | median)
-"$bin/reconstruct" -C "$dir/imapd.conf" -r -n -q || {
+"$bin/reconstruct" -C "$dir/imapd.conf" -m -n -q || {
 	echo "bench-reconstruct: the rebuilt mailboxes.db is not stable" >&2
 	exit 1
 }
@@ -95,9 +95,9 @@ lost=$(echo $lost | median)
 report() {
 	cat <<EOF
 
-## reconstruct -r over $folders folders ($(date -u +%Y-%m-%d))
+## reconstruct -m over $folders folders ($(date -u +%Y-%m-%d))
 
-\`reconstruct -r\` walks the spool, reads every folder's cyrus.header
+\`reconstruct -m\` walks the spool, reads every folder's cyrus.header
 and the header of its cyrus.index, decides every name and uniqueid, and
 writes mailboxes.db in one transaction; the baseline merely reads every
 cyrus.header of the same spool.  The first run on the generated
@@ -114,9 +114,9 @@ $headers headers.)
 | run | seconds | ratio to reading every header |
 | --- | ---: | ---: |
 | \`find spool -name cyrus.header -exec cat {} + >/dev/null\` | $base | 1.00 |
-| \`reconstruct -r\`, first run on a Cyrus spool (completes the headers) | $first | $(ratio "$first" "$base") |
-| \`reconstruct -r -n\`, nothing to do | $check | $(ratio "$check" "$base") |
-| \`reconstruct -r\`, mailboxes.db lost | $lost | $(ratio "$lost" "$base") |
+| \`reconstruct -m\`, first run on a Cyrus spool (completes the headers) | $first | $(ratio "$first" "$base") |
+| \`reconstruct -m -n\`, nothing to do | $check | $(ratio "$check" "$base") |
+| \`reconstruct -m\`, mailboxes.db lost | $lost | $(ratio "$lost" "$base") |
 
 Medians of three rounds (the first run: once).  Load average at the
 start: $load.  Target: the lost-mailboxes.db rebuild within 3x of

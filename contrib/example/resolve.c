@@ -2,7 +2,7 @@
  * resolve - how a delivery agent or IMAP server uses libidspool.
  *
  *	cc -o resolve resolve.c $(pkg-config --cflags --libs idspool)
- *	./resolve /etc/imapd.conf user.john.Sent
+ *	./resolve /etc/idspool.conf user.john.Sent
  *
  * Opens the folder (internal name) the way any writer must: its mailbox
  * lock first, then its directory, resolved under the lock, whichever
@@ -24,7 +24,7 @@ main(int argc, char **argv)
 	int r;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: resolve imapd.conf internal-name\n");
+		fprintf(stderr, "usage: resolve idspool.conf internal-name\n");
 		return 2;
 	}
 	if ((r = ids_config_load(&cfg, argv[1])) < 0) {

@@ -33,8 +33,18 @@
 #include "mkspool.h"
 #include "tool.h"
 
-#define SYNOPSIS "mkspool [-C conf] [-s seed] [-u users] [-f folders] " \
+#define SYNOPSIS "mkspool -C conf [-s seed] [-u users] [-f folders] " \
 	"[-m messages] [--size tiny|small|medium|large|huge] [--force] [--json]"
+
+static const char help[] =
+    "  -C conf       the configuration file, required\n"
+    "  -s seed       the seed (default 1): the same seed, the same bytes\n"
+    "  -u users      how many users (overrides the size)\n"
+    "  -f folders    how many folders in all (overrides the size)\n"
+    "  -m messages   how many index records in all (overrides the size)\n"
+    "  --size S      tiny, small, medium, large or huge (default tiny)\n"
+    "  --force       write into partitions that hold something\n"
+    "  --json        print what was written as JSON\n";
 #define BATCH_FOLDERS 1000
 
 static const struct size_preset {
@@ -110,13 +120,19 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'S': o->size = parse_size(optarg); break;
 		case 'j': o->json = 1; break;
 		case 'F': o->force = 1; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}
 	}
 	if (optind != argc) {
 		warnx("unexpected argument '%s'", argv[optind]);
+		tool_usage(SYNOPSIS);
+	}
+	/* A generator never defaults to a configuration that may be live. */
+	if (o->conf == NULL) {
+		warnx("-C conf is required: mkspool writes a new spool and never "
+		    "defaults to a live configuration");
 		tool_usage(SYNOPSIS);
 	}
 }
@@ -386,7 +402,7 @@ teardown(struct run *run)
 int
 main(int argc, char **argv)
 {
-	struct options o = { "/etc/imapd.conf", 1, -1, -1, -1, &presets[0], 0, 0 };
+	struct options o = { NULL, 1, -1, -1, -1, &presets[0], 0, 0 };
 	struct run run;
 	unsigned i, n;
 	int r, status;
@@ -394,10 +410,7 @@ main(int argc, char **argv)
 	tool_init(argv);
 	parse_options(argc, argv, &o);
 	memset(&run, 0, sizeof(run));
-	if ((r = ids_config_load(&run.cfg, o.conf)) < 0) {
-		warnx("%s", ids_errmsg(r));
-		return IDS_EXIT_ENV;
-	}
+	tool_load_config(&run.cfg, o.conf);
 	run.have_cfg = 1;
 	if ((status = setup(&run, &o)) == IDS_EXIT_OK) {
 		n = plan_owners(run.plan);

@@ -44,7 +44,26 @@
 
 #define SYNOPSIS "relocated [-C conf] [-1] [-n] [-s] [-i] [-p part] [-u user] " \
 	"[--strategy link|rename] [--grace S] [--rate N] [--jobs N] " \
-	"[--io-pressure PCT] [--interval S] [--json] [-q] [-v]"
+	"[--io-pressure PCT] [--interval S] [--log stderr|FILE] [--json] [-q] [-v]"
+
+static const char help[] =
+    "  -C conf              the configuration file (default /etc/idspool.conf)\n"
+    "  -1                   one pass in the foreground, then the grace period\n"
+    "  -n                   print the plan, change nothing\n"
+    "  -s                   print the progress (and the running daemon's)\n"
+    "  -i                   names are internal (example.com!user.john^doe.Sent)\n"
+    "  -p part              only the folders on this partition\n"
+    "  -u user              only the folders of this owner\n"
+    "  --strategy S         link (copy by hard links) or rename (default link)\n"
+    "  --grace S            keep old names this many seconds (default 60)\n"
+    "  --rate N             at most N files per second (default 0: no limit)\n"
+    "  --jobs N             N workers per partition (default 1)\n"
+    "  --io-pressure PCT    pause while IO pressure is above PCT (default 50)\n"
+    "  --interval S         seconds between the daemon's passes (default 600)\n"
+    "  --log stderr|FILE    the daemon logs there instead of to syslog\n"
+    "  --json               with -s, -n, -1: JSON output\n"
+    "  -q                   no summary, no progress bar\n"
+    "  -v                   print each folder migrated\n";
 
 #define PIDFILE		"relocated.pid"
 #define STATUSFILE	"relocated.status"
@@ -55,6 +74,7 @@
 #define MAX_SECONDS	31536000	/* --grace, --interval: a year */
 #define MAX_RATE	1e9	/* --rate: files per second */
 #define STATUS_EVERY	2.0	/* seconds between status file writes */
+#define PIDFILE_TRIES	50	/* tenths of a second to wait for a dead walker's lock */
 #define PENDING_RECHECK	10	/* seconds between passes while cleanups wait */
 
 static volatile sig_atomic_t interrupted, terminating, reloading;
@@ -80,7 +100,12 @@ struct relocated {
 	enum ids_strategy strategy;
 	struct setting set[NSETTINGS];
 	struct ids_config cfg;
-	int daemon;			/* detached: log to syslog */
+	int daemon;			/* detached: log to syslog (or logf) */
+	const char *log_arg;		/* --log */
+	FILE *logf;			/* --log: the daemon's log instead of syslog */
+	char ident[256];		/* [syslog_prefix/]relocated */
+	double last_seen_at;		/* when a folder was last done (the bar) */
+	unsigned long last_seen;
 	int bar;			/* draw a progress bar on stderr */
 	int pidfd;
 	unsigned pass;
@@ -101,7 +126,17 @@ logmsg(struct relocated *d, int prio, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (d->daemon) {
+	if (d->daemon && d->logf != NULL) {
+		char stamp[32];
+		time_t t = time(NULL);
+		struct tm tm;
+
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		fprintf(d->logf, "%s %s[%ld]: ", stamp, d->ident, (long)getpid());
+		vfprintf(d->logf, fmt, ap);
+		fputc('\n', d->logf);
+		fflush(d->logf);
+	} else if (d->daemon) {
 		vsyslog(prio, fmt, ap);
 	} else if (prio <= LOG_WARNING) {
 		if (d->bar)
@@ -113,6 +148,24 @@ logmsg(struct relocated *d, int prio, const char *fmt, ...)
 		fflush(stdout);
 	}
 	va_end(ap);
+}
+
+/*
+ * The name the daemon logs under: Cyrus's "PREFIX/relocated" when
+ * syslog_prefix (or the environment's CYRUS_SYSLOG_PREFIX, which wins,
+ * as in Cyrus) sets a prefix.
+ */
+static void
+set_ident(struct relocated *d)
+{
+	const char *prefix = getenv("CYRUS_SYSLOG_PREFIX");
+
+	if (prefix == NULL || prefix[0] == '\0')
+		prefix = ids_config_get(&d->cfg, "syslog_prefix");
+	if (prefix != NULL && prefix[0] != '\0')
+		snprintf(d->ident, sizeof(d->ident), "%s/relocated", prefix);
+	else
+		snprintf(d->ident, sizeof(d->ident), "relocated");
 }
 
 /* The name as the user spells it (external unless -i). */
@@ -218,6 +271,7 @@ parse_args(struct relocated *d, int argc, char **argv)
 		{ "io-pressure", required_argument, NULL, 'P' },
 		{ "interval", required_argument, NULL, 'I' },
 		{ "jobs", required_argument, NULL, 'J' },
+		{ "log", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -243,7 +297,14 @@ parse_args(struct relocated *d, int argc, char **argv)
 		case 'P': set_option(d, S_PRESSURE, optarg); break;
 		case 'I': set_option(d, S_INTERVAL, optarg); break;
 		case 'J': set_option(d, S_JOBS, optarg); break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'L':
+			if (optarg[0] == '\0') {
+				warnx("--log: give stderr or a file");
+				tool_usage(SYNOPSIS);
+			}
+			d->log_arg = optarg;
+			break;
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}
@@ -253,10 +314,11 @@ parse_args(struct relocated *d, int argc, char **argv)
 
 /*
  * Fills the settings not given on the command line from cfg.  Returns
- * 0, or -1 after reporting a bad value (the settings are then unchanged).
+ * 0, or -1 after reporting a bad value, followed by then (the settings
+ * are then unchanged).
  */
 static int
-apply_config(struct relocated *d, const struct ids_config *cfg)
+apply_config(struct relocated *d, const struct ids_config *cfg, const char *then)
 {
 	double v[NSETTINGS];
 	enum ids_strategy strategy = d->strategy;
@@ -268,7 +330,7 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		if (d->set[i].given)
 			continue;
 		if ((r = config_setting(cfg, &d->set[i], &v[i])) < 0) {
-			logmsg(d, LOG_ERR, "%s", ids_errmsg(r));
+			logmsg(d, LOG_ERR, "%s%s", ids_errmsg(r), then);
 			return -1;
 		}
 	}
@@ -276,7 +338,8 @@ apply_config(struct relocated *d, const struct ids_config *cfg)
 		strategy = IDS_STRATEGY_LINK;
 		if ((s = ids_config_get(cfg, "relocated_strategy")) != NULL &&
 		    ids_strategy_parse(s, &strategy) < 0) {
-			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s", cfg->file, ids_errmsg(IDS_EINVAL));
+			logmsg(d, LOG_ERR, "%s: relocated_strategy: %s%s", cfg->file,
+			    ids_errmsg(IDS_EINVAL), then);
 			return -1;
 		}
 	}
@@ -360,7 +423,7 @@ remove_status(struct relocated *d)
 /* --- progress -------------------------------------------------------- */
 
 static void
-draw_bar(const struct ids_walk_progress *p)
+draw_bar(struct relocated *d, const struct ids_walk_progress *p)
 {
 	unsigned long seen = p->folders_done + p->folders_failed + p->folders_skipped;
 	double frac = p->folders_total ? (double)seen / (double)p->folders_total : 1.0;
@@ -370,10 +433,23 @@ draw_bar(const struct ids_walk_progress *p)
 
 	if (frac > 1.0)
 		frac = 1.0;
+	if (seen != d->last_seen || d->last_seen_at == 0) {
+		d->last_seen = seen;
+		d->last_seen_at = now();
+	}
 	fill = (int)(frac * 30.0);
 	for (i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';
+	/* Every folder walked: what is left is the grace period's wait. */
+	if (p->waiting && p->pending > 0 && seen >= p->folders_total) {
+		double left = d->set[S_GRACE].value - (now() - d->last_seen_at);
+
+		fprintf(stderr, "\r\033[K[%s] %lu/%lu folders, %llu files; waiting %.0f s of grace "
+		    "(%lu old name%s kept)", bar, seen, p->folders_total, p->files_done,
+		    left > 0 ? left : 0, p->pending, p->pending == 1 ? "" : "s");
+		return;
+	}
 	fprintf(stderr, "\r\033[K[%s] %3d%% %lu/%lu folders, %llu files, %.0f files/s",
 	    bar, (int)(frac * 100.0), seen, p->folders_total, p->files_done,
 	    rate_of((double)p->files_done, p->elapsed));
@@ -393,7 +469,7 @@ on_progress(const struct ids_walk_progress *p, void *rock)
 
 	d->state = p->waiting ? "waiting" : "walking";
 	if (d->bar)
-		draw_bar(p);
+		draw_bar(d, p);
 	if (now() - d->last_status >= STATUS_EVERY)
 		write_status(d, p);
 }
@@ -455,7 +531,12 @@ on_event(const struct ids_walk_event *ev, void *rock)
 
 /* --- -s: progress from mailboxes.db and the status file -------------- */
 
-/* The pid of the running walker, or 0: the pidfile's lock is the proof. */
+/*
+ * The pid of the running walker, or 0: the pidfile's lock is the proof,
+ * and the pid in the file must be alive (the workers of a walker killed
+ * with -9 hold its lock for the moment they take to die with it); -1
+ * when locked before the pid was written.
+ */
 static long
 running_pid(struct relocated *d)
 {
@@ -474,6 +555,8 @@ running_pid(struct relocated *d)
 		pid = strtol(buf, NULL, 10);
 		if (pid <= 0)
 			pid = -1;	/* running, pid not written yet */
+		else if (pid > INT_MAX || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			pid = 0;	/* dead: what holds the lock is dying with it */
 	}
 	close(fd);
 	return pid;
@@ -733,21 +816,30 @@ take_pidfile(struct relocated *d)
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	char path[PATH_MAX];
 	long pid;
-	int r;
+	int r, tries;
 
 	if ((r = config_file_path(d, PIDFILE, path, sizeof(path))) < 0)
 		errx(IDS_EXIT_ENV, "%s", ids_errmsg(r));
 	if ((r = IDS_FAILPOINT("relocated.pidfile")) < 0 ||
 	    (d->pidfd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
 		errx(IDS_EXIT_ENV, "%s: %s", path, strerror(r < 0 ? -r : errno));
-	if (fcntl(d->pidfd, F_OFD_SETLK, &fl) == 0)
-		return;
-	if (errno != EAGAIN && errno != EACCES)
-		errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
-	pid = running_pid(d);
-	if (pid > 0)
-		errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
-	errx(IDS_EXIT_ENV, "%s: already running", path);
+	/*
+	 * The lock of a walker killed with -9 goes with its last worker,
+	 * which the kernel kills with it (PR_SET_PDEATHSIG): give those a
+	 * moment rather than name a dead pid as running.
+	 */
+	for (tries = 0; fcntl(d->pidfd, F_OFD_SETLK, &fl) < 0; tries++) {
+		if (errno != EAGAIN && errno != EACCES)
+			errx(IDS_EXIT_ENV, "%s: lock: %s", path, strerror(errno));
+		if ((pid = running_pid(d)) > 0)
+			errx(IDS_EXIT_ENV, "%s: already running (pid %ld)", path, pid);
+		if (pid < 0)
+			errx(IDS_EXIT_ENV, "%s: already running", path);
+		if (tries >= PIDFILE_TRIES)
+			errx(IDS_EXIT_ENV, "%s: locked by processes of a walker that is gone; "
+			    "try again when they have exited", path);
+		usleep(100 * 1000);
+	}
 }
 
 /* Writes our pid into the locked pidfile; 0 or a negative code. */
@@ -778,7 +870,7 @@ clear_pidfile(struct relocated *d)
 }
 
 static void
-to_devnull(void)
+to_devnull(int keep_stderr)
 {
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
@@ -786,7 +878,8 @@ to_devnull(void)
 		return;
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
+	if (!keep_stderr)
+		dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
 }
@@ -823,9 +916,10 @@ daemonise(struct relocated *d)
 	if ((r = write_pidfile(d)) < 0)
 		errx(IDS_EXIT_ENV, "%s: %s", PIDFILE, ids_errmsg(r));
 	umask(027);
-	to_devnull();
+	to_devnull(d->logf == stderr);
 	d->daemon = 1;
-	openlog("relocated", LOG_PID, LOG_MAIL);
+	if (d->logf == NULL)
+		openlog(d->ident, LOG_PID, LOG_MAIL);
 	if (write(p[1], "1", 1) != 1)
 		_exit(IDS_EXIT_ENV);
 	close(p[1]);
@@ -907,7 +1001,9 @@ summary(struct relocated *d, const struct ids_walk_progress *p)
 	logmsg(d, d->daemon && p->folders_total > 0 ? LOG_NOTICE : LOG_INFO,
 	    "pass %u%s: %lu of %lu folders migrated, %lu failed, %lu skipped, "
 	    "%llu files linked or copied, %lu directories renamed, %lu pending, %.1f s",
-	    d->pass, p->stopped ? " (stopped)" : "", p->folders_done, p->folders_total,
+	    d->pass, !p->stopped ? "" : reloading && !terminating ?
+	    " (ended early to re-read the configuration)" : " (stopped)",
+	    p->folders_done, p->folders_total,
 	    p->folders_failed, p->folders_skipped, p->files_done, p->dirs_renamed,
 	    p->pending, p->elapsed);
 }
@@ -935,7 +1031,7 @@ reload(struct relocated *d)
 		logmsg(d, LOG_ERR, "%s: %s; keeping the old configuration", d->conf, ids_errmsg(r));
 		return r;
 	}
-	if (apply_config(d, &cfg) < 0) {
+	if (apply_config(d, &cfg, "; keeping the old configuration") < 0) {
 		ids_config_release(&cfg);
 		return -1;
 	}
@@ -1038,13 +1134,22 @@ main(int argc, char **argv)
 	if (d.conf != NULL && realpath(d.conf, abs) != NULL)
 		d.conf = abs;	/* the daemon re-reads it from / */
 	tool_load_config(&d.cfg, d.conf);
+	set_ident(&d);
+	/* Opened as the spool's owner, before the daemon leaves for /. */
+	if (d.log_arg != NULL && strcmp(d.log_arg, "stderr") == 0) {
+		d.logf = stderr;
+	} else if (d.log_arg != NULL && (d.logf = fopen(d.log_arg, "ae")) == NULL) {
+		warn("--log %s", d.log_arg);
+		ids_config_release(&d.cfg);
+		return IDS_EXIT_ENV;
+	}
 	if (d.conf == NULL)
 		d.conf = d.cfg.file;
 	if (d.partition != NULL && ids_config_partition(&d.cfg, d.partition) == NULL) {
 		warnx("-p %s: no such partition in %s", d.partition, d.cfg.file);
 		tool_usage(SYNOPSIS);
 	}
-	if (apply_config(&d, &d.cfg) < 0) {
+	if (apply_config(&d, &d.cfg, "") < 0) {
 		ids_config_release(&d.cfg);
 		return IDS_EXIT_ENV;
 	}
@@ -1059,5 +1164,7 @@ main(int argc, char **argv)
 		status = d.dry ? do_plan(&d, &filter) : do_run(&d);
 	}
 	ids_config_release(&d.cfg);
+	if (d.logf != NULL && d.logf != stderr)
+		fclose(d.logf);
 	return status;
 }

@@ -3,10 +3,14 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
@@ -16,6 +20,13 @@
 #include "tool.h"
 
 static int failed;
+static int quiet;
+
+void
+tool_set_quiet(int on)
+{
+	quiet = on;
+}
 
 void
 tool_init(char **argv)
@@ -42,7 +53,8 @@ tool_reason(const char *object, int code)
 int
 tool_error(int code, const char *object)
 {
-	warnx("%s: %s", object, tool_reason(object, code));
+	if (!quiet)
+		warnx("%s: %s", object, tool_reason(object, code));
 	failed = 1;
 	return code;
 }
@@ -64,6 +76,13 @@ void
 tool_help(const char *synopsis)
 {
 	printf("usage: %s\n", synopsis);
+	exit(IDS_EXIT_OK);
+}
+
+void
+tool_help_options(const char *synopsis, const char *options)
+{
+	printf("usage: %s\n\n%s", synopsis, options);
 	exit(IDS_EXIT_OK);
 }
 
@@ -99,6 +118,108 @@ tool_real(const char *opt, const char *arg, double min, double max, double *out)
 	return 0;
 }
 
+/*
+ * The owner of dir, or of its nearest existing parent when it does not
+ * exist yet (a spool about to be created): into *st.
+ */
+static int
+owner_of(const char *dir, struct stat *st, char *where, size_t size)
+{
+	char *slash;
+
+	snprintf(where, size, "%s", dir);
+	for (;;) {
+		if (stat(where, st) == 0)
+			return 0;
+		if (errno != ENOENT || (slash = strrchr(where, '/')) == NULL || slash == where)
+			break;
+		*slash = '\0';
+	}
+	if (errno == ENOENT && stat("/", st) == 0) {
+		snprintf(where, size, "/");
+		return 0;
+	}
+	return -1;
+}
+
+void
+tool_become_owner(const struct ids_config *cfg)
+{
+	const char *user = ids_config_get(cfg, "cyrus_user");
+	const char *group = ids_config_get(cfg, "cyrus_group");
+	char where[PATH_MAX], why[PATH_MAX + 64];
+	const struct passwd *pw = NULL;
+	const struct group *gr;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (user != NULL && user[0] == '\0')
+		user = NULL;
+	if (group != NULL && group[0] == '\0')
+		group = NULL;
+	if (user != NULL) {
+		errno = 0;
+		if ((pw = getpwnam(user)) == NULL) {
+			warnx("%s: cyrus_user: '%s': no such user", cfg->file, user);
+			exit(IDS_EXIT_ENV);
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		snprintf(why, sizeof(why), "cyrus_user %s", user);
+	} else {
+		if (owner_of(cfg->configdirectory, &st, where, sizeof(where)) < 0) {
+			warn("%s", cfg->configdirectory);
+			exit(IDS_EXIT_ENV);
+		}
+		uid = st.st_uid;
+		gid = st.st_gid;
+		pw = getpwuid(uid);
+		snprintf(why, sizeof(why), "the owner of %s", where);
+	}
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL) {
+			warnx("%s: cyrus_group: '%s': no such group", cfg->file, group);
+			exit(IDS_EXIT_ENV);
+		}
+		gid = gr->gr_gid;
+	}
+	if (uid == geteuid() && uid == getuid() && gid == getegid() && gid == getgid())
+		return;
+	if (geteuid() != 0) {
+		/* Not root: only a named cyrus_user is a promise to keep. */
+		if (user == NULL)
+			return;
+		warnx("must run as %s (uid %u) or as root, not as uid %u", user,
+		    (unsigned)uid, (unsigned)geteuid());
+		exit(IDS_EXIT_ENV);
+	}
+	/* Cyrus's become_cyrus(): groups, then group, then user. */
+	if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) < 0 ||
+	    setgid(gid) < 0 || setuid(uid) < 0) {
+		warn("cannot become uid %u gid %u (%s)", (unsigned)uid, (unsigned)gid, why);
+		exit(IDS_EXIT_ENV);
+	}
+	if (uid != 0 && setuid(0) == 0) {
+		warnx("cannot become uid %u gid %u (%s): root could be regained",
+		    (unsigned)uid, (unsigned)gid, why);
+		exit(IDS_EXIT_ENV);
+	}
+}
+
+void
+tool_check_configdir(const struct ids_config *cfg)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+	if ((r = ids_mboxlist_check_file(path)) < 0) {
+		warnx("%s: %s", path, tool_reason(path, r));
+		exit(IDS_EXIT_ENV);
+	}
+}
+
 void
 tool_load_config(struct ids_config *cfg, const char *file)
 {
@@ -108,8 +229,11 @@ tool_load_config(struct ids_config *cfg, const char *file)
 
 	if (file == NULL)
 		file = IDS_DEFAULT_CONFIG;
-	if ((r = ids_config_load(cfg, file)) == 0)
+	if ((r = ids_config_load(cfg, file)) == 0) {
+		tool_become_owner(cfg);
+		tool_check_configdir(cfg);
 		return;
+	}
 	/* The library's details already start with the file name. */
 	msg = ids_errmsg(r);
 	n = strlen(file);
@@ -203,4 +327,128 @@ tool_open_mboxlist(const struct ids_config *cfg, int flags)
 	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(mbl, NULL, NULL, NULL)) < 0)
 		warnx("recovery: %s", ids_errmsg(r));
 	return mbl;
+}
+
+/* The next code point of UTF-8 s (moved on), or -1 for a bad sequence. */
+static long
+utf8_next(const unsigned char **s)
+{
+	const unsigned char *p = *s;
+	long c;
+	int n, i;
+
+	if (p[0] < 0x80)
+		n = 0, c = p[0];
+	else if ((p[0] & 0xe0) == 0xc0)
+		n = 1, c = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 2, c = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 3, c = p[0] & 0x07;
+	else
+		return -1;
+	for (i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return -1;
+	*s = p + n + 1;
+	return c;
+}
+
+int
+tool_utf8_to_mutf7(const char *in, char *out, size_t size)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+	const unsigned char *p = (const unsigned char *)in;
+	unsigned long bits = 0;
+	size_t o = 0;
+	int nbits = 0, open = 0;
+	long c;
+
+#define PUT(ch) do { if (o + 1 >= size) return -1; out[o++] = (ch); } while (0)
+	while (*p != '\0') {
+		if ((c = utf8_next(&p)) < 0)
+			return -1;
+		if (c >= 0x20 && c < 0x7f) {
+			if (open) {
+				if (nbits > 0)
+					PUT(b64[(bits << (6 - nbits)) & 0x3f]);
+				PUT('-');
+				open = 0, nbits = 0, bits = 0;
+			}
+			PUT((char)c);
+			if (c == '&')
+				PUT('-');
+			continue;
+		}
+		if (!open) {
+			PUT('&');
+			open = 1;
+		}
+		if (c >= 0x10000) {
+			unsigned long hi = 0xd800 + ((unsigned long)(c - 0x10000) >> 10);
+			unsigned long lo = 0xdc00 + ((unsigned long)(c - 0x10000) & 0x3ff);
+
+			bits = bits << 32 | hi << 16 | lo;
+			nbits += 32;
+		} else {
+			bits = bits << 16 | (unsigned long)c;
+			nbits += 16;
+		}
+		while (nbits >= 6) {
+			nbits -= 6;
+			PUT(b64[(bits >> nbits) & 0x3f]);
+		}
+		bits &= (1ul << nbits) - 1;
+	}
+	if (open) {
+		if (nbits > 0)
+			PUT(b64[(bits << (6 - nbits)) & 0x3f]);
+		PUT('-');
+	}
+#undef PUT
+	out[o] = '\0';
+	return (int)o;
+}
+
+int
+tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_config *cfg)
+{
+	char name[IDS_MBNAME_MAX + 2], shown[256];
+	const char *at = cfg->virtdomains != IDS_VIRTDOMAINS_OFF ? strrchr(userid, '@') : NULL;
+	size_t o = 0, i, n = at ? (size_t)(at - userid) : strlen(userid);
+	int r = 0;
+
+	if (at != NULL) {
+		if ((size_t)snprintf(name, sizeof(name), "%s!", at + 1) >= sizeof(name))
+			r = IDS_ETOOLONG;
+		else
+			o = strlen(name);
+	}
+	if (r == 0 && o + 5 + n + 1 > sizeof(name))
+		r = IDS_ETOOLONG;
+	if (r == 0) {
+		memcpy(name + o, "user.", 5);
+		o += 5;
+		for (i = 0; i < n; i++)
+			name[o++] = userid[i] == '.' ? '^' : userid[i];
+		name[o] = '\0';
+		if (n == 0 || memchr(userid, '/', n) != NULL || (at != NULL && at[1] == '\0'))
+			r = ids_error(IDS_EBADNAME, "not a userid");
+		else
+			r = ids_mbname_parse_internal(mb, name, 0);
+	}
+	if (r == IDS_ETOOLONG)
+		r = ids_error(IDS_ETOOLONG, "userid too long");
+	if (r == 0 && !ids_mbname_is_inbox(mb))
+		r = ids_error(IDS_EBADNAME, "not a userid");
+	if (r < 0)
+		return tool_error(r, tool_printable(userid, shown, sizeof(shown)));
+	ids_mbname_normalize(mb, cfg);
+	return 0;
 }

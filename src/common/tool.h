@@ -15,7 +15,11 @@
 
 #define IDS_VERSION "0.1.0"
 
-#define IDS_DEFAULT_CONFIG "/etc/imapd.conf"
+/*
+ * Never Cyrus's /etc/imapd.conf: a tool run without -C must not find
+ * (and write beside) a live Cyrus server's mailboxes.db.
+ */
+#define IDS_DEFAULT_CONFIG "/etc/idspool.conf"
 
 #include <stddef.h>
 
@@ -42,6 +46,9 @@ int tool_error(int code, const char *object);
  */
 const char *tool_reason(const char *object, int code);
 
+/* With on, tool_error() counts failures without printing them (-q). */
+void tool_set_quiet(int on);
+
 /* The exit status so far: IDS_EXIT_OK or IDS_EXIT_FAIL. */
 int tool_status(void);
 
@@ -50,6 +57,13 @@ void tool_usage(const char *synopsis) __attribute__((noreturn));
 
 /* --help: prints "usage: <synopsis>" to stdout and exits 0. */
 void tool_help(const char *synopsis) __attribute__((noreturn));
+
+/*
+ * --help: prints "usage: <synopsis>", a blank line and options (a line
+ * per option, "  -x ARG   what it does\n") to stdout and exits 0.
+ */
+void tool_help_options(const char *synopsis, const char *options)
+    __attribute__((noreturn));
 
 /* --version: prints "prog (idspool) VERSION" and exits 0. */
 void tool_version(void) __attribute__((noreturn));
@@ -66,11 +80,32 @@ int tool_uint(const char *opt, const char *arg, unsigned long long min,
 int tool_real(const char *opt, const char *arg, double min, double max, double *out);
 
 /*
- * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg.  On failure
- * reports "prog: FILE: reason" ("prog: FILE:LINE: reason" for a bad
- * line) and exits IDS_EXIT_ENV.
+ * -C: loads file (NULL: IDS_DEFAULT_CONFIG) into cfg, then, before the
+ * tool opens anything for writing, becomes the spool's owner
+ * (tool_become_owner) and refuses a configuration directory that is
+ * not ours (tool_check_configdir).  On failure reports "prog: FILE:
+ * reason" ("prog: FILE:LINE: reason" for a bad line) and exits
+ * IDS_EXIT_ENV.
  */
 void tool_load_config(struct ids_config *cfg, const char *file);
+
+/*
+ * Cyrus's become_cyrus(): started as root, the tool becomes the user
+ * cyrus_user names (with that user's group, or cyrus_group's), or by
+ * default the owner and group of configdirectory (of its nearest
+ * existing parent while it does not exist yet): initgroups (setgroups
+ * for a uid with no name), setgid, setuid.  Not root, it goes on as it
+ * is unless cyrus_user names another user.  On failure reports "prog:
+ * ...: reason" and exits IDS_EXIT_ENV.
+ */
+void tool_become_owner(const struct ids_config *cfg);
+
+/*
+ * Refuses (exits IDS_EXIT_ENV, "prog: DIR/mailboxes.db: not an idspool
+ * mailboxes.db (...)") a configuration directory whose mailboxes.db is
+ * not ours, such as Cyrus's own: nothing is created there.
+ */
+void tool_check_configdir(const struct ids_config *cfg);
 
 /*
  * A mailbox name argument: the admin namespace's external form
@@ -105,5 +140,19 @@ struct ids_mboxlist *tool_open_mboxlist(const struct ids_config *cfg, int flags)
  * the backslash become \xNN; cut at size with "...".  Returns buf.
  */
 const char *tool_printable(const char *s, char *buf, size_t size);
+
+/*
+ * A name in UTF-8 as modified UTF-7 (RFC 3501 5.1.3), the encoding of
+ * mailboxes.db: Cyrus's tools take UTF-8 names unless told -7.  Returns
+ * the length, or -1 for bad UTF-8 or no room.
+ */
+int tool_utf8_to_mutf7(const char *in, char *out, size_t size);
+
+/*
+ * A userid ("john.doe@example.com") as its INBOX's name, as Cyrus's
+ * tools take -u userids.  On failure reports "prog: USERID: reason"
+ * through tool_error() and returns the code.
+ */
+int tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_config *cfg);
 
 #endif

@@ -16,7 +16,14 @@
  *
  * -l lists the live mailboxes with their uniqueid, layout and partition;
  * -c and -x create and delete folders through the library's folder
- * lifecycle (mailbox.h).
+ * lifecycle (mailbox.h).  -x deletes as Cyrus does with delete_mode:
+ * delayed (the default): the folder is renamed, files and all, to
+ * DELETED.<name>.<hextime> (rename.h); a DELETED folder given to -x,
+ * and every one older than --expire's age, is removed for good.
+ *
+ * Every option Cyrus 3.6's ctl_mboxlist has means what it means there
+ * (-d -p partition dumps one partition; -y changes nothing, since no
+ * entry is hidden), or is refused with a pointer to ours.
  *
  * JSON is read and written with jansson, which cannot tell on which line
  * a member of an object starts.  So the dump's outer object is walked
@@ -33,32 +40,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "config.h"
 #include "error.h"
+#include "header.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "recover.h"
+#include "rename.h"
 #include "tool.h"
 
 #define NAMEBUF (2 * IDS_MBNAME_MAX + 64)
 #define SHOWBUF 1024	/* input shown in a message, made printable */
 
 static const char synopsis[] =
-    "ctl_mboxlist [-C conf] -d\n"
+    "ctl_mboxlist [-C conf] -d [-y] [-p partition]\n"
     "       ctl_mboxlist [-C conf] -u\n"
     "       ctl_mboxlist [-C conf] [-i] [--json] -l [name ...]\n"
     "       ctl_mboxlist [-C conf] [-i] -c name ...\n"
-    "       ctl_mboxlist [-C conf] [-i] -x name ...";
+    "       ctl_mboxlist [-C conf] [-i] -x name ...\n"
+    "       ctl_mboxlist [-C conf] --expire seconds";
 
-enum mode { MODE_NONE, MODE_DUMP, MODE_UNDUMP, MODE_LIST, MODE_CREATE, MODE_DELETE };
+static const char help[] =
+    "  -C conf       the configuration file (default /etc/idspool.conf)\n"
+    "  -d            dump mailboxes.db as JSON, as Cyrus 3.6 does\n"
+    "  -y            with -d: accepted (no entry is hidden)\n"
+    "  -p partition  with -d: only the mailboxes on this partition\n"
+    "  -u            undump: load such a dump from standard input\n"
+    "  -l            list live mailboxes (uniqueid, layout, partition)\n"
+    "  -c            create each folder named\n"
+    "  -x            delete each folder named (delete_mode: delayed renames\n"
+    "                it to DELETED.*; a DELETED folder is removed for good)\n"
+    "  --expire S    remove every DELETED folder older than S seconds\n"
+    "  -i            names are internal (example.com!user.john^doe.Sent)\n"
+    "  --json        with -l: a JSON array\n";
+
+enum mode { MODE_NONE, MODE_DUMP, MODE_UNDUMP, MODE_LIST, MODE_CREATE, MODE_DELETE,
+	MODE_EXPIRE };
 
 struct options {
 	const char *conf;	/* NULL: the default */
 	enum mode mode;
+	const char *partition;	/* -d -p */
+	int purge;		/* Cyrus's -d -x, refused */
+	unsigned long long expire;	/* --expire: seconds */
 	int internal;		/* -i: names are internal names */
 	int json;		/* --json */
 	char **names;
@@ -300,6 +329,7 @@ struct dump {
 	struct ids_txn *txn;
 	const char *sep;
 	int status;
+	const char *partition;	/* -p: only entries on it */
 };
 
 /*
@@ -315,6 +345,12 @@ dump_entry(const struct ids_mbentry *e, void *rock)
 	char *text = NULL;
 	int r = top && obj ? 0 : -ENOMEM;
 
+	/* Cyrus's -p: the mailboxes on the partition (tombstones have none). */
+	if (d->partition != NULL && (e->partition == NULL || strcmp(e->partition, d->partition) != 0)) {
+		json_decref(top);
+		json_decref(obj);
+		return 0;
+	}
 	ids_mbentry_init(&live);
 	/* An unreadable history is reported; the entry is dumped without it. */
 	if (r == 0 && (r = read_history(d->txn, e, &live)) < 0) {
@@ -352,12 +388,16 @@ dump_txn(struct ids_txn *txn, void *rock)
 }
 
 static int
-do_dump(const struct ids_config *cfg)
+do_dump(const struct ids_config *cfg, const struct options *o)
 {
 	struct ids_mboxlist *mbl;
-	struct dump d = { NULL, "", IDS_EXIT_OK };
+	struct dump d = { NULL, "", IDS_EXIT_OK, o->partition };
 	int r;
 
+	if (o->partition != NULL && ids_config_partition(cfg, o->partition) == NULL) {
+		warnx("-p %s: no such partition in %s", o->partition, cfg->file);
+		return IDS_EXIT_ENV;
+	}
 	if ((r = open_db(cfg, IDS_MBOXLIST_RDONLY, &mbl)) != IDS_EXIT_OK)
 		return r;
 	fputs("{\n", stdout);
@@ -411,6 +451,16 @@ bad(struct ectx *c, const char *fmt, ...)
 	va_end(ap);
 	warnx("stdin:%u: %s", c->line, tool_printable(msg.s, shown, sizeof(shown)));
 	ids_buf_release(&msg);
+	return -1;
+}
+
+/* As bad(), for a reason the library already made printable (\xNN). */
+static int
+bad_printable(struct ectx *c, const char *why)
+{
+	char shown[SHOWBUF];
+
+	warnx("stdin:%u: %s: %s", c->line, tool_printable(c->name, shown, sizeof(shown)), why);
 	return -1;
 }
 
@@ -521,18 +571,23 @@ get_acl(struct ectx *c, json_t *obj, struct ids_mbentry *e)
 {
 	json_t *acl = json_object_get(obj, "acl"), *v;
 	const char *id;
+	size_t cap = 0;
 	int r;
 
 	if (acl == NULL || json_is_null(acl))
 		return 0;
 	if (!json_is_object(acl))
 		return bad(c, "member 'acl' must be an object");
+	/* A JSON object's keys are distinct: append, without a search per entry. */
 	json_object_foreach(acl, id, v) {
 		if (!json_is_string(v))
 			return bad(c, "acl: the rights of '%s' must be a string", id);
-		if ((r = ids_acl_set(&e->acl, &e->nacl, id, json_string_value(v))) < 0)
+		if ((r = ids_acl_append(&e->acl, &e->nacl, &cap, strdup(id),
+		    strdup(json_string_value(v)))) < 0)
 			return bad(c, "acl: '%s': %s", id, ids_errmsg(r));
 	}
+	if ((r = ids_acl_dedup(e->acl, &e->nacl)) < 0)
+		return bad(c, "acl: %s", ids_errmsg(r));
 	return 0;
 }
 
@@ -664,6 +719,15 @@ check_entry(struct ectx *c, const struct import *imp, json_t *obj,
 	    ids_config_partition(imp->cfg, e->partition) == NULL)
 		return bad(c, "unknown partition '%s' (not in %s)", e->partition,
 		    imp->cfg->file);
+	/* What a cyrus.header cannot hold would never be migrated or read back. */
+	if ((r = ids_header_check_entry(e, NULL)) < 0) {
+		const char *why = ids_errmsg(r);
+		size_t n = strlen(e->name);
+
+		if (strncmp(why, e->name, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		return bad_printable(c, why);
+	}
 	return 0;
 }
 
@@ -1163,13 +1227,59 @@ do_list(const struct ids_config *cfg, const struct options *o)
 
 /* ---- create and delete --------------------------------------------- */
 
+/* Whether delete_mode says delayed (Cyrus's default) or immediate. */
+static int
+delayed_delete(const struct ids_config *cfg)
+{
+	const char *mode = ids_config_get(cfg, "delete_mode");
+
+	if (mode == NULL || strcmp(mode, "delayed") == 0)
+		return 1;
+	if (strcmp(mode, "immediate") == 0)
+		return 0;
+	warnx("%s: delete_mode: '%s' is not delayed or immediate", cfg->file, mode);
+	exit(IDS_EXIT_ENV);
+}
+
+/*
+ * Deletes name as Cyrus's delayed delete does: renames it (files and
+ * all, its children left alone) to DELETED.<name>.<hextime>.  A name
+ * that is DELETED already is removed for good, as Cyrus removes it.
+ */
+static int
+delete_folder(struct ids_mboxlist *mbl, const char *name, int delayed)
+{
+	struct ids_rename_opts ro;
+	struct ids_mailbox *box;
+	struct ids_mbname mb;
+	char hex[16], to[NAMEBUF];
+	int r;
+
+	if ((r = ids_mbname_parse_internal(&mb, name, 0)) < 0)
+		return r;
+	if (!delayed || mb.deleted != NULL)
+		return ids_mailbox_delete(mbl, name);
+	/* A folder that cannot be opened safely (a symlink) stays as it is. */
+	if ((r = ids_mailbox_open(mbl, name, 0, 30000, &box)) < 0)
+		return r;
+	ids_mailbox_close(box);
+	snprintf(hex, sizeof(hex), "%X", (unsigned)time(NULL));
+	mb.deleted = hex;
+	if ((r = ids_mbname_internal(&mb, to, sizeof(to))) < 0)
+		return r;
+	memset(&ro, 0, sizeof(ro));
+	ro.flags = IDS_RENAME_ONE;
+	ro.lock_timeout_ms = 30000;
+	return ids_rename(mbl, name, to, &ro);
+}
+
 /* Creates (in the uniqueid layout) or deletes each named folder. */
 static int
 do_lifecycle(const struct ids_config *cfg, const struct options *o)
 {
 	struct ids_mboxlist *mbl;
 	char name[NAMEBUF], shown[SHOWBUF];
-	int i, r, create = o->mode == MODE_CREATE;
+	int i, r, create = o->mode == MODE_CREATE, delayed = create ? 0 : delayed_delete(cfg);
 
 	r = open_db(cfg, create ? IDS_MBOXLIST_CREATE : 0, &mbl);
 	if (r != IDS_EXIT_OK)
@@ -1181,12 +1291,76 @@ do_lifecycle(const struct ids_config *cfg, const struct options *o)
 		if (create)
 			r = ids_mailbox_create(mbl, name, NULL, NULL);
 		else
-			r = ids_mailbox_delete(mbl, name);
+			r = delete_folder(mbl, name, delayed);
 		if (r < 0)
 			tool_error(r, tool_printable(o->names[i], shown, sizeof(shown)));
 	}
 	ids_mboxlist_close(mbl);
 	return tool_status();
+}
+
+/* --expire: the DELETED folders whose hex time is older than the age. */
+struct expire {
+	unsigned long long before;
+	char **v;
+	size_t n, cap;
+};
+
+static int
+expire_add(const struct ids_mbentry *e, void *rock)
+{
+	struct expire *x = rock;
+	struct ids_mbname mb;
+	unsigned long long t;
+	char *end, **v;
+
+	if (ids_mbentry_is_tombstone(e) || ids_mbname_parse_internal(&mb, e->name, 0) < 0 ||
+	    mb.deleted == NULL)
+		return 0;
+	t = strtoull(mb.deleted, &end, 16);
+	if (*end != '\0' || t > x->before)
+		return 0;
+	if (x->n == x->cap) {
+		if ((v = realloc(x->v, (x->cap ? 2 * x->cap : 16) * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		x->v = v;
+		x->cap = x->cap ? 2 * x->cap : 16;
+	}
+	if ((x->v[x->n] = strdup(e->name)) == NULL)
+		return -ENOMEM;
+	x->n++;
+	return 0;
+}
+
+static int
+expire_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_txn_foreach(txn, NULL, expire_add, rock);
+}
+
+static int
+do_expire(const struct ids_config *cfg, const struct options *o)
+{
+	struct ids_mboxlist *mbl;
+	struct expire x = { 0, NULL, 0, 0 };
+	unsigned long long now = (unsigned long long)time(NULL);
+	char shown[SHOWBUF];
+	size_t i;
+	int r;
+
+	x.before = o->expire > now ? 0 : now - o->expire;
+	if ((r = open_db(cfg, 0, &mbl)) != IDS_EXIT_OK)
+		return r;
+	if ((r = ids_mboxlist_read(mbl, expire_txn, &x)) < 0)
+		tool_error(r, ids_mboxlist_path(mbl));
+	for (i = 0; r == 0 && i < x.n; i++)
+		if (ids_mailbox_delete(mbl, x.v[i]) < 0)
+			tool_error(IDS_EDB, tool_printable(x.v[i], shown, sizeof(shown)));
+	for (i = 0; i < x.n; i++)
+		free(x.v[i]);
+	free(x.v);
+	ids_mboxlist_close(mbl);
+	return r < 0 ? exit_status(r) : tool_status();
 }
 
 /* ---- main ----------------------------------------------------------- */
@@ -1197,6 +1371,14 @@ set_mode(struct options *o, enum mode m)
 	if (o->mode != MODE_NONE && o->mode != m)
 		tool_usage(synopsis);
 	o->mode = m;
+}
+
+static void __attribute__((noreturn))
+refuse_cyrus(const char *opt, const char *meaning, const char *instead)
+{
+	warnx("%s (in Cyrus: %s) is not supported; use %s (ctl_mboxlist(8))", opt, meaning,
+	    instead);
+	exit(IDS_EXIT_USAGE);
 }
 
 static void __attribute__((noreturn))
@@ -1215,9 +1397,18 @@ bad_option(int c, const char *arg)
 static void
 check_options(const struct options *o)
 {
+	if (o->purge) {
+		warnx("-x with -d (in Cyrus: remove the dumped entries from mailboxes.db, "
+		    "leaving their files) is not supported; ctl_mboxlist -x NAME deletes "
+		    "folders (ctl_mboxlist(8))");
+		exit(IDS_EXIT_USAGE);
+	}
+	if (o->partition && o->mode != MODE_DUMP)
+		tool_usage(synopsis);
 	switch (o->mode) {
 	case MODE_DUMP:
 	case MODE_UNDUMP:
+	case MODE_EXPIRE:
 		if (o->nnames || o->internal || o->json)
 			tool_usage(synopsis);
 		break;
@@ -1240,26 +1431,54 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "expire", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, x = 0;
 
 	opterr = 0;	/* getopt would name the program by its whole path */
-	while ((c = getopt_long(argc, argv, ":C:cdilux", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":C:cdiluxyp:f:Lmawv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': o->conf = optarg; break;
 		case 'd': set_mode(o, MODE_DUMP); break;
 		case 'u': set_mode(o, MODE_UNDUMP); break;
 		case 'l': set_mode(o, MODE_LIST); break;
 		case 'c': set_mode(o, MODE_CREATE); break;
-		case 'x': set_mode(o, MODE_DELETE); break;
+		case 'x': x = 1; break;
+		case 'y': break;	/* Cyrus's -d -y: no entry is hidden here */
+		case 'p': o->partition = optarg; break;
 		case 'i': o->internal = 1; break;
 		case 'j': o->json = 1; break;
-		case 'h': tool_help(synopsis);
+		case 'E':
+			set_mode(o, MODE_EXPIRE);
+			if (tool_uint("--expire", optarg, 0, 100ull * 365 * 86400, &o->expire) < 0)
+				tool_usage(synopsis);
+			break;
+		case 'f':
+			refuse_cyrus("-f", "use another database file",
+			    "-C with a configuration of its own");
+		case 'L':
+			refuse_cyrus("-L", "undump a dump of Cyrus 2.x",
+			    "a JSON dump of Cyrus 3 (ctl_mboxlist -d)");
+		case 'm':
+		case 'a':
+		case 'w':
+			refuse_cyrus(c == 'm' ? "-m" : c == 'a' ? "-a" : "-w",
+			    "synchronise with the MUPDATE server of a Murder",
+			    "nothing: idspool serves no Murder");
+		case 'v':
+			refuse_cyrus("-v", "verify mailboxes.db against the partitions",
+			    "spool_audit, or reconstruct -m -n");
+		case 'h': tool_help_options(synopsis, help);
 		case 'V': tool_version();
 		default: bad_option(c, argv[optind - 1]);
 		}
 	}
+	/* -x deletes folders; with -d it would be Cyrus's purge. */
+	if (x && o->mode == MODE_DUMP)
+		o->purge = 1;
+	else if (x)
+		set_mode(o, MODE_DELETE);
 	o->names = argv + optind;
 	o->nnames = argc - optind;
 	check_options(o);
@@ -1268,7 +1487,7 @@ parse_options(int argc, char **argv, struct options *o)
 int
 main(int argc, char **argv)
 {
-	struct options o = { NULL, MODE_NONE, 0, 0, NULL, 0 };
+	struct options o = { NULL, MODE_NONE, NULL, 0, 0, 0, 0, NULL, 0 };
 	struct ids_config cfg;
 	int status = IDS_EXIT_FAIL;
 
@@ -1276,11 +1495,12 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	tool_load_config(&cfg, o.conf);
 	switch (o.mode) {
-	case MODE_DUMP: status = do_dump(&cfg); break;
+	case MODE_DUMP: status = do_dump(&cfg, &o); break;
 	case MODE_UNDUMP: status = do_undump(&cfg); break;
 	case MODE_LIST: status = do_list(&cfg, &o); break;
 	case MODE_CREATE:
 	case MODE_DELETE: status = do_lifecycle(&cfg, &o); break;
+	case MODE_EXPIRE: status = do_expire(&cfg, &o); break;
 	case MODE_NONE: break;
 	}
 	ids_config_release(&cfg);

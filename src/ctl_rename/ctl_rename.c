@@ -28,6 +28,16 @@
 #define SYNOPSIS "ctl_rename [-C conf] [-i] [-n] [-q] [--copy] [--json] " \
 	"[-P partition] [-t seconds] OLD NEW"
 
+static const char help[] =
+    "  -C conf        the configuration file (default /etc/idspool.conf)\n"
+    "  -i             names are internal (example.com!user.john^doe.Sent)\n"
+    "  -n             print the plan, change nothing\n"
+    "  -q             print nothing but errors\n"
+    "  --copy         allow a move to another user, by copying\n"
+    "  --json         print the plan or the result as JSON\n"
+    "  -P partition   the partition the folders should end up on\n"
+    "  -t seconds     wait at most this long for locks (default 30)\n";
+
 struct options {
 	const char *conf;
 	const char *partition;
@@ -122,7 +132,7 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'c': o->copy = 1; break;
 		case 'j': o->json = 1; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

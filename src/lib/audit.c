@@ -193,25 +193,44 @@ ids_abspath(char *buf, size_t size, const char *root, const char *rel, const cha
 	return n;
 }
 
+/* -1 for a root that is missing; -EMFILE or -ENFILE stop the audit. */
+static int
+root_open(const char *path, int *fdp)
+{
+	int r;
+
+	*fdp = -1;
+	if (path == NULL || (r = ids_opendir_abs(path, fdp)) == 0)
+		return 0;
+	*fdp = -1;
+	if (r == -EMFILE || r == -ENFILE)
+		return ids_error(r, "%s: %s; %s", path, ids_strerror(r), r == -EMFILE ?
+		    "raise the limit of open files (ulimit -n) and audit again" :
+		    "the system's table of open files is full (sysctl fs.file-max)");
+	return 0;
+}
+
 /* Opens every partition root of cfg (data and meta); -1 where missing. */
 static int
 roots_open(const struct ids_config *cfg, int **rootfds, int **metarootfds)
 {
 	size_t i;
+	int r = 0;
 
 	*rootfds = malloc(cfg->npartitions * sizeof(int));
 	*metarootfds = malloc(cfg->npartitions * sizeof(int));
 	if (*rootfds == NULL || *metarootfds == NULL)
 		return -ENOMEM;
-	for (i = 0; i < cfg->npartitions; i++) {
+	for (i = 0; i < cfg->npartitions; i++)
+		(*rootfds)[i] = (*metarootfds)[i] = -1;
+	/* A root not opened for want of a descriptor is not missing. */
+	for (i = 0; i < cfg->npartitions && r == 0; i++) {
 		const struct ids_partition *p = &cfg->partitions[i];
 
-		if (ids_opendir_abs(p->path, &(*rootfds)[i]) < 0)
-			(*rootfds)[i] = -1;
-		if (p->metapath == NULL || ids_opendir_abs(p->metapath, &(*metarootfds)[i]) < 0)
-			(*metarootfds)[i] = -1;
+		if ((r = root_open(p->path, &(*rootfds)[i])) == 0)
+			r = root_open(p->metapath, &(*metarootfds)[i]);
 	}
-	return 0;
+	return r;
 }
 
 static void
@@ -267,6 +286,15 @@ ids_run_emit(struct arun *run, struct aflist *l, const char *folder,
 	size_t i;
 	int r = 0;
 
+	/*
+	 * Out of descriptors: the folder's files were not read, which says
+	 * nothing of them (unless a recheck under the lock read them after all).
+	 */
+	if (l->resource && l->n > 0)
+		return ids_error(l->resource, "%s: %s; %s", folder ? folder : "audit",
+		    ids_strerror(l->resource), l->resource == -EMFILE ?
+		    "raise the limit of open files (ulimit -n) and audit again" :
+		    "the system's table of open files is full (sysctl fs.file-max)");
 	for (i = 0; i < l->n && r == 0; i++) {
 		if (!run->o->repair || !l->v[i].repairable) {
 			r = emit_one(run, &l->v[i], folder, uniqueid, other_folder);

@@ -104,6 +104,7 @@ check_header(struct afolder *f)
 
 	side_path(s, IDS_META_HEADER, path, sizeof(path));
 	if ((r = ids_header_read(hfd, &s->h, &s->header_crc)) < 0) {
+		ids_af_resource(&f->f, r);
 		ids_af_add(&f->f, IDS_AUDIT_HEADER, 0, path, "a readable cyrus.header",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
 		return;
@@ -135,6 +136,7 @@ check_cache(struct afolder *f)
 
 	side_path(s, IDS_META_CACHE, path, sizeof(path));
 	if ((fd = openat(cfd, "cyrus.cache", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0) {
+		ids_af_resource(&f->f, -errno);
 		if (errno != ENOENT)	/* Cyrus always has one; idspool does not need it */
 			ids_af_add(&f->f, IDS_AUDIT_CACHE, 0, path, "a readable cyrus.cache",
 			    errno == ELOOP ? "symlink" : strerror(errno));
@@ -437,6 +439,7 @@ check_index(struct afolder *f)
 
 	side_path(s, IDS_META_INDEX, path, sizeof(path));
 	if ((r = ids_side_read_index(s, &f->f, &f->archived)) < 0) {
+		ids_af_resource(&f->f, r);
 		ids_af_add(&f->f, IDS_AUDIT_INDEX, 0, path, "a readable cyrus.index",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
 		return;
@@ -449,9 +452,11 @@ check_index(struct afolder *f)
 		    "header_file_crc %08x, cyrus.header %08x", s->ih.header_file_crc,
 		    s->header_crc);
 	check_cache(f);
-	if ((r = side_list(s, &f->f)) < 0)
+	if ((r = side_list(s, &f->f)) < 0) {
+		ids_af_resource(&f->f, r);
 		ids_af_add(&f->f, IDS_AUDIT_FOLDER_MISSING, 0, s->datapath, "a readable directory",
 		    ids_errmsg(r));
+	}
 }
 
 /* The other copy: its directory, header (for flag names), index, listing. */
@@ -465,6 +470,7 @@ prepare_there(struct afolder *f)
 
 	l->section = 1;
 	if ((r = ids_side_open(t)) < 0) {
+		ids_af_resource(l, r);
 		ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "the folder directory",
 		    ids_errmsg(r));
 	} else {
@@ -473,12 +479,15 @@ prepare_there(struct afolder *f)
 		if (ids_header_read(side_metafd(t, IDS_META_HEADER, &dir), &t->h, NULL) == 0)
 			t->have_header = 1;
 		side_path(t, IDS_META_INDEX, path, sizeof(path));
-		if ((r = ids_side_read_index(t, NULL, NULL)) < 0)
+		if ((r = ids_side_read_index(t, NULL, NULL)) < 0) {
+			ids_af_resource(l, r);
 			ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, path, "a readable cyrus.index",
 			    ids_errmsg(r));
-		else if ((r = side_list(t, NULL)) < 0)
+		} else if ((r = side_list(t, NULL)) < 0) {
+			ids_af_resource(l, r);
 			ids_af_add(l, IDS_AUDIT_THERE_FILE, 0, t->datapath, "a readable directory",
 			    ids_errmsg(r));
+		}
 	}
 	l->section = section;
 }
@@ -490,6 +499,7 @@ ids_folder_prepare(struct afolder *f)
 	int r;
 
 	if ((r = ids_side_open(s)) < 0) {
+		ids_af_resource(&f->f, r);
 		ids_af_add(&f->f, s->located ? IDS_AUDIT_FOLDER_MISSING : IDS_AUDIT_DB, 0,
 		    s->located ? s->datapath : NULL, "the folder directory",
 		    r == -ENOENT ? "absent" : ids_errmsg(r));
@@ -587,6 +597,7 @@ ids_msg_finding(struct aflist *l, const struct aside *s, const struct amsg *m,
 		ids_af_add(l, IDS_AUDIT_FILE_UNSAFE, m->uid, path, "a regular file", ids_amsg_what(m->what));
 		return;
 	case AM_ERROR:
+		ids_af_resource(l, m->err);
 		ids_af_add(l, IDS_AUDIT_FILE_ERROR, m->uid, path, "a readable file", ids_strerror(m->err));
 		return;
 	default:

@@ -17,6 +17,7 @@
 #ifndef IDS_AUDITPRIV_H
 #define IDS_AUDITPRIV_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +62,20 @@ struct aflist {
 	size_t n, alloc;
 	int oom;
 	int section;		/* given to findings added */
+	int resource;		/* -EMFILE or -ENFILE met: the findings are not the spool's */
 };
+
+/*
+ * Notes a failure that says nothing about the spool, only about this
+ * process (out of descriptors): the audit stops on it instead of
+ * reporting files as unreadable (ids_run_emit).
+ */
+static inline void
+ids_af_resource(struct aflist *l, int code)
+{
+	if ((code == -EMFILE || code == -ENFILE) && l->resource == 0)
+		l->resource = code;
+}
 
 /*
  * Adds a finding (strings copied; any may be NULL) and returns it, or

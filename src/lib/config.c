@@ -500,13 +500,15 @@ is_known(const char *key)
 		"configdirectory", "defaultpartition", "defaultdomain",
 		"hashimapspool", "fulldirhash", "unixhierarchysep",
 		"virtdomains", "metapartition_files", "mboxlist_mapsize",
+		"cyrus_user", "cyrus_group", "delete_mode", "syslog_prefix",
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(key, known[i]) == 0)
 			return 1;
-	return is_prefixed(key, "partition-") || is_prefixed(key, "metapartition-");
+	return is_prefixed(key, "partition-") || is_prefixed(key, "metapartition-") ||
+	    is_prefixed(key, "relocated_");
 }
 
 /* A known key set twice is an error naming both lines. */

@@ -410,13 +410,9 @@ fail:
 }
 
 int
-ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
-    size_t *lenp)
+ids_open_regular(int dirfd, const char *name, struct stat *stp, int *fdp)
 {
 	struct stat st;
-	char *buf;
-	size_t got = 0;
-	ssize_t n = 0;
 	int fd, r;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -434,6 +430,24 @@ ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
 		close(fd);
 		return ids_error(IDS_EUNSAFE, "'%s' is not a regular file", name);
 	}
+	if (stp != NULL)
+		*stp = st;
+	*fdp = fd;
+	return 0;
+}
+
+int
+ids_read_file(int dirfd, const char *name, size_t max, char **bufp,
+    size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	ssize_t n = 0;
+	int fd, r;
+
+	if ((r = ids_open_regular(dirfd, name, &st, &fd)) < 0)
+		return r;
 	if ((size_t)st.st_size > max) {
 		close(fd);
 		return ids_error(IDS_ETOOLONG, "'%s' is %lld bytes, over %zu",
@@ -491,8 +505,8 @@ copy_to_tmp(int sfd, int dfd, const char *name, const char *tmp,
 	ssize_t n;
 	int in, out = -1, r = 0;
 
-	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return -errno;
+	if ((r = ids_open_regular(sfd, name, NULL, &in)) < 0)
+		return r;
 	r = unlink_stale(dfd, tmp);
 	if (r == 0 && (r = IDS_FAILPOINT("fs.copy")) == 0 &&
 	    (out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)

@@ -26,6 +26,16 @@
  */
 int ids_opendir_beneath(int rootfd, const char *relpath, int flags, int *fdp);
 
+/*
+ * Opens the regular file name in dirfd for reading, never following a
+ * symlink and never blocking on a FIFO or a device (O_NONBLOCK, then
+ * fstat): a symlink or anything but a regular file is refused with
+ * IDS_EUNSAFE.  Stores the fd in *fdp and, when stp is not NULL, its
+ * stat in *stp.  Returns 0 or a negative code.
+ */
+struct stat;
+int ids_open_regular(int dirfd, const char *name, struct stat *stp, int *fdp);
+
 /* Opens the absolute directory path (no symlink refused above it). */
 int ids_opendir_abs(const char *path, int *fdp);
 

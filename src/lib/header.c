@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "buf.h"
@@ -159,6 +160,7 @@ parse_old_acl(struct ids_header *h, const char *s, size_t n)
 {
 	const char *p = s, *end = s + trim_end(s, n), *t1, *t2;
 	char *id = NULL, *rights = NULL;
+	size_t cap = 0;
 	int r = 0;
 
 	while (r == 0 && p < end) {
@@ -171,14 +173,19 @@ parse_old_acl(struct ids_header *h, const char *s, size_t n)
 		if (t2 == NULL)
 			t2 = end;
 		if ((r = take(p, (size_t)(t1 - p), &id)) == 0 &&
-		    (r = take(t1 + 1, (size_t)(t2 - t1 - 1), &rights)) == 0)
-			r = ids_acl_set(&h->acl, &h->nacl, id, rights ? rights : "");
-		free(id);
-		free(rights);
+		    (r = take(t1 + 1, (size_t)(t2 - t1 - 1), &rights)) == 0) {
+			if (rights == NULL)
+				rights = strdup("");
+			r = ids_acl_append(&h->acl, &h->nacl, &cap, id, rights);
+		} else {
+			free(id);
+			free(rights);
+		}
 		id = rights = NULL;
 		p = t2 < end ? t2 + 1 : end;
 	}
-	return r;
+	/* A repeated identifier: its first place and its last rights. */
+	return r < 0 ? r : ids_acl_dedup(h->acl, &h->nacl);
 }
 
 static int
@@ -232,19 +239,32 @@ flags_from_dlist(struct ids_header *h, const struct ids_dlist *list)
 	return 0;
 }
 
-/* Moves the children of kv whose keys we do not know into h->extra. */
+/*
+ * Moves the children of kv whose keys we do not know into h->extra, in
+ * one pass (unlinking each from the head on was quadratic in a line of
+ * known keys followed by unknown ones).
+ */
 static int
 keep_unknown(struct ids_header *h, struct ids_dlist *kv)
 {
-	struct ids_dlist *c, *next;
+	struct ids_dlist *c, *next, *prev = NULL;
 
 	for (c = kv->head; c; c = next) {
 		next = c->next;
-		if (strlen(c->name) == 1 && strchr("TNIQAUH", c->name[0]))
+		if (strlen(c->name) == 1 && strchr("TNIQAUH", c->name[0])) {
+			prev = c;
 			continue;
+		}
 		if (h->extra == NULL && (h->extra = ids_dlist_new_kvlist()) == NULL)
 			return -ENOMEM;
-		ids_dlist_unlink(kv, c);
+		/* Unlink c after prev, as ids_dlist_unlink() would from the head. */
+		if (prev)
+			prev->next = next;
+		else
+			kv->head = next;
+		if (kv->tail == c)
+			kv->tail = prev;
+		c->next = NULL;
 		if (ids_dlist_add_child(h->extra, NULL, c) < 0)
 			return -ENOMEM;
 	}
@@ -380,15 +400,105 @@ header_to_dlist(const struct ids_header *h, struct ids_dlist *kv)
 	return r;
 }
 
-int
-ids_header_format(const struct ids_header *h, struct ids_buf *out)
+/*
+ * Why s (an ACL identifier or right) cannot be written in a header: the
+ * dlist spelling gives a literal to a string of 1024 bytes or more and
+ * to one holding an 8-bit byte, NUL, CR, LF, '"', '%' or '\\' (it is
+ * then neither an atom nor quotable).  NULL when it can be written.
+ */
+static const char *
+needs_literal(const char *s, char *why, size_t size)
+{
+	size_t i, len = strlen(s);
+	unsigned char c;
+
+	if (len >= IDS_DLIST_MAX_QUOTED) {
+		snprintf(why, size, "%zu bytes long (at most %u)", len, IDS_DLIST_MAX_QUOTED - 1);
+		return why;
+	}
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c >= 0x80)
+			snprintf(why, size, "8-bit byte 0x%02x at byte %zu", c, i);
+		else if (c == '\r' || c == '\n')
+			snprintf(why, size, "line break 0x%02x at byte %zu", c, i);
+		else if (c == '"' || c == '%' || c == '\\')
+			snprintf(why, size, "'%c' at byte %zu", c, i);
+		else
+			continue;
+		return why;
+	}
+	return NULL;
+}
+
+/* s for a message: '\' and bytes outside 0x20-0x7e as \xNN, cut with "..." to fit. */
+static const char *
+shown(const char *s, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		if (o + 8 > size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		c = (unsigned char)*s;
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			buf[o++] = (char)c;
+			continue;
+		}
+		buf[o++] = '\\';
+		buf[o++] = 'x';
+		buf[o++] = hex[c >> 4];
+		buf[o++] = hex[c & 15];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* IDS_EINVAL naming the first ACL entry a header cannot hold, or 0. */
+static int
+check_acl(const char *name, const struct ids_acl *acl, size_t n)
+{
+	char why[80], id[128], rights[128];
+	const char *w;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if ((w = needs_literal(acl[i].id, why, sizeof(why))) != NULL)
+			return ids_error(IDS_EINVAL, "%s: ACL entry %zu, identifier '%s': %s: "
+			    "a cyrus.header cannot hold it (it would need a literal)", name,
+			    i + 1, shown(acl[i].id, id, sizeof(id)), w);
+		if ((w = needs_literal(acl[i].rights, why, sizeof(why))) != NULL)
+			return ids_error(IDS_EINVAL, "%s: ACL entry %zu, rights '%s' of '%s': "
+			    "%s: a cyrus.header cannot hold them (they would need a literal)", name,
+			    i + 1, shown(acl[i].rights, rights, sizeof(rights)),
+			    shown(acl[i].id, id, sizeof(id)), w);
+	}
+	return 0;
+}
+
+/* ids_header_format() but for the size: appends the whole file to out. */
+static int
+format_any_size(const struct ids_header *h, struct ids_buf *out)
 {
 	struct ids_dlist *kv;
-	size_t start;
+	size_t start, n;
 	int r;
 
 	if (h->name == NULL || h->uniqueid == NULL)
 		return ids_error(IDS_EINVAL, "cyrus.header needs a name and a uniqueid");
+	if ((r = check_acl(h->name, h->acl, h->nacl)) < 0)
+		return ids_error(r, "cyrus.header of %s", ids_errmsg(r));
+	/* The reader takes at most IDS_HEADER_MAX_FLAGS flags (trailing NILs are not written). */
+	for (n = h->nflags; n > 0 && h->flags[n - 1] == NULL; n--)
+		;
+	if (n > IDS_HEADER_MAX_FLAGS)
+		return ids_error(IDS_EINVAL, "cyrus.header of %s: %zu user flags, over %d",
+		    h->name, n, IDS_HEADER_MAX_FLAGS);
 	if ((kv = ids_dlist_new_kvlist()) == NULL)
 		return -ENOMEM;
 	ids_buf_add(out, IDS_HEADER_MAGIC, IDS_HEADER_MAGIC_LEN);
@@ -405,6 +515,69 @@ ids_header_format(const struct ids_header *h, struct ids_buf *out)
 		    h->name);
 	ids_buf_addch(out, '\n');
 	return ids_buf_oom(out);
+}
+
+int
+ids_header_format(const struct ids_header *h, struct ids_buf *out)
+{
+	size_t start = out->len;
+	int r;
+
+	if ((r = format_any_size(h, out)) < 0)
+		return r;
+	/* Never a file that ids_header_read() refuses. */
+	if (out->len - start > IDS_HEADER_MAX_SIZE)
+		return ids_error(IDS_ETOOLONG, "cyrus.header of %s: %zu bytes (%zu ACL entries, "
+		    "%zu user flags, %zu history items), over the %u bytes a cyrus.header "
+		    "may have", h->name, out->len - start, h->nacl, h->nflags, h->nhistory,
+		    IDS_HEADER_MAX_SIZE);
+	return 0;
+}
+
+int
+ids_header_check_entry(const struct ids_mbentry *e, const char *newname)
+{
+	struct ids_header h;
+	struct ids_history *hist = NULL, *item;
+	struct ids_buf b = IDS_BUF_INIT;
+	int r;
+
+	if ((r = check_acl(newname ? newname : e->name, e->acl, e->nacl)) < 0)
+		return r;
+	/* A view of e: its strings are borrowed, never freed here. */
+	ids_header_init(&h);
+	h.name = newname ? (char *)newname : e->name;
+	h.uniqueid = e->uniqueid;
+	memcpy(h.mbtype, e->mbtype, sizeof(h.mbtype));
+	h.acl = e->acl;
+	h.nacl = e->nacl;
+	h.history = e->history;
+	h.nhistory = e->nhistory;
+	if (newname != NULL) {
+		/* The item a rename pushes: the old name, its numbers. */
+		if ((hist = calloc(e->nhistory + 1, sizeof(*hist))) == NULL)
+			return -ENOMEM;
+		if (e->nhistory)
+			memcpy(hist + 1, e->history, e->nhistory * sizeof(*hist));
+		item = &hist[0];
+		item->name = e->name;
+		item->mtime = (int64_t)time(NULL);
+		item->uidvalidity = e->uidvalidity;
+		item->createdmodseq = e->createdmodseq;
+		item->foldermodseq = e->foldermodseq;
+		memcpy(item->mbtype, e->mbtype, sizeof(item->mbtype));
+		item->partition = e->partition;
+		h.history = hist;
+		h.nhistory = e->nhistory + 1;
+	}
+	if (h.name != NULL && h.uniqueid != NULL && (r = format_any_size(&h, &b)) == 0 &&
+	    b.len > IDS_HEADER_ENTRY_MAX)
+		r = ids_error(IDS_ETOOLONG, "%s: its cyrus.header would be %zu bytes (%zu ACL "
+		    "entries, %zu history items), over the %u a folder's record may fill",
+		    h.name, b.len, h.nacl, h.nhistory, IDS_HEADER_ENTRY_MAX);
+	ids_buf_release(&b);
+	free(hist);
+	return r;
 }
 
 int

@@ -35,6 +35,13 @@ struct ids_dlist;
 #define IDS_HEADER_FILE		"cyrus.header"
 #define IDS_HEADER_MAX_SIZE	(1u << 20)	/* larger files are refused */
 #define IDS_HEADER_MAX_FLAGS	128		/* Cyrus's MAX_USER_FLAGS */
+/*
+ * What a header may take of IDS_HEADER_MAX_SIZE for the fields that
+ * come from mailboxes.db (name, uniqueid, ACL, history, type): the rest
+ * is kept for those only the header has (user flags: 128 names of up
+ * to 1023 bytes, the quota root, keys of a newer Cyrus).
+ */
+#define IDS_HEADER_ENTRY_MAX	(IDS_HEADER_MAX_SIZE - (256u << 10))
 
 /* The 4 magic bytes and three text lines every cyrus.header starts with. */
 #define IDS_HEADER_MAGIC \
@@ -75,9 +82,25 @@ int ids_header_parse(struct ids_header *h, const char *buf, size_t len);
  * required (IDS_EINVAL).  A value that would need a literal (a line
  * break, an 8-bit byte, 1024 bytes or more) is refused with IDS_EINVAL:
  * Cyrus reads cyrus.header only up to the first LF, so it could not
- * read the file back.  Returns 0, IDS_EINVAL or -ENOMEM.
+ * read the file back.  What ids_header_read() would refuse is refused
+ * too: more than IDS_HEADER_MAX_FLAGS user flags (IDS_EINVAL), a file
+ * over IDS_HEADER_MAX_SIZE (IDS_ETOOLONG).  The detail names
+ * the folder and, for an ACL entry, the entry.  Returns 0, IDS_EINVAL,
+ * IDS_ETOOLONG or -ENOMEM.
  */
 int ids_header_format(const struct ids_header *h, struct ids_buf *out);
+
+/*
+ * Whether a cyrus.header can hold e, for the tools that let a record
+ * into mailboxes.db (an import, a create, a rename): every ACL
+ * identifier and right written without a literal (IDS_EINVAL, naming
+ * the entry and its first byte that would need one), and the header
+ * written from e within IDS_HEADER_ENTRY_MAX bytes (IDS_ETOOLONG, with
+ * the size it would have).  With newname, e is checked as a rename to
+ * newname leaves it, one history item longer.  Returns 0, one of those
+ * or -ENOMEM.  O(size of e).
+ */
+int ids_header_check_entry(const struct ids_mbentry *e, const char *newname);
 
 /*
  * Reads IDS_HEADER_FILE in dirfd (at most IDS_HEADER_MAX_SIZE bytes,

@@ -39,6 +39,8 @@
 #include "intent.h"
 #include "lock.h"
 #include "mailbox.h"
+#include "tombstones.h"
+#include "userfiles.h"
 #include "sync/sync.h"
 #include "mboxlist.h"
 #include "mboxname.h"
@@ -367,6 +369,9 @@ create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
 	char owner[IDS_MBNAME_MAX + 1], why[512];
 	int r;
 
+	/* Refused before any intent: what its cyrus.header could not hold. */
+	if ((r = ids_header_check_entry(e, NULL)) < 0)
+		return r;
 	memset(&c, 0, sizeof(c));
 	c.e = e;
 	ids_intent_init(&c.in);
@@ -585,8 +590,13 @@ ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name)
 	d.in = &in;
 	if ((r = ids_mboxlist_write(mbl, delete_begin_txn, &d)) < 0)
 		goto out;
-	/* Committed: the mailbox is gone; what follows only frees space. */
-	if ((r = ids_folder_remove(cfg, in.partition, in.dst)) == 0)
+	/*
+	 * Committed: the mailbox is gone; what follows frees space and
+	 * puts its tombstone on disk for a rebuild, both before the intent
+	 * goes, so that recovery does them after a crash.
+	 */
+	if ((r = ids_folder_remove(cfg, in.partition, in.dst)) == 0 &&
+	    (r = ids_tombstones_write_owner(mbl, name, IDS_TOMBSTONES_HELD)) == 0)
 		r = ids_mboxlist_write(mbl, intent_del_txn, mb->entry.uniqueid);
 out:
 	ids_mailbox_close(mb);
@@ -621,6 +631,10 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 		return ids_error(IDS_EINVAL, "not a create or delete intent");
 	}
 	if ((r = ids_folder_remove(ids_mboxlist_config(mbl), in->partition, in->dst)) < 0)
+		return r;
+	/* A delete's tombstone on disk (a create has none to keep). */
+	if (strcmp(in->op, "delete") == 0 && in->name != NULL &&
+	    (r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY)) < 0)
 		return r;
 	return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 }
@@ -712,6 +726,7 @@ ids_mailbox_write_header(struct ids_mailbox *mb)
 	ids_mbentry_init(&e);
 	if ((r = ids_mboxlist_lookup_id(mb->mbl, mb->entry.uniqueid, &e)) == 0 &&
 	    (r = ids_header_from_mbentry(&h, &e)) == 0 &&
+	    (r = ids_userfiles_follow_quotaroot(&h, &e)) == 0 &&
 	    (r = ids_header_write(hfd, &h, &crc)) == 0 &&
 	    faccessat(ifd, IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		r = ids_index_set_header_crc(ifd, crc);

@@ -211,16 +211,23 @@ history_copy(struct ids_history *dst, const struct ids_history *src)
 	return err;
 }
 
+/* A copy entry for entry, as it is: no search for repeated identifiers. */
 static int
 copy_lists(struct ids_mbentry *dst, const struct ids_mbentry *src)
 {
 	size_t i;
-	int r;
+	int r, err = 0;
 
-	for (i = 0; i < src->nacl; i++)
-		if ((r = ids_acl_set(&dst->acl, &dst->nacl, src->acl[i].id,
-		    src->acl[i].rights)) < 0)
-			return r;
+	if (src->nacl && (dst->acl = calloc(src->nacl, sizeof(*dst->acl))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < src->nacl; i++, dst->nacl++) {
+		dst->acl[i].id = dup_or_null(src->acl[i].id, &err);
+		dst->acl[i].rights = dup_or_null(src->acl[i].rights, &err);
+		if (err) {
+			dst->nacl++;
+			return err;
+		}
+	}
 	if (src->nhistory &&
 	    (dst->history = calloc(src->nhistory, sizeof(*dst->history))) == NULL)
 		return -ENOMEM;
@@ -292,6 +299,114 @@ ids_acl_set(struct ids_acl **aclp, size_t *np, const char *id, const char *right
 	*aclp = acl;
 	(*np)++;
 	return 0;
+}
+
+int
+ids_acl_append(struct ids_acl **aclp, size_t *np, size_t *capp, char *id, char *rights)
+{
+	struct ids_acl *acl;
+	size_t cap;
+
+	if (id == NULL || rights == NULL) {	/* a strdup() that failed */
+		free(id);
+		free(rights);
+		return -ENOMEM;
+	}
+	if (*np == *capp) {
+		cap = *capp ? 2 * *capp : 8;
+		if (cap > SIZE_MAX / sizeof(*acl) ||
+		    (acl = realloc(*aclp, cap * sizeof(*acl))) == NULL) {
+			free(id);
+			free(rights);
+			return -ENOMEM;
+		}
+		*aclp = acl;
+		*capp = cap;
+	}
+	(*aclp)[*np].id = id;
+	(*aclp)[*np].rights = rights;
+	(*np)++;
+	return 0;
+}
+
+/* Orders positions of an ACL by identifier, then by position. */
+static int
+cmp_acl_pos(const void *a, const void *b, void *arg)
+{
+	const struct ids_acl *acl = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(acl[x].id, acl[y].id);
+
+	return c ? c : x < y ? -1 : x > y;
+}
+
+/* The positions 0..n-1 of acl in identifier order (malloc'd), or NULL. */
+static size_t *
+acl_order(const struct ids_acl *acl, size_t n)
+{
+	size_t *pos, i;
+
+	if ((pos = calloc(n ? n : 1, sizeof(*pos))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		pos[i] = i;
+	qsort_r(pos, n, sizeof(*pos), cmp_acl_pos, (void *)acl);
+	return pos;
+}
+
+int
+ids_acl_dedup(struct ids_acl *acl, size_t *np)
+{
+	size_t *pos, i, j, k, n = *np;
+
+	if (n < 2)
+		return 0;
+	if ((pos = acl_order(acl, n)) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i = j) {
+		/* pos[i..j) hold one identifier, pos[i] its first place. */
+		for (j = i + 1; j < n && strcmp(acl[pos[j]].id, acl[pos[i]].id) == 0; j++)
+			;
+		if (j - i == 1)
+			continue;
+		free(acl[pos[i]].rights);
+		acl[pos[i]].rights = acl[pos[j - 1]].rights;
+		acl[pos[j - 1]].rights = NULL;
+		for (k = i + 1; k < j; k++) {
+			free(acl[pos[k]].id);
+			free(acl[pos[k]].rights);
+			acl[pos[k]].id = acl[pos[k]].rights = NULL;
+		}
+	}
+	free(pos);
+	for (i = k = 0; i < n; i++)
+		if (acl[i].id != NULL)
+			acl[k++] = acl[i];
+	*np = k;
+	return 0;
+}
+
+int
+ids_acl_equal(const struct ids_acl *a, size_t na, const struct ids_acl *b, size_t nb)
+{
+	size_t *pa, *pb, i;
+	int eq = 1;
+
+	if (na != nb)
+		return 0;
+	if (na == 0)
+		return 1;
+	pa = acl_order(a, na);
+	pb = acl_order(b, nb);
+	if (pa == NULL || pb == NULL)
+		eq = -ENOMEM;
+	for (i = 0; eq == 1 && i < na; i++)
+		if (strcmp(a[pa[i]].id, b[pb[i]].id) != 0 ||
+		    strcmp(a[pa[i]].rights, b[pb[i]].rights) != 0)
+			eq = 0;
+	free(pa);
+	free(pb);
+	return eq;
 }
 
 int
@@ -483,6 +598,7 @@ int
 ids_acl_from_dlist(const struct ids_dlist *kvlist, struct ids_acl **aclp, size_t *np)
 {
 	const struct ids_dlist *c;
+	size_t cap = 0;
 	int r;
 
 	*aclp = NULL;
@@ -497,9 +613,11 @@ ids_acl_from_dlist(const struct ids_dlist *kvlist, struct ids_acl **aclp, size_t
 			    c->name);
 			goto fail;
 		}
-		if ((r = ids_acl_set(aclp, np, c->name, c->data)) < 0)
+		if ((r = ids_acl_append(aclp, np, &cap, strdup(c->name), strdup(c->data))) < 0)
 			goto fail;
 	}
+	if ((r = ids_acl_dedup(*aclp, np)) < 0)
+		goto fail;
 	return 0;
 fail:
 	ids_acl_free(*aclp, *np);
@@ -710,42 +828,24 @@ item_mbtype(const struct ids_dlist_item *it, char mbtype[IDS_MBTYPE_MAX])
 	return mbtype_canon(it->data, it->len, mbtype);
 }
 
-/* Adds id => rights as ids_acl_set() does: a repeated id replaces the rights. */
+/* Appends id => rights; item_acl merges repeated ids once all are read. */
 static int
 acl_add(struct ids_mbentry *e, size_t *cap, const struct ids_dlist_item *it)
 {
-	struct ids_acl *acl;
 	char *id = NULL, *rights = NULL;
-	size_t i;
 
 	if (it->type != IDS_DL_STRING || item_str(it, &rights) < 0)
 		return -1;
-	for (i = 0; i < e->nacl; i++)
-		if (strlen(e->acl[i].id) == it->keylen &&
-		    memcmp(e->acl[i].id, it->key, it->keylen) == 0) {
-			free(e->acl[i].rights);
-			e->acl[i].rights = rights;
-			return 0;
-		}
-	if (e->nacl == *cap) {
-		*cap = *cap ? 2 * *cap : 2;
-		if ((acl = realloc(e->acl, *cap * sizeof(*acl))) == NULL)
-			goto fail;
-		e->acl = acl;
+	if ((id = malloc(it->keylen + 1)) == NULL) {
+		free(rights);
+		return -1;
 	}
-	if ((id = malloc(it->keylen + 1)) == NULL)
-		goto fail;
 	memcpy(id, it->key, it->keylen);
 	id[it->keylen] = '\0';
-	e->acl[e->nacl].id = id;
-	e->acl[e->nacl++].rights = rights;
-	return 0;
-fail:
-	free(rights);
-	return -1;
+	return ids_acl_append(&e->acl, &e->nacl, cap, id, rights) < 0 ? -1 : 0;
 }
 
-/* The A field: NIL or a kvlist of id => rights. */
+/* The A field: NIL or a kvlist of id => rights (a repeated id: its last rights). */
 static int
 item_acl(struct ids_mbentry *e, struct ids_dlist_reader *rd,
     const struct ids_dlist_item *it)
@@ -761,6 +861,8 @@ item_acl(struct ids_mbentry *e, struct ids_dlist_reader *rd,
 	while ((r = ids_dlist_read(rd, &ace)) == 1)
 		if (acl_add(e, &cap, &ace) < 0)
 			return -1;
+	if (r == 0 && ids_acl_dedup(e->acl, &e->nacl) < 0)
+		return -1;
 	return r;
 }
 

@@ -81,8 +81,27 @@ int ids_mbentry_is_legacy(const struct ids_mbentry *e);
 int ids_mbentry_push_history(struct ids_mbentry *e, int64_t when);
 
 void ids_history_release(struct ids_history *h);
+/*
+ * Sets id's rights (NULL removes id): a repeated id keeps its place.
+ * Each call looks for id: use it for one entry, not to build an ACL.
+ */
 int ids_acl_set(struct ids_acl **acl, size_t *nacl, const char *id, const char *rights);
 void ids_acl_free(struct ids_acl *acl, size_t nacl);
+/*
+ * Building an ACL of many entries in O(n log n): ids_acl_append() adds
+ * id => rights at the end (both malloc'd; it owns them from then on,
+ * also on failure; *cap is the allocated length, 0 for a new array)
+ * without looking for id, then ids_acl_dedup() merges repeated ids the
+ * way as many ids_acl_set() calls would: the first place, the last
+ * rights.  (n calls of ids_acl_set() cost O(n^2): 230 s for 90,000
+ * entries.)  Each returns 0 or -ENOMEM (append: also for a NULL id or
+ * rights, so that it can take strdup()'s result).
+ */
+int ids_acl_append(struct ids_acl **acl, size_t *nacl, size_t *cap, char *id,
+    char *rights);
+int ids_acl_dedup(struct ids_acl *acl, size_t *nacl);
+/* 1 if a and b hold the same id => rights pairs in any order, 0 if not, or -ENOMEM. */
+int ids_acl_equal(const struct ids_acl *a, size_t na, const struct ids_acl *b, size_t nb);
 
 /* The N and I record values.  Names in them are converted to dbnames. */
 int ids_mbentry_encode_n(const struct ids_mbentry *e, struct ids_buf *out);

@@ -16,6 +16,8 @@
  * by mdb_env_set_mapsize(env, 0).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -99,6 +101,51 @@ config_mapsize(const struct ids_config *cfg)
 	return cfg->mboxlist_mapsize > MAX_MAPSIZE ? MAX_MAPSIZE : (size_t)cfg->mboxlist_mapsize;
 }
 
+/*
+ * LMDB's meta page: a 16-byte page header, then the magic 0xBEEFC0DE
+ * (host order).  Cyrus's own databases start with their names.
+ */
+#define LMDB_MAGIC 0xBEEFC0DEu
+#define LMDB_MAGIC_OFF 16
+
+int
+ids_mboxlist_check_file(const char *path)
+{
+	static const struct { const char *magic; size_t len; const char *what; } cyrus[] = {
+		{ "\241\002\213\015twoskip file", 16, "a Cyrus twoskip database" },
+		{ "\241\002\213\015skiplist file", 17, "a Cyrus skiplist database" },
+	};
+	unsigned char head[64];
+	uint32_t magic;
+	ssize_t n;
+	size_t i;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP)
+			return ids_error(IDS_EUNSAFE, "%s: a symbolic link", path);
+		return ids_error(-errno, "%s: %s", path, strerror(errno));
+	}
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n < 0)
+		return ids_error(-errno, "%s: %s", path, strerror(errno));
+	if (n == 0)
+		return 0;	/* created and never written: LMDB sets it up */
+	if ((size_t)n >= LMDB_MAGIC_OFF + sizeof(magic)) {
+		memcpy(&magic, head + LMDB_MAGIC_OFF, sizeof(magic));
+		if (magic == LMDB_MAGIC)
+			return 0;
+	}
+	for (i = 0; i < sizeof(cyrus) / sizeof(cyrus[0]); i++)
+		if ((size_t)n >= cyrus[i].len && memcmp(head, cyrus[i].magic, cyrus[i].len) == 0)
+			return ids_error(IDS_EFORMAT, "%s: not an idspool mailboxes.db (%s); "
+			    "is this Cyrus's configuration directory?", path, cyrus[i].what);
+	return ids_error(IDS_EFORMAT, "%s: not an idspool mailboxes.db (unknown format)", path);
+}
+
 static int
 env_setup(struct ids_mboxlist *mbl, int create)
 {
@@ -106,6 +153,8 @@ env_setup(struct ids_mboxlist *mbl, int create)
 	struct stat st;
 	int rc, r, dead;
 
+	if ((r = ids_mboxlist_check_file(mbl->path)) < 0)
+		return r;
 	if (stat(mbl->path, &st) < 0) {
 		if (errno != ENOENT)
 			return ids_error(-errno, "%s: %s", mbl->path, strerror(errno));

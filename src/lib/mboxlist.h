@@ -40,10 +40,23 @@ struct ids_txn;
  * stale reader slots and checks the format version.  IDS_ENOTFOUND when
  * it does not exist and may not be created, IDS_EFORMAT for a version
  * this build does not know, IDS_EDB with detail for LMDB failures.
+ * A mailboxes.db that is not an LMDB file (Cyrus's own twoskip or
+ * skiplist database: a Cyrus configuration directory) is IDS_EFORMAT,
+ * found before LMDB opens it or creates its lock file, so that nothing
+ * is ever written into a directory that is not ours.
  */
 int ids_mboxlist_open(const struct ids_config *cfg, int flags,
     struct ids_mboxlist **mblp);
 void ids_mboxlist_close(struct ids_mboxlist *mbl);
+
+/*
+ * Whether path (a mailboxes.db) is ours, reading its first bytes only:
+ * 0 when it is missing, empty or an LMDB file; IDS_EFORMAT with the
+ * detail "PATH: not an idspool mailboxes.db (a Cyrus twoskip database)"
+ * (or skiplist, or "unknown format") otherwise; -errno when it cannot
+ * be read.
+ */
+int ids_mboxlist_check_file(const char *path);
 
 /* The path of the LMDB environment directory. */
 const char *ids_mboxlist_path(const struct ids_mboxlist *mbl);

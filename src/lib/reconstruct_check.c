@@ -126,22 +126,11 @@ read_folder(struct chk *k)
 
 /* --- comparing -------------------------------------------------------------- */
 
-/* The same entries, in any order. */
+/* The same entries, in any order (without memory: differ, and rewrite). */
 static int
 acl_equal(const struct ids_mbentry *e, const struct ids_header *h)
 {
-	size_t i, j;
-
-	if (e->nacl != h->nacl)
-		return 0;
-	for (i = 0; i < e->nacl; i++) {
-		for (j = 0; j < h->nacl; j++)
-			if (strcmp(e->acl[i].id, h->acl[j].id) == 0)
-				break;
-		if (j == h->nacl || strcmp(e->acl[i].rights, h->acl[j].rights) != 0)
-			return 0;
-	}
-	return 1;
+	return ids_acl_equal(e->acl, e->nacl, h->acl, h->nacl) == 1;
 }
 
 static int

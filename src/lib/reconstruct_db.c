@@ -26,6 +26,7 @@
 #include "failpoint.h"
 #include "mboxlist.h"
 #include "reconstruct_int.h"
+#include "tombstones.h"
 
 #define RAW_N 0
 #define RAW_I 1
@@ -430,9 +431,9 @@ tomb_fields(struct ids_mbentry *e, const struct ids_history *h)
 	e->mtime = h->mtime;
 }
 
-/* A tombstone at a name the folder used to have, unless something else is there. */
+/* A tombstone of id at a name, unless something else is there. */
 static int
-tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_history *h)
+tomb_at(struct rc_ctx *c, const char *id, const struct ids_history *h)
 {
 	size_t x = ids_rc_map_get(&c->wname, h->name);
 	const struct rc_rec *kr = snap_n(c, h->name);
@@ -445,7 +446,7 @@ tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_his
 		w = &c->w[x];
 		if (want_tomb(w) && newer_item(h, &w->e)) {
 			free(w->e.uniqueid);
-			if ((w->e.uniqueid = strdup(rc_id(f))) == NULL)
+			if ((w->e.uniqueid = strdup(id)) == NULL)
 				return -ENOMEM;
 			tomb_fields(&w->e, h);
 		}
@@ -453,10 +454,51 @@ tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_his
 	}
 	if ((r = want_add(c, RC_NONE, &w)) < 0)
 		return r;
-	if ((w->e.name = strdup(h->name)) == NULL || (w->e.uniqueid = strdup(rc_id(f))) == NULL)
+	if ((w->e.name = strdup(h->name)) == NULL || (w->e.uniqueid = strdup(id)) == NULL)
 		return -ENOMEM;
 	tomb_fields(&w->e, h);
 	return ids_rc_map_add(&c->wname, w->e.name, c->nw - 1, NULL) < 0 ? -ENOMEM : 0;
+}
+
+/* A tombstone at a name the folder used to have. */
+static int
+tomb_candidate(struct rc_ctx *c, const struct rc_folder *f, const struct ids_history *h)
+{
+	return tomb_at(c, rc_id(f), h);
+}
+
+/* A tombstone of a deleted folder, from its owner's record on disk. */
+static int
+record_cb(const struct ids_mbentry *e, const char *path, void *rock)
+{
+	struct ids_history h;
+
+	(void)path;
+	memset(&h, 0, sizeof(h));
+	h.name = e->name;
+	h.mtime = e->mtime;
+	h.uidvalidity = e->uidvalidity;
+	h.createdmodseq = e->createdmodseq;
+	h.foldermodseq = e->foldermodseq;
+	memcpy(h.mbtype, e->mbtype, sizeof(h.mbtype));
+	return tomb_at(rock, e->uniqueid, &h);
+}
+
+/* A record that cannot be read: reported, the rest of its file skipped. */
+static int
+record_bad(const char *path, int code, void *rock)
+{
+	if (code == -ENOMEM)
+		return code;
+	ids_rc_failed(rock, "tombstones", path, NULL, code, "%s: the rest of the file "
+	    "is not read", ids_errmsg(code));
+	return 0;
+}
+
+static int
+record_tombs(struct rc_ctx *c)
+{
+	return ids_tombstones_read(c->cfg, record_cb, record_bad, c);
 }
 
 /*
@@ -542,6 +584,8 @@ ids_rc_want_all(struct rc_ctx *c)
 			if ((r = tomb_candidate(c, f, &f->hist[j])) < 0)
 				return r;
 	}
+	if ((r = record_tombs(c)) < 0)
+		return r;
 	merge_snapshot_tombs(c);
 	keep_i_records(c);
 	count_result(c);

@@ -284,6 +284,8 @@ counted(struct rc_ctx *c, const struct rc_folder *f)
 	}
 }
 
+static int scan_failed(struct walk *w, const char *name, int r, const char *why);
+
 static int
 scan_folder(struct walk *w, int datafd)
 {
@@ -305,6 +307,13 @@ scan_folder(struct walk *w, int datafd)
 		return -ENOMEM;
 	}
 	read_files(w, f, datafd);
+	/* Unread for want of a descriptor: no folder to rebuild from, stop. */
+	r = f->hdr_err == -EMFILE || f->hdr_err == -ENFILE ? f->hdr_err :
+	    f->idx_err == -EMFILE || f->idx_err == -ENFILE ? f->idx_err : 0;
+	if (r < 0) {
+		free(info);
+		return scan_failed(w, NULL, r, ids_strerror(r));
+	}
 	if ((r = reverse_dir(w, abs, &f->h, info)) < 0) {
 		ids_rc_failed(c, "not-a-folder", abs, NULL, r, "a folder's files where no "
 		    "folder can be (%s): skipped", ids_errmsg(r));
@@ -430,6 +439,25 @@ header_on_meta(struct walk *w)
 
 static int walk_dir(struct walk *w, int dirfd, int depth);
 
+/*
+ * A directory that could not be read: skipped, unless the reason is
+ * this process's (no memory, no descriptor left), which says nothing of
+ * the spool and would leave folders out of a rebuild: then the scan
+ * stops, saying what to do.  Returns 0 (go on) or r.
+ */
+static int
+scan_failed(struct walk *w, const char *name, int r, const char *why)
+{
+	if (r == -EMFILE || r == -ENFILE) {
+		ids_rc_failed(w->c, "unsafe", entry_path(w, name), NULL, r, "%s; %s", why,
+		    r == -EMFILE ? "raise the limit of open files (ulimit -n) and run it again" :
+		    "the system's table of open files is full (sysctl fs.file-max)");
+		return r;
+	}
+	ids_rc_failed(w->c, "unsafe", entry_path(w, name), NULL, r, "%s: skipped", why);
+	return r == -ENOMEM ? r : 0;
+}
+
 static int
 walk_child(struct walk *w, int dirfd, const char *name, int depth)
 {
@@ -442,11 +470,9 @@ walk_child(struct walk *w, int dirfd, const char *name, int depth)
 		return 0;
 	}
 	/* One component, O_NOFOLLOW: swapped for a symlink since readdir, refused. */
-	if ((r = ids_opendir_beneath(dirfd, name, 0, &fd)) < 0) {
-		ids_rc_failed(w->c, "unsafe", entry_path(w, name), NULL, r, "%s: skipped",
+	if ((r = ids_opendir_beneath(dirfd, name, 0, &fd)) < 0)
+		return scan_failed(w, name, r,
 		    r == IDS_EUNSAFE ? "not a directory or regular file" : ids_errmsg(r));
-		return r == -ENOMEM ? r : 0;
-	}
 	if (len > 0)
 		w->rel[w->len++] = '/';
 	memcpy(w->rel + w->len, name, n + 1);
@@ -471,10 +497,8 @@ walk_dir(struct walk *w, int dirfd, int depth)
 		return 0;
 	}
 	if ((r = read_entries(w, dirfd, &e)) < 0) {
-		ids_rc_failed(w->c, "unsafe", entry_path(w, NULL), NULL, r, "%s: skipped",
-		    ids_errmsg(r));
 		entries_release(&e);
-		return r == -ENOMEM ? r : 0;
+		return scan_failed(w, NULL, r, ids_errmsg(r));
 	}
 	if (w->len > 0 && !e.has_header)
 		e.has_header = header_on_meta(w);

@@ -34,6 +34,8 @@
 #include "mboxname.h"
 #include "relocate.h"
 #include "rename.h"
+#include "tombstones.h"
+#include "userfiles.h"
 
 enum kind { KIND_FOLDER, KIND_OWNER, KIND_COPY };
 
@@ -141,7 +143,8 @@ add_folder(struct rplan *p, const struct ids_mbentry *e)
 	f = &p->f[p->n];
 	memset(f, 0, sizeof(*f));
 	if (!p->recovering && ((r = ids_mbname_parse_internal(&mb, e->name, 0)) < 0 ||
-	    (r = new_name(p, &mb, f->new, sizeof(f->new))) < 0))
+	    (r = new_name(p, &mb, f->new, sizeof(f->new))) < 0 ||
+	    (r = ids_header_check_entry(e, f->new)) < 0))
 		return r;
 	snprintf(f->old, sizeof(f->old), "%s", e->name);
 	snprintf(f->id, sizeof(f->id), "%s", e->uniqueid);
@@ -679,12 +682,20 @@ rename_owner(struct rplan *p)
 	if ((r = set_intent(p, "renameowner", "dirs")) < 0 ||
 	    (r = ids_intent_set(&p->in.partition, parts)) < 0 ||
 	    (r = each_root(p, parts, check_dst_dir)) < 0 ||
+	    (r = ids_userfiles_check(p->cfg, &p->oldmb, &p->newmb)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, intent_txn, p)) < 0)
 		return r;
+	/*
+	 * The user's own files (seen state, subscriptions, sieve scripts,
+	 * quota root...) move under the same intent, after the directories
+	 * and before the commit: undone with them, or moved on by recovery.
+	 */
 	if ((r = each_root(p, parts, move_forward)) < 0 ||
+	    (r = ids_userfiles_move(p->cfg, &p->oldmb, &p->newmb, IDS_USERFILES_STRICT)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, records_txn, p)) < 0) {
-		/* Not committed: put the directories back, drop the intent. */
-		if (each_root(p, parts, move_back) == 0)
+		/* Not committed: put the files and directories back, drop the intent. */
+		if (ids_userfiles_move(p->cfg, &p->newmb, &p->oldmb, 0) == 0 &&
+		    each_root(p, parts, move_back) == 0)
 			ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
 		return r;
 	}
@@ -879,8 +890,13 @@ copy_folder(struct rplan *p)
 			ids_mboxlist_write(p->mbl, intent_del_txn, j.e.uniqueid);
 		goto out;
 	}
-	/* Committed: the source is a tombstone; its files go. */
-	if ((r = ids_folder_remove(p->cfg, p->in.partition, p->in.src)) == 0)
+	/*
+	 * Committed: the source is a tombstone; its files go, and its
+	 * tombstone goes on disk (under the namespace lock we hold), before
+	 * the intent, so that recovery does both after a crash.
+	 */
+	if ((r = ids_folder_remove(p->cfg, p->in.partition, p->in.src)) == 0 &&
+	    (r = ids_tombstones_write_owner(p->mbl, p->oldroot, IDS_TOMBSTONES_HELD)) == 0)
 		r = ids_mboxlist_write(p->mbl, intent_del_txn, j.e.uniqueid);
 out:
 	if (j.datafd >= 0)
@@ -1016,10 +1032,13 @@ recover_copy(struct ids_mboxlist *mbl, const char *uniqueid, const struct ids_in
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	int r;
 
-	if (strcmp(in->stage, "remove") == 0)
+	if (strcmp(in->stage, "remove") == 0) {
 		r = ids_folder_remove(cfg, in->partition, in->src);
-	else
+		if (r == 0 && in->name != NULL)
+			r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY);
+	} else {
 		r = ids_folder_remove(cfg, in->partition, in->dst);
+	}
 	return r < 0 ? r : ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 }
 
@@ -1050,10 +1069,14 @@ ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			goto out;
 		}
 		snprintf(p.f[0].id, sizeof(p.f[0].id), "%s", uniqueid);
-		if ((r = each_root(&p, in->partition, move_back)) == 0)
+		if ((r = ids_userfiles_move(p.cfg, &p.newmb, &p.oldmb, 0)) == 0 &&
+		    (r = each_root(&p, in->partition, move_back)) == 0)
 			r = ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 	} else {
-		r = recover_headers(&p, uniqueid);
+		/* Committed: a user file still at the old name goes on. */
+		if (strcmp(in->op, "renameowner") != 0 ||
+		    (r = ids_userfiles_move(p.cfg, &p.oldmb, &p.newmb, 0)) == 0)
+			r = recover_headers(&p, uniqueid);
 	}
 out:
 	plan_release(&p);

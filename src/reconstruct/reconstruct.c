@@ -2,12 +2,15 @@
  * reconstruct - rebuild mailboxes.db from the spool, or check mailboxes
  * against it.
  *
- * -r walks the partitions and rebuilds every mailbox record from the
- * folders' cyrus.header files, name histories included, resolving the
- * conflicts it meets by the rules of spool-layout.md ("Reconstruct");
- * with -n it only reports what it would change.  Without -r it checks
- * the mailboxes named (or every mailbox of -u's user) and repairs their
- * headers from mailboxes.db.  The library does the work and reports
+ * -m (Cyrus 2.x's "rebuild the mailboxes file") walks the partitions and
+ * rebuilds every mailbox record from the folders' cyrus.header files,
+ * name histories included, resolving the conflicts it meets by the rules
+ * of spool-layout.md ("Reconstruct"); with -n it only reports what it
+ * would change.  Without -m it checks the mailboxes named (with -r, and
+ * every mailbox below them; with -u, every mailbox of the users named)
+ * and repairs their headers from mailboxes.db.  Every option Cyrus 3.6's
+ * reconstruct has means what it means there, or is refused with a
+ * pointer to ours.  The library does the work and reports
  * events; this file prints them, one line each (or one JSON object each
  * with --json), and turns the counts into the exit status.
  */
@@ -22,21 +25,37 @@
 
 #include "config.h"
 #include "error.h"
+#include "mbentry.h"
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "reconstruct.h"
 #include "tool.h"
 
 static const char synopsis[] =
-    "reconstruct -r [-C conf] [-p partition] [-u user] [-n] [-q] [-v] [-i] [--json]\n"
-    "       reconstruct [-C conf] [-n] [-q] [-v] [-i] [--json] -u user\n"
-    "       reconstruct [-C conf] [-n] [-q] [-v] [-i] [--json] name ...";
+    "reconstruct -m [-C conf] [-p partition] [-n] [-q] [-v] [-i] [--json] [-u user]\n"
+    "       reconstruct [-C conf] [-r] [-n] [-q] [-v] [-i] [--json] name ...\n"
+    "       reconstruct [-C conf] [-n] [-q] [-v] [-i] [--json] -u user ...";
+
+static const char help[] =
+    "  -m            rebuild mailboxes.db from the folders on disk\n"
+    "  -C conf       the configuration file (default /etc/idspool.conf)\n"
+    "  -p partition  with -m: walk only this partition\n"
+    "  -r            also check every mailbox below each name\n"
+    "  -u            the arguments are userids: every mailbox of each user\n"
+    "  -n            change nothing, print what would change\n"
+    "  -q            print nothing but failures\n"
+    "  -v            also print notes and a summary line\n"
+    "  -i            names are internal (example.com!user.john^doe.Sent)\n"
+    "  -M            accepted: mailboxes.db always wins over cyrus.header\n"
+    "  --json        print a JSON array of events\n";
 
 struct options {
 	const char *conf;
-	int rebuild;		/* -r */
+	int rebuild;		/* -m */
+	int recursive;		/* -r */
 	const char *partition;	/* -p */
-	const char *user;	/* -u, as given */
+	int users;		/* -u: the arguments are userids */
+	const char *user;	/* the user being handled, as given */
 	int dry_run, quiet, verbose, internal, json;
 	char **names;
 	int nnames;
@@ -209,7 +228,10 @@ open_for_rebuild(const struct options *o, const struct ids_config *cfg)
 	if ((r = ids_mboxlist_open(cfg, IDS_MBOXLIST_RDONLY, &mbl)) == IDS_ENOTFOUND)
 		return NULL;	/* nothing yet: everything found is "added" */
 	if (r < 0) {
-		warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_errmsg(r));
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+		warnx("%s: %s", path, tool_reason(path, r));
 		exit(IDS_EXIT_ENV);
 	}
 	return mbl;
@@ -245,6 +267,81 @@ add_stats(struct ids_reconstruct_stats *a, const struct ids_reconstruct_stats *b
 	a->failed += b->failed;
 }
 
+/* The live mailboxes at and below a name (-r), for check_tree. */
+struct tree {
+	const char *name;
+	char **v;
+	size_t n, cap;
+	int err;
+};
+
+static int
+tree_add(const struct ids_mbentry *e, void *rock)
+{
+	struct tree *t = rock;
+	char **v;
+
+	if (ids_mbentry_is_tombstone(e))
+		return 0;
+	if (t->n == t->cap) {
+		if ((v = realloc(t->v, (t->cap ? 2 * t->cap : 16) * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		t->v = v;
+		t->cap = t->cap ? 2 * t->cap : 16;
+	}
+	if ((t->v[t->n] = strdup(e->name)) == NULL)
+		return -ENOMEM;
+	t->n++;
+	return 0;
+}
+
+static int
+tree_txn(struct ids_txn *txn, void *rock)
+{
+	struct tree *t = rock;
+
+	return ids_txn_foreach(txn, t->name, tree_add, t);
+}
+
+/* Checks name, and with -r every live mailbox below it. */
+static int
+check_tree(const struct options *o, struct out *u, struct ids_mboxlist *mbl,
+    const char *name, const char *shown, struct ids_reconstruct_stats *all)
+{
+	struct ids_reconstruct_opts ro = { NULL, NULL, o->dry_run, 0 };
+	struct ids_reconstruct_stats st;
+	struct tree t = { name, NULL, 0, 0, 0 };
+	size_t i;
+	int r, env = 0;
+
+	if (o->recursive && (r = ids_mboxlist_read(mbl, tree_txn, &t)) < 0) {
+		env = env_or_fail(tool_error(r, shown)) == IDS_EXIT_ENV;
+		t.n = 0;
+	} else if (o->recursive && t.n > 0) {
+		for (i = 0; i < t.n; i++) {
+			char one[2 * IDS_MBNAME_MAX + 64];
+			const char *s = shown_name(u, t.v[i], one, sizeof(one));
+
+			r = ids_reconstruct_check(mbl, t.v[i], &ro, print_event, u, &st);
+			add_stats(all, &st);
+			if (r < 0 && env_or_fail(tool_error(r, s)) == IDS_EXIT_ENV)
+				env = 1;
+		}
+	} else {
+		r = ids_reconstruct_check(mbl, name, &ro, print_event, u, &st);
+		add_stats(all, &st);
+		if (r < 0 && env_or_fail(tool_error(r, shown)) == IDS_EXIT_ENV)
+			env = 1;
+	}
+	for (i = 0; i < t.n; i++)
+		free(t.v[i]);
+	free(t.v);
+	return env;
+}
+
+static void parse_user(const char *user, const struct ids_config *cfg, char *owner,
+    size_t size);
+
 static int
 do_check(const struct options *o, struct out *u, const struct ids_config *cfg)
 {
@@ -255,19 +352,19 @@ do_check(const struct options *o, struct out *u, const struct ids_config *cfg)
 	struct ids_mbname mb;
 	int i, r, env = 0;
 
-	if (o->user && (r = ids_reconstruct_check_owner(mbl, u->owner, &ro, print_event,
-	    u, &st)) < 0 && env_or_fail(tool_error(r, o->user)) == IDS_EXIT_ENV)
-		env = 1;
-	if (o->user)
-		add_stats(&all, &st);
 	for (i = 0; i < o->nnames; i++) {
+		if (o->users) {
+			parse_user(o->names[i], cfg, u->owner, sizeof(u->owner));
+			r = ids_reconstruct_check_owner(mbl, u->owner, &ro, print_event, u, &st);
+			add_stats(&all, &st);
+			if (r < 0 && env_or_fail(tool_error(r, o->names[i])) == IDS_EXIT_ENV)
+				env = 1;
+			continue;
+		}
 		if (tool_parse_name(&mb, o->names[i], o->internal, cfg) < 0 ||
 		    ids_mbname_internal(&mb, name, sizeof(name)) < 0)
 			continue;
-		r = ids_reconstruct_check(mbl, name, &ro, print_event, u, &st);
-		add_stats(&all, &st);
-		if (r < 0 && env_or_fail(tool_error(r, o->names[i])) == IDS_EXIT_ENV)
-			env = 1;
+		env |= check_tree(o, u, mbl, name, o->names[i], &all);
 	}
 	ids_mboxlist_close(mbl);
 	summary(u, &all);
@@ -276,59 +373,114 @@ do_check(const struct options *o, struct out *u, const struct ids_config *cfg)
 
 /* --- options --------------------------------------------------------------- */
 
+/*
+ * Cyrus 3.6's options that idspool's reconstruct does not have: each is
+ * refused with what it means there and what to use here.
+ */
+static const struct cyrus_option {
+	int c;
+	const char *meaning;	/* in Cyrus */
+	const char *instead;	/* here */
+} cyrus_only[] = {
+	{ 'x', "do not import metadata from disk", "reconstruct -m reads every header" },
+	{ 'f', "add folders found on disk below the mailbox", "reconstruct -m" },
+	{ 's', "do not stat message files", "spool_audit checks message files" },
+	{ 'd', "check mailboxes.db and insert missing entries", "reconstruct -m" },
+	{ 'G', "re-parse every message to check its GUID", "spool_audit" },
+	{ 'R', "keep messages whose GUID does not match", "spool_audit --repair-from" },
+	{ 'U', "delete messages whose GUID does not match", "spool_audit --repair-from" },
+	{ 'I', "give a new unique id to a duplicate", "reconstruct -m, which always does" },
+	{ 'o', "ignore odd files", "spool_audit" },
+	{ 'O', "delete odd files", "spool_audit" },
+	{ 'V', "set the cyrus.index minor version", "nothing: idspool keeps Cyrus's version" },
+	{ 'P', "create records from cyrus.header paths", "reconstruct -m -p partition" },
+};
+
+static void __attribute__((noreturn))
+refuse_cyrus(int c)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cyrus_only) / sizeof(cyrus_only[0]); i++)
+		if (cyrus_only[i].c == c)
+			break;
+	warnx("-%c (in Cyrus: %s) is not supported; use %s (reconstruct(8))", c,
+	    cyrus_only[i].meaning, cyrus_only[i].instead);
+	exit(IDS_EXIT_USAGE);
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{ "version", no_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "C:rp:u:nqvi", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:mrp:unqviMkgxfsdGRUIoOV:P", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': o->conf = optarg; break;
-		case 'r': o->rebuild = 1; break;
+		case 'm': o->rebuild = 1; break;
+		case 'r': o->recursive = 1; break;
 		case 'p': o->partition = optarg; break;
-		case 'u': o->user = optarg; break;
+		case 'u': o->users = 1; break;
 		case 'n': o->dry_run = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'i': o->internal = 1; break;
 		case 'j': o->json = 1; break;
-		case 'h': tool_help(synopsis);
-		case 'V': tool_version();
+		case 'M': break;	/* Cyrus's "prefer mailboxes.db": always so here */
+		case 'k':
+		case 'g':
+			/* What Cyrus says of them. */
+			warnx("deprecated option -%c ignored", c);
+			break;
+		case 'x': case 'f': case 's': case 'd': case 'G': case 'R': case 'U':
+		case 'I': case 'o': case 'O': case 'V': case 'P':
+			refuse_cyrus(c);
+		case 'h': tool_help_options(synopsis, help);
+		case 'H': tool_version();
 		default: tool_usage(synopsis);
 		}
 	}
 	o->names = argv + optind;
 	o->nnames = argc - optind;
-	if ((o->rebuild && o->nnames > 0) || (!o->rebuild && o->partition) ||
-	    (!o->rebuild && !o->user && o->nnames == 0) || (o->user && o->nnames > 0) ||
-	    (o->quiet && o->verbose))
+	if (o->partition && !o->rebuild) {
+		warnx("-p without -m (in Cyrus: look for the named mailboxes on a partition) "
+		    "is not supported; use reconstruct -m -p partition (reconstruct(8))");
+		exit(IDS_EXIT_USAGE);
+	}
+	if (o->recursive && !o->rebuild && o->nnames == 0) {
+		warnx("-r is recursive, as in Cyrus, and needs mailbox names; "
+		    "the rebuild of mailboxes.db from the spool is reconstruct -m (reconstruct(8))");
+		exit(IDS_EXIT_USAGE);
+	}
+	if ((o->rebuild && (o->recursive || o->nnames != o->users)) ||
+	    (!o->rebuild && o->nnames == 0) || (o->quiet && o->verbose))
 		tool_usage(synopsis);
+	if (o->rebuild && o->users)
+		o->user = o->names[0];
 }
 
-/* -u's userid as the owner spelling of the library ("john@example.com"). */
+/* A userid as the owner spelling of the library ("john@example.com"). */
 static void
-parse_user(const struct options *o, const struct ids_config *cfg, struct out *u)
+parse_user(const char *user, const struct ids_config *cfg, char *owner, size_t size)
 {
 	char ext[IDS_MBNAME_MAX + 16];
 	struct ids_mbname mb;
 
-	if (o->user == NULL)
-		return;
-	if (strchr(o->user, '/') != NULL || o->user[0] == '\0' ||
-	    (size_t)snprintf(ext, sizeof(ext), "user/%s", o->user) >= sizeof(ext) ||
+	if (strchr(user, '/') != NULL || user[0] == '\0' ||
+	    (size_t)snprintf(ext, sizeof(ext), "user/%s", user) >= sizeof(ext) ||
 	    ids_mbname_parse_external(&mb, ext, cfg, 0) < 0 || !ids_mbname_is_inbox(&mb)) {
-		warnx("-u %s: not a userid", o->user);
+		warnx("-u %s: not a userid", user);
 		exit(IDS_EXIT_USAGE);
 	}
 	ids_mbname_normalize(&mb, cfg);
-	if (ids_mbname_owner(&mb, u->owner, sizeof(u->owner)) < 0) {
-		warnx("-u %s: not a userid", o->user);
+	if (ids_mbname_owner(&mb, owner, size) < 0) {
+		warnx("-u %s: not a userid", user);
 		exit(IDS_EXIT_USAGE);
 	}
 }
@@ -350,7 +502,8 @@ main(int argc, char **argv)
 		ids_config_release(&cfg);
 		return IDS_EXIT_ENV;
 	}
-	parse_user(&o, &cfg, &u);
+	if (o.user != NULL)
+		parse_user(o.user, &cfg, u.owner, sizeof(u.owner));
 	if (o.json)
 		fputs("[\n", stdout);
 	rc = o.rebuild ? do_rebuild(&o, &u, &cfg) : do_check(&o, &u, &cfg);

@@ -26,6 +26,12 @@
 #include "tool.h"
 
 #define SYNOPSIS "spool_append [-C conf] [-i] [-q] NAME [FILE ...]"
+
+static const char help[] =
+    "  -C conf   the configuration file (default /etc/idspool.conf)\n"
+    "  -i        the name is internal (example.com!user.john^doe.Sent)\n"
+    "  -q        print nothing but errors (not the UIDs)\n"
+    "  FILE      a message to deliver (none: one on standard input)\n";
 #define MAX_MESSAGE ((size_t)1 << 30)
 
 static int quiet;
@@ -97,7 +103,7 @@ main(int argc, char **argv)
 		case 'C': conf = optarg; break;
 		case 'i': internal = 1; break;
 		case 'q': quiet = 1; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

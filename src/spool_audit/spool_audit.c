@@ -31,6 +31,19 @@
 #define SYNOPSIS "spool_audit [-C conf] [-u user] [-i] [-j N] [-n] [-q] [-v] " \
 	"[--md5] [--json] [--compare other.conf | --repair-from other.conf] [NAME ...]"
 
+static const char help[] =
+    "  -C conf              the configuration file (default /etc/idspool.conf)\n"
+    "  -u user              audit the folders of one user\n"
+    "  -i                   names are internal (example.com!user.john^doe.Sent)\n"
+    "  -j N                 read message files with N threads\n"
+    "  -n                   with --repair-from: say what would be healed\n"
+    "  -q                   print no findings: the exit status tells\n"
+    "  -v                   print a summary on standard error\n"
+    "  --md5                with --compare: compare the MD5 of the files too\n"
+    "  --json               each finding as a JSON object on a line\n"
+    "  --compare other.conf         compare with the replica by uniqueid\n"
+    "  --repair-from other.conf     heal messages from the replica's copies\n";
+
 struct out {
 	const struct ids_config *cfg, *ocfg;
 	int internal, json, quiet;
@@ -254,7 +267,7 @@ parse_args(int argc, char **argv, struct args *a)
 		case 'J': a->json = 1; break;
 		case 'O': a->other = optarg; a->compare = 1; break;
 		case 'R': a->other = optarg; a->repair = 1; break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

@@ -42,6 +42,21 @@
 	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
+static const char help[] =
+    "  -C conf            the configuration file (default /etc/idspool.conf)\n"
+    "  -q                 log applies to syslog only (the default); the client\n"
+    "                     prints no summary line\n"
+    "  -v                 also print each apply and refusal on standard error;\n"
+    "                     twice, the client prints each line sent and received\n"
+    "  --serve            one session on standard input and output\n"
+    "  --listen SOCKET    sessions on a UNIX socket, one process each\n"
+    "  -u USER            the client: a user to push or pull (repeatable)\n"
+    "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
+    "  -A                 the client: every user here (and the peer's, if idspool)\n"
+    "  --pull             make the spool equal to the peer (default: the peer to it)\n"
+    "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
+    "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
+
 static int verbose, quiet;
 static volatile sig_atomic_t stopping;
 
@@ -282,7 +297,7 @@ main(int argc, char **argv)
 				tool_usage(SYNOPSIS);
 			o.timeout = (unsigned)secs;
 			break;
-		case 'h': tool_help(SYNOPSIS);
+		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}

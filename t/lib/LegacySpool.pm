@@ -81,6 +81,7 @@ sub index_v17 {
 sub header_bytes {
 	my ($f) = @_;
 	return $MAGIC . $HEADER_TEXT . "\t$f->{uniqueid}\n\n\n" if $f->{old_header};
+	return $MAGIC . $HEADER_TEXT . $f->{header} if defined $f->{header};
 	# Cyrus leaves stale names in headers: write one on purpose.
 	return $MAGIC . $HEADER_TEXT . "%(N user.stale.name I $f->{uniqueid} T e)\n";
 }
@@ -92,7 +93,7 @@ sub dump_entry {
 	return $j->encode($f->{name}) . ': ' . $j->encode({
 		name => $f->{name}, mtime => '1700000000', uidvalidity => "$f->{uidvalidity}",
 		createdmodseq => '1', foldermodseq => '1', mbtype => 'el',
-		partition => $f->{partition} // 'default', acl => {}, uniqueid => $f->{uniqueid},
+		partition => $f->{partition} // 'default', acl => $f->{acl} // {}, uniqueid => $f->{uniqueid},
 		name_history => [] });
 }
 
@@ -129,6 +130,7 @@ sub write_folder {
 }
 
 # add_folders($conf, {name, uniqueid, msgs, partition, old_header,
+# header (the text after the magic), acl => {id => rights},
 # link => {key, uid}}, ...): legacy folders with their records.  Folders
 # naming the same link key share one inode for message uid.
 sub add_folders {

@@ -12,6 +12,7 @@ use warnings;
 use Exporter 'import';
 use IdsTest;
 use Torture;
+use File::Path qw(make_path);
 
 our @EXPORT = qw(build_scenarios);
 
@@ -53,19 +54,55 @@ sub layout_is {
 	};
 }
 
+# A user's own files (spool-layout.md, "A user's own files"), relative
+# to the work directory (configdirectory conf/, sievedir sieve/), for
+# the user of an INBOX's internal name; hashimapspool and fulldirhash
+# off, as write_conf has it.
+sub user_files {
+	my ($inbox) = @_;
+	my ($dom, $local) = $inbox =~ /^(?:([^!]+)!)?user\.(.+)$/ or die "not an INBOX: $inbox";
+	(my $real = $local) =~ s/\^/./g;
+	my $h = sub { my $c = lc substr($_[0], 0, 1); $c =~ /^[a-z]$/ ? $c : 'q' };
+	my $d = defined $dom ? "domain/" . $h->($dom) . "/$dom/" : '';
+	my $l = $h->($real);
+	return ((map { "conf/${d}user/$l/$real.$_" } qw(seen sub conversations counters)),
+	    "sieve/$d$l/$real/main.sieve", "conf/${d}quota/" . $h->($local) . "/user.$local");
+}
+
+# A check for files: every one of $from's files whole at its name for
+# mask 0, at $to's for mask 1, and none at the other.
+sub files_follow {
+	my ($work, $from, $to) = @_;
+	my @f = user_files($from);
+	my @t = user_files($to);
+	return sub {
+		my ($mask) = @_;
+		for my $i (0 .. $#f) {
+			my ($at, $gone) = $mask ? ($t[$i], $f[$i]) : ($f[$i], $t[$i]);
+			return "$f[$i]: not at $at" unless -f "$work/$at" && slurp("$work/$at") eq $f[$i];
+			return "$f[$i]: also at $gone" if -e "$work/$gone";
+		}
+		return undef;
+	};
+}
+
 # build_scenarios($dir, meta => 1, size => [mkspool args]): the spool
 # and the list of scenarios on it.
 sub build_scenarios {
 	my ($dir, %o) = @_;
 	# Small enough that make check tries every point of every scenario.
 	$o{size} //= ['-u', 2, '-f', 5, '-m', 8];
-	my %conf;
-	%conf = ('metapartition-default' => "$dir/work/meta",
+	my %conf = (sievedir => "$dir/work/sieve");
+	%conf = (%conf, 'metapartition-default' => "$dir/work/meta",
 	    metapartition_files => 'header index') if $o{meta};
 	my $s = make_spool($dir, conf => \%conf, mkspool => $o{size}, then => sub {
-		my ($conf) = @_;
+		my ($conf, $work) = @_;
 		my ($users, $kids) = users($conf);
 		my $a = $users->[0];
+		for my $f (user_files($a)) {
+			make_path("$work/" . ($f =~ s{/[^/]+$}{}r));
+			spew("$work/$f", $f);
+		}
 		my ($sent) = grep { /\.Sent$/ } @{ $kids->{$a} };
 		$sent //= $kids->{$a}[0];
 		for my $c (['-c', "$sent.2019", "$sent.2020", "$a.Extra"]) {
@@ -102,7 +139,8 @@ sub build_scenarios {
 	push @sc, scenario($s, name => 'rename a uniqueid folder',
 	    steps => [['ctl_rename', '-C', $c, '-i', '-q', "$sent.2019", "$a.Old2019"]]);
 	push @sc, scenario($s, name => 'rename a user',
-	    steps => [['ctl_rename', '-C', $c, '-i', '-q', $a, $a2]]);
+	    steps => [['ctl_rename', '-C', $c, '-i', '-q', $a, $a2]],
+	    files => files_follow($s->{work}, $a, $a2));
 	push @sc, scenario($s, name => 'copy a folder to another user (--copy)', noid => 1,
 	    steps => [['ctl_rename', '-C', $c, '-i', '-q', '--copy', $other, "$b.Copied"]]);
 	push @sc, scenario($s, name => 'deliver three messages',
@@ -149,8 +187,8 @@ sub reid_scenario {
 		($to) = $to =~ m{^(.*)/[^/]+$};
 		system('cp', '-a', (split /\n/, $from)[0], "$to/") == 0 or die "cp: $?";
 	});
-	return scenario($s, name => 'reconstruct -r: re-id of a copied folder', noid => 1,
-	    baseline => 1, steps => [['reconstruct', '-C', $s->{conf}, '-r', '-q']]);
+	return scenario($s, name => 'reconstruct -m: re-id of a copied folder', noid => 1,
+	    baseline => 1, steps => [['reconstruct', '-C', $s->{conf}, '-m', '-q']]);
 }
 
 1;

@@ -13,10 +13,12 @@ use Exporter 'import';
 use File::Path qw(make_path remove_tree);
 use File::Basename qw(basename);
 use JSON::PP;
+use POSIX ();
 use IdsTest;
 
 our @EXPORT = qw(fast_scratch helper helper_path make_spool restore state state_key
-    scenario crash_loop nested_points nested_loop fault_loop failpoints_hit full_mode errno_text);
+    scenario crash_loop nested_points nested_loop parent_kill_loop fault_loop failpoints_hit
+    full_mode errno_text children_of alive);
 
 my $build = $ENV{IDS_BUILD} // do {
 	require Cwd;
@@ -55,7 +57,10 @@ sub make_spool {
 	my ($dir, %a) = @_;
 	my $work = "$dir/work";
 	make_path($work);
-	my $conf = write_conf($work, mboxlist_mapsize => '1M', %{ $a{conf} // {} });
+	# Deletes are immediate, so that every run of a scenario ends in the
+	# same state (a delayed delete's DELETED name holds the time).
+	my $conf = write_conf($work, mboxlist_mapsize => '1M', delete_mode => 'immediate',
+	    %{ $a{conf} // {} });
 	for my $k (keys %{ $a{conf} // {} }) {
 		make_path($a{conf}{$k}) if $k =~ /partition-/ && defined $a{conf}{$k};
 	}
@@ -190,13 +195,19 @@ sub scenario {
 		my $mask = $sc->{done}->($_[0]) // 0;
 		return map { $steps[$_] } grep { !($mask & (1 << $_)) } 0 .. $#steps;
 	};
+	# files => sub { $mask -> problem or undef }: files outside the
+	# folders (a user's own files) that must follow the steps done.
 	$sc->{accept} = sub {
-		return defined $sc->{done}->($_[0]) ? undef :
-		    "the folders are in none of the states the steps lead to";
+		my $mask = $sc->{done}->($_[0]);
+		return "the folders are in none of the states the steps lead to"
+		    unless defined $mask;
+		return $a{files} ? $a{files}->($mask) : undef;
 	};
 	$sc->{final} = sub {
 		my ($st) = @_;
 		return "the operation did not complete" unless state_key($st, $a{noid}) eq $keys{$all};
+		my $why = $a{files} ? $a{files}->($all) : undef;
+		return $why if defined $why;
 		return $a{extra} ? $a{extra}->($st) : undef;
 	};
 	return $sc;
@@ -256,6 +267,88 @@ sub crash_loop {
 		last if @bad > 20;
 	}
 	return ($k - 1, \@bad);
+}
+
+# The pids whose parent is $ppid (from /proc).
+sub children_of {
+	my ($ppid) = @_;
+	my @kids;
+	for my $stat (glob('/proc/[0-9]*/stat')) {
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh> // next;
+		# pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
+	}
+	return @kids;
+}
+
+# Whether $pid runs (a zombie waiting for its reaper does not).
+sub alive {
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return 0;
+	my $line = <$fh> // return 0;
+	return $line !~ /^\d+ \(.*\) [ZX] /;
+}
+
+# parent_kill_loop($s, $sc, @ks): for a scenario whose command runs
+# workers (relocated --jobs), the command's own process killed with
+# SIGKILL while they run (paced by --rate 20), once the processes have
+# passed k failpoints between them (IDS_FAILPOINT_LOG), for each k.  Its
+# workers must be gone within a second (they die with it, where before
+# they went on with the pass for seconds), then the state is judged
+# after recovery and finished as after any crash.  Returns (kills,
+# [problems]).
+sub parent_kill_loop {
+	my ($s, $sc, @ks) = @_;
+	$s = $sc->{spool} // $s;
+	my $log = "$s->{dir}/parent-kill-points";
+	my ($n, @bad) = (0);
+	require Time::HiRes;
+	for my $k (@ks) {
+		restore($s);
+		unlink $log;
+		# Paced, so that workers left running would still have work.
+		my @cmd = (@{ $sc->{cmd} }, '--rate', 20);
+		$cmd[0] = tool($cmd[0]) if $cmd[0] !~ m{/};
+		my $pid = fork() // die "fork: $!";
+		if ($pid == 0) {
+			$ENV{IDS_FAILPOINT_LOG} = $log;
+			open(STDOUT, '>', '/dev/null');
+			open(STDERR, '>', '/dev/null');
+			exec(@cmd) or POSIX::_exit(127);
+		}
+		my ($end, @workers) = (Time::HiRes::time() + 30);
+		while (Time::HiRes::time() < $end) {
+			last if waitpid($pid, POSIX::WNOHANG()) == $pid;
+			my @w = children_of($pid);
+			@workers = @w if @w;
+			my $lines = -e $log ? () = slurp($log) =~ /\n/g : 0;
+			last if $lines >= $k && @w;
+			Time::HiRes::sleep(0.002);
+		}
+		if (kill('KILL', $pid) == 0) {
+			# The pass was over before k points: no moment left to kill at.
+			waitpid($pid, 0);
+			last;
+		}
+		waitpid($pid, 0);
+		$n++;
+		# SIGKILL from the kernel, at once: a second is generous.
+		my $gone = Time::HiRes::time() + 1;
+		Time::HiRes::sleep(0.01) while (grep { alive($_) } @workers) && Time::HiRes::time() < $gone;
+		my @alive = grep { alive($_) } @workers;
+		if (@alive) {
+			push @bad, "k=$k: workers @alive outlived their killed parent";
+			kill 'KILL', @alive;
+			last;
+		}
+		my $what = "parent killed after $k points";
+		my ($b, $st) = judge($s, $sc, $what);
+		push @bad, @$b;
+		push @bad, finish($s, $sc, $st, $what) unless @$b;
+		last if @bad > 20;
+	}
+	return ($n, \@bad);
 }
 
 # The pairs (k, j) nested_loop tries after crash_loop: the command

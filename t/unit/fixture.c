@@ -64,6 +64,9 @@ fixture_config(struct ids_config *cfg, const char *root, unsigned flags,
 	if ((flags & FIXTURE_TWO) && (make_dir(root, "two") < 0 ||
 	    add(text, sizeof(text), "partition-two: %s/two\n", root) < 0))
 		return -1;
+	if ((flags & FIXTURE_SIEVE) && (make_dir(root, "sieve") < 0 ||
+	    add(text, sizeof(text), "sievedir: %s/sieve\n", root) < 0))
+		return -1;
 	if (add(text, sizeof(text), "%s", extra) < 0)
 		return -1;
 	return ids_config_parse(cfg, text, strlen(text), file) < 0 ? -1 : 0;

@@ -36,6 +36,7 @@ enum fixture_flags {
 	FIXTURE_FLAT = 1 << 0,	/* partition-default is <dir> itself; no other keys */
 	FIXTURE_META = 1 << 1,	/* metapartition-default: <dir>/meta */
 	FIXTURE_TWO = 1 << 2,	/* partition-two: <dir>/two */
+	FIXTURE_SIEVE = 1 << 3,	/* sievedir: <dir>/sieve */
 };
 
 /*

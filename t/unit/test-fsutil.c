@@ -413,6 +413,16 @@ test_link_or_copy(void **state)
 		assert_false(exists(b, name));
 	}
 	assert_int_equal(bytes, 3 * 8);
+	/* The copy path opens only a regular file: a FIFO neither blocks
+	 * it nor is read, a symlink is not followed; nothing is made. */
+	assert_int_equal(mkfifoat(a, "p", 0600), 0);
+	failpoint("fs.link:EXDEV");
+	assert_int_equal(ids_link_or_copy(a, b, "p", &how, &bytes), IDS_EUNSAFE);
+	assert_int_equal(symlinkat("m", a, "sl"), 0);
+	assert_int_equal(ids_copy_only(a, b, "sl", &how, &bytes), IDS_EUNSAFE);
+	failpoint(NULL);
+	assert_false(exists(b, "p") || exists(b, "p.NEW") || exists(b, "sl") || exists(b, "sl.NEW"));
+	assert_int_equal(bytes, 3 * 8);
 	/* Any other refusal is an error, and nothing is made. */
 	assert_int_equal(ids_write_durable(a, "e", "x", 1, 0600), 0);
 	failpoint("fs.link:EIO");
@@ -430,7 +440,7 @@ test_link_or_copy(void **state)
 	assert_false(exists(b, "e.NEW"));
 	/* A symlink as the source is neither linked through nor copied. */
 	assert_int_equal(symlinkat("/etc/passwd", a, "s"), 0);
-	assert_int_equal(ids_copy_only(a, b, "s", &how, &bytes), -ELOOP);
+	assert_int_equal(ids_copy_only(a, b, "s", &how, &bytes), IDS_EUNSAFE);
 	assert_false(exists(b, "s"));
 	close(a);
 	close(b);

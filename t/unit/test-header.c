@@ -388,6 +388,100 @@ test_format_refusals(void **state)
 	ids_buf_release(&b);
 }
 
+/* Whatever the writer writes, its reader reads: never a file over the cap. */
+static void
+test_format_size(void **state)
+{
+	struct ids_header h;
+	struct ids_mbentry e;
+	struct ids_buf b = IDS_BUF_INIT;
+	char id[32];
+	size_t i, cap = 0;
+
+	(void)state;
+	ids_header_init(&h);
+	h.name = strdup("user.john");
+	h.uniqueid = strdup(ID);
+	/* 100,000 entries of 15 bytes: 1.5 MB. */
+	for (i = 0; i < 100000; i++) {
+		snprintf(id, sizeof(id), "u%09zu", i);
+		assert_int_equal(ids_acl_append(&h.acl, &h.nacl, &cap, strdup(id), strdup("lrs")), 0);
+	}
+	assert_int_equal(ids_header_format(&h, &b), IDS_ETOOLONG);
+	assert_non_null(strstr(ids_errmsg(IDS_ETOOLONG), "cyrus.header of user.john: "));
+	assert_non_null(strstr(ids_errmsg(IDS_ETOOLONG), "(100000 ACL entries, 0 user flags, "
+	    "0 history items), over the 1048576 bytes"));
+	/* The door: the same entry, and one of a few entries renamed. */
+	ids_mbentry_init(&e);
+	e.name = h.name;
+	e.uniqueid = h.uniqueid;
+	strcpy(e.mbtype, "e");
+	e.acl = h.acl;
+	e.nacl = h.nacl;
+	assert_int_equal(ids_header_check_entry(&e, NULL), IDS_ETOOLONG);
+	assert_non_null(strstr(ids_errmsg(IDS_ETOOLONG), "user.john: its cyrus.header would be "));
+	e.nacl = 3;
+	assert_int_equal(ids_header_check_entry(&e, NULL), 0);
+	assert_int_equal(ids_header_check_entry(&e, "user.john.New"), 0);
+	/* Every entry is checked, the last one too, and named by its place. */
+	free(h.acl[2].id);
+	h.acl[2].id = strdup("x\\y");
+	assert_int_equal(ids_header_check_entry(&e, "user.john.New"), IDS_EINVAL);
+	assert_string_equal(ids_errmsg(IDS_EINVAL), "user.john.New: ACL entry 3, identifier "
+	    "'x\\x5cy': '\\' at byte 1: a cyrus.header cannot hold it (it would need a literal)");
+	h.nacl = 3;
+	ids_buf_reset(&b);
+	assert_int_equal(ids_header_format(&h, &b), IDS_EINVAL);
+	assert_string_equal(ids_errmsg(IDS_EINVAL), "cyrus.header of user.john: ACL entry 3, "
+	    "identifier 'x\\x5cy': '\\' at byte 1: a cyrus.header cannot hold it (it would need "
+	    "a literal)");
+	for (i = 3; i < 100000; i++) {
+		free(h.acl[i].id);
+		free(h.acl[i].rights);
+	}
+	/* 129 user flags: the reader takes 128; trailing unused bits are not written. */
+	free(h.acl[2].id);
+	h.acl[2].id = strdup("x");
+	h.flags = calloc(140, sizeof(*h.flags));
+	h.nflags = 140;
+	for (i = 0; i < 129; i++) {
+		snprintf(id, sizeof(id), "f%zu", i);
+		h.flags[i] = strdup(id);
+	}
+	ids_buf_reset(&b);
+	assert_int_equal(ids_header_format(&h, &b), IDS_EINVAL);
+	assert_string_equal(ids_errmsg(IDS_EINVAL), "cyrus.header of user.john: 129 user flags, over 128");
+	free(h.flags[128]);
+	h.flags[128] = NULL;
+	ids_buf_reset(&b);
+	assert_int_equal(ids_header_format(&h, &b), 0);
+	ids_header_release(&h);
+	ids_buf_release(&b);
+}
+
+/* A repeated identifier, in either format: its first place, its last rights. */
+static void
+test_acl_repeated(void **state)
+{
+	struct ids_header h;
+
+	(void)state;
+	assert_int_equal(PARSE(&h, MAGIC "%(N user.john I " ID " A %(a lr b lrs a lrsw c l b x))\n"), 0);
+	assert_int_equal(h.nacl, 3);
+	assert_string_equal(h.acl[0].id, "a");
+	assert_string_equal(h.acl[0].rights, "lrsw");
+	assert_string_equal(h.acl[1].id, "b");
+	assert_string_equal(h.acl[1].rights, "x");
+	assert_string_equal(h.acl[2].id, "c");
+	ids_header_release(&h);
+	assert_int_equal(PARSE(&h, MAGIC "\t" ID "\n\nb\tl\ta\tlr\tb\tlrs\t\n"), 0);
+	assert_int_equal(h.nacl, 2);
+	assert_string_equal(h.acl[0].id, "b");
+	assert_string_equal(h.acl[0].rights, "lrs");
+	assert_string_equal(h.acl[1].id, "a");
+	ids_header_release(&h);
+}
+
 int
 main(void)
 {
@@ -402,6 +496,8 @@ main(void)
 		cmocka_unit_test(test_broken_files),
 		cmocka_unit_test(test_giant_file),
 		cmocka_unit_test(test_format_refusals),
+		cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_acl_repeated),
 	};
 
 	return unit_run(tests);

@@ -250,6 +250,40 @@ test_create_crash_recovery(void **state)
 	assert_true(k > 3);
 }
 
+/*
+ * A create (a replica's APPLY MAILBOX comes through ids_mailbox_create_as)
+ * whose ACL no cyrus.header could hold is refused before any intent.
+ */
+static void
+test_create_refused_acl(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_mbentry want, got;
+	struct intents seen;
+	size_t cap = 0;
+
+	ids_mbentry_init(&want);
+	want.name = strdup("user.acl");
+	want.uniqueid = strdup("3a1f9c2e-8d4b-4f6a-9b1c-2e7d5a0c4f18");
+	want.partition = strdup("default");
+	want.uidvalidity = 7;
+	assert_int_equal(ids_acl_append(&want.acl, &want.nacl, &cap, strdup("acl"), strdup("lrs")), 0);
+	assert_int_equal(ids_acl_append(&want.acl, &want.nacl, &cap, strdup("j\xc3\xbcrgen"),
+	    strdup("lr")), 0);
+	ids_mbentry_init(&got);
+	assert_int_equal(ids_mailbox_create_as(f->mbl, &want, &got), IDS_EINVAL);
+	assert_string_equal(ids_errmsg(IDS_EINVAL), "user.acl: ACL entry 2, identifier "
+	    "'j\\xc3\\xbcrgen': 8-bit byte 0xc3 at byte 1: a cyrus.header cannot hold it "
+	    "(it would need a literal)");
+	assert_int_equal(ids_mboxlist_lookup(f->mbl, "user.acl", &got), IDS_ENOTFOUND);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(ids_mboxlist_read(f->mbl, list_intents, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	ids_intent_release(&seen.in);
+	ids_mbentry_release(&got);
+	ids_mbentry_release(&want);
+}
+
 int
 main(void)
 {
@@ -258,6 +292,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_and_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metapartition, setup_meta, teardown),
 		cmocka_unit_test_setup_teardown(test_create_crash_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_refused_acl, setup, teardown),
 	};
 
 	return unit_run(tests);

@@ -297,6 +297,48 @@ test_acl_set(void **state)
 	ids_acl_free(acl, n);
 }
 
+/* Appending then merging gives what as many ids_acl_set() calls give. */
+static void
+test_acl_append_dedup(void **state)
+{
+	struct ids_acl *a, *b;
+	size_t na, nb, cap, i, round;
+	char id[8], rights[8];
+
+	(void)state;
+	srandom(14);
+	for (round = 0; round < 200; round++) {
+		a = b = NULL;
+		na = nb = cap = 0;
+		for (i = 0; i < round % 40; i++) {
+			snprintf(id, sizeof(id), "i%ld", random() % 12);
+			snprintf(rights, sizeof(rights), "r%zu", i);
+			assert_int_equal(ids_acl_set(&a, &na, id, rights), 0);
+			assert_int_equal(ids_acl_append(&b, &nb, &cap, strdup(id), strdup(rights)), 0);
+		}
+		assert_int_equal(ids_acl_dedup(b, &nb), 0);
+		assert_int_equal(na, nb);
+		for (i = 0; i < na; i++) {
+			assert_string_equal(a[i].id, b[i].id);
+			assert_string_equal(a[i].rights, b[i].rights);
+		}
+		assert_int_equal(ids_acl_equal(a, na, b, nb), 1);
+		if (nb > 1) {
+			/* The same pairs in another order are equal; other rights are not. */
+			struct ids_acl t = b[0];
+
+			b[0] = b[nb - 1];
+			b[nb - 1] = t;
+			assert_int_equal(ids_acl_equal(a, na, b, nb), 1);
+			b[0].rights[0] = 'x';
+			assert_int_equal(ids_acl_equal(a, na, b, nb), 0);
+			assert_int_equal(ids_acl_equal(a, na, b, nb - 1), 0);
+		}
+		ids_acl_free(a, na);
+		ids_acl_free(b, nb);
+	}
+}
+
 int
 main(void)
 {
@@ -309,6 +351,7 @@ main(void)
 		cmocka_unit_test(test_mbtype_normalised_on_read),
 		cmocka_unit_test(test_history_and_copy),
 		cmocka_unit_test(test_acl_set),
+		cmocka_unit_test(test_acl_append_dedup),
 	};
 
 	return unit_run(tests);

@@ -255,6 +255,24 @@ run_delete(struct ids_mboxlist *mbl)
 	return ids_mailbox_delete(mbl, "user.john.Trash");
 }
 
+/* 1 if the owner's tombstone record (spool-layout.md) holds name. */
+static int
+in_record(struct fixture *f, const char *owner_dir, const char *name)
+{
+	char path[256], line[1024], want[300];
+	FILE *fp;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/spool/.tombstones/%s/tombstones", f->dir, owner_dir);
+	snprintf(want, sizeof(want), "%%(N %s I ", name);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp))
+		found = strncmp(line, want, strlen(want)) == 0;
+	fclose(fp);
+	return found;
+}
+
 static int
 outcome_delete(struct fixture *f, const struct intents *left)
 {
@@ -265,6 +283,8 @@ outcome_delete(struct fixture *f, const struct intents *left)
 		assert_false(in_spool(f, left->in.dst, "cyrus.header"));
 		assert_false(in_spool(f, left->in.dst, "1."));
 	}
+	/* Its tombstone is on disk once the delete is settled, never before. */
+	assert_int_equal(in_record(f, "j/user/john", "user.john.Trash"), n < 0);
 	return n == 3 ? 0 : n < 0 ? 1 : -1;
 }
 
@@ -394,6 +414,101 @@ outcome_rename_owner(struct fixture *f, const struct intents *left)
 	return r;
 }
 
+/*
+ * The user's own files (spool-layout.md, "A user's own files"), with
+ * john's names and those of his new name in a domain, relative to the
+ * configuration directory (the sieve directory is <dir>/sieve).
+ */
+static const char *const john_files[] = {
+	"user/j/john.seen", "user/j/john.sub", "user/j/john.conversations",
+	"user/j/john.counters", "sieve/j/john", "quota/j/user.john", NULL,
+};
+static const char *const kate_files[] = {
+	"domain/e/example.org/user/k/kate.seen", "domain/e/example.org/user/k/kate.sub",
+	"domain/e/example.org/user/k/kate.conversations",
+	"domain/e/example.org/user/k/kate.counters", "sieve/domain/e/example.org/k/kate",
+	"domain/e/example.org/quota/k/user.kate", NULL,
+};
+
+static void
+put_file(struct fixture *f, const char *rel, const char *text)
+{
+	char path[512], cmd[1200];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\" && printf '%%s' '%s' > '%s'",
+	    path, text, path);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The text of rel (a sieve directory: of its script), or NULL. */
+static char *
+file_text(struct fixture *f, const char *rel)
+{
+	static char buf[128];
+	char path[512];
+	struct stat st;
+	FILE *fp;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	if (lstat(path, &st) < 0)
+		return NULL;
+	if (S_ISDIR(st.st_mode))
+		strncat(path, "/main.sieve", sizeof(path) - strlen(path) - 1);
+	if ((fp = fopen(path, "r")) == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+static void
+prepare_files(struct fixture *f)
+{
+	size_t i;
+
+	prepare_tree(f);
+	for (i = 0; john_files[i]; i++) {
+		if (strncmp(john_files[i], "sieve/", 6) == 0) {
+			char rel[128];
+
+			snprintf(rel, sizeof(rel), "%s/main.sieve", john_files[i]);
+			put_file(f, rel, john_files[i]);
+		} else {
+			put_file(f, john_files[i], john_files[i]);
+		}
+	}
+}
+
+static int
+run_rename_files(struct ids_mboxlist *mbl)
+{
+	return rename_(mbl, "user.john", "example.org!user.kate", 0);
+}
+
+/* Every file whole at one set of names, none at the other. */
+static int
+outcome_rename_files(struct fixture *f, const struct intents *left)
+{
+	int r = moved(f, "user.john.A", "user.john.A.B", "example.org!user.kate.A",
+	    "example.org!user.kate.A.B");
+	size_t i;
+
+	for (i = 0; john_files[i]; i++) {
+		const char *at = r ? kate_files[i] : john_files[i];
+		const char *gone = r ? john_files[i] : kate_files[i];
+		const char *t = file_text(f, at);
+
+		if (t == NULL || strcmp(t, john_files[i]) != 0)
+			fail_msg("%s: not at %s after recovery", john_files[i], at);
+		if (file_text(f, gone) != NULL)
+			fail_msg("%s: still at %s after recovery", john_files[i], gone);
+	}
+	return r;
+}
+
 static void
 prepare_copy(struct fixture *f)
 {
@@ -417,6 +532,8 @@ outcome_copy(struct fixture *f, const struct intents *left)
 	/* Rolled back: the copy's directory went with the intent. */
 	if (a == 3 && b < 0 && left->n && strcmp(left->in.stage, "copy") == 0)
 		assert_false(in_spool(f, left->in.dst, NULL));
+	/* The source's tombstone is on disk once the copy is settled. */
+	assert_int_equal(in_record(f, "j/user/john", "user.john.P"), a < 0);
 	return a == 3 && b < 0 ? 0 : a < 0 && b == 3 ? 1 : -1;
 }
 
@@ -431,6 +548,8 @@ static const struct op ops[] = {
 	{ "owner rename", { "renameowner dirs", "renameowner headers" }, prepare_tree,
 	    run_rename_owner, outcome_rename_owner },
 	{ "copy", { "copy copy", "copy remove" }, prepare_copy, run_copy, outcome_copy },
+	{ "owner rename with user files", { "renameowner dirs", "renameowner headers" },
+	    prepare_files, run_rename_files, outcome_rename_files },
 };
 
 /* --- the crash sweep ---------------------------------------------------- */
@@ -551,6 +670,41 @@ static void test_crash_migrate_rename(void **state) { sweep(*state, &ops[3]); }
 static void test_crash_rename(void **state) { sweep(*state, &ops[4]); }
 static void test_crash_rename_owner(void **state) { sweep(*state, &ops[5]); }
 static void test_crash_copy(void **state) { sweep(*state, &ops[6]); }
+static void test_crash_user_files(void **state) { sweep(*state, &ops[7]); }
+
+static int
+setup_sieve(void **state)
+{
+	return fixture_setup(state, "recover", FIXTURE_SIEVE, "");
+}
+
+/* A move that fails puts back every file and directory moved before it. */
+static void
+test_user_files_fail(void **state)
+{
+	struct fixture *f = *state;
+	struct intents left = { 0 };
+	int r;
+
+	prepare_files(f);
+	setenv("IDS_FAILPOINT", "rename.userfile:EIO:3", 1);
+	ids_failpoint_reset();
+	r = run_rename_files(f->mbl);
+	unsetenv("IDS_FAILPOINT");
+	ids_failpoint_reset();
+	assert_int_equal(r, -EIO);
+	intents(f, &left);
+	assert_int_equal(left.n, 0);
+	assert_int_equal(outcome_rename_files(f, &left), 0);
+	check_folders(f);
+	/* A file of the new name in the way: refused before anything moves. */
+	put_file(f, "domain/e/example.org/user/k/kate.sub", "stale");
+	r = run_rename_files(f->mbl);
+	assert_int_equal(r, IDS_ECONFLICT);
+	assert_non_null(strstr(ids_errmsg(r), "kate.sub: the new user's sub file exists"));
+	assert_string_equal(file_text(f, "user/j/john.sub"), "user/j/john.sub");
+	ids_intent_release(&left.in);
+}
 
 /* --- the dispatch ------------------------------------------------------- */
 
@@ -660,6 +814,22 @@ test_unknown_op(void **state)
 	ids_intent_release(&left.in);
 }
 
+/* Two that fail: the first's reason is the one returned, not the last's. */
+static void
+test_first_reason(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_recover_report rep = { 0 };
+
+	put_intent(f, ID_X, "frobnicate", "files");
+	put_intent(f, ID_Y, "wibble", "files");
+	assert_int_equal(ids_recover(f->mbl, NULL, NULL, &rep), IDS_ECORRUPT);
+	assert_int_equal(rep.failed, 2);
+	assert_string_equal(ids_errmsg(IDS_ECORRUPT),
+	    "intent X" ID_X " (frobnicate " ID_X "): intent of " ID_X
+	    ": unknown operation 'frobnicate'; set aside as Z" ID_X);
+}
+
 /* Flipped, within the grace period: pending, until a recovery without one. */
 static void
 test_pending(void **state)
@@ -705,9 +875,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_rename_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_user_files, setup_sieve, teardown),
+		cmocka_unit_test_setup_teardown(test_user_files_fail, setup_sieve, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_op, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
 	};
 

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "error.h"
 #include "failpoint.h"
+#include "header.h"
 #include "intent.h"
 #include "mailbox.h"
 #include "recover.h"
@@ -330,6 +331,57 @@ exists(struct fixture *f, const char *rel)
 	return lstat(path, &st) == 0;
 }
 
+/* Sets (q non-NULL) or reads back the quota root in name's cyrus.header. */
+static char *
+quotaroot(struct fixture *f, const char *name, const char *q)
+{
+	static char buf[IDS_MBNAME_MAX + 1];
+	struct ids_mailbox *mb;
+	struct ids_header h;
+	int hfd;
+
+	assert_int_equal(ids_mailbox_open(f->mbl, name, IDS_MAILBOX_WRITE, 2000, &mb), 0);
+	hfd = ids_mailbox_metafd(mb, IDS_META_HEADER);
+	ids_header_init(&h);
+	assert_int_equal(ids_header_read(hfd, &h, NULL), 0);
+	if (q != NULL) {
+		free(h.quotaroot);
+		h.quotaroot = strdup(q);
+		assert_int_equal(ids_header_write(hfd, &h, NULL), 0);
+	}
+	snprintf(buf, sizeof(buf), "%s", h.quotaroot ? h.quotaroot : "");
+	ids_header_release(&h);
+	ids_mailbox_close(mb);
+	return buf;
+}
+
+/* The quota root in the headers follows a user rename, as Cyrus's does. */
+static void
+test_owner_quotaroot(void **state)
+{
+	struct fixture *f = *state;
+
+	mk(f, "user.alice", 1);
+	mk(f, "user.alice.Sent", 1);
+	mk(f, "user.alice.Sent.2019", 0);
+	mk(f, "user.alice.Box", 0);
+	quotaroot(f, "user.alice", "user.alice");
+	quotaroot(f, "user.alice.Sent", "user.alice");
+	quotaroot(f, "user.alice.Sent.2019", "user.alice.Sent");
+	quotaroot(f, "user.alice.Box", "shared.other");
+	assert_int_equal(do_rename(f, "user.alice", "example.com!user.bob", 0), 0);
+	assert_string_equal(quotaroot(f, "example.com!user.bob", NULL), "example.com!user.bob");
+	assert_string_equal(quotaroot(f, "example.com!user.bob.Sent", NULL), "example.com!user.bob");
+	assert_string_equal(quotaroot(f, "example.com!user.bob.Sent.2019", NULL),
+	    "example.com!user.bob.Sent");
+	/* A root the folder was not under is not the user's: it stays. */
+	assert_string_equal(quotaroot(f, "example.com!user.bob.Box", NULL), "shared.other");
+	/* A folder rename within the user leaves the root alone. */
+	assert_int_equal(do_rename(f, "example.com!user.bob.Sent", "example.com!user.bob.Out", 0), 0);
+	assert_string_equal(quotaroot(f, "example.com!user.bob.Out", NULL), "example.com!user.bob");
+	check_all(f);
+}
+
 static void
 test_owner(void **state)
 {
@@ -477,6 +529,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_quotaroot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_subtree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_owner, setup, teardown),
