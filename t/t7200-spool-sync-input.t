@@ -182,6 +182,12 @@ $r = serve($conf, "APPLY UNMAILBOX %(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 MBOXNAME 
 is_deeply(answers($r), ['OK success', 'OK success', 'OK success', 'OK Finished'],
     'UNMAILBOX by uniqueid, again (done already), and by name of none');
 like(dump_db($conf)->{'user.bob'}{mbtype}, qr/d/, 'a deleted folder leaves a tombstone');
+$r = $apply->($conf, UNIQUEID => 'aaaaaaaaaaaaaaaaaaaaaaaa');
+is(answers($r)->[0], 'OK success', 'another user.bob is made at the name');
+$r = serve($conf, "GET UNIQUEIDS (fjs9ohlzg88spsk0mehkmhp9)\r\nEXIT\r\n");
+is_deeply(answers($r), ['OK success', 'OK Finished'],
+    'GET UNIQUEIDS of the deleted uniqueid reports nothing (not the new folder at its name)');
+$r = serve($conf, "APPLY UNMAILBOX user.bob\r\nEXIT\r\n");
 clean($conf, 'names and uniqueids');
 
 # ---- the session cut at every byte offset ----------------------------

@@ -455,7 +455,9 @@ get_folders(struct ids_repl_session *s, const struct ids_dlist *list, int byid)
 			continue;
 		}
 		ids_mbentry_init(&e);
-		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0)
+		/* a deleted one's I record names its tombstone, which another may now hold */
+		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0 &&
+		    !ids_mbentry_is_tombstone(&e))
 			r = ids_repl_report_folder(s, e.name, 0);
 		ids_mbentry_release(&e);
 	}
