@@ -169,9 +169,25 @@ like(answers($r)->[0], qr/^NO IMAP_MAILBOX_MOVED /, 'its uniqueid under another 
 $db = dump_db($conf);
 is_deeply([sort keys %$db], ['user.bob'], '... and neither changed anything');
 is($db->{'user.bob'}{uniqueid}, 'fjs9ohlzg88spsk0mehkmhp9', '... user.bob keeps its uniqueid');
-$r = serve($conf, "APPLY UNMAILBOX user.bob\r\nAPPLY UNMAILBOX user.nosuch\r\nEXIT\r\n");
-is_deeply(answers($r), ['OK success', 'OK success', 'OK Finished'], 'UNMAILBOX, of a folder and of none');
+# idspool's extension: RENAME and UNMAILBOX that name the uniqueid meant
+$r = serve($conf, "APPLY RENAME %(OLDMBOXNAME user.bob NEWMBOXNAME user.bob2 PARTITION default " .
+    "UIDVALIDITY 1 UNIQUEID aaaaaaaaaaaaaaaaaaaaaaaa)\r\n" .
+    "APPLY UNMAILBOX %(UNIQUEID aaaaaaaaaaaaaaaaaaaaaaaa MBOXNAME user.bob)\r\nEXIT\r\n");
+like(answers($r)->[0], qr/^NO IMAP_MAILBOX_MOVED /, 'RENAME of a name that holds another uniqueid: IMAP_MAILBOX_MOVED');
+like(answers($r)->[1], qr/^NO IMAP_MAILBOX_MOVED /, 'UNMAILBOX of a name that holds another uniqueid: IMAP_MAILBOX_MOVED');
+is_deeply([sort keys %{dump_db($conf)}], ['user.bob'], '... and neither changed anything');
+$r = serve($conf, "APPLY UNMAILBOX %(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 MBOXNAME user.bob)\r\n" .
+    "APPLY UNMAILBOX %(UNIQUEID fjs9ohlzg88spsk0mehkmhp9 MBOXNAME user.bob)\r\n" .
+    "APPLY UNMAILBOX user.nosuch\r\nEXIT\r\n");
+is_deeply(answers($r), ['OK success', 'OK success', 'OK success', 'OK Finished'],
+    'UNMAILBOX by uniqueid, again (done already), and by name of none');
 like(dump_db($conf)->{'user.bob'}{mbtype}, qr/d/, 'a deleted folder leaves a tombstone');
+$r = $apply->($conf, UNIQUEID => 'aaaaaaaaaaaaaaaaaaaaaaaa');
+is(answers($r)->[0], 'OK success', 'another user.bob is made at the name');
+$r = serve($conf, "GET UNIQUEIDS (fjs9ohlzg88spsk0mehkmhp9)\r\nEXIT\r\n");
+is_deeply(answers($r), ['OK success', 'OK Finished'],
+    'GET UNIQUEIDS of the deleted uniqueid reports nothing (not the new folder at its name)');
+$r = serve($conf, "APPLY UNMAILBOX user.bob\r\nEXIT\r\n");
 clean($conf, 'names and uniqueids');
 
 # ---- the session cut at every byte offset ----------------------------

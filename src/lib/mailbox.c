@@ -202,14 +202,21 @@ create_begin_txn(struct ids_txn *txn, void *rock)
 	r = ids_txn_lookup_name(txn, c->e->name, &old);
 	if (r == 0 && !ids_mbentry_is_tombstone(&old))
 		r = ids_error(IDS_EEXIST, "%s: mailbox already exists", c->e->name);
-	else if (r == 0 && old.uidvalidity >= c->e->uidvalidity)
+	else if (r == 0 && old.uidvalidity >= c->e->uidvalidity &&
+	    (old.uniqueid == NULL || strcmp(old.uniqueid, c->e->uniqueid) != 0))
 		c->e->uidvalidity = old.uidvalidity + 1;
 	else if (r == IDS_ENOTFOUND)
 		r = 0;
 	ids_mbentry_release(&old);
-	if (r == 0 && (r = ids_txn_lookup_id(txn, c->e->uniqueid, &old)) == 0)
+	/*
+	 * A uniqueid whose folder was deleted here may be made again (a
+	 * replica given back what its master still has), with its own
+	 * UIDVALIDITY: it is the same folder, with the same UIDs.
+	 */
+	if (r == 0 && (r = ids_txn_lookup_id(txn, c->e->uniqueid, &old)) == 0 &&
+	    !ids_mbentry_is_tombstone(&old))
 		r = ids_error(IDS_EDUPID, "uniqueid %s is in use", c->e->uniqueid);
-	else if (r == IDS_ENOTFOUND)
+	else if (r == IDS_ENOTFOUND || r == 0)
 		r = 0;
 	ids_mbentry_release(&old);
 	return r < 0 ? r : ids_intent_put(txn, c->e->uniqueid, &c->in);

@@ -68,8 +68,10 @@ int ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
  * replica creating what its master made): want's name, uniqueid,
  * partition (NULL: the default), uidvalidity, createdmodseq,
  * foldermodseq and ACL; history is kept, mbtype becomes "e".  The
- * UIDVALIDITY is raised above a tombstone's at the name as there.
- * IDS_EDUPID when the uniqueid is live under any name.
+ * UIDVALIDITY is raised above a tombstone's at the name as there,
+ * unless the tombstone is of this uniqueid: a deleted folder made again
+ * keeps its UIDVALIDITY.  IDS_EDUPID when the uniqueid is live under
+ * any name.
  */
 int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
     struct ids_mbentry *out);

@@ -1,16 +1,24 @@
 /*
- * spool_sync - the replica side of Cyrus replication (csync): a Cyrus
- * 3.6 sync_client pushes into an idspool spool, folder by uniqueid.
+ * spool_sync - Cyrus replication (csync) for an idspool spool, folder by
+ * uniqueid, both sides.
  *
- *   --serve           one session on standard input and output (ssh, inetd)
- *   --listen SOCKET   sessions on a UNIX socket, each in its own process,
- *                     until SIGTERM (sync_client -S SOCKET)
+ *   --serve           the replica: one session on standard input and
+ *                     output (ssh, inetd)
+ *   --listen SOCKET   the replica: sessions on a UNIX socket, each in its
+ *                     own process, until SIGTERM (sync_client -S SOCKET)
+ *   -u USER | -m FOLDER ... [--pull] -- PEER-COMMAND ...
+ *                     the client: starts the peer command and speaks
+ *                     csync over its standard input and output; pushes
+ *                     the named users and folders to it, or pulls them
+ *                     from it
  *
- * The protocol and every write are the library's (src/lib/sync/replica.h);
- * this file parses the command line, opens the spool, logs to syslog
- * (and to standard error with -v) and runs the sessions.
+ * The protocol and every write are the library's (src/lib/sync/replica.h,
+ * src/lib/sync/client.h); this file parses the command line, opens the
+ * spool, starts the peer, logs to syslog (and to standard error with -v)
+ * and runs the sessions.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,19 +34,30 @@
 #include "config.h"
 #include "error.h"
 #include "mboxlist.h"
+#include "sync/client.h"
 #include "sync/replica.h"
 #include "tool.h"
 
-#define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET"
+#define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
+	"-- PEER-COMMAND [ARG ...]"
 
 static const char help[] =
     "  -C conf            the configuration file (default /etc/idspool.conf)\n"
-    "  -q                 log applies to syslog only (the default)\n"
-    "  -v                 also print each apply and refusal on standard error\n"
+    "  -q                 log applies to syslog only (the default); the client\n"
+    "                     prints no summary line\n"
+    "  -v                 also print each apply and refusal on standard error;\n"
+    "                     twice, the client prints each line sent and received\n"
     "  --serve            one session on standard input and output\n"
-    "  --listen SOCKET    sessions on a UNIX socket, one process each\n";
+    "  --listen SOCKET    sessions on a UNIX socket, one process each\n"
+    "  -u USER            the client: a user to push or pull (repeatable)\n"
+    "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
+    "  -A                 the client: every user here (and the peer's, if idspool)\n"
+    "  --pull             make the spool equal to the peer (default: the peer to it)\n"
+    "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
+    "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
 
-static int verbose;
+static int verbose, quiet;
 static volatile sig_atomic_t stopping;
 
 static void
@@ -63,6 +82,90 @@ serve(const struct ids_config *cfg, int in, int out, int errors_to_stderr)
 		return IDS_EXIT_FAIL;
 	}
 	return IDS_EXIT_OK;
+}
+
+static void
+trace_line(void *rock, int dir, const char *line, size_t len)
+{
+	if (verbose > 1)
+		fprintf(stderr, "spool_sync: %c %.*s\n", dir, (int)len, line);
+}
+
+/* The peer command, its standard input and output on two pipes. */
+static pid_t
+start_peer(char **argv, int *peer_out, int *peer_in)
+{
+	int to[2], from[2];
+	pid_t pid;
+
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		close(to[0]);
+		close(to[1]);
+		return -1;
+	}
+	if ((pid = fork()) == 0) {
+		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "spool_sync: %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	if (pid < 0) {
+		close(to[1]);
+		close(from[0]);
+		return -1;
+	}
+	*peer_in = to[1];
+	*peer_out = from[0];
+	return pid;
+}
+
+static int
+client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer)
+{
+	struct ids_sync_client_report rep;
+	struct ids_mboxlist *mbl;
+	int in, out, st, r, rc = IDS_EXIT_OK;
+	pid_t pid;
+
+	if ((pid = start_peer(peer, &out, &in)) < 0) {
+		tool_error(-errno, peer[0]);
+		return IDS_EXIT_ENV;
+	}
+	mbl = tool_open_mboxlist(cfg, IDS_MBOXLIST_CREATE);
+	o->log = log_line;
+	o->rock = (void *)1;
+	o->trace = trace_line;
+	r = ids_sync_client_session(mbl, out, in, o, &rep);
+	close(in);
+	close(out);
+	/* a session that failed may have left the peer waiting: it is ours to end */
+	if (r < 0)
+		kill(pid, SIGTERM);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	ids_mboxlist_close(mbl);
+	if (r < 0) {
+		tool_error(r, "session");
+		rc = IDS_EXIT_FAIL;
+	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "spool_sync: %s: exited with status %d\n", peer[0],
+		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		rc = IDS_EXIT_FAIL;
+	}
+	if (rep.failed > 0)
+		rc = IDS_EXIT_FAIL;
+	if (!quiet)
+		printf("%s: %zu folder(s) compared, %zu applied, %zu renamed, %zu deleted, "
+		    "%zu kept, %zu file(s), %zu user item(s), %zu failed\n",
+		    o->pull ? "pull" : "push", rep.folders, rep.applied, rep.renamed,
+		    rep.deleted, rep.kept, rep.files, rep.meta, rep.failed);
+	return rc;
 }
 
 static void
@@ -142,40 +245,82 @@ listen_loop(const struct ids_config *cfg, const char *path)
 	return IDS_EXIT_OK;
 }
 
+/* Appends arg to a NULL-terminated vector. */
+static void
+push_arg(const char ***v, size_t *n, const char *arg)
+{
+	const char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
+
+	if (nv == NULL) {
+		tool_error(-ENOMEM, "arguments");
+		exit(IDS_EXIT_ENV);
+	}
+	nv[(*n)++] = arg;
+	nv[*n] = NULL;
+	*v = nv;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "serve", no_argument, NULL, 'S' },
 		{ "listen", required_argument, NULL, 'L' },
+		{ "pull", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct ids_sync_client_opts o;
 	struct ids_config cfg;
 	const char *conf = NULL, *sock = NULL;
+	const char **users = NULL, **folders = NULL;
+	unsigned long long secs;
 	int c, stdio = 0, rc;
 
+	memset(&o, 0, sizeof(o));
+	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "C:qv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
-		case 'q': verbose = 0; break;
-		case 'v': verbose = 1; break;
+		case 'q': verbose = 0; quiet = 1; break;
+		case 'v': verbose++; break;
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
+		case 'P': o.pull = 1; break;
+		case 'A': o.all = 1; break;
+		case 'u': push_arg(&users, &o.nusers, optarg); break;
+		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
+		case 't':
+			if (tool_uint("-t", optarg, 0, 86400, &secs) < 0)
+				tool_usage(SYNOPSIS);
+			o.timeout = (unsigned)secs;
+			break;
 		case 'h': tool_help_options(SYNOPSIS, help);
 		case 'V': tool_version();
 		default: tool_usage(SYNOPSIS);
 		}
 	}
-	if (optind != argc || stdio == (sock != NULL))
+	o.users = users;
+	o.folders = folders;
+	if (optind == argc) {
+		/* the replica */
+		if (stdio == (sock != NULL) || o.pull || o.nusers || o.nfolders || o.all)
+			tool_usage(SYNOPSIS);
+	} else if (stdio || sock != NULL || (o.nusers == 0 && o.nfolders == 0 && !o.all)) {
 		tool_usage(SYNOPSIS);
+	}
 	tool_load_config(&cfg, conf);
 	openlog("spool_sync", LOG_PID, LOG_MAIL);
 	signal(SIGPIPE, SIG_IGN);
 	ids_replica_clean_staging(&cfg);
-	rc = stdio ? serve(&cfg, 0, 1, 1) : listen_loop(&cfg, sock);
+	if (optind < argc)
+		rc = client(&cfg, &o, argv + optind);
+	else
+		rc = stdio ? serve(&cfg, 0, 1, 1) : listen_loop(&cfg, sock);
 	ids_config_release(&cfg);
+	free(users);
+	free(folders);
 	return rc;
 }

@@ -55,7 +55,7 @@ sub transcript {
 sub new {
 	my ($class, $dir, %kv) = @_;
 	my $self = bless { dir => $dir, pids => [] }, $class;
-	make_path(map { "$dir/$_" } qw(conf spool run lock));
+	make_path(map { "$dir/$_" } qw(conf spool run lock sieve));
 	my %conf = (
 		configdirectory => "$dir/conf",
 		'partition-default' => "$dir/spool",
@@ -66,6 +66,7 @@ sub new {
 		lmtpsocket => "$dir/run/lmtp",
 		idlesocket => "$dir/run/idle",
 		notifysocket => "$dir/run/notify",
+		sievedir => "$dir/sieve",
 		sasl_pwcheck_method => 'alwaystrue',
 		allowplaintext => 'yes',
 		unixhierarchysep => 'no',

@@ -208,6 +208,12 @@ have_release(struct ids_repl_session *s)
 
 /* --- answers ------------------------------------------------------------ */
 
+/*
+ * The answers of the applies.  A session without a wire (out NULL: the
+ * client applying what it pulled) keeps the refusal in s->nok and
+ * s->nok_code instead, and OK clears them.
+ */
+
 /* NO with Cyrus's error name for code, logged as a refusal. */
 int
 ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr, int code)
@@ -215,7 +221,74 @@ ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaper
 	const char *why = code ? ids_errmsg(code) : imaperr;
 
 	ids_repl_log(s, LOG_ERR, "%s: %s (%s)", what, why, imaperr);
+	if (s->out == NULL) {
+		s->nok = imaperr;
+		s->nok_code = code ? code : IDS_ECRC;
+		return 0;
+	}
 	return ids_csync_write_no(s->out, imaperr, why);
+}
+
+int
+ids_repl_ok(struct ids_repl_session *s, const char *text)
+{
+	if (s->out == NULL) {
+		s->nok = NULL;
+		s->nok_code = 0;
+		return 0;
+	}
+	return ids_csync_write_ok(s->out, text);
+}
+
+/* "* key value", or without a wire, the pair kept in s->lines (copied). */
+int
+ids_repl_untagged(struct ids_repl_session *s, const char *key, const struct ids_dlist *value)
+{
+	struct ids_csync_line *l, **v;
+	struct ids_dlist *copy;
+
+	if (s->out != NULL)
+		return ids_csync_write_untagged(s->out, key, value);
+	if (s->nlines == s->alines) {
+		size_t a = s->alines ? 2 * s->alines : 8;
+
+		if ((v = realloc(s->lines, a * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		s->lines = v;
+		s->alines = a;
+	}
+	if (ids_csync_line_new(IDS_CSYNC_UNTAGGED, key, &l) < 0)
+		return -ENOMEM;
+	if (value != NULL && ((copy = ids_dlist_copy(value)) == NULL ||
+	    ids_dlist_add_child(l->args, NULL, copy) < 0)) {
+		ids_csync_line_free(l);
+		return -ENOMEM;
+	}
+	s->lines[s->nlines++] = l;
+	return 0;
+}
+
+void
+ids_repl_lines_release(struct ids_repl_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlines; i++)
+		ids_csync_line_free(s->lines[i]);
+	free(s->lines);
+	s->lines = NULL;
+	s->nlines = s->alines = 0;
+}
+
+int
+ids_repl_bad(struct ids_repl_session *s, const char *text)
+{
+	if (s->out == NULL) {
+		s->nok = text;
+		s->nok_code = IDS_EINVAL;
+		return 0;
+	}
+	return ids_csync_write_bad(s->out, text);
 }
 
 /* Cyrus's IMAP error for one of our codes. */
@@ -257,8 +330,8 @@ ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags)
 	return r;
 }
 
-static int
-names_add(struct ids_repl_names *l, const char *name)
+int
+ids_repl_names_add(struct ids_repl_names *l, const char *name)
 {
 	if (l->n == l->a) {
 		size_t a = l->a ? 2 * l->a : 16;
@@ -288,7 +361,7 @@ ids_repl_names_free(struct ids_repl_names *l)
 static int
 collect_live(const struct ids_mbentry *e, void *rock)
 {
-	return ids_mbentry_is_tombstone(e) ? 0 : names_add(rock, e->name);
+	return ids_mbentry_is_tombstone(e) ? 0 : ids_repl_names_add(rock, e->name);
 }
 
 struct user_rock {
@@ -382,7 +455,9 @@ get_folders(struct ids_repl_session *s, const struct ids_dlist *list, int byid)
 			continue;
 		}
 		ids_mbentry_init(&e);
-		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0)
+		/* a deleted one's I record names its tombstone, which another may now hold */
+		if (ids_uniqueid_check(v) == 0 && ids_mboxlist_lookup_id(s->mbl, v, &e) == 0 &&
+		    !ids_mbentry_is_tombstone(&e))
 			r = ids_repl_report_folder(s, e.name, 0);
 		ids_mbentry_release(&e);
 	}
@@ -413,6 +488,80 @@ get_fullmailbox(struct ids_repl_session *s, const char *name)
 }
 
 static int
+collect_user(const struct ids_mbentry *e, void *rock)
+{
+	struct ids_repl_names *l = rock;
+	struct ids_mbname mb;
+	char user[2 * IDS_MBNAME_MAX + 2];
+
+	if (ids_mbentry_is_tombstone(e) ||
+	    ids_mbname_parse_internal(&mb, e->name, IDS_MBNAME_STRICT) < 0 ||
+	    mb.localpart == NULL || mb.nboxes != 0 || mb.deleted != NULL)
+		return 0;
+	snprintf(user, sizeof(user), "%s%s%s", mb.localpart, mb.domain ? "@" : "",
+	    mb.domain ? mb.domain : "");
+	return ids_repl_names_add(l, user);
+}
+
+static int
+users_txn(struct ids_txn *txn, void *rock)
+{
+	return ids_txn_foreach_id(txn, collect_user, rock);
+}
+
+/* The users whose INBOX is live here, as csync names them ("bob@example.com"). */
+int
+ids_repl_users(struct ids_repl_session *s, struct ids_repl_names *out)
+{
+	return ids_mboxlist_read(s->mbl, users_txn, out);
+}
+
+/* GET USERS, idspool's extension: "* USERS (userids)". */
+static int
+get_users(struct ids_repl_session *s)
+{
+	struct ids_repl_names l = { NULL, 0, 0 };
+	struct ids_dlist *list = ids_dlist_new_list();
+	size_t i;
+	int r;
+
+	if (list == NULL)
+		return -ENOMEM;
+	r = ids_repl_users(s, &l);
+	for (i = 0; r == 0 && i < l.n; i++)
+		r = ids_dlist_add_atom(list, NULL, l.v[i]);
+	if (r == 0)
+		r = ids_csync_write_untagged(s->out, "USERS", list);
+	ids_dlist_free(list);
+	ids_repl_names_free(&l);
+	if (r < 0)
+		return ids_repl_refuse(s, "GET USERS", ids_repl_imap_error(r), r);
+	return ids_csync_write_ok(s->out, "success");
+}
+
+/*
+ * GET TOMBSTONE %(UNIQUEID u MBOXNAME n), idspool's extension (our
+ * client sends it only to a peer whose banner names idspool): "*
+ * TOMBSTONE %(...)" when uniqueid is live nowhere and n holds its
+ * tombstone, so that the client may delete its own copy.
+ */
+static int
+get_tombstone(struct ids_repl_session *s, const struct ids_dlist *kv)
+{
+	const char *id = ids_dlist_cstr(ids_dlist_get(kv, "UNIQUEID"));
+	const char *name = ids_dlist_cstr(ids_dlist_get(kv, "MBOXNAME"));
+	int r;
+
+	if (kv == NULL || kv->type != IDS_DL_KVLIST || id == NULL || name == NULL)
+		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = ids_repl_tombstoned(s, id, name)) < 0)
+		return ids_repl_refuse(s, name, ids_repl_imap_error(r), r);
+	if (r == 1 && (r = ids_csync_write_untagged(s->out, "TOMBSTONE", kv)) < 0)
+		return r;
+	return ids_csync_write_ok(s->out, "success");
+}
+
+static int
 do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
 	const char *sub = ids_csync_sub(l);
@@ -436,6 +585,10 @@ do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 		return get_fullmailbox(s, v);
 	if (strcmp(sub, "FETCH") == 0)
 		return ids_repl_get_fetch(s, arg);
+	if (strcmp(sub, "TOMBSTONE") == 0)
+		return get_tombstone(s, arg);
+	if (strcmp(sub, "USERS") == 0)
+		return get_users(s);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 
@@ -501,7 +654,10 @@ do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 	if (strcmp(sub, "RENAME") == 0)
 		return ids_repl_apply_rename(s, arg);
 	if (strcmp(sub, "UNMAILBOX") == 0 || strcmp(sub, "LOCAL_UNMAILBOX") == 0)
-		return ids_repl_apply_unmailbox(s, ids_dlist_cstr(arg));
+		return arg != NULL && arg->type == IDS_DL_KVLIST ?
+		    ids_repl_apply_unmailbox(s, ids_dlist_cstr(ids_dlist_get(arg, "MBOXNAME")),
+		    ids_dlist_cstr(ids_dlist_get(arg, "UNIQUEID"))) :
+		    ids_repl_apply_unmailbox(s, ids_dlist_cstr(arg), NULL);
 	if (strcmp(sub, "UNUSER") == 0 || strcmp(sub, "LOCAL_UNUSER") == 0)
 		return ids_repl_apply_unuser(s, ids_dlist_cstr(arg));
 	return ids_repl_apply_meta(s, sub, arg);
@@ -593,6 +749,27 @@ write_banner(struct ids_repl_session *s, const char *text)
 }
 
 int
+ids_repl_session_init(struct ids_repl_session *s, struct ids_mboxlist *mbl,
+    const struct ids_replica_opts *opts)
+{
+	memset(s, 0, sizeof(*s));
+	s->mbl = mbl;
+	s->cfg = ids_mboxlist_config(mbl);
+	s->opts = opts;
+	s->stagefd = s->stageparent = -1;
+	return staging_open(s);
+}
+
+void
+ids_repl_session_release(struct ids_repl_session *s)
+{
+	have_release(s);
+	staging_close(s);
+	ids_repl_meta_release(s);
+	ids_repl_lines_release(s);
+}
+
+int
 ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
     const struct ids_replica_opts *opts)
 {
@@ -602,14 +779,9 @@ ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
 	char host[256] = "idspool", banner[400];
 	int r;
 
-	memset(&s, 0, sizeof(s));
-	s.mbl = mbl;
-	s.cfg = ids_mboxlist_config(mbl);
-	s.opts = opts;
-	s.stagefd = s.stageparent = -1;
 	if (opts != NULL && opts->max_file)
 		lim.max_file = opts->max_file;
-	if ((r = staging_open(&s)) < 0 ||
+	if ((r = ids_repl_session_init(&s, mbl, opts)) < 0 ||
 	    (r = ids_csync_in_new(infd, &s.in)) < 0 ||
 	    (r = ids_csync_out_new(outfd, 0, &s.out)) < 0)
 		goto out;
@@ -625,8 +797,6 @@ out:
 		ids_csync_flush(s.out);
 	ids_csync_out_free(s.out);
 	ids_csync_in_free(s.in);
-	have_release(&s);
-	staging_close(&s);
-	ids_repl_meta_release(&s);
+	ids_repl_session_release(&s);
 	return r;
 }

@@ -131,6 +131,21 @@ out:
 	return r;
 }
 
+/* A folder that cannot be opened holds nothing (it is not an error). */
+int
+ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
+    const struct ids_dlist *guids)
+{
+	struct ids_mailbox *mb;
+	int r;
+
+	if (ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb) < 0)
+		return 0;
+	r = reserve_from(s, mb, guids);
+	ids_mailbox_close(mb);
+	return r;
+}
+
 int
 ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
@@ -143,16 +158,11 @@ ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 	if (kv == NULL || kv->type != IDS_DL_KVLIST || names == NULL || guids == NULL ||
 	    names->type != IDS_DL_LIST || guids->type != IDS_DL_LIST)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	for (i = names->head; i != NULL; i = i->next) {
-		struct ids_mailbox *mb;
 		const char *name = ids_dlist_cstr(i);
 
-		if (name == NULL || ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb) < 0)
-			continue;
-		r = reserve_from(s, mb, guids);
-		ids_mailbox_close(mb);
-		if (r < 0)
+		if (name != NULL && (r = ids_repl_reserve_local(s, name, guids)) < 0)
 			return ids_repl_refuse(s, name, IDS_CSYNC_EIOERROR, r);
 	}
 	if ((missing = ids_dlist_new_list()) == NULL)
@@ -173,7 +183,7 @@ ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (r < 0)
 		return r;
 	ids_repl_log(s, LOG_INFO, "APPLY RESERVE: %zu held, %zu missing", found, nmissing);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* --- the records of an APPLY MAILBOX ------------------------------------- */
@@ -872,6 +882,8 @@ find_or_create(struct ids_repl_session *s, const struct ids_dlist *kv, const cha
 	ids_mbentry_init(&want);
 	*created = 0;
 	rid = ids_mboxlist_lookup_id(s->mbl, uniqueid, &byid);
+	if (rid == 0 && ids_mbentry_is_tombstone(&byid))
+		rid = IDS_ENOTFOUND;	/* deleted here: made again */
 	rname = ids_mboxlist_lookup(s->mbl, name, &byname);
 	if (rid == 0 && strcmp(byid.name, name) != 0) {
 		r = ids_error(IDS_EDUPID, "uniqueid %s is %s here", uniqueid, byid.name);
@@ -974,7 +986,7 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (kv == NULL || kv->type != IDS_DL_KVLIST || uniqueid == NULL || name == NULL ||
 	    kv_str(kv, "PARTITION") == NULL || kv_str(kv, "ACL") == NULL ||
 	    kv_str(kv, "OPTIONS") == NULL || records == NULL || records->type != IDS_DL_LIST)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	if (type != NULL && *type != '\0' && strcmp(type, "e") != 0)
 		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM,
 		    ids_error(IDS_EINVAL, "mailbox type '%s' is not replicated here", type));
@@ -1000,7 +1012,7 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return answer(s, name, r);
 	ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): %s, %zu record(s), %zu file(s) linked",
 	    name, uniqueid, created ? "created" : "updated", f.n, f.linked);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* --- APPLY EXPUNGE %(MBOXNAME UNIQUEID UID (uids)) --------------------- */
@@ -1015,7 +1027,7 @@ ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 	int r;
 
 	if (name == NULL || uniqueid == NULL || uids == NULL || uids->type != IDS_DL_LIST)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	memset(&f, 0, sizeof(f));
 	f.s = s;
 	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, REPL_LOCK_MS, &f.mb)) < 0)
@@ -1043,7 +1055,49 @@ ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (r < 0)
 		return answer(s, name, r);
 	ids_repl_log(s, LOG_INFO, "APPLY EXPUNGE %s: %zu record(s)", name, n);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
+}
+
+/*
+ * The check of a command addressed by uniqueid (idspool's extension):
+ * name must hold uniqueid, or be gone with uniqueid live nowhere or at
+ * done_name (what the command asks for is done already).  0 to go on, 1 when done
+ * already, or the refusal answered (2) or < 0.
+ */
+static int
+check_uniqueid(struct ids_repl_session *s, const char *name, const char *uniqueid,
+    const char *done_name)
+{
+	struct ids_mbentry e, byid;
+	int r, rid;
+
+	if (uniqueid == NULL)
+		return 0;
+	if ((r = ids_uniqueid_check(uniqueid)) < 0)
+		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r) < 0 ? -EIO : 2;
+	ids_mbentry_init(&e);
+	ids_mbentry_init(&byid);
+	r = ids_mboxlist_lookup(s->mbl, name, &e);
+	rid = ids_mboxlist_lookup_id(s->mbl, uniqueid, &byid);
+	if (r == 0 && !ids_mbentry_is_tombstone(&e) && strcmp(e.uniqueid, uniqueid) == 0)
+		r = 0;
+	else if (rid == 0 && !ids_mbentry_is_tombstone(&byid) && done_name != NULL &&
+	    strcmp(byid.name, done_name) == 0)
+		r = 1;
+	else if (rid == 0 && !ids_mbentry_is_tombstone(&byid))
+		r = ids_error(IDS_EDUPID, "uniqueid %s is %s here", uniqueid, byid.name);
+	else if (r == 0 && !ids_mbentry_is_tombstone(&e))
+		r = ids_error(IDS_EDUPID, "%s holds uniqueid %s here, not %s", name, e.uniqueid,
+		    uniqueid);
+	else if ((r == 0 || r == IDS_ENOTFOUND) && (rid == 0 || rid == IDS_ENOTFOUND))
+		r = 1;
+	else if (r == IDS_ENOTFOUND)
+		r = rid;
+	ids_mbentry_release(&e);
+	ids_mbentry_release(&byid);
+	if (r == IDS_EDUPID)
+		return ids_repl_refuse(s, name, IDS_CSYNC_EMOVED, r) < 0 ? -EIO : 2;
+	return r;
 }
 
 /* --- APPLY RENAME %(OLDMBOXNAME NEWMBOXNAME PARTITION UIDVALIDITY) ------ */
@@ -1077,7 +1131,18 @@ ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 	int r;
 
 	if (old == NULL || new == NULL || part == NULL)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	/* idspool's extension: UNIQUEID, the folder the client means */
+	if ((r = check_uniqueid(s, old, kv_str(kv, "UNIQUEID"), new)) == 2)
+		return 0;
+	if (r < 0)
+		return answer(s, old, r);
+	if (r == 1) {
+		if (!renamed_already(s, old, new))
+			return ids_repl_refuse(s, old, ids_repl_imap_error(IDS_ENOTFOUND),
+			    ids_error(IDS_ENOTFOUND, "%s: no such folder", old));
+		return ids_repl_ok(s, "success");
+	}
 	if (ids_config_partition(s->cfg, part) == NULL)
 		return ids_repl_refuse(s, new, "IMAP_PARTITION_UNKNOWN",
 		    ids_error(IDS_EPARTITION, "partition '%s' is not configured", part));
@@ -1094,18 +1159,45 @@ ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (r < 0)
 		return answer(s, old, r);
 	ids_repl_log(s, LOG_INFO, "APPLY RENAME %s -> %s", old, new);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* --- APPLY UNMAILBOX name / APPLY UNUSER userid -------------------------- */
 
 int
-ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name)
+ids_repl_tombstoned(struct ids_repl_session *s, const char *uniqueid, const char *name)
+{
+	struct ids_mbentry e;
+	int r, dead = 0;
+
+	/* the I record of a deleted folder stays, naming its tombstone */
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup_id(s->mbl, uniqueid, &e);
+	dead = r == 0 && ids_mbentry_is_tombstone(&e);
+	ids_mbentry_release(&e);
+	if (r != IDS_ENOTFOUND)
+		return r < 0 ? r : dead;
+	ids_mbentry_init(&e);
+	if ((r = ids_mboxlist_lookup(s->mbl, name, &e)) == 0)
+		dead = ids_mbentry_is_tombstone(&e) && e.uniqueid != NULL &&
+		    strcmp(e.uniqueid, uniqueid) == 0;
+	ids_mbentry_release(&e);
+	return r < 0 && r != IDS_ENOTFOUND ? r : dead;
+}
+
+int
+ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name, const char *uniqueid)
 {
 	int r;
 
 	if (name == NULL)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = check_uniqueid(s, name, uniqueid, NULL)) == 1)
+		return ids_repl_ok(s, "success");
+	if (r == 2)
+		return 0;
+	if (r < 0)
+		return answer(s, name, r);
 	/* a folder already gone is what the client wants (Cyrus answers OK too) */
 	r = ids_mailbox_delete(s->mbl, name);
 	if (r == IDS_ENOTFOUND)
@@ -1113,7 +1205,7 @@ ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name)
 	if (r < 0)
 		return answer(s, name, r);
 	ids_repl_log(s, LOG_INFO, "APPLY UNMAILBOX %s: tombstone left", name);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 int
@@ -1124,7 +1216,7 @@ ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid)
 	int r;
 
 	if (userid == NULL || *userid == '\0')
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	r = ids_repl_user_folders(s, userid, 0, &l);
 	/* children before their parents, INBOX last, as Cyrus deletes them */
 	for (i = l.n; r == 0 && i > 0; i--) {
@@ -1140,7 +1232,7 @@ ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid)
 	}
 	ids_repl_log(s, LOG_INFO, "APPLY UNUSER %s: %zu folder(s) deleted", userid, l.n);
 	ids_repl_names_free(&l);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* --- GET FETCH %(MBOXNAME PARTITION UNIQUEID GUID UID) ------------------ */
@@ -1159,7 +1251,7 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 	if (name == NULL || guid == NULL ||
 	    ids_dlist_get_u32(kv, "UID", &uid) < 0 || uid == 0)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	if ((r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb)) < 0)
 		return answer(s, name, r);
 	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
@@ -1184,7 +1276,7 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 	ids_mailbox_close(mb);
 	if (r < 0)
 		return answer(s, name, r);
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* --- recovery of the "sync" intent --------------------------------------- */

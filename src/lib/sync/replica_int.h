@@ -10,6 +10,7 @@
 
 struct ids_config;
 struct ids_csync_in;
+struct ids_csync_line;
 struct ids_csync_out;
 struct ids_dlist;
 struct ids_mboxlist;
@@ -38,13 +39,29 @@ struct ids_repl_session {
 	size_t nhave, ahave;
 	int done;
 	struct ids_sync_meta *meta;	/* replica.db, opened on first use */
+	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
+	const char *nok;
+	int nok_code;
+	/* no wire: the untagged lines of the last report, for the caller */
+	struct ids_csync_line **lines;
+	size_t nlines, alines;
 };
+
+/* A session's state and staging directory, with no wire (in, out NULL). */
+int ids_repl_session_init(struct ids_repl_session *s, struct ids_mboxlist *mbl,
+    const struct ids_replica_opts *opts);
+void ids_repl_session_release(struct ids_repl_session *s);
 
 void ids_repl_log(struct ids_repl_session *s, int prio, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *imaperr,
     int code);
 const char *ids_repl_imap_error(int code);
+int ids_repl_ok(struct ids_repl_session *s, const char *text);
+int ids_repl_bad(struct ids_repl_session *s, const char *text);
+int ids_repl_untagged(struct ids_repl_session *s, const char *key,
+    const struct ids_dlist *value);
+void ids_repl_lines_release(struct ids_repl_session *s);
 const char *ids_repl_have(struct ids_repl_session *s, const char *guid);
 int ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path);
 int ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags);
@@ -55,6 +72,9 @@ struct ids_repl_names {
 	size_t n, a;
 };
 void ids_repl_names_free(struct ids_repl_names *l);
+int ids_repl_names_add(struct ids_repl_names *l, const char *name);
+/* The users whose INBOX is live here, as csync names them ("bob@example.com"). */
+int ids_repl_users(struct ids_repl_session *s, struct ids_repl_names *out);
 /* The live folders of a csync userid ("alice", "bob@example.com"), DELETED ones too. */
 int ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int deleted,
     struct ids_repl_names *out);
@@ -64,13 +84,22 @@ int ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *k
 int ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv);
 int ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv);
 int ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv);
-int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name);
+/* uniqueid (idspool's extension) may be NULL: by name, as Cyrus */
+int ids_repl_apply_unmailbox(struct ids_repl_session *s, const char *name,
+    const char *uniqueid);
 int ids_repl_apply_unuser(struct ids_repl_session *s, const char *userid);
+/* Files of the local folder name whose GUID is in guids become held ones. */
+int ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
+    const struct ids_dlist *guids);
+/* 1 when uniqueid is live nowhere and name holds its tombstone. */
+int ids_repl_tombstoned(struct ids_repl_session *s, const char *uniqueid, const char *name);
 int ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv);
 
 /* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
 int ids_repl_apply_meta(struct ids_repl_session *s, const char *sub,
     const struct ids_dlist *arg);
+/* replica.db, opened on first use and kept for the session. */
+int ids_repl_meta(struct ids_repl_session *s, struct ids_sync_meta **mp);
 int ids_repl_report_meta(struct ids_repl_session *s, const char *userid);
 int ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid);
 void ids_repl_meta_release(struct ids_repl_session *s);

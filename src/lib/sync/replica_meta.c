@@ -33,8 +33,8 @@ kv_str(const struct ids_dlist *kv, const char *key)
 }
 
 /* replica.db, opened on first use and kept for the session. */
-static int
-meta(struct ids_repl_session *s, struct ids_sync_meta **mp)
+int
+ids_repl_meta(struct ids_repl_session *s, struct ids_sync_meta **mp)
 {
 	int r = 0;
 
@@ -246,17 +246,17 @@ ids_repl_apply_meta(struct ids_repl_session *s, const char *sub, const struct id
 
 	if (!known_verb(verb)) {
 		ids_repl_log(s, LOG_ERR, "unknown command APPLY %.40s", sub);
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
+		return ids_repl_bad(s, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	if (arg == NULL)
-		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	if ((r = meta(s, &m)) == 0)
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = ids_repl_meta(s, &m)) == 0)
 		r = meta_apply(m, verb, user, arg);
 	if (r < 0)
 		return ids_repl_refuse(s, sub, r == IDS_EINVAL || r == IDS_ETOOLONG ?
 		    IDS_CSYNC_EBADPARAM : IDS_CSYNC_EIOERROR, r);
 	ids_repl_log(s, LOG_INFO, "APPLY %s%s%s: stored", sub, user ? " " : "", user ? user : "");
-	return ids_csync_write_ok(s->out, "success");
+	return ids_repl_ok(s, "success");
 }
 
 /* "* SEEN %(UNIQUEID LASTREAD ...)": the item as sent, without its USERID. */
@@ -270,7 +270,7 @@ report_seen(const char *key, const struct ids_dlist *val, void *rock)
 	(void)key;
 	if (c == NULL)
 		return -ENOMEM;
-	r = ids_csync_write_untagged(s->out, "SEEN", c);
+	r = ids_repl_untagged(s, "SEEN", c);
 	ids_dlist_free(c);
 	return r;
 }
@@ -303,7 +303,7 @@ report_sieve(const char *key, const struct ids_dlist *item, void *rock)
 	    (r = ids_dlist_add_num(kv, "LAST_UPDATE", t)) == 0 &&
 	    (r = ids_dlist_add_atom(kv, "GUID", hex)) == 0 &&
 	    (r = ids_dlist_add_num(kv, "ISACTIVE", act)) == 0)
-		r = ids_csync_write_untagged(s->out, "SIEVE", kv);
+		r = ids_repl_untagged(s, "SIEVE", kv);
 	ids_dlist_free(kv);
 	return r;
 }
@@ -318,14 +318,14 @@ ids_repl_report_meta(struct ids_repl_session *s, const char *userid)
 
 	if (!name_ok(userid) || *userid == '\0')
 		return 0;
-	if ((r = meta(s, &m)) < 0 ||
+	if ((r = ids_repl_meta(s, &m)) < 0 ||
 	    (r = ids_sync_meta_foreach(m, IDS_SYNC_SEEN, userid, report_seen, s)) < 0)
 		return r;
 	if ((subs = ids_dlist_new_list()) == NULL)
 		return -ENOMEM;
 	r = ids_sync_meta_foreach(m, IDS_SYNC_SUB, userid, collect_sub, subs);
 	if (r == 0 && subs->head != NULL)
-		r = ids_csync_write_untagged(s->out, "LSUB", subs);
+		r = ids_repl_untagged(s, "LSUB", subs);
 	ids_dlist_free(subs);
 	if (r == 0)
 		r = ids_sync_meta_foreach(m, IDS_SYNC_SIEVE, userid, report_sieve, s);
@@ -340,7 +340,7 @@ ids_repl_meta_delete_user(struct ids_repl_session *s, const char *userid)
 
 	if (!name_ok(userid) || *userid == '\0')
 		return 0;
-	if ((r = meta(s, &m)) == 0)
+	if ((r = ids_repl_meta(s, &m)) == 0)
 		r = ids_sync_meta_delete_owner(m, userid);
 	return r;
 }

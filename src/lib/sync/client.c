@@ -1,0 +1,1666 @@
+/*
+ * client.c - the client side of csync (client.h): pull from and push
+ * to a csync server, folder by uniqueid.
+ *
+ * Pulling writes only through the replica's applies (replica_apply.c),
+ * called on a session with no wire: the folder's records and files
+ * (ids_repl_apply_mailbox), a rename (ids_repl_apply_rename) and a
+ * delete (ids_repl_apply_unmailbox), with their intents, failpoints and
+ * durability; the fetched files are staged by the codec in the
+ * session's staging directory, as the replica stages APPLY MESSAGE.
+ * Pushing writes nothing here.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <fcntl.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "csync.h"
+#include "dlist.h"
+#include "error.h"
+#include "guid.h"
+#include "index.h"
+#include "mailbox.h"
+#include "mbentry.h"
+#include "mboxlist.h"
+#include "replica.h"
+#include "replica_int.h"
+#include "sync.h"
+#include "client.h"
+
+/* Files per APPLY MESSAGE line, and bytes: Cyrus batches its uploads too. */
+#define PUSH_BATCH_FILES	64
+#define PUSH_BATCH_BYTES	((uint64_t)64 << 20)
+
+struct client {
+	struct ids_repl_session s;	/* the local side: applies, staging, held files */
+	struct ids_replica_opts ropts;
+	const struct ids_sync_client_opts *o;
+	struct ids_sync_client_report *rep;
+	struct ids_csync_in *in;
+	struct ids_csync_out *out;
+	int idspool;			/* the banner names an idspool peer */
+	int peer_fd;			/* the peer's output */
+	struct ids_repl_names users;	/* -A: the users of both sides */
+};
+
+/* The untagged lines of one answer and its status. */
+struct reply {
+	struct ids_csync_line **v;
+	size_t n, a;
+	enum ids_csync_kind status;
+	char text[256];
+	int damaged;	/* a line of it was refused by the codec (the code) */
+};
+
+static void
+client_log(struct client *c, int prio, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+client_log(struct client *c, int prio, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (c->o->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->o->log(c->o->rock, prio, msg);
+}
+
+static void
+reply_release(struct reply *rp)
+{
+	size_t i;
+
+	for (i = 0; i < rp->n; i++)
+		ids_csync_line_free(rp->v[i]);
+	free(rp->v);
+	memset(rp, 0, sizeof(*rp));
+}
+
+/* "WORD SUB first-arg" of a line, for the trace (no file bytes, no big lists). */
+static void
+trace_line(struct client *c, int dir, const struct ids_csync_line *l)
+{
+	struct ids_buf b = IDS_BUF_INIT;
+	const struct ids_dlist *a;
+	size_t k = 0;
+
+	if (c->o->trace == NULL)
+		return;
+	if (l->kind == IDS_CSYNC_UNTAGGED)
+		ids_buf_adds(&b, "* ");
+	ids_buf_adds(&b, l->kind == IDS_CSYNC_OK ? "OK" : l->kind == IDS_CSYNC_NO ? "NO" :
+	    l->kind == IDS_CSYNC_BAD ? "BAD" : l->word ? l->word : "");
+	if (l->text != NULL) {
+		ids_buf_addch(&b, ' ');
+		ids_buf_add(&b, l->text, l->textlen);
+	}
+	for (a = l->args ? l->args->head : NULL; a != NULL && k < 2; a = a->next, k++) {
+		const char *v = ids_dlist_cstr(a);
+
+		if (v == NULL && a->type == IDS_DL_KVLIST)
+			v = ids_dlist_cstr(ids_dlist_get(a, "MBOXNAME"));
+		if (v == NULL && a->type == IDS_DL_KVLIST)
+			v = ids_dlist_cstr(ids_dlist_get(a, "OLDMBOXNAME"));
+		ids_buf_printf(&b, " %s", v != NULL ? v : a->type == IDS_DL_FILE ? "%{file}" : "(...)");
+	}
+	if (!ids_buf_oom(&b))
+		c->o->trace(c->o->rock, dir, b.s, b.len);
+	ids_buf_release(&b);
+}
+
+/* Reads lines up to the status.  0, or the code that lost the stream. */
+static int
+read_reply(struct client *c, struct reply *rp)
+{
+	struct ids_csync_line *l;
+	int r;
+
+	memset(rp, 0, sizeof(*rp));
+	for (;;) {
+		r = ids_csync_read(c->in, &l);
+		if (r == 0)
+			return ids_error(IDS_ETRUNC, "the peer closed the session");
+		if (r < 0) {
+			if (ids_csync_in_lost(c->in))
+				return r;
+			rp->damaged = r;
+			continue;
+		}
+		trace_line(c, '<', l);
+		if (l->kind == IDS_CSYNC_OK || l->kind == IDS_CSYNC_NO || l->kind == IDS_CSYNC_BAD) {
+			rp->status = l->kind;
+			snprintf(rp->text, sizeof(rp->text), "%.*s",
+			    (int)(l->textlen < 200 ? l->textlen : 200), l->text ? l->text : "");
+			ids_csync_line_free(l);
+			return 0;
+		}
+		if (rp->n == rp->a) {
+			size_t a = rp->a ? 2 * rp->a : 16;
+			struct ids_csync_line **v = realloc(rp->v, a * sizeof(*v));
+
+			if (v == NULL) {
+				ids_csync_line_free(l);
+				return -ENOMEM;
+			}
+			rp->v = v;
+			rp->a = a;
+		}
+		rp->v[rp->n++] = l;
+	}
+}
+
+/* Sends l (freed) and reads its answer into rp. */
+static int
+exchange(struct client *c, struct ids_csync_line *l, struct reply *rp)
+{
+	int r;
+
+	memset(rp, 0, sizeof(*rp));
+	if (l == NULL)
+		return -ENOMEM;
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	if (r < 0 || (r = ids_csync_flush(c->out)) < 0)
+		return r;
+	return read_reply(c, rp);
+}
+
+/* A command line "WORD [SUB]". */
+static struct ids_csync_line *
+cmd(const char *word, const char *sub)
+{
+	struct ids_csync_line *l;
+
+	if (ids_csync_line_new(IDS_CSYNC_COMMAND, word, &l) < 0)
+		return NULL;
+	if (sub != NULL && ids_dlist_add_atom(l->args, NULL, sub) < 0) {
+		ids_csync_line_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* cmd() with one more argument, taken over. */
+static struct ids_csync_line *
+cmd_arg(const char *word, const char *sub, struct ids_dlist *arg)
+{
+	struct ids_csync_line *l = cmd(word, sub);
+
+	if (arg == NULL || l == NULL || ids_dlist_add_child(l->args, NULL, arg) < 0) {
+		if (arg != NULL && l == NULL)
+			ids_dlist_free(arg);
+		ids_csync_line_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static struct ids_csync_line *
+cmd_str(const char *word, const char *sub, const char *v)
+{
+	struct ids_csync_line *l = cmd(word, sub);
+
+	if (l != NULL && ids_dlist_add_atom(l->args, NULL, v) < 0) {
+		ids_csync_line_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* A refusal of the peer: counted and logged, the session goes on. */
+static int
+peer_refused(struct client *c, const char *what, const struct reply *rp)
+{
+	c->rep->failed++;
+	client_log(c, LOG_ERR, "%s: the peer answered %s %s", what,
+	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
+	return 0;
+}
+
+static const char *
+kv_str(const struct ids_dlist *kv, const char *key)
+{
+	return ids_dlist_cstr(ids_dlist_get(kv, key));
+}
+
+/* A refusal (> 0) was counted and logged: the next folder goes on. */
+static int
+next_one(int r)
+{
+	return r > 0 ? 0 : r;
+}
+
+/* --- the peer's folders -------------------------------------------------- */
+
+struct pfolder {
+	const struct ids_dlist *kv;	/* the MAILBOX kvlist (in the reply) */
+	const char *uniqueid, *name;
+	int matched;			/* a local folder has its uniqueid */
+	int deleted;			/* push: deleted on the peer */
+	int refused;			/* its rename was refused (counted) */
+};
+
+struct pfolders {
+	struct reply rp;
+	struct reply byid;	/* -m: GET UNIQUEIDS of folders renamed here */
+	struct pfolder *v;
+	size_t n;
+};
+
+static void
+pfolders_release(struct pfolders *p)
+{
+	reply_release(&p->rp);
+	reply_release(&p->byid);
+	free(p->v);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The "* MAILBOX" lines of an answer; 1 when the peer refused (reported). */
+static int
+pfolders_collect(struct client *c, const char *what, struct pfolders *p)
+{
+	size_t i;
+
+	if (p->rp.status != IDS_CSYNC_OK)
+		return peer_refused(c, what, &p->rp) + 1;
+	if ((p->v = calloc(p->rp.n + 1, sizeof(*p->v))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < p->rp.n; i++) {
+		const struct ids_csync_line *l = p->rp.v[i];
+		const struct ids_dlist *kv = ids_csync_arg(l, 0);
+
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "MAILBOX") != 0 ||
+		    kv == NULL || kv->type != IDS_DL_KVLIST ||
+		    kv_str(kv, "UNIQUEID") == NULL || kv_str(kv, "MBOXNAME") == NULL)
+			continue;
+		p->v[p->n].kv = kv;
+		p->v[p->n].uniqueid = kv_str(kv, "UNIQUEID");
+		p->v[p->n].name = kv_str(kv, "MBOXNAME");
+		p->n++;
+	}
+	return 0;
+}
+
+static struct pfolder *
+pfolder_by_id(struct pfolders *p, const char *uniqueid)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].uniqueid, uniqueid) == 0)
+			return &p->v[i];
+	return NULL;
+}
+
+/* GET USER userid or GET MAILBOXES (names): the peer's folders. */
+static int
+peer_folders(struct client *c, const char *userid, const char *const *names, size_t n,
+    struct pfolders *p)
+{
+	struct ids_csync_line *l;
+	struct ids_dlist *list;
+	size_t i;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (userid != NULL) {
+		l = cmd_str("GET", "USER", userid);
+	} else {
+		if ((list = ids_dlist_new_list()) == NULL)
+			return -ENOMEM;
+		for (i = 0; i < n; i++)
+			if (ids_dlist_add_atom(list, NULL, names[i]) < 0) {
+				ids_dlist_free(list);
+				return -ENOMEM;
+			}
+		l = cmd_arg("GET", "MAILBOXES", list);
+	}
+	if ((r = exchange(c, l, &p->rp)) < 0)
+		return r;
+	return pfolders_collect(c, userid != NULL ? userid : "GET MAILBOXES", p);
+}
+
+/* --- comparing states ------------------------------------------------------ */
+
+static int
+value_eq(const struct ids_dlist *a, const struct ids_dlist *b)
+{
+	struct ids_buf x = IDS_BUF_INIT, y = IDS_BUF_INIT;
+	int eq;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	ids_dlist_print(a, &x);
+	ids_dlist_print(b, &y);
+	eq = !ids_buf_oom(&x) && !ids_buf_oom(&y) && x.len == y.len &&
+	    memcmp(x.s, y.s, x.len) == 0;
+	ids_buf_release(&x);
+	ids_buf_release(&y);
+	return eq;
+}
+
+/*
+ * 1 when every key of want's MAILBOX line has the same value in have's:
+ * what GET MAILBOXES reports then needs no apply.
+ */
+static int
+same_state(const struct ids_dlist *want, const struct ids_dlist *have)
+{
+	const struct ids_dlist *k;
+
+	if (want == NULL || have == NULL)
+		return 0;
+	for (k = want->head; k != NULL; k = k->next) {
+		if (k->name == NULL || strcmp(k->name, "RECORD") == 0)
+			continue;
+		if (!value_eq(k, ids_dlist_get(have, k->name)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Our MAILBOX line for the live folder name (flags: IDS_SYNC_RECORDS), or NULL. */
+static int
+local_state(struct client *c, const char *name, int flags, struct ids_dlist **kv)
+{
+	struct ids_mailbox *mb;
+	int r;
+
+	*kv = NULL;
+	if ((r = ids_mailbox_open(c->s.mbl, name, 0, REPL_LOCK_MS, &mb)) < 0)
+		return r;
+	r = ids_sync_mailbox_state(mb, flags, kv);
+	ids_mailbox_close(mb);
+	return r;
+}
+
+/* A local folder, by uniqueid or by name. */
+struct lfolder {
+	char *name, *uniqueid, *partition;
+	uint32_t uidvalidity;
+	int deleted;		/* pull: deleted here */
+};
+
+static void
+lfolders_free(struct lfolder *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].uniqueid);
+		free(v[i].partition);
+	}
+	free(v);
+}
+
+/* The live local folders named in names (those that exist). */
+static int
+lfolders_of(struct client *c, const struct ids_repl_names *names, struct lfolder **vp,
+    size_t *np)
+{
+	struct lfolder *v = calloc(names->n + 1, sizeof(*v));
+	size_t i, n = 0;
+	int r = 0;
+
+	if (v == NULL)
+		return -ENOMEM;
+	for (i = 0; i < names->n && r == 0; i++) {
+		struct ids_mbentry e;
+
+		ids_mbentry_init(&e);
+		r = ids_mboxlist_lookup(c->s.mbl, names->v[i], &e);
+		if (r == IDS_ENOTFOUND || (r == 0 && ids_mbentry_is_tombstone(&e))) {
+			r = 0;
+		} else if (r == 0) {
+			v[n].name = strdup(e.name);
+			v[n].uniqueid = strdup(e.uniqueid);
+			v[n].partition = strdup(e.partition ? e.partition : "default");
+			v[n].uidvalidity = e.uidvalidity;
+			if (v[n].name == NULL || v[n].uniqueid == NULL || v[n].partition == NULL)
+				r = -ENOMEM;
+			n++;
+		}
+		ids_mbentry_release(&e);
+	}
+	if (r < 0) {
+		lfolders_free(v, n);
+		return r;
+	}
+	*vp = v;
+	*np = n;
+	return 0;
+}
+
+/*
+ * -m: the peer's folders of the uniqueids of lv that GET MAILBOXES did
+ * not report (a folder renamed on one side), by GET UNIQUEIDS.
+ */
+static int
+pfolders_byid(struct client *c, struct pfolders *p, const struct lfolder *lv, size_t nl)
+{
+	struct ids_dlist *ids = ids_dlist_new_list();
+	struct pfolder *v;
+	size_t i;
+	int r = 0;
+
+	if (ids == NULL)
+		return -ENOMEM;
+	for (i = 0; i < nl && r == 0; i++)
+		if (pfolder_by_id(p, lv[i].uniqueid) == NULL)
+			r = ids_dlist_add_atom(ids, NULL, lv[i].uniqueid);
+	if (r < 0 || ids->head == NULL) {
+		ids_dlist_free(ids);
+		return r;
+	}
+	if ((r = exchange(c, cmd_arg("GET", "UNIQUEIDS", ids), &p->byid)) < 0)
+		return r;
+	if (p->byid.status != IDS_CSYNC_OK)
+		return peer_refused(c, "GET UNIQUEIDS", &p->byid);
+	if ((v = realloc(p->v, (p->n + p->byid.n + 1) * sizeof(*v))) == NULL)
+		return -ENOMEM;
+	p->v = v;
+	for (i = 0; i < p->byid.n; i++) {
+		const struct ids_csync_line *l = p->byid.v[i];
+		const struct ids_dlist *kv = ids_csync_arg(l, 0);
+
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "MAILBOX") != 0 ||
+		    kv == NULL || kv->type != IDS_DL_KVLIST ||
+		    kv_str(kv, "UNIQUEID") == NULL || kv_str(kv, "MBOXNAME") == NULL ||
+		    pfolder_by_id(p, kv_str(kv, "UNIQUEID")) != NULL)
+			continue;
+		memset(&p->v[p->n], 0, sizeof(p->v[p->n]));
+		p->v[p->n].kv = kv;
+		p->v[p->n].uniqueid = kv_str(kv, "UNIQUEID");
+		p->v[p->n].name = kv_str(kv, "MBOXNAME");
+		p->n++;
+	}
+	return 0;
+}
+
+/* --- pull ------------------------------------------------------------------ */
+
+/* The result of a local apply: 0, or the refusal (logged by the replica code). */
+static int
+local_result(struct client *c, int r, const char *what)
+{
+	if (r < 0)
+		return r;
+	if (c->s.nok != NULL) {
+		c->rep->failed++;
+		client_log(c, LOG_ERR, "%s: not applied here (%s)", what, c->s.nok);
+		return 1;
+	}
+	return 0;
+}
+
+/* A rename to make, of one folder, on one side. */
+struct mv {
+	const char *uniqueid;
+	char *from;		/* its name now (malloc'd) */
+	const char *to;
+	const char *partition;
+	uint32_t uidvalidity;
+	struct pfolder *pf;	/* push: the peer's folder, its name followed */
+	int done;
+};
+
+/*
+ * The APPLY RENAME kvlist of m to name to; with byid, idspool's UNIQUEID
+ * too (the replica then renames only the folder of that uniqueid).
+ */
+static struct ids_dlist *
+rename_kv(const struct mv *m, const char *to, int byid)
+{
+	struct ids_dlist *kv = ids_dlist_new_kvlist();
+
+	if (kv == NULL || ids_dlist_add_atom(kv, "OLDMBOXNAME", m->from) < 0 ||
+	    ids_dlist_add_atom(kv, "NEWMBOXNAME", to) < 0 ||
+	    ids_dlist_add_atom(kv, "PARTITION", m->partition) < 0 ||
+	    ids_dlist_add_num(kv, "UIDVALIDITY", m->uidvalidity) < 0 ||
+	    (byid && ids_dlist_add_atom(kv, "UNIQUEID", m->uniqueid) < 0)) {
+		ids_dlist_free(kv);
+		return NULL;
+	}
+	return kv;
+}
+
+/* APPLY RENAME here, as the replica applies it. */
+static int
+pull_rename(struct client *c, struct mv *m, const char *to)
+{
+	struct ids_dlist *kv = rename_kv(m, to, 1);
+	int r;
+
+	if (kv == NULL)
+		return -ENOMEM;
+	c->s.nok = NULL;
+	r = local_result(c, ids_repl_apply_rename(&c->s, kv), to);
+	ids_dlist_free(kv);
+	if (r == 0)
+		client_log(c, LOG_INFO, "pull: renamed %s to %s (%s)", m->from, to, m->uniqueid);
+	return r;
+}
+
+/* GET FETCH of one record's file, staged; its path becomes a held file. */
+static int
+pull_fetch(struct client *c, const char *name, const char *partition, const char *uniqueid,
+    const char *guid, uint32_t uid, int optional)
+{
+	struct ids_dlist *kv = ids_dlist_new_kvlist();
+	struct reply rp;
+	char path[PATH_MAX];
+	size_t i;
+	int r;
+
+	if (kv == NULL)
+		return -ENOMEM;
+	if ((r = ids_dlist_add_atom(kv, "MBOXNAME", name)) < 0 ||
+	    (r = ids_dlist_add_atom(kv, "PARTITION", partition)) < 0 ||
+	    (r = ids_dlist_add_atom(kv, "UNIQUEID", uniqueid)) < 0 ||
+	    (r = ids_dlist_add_atom(kv, "GUID", guid)) < 0 ||
+	    (r = ids_dlist_add_num(kv, "UID", uid)) < 0) {
+		ids_dlist_free(kv);
+		return r;
+	}
+	if ((r = exchange(c, cmd_arg("GET", "FETCH", kv), &rp)) < 0)
+		return r;
+	if (optional && rp.status != IDS_CSYNC_OK && !rp.damaged) {
+		reply_release(&rp);
+		return 0;	/* an expunged record whose file is gone there */
+	}
+	if (rp.status != IDS_CSYNC_OK || rp.damaged) {
+		if (rp.damaged)
+			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name, uid,
+			    ids_errmsg(rp.damaged));
+		r = rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
+		reply_release(&rp);
+		return r;
+	}
+	r = 1;
+	for (i = 0; i < rp.n; i++) {
+		const struct ids_dlist *f = ids_csync_arg(rp.v[i], 0);
+
+		if (strcmp(rp.v[i]->word, "MESSAGE") != 0 || f == NULL ||
+		    f->type != IDS_DL_FILE || f->file == NULL || f->file->name == NULL ||
+		    strcmp(f->file->guid, guid) != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", c->s.stagepath,
+		    f->file->name) >= (int)sizeof(path))
+			r = ids_error(IDS_ETOOLONG, "staging path too long");
+		else if ((r = ids_repl_add_have(&c->s, guid, path)) == 0)
+			c->rep->files++;
+		break;
+	}
+	reply_release(&rp);
+	if (r == 1 && optional)
+		r = 0;
+	if (r == 1) {
+		c->rep->failed++;
+		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, uid, guid);
+	}
+	return r;
+}
+
+/* A record of a RECORD list new to a folder whose last_uid is last_uid. */
+static int
+new_record(const struct ids_dlist *rec, uint32_t last_uid, const char **guid,
+    uint32_t *uid, int *expunged)
+{
+	const struct ids_dlist *flags = ids_dlist_get(rec, "FLAGS"), *f;
+
+	*expunged = 0;
+	*guid = kv_str(rec, "GUID");
+	for (f = flags ? flags->head : NULL; f != NULL; f = f->next)
+		*expunged |= f->data != NULL && strcasecmp(f->data, "\\Expunged") == 0;
+	return *guid != NULL && ids_dlist_get_u32(rec, "UID", uid) == 0 && *uid > last_uid;
+}
+
+/*
+ * The files the records of full above our last_uid need (the apply
+ * refuses any other record new to us) that we do not hold: found in
+ * the local folder (if any), else fetched.  The file of an expunged
+ * record is fetched too, as Cyrus sends it while it exists, but the
+ * peer may have removed it: then the record comes without one.
+ */
+static int
+pull_files(struct client *c, const struct ids_dlist *full, const char *localname,
+    uint32_t last_uid)
+{
+	const struct ids_dlist *recs = ids_dlist_get(full, "RECORD"), *rec;
+	const char *name = kv_str(full, "MBOXNAME"), *part = kv_str(full, "PARTITION");
+	const char *uniqueid = kv_str(full, "UNIQUEID"), *guid;
+	struct ids_dlist *want = ids_dlist_new_list();
+	uint32_t uid;
+	int r = 0, expunged;
+
+	if (want == NULL)
+		return -ENOMEM;
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next)
+		if (new_record(rec, last_uid, &guid, &uid, &expunged))
+			r = ids_dlist_add_atom(want, NULL, guid);
+	if (r == 0 && localname != NULL && want->head != NULL)
+		r = ids_repl_reserve_local(&c->s, localname, want);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next)
+		if (new_record(rec, last_uid, &guid, &uid, &expunged) &&
+		    ids_repl_have(&c->s, guid) == NULL)
+			r = pull_fetch(c, name, part ? part : "default", uniqueid, guid, uid,
+			    expunged);
+	ids_dlist_free(want);
+	return r;
+}
+
+/* One folder of the peer, made ours. */
+static int
+pull_folder(struct client *c, struct pfolder *pf)
+{
+	struct ids_mbentry e;
+	struct ids_dlist *mine = NULL, *full = NULL;
+	struct reply rp;
+	uint32_t last_uid = 0;
+	size_t i;
+	int r, have;
+
+	c->rep->folders++;
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup_id(c->s.mbl, pf->uniqueid, &e);
+	have = r == 0 && !ids_mbentry_is_tombstone(&e);
+	if (have)
+		pf->matched = 1;
+	if (r < 0 && r != IDS_ENOTFOUND)
+		goto out;
+	r = 0;
+	if (have && pf->refused) {
+		r = 1;
+		goto out;
+	}
+	if (have && strcmp(e.name, pf->name) != 0) {
+		/*
+		 * not renamed by the plan (refused there, counted; or, with -m,
+		 * a folder not named here): one rename, its target checked by
+		 * the apply
+		 */
+		struct mv m = { pf->uniqueid, e.name, pf->name,
+		    e.partition ? e.partition : "default", e.uidvalidity, NULL, 0 };
+
+		if ((r = pull_rename(c, &m, pf->name)) != 0)
+			goto out;
+		c->rep->renamed++;
+	}
+	if (have && (r = local_state(c, pf->name, 0, &mine)) < 0)
+		goto out;
+	if (mine != NULL && same_state(pf->kv, mine))
+		goto out;
+	if (mine != NULL)
+		ids_dlist_get_u32(mine, "LAST_UID", &last_uid);
+	if ((r = exchange(c, cmd_str("GET", "FULLMAILBOX", pf->name), &rp)) < 0)
+		goto out;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, pf->name, &rp) + 1;
+		reply_release(&rp);
+		goto out;
+	}
+	for (i = 0; i < rp.n && full == NULL; i++)
+		if (strcmp(rp.v[i]->word, "MAILBOX") == 0 && ids_csync_arg(rp.v[i], 0) != NULL &&
+		    (full = ids_dlist_copy(ids_csync_arg(rp.v[i], 0))) == NULL)
+			r = -ENOMEM;
+	reply_release(&rp);
+	if (r == 0 && (full == NULL || strcmp(kv_str(full, "UNIQUEID") ?: "", pf->uniqueid) != 0)) {
+		c->rep->failed++;
+		client_log(c, LOG_ERR, "%s: GET FULLMAILBOX answered no folder of uniqueid %s",
+		    pf->name, pf->uniqueid);
+		r = 1;
+	}
+	if (r == 0)
+		r = pull_files(c, full, have ? pf->name : NULL, last_uid);
+	if (r == 0) {
+		c->s.nok = NULL;
+		r = local_result(c, ids_repl_apply_mailbox(&c->s, full), pf->name);
+	}
+	if (r == 0) {
+		c->rep->applied++;
+		client_log(c, LOG_INFO, "pull: %s (%s) %s", pf->name, pf->uniqueid,
+		    have ? "updated" : "created");
+	}
+out:
+	ids_dlist_free(mine);
+	ids_dlist_free(full);
+	ids_mbentry_release(&e);
+	return r;
+}
+
+/* GET TOMBSTONE %(UNIQUEID MBOXNAME) of an idspool peer: 1 when it holds one. */
+static int
+peer_tombstoned(struct client *c, const char *uniqueid, const char *name)
+{
+	struct ids_dlist *kv = ids_dlist_new_kvlist();
+	struct reply rp;
+	size_t i;
+	int r;
+
+	if (!c->idspool) {
+		ids_dlist_free(kv);
+		return 0;
+	}
+	if (kv == NULL || ids_dlist_add_atom(kv, "UNIQUEID", uniqueid) < 0 ||
+	    ids_dlist_add_atom(kv, "MBOXNAME", name) < 0) {
+		ids_dlist_free(kv);
+		return -ENOMEM;
+	}
+	if ((r = exchange(c, cmd_arg("GET", "TOMBSTONE", kv), &rp)) < 0)
+		return r;
+	for (i = 0; i < rp.n && r == 0; i++)
+		r = strcmp(rp.v[i]->word, "TOMBSTONE") == 0;
+	r = rp.status == IDS_CSYNC_OK && r;
+	reply_release(&rp);
+	return r;
+}
+
+/* A local folder the peer does not hold: deleted if the peer deleted it. */
+static int
+pull_local_only(struct client *c, struct lfolder *lf)
+{
+	int r;
+
+	c->rep->folders++;
+	if ((r = peer_tombstoned(c, lf->uniqueid, lf->name)) < 0)
+		return r;
+	if (r == 0) {
+		c->rep->kept++;
+		client_log(c, LOG_WARNING, "pull: %s (%s) is not on the peer, which holds no "
+		    "tombstone of it: kept", lf->name, lf->uniqueid);
+		return 0;
+	}
+	c->s.nok = NULL;
+	if ((r = local_result(c, ids_repl_apply_unmailbox(&c->s, lf->name, lf->uniqueid), lf->name)) == 0) {
+		lf->deleted = 1;
+		c->rep->deleted++;
+		client_log(c, LOG_INFO, "pull: %s (%s) deleted, as on the peer", lf->name, lf->uniqueid);
+	}
+	return r;
+}
+
+/* --- push ------------------------------------------------------------------ */
+
+static int
+push_rename(struct client *c, struct mv *m, const char *to)
+{
+	struct ids_dlist *kv = rename_kv(m, to, c->idspool);
+	struct reply rp;
+	int r;
+
+	if (kv == NULL)
+		return -ENOMEM;
+	if ((r = exchange(c, cmd_arg("APPLY", "RENAME", kv), &rp)) < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK)
+		r = peer_refused(c, m->from, &rp) + 1;
+	else
+		client_log(c, LOG_INFO, "push: renamed %s to %s on the peer (%s)", m->from, to,
+		    m->uniqueid);
+	reply_release(&rp);
+	return r;
+}
+
+static int
+push_unmailbox(struct client *c, struct pfolder *pf)
+{
+	struct reply rp;
+	int r;
+
+	struct ids_dlist *kv;
+
+	/* to an idspool peer by uniqueid: it deletes nothing if the name holds another */
+	if (c->idspool) {
+		if ((kv = ids_dlist_new_kvlist()) == NULL ||
+		    ids_dlist_add_atom(kv, "UNIQUEID", pf->uniqueid) < 0 ||
+		    ids_dlist_add_atom(kv, "MBOXNAME", pf->name) < 0) {
+			ids_dlist_free(kv);
+			return -ENOMEM;
+		}
+		r = exchange(c, cmd_arg("APPLY", "UNMAILBOX", kv), &rp);
+	} else {
+		r = exchange(c, cmd_str("APPLY", "UNMAILBOX", pf->name), &rp);
+	}
+	if (r < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, pf->name, &rp) + 1;
+	} else {
+		pf->deleted = 1;
+		c->rep->deleted++;
+		client_log(c, LOG_INFO, "push: %s (%s) deleted on the peer", pf->name, pf->uniqueid);
+	}
+	reply_release(&rp);
+	return r;
+}
+
+/* APPLY MESSAGE of a batch (taken over); files read from the open folder. */
+static int
+push_batch(struct client *c, struct ids_dlist *files, const char *name)
+{
+	struct reply rp;
+	int r;
+
+	if ((r = exchange(c, cmd_arg("APPLY", "MESSAGE", files), &rp)) < 0)
+		return r;
+	r = rp.status == IDS_CSYNC_OK ? 0 : peer_refused(c, name, &rp) + 1;
+	reply_release(&rp);
+	return r;
+}
+
+/*
+ * The files of the records in kv the peer reports MISSING after an
+ * APPLY RESERVE of the live records above its last_uid.
+ */
+static int
+push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
+    uint32_t peer_last_uid, const char *const *names, size_t nnames)
+{
+	const struct ids_dlist *recs = ids_dlist_get(kv, "RECORD"), *rec, *m;
+	const char *name = kv_str(kv, "MBOXNAME"), *part = kv_str(kv, "PARTITION");
+	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
+	struct ids_dlist *missing = NULL, *batch = NULL;
+	struct reply rp;
+	uint64_t bytes = 0;
+	size_t i, nbatch = 0;
+	int r;
+
+	memset(&rp, 0, sizeof(rp));
+	if (res == NULL)
+		return -ENOMEM;
+	if ((r = ids_dlist_add_atom(res, "PARTITION", part)) < 0 ||
+	    (r = ids_dlist_add_list(res, "MBOXNAME", &mlist)) < 0 ||
+	    (r = ids_dlist_add_list(res, "GUID", &guids)) < 0)
+		goto out;
+	for (i = 0; i < nnames && r == 0; i++)
+		r = ids_dlist_add_atom(mlist, NULL, names[i]);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *guid;
+		char fname[32];
+		uint32_t uid = 0;
+		int expunged;
+
+		if (!new_record(rec, peer_last_uid, &guid, &uid, &expunged))
+			continue;
+		/* an expunged record's file goes too while we have it, as Cyrus sends it */
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (!expunged || faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			r = ids_dlist_add_atom(guids, NULL, guid);
+	}
+	if (r < 0 || guids->head == NULL)
+		goto out;
+	if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0) {
+		res = NULL;
+		goto out;
+	}
+	res = NULL;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, name, &rp) + 1;
+		goto out;
+	}
+	for (i = 0; i < rp.n && missing == NULL; i++)
+		if (strcmp(rp.v[i]->word, "MISSING") == 0)
+			missing = ids_csync_arg(rp.v[i], 0);
+	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
+		const char *g = ids_dlist_cstr(m);
+		const struct ids_dlist *prev;
+		char fname[32];
+		uint64_t size = 0;
+		uint32_t uid = 0;
+
+		/* each GUID once, from the first live record that has it */
+		for (prev = missing->head; prev != m && strcmp(ids_dlist_cstr(prev) ?: "",
+		    g ?: "") != 0; prev = prev->next)
+			;
+		if (g == NULL || prev != m)
+			continue;
+		for (rec = recs->head; rec != NULL; rec = rec->next) {
+			const char *rg = kv_str(rec, "GUID");
+
+			if (rg != NULL && strcmp(rg, g) == 0 &&
+			    ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid &&
+			    ids_dlist_get_u64(rec, "SIZE", &size) == 0)
+				break;
+		}
+		if (rec == NULL)
+			continue;	/* the peer asked for a GUID we did not offer */
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		    mb->datafd, fname));
+		if (r < 0)
+			break;
+		nbatch++;
+		bytes += size;
+		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
+			r = push_batch(c, batch, name);
+			c->rep->files += r == 0 ? nbatch : 0;
+			batch = NULL;
+			nbatch = 0;
+			bytes = 0;
+		}
+	}
+	if (r == 0 && batch != NULL) {
+		r = push_batch(c, batch, name);
+		c->rep->files += r == 0 ? nbatch : 0;
+		batch = NULL;
+	}
+out:
+	ids_dlist_free(batch);
+	ids_dlist_free(res);
+	reply_release(&rp);
+	return r;
+}
+
+/* One local folder sent whole: its missing files, then APPLY MAILBOX. */
+static int
+push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf,
+    const char *const *names, size_t nnames)
+{
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv = NULL;
+	struct reply rp;
+	uint32_t peer_last_uid = 0;
+	int r;
+
+	if (pf != NULL)
+		ids_dlist_get_u32(pf->kv, "LAST_UID", &peer_last_uid);
+	/* the folder stays locked from its state to the peer's answer */
+	if ((r = ids_mailbox_open(c->s.mbl, lf->name, 0, REPL_LOCK_MS, &mb)) < 0)
+		return r;
+	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) == 0)
+		r = push_files(c, mb, kv, peer_last_uid, names, nnames);
+	if (r == 0) {
+		r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp);
+		kv = NULL;
+		if (r == 0) {
+			if (rp.status != IDS_CSYNC_OK) {
+				r = peer_refused(c, lf->name, &rp) + 1;
+			} else {
+				c->rep->applied++;
+				client_log(c, LOG_INFO, "push: %s (%s) %s on the peer", lf->name,
+				    lf->uniqueid, pf != NULL ? "updated" : "created");
+			}
+			reply_release(&rp);
+		}
+	}
+	ids_dlist_free(kv);
+	ids_mailbox_close(mb);
+	return r;
+}
+
+/* --- per-user data: subscriptions, seen state, sieve scripts ------------- */
+
+/* The item of lines (untagged key lines) whose idkey is id; LSUB: its name. */
+static const struct ids_dlist *
+meta_find(struct ids_csync_line *const *lines, size_t n, const char *key, const char *idkey,
+    const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct ids_dlist *v = ids_csync_arg(lines[i], 0), *x;
+
+		if (lines[i]->kind != IDS_CSYNC_UNTAGGED || strcmp(lines[i]->word, key) != 0 ||
+		    v == NULL)
+			continue;
+		if (idkey == NULL) {
+			for (x = v->type == IDS_DL_LIST ? v->head : NULL; x != NULL; x = x->next)
+				if (ids_dlist_cstr(x) != NULL && strcmp(ids_dlist_cstr(x), id) == 0)
+					return x;
+		} else if (kv_str(v, idkey) != NULL && strcmp(kv_str(v, idkey), id) == 0) {
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* %(USERID userid ...) followed by the items of kv (or KEY value pairs). */
+static struct ids_dlist *
+meta_item(const char *userid, const struct ids_dlist *kv, const char *k1, const char *v1)
+{
+	struct ids_dlist *out = ids_dlist_new_kvlist(), *copy;
+	const struct ids_dlist *i;
+
+	if (out == NULL || ids_dlist_add_atom(out, "USERID", userid) < 0)
+		goto fail;
+	if (k1 != NULL && ids_dlist_add_atom(out, k1, v1) < 0)
+		goto fail;
+	for (i = kv ? kv->head : NULL; i != NULL; i = i->next) {
+		if (i->name == NULL || strcmp(i->name, "USERID") == 0)
+			continue;
+		if ((copy = ids_dlist_copy(i)) == NULL || ids_dlist_add_child(out, NULL, copy) < 0)
+			goto fail;
+	}
+	return out;
+fail:
+	ids_dlist_free(out);
+	return NULL;
+}
+
+/* APPLY verb kv (taken over) to the peer, or here when pulling. */
+static int
+meta_apply(struct client *c, const char *verb, struct ids_dlist *kv)
+{
+	struct reply rp;
+	int r;
+
+	if (kv == NULL)
+		return -ENOMEM;
+	if (c->o->pull) {
+		c->s.nok = NULL;
+		r = local_result(c, ids_repl_apply_meta(&c->s, verb, kv), verb);
+		ids_dlist_free(kv);
+		return r;
+	}
+	if ((r = exchange(c, cmd_arg("APPLY", verb, kv), &rp)) < 0)
+		return r;
+	r = rp.status == IDS_CSYNC_OK ? 0 : peer_refused(c, verb, &rp) + 1;
+	reply_release(&rp);
+	return r;
+}
+
+/* The LSUB names of lines that other lacks: SUB (from = the side with them) or UNSUB. */
+static int
+meta_subs(struct client *c, const char *userid, struct ids_csync_line *const *from, size_t nf,
+    struct ids_csync_line *const *to, size_t nt, const char *verb, size_t *changed)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < nf && r == 0; i++) {
+		const struct ids_dlist *v = ids_csync_arg(from[i], 0), *x;
+
+		if (strcmp(from[i]->word, "LSUB") != 0 || v == NULL || v->type != IDS_DL_LIST)
+			continue;
+		for (x = v->head; x != NULL && r == 0; x = x->next) {
+			const char *name = ids_dlist_cstr(x);
+
+			if (name == NULL || meta_find(to, nt, "LSUB", NULL, name) != NULL)
+				continue;
+			r = next_one(meta_apply(c, verb, meta_item(userid, NULL, "MBOXNAME", name)));
+			(*changed)++;
+		}
+	}
+	return r;
+}
+
+/*
+ * Makes the written side's subscriptions, seen state and (pushing)
+ * sieve scripts those of the other, from what GET USER reported (peer)
+ * and what replica.db holds (here).
+ */
+static int
+meta_sync(struct client *c, const char *userid, const struct reply *peer)
+{
+	struct ids_csync_line *const *pl = peer->v, *const *ll;
+	struct ids_sync_meta *m;
+	size_t i, np = peer->n, nl, changed = 0;
+	int pull = c->o->pull, r;
+
+	ids_repl_lines_release(&c->s);
+	if ((r = ids_repl_report_meta(&c->s, userid)) < 0)
+		return r;
+	ll = c->s.lines;
+	nl = c->s.nlines;
+	/* subscriptions: the source's names subscribed, the others' unsubscribed */
+	r = meta_subs(c, userid, pull ? pl : ll, pull ? np : nl, pull ? ll : pl, pull ? nl : np,
+	    "SUB", &changed);
+	if (r == 0)
+		r = meta_subs(c, userid, pull ? ll : pl, pull ? nl : np, pull ? pl : ll,
+		    pull ? np : nl, "UNSUB", &changed);
+	/* seen state, by folder uniqueid (csync has no way to remove one) */
+	for (i = 0; r == 0 && i < (pull ? np : nl); i++) {
+		const struct ids_csync_line *l = pull ? pl[i] : ll[i];
+		const struct ids_dlist *v = ids_csync_arg(l, 0), *other;
+		const char *id = kv_str(v, "UNIQUEID");
+
+		if (strcmp(l->word, "SEEN") != 0 || id == NULL)
+			continue;
+		other = meta_find(pull ? ll : pl, pull ? nl : np, "SEEN", "UNIQUEID", id);
+		if (other != NULL && value_eq(other, v))
+			continue;
+		r = next_one(meta_apply(c, "SEEN", meta_item(userid, v, NULL, NULL)));
+		changed++;
+	}
+	/*
+	 * sieve scripts: pushed only (GET USER carries no script's content),
+	 * and only to an idspool peer: Cyrus 3.6 keeps them in a #sieve
+	 * mailbox (it stores an APPLY SIEVE but refuses its ACTIVATE_SIEVE);
+	 * as Cyrus's sync_client sends them: a script whose GUID differs or
+	 * that is newer here.
+	 */
+	for (i = 0; r == 0 && !pull && !c->idspool && i < nl; i++) {
+		if (strcmp(ll[i]->word, "SIEVE") == 0) {
+			client_log(c, LOG_WARNING, "push: %s: sieve scripts are not sent to a "
+			    "peer that keeps them in a #sieve mailbox", userid);
+			break;
+		}
+	}
+	for (i = 0; r == 0 && !pull && c->idspool && i < nl; i++) {
+		const struct ids_dlist *v = ids_csync_arg(ll[i], 0), *other;
+		const char *name = kv_str(v, "FILENAME");
+		struct ids_dlist *item = NULL, *kv;
+		uint64_t act = 0, pact = 0, t = 0, pt = 0;
+
+		if (strcmp(ll[i]->word, "SIEVE") != 0 || name == NULL)
+			continue;
+		other = meta_find(pl, np, "SIEVE", "FILENAME", name);
+		ids_dlist_get_u64(v, "ISACTIVE", &act);
+		if (other != NULL)
+			ids_dlist_get_u64(other, "ISACTIVE", &pact);
+		if (other != NULL) {
+			ids_dlist_get_u64(v, "LAST_UPDATE", &t);
+			ids_dlist_get_u64(other, "LAST_UPDATE", &pt);
+		}
+		if (other == NULL || t > pt ||
+		    !value_eq(ids_dlist_get(v, "GUID"), ids_dlist_get(other, "GUID"))) {
+			if ((r = ids_repl_meta(&c->s, &m)) < 0 ||
+			    (r = ids_sync_meta_get(m, IDS_SYNC_SIEVE, userid, name, &item)) < 0)
+				break;
+			if ((kv = meta_item(userid, NULL, "FILENAME", name)) == NULL ||
+			    ids_dlist_add_child(kv, NULL, ids_dlist_copy(ids_dlist_get(item,
+			    "LAST_UPDATE"))) < 0 || ids_dlist_add_child(kv, NULL,
+			    ids_dlist_copy(ids_dlist_get(item, "CONTENT"))) < 0) {
+				ids_dlist_free(kv);
+				kv = NULL;
+			}
+			ids_dlist_free(item);
+			r = next_one(meta_apply(c, "SIEVE", kv));
+			pact = 0;	/* a script sent is not active there yet */
+			changed++;
+		}
+		if (r == 0 && act != pact) {
+			r = next_one(meta_apply(c, act ? "ACTIVATE_SIEVE" : "UNACTIVATE_SIEVE",
+			    meta_item(userid, NULL, "FILENAME", name)));
+			changed++;
+		}
+	}
+	for (i = 0; r == 0 && !pull && c->idspool && i < np; i++) {
+		const char *name = kv_str(ids_csync_arg(pl[i], 0), "FILENAME");
+
+		if (strcmp(pl[i]->word, "SIEVE") != 0 || name == NULL ||
+		    meta_find(ll, nl, "SIEVE", "FILENAME", name) != NULL)
+			continue;
+		r = next_one(meta_apply(c, "UNSIEVE", meta_item(userid, NULL, "FILENAME", name)));
+		changed++;
+	}
+	ids_repl_lines_release(&c->s);
+	if (r == 0 && changed > 0)
+		client_log(c, LOG_INFO, "%s: %s: %zu subscription, seen or sieve item(s) applied",
+		    pull ? "pull" : "push", userid, changed);
+	c->rep->meta += changed;
+	return r;
+}
+
+/* --- renames, cycles included ------------------------------------------- */
+
+typedef int (*mv_fn)(struct client *c, struct mv *m, const char *to);
+
+/* The names held on the side being renamed (malloc'd strings). */
+struct held {
+	char **v;
+	size_t n;
+};
+
+static ssize_t
+held_find(const struct held *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (h->v[i] != NULL && strcmp(h->v[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int
+held_move(struct held *h, const char *from, const char *to)
+{
+	ssize_t i = held_find(h, from);
+	char *copy = strdup(to);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	if (i < 0) {
+		free(copy);
+		return 0;
+	}
+	free(h->v[i]);
+	h->v[i] = copy;
+	return 0;
+}
+
+static void
+held_free(struct held *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->v[i]);
+	free(h->v);
+}
+
+/* m's rename to "to" with fn; on success the held names follow. */
+static int
+mv_do(struct client *c, struct mv *m, const char *to, mv_fn fn, struct held *h)
+{
+	char *copy;
+	int r;
+
+	if ((r = fn(c, m, to)) != 0)
+		return r;
+	if ((r = held_move(h, m->from, to)) < 0 || (copy = strdup(to)) == NULL)
+		return r < 0 ? r : -ENOMEM;
+	free(m->from);
+	m->from = copy;
+	if (m->pf != NULL && to == m->to && !c->o->pull)
+		m->pf->name = m->to;
+	return 0;
+}
+
+/*
+ * Makes the renames of v, in an order where no target is held: a rename
+ * whose target a folder still to be renamed holds waits for it, and a
+ * cycle (a->c, b->a, c->b) is broken by renaming one of its folders to
+ * "<name>-<uniqueid>" first.  A target held by a folder that is not
+ * renamed is a refusal, counted.
+ */
+static int
+plan_renames(struct client *c, struct mv *v, size_t n, struct held *h, mv_fn fn)
+{
+	size_t i, j, pending;
+	int r, progress;
+
+	for (;;) {
+		pending = 0;
+		progress = 0;
+		for (i = 0; i < n; i++) {
+			if (v[i].done)
+				continue;
+			pending++;
+			if (held_find(h, v[i].to) >= 0)
+				continue;
+			if ((r = mv_do(c, &v[i], v[i].to, fn, h)) < 0)
+				return r;
+			c->rep->renamed += r == 0;
+			if (r > 0 && v[i].pf != NULL)
+				v[i].pf->refused = 1;
+			v[i].done = 1;
+			progress = 1;
+		}
+		if (pending == 0)
+			return 0;
+		if (progress)
+			continue;
+		/* every target is held: free one held by a folder still to be renamed */
+		for (i = 0; i < n && !progress; i++) {
+			char tmp[IDS_MBNAME_MAX + 1];
+
+			for (j = 0; j < n; j++)
+				if (!v[j].done && j != i && strcmp(v[j].from, v[i].to) == 0)
+					break;
+			if (v[i].done || j == n)
+				continue;
+			if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%s", v[j].from,
+			    v[j].uniqueid) >= sizeof(tmp) || held_find(h, tmp) >= 0) {
+				continue;
+			}
+			if ((r = mv_do(c, &v[j], tmp, fn, h)) < 0)
+				return r;
+			if (r > 0) {
+				v[j].done = 1;
+				if (v[j].pf != NULL)
+					v[j].pf->refused = 1;
+			}
+			progress = 1;
+		}
+		if (progress)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (v[i].done)
+				continue;
+			v[i].done = 1;
+			if (v[i].pf != NULL)
+				v[i].pf->refused = 1;
+			c->rep->failed++;
+			client_log(c, LOG_ERR, "%s (%s): cannot be renamed to %s, which another "
+			    "folder holds", v[i].from, v[i].uniqueid, v[i].to);
+		}
+		return 0;
+	}
+}
+
+static void
+mvs_free(struct mv *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].from);
+	free(v);
+}
+
+/* --- one user or one set of folders ------------------------------------- */
+
+/*
+ * The renames that make the names of the side written (pull: here;
+ * push: the peer) those of the other, for the folders both hold.
+ */
+static int
+renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
+{
+	struct held h = { NULL, 0 };
+	struct mv *v = calloc(nl + 1, sizeof(*v));
+	size_t i, n = 0;
+	int r = 0;
+
+	if (v == NULL || (h.v = calloc((c->o->pull ? nl : p->n) + 1, sizeof(char *))) == NULL) {
+		free(v);
+		return -ENOMEM;
+	}
+	/* the names held on the side renamed */
+	if (c->o->pull) {
+		for (i = 0; i < nl && r == 0; i++)
+			if (!lv[i].deleted && (h.v[h.n++] = strdup(lv[i].name)) == NULL)
+				r = -ENOMEM;
+	} else {
+		for (i = 0; i < p->n && r == 0; i++)
+			if (!p->v[i].deleted && (h.v[h.n++] = strdup(p->v[i].name)) == NULL)
+				r = -ENOMEM;
+	}
+	for (i = 0; i < nl && r == 0; i++) {
+		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+		const char *part = pf != NULL ? kv_str(pf->kv, "PARTITION") : NULL;
+
+		if (pf == NULL || lv[i].deleted || strcmp(pf->name, lv[i].name) == 0)
+			continue;
+		v[n].uniqueid = lv[i].uniqueid;
+		v[n].from = strdup(c->o->pull ? lv[i].name : pf->name);
+		v[n].to = c->o->pull ? pf->name : lv[i].name;
+		v[n].partition = c->o->pull || part == NULL ? lv[i].partition : part;
+		v[n].uidvalidity = lv[i].uidvalidity;
+		v[n].pf = pf;
+		if (v[n++].from == NULL)
+			r = -ENOMEM;
+	}
+	if (r == 0 && n > 0)
+		r = plan_renames(c, v, n, &h, c->o->pull ? pull_rename : push_rename);
+	mvs_free(v, n);
+	held_free(&h);
+	return r;
+}
+
+static int
+sync_set(struct client *c, const char *userid, const char *const *names, size_t nnames)
+{
+	struct pfolders p;
+	struct ids_repl_names ln = { NULL, 0, 0 };
+	struct lfolder *lv = NULL;
+	const char **pnames = NULL;
+	size_t i, nl = 0;
+	int r;
+
+	if ((r = peer_folders(c, userid, names, nnames, &p)) != 0) {
+		pfolders_release(&p);
+		return next_one(r);
+	}
+	if (userid != NULL) {
+		if ((r = ids_repl_user_folders(&c->s, userid, 1, &ln)) < 0) {
+			c->rep->failed++;
+			client_log(c, LOG_ERR, "%s: %s", userid, ids_errmsg(r));
+			ids_repl_names_free(&ln);
+			pfolders_release(&p);
+			return 0;
+		}
+	} else {
+		if ((ln.v = calloc(nnames + 1, sizeof(*ln.v))) == NULL)
+			r = -ENOMEM;
+		for (i = 0; r == 0 && i < nnames; i++, ln.n++)
+			if ((ln.v[i] = strdup(names[i])) == NULL)
+				r = -ENOMEM;
+		ln.a = nnames + 1;
+	}
+	if (r == 0)
+		r = lfolders_of(c, &ln, &lv, &nl);
+	if (r == 0 && userid == NULL)
+		r = pfolders_byid(c, &p, lv, nl);
+	if (r < 0)
+		goto out;
+	for (i = 0; i < nl; i++) {
+		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
+
+		if (pf != NULL)
+			pf->matched = 1;
+	}
+	if (c->o->pull) {
+		/* deletes first (a name may be taken again), then renames, then contents */
+		for (i = 0; i < nl && r == 0; i++)
+			if (pfolder_by_id(&p, lv[i].uniqueid) == NULL)
+				r = next_one(pull_local_only(c, &lv[i]));
+		if (r == 0)
+			r = renames(c, &p, lv, nl);
+		for (i = 0; i < p.n && r == 0; i++)
+			r = next_one(pull_folder(c, &p.v[i]));
+		if (r == 0 && userid != NULL)
+			r = meta_sync(c, userid, &p.rp);
+		goto out;
+	}
+	/* push: the same order */
+	for (i = 0; i < p.n && r == 0; i++) {
+		if (p.v[i].matched)
+			continue;
+		c->rep->folders++;
+		if ((r = ids_repl_tombstoned(&c->s, p.v[i].uniqueid, p.v[i].name)) == 1) {
+			r = next_one(push_unmailbox(c, &p.v[i]));
+		} else if (r == 0) {
+			c->rep->kept++;
+			client_log(c, LOG_WARNING, "push: %s (%s) is on the peer only and has no "
+			    "tombstone here: kept", p.v[i].name, p.v[i].uniqueid);
+		}
+	}
+	if (r == 0)
+		r = renames(c, &p, lv, nl);
+	/* APPLY RESERVE names the peer's folders, as they are now */
+	if (r == 0 && (pnames = calloc(p.n + 1, sizeof(*pnames))) == NULL)
+		r = -ENOMEM;
+	for (i = 0; r == 0 && i < p.n; i++)
+		pnames[i] = p.v[i].name;
+	for (i = 0; i < nl && r == 0; i++) {
+		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
+		struct ids_dlist *mine = NULL;
+
+		c->rep->folders++;
+		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0)
+			continue;	/* its rename was refused */
+		if (pf != NULL && (r = local_state(c, lv[i].name, 0, &mine)) == 0 &&
+		    same_state(mine, pf->kv)) {
+			ids_dlist_free(mine);
+			continue;
+		}
+		ids_dlist_free(mine);
+		if (r == IDS_ENOTFOUND)
+			r = 0;
+		if (r == 0)
+			r = next_one(push_folder(c, &lv[i], pf, pnames, p.n));
+	}
+	if (r == 0 && userid != NULL)
+		r = meta_sync(c, userid, &p.rp);
+out:
+	free(pnames);
+	lfolders_free(lv, nl);
+	ids_repl_names_free(&ln);
+	pfolders_release(&p);
+	if (r < 0 && r != -ENOMEM && r != IDS_ETRUNC && !ids_csync_in_lost(c->in) &&
+	    r != -EPIPE && r != -EIO) {
+		/* a local error of one set: counted, the session goes on */
+		c->rep->failed++;
+		client_log(c, LOG_ERR, "%s: %s", userid ? userid : "folders", ids_errmsg(r));
+		return 0;
+	}
+	return r;
+}
+
+/* --- the session ------------------------------------------------------------ */
+
+/* The banner: untagged lines up to "* OK ..." (a NO or BAD ends it). */
+static int
+read_banner(struct client *c)
+{
+	struct ids_csync_line *l;
+	int r;
+
+	for (;;) {
+		if ((r = ids_csync_read(c->in, &l)) <= 0)
+			return r == 0 ? ids_error(IDS_ETRUNC, "the peer sent no banner") : r;
+		trace_line(c, '<', l);
+		if (l->kind == IDS_CSYNC_UNTAGGED && strcmp(l->word, "OK") == 0) {
+			c->idspool = l->text != NULL &&
+			    memmem(l->text, l->textlen, "idspool-", 8) != NULL;
+			ids_csync_line_free(l);
+			return 0;
+		}
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "NO") == 0 ||
+		    strcmp(l->word, "BAD") == 0 || strcmp(l->word, "BYE") == 0) {
+			ids_csync_line_free(l);
+			return ids_error(IDS_EINVAL, "the peer refused the session");
+		}
+		ids_csync_line_free(l);
+	}
+}
+
+/*
+ * -A: the users whose INBOX is live here and, from an idspool peer (GET
+ * USERS, idspool's extension), there; csync has no way to ask a real
+ * Cyrus for its users, so against one only ours are taken.
+ */
+static int
+all_users(struct client *c)
+{
+	struct reply rp;
+	const struct ids_dlist *x;
+	size_t i, j;
+	int r;
+
+	if ((r = ids_repl_users(&c->s, &c->users)) < 0)
+		return r;
+	if (!c->idspool) {
+		client_log(c, LOG_WARNING, "-A: the peer is not idspool: only the users "
+		    "of this spool (%zu)", c->users.n);
+		return 0;
+	}
+	if ((r = exchange(c, cmd("GET", "USERS"), &rp)) < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, "GET USERS", &rp);
+		reply_release(&rp);
+		return r;
+	}
+	for (i = 0; i < rp.n && r == 0; i++) {
+		const struct ids_dlist *l = ids_csync_arg(rp.v[i], 0);
+
+		if (strcmp(rp.v[i]->word, "USERS") != 0 || l == NULL)
+			continue;
+		for (x = l->head; x != NULL && r == 0; x = x->next) {
+			const char *u = ids_dlist_cstr(x);
+
+			if (u == NULL)
+				continue;
+			for (j = 0; j < c->users.n && strcmp(c->users.v[j], u) != 0; j++)
+				;
+			if (j == c->users.n)
+				r = ids_repl_names_add(&c->users, u);
+		}
+	}
+	reply_release(&rp);
+	return r;
+}
+
+/* Reads the peer's output, waiting at most opts->timeout seconds for a byte. */
+static ssize_t
+peer_read(void *rock, void *buf, size_t len)
+{
+	struct client *c = rock;
+	struct pollfd p = { c->peer_fd, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	if (c->o->timeout > 0) {
+		r = poll(&p, 1, c->o->timeout > INT_MAX / 1000 ? INT_MAX : (int)c->o->timeout * 1000);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return ids_error(-ETIMEDOUT, "the peer sent nothing for %u s",
+			    c->o->timeout);
+	}
+	n = read(c->peer_fd, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+int
+ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
+    const struct ids_sync_client_opts *opts, struct ids_sync_client_report *report)
+{
+	struct ids_csync_limits lim = { IDS_CSYNC_MAX_LINE, IDS_DLIST_MAX_LITERAL,
+	    IDS_CSYNC_MAX_FILE };
+	struct client c;
+	struct reply rp;
+	size_t i;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	memset(report, 0, sizeof(*report));
+	c.peer_fd = peer_out;
+	c.o = opts;
+	c.rep = report;
+	c.ropts.log = opts->log;
+	c.ropts.rock = opts->rock;
+	c.ropts.max_file = opts->max_file;
+	if (opts->max_file)
+		lim.max_file = opts->max_file;
+	if ((r = ids_repl_session_init(&c.s, mbl, &c.ropts)) < 0 ||
+	    (r = ids_csync_in_new_fn(peer_read, &c, &c.in)) < 0 ||
+	    (r = ids_csync_out_new(peer_in, IDS_CSYNC_CLIENT, &c.out)) < 0)
+		goto out;
+	ids_csync_in_set_limits(c.in, &lim);
+	ids_csync_in_set_staging(c.in, c.s.stagefd);
+	if ((r = read_banner(&c)) < 0)
+		goto out;
+	if (opts->all && (r = all_users(&c)) < 0)
+		goto out;
+	for (i = 0; i < c.users.n && r == 0; i++)
+		r = sync_set(&c, c.users.v[i], NULL, 0);
+	for (i = 0; i < opts->nusers && r == 0; i++)
+		r = sync_set(&c, opts->users[i], NULL, 0);
+	if (r == 0 && opts->nfolders > 0)
+		r = sync_set(&c, NULL, opts->folders, opts->nfolders);
+	if (r == 0 && (r = exchange(&c, cmd("EXIT", NULL), &rp)) == 0)
+		reply_release(&rp);
+out:
+	ids_csync_out_free(c.out);
+	ids_csync_in_free(c.in);
+	ids_repl_session_release(&c.s);
+	ids_repl_names_free(&c.users);
+	return r;
+}

@@ -1,0 +1,86 @@
+/*
+ * client.h - the client side of csync: an idspool spool made equal to
+ * a peer (pull) or a peer made equal to the spool (push), folder by
+ * uniqueid, over one session on two file descriptors (spool_sync(8)).
+ *
+ *	struct ids_sync_client_opts o = { .users = u, .nusers = 1, .pull = 1 };
+ *	struct ids_sync_client_report rep;
+ *	r = ids_sync_client_session(mbl, peer_out, peer_in, &o, &rep);
+ *
+ * The peer is a csync server: a real Cyrus 3.6 sync_server, or an
+ * idspool spool_sync --serve.  The session reads its banner, then for
+ * each user asks GET USER (for each folder GET MAILBOXES) and compares
+ * the peer's folders with the local ones by UNIQUEID:
+ *
+ *   pull  a folder whose state line differs from ours (or that we lack)
+ *         is fetched whole (GET FULLMAILBOX), the message files we do
+ *         not hold are fetched (GET FETCH, staged and checked against
+ *         their GUID by the codec), and the result is applied locally
+ *         through the replica's own applies (replica_apply.c), so that
+ *         every write, intent and failpoint is the replica's; a folder
+ *         the peer holds under another name is renamed first.
+ *   push  a folder the peer holds under another name is renamed there
+ *         (APPLY RENAME); a folder whose state differs is sent whole:
+ *         APPLY RESERVE, APPLY MESSAGE of the files the peer reports
+ *         MISSING (streamed from our files), APPLY MAILBOX with every
+ *         record, as Cyrus's sync_client does when a CRC differs.
+ *
+ * Each user's subscriptions and seen state follow its folders (both
+ * ways), and its sieve scripts when pushing to an idspool peer.
+ * Renames come before any folder's contents, deletes before them; a
+ * rename cycle is broken through a temporary name.
+ *
+ * A folder one side holds and the other does not is deleted from the
+ * side holding it only when the other side holds a tombstone of its
+ * uniqueid (locally: mailboxes.db; on an idspool peer: the extension
+ * GET TOMBSTONE, sent only when the banner names idspool; a real Cyrus
+ * is never asked, so its replica-only folders are kept).  Otherwise it
+ * is kept and counted in report->kept, and logged.
+ *
+ * The library never prints: what an operator should see goes to
+ * opts->log (syslog priorities).
+ */
+#ifndef IDS_SYNC_CLIENT_H
+#define IDS_SYNC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ids_mboxlist;
+
+struct ids_sync_client_opts {
+	void (*log)(void *rock, int prio, const char *msg);
+	void *rock;
+	/* each line sent (dir '>') and received ('<'), without CRLF, file bytes elided */
+	void (*trace)(void *rock, int dir, const char *line, size_t len);
+	int pull;		/* make the spool equal to the peer; else the peer to the spool */
+	const char *const *users;	/* csync userids: "alice", "bob@example.com" */
+	size_t nusers;
+	const char *const *folders;	/* internal names, as csync carries them */
+	size_t nfolders;
+	int all;		/* -A: every user here, and there when the peer is idspool */
+	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
+	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
+};
+
+struct ids_sync_client_report {
+	size_t folders;		/* folders compared */
+	size_t applied;		/* folders applied (pull: here; push: on the peer) */
+	size_t renamed;
+	size_t deleted;
+	size_t kept;		/* held by one side only, no tombstone on the other */
+	size_t files;		/* message files fetched or sent */
+	size_t meta;		/* subscriptions, seen items and sieve scripts applied */
+	size_t failed;		/* folders or users refused; the session went on */
+};
+
+/*
+ * Runs one session with the peer reading peer_out (its standard output)
+ * and writing peer_in (its standard input); neither is closed.  Returns
+ * 0 when the session ended with EXIT (report->failed may still count
+ * refusals), or the negative code that lost it.
+ */
+int ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
+    const struct ids_sync_client_opts *opts, struct ids_sync_client_report *report);
+
+#endif
