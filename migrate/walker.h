@@ -28,6 +28,10 @@
  *	exit(res.folders_failed || res.errors ? 1 : 0);
  *
  * Nothing here prints: events and progress go to the caller's callbacks.
+ *
+ * The walker is part of migrate/, on top of the library: it is linked
+ * into relocated (with its worker pool, which forks), never into
+ * libidspool, and nothing in src/ includes this header.
  */
 #ifndef IDS_WALKER_H
 #define IDS_WALKER_H

@@ -30,7 +30,6 @@
 #include "rename.h"
 #include "recover.h"
 #include "relocate.h"
-#include "walker.h"
 #include "audit.h"
 #include "reconstruct.h"
 
