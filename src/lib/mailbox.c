@@ -333,8 +333,8 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 	    (r = ids_path_datadir(cfg, &loc, full, sizeof(full))) < 0 ||
 	    (r = ids_path_metafile(cfg, &loc, IDS_META_HEADER, full, sizeof(full))) < 0)
 		return r;
-	strcpy(c->in.op, "create");
-	strcpy(c->in.stage, "files");
+	strcpy(c->in.op, IDS_OP_CREATE);
+	strcpy(c->in.stage, IDS_STAGE_FILES);
 	c->in.time = time(NULL);
 	if ((r = ids_intent_set(&c->in.name, c->e->name)) < 0 ||
 	    (r = ids_intent_set(&c->in.partition, c->e->partition)) < 0 ||
@@ -550,8 +550,8 @@ delete_intent(struct ids_mailbox *mb, struct ids_intent *in)
 
 	if ((r = ids_path_reldir(cfg, &mb->loc, rel, sizeof(rel))) < 0)
 		return r;
-	strcpy(in->op, "delete");
-	strcpy(in->stage, "files");
+	strcpy(in->op, IDS_OP_DELETE);
+	strcpy(in->stage, IDS_STAGE_FILES);
 	in->time = time(NULL);
 	if ((r = ids_intent_set(&in->name, mb->entry.name)) < 0 ||
 	    (r = ids_intent_set(&in->partition, mb->entry.partition)) < 0)
@@ -612,7 +612,7 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	struct ids_mbentry e;
 	int r;
 
-	if (strcmp(in->op, "create") == 0) {
+	if (strcmp(in->op, IDS_OP_CREATE) == 0) {
 		ids_mbentry_init(&e);
 		r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
 		ids_mbentry_release(&e);
@@ -620,13 +620,13 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 		if (r != IDS_ENOTFOUND)
 			return r;
-	} else if (strcmp(in->op, "delete") != 0) {
+	} else if (strcmp(in->op, IDS_OP_DELETE) != 0) {
 		return ids_error(IDS_EINVAL, "not a create or delete intent");
 	}
 	if ((r = ids_folder_remove(ids_mboxlist_config(mbl), in->partition, in->dst)) < 0)
 		return r;
 	/* A delete's tombstone on disk (a create has none to keep). */
-	if (strcmp(in->op, "delete") == 0 && in->name != NULL &&
+	if (strcmp(in->op, IDS_OP_DELETE) == 0 && in->name != NULL &&
 	    (r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY)) < 0)
 		return r;
 	return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);

@@ -65,23 +65,77 @@ reread_txn(struct ids_txn *txn, void *rock)
 	return ids_intent_get(txn, o->id, o->in);
 }
 
+/* --- the op table --------------------------------------------------- */
+
+/*
+ * Each operation's module settles its own intents, finishing or rolling
+ * back by the intent's stage; this table says which module owns which
+ * op.  Only a migration needs the grace period and the statistics.
+ */
+typedef int (*settle_fn)(struct ids_mboxlist *mbl, const char *id,
+    const struct ids_intent *in, const struct ids_relocate_opts *opts,
+    struct ids_relocate_stats *stats);
+
+static int
+settle_migrate(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	static const struct ids_relocate_opts none = { .strategy = IDS_STRATEGY_LINK };
+
+	return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);
+}
+
+static int
+settle_mailbox(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_mailbox_recover(mbl, id, in);
+}
+
+static int
+settle_rename(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_rename_recover(mbl, id, in);
+}
+
+static int
+settle_reid(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_reconstruct_recover(mbl, id, in);
+}
+
+static int
+settle_sync(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_replica_recover(mbl, id, in);
+}
+
+static const struct {
+	const char *op;
+	settle_fn settle;
+} ops[] = {
+	{ IDS_OP_CREATE, settle_mailbox },
+	{ IDS_OP_DELETE, settle_mailbox },
+	{ IDS_OP_MIGRATE, settle_migrate },
+	{ IDS_OP_RENAME, settle_rename },
+	{ IDS_OP_RENAMEOWNER, settle_rename },
+	{ IDS_OP_COPY, settle_rename },
+	{ IDS_OP_REID, settle_reid },
+	{ IDS_OP_SYNC, settle_sync },
+};
+
 static int
 settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
 {
-	static const struct ids_relocate_opts none = { IDS_STRATEGY_LINK, 0, 0, NULL, NULL, 0 };
+	size_t i;
 
-	if (strcmp(in->op, "migrate") == 0)
-		return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);
-	if (strcmp(in->op, "create") == 0 || strcmp(in->op, "delete") == 0)
-		return ids_mailbox_recover(mbl, id, in);
-	if (strcmp(in->op, "reid") == 0)
-		return ids_reconstruct_recover(mbl, id, in);
-	if (strcmp(in->op, "sync") == 0)
-		return ids_replica_recover(mbl, id, in);
-	if (strcmp(in->op, "rename") == 0 || strcmp(in->op, "renameowner") == 0 ||
-	    strcmp(in->op, "copy") == 0)
-		return ids_rename_recover(mbl, id, in);
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(in->op, ops[i].op) == 0)
+			return ops[i].settle(mbl, id, in, opts, stats);
 	return ids_error(IDS_ECORRUPT, "intent of %s: unknown operation '%s'", id, in->op);
 }
 

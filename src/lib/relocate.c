@@ -924,7 +924,7 @@ set_intent(struct ids_intent *in, struct reloc *r, const char *stage,
 {
 	int rr;
 
-	strcpy(in->op, "migrate");
+	strcpy(in->op, IDS_OP_MIGRATE);
 	snprintf(in->stage, sizeof(in->stage), "%s", stage);
 	snprintf(in->strategy, sizeof(in->strategy), "%s", ids_strategy_name(strategy));
 	in->time = time(NULL);
@@ -956,7 +956,7 @@ flip_and_prune(struct reloc *r, struct ids_intent *in)
 	struct step s = { r, in, NULL };
 	int rr;
 
-	strcpy(in->stage, "flipped");
+	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
 	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
 		return rr;
@@ -975,7 +975,7 @@ migrate_link(struct reloc *r, struct ids_intent *in)
 	if ((rr = link_all(r)) < 0 ||
 	    (rr = write_header(r, r->sfd[root_of(r, IDS_META_HEADER)], 1)) < 0)
 		goto undo;
-	strcpy(in->stage, "flipped");
+	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
 	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
 		goto undo;
@@ -1052,7 +1052,7 @@ relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
 	}
 	if (!renamable(&r))
 		strategy = IDS_STRATEGY_LINK;
-	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? "link" : "rename",
+	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? IDS_STAGE_LINK : IDS_STAGE_RENAME,
 	    strategy)) < 0)
 		goto out;
 	rr = strategy == IDS_STRATEGY_LINK ? migrate_link(&r, &in) : migrate_rename(&r, &in);
@@ -1176,7 +1176,7 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 		return 0;
 	}
 	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME && renamable(&it->r);
-	if (set_rc(it, set_intent(&it->in, &it->r, it->rename ? "rename" : "link",
+	if (set_rc(it, set_intent(&it->in, &it->r, it->rename ? IDS_STAGE_RENAME : IDS_STAGE_LINK,
 	    it->rename ? IDS_STRATEGY_RENAME : IDS_STRATEGY_LINK)) < 0)
 		return 0;
 	return 1;
@@ -1209,7 +1209,7 @@ group_flip(struct ids_txn *txn, struct group *g)
 		it = &g->it[i];
 		if (!it->active)
 			continue;
-		strcpy(it->in.stage, "flipped");
+		strcpy(it->in.stage, IDS_STAGE_FLIPPED);
 		it->in.time = time(NULL);
 		rr = flip_one(txn, &it->r, &it->in);
 		if (rr == IDS_EBUSY)
@@ -1305,7 +1305,7 @@ batch_drop(struct bitem *it, int rc)
 	it->active = 0;
 	it->flipped = 0;
 	/* Not flipped: mailboxes.db still has the intent's first stage. */
-	strcpy(it->in.stage, it->rename ? "rename" : "link");
+	strcpy(it->in.stage, it->rename ? IDS_STAGE_RENAME : IDS_STAGE_LINK);
 	if (it->rename) {
 		opts.grace = 0;
 		if (ids_relocate_recover(it->r.mbl, it->r.uniqueid, &it->in, &opts, &it->st) == 0 &&
@@ -1607,10 +1607,10 @@ ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	if (rr < 0) {
 		if (rr == IDS_ENOTFOUND)	/* the folder is gone: drop the intent */
 			rr = ids_mboxlist_write(mbl, finish_txn, &(struct step){ &r, NULL, NULL });
-	} else if (strcmp(in->stage, "flipped") == 0) {
+	} else if (strcmp(in->stage, IDS_STAGE_FLIPPED) == 0) {
 		rr = opts->grace > 0 && time(NULL) < in->time + opts->grace ?
 		    IDS_RELOCATE_PENDING : cleanup(&r);
-	} else if (strcmp(in->stage, "rename") == 0) {
+	} else if (strcmp(in->stage, IDS_STAGE_RENAME) == 0) {
 		rr = recover_rename(&r, in);
 	} else {
 		rr = rollback(&r);
