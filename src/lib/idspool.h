@@ -30,6 +30,7 @@
 #include "rename.h"
 #include "recover.h"
 #include "relocate.h"
+#include "failure.h"
 #include "audit.h"
 #include "reconstruct.h"
 

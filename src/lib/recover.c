@@ -21,29 +21,10 @@
 #include "rename.h"
 #include "sync/replica.h"
 
-struct idlist {
-	char (*ids)[IDS_UNIQUEID_MAX + 1];
-	size_t n, alloc;
-};
-
 static int
 collect(const char *id, const struct ids_intent *in, void *rock)
 {
-	struct idlist *l = rock;
-
-	if (strlen(id) > IDS_UNIQUEID_MAX)
-		return 0;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 16;
-		void *p = realloc(l->ids, na * sizeof(*l->ids));
-
-		if (p == NULL)
-			return -ENOMEM;
-		l->ids = p;
-		l->alloc = na;
-	}
-	strcpy(l->ids[l->n++], id);
-	return 0;
+	return ids_idlist_add(rock, id);
 }
 
 static int
@@ -235,7 +216,7 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 {
 	struct ids_recover_report local = { 0 };
 	struct ids_relocate_stats scratch = { 0 };
-	struct idlist l = { NULL, 0, 0 };
+	struct ids_idlist l = IDS_IDLIST_INIT;
 	char why[1024];
 	size_t i;
 	int r, first = 0;
@@ -245,7 +226,7 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 	if (stats == NULL)
 		stats = &scratch;
 	if ((r = ids_mboxlist_read(mbl, collect_txn, &l)) < 0) {
-		free(l.ids);
+		ids_idlist_release(&l);
 		return r;
 	}
 	for (i = 0; i < l.n; i++)
@@ -254,6 +235,6 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 			/* later intents record their own reasons: keep the first's */
 			snprintf(why, sizeof(why), "%s", ids_errmsg(r));
 		}
-	free(l.ids);
+	ids_idlist_release(&l);
 	return first < 0 ? ids_error(first, "%s", why) : 0;
 }

@@ -36,6 +36,7 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "failure.h"
 #include "fsutil.h"
 #include "guid.h"
 #include "header.h"
@@ -538,8 +539,8 @@ flip_one(struct ids_txn *txn, struct reloc *r, const struct ids_intent *in)
 		rr = ids_intent_del(txn, r->uniqueid);
 	else
 		rr = ids_intent_put(txn, r->uniqueid, in);
-	if (rr == 0 && ids_txn_del_raw(txn, 'F', r->uniqueid) == IDS_ENOTFOUND)
-		rr = 0;
+	if (rr == 0)
+		ids_failure_del(txn, r->uniqueid);	/* as before: an error here is not the flip's */
 out:
 	ids_mbentry_release(&e);
 	return rr;
@@ -566,11 +567,8 @@ static int
 fail_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
-	char buf[IDS_FAILURE_MAX];
-	size_t n = ids_failure_format(buf, sizeof(buf), (int64_t)time(NULL),
-	    s->r->entry->name, s->reason);
 
-	return ids_txn_put_raw(txn, 'F', s->r->uniqueid, buf, n);
+	return ids_failure_put(txn, s->r->uniqueid, s->r->entry->name, s->reason);
 }
 
 static int
@@ -588,7 +586,7 @@ record_failure(struct reloc *r, int code)
 	return code;
 }
 
-/* --- failure records ------------------------------------------------- */
+/* --- the advice of a failure ---------------------------------------- */
 
 const char *
 ids_relocate_advice(int code)
@@ -599,67 +597,6 @@ ids_relocate_advice(int code)
 	if (code == -ENFILE)
 		return "the system's table of open files is full (sysctl fs.file-max)";
 	return NULL;
-}
-
-/*
- * Appends the len bytes at s to buf (o bytes used of size), bytes
- * outside 0x20-0x7e as \xNN; stops with "..." where the next would not
- * fit.  Returns the new length (buf is NUL-terminated).
- */
-static size_t
-put_printable(char *buf, size_t o, size_t size, const unsigned char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (o + 4 + 4 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (s[i] >= 0x20 && s[i] < 0x7f) {
-			buf[o++] = (char)s[i];
-			continue;
-		}
-		buf[o++] = '\\';
-		buf[o++] = 'x';
-		buf[o++] = hex[s[i] >> 4];
-		buf[o++] = hex[s[i] & 15];
-	}
-	buf[o] = '\0';
-	return o;
-}
-
-size_t
-ids_failure_format(char *buf, size_t size, int64_t when, const char *name,
-    const char *reason)
-{
-	int n = snprintf(buf, size, "%lld ", (long long)when);
-	size_t o = n > 0 && (size_t)n < size ? (size_t)n : 0;
-
-	o = put_printable(buf, o, size, (const unsigned char *)name, strlen(name));
-	o = put_printable(buf, o, size, (const unsigned char *)": ", 2);
-	return put_printable(buf, o, size, (const unsigned char *)reason, strlen(reason));
-}
-
-int
-ids_failure_parse(const void *val, size_t len, struct ids_failure *f)
-{
-	const unsigned char *b = val;
-	size_t i = 0;
-	int64_t t = 0;
-
-	while (i < len && i < 18 && b[i] >= '0' && b[i] <= '9')
-		t = t * 10 + (b[i++] - '0');
-	if (i == 0 || i == len || b[i] != ' ') {
-		f->when = 0;
-		put_printable(f->text, 0, sizeof(f->text), b, len);
-		return ids_error(IDS_ECORRUPT, "failure record without a time");
-	}
-	f->when = t;
-	put_printable(f->text, 0, sizeof(f->text), b + i + 1, len - i - 1);
-	return 0;
 }
 
 /* --- removing what is left over -------------------------------------- */

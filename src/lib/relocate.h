@@ -112,35 +112,4 @@ int ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
  */
 const char *ids_relocate_advice(int code);
 
-/*
- * Failure records ('F' + uniqueid in mailboxes.db): one line,
- * "<unix time> <internal name>: <reason>", of at most IDS_FAILURE_MAX
- * bytes, every byte outside 0x20-0x7e written as \xNN.  An LMDB value
- * is not NUL-terminated: a record is read from its bytes and length
- * only, never as a C string.
- */
-#define IDS_FAILURE_MAX 1536
-
-struct ids_failure {
-	int64_t when;			/* unix time; 0 when unreadable */
-	char text[IDS_FAILURE_MAX + 4];	/* "<name>: <reason>", printable ASCII */
-};
-
-/*
- * Writes the record of a failure into buf (size bytes, at least 64),
- * cut to fit with "..." at its end.  Returns its length.
- */
-size_t ids_failure_format(char *buf, size_t size, int64_t when, const char *name,
-    const char *reason);
-
-/*
- * Reads the len bytes at val (any bytes, not NUL-terminated) as a
- * failure record into *f: its time, and the rest of the line with
- * every byte outside 0x20-0x7e written as \xNN, so that it prints as
- * one line of ASCII whatever the record holds.  Returns 0, or
- * IDS_ECORRUPT when the record does not start with a time (*f then
- * has when 0 and the whole value as its text).
- */
-int ids_failure_parse(const void *val, size_t len, struct ids_failure *f);
-
 #endif
