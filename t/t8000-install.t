@@ -83,7 +83,7 @@ for my $prefix ('/usr', '/opt/idspool') {
 	my $pcf = slurp("$p/lib/pkgconfig/idspool.pc");
 	like($pcf, qr/^prefix=\Q$prefix\E$/m, "$prefix: idspool.pc names the prefix");
 	like($pcf, qr/^libdir=\Q$prefix\E\/lib$/m, '... and the libdir');
-	like($pcf, qr/^Requires\.private: lmdb uuid libcrypto zlib$/m, '... the static dependencies');
+	like($pcf, qr/^Requires\.private: lmdb uuid libcrypto zlib jansson$/m, '... the static dependencies');
 	unlike($pcf, qr/@/, '... every placeholder filled in');
 	my $pc = "PKG_CONFIG_SYSROOT_DIR='$dest' PKG_CONFIG_PATH='$p/lib/pkgconfig'";
 

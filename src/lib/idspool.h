@@ -33,5 +33,6 @@
 #include "failure.h"
 #include "audit.h"
 #include "reconstruct.h"
+#include "dump.h"
 
 #endif
