@@ -40,11 +40,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "config.h"
 #include "dump.h"
 #include "error.h"
 #include "header.h"
+#include "lock.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -95,40 +97,6 @@ struct options {
 
 /* ---- common --------------------------------------------------------- */
 
-/* The exit status for a failed library call: environment or object. */
-static int
-exit_status(int r)
-{
-	switch (r) {
-	case IDS_EDB:
-	case IDS_ECONFIG:
-	case IDS_EFORMAT:
-	case IDS_ELOCKED:
-		return IDS_EXIT_ENV;
-	}
-	return r > -4096 ? IDS_EXIT_ENV : IDS_EXIT_FAIL;	/* -errno */
-}
-
-/* Opens mailboxes.db, reporting failure; returns the exit status. */
-static int
-open_db(const struct ids_config *cfg, int flags, struct ids_mboxlist **mblp)
-{
-	int r = ids_mboxlist_open(cfg, flags, mblp);
-
-	if (r < 0) {
-		/* The library's detail names the database; a bare code does not. */
-		if (strcmp(ids_errmsg(r), ids_strerror(r)) != 0)
-			warnx("%s", ids_errmsg(r));
-		else
-			warnx("%s/mailboxes.db: %s", cfg->configdirectory, ids_strerror(r));
-		return IDS_EXIT_ENV;
-	}
-	/* Like every writer, settle what a dead process left half done. */
-	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(*mblp, NULL, NULL, NULL)) < 0)
-		warnx("recovery: %s", ids_errmsg(r));
-	return IDS_EXIT_OK;
-}
-
 /* Checks that everything written to stdout got there. */
 static int
 flush_stdout(void)
@@ -167,7 +135,7 @@ dump_entry(const struct ids_mbentry *e, void *rock)
 	ids_mbentry_init(&live);
 	/* An unreadable history is reported; the entry is dumped without it. */
 	if ((r = ids_dump_history(d->txn, e, &live)) < 0) {
-		d->status = exit_status(tool_error(r, e->name));
+		d->status = tool_exit_status(tool_error(r, e->name));
 		ids_mbentry_release(&live);
 	}
 	r = ids_dump_format(e, &live, &text);
@@ -175,7 +143,7 @@ dump_entry(const struct ids_mbentry *e, void *rock)
 		printf("%s%s", d->sep, text);
 		d->sep = ",\n";
 	} else {
-		d->status = exit_status(tool_error(r, e->name));
+		d->status = tool_exit_status(tool_error(r, e->name));
 	}
 	free(text);
 	ids_mbentry_release(&live);
@@ -202,14 +170,14 @@ do_dump(const struct ids_config *cfg, const struct options *o)
 		warnx("-p %s: no such partition in %s", o->partition, cfg->file);
 		return IDS_EXIT_ENV;
 	}
-	if ((r = open_db(cfg, IDS_MBOXLIST_RDONLY, &mbl)) != IDS_EXIT_OK)
+	if ((r = tool_try_open_mboxlist(cfg, IDS_MBOXLIST_RDONLY, &mbl)) != IDS_EXIT_OK)
 		return r;
 	fputs("{\n", stdout);
 	r = ids_mboxlist_read(mbl, dump_txn, &d);
 	fputs("\n}\n", stdout);
 	if (r < 0) {
 		warnx("%s: %s", ids_mboxlist_path(mbl), tool_reason(ids_mboxlist_path(mbl), r));
-		d.status = exit_status(r);
+		d.status = tool_exit_status(r);
 	}
 	ids_mboxlist_close(mbl);
 	r = flush_stdout();
@@ -234,7 +202,7 @@ write_entries(const struct ids_config *cfg, struct ids_dump *imp)
 	struct ids_mboxlist *mbl;
 	int r;
 
-	if ((r = open_db(cfg, IDS_MBOXLIST_CREATE, &mbl)) != IDS_EXIT_OK)
+	if ((r = tool_try_open_mboxlist(cfg, IDS_MBOXLIST_CREATE, &mbl)) != IDS_EXIT_OK)
 		return r;
 	r = ids_mboxlist_write(mbl, ids_dump_write_txn, imp);
 	if (r < 0 && imp->failed) {
@@ -245,7 +213,7 @@ write_entries(const struct ids_config *cfg, struct ids_dump *imp)
 	}
 	ids_mboxlist_close(mbl);
 	if (r < 0)
-		return imp->failed ? IDS_EXIT_FAIL : exit_status(r);
+		return imp->failed ? IDS_EXIT_FAIL : tool_exit_status(r);
 	return IDS_EXIT_OK;
 }
 
@@ -412,7 +380,7 @@ do_list(const struct ids_config *cfg, const struct options *o)
 	struct list_args a = { &l, o->names, o->nnames };
 	int r;
 
-	if ((r = open_db(cfg, IDS_MBOXLIST_RDONLY, &mbl)) != IDS_EXIT_OK)
+	if ((r = tool_try_open_mboxlist(cfg, IDS_MBOXLIST_RDONLY, &mbl)) != IDS_EXIT_OK)
 		return r;
 	if (o->json)
 		fputs("[\n", stdout);
@@ -424,7 +392,7 @@ do_list(const struct ids_config *cfg, const struct options *o)
 	ids_mboxlist_close(mbl);
 	if (flush_stdout() != IDS_EXIT_OK)
 		return IDS_EXIT_FAIL;
-	return r < 0 ? exit_status(r) : tool_status();
+	return r < 0 ? tool_exit_status(r) : tool_status();
 }
 
 /* ---- create and delete --------------------------------------------- */
@@ -462,7 +430,7 @@ delete_folder(struct ids_mboxlist *mbl, const char *name, int delayed)
 	if (!delayed || mb.deleted != NULL)
 		return ids_mailbox_delete(mbl, name);
 	/* A folder that cannot be opened safely (a symlink) stays as it is. */
-	if ((r = ids_mailbox_open(mbl, name, 0, 30000, &box)) < 0)
+	if ((r = ids_mailbox_open(mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &box)) < 0)
 		return r;
 	ids_mailbox_close(box);
 	snprintf(hex, sizeof(hex), "%X", (unsigned)time(NULL));
@@ -471,7 +439,7 @@ delete_folder(struct ids_mboxlist *mbl, const char *name, int delayed)
 		return r;
 	memset(&ro, 0, sizeof(ro));
 	ro.flags = IDS_RENAME_ONE;
-	ro.lock_timeout_ms = 30000;
+	ro.lock_timeout_ms = IDS_LOCK_TIMEOUT_MS;
 	return ids_rename(mbl, name, to, &ro);
 }
 
@@ -483,7 +451,7 @@ do_lifecycle(const struct ids_config *cfg, const struct options *o)
 	char name[NAMEBUF], shown[SHOWBUF];
 	int i, r, create = o->mode == MODE_CREATE, delayed = create ? 0 : delayed_delete(cfg);
 
-	r = open_db(cfg, create ? IDS_MBOXLIST_CREATE : 0, &mbl);
+	r = tool_try_open_mboxlist(cfg, create ? IDS_MBOXLIST_CREATE : 0, &mbl);
 	if (r != IDS_EXIT_OK)
 		return r;
 	for (i = 0; i < o->nnames; i++) {
@@ -514,7 +482,7 @@ expire_add(const struct ids_mbentry *e, void *rock)
 	struct expire *x = rock;
 	struct ids_mbname mb;
 	unsigned long long t;
-	char *end, **v;
+	char *end;
 
 	if (ids_mbentry_is_tombstone(e) || ids_mbname_parse_internal(&mb, e->name, 0) < 0 ||
 	    mb.deleted == NULL)
@@ -522,12 +490,8 @@ expire_add(const struct ids_mbentry *e, void *rock)
 	t = strtoull(mb.deleted, &end, 16);
 	if (*end != '\0' || t > x->before)
 		return 0;
-	if (x->n == x->cap) {
-		if ((v = realloc(x->v, (x->cap ? 2 * x->cap : 16) * sizeof(*v))) == NULL)
-			return -ENOMEM;
-		x->v = v;
-		x->cap = x->cap ? 2 * x->cap : 16;
-	}
+	if (IDS_ALLOC_GROW(x->v, x->n + 1, x->cap) < 0)
+		return -ENOMEM;
 	if ((x->v[x->n] = strdup(e->name)) == NULL)
 		return -ENOMEM;
 	x->n++;
@@ -551,7 +515,7 @@ do_expire(const struct ids_config *cfg, const struct options *o)
 	int r;
 
 	x.before = o->expire > now ? 0 : now - o->expire;
-	if ((r = open_db(cfg, 0, &mbl)) != IDS_EXIT_OK)
+	if ((r = tool_try_open_mboxlist(cfg, 0, &mbl)) != IDS_EXIT_OK)
 		return r;
 	if ((r = ids_mboxlist_read(mbl, expire_txn, &x)) < 0)
 		tool_error(r, ids_mboxlist_path(mbl));
@@ -562,7 +526,7 @@ do_expire(const struct ids_config *cfg, const struct options *o)
 		free(x.v[i]);
 	free(x.v);
 	ids_mboxlist_close(mbl);
-	return r < 0 ? exit_status(r) : tool_status();
+	return r < 0 ? tool_exit_status(r) : tool_status();
 }
 
 /* ---- main ----------------------------------------------------------- */

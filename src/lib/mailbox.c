@@ -45,8 +45,6 @@
 #include "mboxlist.h"
 #include "mboxname.h"
 
-#define NS_TIMEOUT_MS 30000
-
 /* --- files of a folder ----------------------------------------------- */
 
 int
@@ -369,7 +367,7 @@ create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
 	c.e = e;
 	ids_intent_init(&c.in);
 	if ((r = ids_mbname_owner(mb, owner, sizeof(owner))) < 0 ||
-	    (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0 ||
+	    (r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0 ||
 	    (r = ids_lock_mailbox(cfg, e->uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
 		goto out;
 	r = create_locked(mbl, &c, mb);
@@ -574,8 +572,8 @@ ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name)
 	ids_intent_init(&in);
 	if ((r = ids_mbname_parse_internal(&mbn, name, 0)) < 0 ||
 	    (r = ids_mbname_owner(&mbn, owner, sizeof(owner))) < 0 ||
-	    (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0 ||
-	    (r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0 ||
+	    (r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0 ||
+	    (r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb)) < 0 ||
 	    (r = delete_intent(mb, &in)) < 0)
 		goto out;
 	d.name = mb->entry.name;
@@ -694,7 +692,7 @@ ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name, const void *msg,
 	 */
 	if (ids_mbname_parse_internal(&n, name, 0) == 0 && ids_mbname_is_deleted(&n))
 		return ids_error(IDS_EINVAL, "a deleted folder takes no delivery");
-	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0)
+	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	r = deliver_locked(mb, msg, len, internaldate, uidp);
 	ids_mailbox_close(mb);

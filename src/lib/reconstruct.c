@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "lock.h"
 #include "mboxlist.h"
 #include "reconstruct_int.h"
 
@@ -337,7 +338,7 @@ ids_reconstruct_rebuild(const struct ids_config *cfg, struct ids_mboxlist *mbl,
 	c.fn = fn;
 	c.rock = rock;
 	c.st = st;
-	c.timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : RC_TIMEOUT_MS;
+	c.timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : IDS_LOCK_TIMEOUT_MS;
 	if ((r = ids_rc_snapshot(&c)) == 0 && (r = ids_rc_scan(&c)) == 0 &&
 	    (r = ids_rc_plan(&c)) == 0 && (r = ids_rc_repair_all(&c)) == 0 &&
 	    (r = ids_rc_want_all(&c)) == 0) {

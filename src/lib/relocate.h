@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include "lock.h"
+
 struct ids_intent;
 struct ids_mboxlist;
 
@@ -45,6 +47,9 @@ struct ids_relocate_opts {
 	   when RLIMIT_NOFILE is low). */
 	unsigned group;
 };
+
+#define IDS_RELOCATE_OPTS_INIT { .strategy = IDS_STRATEGY_LINK, \
+	.lock_timeout_ms = IDS_LOCK_TIMEOUT_MS }
 
 struct ids_relocate_stats {
 	unsigned long folders;		/* flipped to the uniqueid layout */
@@ -81,10 +86,10 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
  * the way to migrate a whole spool at the speed of the disk rather than
  * of its fsync latency.  Folders that need more than linking (a
  * pending intent, a symlink, the rename strategy) go through
- * ids_relocate_folder()'s path.  Stores each folder's result
- * (as ids_relocate_folder's return value) in results[i], adds the
- * figures to *stats and, when each is not NULL, stores each folder's
- * own figures in each[i].  Returns 0 (or -ENOMEM).
+ * ids_relocate_folder()'s path.  Stores each folder's outcome in
+ * results[i] (n of them): its code as ids_relocate_folder() returns
+ * it, the reason of a failure, and the folder's own figures; adds the
+ * figures to *stats.  Returns 0 (or -ENOMEM).
  */
 struct ids_relocate_result {
 	int rc;				/* as ids_relocate_folder() returns */

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
@@ -131,15 +132,8 @@ add_folder(struct rplan *p, const struct ids_mbentry *e)
 
 	if (ids_mbentry_is_tombstone(e))
 		return 0;
-	if (p->n == p->alloc) {
-		size_t na = p->alloc ? 2 * p->alloc : 16;
-		void *np = realloc(p->f, na * sizeof(*p->f));
-
-		if (np == NULL)
-			return -ENOMEM;
-		p->f = np;
-		p->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(p->f, p->n + 1, p->alloc) < 0)
+		return -ENOMEM;
 	f = &p->f[p->n];
 	memset(f, 0, sizeof(*f));
 	if (!p->recovering && ((r = ids_mbname_parse_internal(&mb, e->name, 0)) < 0 ||
@@ -343,7 +337,8 @@ report_plan(struct rplan *p)
 static int
 convert_legacy(struct rplan *p)
 {
-	struct ids_relocate_opts ro = { IDS_STRATEGY_LINK, 0, p->opts->lock_timeout_ms, NULL, NULL, 0 };
+	struct ids_relocate_opts ro = { .strategy = IDS_STRATEGY_LINK,
+	    .lock_timeout_ms = p->opts->lock_timeout_ms };
 	struct ids_relocate_stats st = { 0 };
 	size_t i;
 	int r;
@@ -1046,7 +1041,7 @@ int
 ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
     const struct ids_intent *in)
 {
-	struct ids_rename_opts opts = { 0, NULL, 30000, NULL, NULL };
+	struct ids_rename_opts opts = IDS_RENAME_OPTS_INIT;
 	struct rplan p;
 	int r;
 
