@@ -36,7 +36,7 @@ struct ids_txn;
 #define IDS_OP_RENAME		"rename"	/* rename.c */
 #define IDS_OP_RENAMEOWNER	"renameowner"	/* rename.c */
 #define IDS_OP_COPY		"copy"		/* rename.c */
-#define IDS_OP_REID		"reid"		/* reconstruct_repair.c */
+#define IDS_OP_REID		"reid"		/* reconstruct/ */
 #define IDS_OP_SYNC		"sync"		/* sync/replica_apply.c */
 
 #define IDS_STAGE_FILES		"files"		/* create, delete */
