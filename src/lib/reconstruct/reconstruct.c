@@ -57,8 +57,8 @@ ids_rc_emit(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const struct rc_folder *f, const char *name, const char *uniqueid,
     const char *fmt, ...)
 {
-	struct ids_rc_event ev = { kind, rule, f ? f->path : NULL, name, uniqueid,
-	    NULL, NULL, NULL, NULL, 0, 0 };
+	struct ids_rc_event ev = { .kind = kind, .rule = rule, .path = f ? f->path : NULL,
+	    .name = name, .uniqueid = uniqueid };
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -70,8 +70,8 @@ void
 ids_rc_emit_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const char *path, const char *name, const char *uniqueid, const char *fmt, ...)
 {
-	struct ids_rc_event ev = { kind, rule, path, name, uniqueid,
-	    NULL, NULL, NULL, NULL, 0, 0 };
+	struct ids_rc_event ev = { .kind = kind, .rule = rule, .path = path,
+	    .name = name, .uniqueid = uniqueid };
 	va_list ap;
 
 	va_start(ap, fmt);
