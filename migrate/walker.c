@@ -33,6 +33,7 @@
 #include "config.h"
 #include "error.h"
 #include "failpoint.h"
+#include "failure.h"
 #include "fsutil.h"
 #include "index.h"
 #include "layout.h"
@@ -490,24 +491,18 @@ static int
 frec_get_txn(struct ids_txn *txn, void *rock)
 {
 	struct frec *f = rock;
-	char *val;
-	int r = ids_txn_get_raw(txn, 'F', f->c->uniqueid, &val, NULL);
+	int r = ids_failure_exists(txn, f->c->uniqueid);
 
-	if (r == 0)
-		free(val);
-	f->present = r == 0;
-	return r == IDS_ENOTFOUND ? 0 : r;
+	f->present = r == 1;
+	return r < 0 ? r : 0;
 }
 
 static int
 frec_put_txn(struct ids_txn *txn, void *rock)
 {
 	struct frec *f = rock;
-	char buf[IDS_FAILURE_MAX];
-	size_t n = ids_failure_format(buf, sizeof(buf), (int64_t)time(NULL), f->c->name,
-	    f->reason);
 
-	return ids_txn_put_raw(txn, 'F', f->c->uniqueid, buf, n);
+	return ids_failure_put(txn, f->c->uniqueid, f->c->name, f->reason);
 }
 
 /*
@@ -543,56 +538,45 @@ live_legacy_id(struct ids_txn *txn, const char *uniqueid, struct ids_mbentry *e)
 	return r == IDS_ENOTFOUND ? 0 : r;
 }
 
-struct idlist {
+struct stale {
 	struct ids_txn *txn;
-	char (*ids)[IDS_UNIQUEID_MAX + 1];
-	size_t n, alloc;
+	struct ids_idlist l;
 };
 
 static int
 stale_cb(const char *id, const char *val, size_t len, void *rock)
 {
-	struct idlist *l = rock;
+	struct stale *s = rock;
 	struct ids_mbentry e;
 	int r;
 
 	ids_mbentry_init(&e);
-	r = live_legacy_id(l->txn, id, &e);
+	r = live_legacy_id(s->txn, id, &e);
 	ids_mbentry_release(&e);
-	if (r != 0 || strlen(id) > IDS_UNIQUEID_MAX)
+	if (r != 0)
 		return r < 0 ? r : 0;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 16;
-		void *p = realloc(l->ids, na * sizeof(*l->ids));
-
-		if (p == NULL)
-			return -ENOMEM;
-		l->ids = p;
-		l->alloc = na;
-	}
-	strcpy(l->ids[l->n++], id);
-	return 0;
+	return ids_idlist_add(&s->l, id);
 }
 
 static int
 stale_find_txn(struct ids_txn *txn, void *rock)
 {
-	struct idlist *l = rock;
+	struct stale *s = rock;
 
-	l->txn = txn;
-	l->n = 0;
-	return ids_txn_foreach_raw(txn, 'F', stale_cb, l);
+	s->txn = txn;
+	s->l.n = 0;
+	return ids_failure_foreach(txn, stale_cb, s);
 }
 
 static int
 stale_del_txn(struct ids_txn *txn, void *rock)
 {
-	struct idlist *l = rock;
+	struct stale *s = rock;
 	size_t i;
 	int r;
 
-	for (i = 0; i < l->n; i++)
-		if ((r = ids_txn_del_raw(txn, 'F', l->ids[i])) < 0 && r != IDS_ENOTFOUND)
+	for (i = 0; i < s->l.n; i++)
+		if ((r = ids_failure_del(txn, s->l.ids[i])) < 0)
 			return r;
 	return 0;
 }
@@ -601,12 +585,12 @@ stale_del_txn(struct ids_txn *txn, void *rock)
 static void
 prune_failures(struct walker *w)
 {
-	struct idlist l = { NULL, NULL, 0, 0 };
+	struct stale s = { NULL, IDS_IDLIST_INIT };
 
-	if (ids_mboxlist_read(w->mbl, stale_find_txn, &l) == 0 && l.n > 0 &&
+	if (ids_mboxlist_read(w->mbl, stale_find_txn, &s) == 0 && s.l.n > 0 &&
 	    IDS_FAILPOINT("walker.prune_failures") == 0)
-		ids_mboxlist_write(w->mbl, stale_del_txn, &l);
-	free(l.ids);
+		ids_mboxlist_write(w->mbl, stale_del_txn, &s);
+	ids_idlist_release(&s.l);
 }
 
 /* --- one folder ------------------------------------------------------ */
@@ -1416,7 +1400,7 @@ failures_txn(struct ids_txn *txn, void *rock)
 	struct census *c = rock;
 
 	c->txn = txn;
-	return ids_txn_foreach_raw(txn, 'F', failure_cb, c);
+	return ids_failure_foreach(txn, failure_cb, c);
 }
 
 int

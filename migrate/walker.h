@@ -28,6 +28,10 @@
  *	exit(res.folders_failed || res.errors ? 1 : 0);
  *
  * Nothing here prints: events and progress go to the caller's callbacks.
+ *
+ * The walker is part of migrate/, on top of the library: it is linked
+ * into relocated (with its worker pool, which forks), never into
+ * libidspool, and nothing in src/ includes this header.
  */
 #ifndef IDS_WALKER_H
 #define IDS_WALKER_H
@@ -116,8 +120,10 @@ struct ids_walk_opts {
 				   parent is no longer this pid (a worker's parent) */
 };
 
-#define IDS_WALK_OPTS_INIT { NULL, NULL, { IDS_STRATEGY_LINK, 0, 10000, NULL, NULL, 0 }, \
-	0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0 }
+/* The walker waits less for a folder's lock than a tool: it comes back later. */
+#define IDS_WALK_LOCK_TIMEOUT_MS 10000
+#define IDS_WALK_OPTS_INIT { .relocate = { .strategy = IDS_STRATEGY_LINK, \
+	.lock_timeout_ms = IDS_WALK_LOCK_TIMEOUT_MS } }
 
 /*
  * The shard, from 0 to nshards - 1, of the folder named name (internal

@@ -41,11 +41,18 @@ for my $prefix ('/usr', '/opt/idspool') {
 	    lib/idspool/bin/mkspool share/man/man8/mkspool.8 share/man/man8/idspool.8
 	    share/man/man8/relocated.8 share/man/man7/idspool.7
 	    share/man/man5/idspool.conf.5 lib/libidspool.a lib/libidspool.so.0 lib/libidspool.so
-	    lib/pkgconfig/idspool.pc include/idspool/idspool.h include/idspool/layout.h
+	    lib/pkgconfig/idspool.pc include/idspool.h include/idspool/layout.h
 	    include/idspool/lock.h lib/systemd/system/relocated.service
 	    share/bash-completion/completions/idspool)) {
 		ok(-e "$p/$f", "$prefix: installed: $f");
 	}
+	ok(!-e "$p/include/idspool/idspool.h", "$prefix: idspool.h only as <idspool.h>");
+	for my $h (qw(mailbox.h mboxlist.h index.h config.h dlist.h)) {
+		ok(!-e "$p/include/$h", "$prefix: no $h beside Cyrus's own headers");
+	}
+	my @inc = slurp("$p/include/idspool.h") =~ /^#include (.*)$/mg;
+	ok(@inc > 0 && !grep({ !m{^<idspool/[a-z_]+\.h>$} } @inc),
+	    "$prefix: <idspool.h> includes only <idspool/...> headers") or diag(join "\n", @inc);
 	my @onpath = map { s{.*/}{}r } glob("$p/sbin/* $p/bin/*");
 	is_deeply(\@onpath, ['idspool'], "$prefix: one command on the PATH, idspool");
 	ok(-f "$dest/etc/idspool.conf", "$prefix: a sample /etc/idspool.conf");
@@ -83,9 +90,11 @@ for my $prefix ('/usr', '/opt/idspool') {
 	my $pcf = slurp("$p/lib/pkgconfig/idspool.pc");
 	like($pcf, qr/^prefix=\Q$prefix\E$/m, "$prefix: idspool.pc names the prefix");
 	like($pcf, qr/^libdir=\Q$prefix\E\/lib$/m, '... and the libdir');
-	like($pcf, qr/^Requires\.private: lmdb uuid libcrypto zlib$/m, '... the static dependencies');
+	like($pcf, qr/^Requires\.private: lmdb uuid libcrypto zlib jansson$/m, '... the static dependencies');
 	unlike($pcf, qr/@/, '... every placeholder filled in');
-	my $pc = "PKG_CONFIG_SYSROOT_DIR='$dest' PKG_CONFIG_PATH='$p/lib/pkgconfig'";
+	like($pcf, qr/^Cflags: -I\$\{includedir\}$/m, '... compiles against <idspool.h>, not a path of Cyrus-named headers');
+	# The staged include directory, even when it is /usr/include below DESTDIR.
+	my $pc = "PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_SYSROOT_DIR='$dest' PKG_CONFIG_PATH='$p/lib/pkgconfig'";
 
 	# Linked against the shared library.
 	my $flags = sh("$prefix: pkg-config", "$pc pkg-config --cflags --libs idspool");
@@ -132,7 +141,7 @@ for my $prefix ('/usr', '/opt/idspool') {
 	sh("$prefix: make uninstall", "make -s -C '$top' O='$build' DESTDIR='$dest' PREFIX=$prefix uninstall");
 	my @left = grep { -f $_ || -l $_ } map { glob("$p/$_/*") }
 	    qw(sbin lib lib/idspool/bin lib/pkgconfig share/man/man8 share/man/man7 share/man/man5
-	    lib/systemd/system share/bash-completion/completions include/idspool);
+	    lib/systemd/system share/bash-completion/completions include include/idspool);
 	is_deeply(\@left, [], "$prefix: uninstall leaves nothing behind");
 	ok(-f "$dest/etc/idspool.conf", '... but the configuration');
 }

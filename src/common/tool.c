@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "error.h"
 #include "mboxname.h"
@@ -247,33 +248,7 @@ tool_load_config(struct ids_config *cfg, const char *file)
 const char *
 tool_printable(const char *s, char *buf, size_t size)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	if (size < 8) {
-		if (size > 0)
-			buf[0] = '\0';
-		return buf;
-	}
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (o + 8 >= size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			buf[o++] = (char)c;
-			continue;
-		}
-		buf[o++] = '\\';
-		buf[o++] = 'x';
-		buf[o++] = hex[c >> 4];
-		buf[o++] = hex[c & 15];
-	}
-	buf[o] = '\0';
-	return buf;
+	return ids_printable(s, buf, size);
 }
 
 int
@@ -312,21 +287,46 @@ tool_format_name(const struct ids_mbname *mb, int internal,
 	return tool_error(r, tool_printable(name, shown, sizeof(shown)));
 }
 
+int
+tool_try_open_mboxlist(const struct ids_config *cfg, int flags,
+    struct ids_mboxlist **mblp)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if ((r = ids_mboxlist_open(cfg, flags, mblp)) < 0) {
+		snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
+		warnx("%s: %s", path, tool_reason(path, r));
+		return IDS_EXIT_ENV;
+	}
+	/* Like every writer, settle what a dead process left half done. */
+	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(*mblp, NULL, NULL, NULL)) < 0)
+		warnx("recovery: %s", ids_errmsg(r));
+	return IDS_EXIT_OK;
+}
+
 struct ids_mboxlist *
 tool_open_mboxlist(const struct ids_config *cfg, int flags)
 {
 	struct ids_mboxlist *mbl;
-	char path[PATH_MAX];
-	int r;
 
-	if ((r = ids_mboxlist_open(cfg, flags, &mbl)) < 0) {
-		snprintf(path, sizeof(path), "%s/mailboxes.db", cfg->configdirectory);
-		warnx("%s: %s", path, tool_reason(path, r));
+	if (tool_try_open_mboxlist(cfg, flags, &mbl) != IDS_EXIT_OK)
 		exit(IDS_EXIT_ENV);
-	}
-	if (!(flags & IDS_MBOXLIST_RDONLY) && (r = ids_recover(mbl, NULL, NULL, NULL)) < 0)
-		warnx("recovery: %s", ids_errmsg(r));
 	return mbl;
+}
+
+int
+tool_exit_status(int code)
+{
+	switch (code) {
+	case IDS_EDB:
+	case IDS_ECONFIG:
+	case IDS_EFORMAT:
+	case IDS_ELOCKED:
+	case IDS_EPARTITION:
+		return IDS_EXIT_ENV;
+	}
+	return ids_is_errno(code) ? IDS_EXIT_ENV : IDS_EXIT_FAIL;
 }
 
 /* The next code point of UTF-8 s (moved on), or -1 for a bad sequence. */

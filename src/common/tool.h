@@ -135,6 +135,18 @@ int tool_format_name(const struct ids_mbname *mb, int internal,
 struct ids_mboxlist;
 struct ids_mboxlist *tool_open_mboxlist(const struct ids_config *cfg, int flags);
 
+/* As tool_open_mboxlist, but returns IDS_EXIT_ENV rather than exit (else IDS_EXIT_OK). */
+int tool_try_open_mboxlist(const struct ids_config *cfg, int flags,
+    struct ids_mboxlist **mblp);
+
+/*
+ * The exit status for a failed library call: IDS_EXIT_ENV when the
+ * environment failed (the configuration, mailboxes.db, a lock, a
+ * partition, the format of a file, or the system: -errno), else
+ * IDS_EXIT_FAIL (the object is at fault).
+ */
+int tool_exit_status(int code);
+
 /*
  * A copy of s safe to print in a message: bytes outside 0x20-0x7e and
  * the backslash become \xNN; cut at size with "...".  Returns buf.

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "lock.h"
 #include "mboxlist.h"
 #include "mboxname.h"
 #include "rename.h"
@@ -117,7 +118,7 @@ parse_args(int argc, char **argv, struct options *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->timeout = 30;
+	o->timeout = IDS_LOCK_TIMEOUT_MS / 1000;
 	while ((c = getopt_long(argc, argv, "C:inqP:t:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': o->conf = optarg; break;

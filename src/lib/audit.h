@@ -122,7 +122,7 @@ struct ids_audit_opts {
 	int compare;		/* with other: report the differences */
 	int repair;		/* with other: heal damaged messages from it */
 	int dry_run;		/* repair: verify sources, write nothing */
-	int lock_timeout_ms;	/* per folder mailbox lock; default 30000 */
+	int lock_timeout_ms;	/* per folder mailbox lock; default IDS_LOCK_TIMEOUT_MS */
 };
 
 void ids_audit_opts_init(struct ids_audit_opts *o);

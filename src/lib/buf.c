@@ -137,3 +137,35 @@ ids_buf_detach(struct ids_buf *b, size_t *lenp)
 	ids_buf_init(b);
 	return s;
 }
+
+const char *
+ids_printable(const char *s, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (size < 8) {
+		if (size > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (o + 8 >= size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			buf[o++] = (char)c;
+			continue;
+		}
+		buf[o++] = '\\';
+		buf[o++] = 'x';
+		buf[o++] = hex[c >> 4];
+		buf[o++] = hex[c & 15];
+	}
+	buf[o] = '\0';
+	return buf;
+}

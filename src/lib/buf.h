@@ -41,4 +41,10 @@ int ids_buf_oom(const struct ids_buf *b);
 /* Hands the malloc'd string to the caller and re-initialises b. */
 char *ids_buf_detach(struct ids_buf *b, size_t *lenp);
 
+/*
+ * A copy of s safe to show in a message: bytes outside 0x20-0x7e and
+ * the backslash become \xNN; cut at size with "...".  Returns buf.
+ */
+const char *ids_printable(const char *s, char *buf, size_t size);
+
 #endif

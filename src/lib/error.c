@@ -43,7 +43,7 @@ ids_strerror(int code)
 
 	if (code == 0)
 		return "success";
-	if (code < 0 && code > -10000)
+	if (ids_is_errno(code))
 		return strerror(-code);
 	for (i = 0; i < sizeof(ids_errors) / sizeof(ids_errors[0]); i++)
 		if (ids_errors[i].code == code)
@@ -90,4 +90,10 @@ int
 ids_errno(void)
 {
 	return errno ? -errno : -EIO;
+}
+
+int
+ids_is_errno(int code)
+{
+	return code < 0 && code > -10000;
 }

@@ -64,4 +64,7 @@ void ids_error_clear(void);
 /* Returns -errno, or -EIO when errno is 0, for the system call just failed. */
 int ids_errno(void);
 
+/* 1 if code is -errno (a system call's failure), 0 for success or IDS_E*. */
+int ids_is_errno(int code);
+
 #endif

@@ -22,6 +22,7 @@
 #include <linux/openat2.h>
 #endif
 
+#include "alloc.h"
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
@@ -82,14 +83,8 @@ ids_dirlist_add(struct ids_dirlist *dl, const char *name, ino_t ino, unsigned ch
 	size_t len = strlen(name) + 1;
 	void *p;
 
-	if (dl->n == dl->cap) {
-		size_t cap = dl->cap ? 2 * dl->cap : 64;
-
-		if ((p = realloc(dl->ent, cap * sizeof(*dl->ent))) == NULL)
-			return -ENOMEM;
-		dl->ent = p;
-		dl->cap = cap;
-	}
+	if (IDS_ALLOC_GROW(dl->ent, dl->n + 1, dl->cap) < 0)
+		return -ENOMEM;
 	if (dl->len + len > dl->size) {
 		size_t size = dl->size ? 2 * dl->size : 1024;
 

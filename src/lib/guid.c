@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "guid.h"
 
 /* One digest over the blocks read(): buf/len when fd < 0, else the fd. */
@@ -64,21 +65,11 @@ ids_guid_fd(int fd, uint8_t out[IDS_GUID_LEN])
 int
 ids_guid_file(int dirfd, const char *name, uint8_t out[IDS_GUID_LEN])
 {
-	struct stat st;
 	int fd, r;
 
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			return ids_error(IDS_EUNSAFE, "'%s' is a symlink", name);
-		return -errno;
-	}
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = ids_error(IDS_EUNSAFE, "'%s' is not a regular file", name);
-	else
-		r = ids_guid_fd(fd, out);
+	if ((r = ids_open_regular(dirfd, name, NULL, &fd)) < 0)
+		return r;
+	r = ids_guid_fd(fd, out);
 	close(fd);
 	return r;
 }

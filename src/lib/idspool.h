@@ -30,8 +30,9 @@
 #include "rename.h"
 #include "recover.h"
 #include "relocate.h"
-#include "walker.h"
+#include "failure.h"
 #include "audit.h"
 #include "reconstruct.h"
+#include "dump.h"
 
 #endif

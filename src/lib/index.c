@@ -378,19 +378,8 @@ ids_index_read_header(int dirfd, struct ids_index_header *h)
 	ssize_t n;
 	int fd, r;
 
-	fd = openat(dirfd, IDS_INDEX_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink",
-		    IDS_INDEX_FILE) : -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		close(fd);
+	if ((r = ids_open_regular(dirfd, IDS_INDEX_FILE, &st, &fd)) < 0)
 		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return ids_error(IDS_EUNSAFE, "'%s' is not a regular file", IDS_INDEX_FILE);
-	}
 	memset(buf, 0, sizeof(buf));
 	do
 		n = pread(fd, buf, sizeof(buf), 0);

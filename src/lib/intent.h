@@ -25,9 +25,33 @@ struct ids_txn;
 
 #define IDS_INTENT_WORD 32
 
+/*
+ * The operations (OP) and their stages (STAGE), each spelled here only;
+ * spool-layout.md's recovery table says what recovery does at each, and
+ * recover.c's op table names the module that does it.
+ */
+#define IDS_OP_CREATE		"create"	/* mailbox.c */
+#define IDS_OP_DELETE		"delete"	/* mailbox.c */
+#define IDS_OP_MIGRATE		"migrate"	/* relocate.c */
+#define IDS_OP_RENAME		"rename"	/* rename.c */
+#define IDS_OP_RENAMEOWNER	"renameowner"	/* rename.c */
+#define IDS_OP_COPY		"copy"		/* rename.c */
+#define IDS_OP_REID		"reid"		/* reconstruct/ */
+#define IDS_OP_SYNC		"sync"		/* sync/replica_apply.c */
+
+#define IDS_STAGE_FILES		"files"		/* create, delete */
+#define IDS_STAGE_LINK		"link"		/* migrate (strategy link) */
+#define IDS_STAGE_RENAME	"rename"	/* migrate (strategy rename), reid */
+#define IDS_STAGE_FLIPPED	"flipped"	/* migrate, after the flip */
+#define IDS_STAGE_HEADERS	"headers"	/* rename, renameowner */
+#define IDS_STAGE_DIRS		"dirs"		/* renameowner */
+#define IDS_STAGE_COPY		"copy"		/* copy */
+#define IDS_STAGE_REMOVE	"remove"	/* copy */
+#define IDS_STAGE_HEADER	"header"	/* sync */
+
 struct ids_intent {
-	char op[IDS_INTENT_WORD];	/* "create", "delete", "migrate", "rename", ... */
-	char stage[IDS_INTENT_WORD];	/* the op's own stage names */
+	char op[IDS_INTENT_WORD];	/* IDS_OP_* */
+	char stage[IDS_INTENT_WORD];	/* IDS_STAGE_*, the op's own */
 	char *name;		/* internal name the operation started from */
 	char *newname;		/* rename target, or NULL */
 	char *partition;

@@ -28,6 +28,9 @@ struct ids_lock;
 #define IDS_LOCK_SHARED		0x1	/* a read lock; default exclusive */
 #define IDS_LOCK_NONBLOCK	0x2	/* fail at once with IDS_ELOCKED */
 
+/* How long a tool or the library waits for a lock unless told otherwise. */
+#define IDS_LOCK_TIMEOUT_MS	30000
+
 /*
  * Takes the lock, waiting at most timeout_ms milliseconds (negative:
  * forever).  IDS_ELOCKED on timeout; detail names the lock file.

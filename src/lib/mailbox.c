@@ -45,8 +45,6 @@
 #include "mboxlist.h"
 #include "mboxname.h"
 
-#define NS_TIMEOUT_MS 30000
-
 /* --- files of a folder ----------------------------------------------- */
 
 int
@@ -340,8 +338,8 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 	    (r = ids_path_datadir(cfg, &loc, full, sizeof(full))) < 0 ||
 	    (r = ids_path_metafile(cfg, &loc, IDS_META_HEADER, full, sizeof(full))) < 0)
 		return r;
-	strcpy(c->in.op, "create");
-	strcpy(c->in.stage, "files");
+	strcpy(c->in.op, IDS_OP_CREATE);
+	strcpy(c->in.stage, IDS_STAGE_FILES);
 	c->in.time = time(NULL);
 	if ((r = ids_intent_set(&c->in.name, c->e->name)) < 0 ||
 	    (r = ids_intent_set(&c->in.partition, c->e->partition)) < 0 ||
@@ -376,7 +374,7 @@ create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
 	c.e = e;
 	ids_intent_init(&c.in);
 	if ((r = ids_mbname_owner(mb, owner, sizeof(owner))) < 0 ||
-	    (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0 ||
+	    (r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0 ||
 	    (r = ids_lock_mailbox(cfg, e->uniqueid, IDS_LOCK_NONBLOCK, 0, &ml)) < 0)
 		goto out;
 	r = create_locked(mbl, &c, mb);
@@ -557,8 +555,8 @@ delete_intent(struct ids_mailbox *mb, struct ids_intent *in)
 
 	if ((r = ids_path_reldir(cfg, &mb->loc, rel, sizeof(rel))) < 0)
 		return r;
-	strcpy(in->op, "delete");
-	strcpy(in->stage, "files");
+	strcpy(in->op, IDS_OP_DELETE);
+	strcpy(in->stage, IDS_STAGE_FILES);
 	in->time = time(NULL);
 	if ((r = ids_intent_set(&in->name, mb->entry.name)) < 0 ||
 	    (r = ids_intent_set(&in->partition, mb->entry.partition)) < 0)
@@ -581,8 +579,8 @@ ids_mailbox_delete(struct ids_mboxlist *mbl, const char *name)
 	ids_intent_init(&in);
 	if ((r = ids_mbname_parse_internal(&mbn, name, 0)) < 0 ||
 	    (r = ids_mbname_owner(&mbn, owner, sizeof(owner))) < 0 ||
-	    (r = ids_lock_namespace(cfg, owner, 0, NS_TIMEOUT_MS, &ns)) < 0 ||
-	    (r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0 ||
+	    (r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0 ||
+	    (r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb)) < 0 ||
 	    (r = delete_intent(mb, &in)) < 0)
 		goto out;
 	d.name = mb->entry.name;
@@ -619,7 +617,7 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	struct ids_mbentry e;
 	int r;
 
-	if (strcmp(in->op, "create") == 0) {
+	if (strcmp(in->op, IDS_OP_CREATE) == 0) {
 		ids_mbentry_init(&e);
 		r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
 		ids_mbentry_release(&e);
@@ -627,13 +625,13 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 		if (r != IDS_ENOTFOUND)
 			return r;
-	} else if (strcmp(in->op, "delete") != 0) {
+	} else if (strcmp(in->op, IDS_OP_DELETE) != 0) {
 		return ids_error(IDS_EINVAL, "not a create or delete intent");
 	}
 	if ((r = ids_folder_remove(ids_mboxlist_config(mbl), in->partition, in->dst)) < 0)
 		return r;
 	/* A delete's tombstone on disk (a create has none to keep). */
-	if (strcmp(in->op, "delete") == 0 && in->name != NULL &&
+	if (strcmp(in->op, IDS_OP_DELETE) == 0 && in->name != NULL &&
 	    (r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY)) < 0)
 		return r;
 	return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
@@ -701,7 +699,7 @@ ids_mailbox_deliver(struct ids_mboxlist *mbl, const char *name, const void *msg,
 	 */
 	if (ids_mbname_parse_internal(&n, name, 0) == 0 && ids_mbname_is_deleted(&n))
 		return ids_error(IDS_EINVAL, "a deleted folder takes no delivery");
-	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb)) < 0)
+	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	r = deliver_locked(mb, msg, len, internaldate, uidp);
 	ids_mailbox_close(mb);

@@ -18,10 +18,12 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <uuid/uuid.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "error.h"
 #include "mboxname.h"
@@ -786,4 +788,23 @@ ids_uniqueid_new(char out[IDS_UNIQUEID_MAX + 1])
 	uuid_generate(u);
 	uuid_unparse_lower(u, out);
 	return 0;
+}
+
+int
+ids_idlist_add(struct ids_idlist *l, const char *id)
+{
+	if (strlen(id) > IDS_UNIQUEID_MAX)
+		return 0;
+	if (IDS_ALLOC_GROW(l->ids, l->n + 1, l->alloc) < 0)
+		return -ENOMEM;
+	strcpy(l->ids[l->n++], id);
+	return 0;
+}
+
+void
+ids_idlist_release(struct ids_idlist *l)
+{
+	free(l->ids);
+	l->ids = NULL;
+	l->n = l->alloc = 0;
 }

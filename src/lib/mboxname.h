@@ -129,4 +129,14 @@ void ids_mbname_copy(struct ids_mbname *dst, const struct ids_mbname *src);
 int ids_uniqueid_check(const char *id);	/* 0 or IDS_EBADID */
 int ids_uniqueid_new(char out[IDS_UNIQUEID_MAX + 1]);	/* libuuid, lower case */
 
+/* A growable list of unique ids, copied in. */
+struct ids_idlist {
+	char (*ids)[IDS_UNIQUEID_MAX + 1];
+	size_t n, alloc;
+};
+#define IDS_IDLIST_INIT { .ids = NULL }
+/* Adds a copy of id: 0 or -ENOMEM; an id too long to be one is skipped (0). */
+int ids_idlist_add(struct ids_idlist *l, const char *id);
+void ids_idlist_release(struct ids_idlist *l);
+
 #endif

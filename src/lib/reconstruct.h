@@ -45,7 +45,7 @@ struct ids_reconstruct_opts {
 	const char *partition;	/* rebuild: only this partition (NULL: all) */
 	const char *owner;	/* only this user ("john", "john@example.com") */
 	int dry_run;		/* change nothing; report what would change */
-	int lock_timeout_ms;	/* per lock; 0 means 30 seconds */
+	int lock_timeout_ms;	/* per lock; 0 means IDS_LOCK_TIMEOUT_MS */
 };
 
 enum ids_rc_kind {

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
@@ -131,15 +132,8 @@ add_folder(struct rplan *p, const struct ids_mbentry *e)
 
 	if (ids_mbentry_is_tombstone(e))
 		return 0;
-	if (p->n == p->alloc) {
-		size_t na = p->alloc ? 2 * p->alloc : 16;
-		void *np = realloc(p->f, na * sizeof(*p->f));
-
-		if (np == NULL)
-			return -ENOMEM;
-		p->f = np;
-		p->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(p->f, p->n + 1, p->alloc) < 0)
+		return -ENOMEM;
 	f = &p->f[p->n];
 	memset(f, 0, sizeof(*f));
 	if (!p->recovering && ((r = ids_mbname_parse_internal(&mb, e->name, 0)) < 0 ||
@@ -343,7 +337,8 @@ report_plan(struct rplan *p)
 static int
 convert_legacy(struct rplan *p)
 {
-	struct ids_relocate_opts ro = { IDS_STRATEGY_LINK, 0, p->opts->lock_timeout_ms, NULL, NULL, 0 };
+	struct ids_relocate_opts ro = { .strategy = IDS_STRATEGY_LINK,
+	    .lock_timeout_ms = p->opts->lock_timeout_ms };
 	struct ids_relocate_stats st = { 0 };
 	size_t i;
 	int r;
@@ -432,7 +427,7 @@ records_txn(struct ids_txn *txn, void *rock)
 	for (i = 0; i < p->n; i++)
 		if ((r = rename_record(txn, &p->f[i], now)) < 0)
 			return r;
-	strcpy(p->in.stage, "headers");
+	strcpy(p->in.stage, IDS_STAGE_HEADERS);
 	p->in.time = now;
 	return ids_intent_put(txn, p->f[0].id, &p->in);
 }
@@ -504,7 +499,7 @@ rename_folder(struct rplan *p)
 {
 	int r;
 
-	if ((r = set_intent(p, "rename", "headers")) < 0 ||
+	if ((r = set_intent(p, IDS_OP_RENAME, IDS_STAGE_HEADERS)) < 0 ||
 	    (r = ids_mboxlist_write(p->mbl, records_txn, p)) < 0)
 		return r;
 	return headers(p);
@@ -679,7 +674,7 @@ rename_owner(struct rplan *p)
 	int r;
 
 	partitions(p, parts, sizeof(parts));
-	if ((r = set_intent(p, "renameowner", "dirs")) < 0 ||
+	if ((r = set_intent(p, IDS_OP_RENAMEOWNER, IDS_STAGE_DIRS)) < 0 ||
 	    (r = ids_intent_set(&p->in.partition, parts)) < 0 ||
 	    (r = each_root(p, parts, check_dst_dir)) < 0 ||
 	    (r = ids_userfiles_check(p->cfg, &p->oldmb, &p->newmb)) < 0 ||
@@ -825,7 +820,7 @@ copy_commit_txn(struct ids_txn *txn, void *rock)
 	src.mtime = time(NULL);
 	if ((r = ids_txn_put(txn, &src)) < 0 || (r = ids_txn_put(txn, &j->e)) < 0)
 		goto out;
-	strcpy(j->p->in.stage, "remove");
+	strcpy(j->p->in.stage, IDS_STAGE_REMOVE);
 	r = ids_intent_put(txn, j->e.uniqueid, &j->p->in);
 out:
 	ids_mbentry_release(&src);
@@ -859,7 +854,7 @@ copy_setup(struct copyjob *j)
 			return r;
 	}
 	if ((r = ids_path_reldir(p->cfg, &j->src->loc, rel, sizeof(rel))) < 0 ||
-	    (r = set_intent(p, "copy", "copy")) < 0 || (r = ids_intent_set(&p->in.src, rel)) < 0 ||
+	    (r = set_intent(p, IDS_OP_COPY, IDS_STAGE_COPY)) < 0 || (r = ids_intent_set(&p->in.src, rel)) < 0 ||
 	    (r = ids_intent_set(&p->in.partition, s->partition)) < 0)
 		return r;
 	if ((r = ids_location_from_entry(&j->e, &nmb, &nloc)) < 0 ||
@@ -1032,7 +1027,7 @@ recover_copy(struct ids_mboxlist *mbl, const char *uniqueid, const struct ids_in
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	int r;
 
-	if (strcmp(in->stage, "remove") == 0) {
+	if (strcmp(in->stage, IDS_STAGE_REMOVE) == 0) {
 		r = ids_folder_remove(cfg, in->partition, in->src);
 		if (r == 0 && in->name != NULL)
 			r = ids_tombstones_write_owner(mbl, in->name, IDS_TOMBSTONES_TRY);
@@ -1046,17 +1041,17 @@ int
 ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
     const struct ids_intent *in)
 {
-	struct ids_rename_opts opts = { 0, NULL, 30000, NULL, NULL };
+	struct ids_rename_opts opts = IDS_RENAME_OPTS_INIT;
 	struct rplan p;
 	int r;
 
-	if (strcmp(in->op, "copy") == 0)
+	if (strcmp(in->op, IDS_OP_COPY) == 0)
 		return recover_copy(mbl, uniqueid, in);
 	memset(&p, 0, sizeof(p));
 	ids_intent_init(&p.in);
 	if ((r = recover_plan(&p, mbl, in, &opts)) < 0)
 		goto out;
-	if (strcmp(in->stage, "dirs") == 0) {
+	if (strcmp(in->stage, IDS_STAGE_DIRS) == 0) {
 		/* The records were not renamed: the directories go back. */
 		if (in->partition == NULL) {
 			r = ids_error(IDS_ECORRUPT, "owner rename intent without partitions");
@@ -1074,7 +1069,7 @@ ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			r = ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
 	} else {
 		/* Committed: a user file still at the old name goes on. */
-		if (strcmp(in->op, "renameowner") != 0 ||
+		if (strcmp(in->op, IDS_OP_RENAMEOWNER) != 0 ||
 		    (r = ids_userfiles_move(p.cfg, &p.oldmb, &p.newmb, 0)) == 0)
 			r = recover_headers(&p, uniqueid);
 	}

@@ -61,6 +61,7 @@ struct ids_rename_opts {
 	ids_rename_fn plan;		/* called per folder before any change, or NULL */
 	void *rock;
 };
+#define IDS_RENAME_OPTS_INIT { .lock_timeout_ms = IDS_LOCK_TIMEOUT_MS }
 
 /*
  * Renames oldname to newname (internal names).  Returns 0 or a negative

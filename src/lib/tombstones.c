@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "config.h"
 #include "dlist.h"
@@ -33,8 +34,6 @@
 #include "mboxname.h"
 #include "tombstones.h"
 
-#define NS_TIMEOUT_MS 30000
-
 /* --- a list of entries ------------------------------------------------ */
 
 struct elist {
@@ -45,15 +44,8 @@ struct elist {
 static int
 elist_add(struct elist *l, const struct ids_mbentry *e)
 {
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 16;
-		void *nv = realloc(l->v, na * sizeof(*l->v));
-
-		if (nv == NULL)
-			return -ENOMEM;
-		l->v = nv;
-		l->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(l->v, l->n + 1, l->alloc) < 0)
+		return -ENOMEM;
 	if (ids_mbentry_copy(&l->v[l->n], e) < 0)
 		return -ENOMEM;
 	l->n++;
@@ -311,7 +303,7 @@ rewrite_headers(struct ids_mboxlist *mbl, const struct elist *l)
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
-		if (ids_mailbox_open(mbl, l->v[i].name, IDS_MAILBOX_WRITE, NS_TIMEOUT_MS, &mb) < 0)
+		if (ids_mailbox_open(mbl, l->v[i].name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb) < 0)
 			continue;
 		if (mb->entry.uniqueid && strcmp(mb->entry.uniqueid, l->v[i].uniqueid) == 0)
 			(void)ids_mailbox_write_header(mb);
@@ -573,7 +565,7 @@ write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 		return r;
 	if (lock != IDS_TOMBSTONES_HELD &&
 	    (r = ids_lock_namespace(cfg, owner, lock == IDS_TOMBSTONES_TRY ?
-	    IDS_LOCK_NONBLOCK : 0, NS_TIMEOUT_MS, &ns)) < 0)
+	    IDS_LOCK_NONBLOCK : 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0)
 		return lock == IDS_TOMBSTONES_TRY && r == IDS_ELOCKED ? 0 : r;
 	if ((r = ids_mboxlist_read(mbl, owner_txn, &o)) < 0)
 		goto out;
@@ -776,15 +768,8 @@ dead_add(struct deadlist *l, const char *name, const struct ids_mbentry *t)
 
 	if (owner_key(name, key, sizeof(key)) < 0)
 		return 0;	/* a name no record can hold */
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 64;
-		void *nv = realloc(l->v, na * sizeof(*l->v));
-
-		if (nv == NULL)
-			return -ENOMEM;
-		l->v = nv;
-		l->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(l->v, l->n + 1, l->alloc) < 0)
+		return -ENOMEM;
 	if ((l->v[l->n].owner = strdup(key)) == NULL)
 		return -ENOMEM;
 	l->v[l->n++].t = t;

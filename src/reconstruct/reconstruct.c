@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "error.h"
 #include "mbentry.h"
@@ -209,14 +210,6 @@ status_of(const struct options *o, const struct ids_reconstruct_stats *st)
 	return IDS_EXIT_OK;
 }
 
-static int
-env_or_fail(int r)
-{
-	return r == -ENOMEM || r == IDS_EDB || r == IDS_ECONFIG || r == IDS_EFORMAT ||
-	    r == IDS_ELOCKED || r == IDS_EPARTITION || (r < 0 && r > -4096) ?
-	    IDS_EXIT_ENV : IDS_EXIT_FAIL;
-}
-
 static struct ids_mboxlist *
 open_for_rebuild(const struct options *o, const struct ids_config *cfg)
 {
@@ -240,8 +233,8 @@ open_for_rebuild(const struct options *o, const struct ids_config *cfg)
 static int
 do_rebuild(const struct options *o, struct out *u, const struct ids_config *cfg)
 {
-	struct ids_reconstruct_opts ro = { o->partition, o->user ? u->owner : NULL,
-	    o->dry_run, 0 };
+	struct ids_reconstruct_opts ro = { .partition = o->partition,
+	    .owner = o->user ? u->owner : NULL, .dry_run = o->dry_run };
 	struct ids_reconstruct_stats st;
 	struct ids_mboxlist *mbl = open_for_rebuild(o, cfg);
 	int r;
@@ -279,16 +272,11 @@ static int
 tree_add(const struct ids_mbentry *e, void *rock)
 {
 	struct tree *t = rock;
-	char **v;
 
 	if (ids_mbentry_is_tombstone(e))
 		return 0;
-	if (t->n == t->cap) {
-		if ((v = realloc(t->v, (t->cap ? 2 * t->cap : 16) * sizeof(*v))) == NULL)
-			return -ENOMEM;
-		t->v = v;
-		t->cap = t->cap ? 2 * t->cap : 16;
-	}
+	if (IDS_ALLOC_GROW(t->v, t->n + 1, t->cap) < 0)
+		return -ENOMEM;
 	if ((t->v[t->n] = strdup(e->name)) == NULL)
 		return -ENOMEM;
 	t->n++;
@@ -308,14 +296,14 @@ static int
 check_tree(const struct options *o, struct out *u, struct ids_mboxlist *mbl,
     const char *name, const char *shown, struct ids_reconstruct_stats *all)
 {
-	struct ids_reconstruct_opts ro = { NULL, NULL, o->dry_run, 0 };
+	struct ids_reconstruct_opts ro = { .dry_run = o->dry_run };
 	struct ids_reconstruct_stats st;
 	struct tree t = { name, NULL, 0, 0, 0 };
 	size_t i;
 	int r, env = 0;
 
 	if (o->recursive && (r = ids_mboxlist_read(mbl, tree_txn, &t)) < 0) {
-		env = env_or_fail(tool_error(r, shown)) == IDS_EXIT_ENV;
+		env = tool_exit_status(tool_error(r, shown)) == IDS_EXIT_ENV;
 		t.n = 0;
 	} else if (o->recursive && t.n > 0) {
 		for (i = 0; i < t.n; i++) {
@@ -324,13 +312,13 @@ check_tree(const struct options *o, struct out *u, struct ids_mboxlist *mbl,
 
 			r = ids_reconstruct_check(mbl, t.v[i], &ro, print_event, u, &st);
 			add_stats(all, &st);
-			if (r < 0 && env_or_fail(tool_error(r, s)) == IDS_EXIT_ENV)
+			if (r < 0 && tool_exit_status(tool_error(r, s)) == IDS_EXIT_ENV)
 				env = 1;
 		}
 	} else {
 		r = ids_reconstruct_check(mbl, name, &ro, print_event, u, &st);
 		add_stats(all, &st);
-		if (r < 0 && env_or_fail(tool_error(r, shown)) == IDS_EXIT_ENV)
+		if (r < 0 && tool_exit_status(tool_error(r, shown)) == IDS_EXIT_ENV)
 			env = 1;
 	}
 	for (i = 0; i < t.n; i++)
@@ -345,7 +333,7 @@ static void parse_user(const char *user, const struct ids_config *cfg, char *own
 static int
 do_check(const struct options *o, struct out *u, const struct ids_config *cfg)
 {
-	struct ids_reconstruct_opts ro = { NULL, NULL, o->dry_run, 0 };
+	struct ids_reconstruct_opts ro = { .dry_run = o->dry_run };
 	struct ids_reconstruct_stats st, all = { 0 };
 	struct ids_mboxlist *mbl = tool_open_mboxlist(cfg, o->dry_run ? IDS_MBOXLIST_RDONLY : 0);
 	char name[IDS_MBNAME_MAX + 1];
@@ -357,7 +345,7 @@ do_check(const struct options *o, struct out *u, const struct ids_config *cfg)
 			parse_user(o->names[i], cfg, u->owner, sizeof(u->owner));
 			r = ids_reconstruct_check_owner(mbl, u->owner, &ro, print_event, u, &st);
 			add_stats(&all, &st);
-			if (r < 0 && env_or_fail(tool_error(r, o->names[i])) == IDS_EXIT_ENV)
+			if (r < 0 && tool_exit_status(tool_error(r, o->names[i])) == IDS_EXIT_ENV)
 				env = 1;
 			continue;
 		}

@@ -3,20 +3,18 @@
  * outer object, every entry's checks and the checks across entries,
  * up to (not including) the mailboxes.db transaction.
  *
- * The importer lives in the tool, as static functions; the target
- * includes the tool's source with its main() renamed, so that what is
- * fuzzed is exactly what the tool runs.  Property: every entry the
+ * The importer is the library's (dump.h), the one ctl_mboxlist runs.
+ * Property: every entry the
  * importer accepts encodes to mailboxes.db records that decode back to
  * the same name, uniqueid and type.
  */
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
-int ctl_mboxlist_main(int argc, char **argv);
-#define main ctl_mboxlist_main
-#include "../../src/ctl_mboxlist/ctl_mboxlist.c"
-#undef main
-
+#include "buf.h"
+#include "dump.h"
+#include "mbentry.h"
 #include "fuzz.h"
 
 static void
@@ -39,18 +37,12 @@ check_encoding(const struct ids_mbentry *e)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct import imp = { fuzz_config(), NULL, 0, 0, 0, NULL, NULL };
-	struct scan s = { (const char *)data, (const char *)data + size, 1 };
-	static char *name[] = { (char *)"ctl_mboxlist", NULL };
+	struct ids_dump imp = IDS_DUMP_INIT(fuzz_config(), NULL, NULL);
 	size_t i;
 
-	tool_init(name);
-	if (scan_dump(&s, &imp) == 0) {
-		check_duplicate_names(&imp);
-		check_duplicate_ids(&imp);
+	if (ids_dump_read(&imp, (const char *)data, size) == 0)
 		for (i = 0; i < imp.n; i++)
 			check_encoding(&imp.v[i].e);
-	}
-	import_release(&imp);
+	ids_dump_release(&imp);
 	return 0;
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relocate.h"
+#include "failure.h"
 #include "fuzz.h"
 
 static void

@@ -26,7 +26,7 @@
 #include "intent.h"
 #include "mailbox.h"
 #include "reconstruct.h"
-#include "reconstruct_int.h"
+#include "reconstruct/reconstruct_int.h"
 #include "recover.h"
 #include "unit.h"
 #include "fixture.h"

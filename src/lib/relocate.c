@@ -36,6 +36,7 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "failure.h"
 #include "fsutil.h"
 #include "guid.h"
 #include "header.h"
@@ -91,36 +92,36 @@ ids_strategy_parse(const char *s, enum ids_strategy *out)
 /* --- setting up ------------------------------------------------------ */
 
 static void
-reloc_close(struct reloc *r)
+reloc_close(struct reloc *rl)
 {
 	int i;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (r->root[i] >= 0)
-			close(r->root[i]);
-		if (r->sfd[i] >= 0)
-			close(r->sfd[i]);
-		if (r->dfd[i] >= 0)
-			close(r->dfd[i]);
-		r->root[i] = r->sfd[i] = r->dfd[i] = -1;
+		if (rl->root[i] >= 0)
+			close(rl->root[i]);
+		if (rl->sfd[i] >= 0)
+			close(rl->sfd[i]);
+		if (rl->dfd[i] >= 0)
+			close(rl->dfd[i]);
+		rl->root[i] = rl->sfd[i] = rl->dfd[i] = -1;
 	}
 }
 
 /* The root (0 data, 1 meta) that holds meta files of kind. */
 static int
-root_of(const struct reloc *r, enum ids_metafile kind)
+root_of(const struct reloc *rl, enum ids_metafile kind)
 {
-	return r->root[1] >= 0 && (r->cfg->metapartition_files & (1u << kind)) ? 1 : 0;
+	return rl->root[1] >= 0 && (rl->cfg->metapartition_files & (1u << kind)) ? 1 : 0;
 }
 
 static int
 open_dir(int root, const char *rel, int *fdp)
 {
-	int rr = ids_opendir_beneath(root, rel, 0, fdp);
+	int r = ids_opendir_beneath(root, rel, 0, fdp);
 
-	if (rr == -ENOENT)
+	if (r == -ENOENT)
 		*fdp = -1;
-	return rr == -ENOENT ? 0 : rr;
+	return r == -ENOENT ? 0 : r;
 }
 
 /*
@@ -128,26 +129,26 @@ open_dir(int root, const char *rel, int *fdp)
  * The record's strings stay owned by the caller.
  */
 static int
-reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
+reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
     const struct ids_intent *in, const struct ids_relocate_opts *opts,
     struct ids_relocate_stats *stats)
 {
 	struct ids_location loc;
 	const char *tops[NROOTS];
-	int i, rr;
+	int i, r;
 
-	memset(r, 0, sizeof(*r));
+	memset(rl, 0, sizeof(*rl));
 	for (i = 0; i < NROOTS; i++)
-		r->root[i] = r->sfd[i] = r->dfd[i] = -1;
-	r->mbl = mbl;
-	r->cfg = ids_mboxlist_config(mbl);
-	r->opts = opts;
-	r->stats = stats;
-	r->entry = e;
-	snprintf(r->uniqueid, sizeof(r->uniqueid), "%s", e->uniqueid);
-	if ((rr = ids_location_from_entry(e, &r->mb, &loc)) < 0)
-		return rr;
-	if ((r->part = ids_config_partition(r->cfg, e->partition)) == NULL)
+		rl->root[i] = rl->sfd[i] = rl->dfd[i] = -1;
+	rl->mbl = mbl;
+	rl->cfg = ids_mboxlist_config(mbl);
+	rl->opts = opts;
+	rl->stats = stats;
+	rl->entry = e;
+	snprintf(rl->uniqueid, sizeof(rl->uniqueid), "%s", e->uniqueid);
+	if ((r = ids_location_from_entry(e, &rl->mb, &loc)) < 0)
+		return r;
+	if ((rl->part = ids_config_partition(rl->cfg, e->partition)) == NULL)
 		return ids_error(IDS_EPARTITION, "%s: partition '%s' is not configured",
 		    e->name, e->partition ? e->partition : "(default)");
 	/*
@@ -156,35 +157,35 @@ reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 	 * its name, the files do not).
 	 */
 	if (in != NULL && in->src != NULL && in->dst != NULL) {
-		if (strlen(in->src) >= sizeof(r->src) || strlen(in->dst) >= sizeof(r->dst) ||
+		if (strlen(in->src) >= sizeof(rl->src) || strlen(in->dst) >= sizeof(rl->dst) ||
 		    strstr(in->src, "..") || strstr(in->dst, ".."))
-			return ids_error(IDS_ECORRUPT, "intent of %s: bad directories", r->uniqueid);
-		strcpy(r->src, in->src);
-		strcpy(r->dst, in->dst);
+			return ids_error(IDS_ECORRUPT, "intent of %s: bad directories", rl->uniqueid);
+		strcpy(rl->src, in->src);
+		strcpy(rl->dst, in->dst);
 	} else {
 		loc.layout = IDS_LAYOUT_LEGACY;
-		if ((rr = ids_path_reldir(r->cfg, &loc, r->src, sizeof(r->src))) < 0)
-			return rr;
+		if ((r = ids_path_reldir(rl->cfg, &loc, rl->src, sizeof(rl->src))) < 0)
+			return r;
 		loc.layout = IDS_LAYOUT_UNIQUEID;
-		if ((rr = ids_path_reldir(r->cfg, &loc, r->dst, sizeof(r->dst))) < 0)
-			return rr;
+		if ((r = ids_path_reldir(rl->cfg, &loc, rl->dst, sizeof(rl->dst))) < 0)
+			return r;
 	}
-	tops[0] = r->part->path;
-	tops[1] = r->cfg->metapartition_files ? r->part->metapath : NULL;
+	tops[0] = rl->part->path;
+	tops[1] = rl->cfg->metapartition_files ? rl->part->metapath : NULL;
 	for (i = 0; i < NROOTS; i++) {
 		if (tops[i] == NULL)
 			continue;
-		if ((rr = ids_opendir_abs(tops[i], &r->root[i])) < 0)
-			return ids_error(rr, "%s: %s", tops[i], ids_strerror(rr));
-		if ((rr = open_dir(r->root[i], r->src, &r->sfd[i])) < 0 ||
-		    (rr = open_dir(r->root[i], r->dst, &r->dfd[i])) < 0)
-			return ids_error(rr, "%s: %s", tops[i], ids_errmsg(rr));
-		if (r->sfd[i] >= 0) {
+		if ((r = ids_opendir_abs(tops[i], &rl->root[i])) < 0)
+			return ids_error(r, "%s: %s", tops[i], ids_strerror(r));
+		if ((r = open_dir(rl->root[i], rl->src, &rl->sfd[i])) < 0 ||
+		    (r = open_dir(rl->root[i], rl->dst, &rl->dfd[i])) < 0)
+			return ids_error(r, "%s: %s", tops[i], ids_errmsg(r));
+		if (rl->sfd[i] >= 0) {
 			struct stat st;
 
-			if (fstat(r->sfd[i], &st) < 0)
+			if (fstat(rl->sfd[i], &st) < 0)
 				return -errno;
-			r->sdev[i] = st.st_dev;
+			rl->sdev[i] = st.st_dev;
 		}
 	}
 	return 0;
@@ -192,11 +193,11 @@ reloc_init(struct reloc *r, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 
 /* --- directory walks ------------------------------------------------- */
 
-typedef int (*entry_fn)(struct reloc *r, int i, const char *name,
+typedef int (*entry_fn)(struct reloc *rl, int i, const char *name,
     const struct stat *st);
 
 struct walk {
-	struct reloc *r;
+	struct reloc *rl;
 	int i, dirfd, full;
 	entry_fn fn;
 };
@@ -213,7 +214,7 @@ walk_entry(void *rock, const char *name, ino_t ino, unsigned char type)
 		st.st_ino = ino;
 	} else if (fstatat(w->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	return w->fn(w->r, w->i, name, &st);
+	return w->fn(w->rl, w->i, name, &st);
 }
 
 /*
@@ -223,44 +224,44 @@ walk_entry(void *rock, const char *name, ino_t ino, unsigned char type)
  * asks for the whole stat.
  */
 static int
-each_entry_how(struct reloc *r, int i, int dirfd, entry_fn fn, int full)
+each_entry_how(struct reloc *rl, int i, int dirfd, entry_fn fn, int full)
 {
-	struct walk w = { r, i, dirfd, full, fn };
+	struct walk w = { rl, i, dirfd, full, fn };
 
 	return ids_dir_each(dirfd, walk_entry, &w);
 }
 
 static int
-each_entry(struct reloc *r, int i, int dirfd, entry_fn fn)
+each_entry(struct reloc *rl, int i, int dirfd, entry_fn fn)
 {
-	return each_entry_how(r, i, dirfd, fn, 0);
+	return each_entry_how(rl, i, dirfd, fn, 0);
 }
 
 static int
-preflight_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+preflight_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 {
-	const char *top = i ? r->part->metapath : r->part->path;
+	const char *top = i ? rl->part->metapath : rl->part->path;
 
 	if (S_ISDIR(st->st_mode)) {
-		r->has_subdirs = 1;
+		rl->has_subdirs = 1;
 		return 0;
 	}
 	if (S_ISREG(st->st_mode)) {
-		r->has_foreign |= ids_folder_classify(name, NULL) == IDS_FILE_OTHER;
+		rl->has_foreign |= ids_folder_classify(name, NULL) == IDS_FILE_OTHER;
 		return 0;
 	}
 	return ids_error(IDS_EUNSAFE, "%s/%s/%s: %s in the folder; not migrated",
-	    top, r->src, name, S_ISLNK(st->st_mode) ? "symlink" : "special file");
+	    top, rl->src, name, S_ISLNK(st->st_mode) ? "symlink" : "special file");
 }
 
 static int
-preflight(struct reloc *r)
+preflight(struct reloc *rl)
 {
-	int i, rr;
+	int i, r;
 
 	for (i = 0; i < NROOTS; i++)
-		if (r->sfd[i] >= 0 && (rr = each_entry(r, i, r->sfd[i], preflight_entry)) < 0)
-			return rr;
+		if (rl->sfd[i] >= 0 && (r = each_entry(rl, i, rl->sfd[i], preflight_entry)) < 0)
+			return r;
 	return 0;
 }
 
@@ -268,44 +269,44 @@ preflight(struct reloc *r)
 
 /* The name exists at the destination: ours (same inode or content) or a conflict. */
 static int
-existing_is_ours(struct reloc *r, int i, const char *name)
+existing_is_ours(struct reloc *rl, int i, const char *name)
 {
-	int rr = ids_same_file(r->sfd[i], r->dfd[i], name);
+	int r = ids_same_file(rl->sfd[i], rl->dfd[i], name);
 
-	if (rr < 0)
-		return rr;
-	return rr ? 0 : ids_error(IDS_ECONFLICT, "%s/%s: a different file is already there",
-	    r->dst, name);
+	if (r < 0)
+		return r;
+	return r ? 0 : ids_error(IDS_ECONFLICT, "%s/%s: a different file is already there",
+	    rl->dst, name);
 }
 
 static int
-link_one(struct reloc *r, int i, const char *name, enum ids_carry *howp)
+link_one(struct reloc *rl, int i, const char *name, enum ids_carry *howp)
 {
-	unsigned long long *bytes = &r->stats->bytes_copied;
+	unsigned long long *bytes = &rl->stats->bytes_copied;
 	enum ids_carry how = IDS_CARRY_EXISTED;
-	int rr;
+	int r;
 
 	/* An injected link failure takes the path a real one would. */
-	if ((rr = IDS_FAILPOINT("relocate.link")) < 0 &&
-	    rr != -EXDEV && rr != -EMLINK && rr != -EPERM)
-		return ids_error(rr, "%s/%s: link: %s", r->dst, name, strerror(-rr));
-	rr = rr < 0 ? ids_copy_only(r->sfd[i], r->dfd[i], name, &how, bytes) :
-	    ids_link_or_copy(r->sfd[i], r->dfd[i], name, &how, bytes);
-	if (rr == IDS_ECONFLICT)
-		return ids_error(rr, "%s/%s: a different file is already there", r->dst, name);
-	if (rr < 0)
-		return rr;
+	if ((r = IDS_FAILPOINT("relocate.link")) < 0 &&
+	    r != -EXDEV && r != -EMLINK && r != -EPERM)
+		return ids_error(r, "%s/%s: link: %s", rl->dst, name, strerror(-r));
+	r = r < 0 ? ids_copy_only(rl->sfd[i], rl->dfd[i], name, &how, bytes) :
+	    ids_link_or_copy(rl->sfd[i], rl->dfd[i], name, &how, bytes);
+	if (r == IDS_ECONFLICT)
+		return ids_error(r, "%s/%s: a different file is already there", rl->dst, name);
+	if (r < 0)
+		return r;
 	if (how == IDS_CARRY_LINKED)
-		r->stats->files_linked++;
+		rl->stats->files_linked++;
 	else if (how == IDS_CARRY_COPIED)
-		r->stats->files_copied++;
+		rl->stats->files_copied++;
 	*howp = how;
 	return 0;
 }
 
 /* A file the migration carries over; cyrus.header is written anew instead. */
 static int
-carried(const struct reloc *r, const char *name)
+carried(const struct reloc *rl, const char *name)
 {
 	switch (ids_folder_classify(name, NULL)) {
 	case IDS_FILE_MESSAGE:
@@ -322,7 +323,7 @@ carried(const struct reloc *r, const char *name)
 
 /*
  * Read back: every name linked to the destination is the source's
- * file.  Run after the folder's links (r->linked: each name with the
+ * file.  Run after the folder's links (rl->linked: each name with the
  * source's inode number from readdir), with the destination's names
  * read once: a new link has the source's inode number there (readdir's,
  * within one file system: linking worked).  Anything else (a name that
@@ -330,126 +331,126 @@ carried(const struct reloc *r, const char *name)
  * stat's) is compared in full.
  */
 static int
-verify_links(struct reloc *r, int i, const struct ids_dirlist *linked)
+verify_links(struct reloc *rl, int i, const struct ids_dirlist *linked)
 {
 	const struct ids_dirlist_ent *d, *e;
 	struct ids_dirlist dl;
 	const char *name;
 	size_t k;
-	int listed, rr = 0;
+	int listed, r = 0;
 
 	if (linked->n == 0)
 		return 0;
-	listed = ids_dirlist_read(r->dfd[i], LIST_MAX, &dl) == 0;
-	for (k = 0; rr == 0 && k < linked->n; k++) {
+	listed = ids_dirlist_read(rl->dfd[i], LIST_MAX, &dl) == 0;
+	for (k = 0; r == 0 && k < linked->n; k++) {
 		e = &linked->ent[k];
 		name = linked->names + e->name;
 		d = listed ? ids_dirlist_find(&dl, name) : NULL;
 		if (d != NULL && d->type == DT_REG && e->ino != 0 && d->ino == e->ino)
 			continue;
-		if (existing_is_ours(r, i, name) != 0)
-			rr = ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
-			    r->dst, name);
+		if (existing_is_ours(rl, i, name) != 0)
+			r = ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
+			    rl->dst, name);
 	}
 	ids_dirlist_free(&dl);
-	return rr;
+	return r;
 }
 
-/* Calls fn for each entry of sfd[i], with dfd[i]'s names at hand in r->dl. */
+/* Calls fn for each entry of sfd[i], with dfd[i]'s names at hand in rl->dl. */
 static int
-each_with_dst(struct reloc *r, int i, entry_fn fn)
+each_with_dst(struct reloc *rl, int i, entry_fn fn)
 {
 	struct ids_dirlist dl;
-	int rr;
+	int r;
 
-	r->dl = NULL;
-	if (r->dfd[i] >= 0 && ids_dirlist_read(r->dfd[i], LIST_MAX, &dl) == 0)
-		r->dl = &dl;	/* unreadable: fn stats instead */
-	rr = each_entry(r, i, r->sfd[i], fn);
-	r->dl = NULL;
-	if (r->dfd[i] >= 0)
+	rl->dl = NULL;
+	if (rl->dfd[i] >= 0 && ids_dirlist_read(rl->dfd[i], LIST_MAX, &dl) == 0)
+		rl->dl = &dl;	/* unreadable: fn stats instead */
+	r = each_entry(rl, i, rl->sfd[i], fn);
+	rl->dl = NULL;
+	if (rl->dfd[i] >= 0)
 		ids_dirlist_free(&dl);
-	return rr;
+	return r;
 }
 
 static int
-link_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+link_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 {
 	enum ids_carry how;
-	int rr;
+	int r;
 
 	if (!S_ISREG(st->st_mode))
 		return S_ISDIR(st->st_mode) ? 0 :
-		    ids_error(IDS_EUNSAFE, "%s/%s: not a regular file", r->src, name);
-	if (!carried(r, name)) {
+		    ids_error(IDS_EUNSAFE, "%s/%s: not a regular file", rl->src, name);
+	if (!carried(rl, name)) {
 		if (ids_folder_classify(name, NULL) == IDS_FILE_OTHER)
-			r->stats->files_foreign++;
+			rl->stats->files_foreign++;
 		return 0;
 	}
 	/* cyrus.index is copied with the new header's CRC (write_header). */
 	if (ids_metafile_kind(name) == IDS_META_INDEX)
 		return 0;
-	if ((rr = link_one(r, i, name, &how)) < 0)
-		return rr;
+	if ((r = link_one(rl, i, name, &how)) < 0)
+		return r;
 	/*
 	 * A new link is read back with the others (verify_links); a copy,
 	 * a name that was there, or one past the list's size, at once.
 	 */
-	if ((how != IDS_CARRY_LINKED || r->linked->n >= LIST_MAX ||
-	    ids_dirlist_add(r->linked, name, st->st_ino, DT_REG) < 0) &&
-	    existing_is_ours(r, i, name) != 0)
+	if ((how != IDS_CARRY_LINKED || rl->linked->n >= LIST_MAX ||
+	    ids_dirlist_add(rl->linked, name, st->st_ino, DT_REG) < 0) &&
+	    existing_is_ours(rl, i, name) != 0)
 		return ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
-		    r->dst, name);
-	return r->opts->throttle ? r->opts->throttle(r->opts->throttle_rock) : 0;
+		    rl->dst, name);
+	return rl->opts->throttle ? rl->opts->throttle(rl->opts->throttle_rock) : 0;
 }
 
 /* Creates the uniqueid directory on every root in use (it may exist, empty). */
 static int
-make_dst(struct reloc *r)
+make_dst(struct reloc *rl)
 {
 	char parent[PATH_MAX], *slash;
-	int i, pfd, rr;
+	int i, pfd, r;
 
-	snprintf(parent, sizeof(parent), "%s", r->dst);
+	snprintf(parent, sizeof(parent), "%s", rl->dst);
 	slash = strrchr(parent, '/');
 	*slash = '\0';
 	for (i = 0; i < NROOTS; i++) {
-		if (r->root[i] < 0 || r->dfd[i] >= 0)
+		if (rl->root[i] < 0 || rl->dfd[i] >= 0)
 			continue;
-		if ((rr = ids_opendir_beneath(r->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
-			return rr;
-		if ((rr = IDS_FAILPOINT("relocate.mkdir")) == 0 &&
+		if ((r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+			return r;
+		if ((r = IDS_FAILPOINT("relocate.mkdir")) == 0 &&
 		    mkdirat(pfd, slash + 1, 0750) < 0 && errno != EEXIST)
-			rr = -errno;
-		if (rr == 0)
-			rr = ids_fsync_dir(pfd);
+			r = -errno;
+		if (r == 0)
+			r = ids_fsync_dir(pfd);
 		close(pfd);
-		if (rr < 0 || (rr = ids_opendir_beneath(r->root[i], r->dst, 0, &r->dfd[i])) < 0)
-			return rr;
+		if (r < 0 || (r = ids_opendir_beneath(rl->root[i], rl->dst, 0, &rl->dfd[i])) < 0)
+			return r;
 	}
 	return 0;
 }
 
 static int
-link_all(struct reloc *r)
+link_all(struct reloc *rl)
 {
 	struct ids_dirlist linked;
-	int i, rr;
+	int i, r;
 
-	if ((rr = make_dst(r)) < 0)
-		return rr;
+	if ((r = make_dst(rl)) < 0)
+		return r;
 	for (i = 0; i < NROOTS; i++) {
-		if (r->sfd[i] < 0)
+		if (rl->sfd[i] < 0)
 			continue;
 		memset(&linked, 0, sizeof(linked));
-		r->linked = &linked;
-		if ((rr = each_entry(r, i, r->sfd[i], link_entry)) == 0 &&
-		    (rr = verify_links(r, i, &linked)) == 0)
-			rr = ids_fsync_dir(r->dfd[i]);
-		r->linked = NULL;
+		rl->linked = &linked;
+		if ((r = each_entry(rl, i, rl->sfd[i], link_entry)) == 0 &&
+		    (r = verify_links(rl, i, &linked)) == 0)
+			r = ids_fsync_dir(rl->dfd[i]);
+		rl->linked = NULL;
 		ids_dirlist_free(&linked);
-		if (rr < 0)
-			return rr;
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -469,41 +470,41 @@ link_all(struct reloc *r)
  * directory moved) the header is replaced and the index updated.
  */
 static int
-write_header(struct reloc *r, int from, int linked)
+write_header(struct reloc *rl, int from, int linked)
 {
 	struct ids_mbentry e;
 	struct ids_header h;
 	uint32_t crc;
-	int hr = root_of(r, IDS_META_HEADER), ir = root_of(r, IDS_META_INDEX);
-	int rr;
+	int hr = root_of(rl, IDS_META_HEADER), ir = root_of(rl, IDS_META_INDEX);
+	int r;
 
 	ids_header_init(&h);
 	if (from >= 0 && ids_header_read(from, &h, NULL) < 0)
 		ids_header_init(&h);
 	ids_mbentry_init(&e);
-	if ((rr = ids_mboxlist_lookup_id(r->mbl, r->uniqueid, &e)) < 0 ||
-	    (rr = ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0)) < 0 ||
-	    (rr = ids_header_from_mbentry(&h, &e)) < 0 ||
-	    (rr = (linked ? ids_header_create : ids_header_write)(r->dfd[hr], &h, &crc)) < 0)
+	if ((r = ids_mboxlist_lookup_id(rl->mbl, rl->uniqueid, &e)) < 0 ||
+	    (r = ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0)) < 0 ||
+	    (r = ids_header_from_mbentry(&h, &e)) < 0 ||
+	    (r = (linked ? ids_header_create : ids_header_write)(rl->dfd[hr], &h, &crc)) < 0)
 		goto out;
 	if (linked) {
-		if (r->sfd[ir] >= 0 &&
-		    faccessat(r->sfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			if ((rr = ids_index_copy_with_crc(r->sfd[ir], r->dfd[ir], crc)) == 0 &&
-			    r->opts->throttle)
-				rr = r->opts->throttle(r->opts->throttle_rock);	/* a file carried */
-	} else if (faccessat(r->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		rr = ids_index_set_header_crc(r->dfd[ir], crc);
+		if (rl->sfd[ir] >= 0 &&
+		    faccessat(rl->sfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			if ((r = ids_index_copy_with_crc(rl->sfd[ir], rl->dfd[ir], crc)) == 0 &&
+			    rl->opts->throttle)
+				r = rl->opts->throttle(rl->opts->throttle_rock);	/* a file carried */
+	} else if (faccessat(rl->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		r = ids_index_set_header_crc(rl->dfd[ir], crc);
 out:
 	ids_mbentry_release(&e);
 	ids_header_release(&h);
-	return rr;
+	return r;
 }
 
 /* --- mailboxes.db steps ---------------------------------------------- */
 
 struct step {
-	struct reloc *r;
+	struct reloc *rl;
 	struct ids_intent *in;
 	const char *reason;
 };
@@ -513,36 +514,36 @@ intent_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
 
-	return ids_intent_put(txn, s->r->uniqueid, s->in);
+	return ids_intent_put(txn, s->rl->uniqueid, s->in);
 }
 
 /* The commit point: the record leaves the legacy layout. */
 static int
-flip_one(struct ids_txn *txn, struct reloc *r, const struct ids_intent *in)
+flip_one(struct ids_txn *txn, struct reloc *rl, const struct ids_intent *in)
 {
 	struct ids_mbentry e;
-	int rr;
+	int r;
 
 	ids_mbentry_init(&e);
-	if ((rr = ids_txn_lookup_name(txn, r->entry->name, &e)) < 0)
+	if ((r = ids_txn_lookup_name(txn, rl->entry->name, &e)) < 0)
 		goto out;
 	if (ids_mbentry_is_tombstone(&e) || !ids_mbentry_is_legacy(&e) ||
-	    strcmp(e.uniqueid, r->uniqueid) != 0) {
-		rr = ids_error(IDS_EBUSY, "%s: changed during migration", e.name);
+	    strcmp(e.uniqueid, rl->uniqueid) != 0) {
+		r = ids_error(IDS_EBUSY, "%s: changed during migration", e.name);
 		goto out;
 	}
 	ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0);
-	if ((rr = ids_txn_put(txn, &e)) < 0)
+	if ((r = ids_txn_put(txn, &e)) < 0)
 		goto out;
 	if (in == NULL)
-		rr = ids_intent_del(txn, r->uniqueid);
+		r = ids_intent_del(txn, rl->uniqueid);
 	else
-		rr = ids_intent_put(txn, r->uniqueid, in);
-	if (rr == 0 && ids_txn_del_raw(txn, 'F', r->uniqueid) == IDS_ENOTFOUND)
-		rr = 0;
+		r = ids_intent_put(txn, rl->uniqueid, in);
+	if (r == 0)
+		ids_failure_del(txn, rl->uniqueid);	/* as before: an error here is not the flip's */
 out:
 	ids_mbentry_release(&e);
-	return rr;
+	return r;
 }
 
 static int
@@ -550,45 +551,42 @@ flip_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
 
-	return flip_one(txn, s->r, s->in);
+	return flip_one(txn, s->rl, s->in);
 }
 
 static int
 finish_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
-	int rr = ids_intent_del(txn, s->r->uniqueid);
+	int r = ids_intent_del(txn, s->rl->uniqueid);
 
-	return rr == IDS_ENOTFOUND ? 0 : rr;
+	return r == IDS_ENOTFOUND ? 0 : r;
 }
 
 static int
 fail_txn(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
-	char buf[IDS_FAILURE_MAX];
-	size_t n = ids_failure_format(buf, sizeof(buf), (int64_t)time(NULL),
-	    s->r->entry->name, s->reason);
 
-	return ids_txn_put_raw(txn, 'F', s->r->uniqueid, buf, n);
+	return ids_failure_put(txn, s->rl->uniqueid, s->rl->entry->name, s->reason);
 }
 
 static int
-record_failure(struct reloc *r, int code)
+record_failure(struct reloc *rl, int code)
 {
 	const char *advice = ids_relocate_advice(code);
 	char reason[1024];
-	struct step s = { r, NULL, reason };
+	struct step s = { rl, NULL, reason };
 
 	snprintf(reason, sizeof(reason), "%s%s%s", ids_errmsg(code), advice ? "; " : "",
 	    advice ? advice : "");
-	ids_mboxlist_write(r->mbl, fail_txn, &s);
+	ids_mboxlist_write(rl->mbl, fail_txn, &s);
 	/* The caller reports code; keep its detail for ids_errmsg(). */
 	ids_error(code, "%s", reason);
 	return code;
 }
 
-/* --- failure records ------------------------------------------------- */
+/* --- the advice of a failure ---------------------------------------- */
 
 const char *
 ids_relocate_advice(int code)
@@ -601,82 +599,21 @@ ids_relocate_advice(int code)
 	return NULL;
 }
 
-/*
- * Appends the len bytes at s to buf (o bytes used of size), bytes
- * outside 0x20-0x7e as \xNN; stops with "..." where the next would not
- * fit.  Returns the new length (buf is NUL-terminated).
- */
-static size_t
-put_printable(char *buf, size_t o, size_t size, const unsigned char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (o + 4 + 4 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (s[i] >= 0x20 && s[i] < 0x7f) {
-			buf[o++] = (char)s[i];
-			continue;
-		}
-		buf[o++] = '\\';
-		buf[o++] = 'x';
-		buf[o++] = hex[s[i] >> 4];
-		buf[o++] = hex[s[i] & 15];
-	}
-	buf[o] = '\0';
-	return o;
-}
-
-size_t
-ids_failure_format(char *buf, size_t size, int64_t when, const char *name,
-    const char *reason)
-{
-	int n = snprintf(buf, size, "%lld ", (long long)when);
-	size_t o = n > 0 && (size_t)n < size ? (size_t)n : 0;
-
-	o = put_printable(buf, o, size, (const unsigned char *)name, strlen(name));
-	o = put_printable(buf, o, size, (const unsigned char *)": ", 2);
-	return put_printable(buf, o, size, (const unsigned char *)reason, strlen(reason));
-}
-
-int
-ids_failure_parse(const void *val, size_t len, struct ids_failure *f)
-{
-	const unsigned char *b = val;
-	size_t i = 0;
-	int64_t t = 0;
-
-	while (i < len && i < 18 && b[i] >= '0' && b[i] <= '9')
-		t = t * 10 + (b[i++] - '0');
-	if (i == 0 || i == len || b[i] != ' ') {
-		f->when = 0;
-		put_printable(f->text, 0, sizeof(f->text), b, len);
-		return ids_error(IDS_ECORRUPT, "failure record without a time");
-	}
-	f->when = t;
-	put_printable(f->text, 0, sizeof(f->text), b + i + 1, len - i - 1);
-	return 0;
-}
-
 /* --- removing what is left over -------------------------------------- */
 
 static int
 unlink_in(int dirfd, const char *name)
 {
-	int rr;
+	int r;
 
-	if ((rr = IDS_FAILPOINT("relocate.unlink")) < 0)
-		return rr;
+	if ((r = IDS_FAILPOINT("relocate.unlink")) < 0)
+		return r;
 	return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 /* Rolling back: drop the destination's names the source still has. */
 static int
-rollback_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+rollback_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 {
 	int kind = ids_folder_classify(name, NULL);
 	struct stat sst;
@@ -685,37 +622,37 @@ rollback_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 		return 0;
 	if (kind == IDS_FILE_TEMP || ids_metafile_kind(name) == IDS_META_HEADER ||
 	    ids_metafile_kind(name) == IDS_META_INDEX)
-		return unlink_in(r->dfd[i], name);
+		return unlink_in(rl->dfd[i], name);
 	/*
 	 * Only a name that is the source's file (or a verified copy of it)
 	 * is ours to remove; anything else was there before us: keep it.
 	 */
-	if (r->sfd[i] < 0 || fstatat(r->sfd[i], name, &sst, AT_SYMLINK_NOFOLLOW) < 0)
+	if (rl->sfd[i] < 0 || fstatat(rl->sfd[i], name, &sst, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	if ((sst.st_dev != st->st_dev || sst.st_ino != st->st_ino) &&
-	    ids_same_file(r->sfd[i], r->dfd[i], name) != 1)
+	    ids_same_file(rl->sfd[i], rl->dfd[i], name) != 1)
 		return 0;
-	return unlink_in(r->dfd[i], name);
+	return unlink_in(rl->dfd[i], name);
 }
 
-/* 1 if name is in dfd[i]: from r->dl when it is complete or has it. */
+/* 1 if name is in dfd[i]: from rl->dl when it is complete or has it. */
 static int
-at_dst(struct reloc *r, int i, const char *name)
+at_dst(struct reloc *rl, int i, const char *name)
 {
 	struct stat st;
 
-	if (r->dl != NULL) {
-		if (ids_dirlist_find(r->dl, name) != NULL)
+	if (rl->dl != NULL) {
+		if (ids_dirlist_find(rl->dl, name) != NULL)
 			return 1;
-		if (r->dl->complete)
+		if (rl->dl->complete)
 			return 0;
 	}
-	return fstatat(r->dfd[i], name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return fstatat(rl->dfd[i], name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Finishing: drop the source's names the destination has. */
 static int
-cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
+cleanup_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 {
 	int kind = ids_folder_classify(name, NULL);
 
@@ -723,21 +660,21 @@ cleanup_entry(struct reloc *r, int i, const char *name, const struct stat *st)
 		return 0;
 	/* cyrus.header goes last, so a half-cleaned folder still says what it was. */
 	if (ids_metafile_kind(name) == IDS_META_HEADER) {
-		r->saw_header = 1;
+		rl->saw_header = 1;
 		return 0;
 	}
-	if (kind != IDS_FILE_TEMP && r->dfd[i] >= 0 && !at_dst(r, i, name))
-		return ids_error(IDS_ECONFLICT, "%s/%s: not at the new path; kept", r->src, name);
-	return unlink_in(r->sfd[i], name);
+	if (kind != IDS_FILE_TEMP && rl->dfd[i] >= 0 && !at_dst(rl, i, name))
+		return ids_error(IDS_ECONFLICT, "%s/%s: not at the new path; kept", rl->src, name);
+	return unlink_in(rl->sfd[i], name);
 }
 
 static int
 rmdir_in(int rootfd, const char *rel)
 {
-	int rr;
+	int r;
 
-	if ((rr = IDS_FAILPOINT("relocate.rmdir")) < 0)
-		return rr;
+	if ((r = IDS_FAILPOINT("relocate.rmdir")) < 0)
+		return r;
 	return unlinkat(rootfd, rel, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
@@ -747,7 +684,7 @@ rmdir_in(int rootfd, const char *rel)
  * legacy folder lives in it.
  */
 static int
-prunable(struct reloc *r, const char *rel, const char *top)
+prunable(struct reloc *rl, const char *rel, const char *top)
 {
 	struct ids_pathinfo pi;
 	struct ids_mbentry e;
@@ -755,19 +692,19 @@ prunable(struct reloc *r, const char *rel, const char *top)
 	size_t n = strlen(rel);
 	int live = 0;
 
-	if (strncmp(r->dst, rel, n) == 0 && (r->dst[n] == '/' || r->dst[n] == '\0'))
+	if (strncmp(rl->dst, rel, n) == 0 && (rl->dst[n] == '/' || rl->dst[n] == '\0'))
 		return 0;
 	if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", top, rel) >= sizeof(abs))
 		return 0;
-	if (ids_path_reverse_layout(r->cfg, abs, IDS_LAYOUT_LEGACY, &pi) == 0 &&
+	if (ids_path_reverse_layout(rl->cfg, abs, IDS_LAYOUT_LEGACY, &pi) == 0 &&
 	    pi.kind == IDS_PATH_FOLDER) {
 		char name[IDS_MBNAME_MAX + 1];
 
 		ids_mbentry_init(&e);
 		if (ids_mbname_internal(&pi.name, name, sizeof(name)) > 0 &&
-		    ids_mboxlist_lookup(r->mbl, name, &e) == 0)
+		    ids_mboxlist_lookup(rl->mbl, name, &e) == 0)
 			live = !ids_mbentry_is_tombstone(&e) && ids_mbentry_is_legacy(&e) &&
-			    strcmp(e.uniqueid, r->uniqueid) != 0;
+			    strcmp(e.uniqueid, rl->uniqueid) != 0;
 		ids_mbentry_release(&e);
 	}
 	return !live;
@@ -775,29 +712,29 @@ prunable(struct reloc *r, const char *rel, const char *top)
 
 /* Removes the emptied legacy directory and its emptied ancestors. */
 static void
-prune(struct reloc *r, int i)
+prune(struct reloc *rl, int i)
 {
-	const char *top = i ? r->part->metapath : r->part->path;
+	const char *top = i ? rl->part->metapath : rl->part->path;
 	char rel[PATH_MAX], *slash;
 
-	int rr;
+	int r;
 
-	snprintf(rel, sizeof(rel), "%s", r->src);
+	snprintf(rel, sizeof(rel), "%s", rl->src);
 	/* The folder's own directory may be gone already (renamed). */
-	while (rel[0] != '\0' && prunable(r, rel, top) &&
-	    ((rr = rmdir_in(r->root[i], rel)) == 0 || rr == -ENOENT)) {
-		if (rr == 0)
-			r->stats->dirs_removed++;
+	while (rel[0] != '\0' && prunable(rl, rel, top) &&
+	    ((r = rmdir_in(rl->root[i], rel)) == 0 || r == -ENOENT)) {
+		if (r == 0)
+			rl->stats->dirs_removed++;
 		slash = strrchr(rel, '/');
 		if (slash == NULL) {
-			ids_fsync_dir(r->root[i]);
+			ids_fsync_dir(rl->root[i]);
 			break;
 		}
 		*slash = '\0';
 		{
 			int pfd;
 
-			if (ids_opendir_beneath(r->root[i], rel, 0, &pfd) == 0) {
+			if (ids_opendir_beneath(rl->root[i], rel, 0, &pfd) == 0) {
 				ids_fsync_dir(pfd);
 				close(pfd);
 			}
@@ -807,142 +744,142 @@ prune(struct reloc *r, int i)
 
 /* Removes the old names and the emptied legacy directories. */
 static int
-cleanup_files(struct reloc *r)
+cleanup_files(struct reloc *rl)
 {
-	int i, rr;
+	int i, r;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (r->root[i] < 0)
+		if (rl->root[i] < 0)
 			continue;
-		if (r->sfd[i] >= 0) {
-			r->saw_header = 0;
-			if ((rr = each_with_dst(r, i, cleanup_entry)) < 0 ||
-			    (r->saw_header && (rr = unlink_in(r->sfd[i], IDS_HEADER_FILE)) < 0) ||
-			    (rr = ids_fsync_dir(r->sfd[i])) < 0)
-				return rr;
-			close(r->sfd[i]);
-			r->sfd[i] = -1;
+		if (rl->sfd[i] >= 0) {
+			rl->saw_header = 0;
+			if ((r = each_with_dst(rl, i, cleanup_entry)) < 0 ||
+			    (rl->saw_header && (r = unlink_in(rl->sfd[i], IDS_HEADER_FILE)) < 0) ||
+			    (r = ids_fsync_dir(rl->sfd[i])) < 0)
+				return r;
+			close(rl->sfd[i]);
+			rl->sfd[i] = -1;
 		}
 		/* Also when the directory is gone: a crash may have come between rmdirs. */
-		prune(r, i);
+		prune(rl, i);
 	}
 	return 0;
 }
 
 static int
-cleanup(struct reloc *r)
+cleanup(struct reloc *rl)
 {
-	int rr;
+	int r;
 
-	if ((rr = cleanup_files(r)) < 0)
-		return rr;
-	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+	if ((r = cleanup_files(rl)) < 0)
+		return r;
+	return ids_mboxlist_write(rl->mbl, finish_txn, &(struct step){ rl, NULL, NULL });
 }
 
 static int
-rollback(struct reloc *r)
+rollback(struct reloc *rl)
 {
-	int i, rr;
+	int i, r;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (r->dfd[i] < 0)
+		if (rl->dfd[i] < 0)
 			continue;
-		if ((rr = each_entry_how(r, i, r->dfd[i], rollback_entry, 1)) < 0 ||
-		    (rr = ids_fsync_dir(r->dfd[i])) < 0)
-			return rr;
-		close(r->dfd[i]);
-		r->dfd[i] = -1;
+		if ((r = each_entry_how(rl, i, rl->dfd[i], rollback_entry, 1)) < 0 ||
+		    (r = ids_fsync_dir(rl->dfd[i])) < 0)
+			return r;
+		close(rl->dfd[i]);
+		rl->dfd[i] = -1;
 		/* Not empty: files that were there before us stay with it. */
-		if ((rr = rmdir_in(r->root[i], r->dst)) < 0 && rr != -ENOENT &&
-		    rr != -ENOTEMPTY && rr != -EEXIST)
-			return rr;
-		if ((rr = ids_fsync_dir(r->root[i])) < 0)
-			return rr;
+		if ((r = rmdir_in(rl->root[i], rl->dst)) < 0 && r != -ENOENT &&
+		    r != -ENOTEMPTY && r != -EEXIST)
+			return r;
+		if ((r = ids_fsync_dir(rl->root[i])) < 0)
+			return r;
 	}
-	return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+	return ids_mboxlist_write(rl->mbl, finish_txn, &(struct step){ rl, NULL, NULL });
 }
 
 /* --- the rename strategy --------------------------------------------- */
 
 static int
-rename_dir(struct reloc *r, int i)
+rename_dir(struct reloc *rl, int i)
 {
 	char parent[PATH_MAX], *slash;
-	int pfd, rr;
+	int pfd, r;
 
-	snprintf(parent, sizeof(parent), "%s", r->dst);
+	snprintf(parent, sizeof(parent), "%s", rl->dst);
 	slash = strrchr(parent, '/');
 	*slash = '\0';
-	if ((rr = ids_opendir_beneath(r->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
-		return rr;
+	if ((r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+		return r;
 	/* An empty destination left by a rolled-back attempt may be there. */
-	if (r->dfd[i] >= 0) {
-		close(r->dfd[i]);
-		r->dfd[i] = -1;
-		rmdir_in(r->root[i], r->dst);
+	if (rl->dfd[i] >= 0) {
+		close(rl->dfd[i]);
+		rl->dfd[i] = -1;
+		rmdir_in(rl->root[i], rl->dst);
 	}
-	if ((rr = IDS_FAILPOINT("relocate.rename")) == 0 &&
-	    renameat2(r->root[i], r->src, r->root[i], r->dst, RENAME_NOREPLACE) < 0) {
-		rr = -errno;
-		if (rr == -EINVAL && faccessat(r->root[i], r->dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-			rr = renameat(r->root[i], r->src, r->root[i], r->dst) < 0 ? -errno : 0;
+	if ((r = IDS_FAILPOINT("relocate.rename")) == 0 &&
+	    renameat2(rl->root[i], rl->src, rl->root[i], rl->dst, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		if (r == -EINVAL && faccessat(rl->root[i], rl->dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			r = renameat(rl->root[i], rl->src, rl->root[i], rl->dst) < 0 ? -errno : 0;
 	}
-	if (rr == 0)
-		rr = ids_fsync_dir(pfd);
+	if (r == 0)
+		r = ids_fsync_dir(pfd);
 	close(pfd);
-	if (rr < 0)
-		return ids_error(rr, "%s -> %s: %s", r->src, r->dst, ids_errmsg(rr));
-	r->stats->dirs_renamed++;
-	close(r->sfd[i]);
-	r->sfd[i] = -1;
-	if ((slash = strrchr(r->src, '/')) != NULL) {
-		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - r->src), r->src);
-		if (ids_opendir_beneath(r->root[i], parent, 0, &pfd) == 0) {
-			rr = ids_fsync_dir(pfd);
+	if (r < 0)
+		return ids_error(r, "%s -> %s: %s", rl->src, rl->dst, ids_errmsg(r));
+	rl->stats->dirs_renamed++;
+	close(rl->sfd[i]);
+	rl->sfd[i] = -1;
+	if ((slash = strrchr(rl->src, '/')) != NULL) {
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rl->src), rl->src);
+		if (ids_opendir_beneath(rl->root[i], parent, 0, &pfd) == 0) {
+			r = ids_fsync_dir(pfd);
 			close(pfd);
 		}
 	}
-	return rr < 0 ? rr : ids_opendir_beneath(r->root[i], r->dst, 0, &r->dfd[i]);
+	return r < 0 ? r : ids_opendir_beneath(rl->root[i], rl->dst, 0, &rl->dfd[i]);
 }
 
 static int
-rename_all(struct reloc *r)
+rename_all(struct reloc *rl)
 {
-	int i, rr;
+	int i, r;
 
 	for (i = 0; i < NROOTS; i++)
-		if (r->sfd[i] >= 0 && (rr = rename_dir(r, i)) < 0)
-			return rr;
+		if (rl->sfd[i] >= 0 && (r = rename_dir(rl, i)) < 0)
+			return r;
 	return 0;
 }
 
 /* --- driving one folder ---------------------------------------------- */
 
 static int
-set_intent(struct ids_intent *in, struct reloc *r, const char *stage,
+set_intent(struct ids_intent *in, struct reloc *rl, const char *stage,
     enum ids_strategy strategy)
 {
-	int rr;
+	int r;
 
-	strcpy(in->op, "migrate");
+	strcpy(in->op, IDS_OP_MIGRATE);
 	snprintf(in->stage, sizeof(in->stage), "%s", stage);
 	snprintf(in->strategy, sizeof(in->strategy), "%s", ids_strategy_name(strategy));
 	in->time = time(NULL);
-	if ((rr = ids_intent_set(&in->name, r->entry->name)) < 0 ||
-	    (rr = ids_intent_set(&in->partition, r->part->name)) < 0 ||
-	    (rr = ids_intent_set(&in->src, r->src)) < 0)
-		return rr;
-	return ids_intent_set(&in->dst, r->dst);
+	if ((r = ids_intent_set(&in->name, rl->entry->name)) < 0 ||
+	    (r = ids_intent_set(&in->partition, rl->part->name)) < 0 ||
+	    (r = ids_intent_set(&in->src, rl->src)) < 0)
+		return r;
+	return ids_intent_set(&in->dst, rl->dst);
 }
 
 /* After the flip: remove the old names now, or leave them for the grace. */
 static int
-after_flip(struct reloc *r, struct ids_intent *in)
+after_flip(struct reloc *rl, struct ids_intent *in)
 {
-	r->stats->folders++;
-	if (r->opts->grace > 0 && time(NULL) < in->time + r->opts->grace)
+	rl->stats->folders++;
+	if (rl->opts->grace > 0 && time(NULL) < in->time + rl->opts->grace)
 		return IDS_RELOCATE_PENDING;
-	return cleanup(r);
+	return cleanup(rl);
 }
 
 /*
@@ -951,56 +888,56 @@ after_flip(struct reloc *r, struct ids_intent *in)
  * crash among the rmdirs is finished by recovery.
  */
 static int
-flip_and_prune(struct reloc *r, struct ids_intent *in)
+flip_and_prune(struct reloc *rl, struct ids_intent *in)
 {
-	struct step s = { r, in, NULL };
-	int rr;
+	struct step s = { rl, in, NULL };
+	int r;
 
-	strcpy(in->stage, "flipped");
+	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
-	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
-		return rr;
-	r->stats->folders++;
-	return cleanup(r);
+	if ((r = ids_mboxlist_write(rl->mbl, flip_txn, &s)) < 0)
+		return r;
+	rl->stats->folders++;
+	return cleanup(rl);
 }
 
 static int
-migrate_link(struct reloc *r, struct ids_intent *in)
+migrate_link(struct reloc *rl, struct ids_intent *in)
 {
-	struct step s = { r, in, NULL };
-	int rr;
+	struct step s = { rl, in, NULL };
+	int r;
 
-	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
-		return rr;
-	if ((rr = link_all(r)) < 0 ||
-	    (rr = write_header(r, r->sfd[root_of(r, IDS_META_HEADER)], 1)) < 0)
+	if ((r = ids_mboxlist_write(rl->mbl, intent_txn, &s)) < 0)
+		return r;
+	if ((r = link_all(rl)) < 0 ||
+	    (r = write_header(rl, rl->sfd[root_of(rl, IDS_META_HEADER)], 1)) < 0)
 		goto undo;
-	strcpy(in->stage, "flipped");
+	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
-	if ((rr = ids_mboxlist_write(r->mbl, flip_txn, &s)) < 0)
+	if ((r = ids_mboxlist_write(rl->mbl, flip_txn, &s)) < 0)
 		goto undo;
-	return after_flip(r, in);
+	return after_flip(rl, in);
 undo:
-	rollback(r);
-	return rr;
+	rollback(rl);
+	return r;
 }
 
 static int
-migrate_rename(struct reloc *r, struct ids_intent *in)
+migrate_rename(struct reloc *rl, struct ids_intent *in)
 {
-	struct step s = { r, in, NULL };
-	int rr;
+	struct step s = { rl, in, NULL };
+	int r;
 
-	if ((rr = ids_mboxlist_write(r->mbl, intent_txn, &s)) < 0)
-		return rr;
-	if ((rr = rename_all(r)) < 0) {
+	if ((r = ids_mboxlist_write(rl->mbl, intent_txn, &s)) < 0)
+		return r;
+	if ((r = rename_all(rl)) < 0) {
 		/* Nothing moved, or part of it: finish from the intent. */
-		return ids_relocate_recover(r->mbl, r->uniqueid, in, r->opts, r->stats) < 0 ?
-		    rr : rr;
+		return ids_relocate_recover(rl->mbl, rl->uniqueid, in, rl->opts, rl->stats) < 0 ?
+		    r : r;
 	}
-	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)], 0)) < 0)
-		return rr;	/* the intent finishes it at the next recovery */
-	return flip_and_prune(r, in);
+	if ((r = write_header(rl, rl->dfd[root_of(rl, IDS_META_HEADER)], 0)) < 0)
+		return r;	/* the intent finishes it at the next recovery */
+	return flip_and_prune(rl, in);
 }
 
 /*
@@ -1011,57 +948,57 @@ migrate_rename(struct reloc *r, struct ids_intent *in)
  * leaves them, and reports them).
  */
 static int
-renamable(const struct reloc *r)
+renamable(const struct reloc *rl)
 {
-	size_t n = strlen(r->src);
+	size_t n = strlen(rl->src);
 
-	return !r->has_subdirs && !r->has_foreign &&
-	    !(strncmp(r->dst, r->src, n) == 0 && r->dst[n] == '/');
+	return !rl->has_subdirs && !rl->has_foreign &&
+	    !(strncmp(rl->dst, rl->src, n) == 0 && rl->dst[n] == '/');
 }
 
 static int
 pending_intent(struct ids_txn *txn, void *rock)
 {
 	struct step *s = rock;
-	int rr = ids_intent_get(txn, s->r->uniqueid, s->in);
+	int r = ids_intent_get(txn, s->rl->uniqueid, s->in);
 
-	return rr == IDS_ENOTFOUND ? 0 : rr < 0 ? rr : 1;
+	return r == IDS_ENOTFOUND ? 0 : r < 0 ? r : 1;
 }
 
 static int
 relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
     struct ids_relocate_stats *stats)
 {
-	struct reloc r;
+	struct reloc rl;
 	struct ids_intent in;
 	enum ids_strategy strategy = opts->strategy;
-	int rr;
+	int r;
 
 	ids_intent_init(&in);
-	if ((rr = reloc_init(&r, mb->mbl, &mb->entry, NULL, opts, stats)) < 0)
+	if ((r = reloc_init(&rl, mb->mbl, &mb->entry, NULL, opts, stats)) < 0)
 		goto out;
 	/* A crashed earlier attempt is settled first. */
-	if ((rr = ids_mboxlist_read(mb->mbl, pending_intent, &(struct step){ &r, &in, NULL })) > 0) {
-		rr = ids_relocate_recover(mb->mbl, r.uniqueid, &in, opts, stats);
+	if ((r = ids_mboxlist_read(mb->mbl, pending_intent, &(struct step){ &rl, &in, NULL })) > 0) {
+		r = ids_relocate_recover(mb->mbl, rl.uniqueid, &in, opts, stats);
 		goto out;	/* the walker comes back to the folder if still legacy */
 	}
-	if (rr < 0 || (rr = preflight(&r)) < 0) {
-		if (rr < 0)
-			record_failure(&r, rr);
+	if (r < 0 || (r = preflight(&rl)) < 0) {
+		if (r < 0)
+			record_failure(&rl, r);
 		goto out;
 	}
-	if (!renamable(&r))
+	if (!renamable(&rl))
 		strategy = IDS_STRATEGY_LINK;
-	if ((rr = set_intent(&in, &r, strategy == IDS_STRATEGY_LINK ? "link" : "rename",
+	if ((r = set_intent(&in, &rl, strategy == IDS_STRATEGY_LINK ? IDS_STAGE_LINK : IDS_STAGE_RENAME,
 	    strategy)) < 0)
 		goto out;
-	rr = strategy == IDS_STRATEGY_LINK ? migrate_link(&r, &in) : migrate_rename(&r, &in);
-	if (rr < 0)
-		record_failure(&r, rr);
+	r = strategy == IDS_STRATEGY_LINK ? migrate_link(&rl, &in) : migrate_rename(&rl, &in);
+	if (r < 0)
+		record_failure(&rl, r);
 out:
-	reloc_close(&r);
+	reloc_close(&rl);
 	ids_intent_release(&in);
-	return rr;
+	return r;
 }
 
 int
@@ -1069,15 +1006,15 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
 {
 	struct ids_mailbox *mb;
-	int rr;
+	int r;
 
 	/* A detail left by an earlier folder must not become this one's. */
 	ids_error_clear();
-	if ((rr = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, opts->lock_timeout_ms, &mb)) < 0)
-		return rr;
-	rr = ids_mbentry_is_legacy(&mb->entry) ? relocate_locked(mb, opts, stats) : 0;
+	if ((r = ids_mailbox_open(mbl, name, IDS_MAILBOX_WRITE, opts->lock_timeout_ms, &mb)) < 0)
+		return r;
+	r = ids_mbentry_is_legacy(&mb->entry) ? relocate_locked(mb, opts, stats) : 0;
 	ids_mailbox_close(mb);
-	return rr;
+	return r;
 }
 
 /* --- many folders at once ------------------------------------------- */
@@ -1114,7 +1051,7 @@ ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
 
 struct bitem {
 	struct ids_mailbox *mb;
-	struct reloc r;
+	struct reloc rl;
 	struct ids_relocate_stats st;	/* this folder's own figures */
 	struct ids_intent in;
 	struct ids_relocate_result *res;
@@ -1155,28 +1092,28 @@ static int
 batch_prepare(struct batch *b, struct bitem *it, const char *name)
 {
 	struct ids_relocate_opts one = *b->opts;
-	int rr;
+	int r;
 
 	ids_error_clear();	/* the member before's detail is not this one's */
 	ids_intent_init(&it->in);
-	it->r.root[0] = it->r.root[1] = it->r.sfd[0] = it->r.sfd[1] = -1;
-	it->r.dfd[0] = it->r.dfd[1] = -1;
+	it->rl.root[0] = it->rl.root[1] = it->rl.sfd[0] = it->rl.sfd[1] = -1;
+	it->rl.dfd[0] = it->rl.dfd[1] = -1;
 	if (set_rc(it, ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
 	    b->opts->lock_timeout_ms, &it->mb)) < 0 || !ids_mbentry_is_legacy(&it->mb->entry))
 		return 0;
-	if ((rr = reloc_init(&it->r, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
-	    (rr = ids_mboxlist_read(b->mbl, pending_intent,
-	    &(struct step){ &it->r, &it->in, NULL })) != 0 ||
-	    (rr = preflight(&it->r)) < 0) {
+	if ((r = reloc_init(&it->rl, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
+	    (r = ids_mboxlist_read(b->mbl, pending_intent,
+	    &(struct step){ &it->rl, &it->in, NULL })) != 0 ||
+	    (r = preflight(&it->rl)) < 0) {
 		/* Anything out of the ordinary takes the one-folder path. */
 		ids_intent_release(&it->in);
-		reloc_close(&it->r);
+		reloc_close(&it->rl);
 		one.lock_timeout_ms = 0;
-		set_rc(it, rr < 0 && rr != IDS_EUNSAFE ? rr : relocate_locked(it->mb, &one, &it->st));
+		set_rc(it, r < 0 && r != IDS_EUNSAFE ? r : relocate_locked(it->mb, &one, &it->st));
 		return 0;
 	}
-	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME && renamable(&it->r);
-	if (set_rc(it, set_intent(&it->in, &it->r, it->rename ? "rename" : "link",
+	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME && renamable(&it->rl);
+	if (set_rc(it, set_intent(&it->in, &it->rl, it->rename ? IDS_STAGE_RENAME : IDS_STAGE_LINK,
 	    it->rename ? IDS_STRATEGY_RENAME : IDS_STRATEGY_LINK)) < 0)
 		return 0;
 	return 1;
@@ -1203,20 +1140,20 @@ group_flip(struct ids_txn *txn, struct group *g)
 {
 	struct bitem *it;
 	size_t i;
-	int rr;
+	int r;
 
 	for (i = 0; i < g->n; i++) {
 		it = &g->it[i];
 		if (!it->active)
 			continue;
-		strcpy(it->in.stage, "flipped");
+		strcpy(it->in.stage, IDS_STAGE_FLIPPED);
 		it->in.time = time(NULL);
-		rr = flip_one(txn, &it->r, &it->in);
-		if (rr == IDS_EBUSY)
-			set_rc(it, rr);
-		else if (rr < 0)
-			return rr;
-		it->flipped = rr == 0;
+		r = flip_one(txn, &it->rl, &it->in);
+		if (r == IDS_EBUSY)
+			set_rc(it, r);
+		else if (r < 0)
+			return r;
+		it->flipped = r == 0;
 	}
 	return 0;
 }
@@ -1228,20 +1165,20 @@ step_txn(struct ids_txn *txn, void *rock)
 	struct batch *b = rock;
 	struct bitem *it;
 	size_t i;
-	int rr;
+	int r;
 
 	for (i = 0; b->done && i < b->done->n; i++) {
 		it = &b->done->it[i];
 		if (it->cleanup && it->rc == 0 &&
-		    (rr = ids_intent_del(txn, it->r.uniqueid)) < 0 && rr != IDS_ENOTFOUND)
-			return rr;
+		    (r = ids_intent_del(txn, it->rl.uniqueid)) < 0 && r != IDS_ENOTFOUND)
+			return r;
 	}
-	if (b->cur && (rr = group_flip(txn, b->cur)) < 0)
-		return rr;
+	if (b->cur && (r = group_flip(txn, b->cur)) < 0)
+		return r;
 	for (i = 0; b->next && i < b->next->n; i++) {
 		it = &b->next->it[i];
-		if (it->active && (rr = ids_intent_put(txn, it->r.uniqueid, &it->in)) < 0)
-			return rr;
+		if (it->active && (r = ids_intent_put(txn, it->rl.uniqueid, &it->in)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1259,13 +1196,13 @@ group_devs(const struct group *g, int cleaning, dev_t *devs, int *fds, size_t *n
 		if (!(cleaning ? g->it[i].cleanup : g->it[i].active))
 			continue;
 		for (j = 0; j < NROOTS; j++) {
-			if (g->it[i].r.root[j] < 0 || fstat(g->it[i].r.root[j], &st) < 0)
+			if (g->it[i].rl.root[j] < 0 || fstat(g->it[i].rl.root[j], &st) < 0)
 				continue;
 			for (k = 0; k < *ndevs && devs[k] != st.st_dev; k++)
 				;
 			if (k == *ndevs && *ndevs < max) {
 				devs[*ndevs] = st.st_dev;
-				fds[(*ndevs)++] = g->it[i].r.root[j];
+				fds[(*ndevs)++] = g->it[i].rl.root[j];
 			}
 		}
 	}
@@ -1276,14 +1213,14 @@ static int
 step_sync(struct batch *b)
 {
 	dev_t devs[2 * GROUP_MAX * NROOTS];
-	int fds[2 * GROUP_MAX * NROOTS], rr;
+	int fds[2 * GROUP_MAX * NROOTS], r;
 	size_t i, n = 0;
 
 	group_devs(b->done, 1, devs, fds, &n, sizeof(devs) / sizeof(devs[0]));
 	group_devs(b->cur, 0, devs, fds, &n, sizeof(devs) / sizeof(devs[0]));
 	for (i = 0; i < n; i++)
-		if ((rr = ids_fs_sync(fds[i])) < 0)
-			return rr;
+		if ((r = ids_fs_sync(fds[i])) < 0)
+			return r;
 	return 0;
 }
 
@@ -1296,7 +1233,7 @@ step_sync(struct batch *b)
 static void
 batch_drop(struct bitem *it, int rc)
 {
-	struct ids_relocate_opts opts = *it->r.opts;
+	struct ids_relocate_opts opts = *it->rl.opts;
 	char keep[sizeof(it->reason)];
 
 	if (it->rc != rc)
@@ -1305,19 +1242,19 @@ batch_drop(struct bitem *it, int rc)
 	it->active = 0;
 	it->flipped = 0;
 	/* Not flipped: mailboxes.db still has the intent's first stage. */
-	strcpy(it->in.stage, it->rename ? "rename" : "link");
+	strcpy(it->in.stage, it->rename ? IDS_STAGE_RENAME : IDS_STAGE_LINK);
 	if (it->rename) {
 		opts.grace = 0;
-		if (ids_relocate_recover(it->r.mbl, it->r.uniqueid, &it->in, &opts, &it->st) == 0 &&
+		if (ids_relocate_recover(it->rl.mbl, it->rl.uniqueid, &it->in, &opts, &it->st) == 0 &&
 		    it->st.folders > 0) {
 			it->rc = 0;	/* moved on and flipped after all */
 			return;
 		}
 	} else
-		rollback(&it->r);
+		rollback(&it->rl);
 	/* The detail of the failure, not of whatever the rollback did. */
 	ids_error(rc, "%s", keep);
-	record_failure(&it->r, rc);
+	record_failure(&it->rl, rc);
 }
 
 /* Step 1: old names of done go, cur's files are linked; no fsync yet. */
@@ -1326,14 +1263,14 @@ step_files(struct batch *b)
 {
 	struct bitem *it;
 	size_t i;
-	int rr;
+	int r;
 
 	ids_fs_defer_sync(1);
 	for (i = 0; b->done && i < b->done->n; i++) {
 		it = &b->done->it[i];
-		if (it->cleanup && set_rc(it, cleanup_files(&it->r)) < 0) {
+		if (it->cleanup && set_rc(it, cleanup_files(&it->rl)) < 0) {
 			ids_fs_defer_sync(0);
-			record_failure(&it->r, it->rc);
+			record_failure(&it->rl, it->rc);
 			ids_fs_defer_sync(1);
 		}
 	}
@@ -1342,13 +1279,13 @@ step_files(struct batch *b)
 		if (!it->active)
 			continue;
 		if (it->rename) {
-			if ((rr = rename_all(&it->r)) == 0)
-				rr = write_header(&it->r, it->r.dfd[root_of(&it->r, IDS_META_HEADER)], 0);
-		} else if ((rr = link_all(&it->r)) == 0)
-			rr = write_header(&it->r, it->r.sfd[root_of(&it->r, IDS_META_HEADER)], 1);
-		if (rr < 0) {
+			if ((r = rename_all(&it->rl)) == 0)
+				r = write_header(&it->rl, it->rl.dfd[root_of(&it->rl, IDS_META_HEADER)], 0);
+		} else if ((r = link_all(&it->rl)) == 0)
+			r = write_header(&it->rl, it->rl.sfd[root_of(&it->rl, IDS_META_HEADER)], 1);
+		if (r < 0) {
 			ids_fs_defer_sync(0);
-			batch_drop(it, rr);
+			batch_drop(it, r);
 			ids_fs_defer_sync(1);
 		}
 	}
@@ -1368,30 +1305,30 @@ add_stats(struct ids_relocate_stats *to, const struct ids_relocate_stats *d)
 }
 
 /*
- * Releases g, storing each member's outcome.  rr is a batch-wide
+ * Releases g, storing each member's outcome.  r is a batch-wide
  * failure that came before the members' flips: those whose intents
  * were committed roll back; the others just report it.
  */
 static void
-group_close(struct batch *b, struct group *g, int rr, int committed)
+group_close(struct batch *b, struct group *g, int r, int committed)
 {
 	struct bitem *it;
 	size_t i;
 
 	for (i = 0; g && i < g->n; i++) {
 		it = &g->it[i];
-		if (rr < 0 && it->active && !it->flipped) {
+		if (r < 0 && it->active && !it->flipped) {
 			if (committed)
-				batch_drop(it, rr);
+				batch_drop(it, r);
 			else
-				set_rc(it, rr);
+				set_rc(it, r);
 		}
 		it->res->rc = it->rc;
 		snprintf(it->res->reason, sizeof(it->res->reason), "%s",
 		    it->rc < 0 ? it->reason : "");
 		it->res->st = it->st;
 		add_stats(b->stats, &it->st);
-		reloc_close(&it->r);
+		reloc_close(&it->rl);
 		ids_intent_release(&it->in);
 		ids_mailbox_close(it->mb);
 	}
@@ -1447,7 +1384,7 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 	struct group *groups = malloc(3 * sizeof(*groups)), *spare;
 	struct batch b = { mbl, opts, stats, NULL, NULL, NULL };
 	size_t off = 0, k;
-	int rr = 0;
+	int r = 0;
 
 	size_t gmax = opts->group > 0 && opts->group < GROUP_MAX ? opts->group : GROUP_MAX;
 	struct rlimit rl;
@@ -1473,10 +1410,10 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 		 * The step's sync covers done's removals and cur's links;
 		 * nothing of next is written before its intents commit.
 		 */
-		if ((b.done || group_any(b.cur)) && (rr = step_sync(&b)) < 0)
+		if ((b.done || group_any(b.cur)) && (r = step_sync(&b)) < 0)
 			break;
 		if ((b.done || group_any(b.cur) || group_any(b.next)) &&
-		    (rr = ids_mboxlist_write(mbl, step_txn, &b)) < 0) {
+		    (r = ids_mboxlist_write(mbl, step_txn, &b)) < 0) {
 			/* Nothing of the transaction happened: no flip either. */
 			for (k = 0; b.cur && k < b.cur->n; k++)
 				b.cur->it[k].flipped = 0;
@@ -1508,19 +1445,19 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 			off += k;
 		}
 	}
-	if (rr < 0) {
+	if (r < 0) {
 		/*
 		 * A batch-wide failure: done's folders are flipped (their
 		 * intents, left in place, have recovery finish the removals),
 		 * cur's roll back, next's never started.
 		 */
 		group_close(&b, b.done, 0, 1);
-		group_close(&b, b.cur, rr, 1);
-		group_close(&b, b.next, rr, 0);
+		group_close(&b, b.cur, r, 1);
+		group_close(&b, b.next, r, 0);
 		for (; off < n; off++) {
-			results[off].rc = rr;
+			results[off].rc = r;
 			snprintf(results[off].reason, sizeof(results[off].reason), "%s",
-			    ids_errmsg(rr));
+			    ids_errmsg(r));
 			memset(&results[off].st, 0, sizeof(results[off].st));
 		}
 	}
@@ -1532,40 +1469,40 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 
 /* Stage "rename": roll forward whatever moved; roll back if nothing did. */
 static int
-recover_rename(struct reloc *r, const struct ids_intent *orig)
+recover_rename(struct reloc *rl, const struct ids_intent *orig)
 {
 	struct ids_intent in;
-	int i, moved = 0, left = 0, rr;
+	int i, moved = 0, left = 0, r;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (r->root[i] < 0)
+		if (rl->root[i] < 0)
 			continue;
-		moved += r->sfd[i] < 0 && r->dfd[i] >= 0;
-		left += r->sfd[i] >= 0;
+		moved += rl->sfd[i] < 0 && rl->dfd[i] >= 0;
+		left += rl->sfd[i] >= 0;
 	}
 	if (!moved) {
 		for (i = 0; i < NROOTS; i++)
-			if (r->dfd[i] >= 0) {
-				close(r->dfd[i]);
-				r->dfd[i] = -1;
-				rmdir_in(r->root[i], r->dst);
+			if (rl->dfd[i] >= 0) {
+				close(rl->dfd[i]);
+				rl->dfd[i] = -1;
+				rmdir_in(rl->root[i], rl->dst);
 			}
-		return ids_mboxlist_write(r->mbl, finish_txn, &(struct step){ r, NULL, NULL });
+		return ids_mboxlist_write(rl->mbl, finish_txn, &(struct step){ rl, NULL, NULL });
 	}
-	if (left && (rr = rename_all(r)) < 0)
-		return rr;
-	if ((rr = write_header(r, r->dfd[root_of(r, IDS_META_HEADER)], 0)) < 0)
-		return rr;
+	if (left && (r = rename_all(rl)) < 0)
+		return r;
+	if ((r = write_header(rl, rl->dfd[root_of(rl, IDS_META_HEADER)], 0)) < 0)
+		return r;
 	ids_intent_init(&in);
 	strcpy(in.op, orig->op);
 	strcpy(in.strategy, orig->strategy);
-	if ((rr = ids_intent_set(&in.name, orig->name)) == 0 &&
-	    (rr = ids_intent_set(&in.partition, orig->partition)) == 0 &&
-	    (rr = ids_intent_set(&in.src, r->src)) == 0 &&
-	    (rr = ids_intent_set(&in.dst, r->dst)) == 0)
-		rr = flip_and_prune(r, &in);
+	if ((r = ids_intent_set(&in.name, orig->name)) == 0 &&
+	    (r = ids_intent_set(&in.partition, orig->partition)) == 0 &&
+	    (r = ids_intent_set(&in.src, rl->src)) == 0 &&
+	    (r = ids_intent_set(&in.dst, rl->dst)) == 0)
+		r = flip_and_prune(rl, &in);
 	ids_intent_release(&in);
-	return rr;
+	return r;
 }
 
 /*
@@ -1573,24 +1510,24 @@ recover_rename(struct reloc *r, const struct ids_intent *orig)
  * it may have been renamed since the intent was written.
  */
 static int
-recover_setup(struct reloc *r, struct ids_mboxlist *mbl, const char *uniqueid,
+recover_setup(struct reloc *rl, struct ids_mboxlist *mbl, const char *uniqueid,
     const struct ids_intent *in, struct ids_mbentry *e,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
 {
-	int rr;
+	int r;
 
-	memset(r, 0, sizeof(*r));
-	r->root[0] = r->root[1] = r->sfd[0] = r->sfd[1] = r->dfd[0] = r->dfd[1] = -1;
-	r->mbl = mbl;
-	snprintf(r->uniqueid, sizeof(r->uniqueid), "%s", uniqueid);
-	if ((rr = ids_mboxlist_lookup_id(mbl, uniqueid, e)) < 0)
-		return rr;
+	memset(rl, 0, sizeof(*rl));
+	rl->root[0] = rl->root[1] = rl->sfd[0] = rl->sfd[1] = rl->dfd[0] = rl->dfd[1] = -1;
+	rl->mbl = mbl;
+	snprintf(rl->uniqueid, sizeof(rl->uniqueid), "%s", uniqueid);
+	if ((r = ids_mboxlist_lookup_id(mbl, uniqueid, e)) < 0)
+		return r;
 	if (ids_mbentry_is_tombstone(e))
 		return ids_error(IDS_ENOTFOUND, "%s: deleted during its migration; "
 		    "files left at %s", e->name, in->src ? in->src : "?");
 	/* reloc_init reads the legacy name from a legacy-flagged record. */
 	ids_mbtype_set(e->mbtype, IDS_MBFLAG_LEGACY, 1);
-	return reloc_init(r, mbl, e, in, opts, stats);
+	return reloc_init(rl, mbl, e, in, opts, stats);
 }
 
 int
@@ -1599,23 +1536,23 @@ ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
     struct ids_relocate_stats *stats)
 {
 	struct ids_mbentry e;
-	struct reloc r;
-	int rr;
+	struct reloc rl;
+	int r;
 
 	ids_mbentry_init(&e);
-	rr = recover_setup(&r, mbl, uniqueid, in, &e, opts, stats);
-	if (rr < 0) {
-		if (rr == IDS_ENOTFOUND)	/* the folder is gone: drop the intent */
-			rr = ids_mboxlist_write(mbl, finish_txn, &(struct step){ &r, NULL, NULL });
-	} else if (strcmp(in->stage, "flipped") == 0) {
-		rr = opts->grace > 0 && time(NULL) < in->time + opts->grace ?
-		    IDS_RELOCATE_PENDING : cleanup(&r);
-	} else if (strcmp(in->stage, "rename") == 0) {
-		rr = recover_rename(&r, in);
+	r = recover_setup(&rl, mbl, uniqueid, in, &e, opts, stats);
+	if (r < 0) {
+		if (r == IDS_ENOTFOUND)	/* the folder is gone: drop the intent */
+			r = ids_mboxlist_write(mbl, finish_txn, &(struct step){ &rl, NULL, NULL });
+	} else if (strcmp(in->stage, IDS_STAGE_FLIPPED) == 0) {
+		r = opts->grace > 0 && time(NULL) < in->time + opts->grace ?
+		    IDS_RELOCATE_PENDING : cleanup(&rl);
+	} else if (strcmp(in->stage, IDS_STAGE_RENAME) == 0) {
+		r = recover_rename(&rl, in);
 	} else {
-		rr = rollback(&r);
+		r = rollback(&rl);
 	}
-	reloc_close(&r);
+	reloc_close(&rl);
 	ids_mbentry_release(&e);
-	return rr;
+	return r;
 }

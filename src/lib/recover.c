@@ -21,29 +21,10 @@
 #include "rename.h"
 #include "sync/replica.h"
 
-struct idlist {
-	char (*ids)[IDS_UNIQUEID_MAX + 1];
-	size_t n, alloc;
-};
-
 static int
 collect(const char *id, const struct ids_intent *in, void *rock)
 {
-	struct idlist *l = rock;
-
-	if (strlen(id) > IDS_UNIQUEID_MAX)
-		return 0;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 16;
-		void *p = realloc(l->ids, na * sizeof(*l->ids));
-
-		if (p == NULL)
-			return -ENOMEM;
-		l->ids = p;
-		l->alloc = na;
-	}
-	strcpy(l->ids[l->n++], id);
-	return 0;
+	return ids_idlist_add(rock, id);
 }
 
 static int
@@ -65,23 +46,77 @@ reread_txn(struct ids_txn *txn, void *rock)
 	return ids_intent_get(txn, o->id, o->in);
 }
 
+/* --- the op table --------------------------------------------------- */
+
+/*
+ * Each operation's module settles its own intents, finishing or rolling
+ * back by the intent's stage; this table says which module owns which
+ * op.  Only a migration needs the grace period and the statistics.
+ */
+typedef int (*settle_fn)(struct ids_mboxlist *mbl, const char *id,
+    const struct ids_intent *in, const struct ids_relocate_opts *opts,
+    struct ids_relocate_stats *stats);
+
+static int
+settle_migrate(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	static const struct ids_relocate_opts none = { .strategy = IDS_STRATEGY_LINK };
+
+	return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);
+}
+
+static int
+settle_mailbox(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_mailbox_recover(mbl, id, in);
+}
+
+static int
+settle_rename(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_rename_recover(mbl, id, in);
+}
+
+static int
+settle_reid(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_reconstruct_recover(mbl, id, in);
+}
+
+static int
+settle_sync(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
+    const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
+{
+	return ids_replica_recover(mbl, id, in);
+}
+
+static const struct {
+	const char *op;
+	settle_fn settle;
+} ops[] = {
+	{ IDS_OP_CREATE, settle_mailbox },
+	{ IDS_OP_DELETE, settle_mailbox },
+	{ IDS_OP_MIGRATE, settle_migrate },
+	{ IDS_OP_RENAME, settle_rename },
+	{ IDS_OP_RENAMEOWNER, settle_rename },
+	{ IDS_OP_COPY, settle_rename },
+	{ IDS_OP_REID, settle_reid },
+	{ IDS_OP_SYNC, settle_sync },
+};
+
 static int
 settle(struct ids_mboxlist *mbl, const char *id, const struct ids_intent *in,
     const struct ids_relocate_opts *opts, struct ids_relocate_stats *stats)
 {
-	static const struct ids_relocate_opts none = { IDS_STRATEGY_LINK, 0, 0, NULL, NULL, 0 };
+	size_t i;
 
-	if (strcmp(in->op, "migrate") == 0)
-		return ids_relocate_recover(mbl, id, in, opts ? opts : &none, stats);
-	if (strcmp(in->op, "create") == 0 || strcmp(in->op, "delete") == 0)
-		return ids_mailbox_recover(mbl, id, in);
-	if (strcmp(in->op, "reid") == 0)
-		return ids_reconstruct_recover(mbl, id, in);
-	if (strcmp(in->op, "sync") == 0)
-		return ids_replica_recover(mbl, id, in);
-	if (strcmp(in->op, "rename") == 0 || strcmp(in->op, "renameowner") == 0 ||
-	    strcmp(in->op, "copy") == 0)
-		return ids_rename_recover(mbl, id, in);
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(in->op, ops[i].op) == 0)
+			return ops[i].settle(mbl, id, in, opts, stats);
 	return ids_error(IDS_ECORRUPT, "intent of %s: unknown operation '%s'", id, in->op);
 }
 
@@ -181,7 +216,7 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 {
 	struct ids_recover_report local = { 0 };
 	struct ids_relocate_stats scratch = { 0 };
-	struct idlist l = { NULL, 0, 0 };
+	struct ids_idlist l = IDS_IDLIST_INIT;
 	char why[1024];
 	size_t i;
 	int r, first = 0;
@@ -191,7 +226,7 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 	if (stats == NULL)
 		stats = &scratch;
 	if ((r = ids_mboxlist_read(mbl, collect_txn, &l)) < 0) {
-		free(l.ids);
+		ids_idlist_release(&l);
 		return r;
 	}
 	for (i = 0; i < l.n; i++)
@@ -200,6 +235,6 @@ ids_recover(struct ids_mboxlist *mbl, const struct ids_relocate_opts *opts,
 			/* later intents record their own reasons: keep the first's */
 			snprintf(why, sizeof(why), "%s", ids_errmsg(r));
 		}
-	free(l.ids);
+	ids_idlist_release(&l);
 	return first < 0 ? ids_error(first, "%s", why) : 0;
 }

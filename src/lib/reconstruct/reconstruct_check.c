@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "error.h"
 #include "failpoint.h"
@@ -396,7 +397,7 @@ ctx_init(struct rc_ctx *c, struct ids_mboxlist *mbl, const struct ids_reconstruc
 	c->fn = fn;
 	c->rock = rock;
 	c->st = st;
-	c->timeout_ms = o->lock_timeout_ms > 0 ? o->lock_timeout_ms : RC_TIMEOUT_MS;
+	c->timeout_ms = o->lock_timeout_ms > 0 ? o->lock_timeout_ms : IDS_LOCK_TIMEOUT_MS;
 }
 
 int
@@ -427,19 +428,12 @@ owner_entry(const struct ids_mbentry *e, void *rock)
 {
 	struct names *l = rock;
 	char owner[IDS_MBNAME_MAX + 1];
-	char **nv;
 
 	if (ids_mbentry_is_tombstone(e) || ids_rc_owner_of(e->name, owner, sizeof(owner)) < 0 ||
 	    strcmp(owner, l->owner) != 0)
 		return 0;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 64;
-
-		if ((nv = realloc(l->v, na * sizeof(*nv))) == NULL)
-			return -ENOMEM;
-		l->v = nv;
-		l->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(l->v, l->n + 1, l->alloc) < 0)
+		return -ENOMEM;
 	return (l->v[l->n++] = strdup(e->name)) ? 0 : -ENOMEM;
 }
 

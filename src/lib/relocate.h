@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include "lock.h"
+
 struct ids_intent;
 struct ids_mboxlist;
 
@@ -45,6 +47,9 @@ struct ids_relocate_opts {
 	   when RLIMIT_NOFILE is low). */
 	unsigned group;
 };
+
+#define IDS_RELOCATE_OPTS_INIT { .strategy = IDS_STRATEGY_LINK, \
+	.lock_timeout_ms = IDS_LOCK_TIMEOUT_MS }
 
 struct ids_relocate_stats {
 	unsigned long folders;		/* flipped to the uniqueid layout */
@@ -81,10 +86,10 @@ int ids_relocate_folder(struct ids_mboxlist *mbl, const char *name,
  * the way to migrate a whole spool at the speed of the disk rather than
  * of its fsync latency.  Folders that need more than linking (a
  * pending intent, a symlink, the rename strategy) go through
- * ids_relocate_folder()'s path.  Stores each folder's result
- * (as ids_relocate_folder's return value) in results[i], adds the
- * figures to *stats and, when each is not NULL, stores each folder's
- * own figures in each[i].  Returns 0 (or -ENOMEM).
+ * ids_relocate_folder()'s path.  Stores each folder's outcome in
+ * results[i] (n of them): its code as ids_relocate_folder() returns
+ * it, the reason of a failure, and the folder's own figures; adds the
+ * figures to *stats.  Returns 0 (or -ENOMEM).
  */
 struct ids_relocate_result {
 	int rc;				/* as ids_relocate_folder() returns */
@@ -111,36 +116,5 @@ int ids_relocate_recover(struct ids_mboxlist *mbl, const char *uniqueid,
  * open files, ENFILE names the system's table.
  */
 const char *ids_relocate_advice(int code);
-
-/*
- * Failure records ('F' + uniqueid in mailboxes.db): one line,
- * "<unix time> <internal name>: <reason>", of at most IDS_FAILURE_MAX
- * bytes, every byte outside 0x20-0x7e written as \xNN.  An LMDB value
- * is not NUL-terminated: a record is read from its bytes and length
- * only, never as a C string.
- */
-#define IDS_FAILURE_MAX 1536
-
-struct ids_failure {
-	int64_t when;			/* unix time; 0 when unreadable */
-	char text[IDS_FAILURE_MAX + 4];	/* "<name>: <reason>", printable ASCII */
-};
-
-/*
- * Writes the record of a failure into buf (size bytes, at least 64),
- * cut to fit with "..." at its end.  Returns its length.
- */
-size_t ids_failure_format(char *buf, size_t size, int64_t when, const char *name,
-    const char *reason);
-
-/*
- * Reads the len bytes at val (any bytes, not NUL-terminated) as a
- * failure record into *f: its time, and the rest of the line with
- * every byte outside 0x20-0x7e written as \xNN, so that it prints as
- * one line of ASCII whatever the record holds.  Returns 0, or
- * IDS_ECORRUPT when the record does not start with a time (*f then
- * has when 0 and the whole value as its text).
- */
-int ids_failure_parse(const void *val, size_t len, struct ids_failure *f);
 
 #endif

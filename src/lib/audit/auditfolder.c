@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "auditpriv.h"
 #include "error.h"
 #include "fsutil.h"
@@ -278,7 +279,7 @@ dent_cmp(const void *a, const void *b)
 static int
 list_messages(int dirfd, struct dent **vp, size_t *np)
 {
-	struct dent *v = NULL, *nv;
+	struct dent *v = NULL;
 	struct dirent *de;
 	size_t n = 0, alloc = 0;
 	uint32_t uid;
@@ -293,14 +294,10 @@ list_messages(int dirfd, struct dent **vp, size_t *np)
 	while ((de = readdir(d)) != NULL) {
 		if (ids_folder_classify(de->d_name, &uid) != IDS_FILE_MESSAGE)
 			continue;
-		if (n == alloc) {
-			alloc = alloc ? 2 * alloc : 256;
-			if ((nv = realloc(v, alloc * sizeof(*v))) == NULL) {
-				closedir(d);
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
+		if (IDS_ALLOC_GROW(v, n + 1, alloc) < 0) {
+			closedir(d);
+			free(v);
+			return -ENOMEM;
 		}
 		v[n].uid = uid;
 		v[n++].type = de->d_type;

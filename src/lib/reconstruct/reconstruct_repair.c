@@ -397,8 +397,8 @@ reid_intent(const struct rc_folder *f, const char *dst, struct ids_intent *in)
 {
 	int r;
 
-	strcpy(in->op, "reid");
-	strcpy(in->stage, "rename");
+	strcpy(in->op, IDS_OP_REID);
+	strcpy(in->stage, IDS_STAGE_RENAME);
 	in->time = time(NULL);
 	if ((r = ids_intent_set(&in->name, f->name)) < 0 ||
 	    (r = ids_intent_set(&in->partition, f->part->name)) < 0 ||
@@ -601,7 +601,7 @@ ids_reconstruct_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	const char *roots[NROOTS];
 	int nr, i, s, d, moved = 0, r;
 
-	if (strcmp(in->op, "reid") != 0 || p == NULL || in->src == NULL ||
+	if (strcmp(in->op, IDS_OP_REID) != 0 || p == NULL || in->src == NULL ||
 	    in->dst == NULL || in->name == NULL)
 		return ids_error(IDS_ECORRUPT, "intent of %s: not a complete reid", uniqueid);
 	nr = roots_of(cfg, p, roots);

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "lock.h"
 #include "mboxlist.h"
 #include "reconstruct_int.h"
 
@@ -56,8 +57,8 @@ ids_rc_emit(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const struct rc_folder *f, const char *name, const char *uniqueid,
     const char *fmt, ...)
 {
-	struct ids_rc_event ev = { kind, rule, f ? f->path : NULL, name, uniqueid,
-	    NULL, NULL, NULL, NULL, 0, 0 };
+	struct ids_rc_event ev = { .kind = kind, .rule = rule, .path = f ? f->path : NULL,
+	    .name = name, .uniqueid = uniqueid };
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -69,8 +70,8 @@ void
 ids_rc_emit_at(struct rc_ctx *c, enum ids_rc_kind kind, const char *rule,
     const char *path, const char *name, const char *uniqueid, const char *fmt, ...)
 {
-	struct ids_rc_event ev = { kind, rule, path, name, uniqueid,
-	    NULL, NULL, NULL, NULL, 0, 0 };
+	struct ids_rc_event ev = { .kind = kind, .rule = rule, .path = path,
+	    .name = name, .uniqueid = uniqueid };
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -337,7 +338,7 @@ ids_reconstruct_rebuild(const struct ids_config *cfg, struct ids_mboxlist *mbl,
 	c.fn = fn;
 	c.rock = rock;
 	c.st = st;
-	c.timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : RC_TIMEOUT_MS;
+	c.timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : IDS_LOCK_TIMEOUT_MS;
 	if ((r = ids_rc_snapshot(&c)) == 0 && (r = ids_rc_scan(&c)) == 0 &&
 	    (r = ids_rc_plan(&c)) == 0 && (r = ids_rc_repair_all(&c)) == 0 &&
 	    (r = ids_rc_want_all(&c)) == 0) {

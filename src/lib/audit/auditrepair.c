@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "auditpriv.h"
 #include "error.h"
 #include "failpoint.h"
@@ -85,16 +86,8 @@ static int
 sources_add(struct sources *s, const struct aside *t, size_t part, const char *rel,
     const struct amsg *m)
 {
-	struct source *nv;
-	size_t alloc;
-
-	if (s->n == s->alloc) {
-		alloc = s->alloc ? 2 * s->alloc : 64;
-		if ((nv = realloc(s->v, alloc * sizeof(*nv))) == NULL)
-			return -ENOMEM;
-		s->v = nv;
-		s->alloc = alloc;
-	}
+	if (IDS_ALLOC_GROW(s->v, s->n + 1, s->alloc) < 0)
+		return -ENOMEM;
 	memcpy(s->v[s->n].guid, m->guid, IDS_GUID_LEN);
 	s->v[s->n].part = part;
 	s->v[s->n].uid = m->uid;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "error.h"
 #include "failpoint.h"
@@ -60,15 +61,8 @@ raw_add(struct rc_raw *rw, const char *key, uint64_t hash)
 static int
 rec_add(struct rc_rec **v, size_t *n, size_t *alloc, struct rc_rec **out)
 {
-	if (*n == *alloc) {
-		size_t na = *alloc ? 2 * *alloc : 1024;
-		struct rc_rec *nv = realloc(*v, na * sizeof(*nv));
-
-		if (nv == NULL)
-			return -ENOMEM;
-		*v = nv;
-		*alloc = na;
-	}
+	if (IDS_ALLOC_GROW(*v, *n + 1, *alloc) < 0)
+		return -ENOMEM;
 	*out = &(*v)[(*n)++];
 	memset(*out, 0, sizeof(**out));
 	ids_mbentry_init(&(*out)->e);
@@ -294,16 +288,8 @@ snap_n(struct rc_ctx *c, const char *name)
 static int
 want_add(struct rc_ctx *c, size_t folder, struct rc_want **wp)
 {
-	struct rc_want *nw;
-
-	if (c->nw == c->aw) {
-		size_t na = c->aw ? 2 * c->aw : 1024;
-
-		if ((nw = realloc(c->w, na * sizeof(*nw))) == NULL)
-			return -ENOMEM;
-		c->w = nw;
-		c->aw = na;
-	}
+	if (IDS_ALLOC_GROW(c->w, c->nw + 1, c->aw) < 0)
+		return -ENOMEM;
 	*wp = &c->w[c->nw++];
 	memset(*wp, 0, sizeof(**wp));
 	ids_mbentry_init(&(*wp)->e);
@@ -776,18 +762,10 @@ struct commit {
 static int
 freeze(struct commit *cm, struct rc_map *m, const char *key)
 {
-	char **v;
-
 	if (key == NULL || ids_rc_map_get(m, key) != RC_NONE)
 		return 0;
-	if (cm->nown == cm->aown) {
-		size_t na = cm->aown ? 2 * cm->aown : 64;
-
-		if ((v = realloc(cm->own, na * sizeof(*v))) == NULL)
-			return -ENOMEM;
-		cm->own = v;
-		cm->aown = na;
-	}
+	if (IDS_ALLOC_GROW(cm->own, cm->nown + 1, cm->aown) < 0)
+		return -ENOMEM;
 	if ((cm->own[cm->nown] = strdup(key)) == NULL)
 		return -ENOMEM;
 	cm->changed = 1;

@@ -27,7 +27,6 @@
 #include "mboxname.h"
 #include "reconstruct.h"
 
-#define RC_TIMEOUT_MS 30000
 #define RC_NONE ((size_t)-1)
 
 /* A string -> index map with open addressing; keys are borrowed. */

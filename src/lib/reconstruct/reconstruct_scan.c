@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "alloc.h"
 #include "dlist.h"
 #include "error.h"
 #include "fsutil.h"
@@ -219,16 +220,8 @@ reverse_dir(struct walk *w, const char *abs, const struct ids_header *h,
 static int
 add_folder(struct rc_ctx *c, struct rc_folder **fp)
 {
-	struct rc_folder *nf;
-
-	if (c->nf == c->af) {
-		size_t na = c->af ? 2 * c->af : 256;
-
-		if ((nf = realloc(c->f, na * sizeof(*nf))) == NULL)
-			return -ENOMEM;
-		c->f = nf;
-		c->af = na;
-	}
+	if (IDS_ALLOC_GROW(c->f, c->nf + 1, c->af) < 0)
+		return -ENOMEM;
 	*fp = &c->f[c->nf];
 	memset(*fp, 0, sizeof(**fp));
 	(*fp)->known = (*fp)->next = RC_NONE;
@@ -338,16 +331,8 @@ scan_folder(struct walk *w, int datafd)
 static int
 add_dir(struct entries *e, const char *name)
 {
-	char **nd;
-
-	if (e->n == e->alloc) {
-		size_t na = e->alloc ? 2 * e->alloc : 16;
-
-		if ((nd = realloc(e->dirs, na * sizeof(*nd))) == NULL)
-			return -ENOMEM;
-		e->dirs = nd;
-		e->alloc = na;
-	}
+	if (IDS_ALLOC_GROW(e->dirs, e->n + 1, e->alloc) < 0)
+		return -ENOMEM;
 	if ((e->dirs[e->n] = strdup(name)) == NULL)
 		return -ENOMEM;
 	e->n++;

@@ -18,11 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "auditpriv.h"
 #include "buf.h"
 #include "error.h"
 #include "fsutil.h"
 #include "intent.h"
+#include "lock.h"
 #include "mboxlist.h"
 
 #define BATCH		256	/* folders read from mailboxes.db at a time */
@@ -75,7 +77,7 @@ void
 ids_audit_opts_init(struct ids_audit_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->lock_timeout_ms = 30000;
+	o->lock_timeout_ms = IDS_LOCK_TIMEOUT_MS;
 }
 
 /* --- findings -------------------------------------------------------- */
@@ -96,17 +98,11 @@ struct afinding *
 ids_af_add(struct aflist *l, enum ids_audit_kind kind, uint32_t uid, const char *path,
     const char *expected, const char *actual)
 {
-	struct afinding *f, *nv;
-	size_t alloc;
+	struct afinding *f;
 
-	if (l->n == l->alloc) {
-		alloc = l->alloc ? 2 * l->alloc : 8;
-		if ((nv = realloc(l->v, alloc * sizeof(*nv))) == NULL) {
-			l->oom = 1;
-			return NULL;
-		}
-		l->v = nv;
-		l->alloc = alloc;
+	if (IDS_ALLOC_GROW(l->v, l->n + 1, l->alloc) < 0) {
+		l->oom = 1;
+		return NULL;
 	}
 	f = &l->v[l->n];
 	memset(f, 0, sizeof(*f));
@@ -355,21 +351,14 @@ static int
 batch_add(const struct ids_mbentry *e, void *rock)
 {
 	struct batch *b = rock;
-	struct ids_mbentry *nv;
-	size_t alloc;
 	int r;
 
 	if (ids_mbentry_is_tombstone(e) || ids_mbtype_has(e->mbtype, IDS_MBFLAG_REMOTE) ||
 	    ids_mbtype_has(e->mbtype, IDS_MBFLAG_INTERMEDIATE) ||
 	    ids_mbtype_has(e->mbtype, IDS_MBFLAG_RESERVED))
 		return 0;
-	if (b->n == b->alloc) {
-		alloc = b->alloc ? 2 * b->alloc : BATCH;
-		if ((nv = realloc(b->e, alloc * sizeof(*nv))) == NULL)
-			return -ENOMEM;
-		b->e = nv;
-		b->alloc = alloc;
-	}
+	if (IDS_ALLOC_GROW(b->e, b->n + 1, b->alloc) < 0)
+		return -ENOMEM;
 	ids_mbentry_init(&b->e[b->n]);
 	if ((r = ids_mbentry_copy(&b->e[b->n], e)) < 0) {
 		ids_mbentry_release(&b->e[b->n]);
