@@ -29,6 +29,7 @@
 #include "error.h"
 #include "guid.h"
 #include "index.h"
+#include "lock.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -384,7 +385,7 @@ local_state(struct client *c, const char *name, int flags, struct ids_dlist **kv
 	int r;
 
 	*kv = NULL;
-	if ((r = ids_mailbox_open(c->s.mbl, name, 0, REPL_LOCK_MS, &mb)) < 0)
+	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	r = ids_sync_mailbox_state(mb, flags, kv);
 	ids_mailbox_close(mb);
@@ -987,7 +988,7 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	if (pf != NULL)
 		ids_dlist_get_u32(pf->kv, "LAST_UID", &peer_last_uid);
 	/* the folder stays locked from its state to the peer's answer */
-	if ((r = ids_mailbox_open(c->s.mbl, lf->name, 0, REPL_LOCK_MS, &mb)) < 0)
+	if ((r = ids_mailbox_open(c->s.mbl, lf->name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return r;
 	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) == 0)
 		r = push_files(c, mb, kv, peer_last_uid, names, nnames);

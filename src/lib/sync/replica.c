@@ -21,6 +21,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "lock.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -317,7 +318,7 @@ ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags)
 	struct ids_dlist *kv = NULL;
 	int r;
 
-	r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb);
+	r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb);
 	if (r == IDS_ENOTFOUND)
 		return 0;
 	if (r < 0)
@@ -475,7 +476,7 @@ get_fullmailbox(struct ids_repl_session *s, const char *name)
 
 	if (name == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	if ((r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb)) == 0) {
+	if ((r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) == 0) {
 		r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv);
 		ids_mailbox_close(mb);
 	}

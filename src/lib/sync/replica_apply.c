@@ -46,6 +46,7 @@
 #include "index.h"
 #include "intent.h"
 #include "layout.h"
+#include "lock.h"
 #include "mailbox.h"
 #include "mbentry.h"
 #include "mboxlist.h"
@@ -139,7 +140,7 @@ ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
 	struct ids_mailbox *mb;
 	int r;
 
-	if (ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb) < 0)
+	if (ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb) < 0)
 		return 0;
 	r = reserve_from(s, mb, guids);
 	ids_mailbox_close(mb);
@@ -707,8 +708,8 @@ put_intent(struct ids_txn *txn, const char *uniqueid, const char *name)
 	int r;
 
 	ids_intent_init(&in);
-	strcpy(in.op, "sync");
-	strcpy(in.stage, "header");
+	strcpy(in.op, IDS_OP_SYNC);
+	strcpy(in.stage, IDS_STAGE_HEADER);
 	if ((r = ids_intent_set(&in.name, name)) == 0 &&
 	    (r = IDS_FAILPOINT("sync.apply_intent")) == 0)
 		r = ids_intent_put(txn, uniqueid, &in);
@@ -996,7 +997,7 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return r > 0 ? 0 : answer(s, name, r);
 	memset(&f, 0, sizeof(f));
 	f.s = s;
-	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, REPL_LOCK_MS, &f.mb)) < 0)
+	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
 		return answer(s, name, r);
 	r = apply_folder(&f, kv, created);
 	if (r == 0 && (r = folder_crcs(f.mb, &b, &a, &hms)) == 0) {
@@ -1030,7 +1031,7 @@ ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	memset(&f, 0, sizeof(f));
 	f.s = s;
-	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, REPL_LOCK_MS, &f.mb)) < 0)
+	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
 		return answer(s, name, r);
 	if (strcmp(f.mb->entry.uniqueid, uniqueid) != 0) {
 		ids_mailbox_close(f.mb);
@@ -1126,7 +1127,7 @@ ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *old = kv_str(kv, "OLDMBOXNAME"), *new = kv_str(kv, "NEWMBOXNAME");
 	const char *part = kv_str(kv, "PARTITION");
-	struct ids_rename_opts o = { IDS_RENAME_ONE, NULL, REPL_LOCK_MS, NULL, NULL };
+	struct ids_rename_opts o = { IDS_RENAME_ONE, NULL, IDS_LOCK_TIMEOUT_MS, NULL, NULL };
 	struct ids_mbentry e;
 	int r;
 
@@ -1252,7 +1253,7 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 	if (name == NULL || guid == NULL ||
 	    ids_dlist_get_u32(kv, "UID", &uid) < 0 || uid == 0)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	if ((r = ids_mailbox_open(s->mbl, name, 0, REPL_LOCK_MS, &mb)) < 0)
+	if ((r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return answer(s, name, r);
 	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
 		for (i = 0; i < ids_index_header(idx)->num_records && !found; i++) {

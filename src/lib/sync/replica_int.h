@@ -18,7 +18,6 @@ struct ids_sync_meta;
 struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
-#define REPL_LOCK_MS		30000
 
 /* A file this session can link from, by GUID: staged, or in a local folder. */
 struct ids_repl_have {
