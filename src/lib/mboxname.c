@@ -628,6 +628,20 @@ ids_mbname_dbname(const struct ids_mbname *mb, char *buf, size_t size)
 }
 
 int
+ids_mbname_deleted_prefix(const struct ids_mbname *root, char *buf, size_t size)
+{
+	struct ids_mbname t;
+	int n;
+
+	ids_mbname_copy(&t, root);
+	t.deleted = "0";
+	if ((n = ids_mbname_dbname(&t, buf, size)) < 1)
+		return n < 0 ? n : IDS_EINVAL;
+	buf[--n] = '\0';	/* drop the "0": the prefix ends in the separator */
+	return n;
+}
+
+int
 ids_mbname_owner(const struct ids_mbname *mb, char *buf, size_t size)
 {
 	struct out o = { buf, size, 0 };

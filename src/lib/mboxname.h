@@ -92,6 +92,15 @@ int ids_mbname_external(const struct ids_mbname *mb, const struct ids_config *cf
 int ids_mbname_dbname(const struct ids_mbname *mb, char *buf, size_t size);
 
 /*
+ * The dbname prefix of every DELETED mailbox made of root or of a
+ * mailbox below it (root's DELETED name with the level of the hex time
+ * left empty: the prefix ends in the separator); for an owner's root
+ * (user.alice), every DELETED mailbox of that owner.  Returns its
+ * length, or a negative code as ids_mbname_dbname().
+ */
+int ids_mbname_deleted_prefix(const struct ids_mbname *root, char *buf, size_t size);
+
+/*
  * The owner's userid for user mailboxes ("john.doe@example.com", or
  * "john" without a domain); for shared mailboxes the top level ("shared",
  * or "shared@example.com" in a domain).  DELETED mailboxes belong to the

@@ -163,27 +163,12 @@ live_cb(const struct ids_mbentry *e, void *rock)
 	return ids_error(IDS_EEXIST, "%s: mailbox already exists", e->name);
 }
 
-/* The dbname prefix shared by every DELETED mailbox of mb's owner. */
-static int
-deleted_prefix(const struct ids_mbname *root, char *buf, size_t size)
-{
-	struct ids_mbname t;
-	int n;
-
-	ids_mbname_copy(&t, root);
-	t.deleted = "0";
-	if ((n = ids_mbname_dbname(&t, buf, size)) < 1)
-		return n < 0 ? n : IDS_EINVAL;
-	buf[--n] = '\0';	/* drop the "0": the prefix ends in the separator */
-	return n;
-}
-
 static int
 collect_owner_deleted(struct ids_txn *txn, struct rplan *p, const struct ids_mbname *root,
     ids_entry_fn fn)
 {
 	char prefix[2 * IDS_MBNAME_MAX + 8];
-	int n = deleted_prefix(root, prefix, sizeof(prefix));
+	int n = ids_mbname_deleted_prefix(root, prefix, sizeof(prefix));
 
 	return n < 0 ? n : ids_txn_foreach_dbprefix(txn, prefix, (size_t)n, fn, p);
 }

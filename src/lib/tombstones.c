@@ -469,20 +469,6 @@ owner_txn(struct ids_txn *txn, void *rock)
 	return dead_only(txn, o);
 }
 
-static int
-deleted_prefix(const struct ids_mbname *root, char *buf, size_t size)
-{
-	struct ids_mbname t;
-	int n;
-
-	ids_mbname_copy(&t, root);
-	t.deleted = "0";
-	if ((n = ids_mbname_dbname(&t, buf, size)) < 1)
-		return n < 0 ? n : IDS_EINVAL;
-	buf[--n] = '\0';
-	return n;
-}
-
 /* 1 if the file name in dirfd holds exactly b's bytes. */
 static int
 same_content(int dirfd, const char *name, const struct ids_buf *b)
@@ -561,7 +547,7 @@ write_owner(struct ids_mboxlist *mbl, const char *name, int lock)
 	if ((r = owner_root(name, &o.root)) < 0 ||
 	    (r = owner_rel(cfg, &o.root, rel, sizeof(rel))) < 0 ||
 	    (r = ids_mbname_owner(&o.root, owner, sizeof(owner))) < 0 ||
-	    (r = o.nprefix = deleted_prefix(&o.root, o.prefix, sizeof(o.prefix))) < 0)
+	    (r = o.nprefix = ids_mbname_deleted_prefix(&o.root, o.prefix, sizeof(o.prefix))) < 0)
 		return r;
 	if (lock != IDS_TOMBSTONES_HELD &&
 	    (r = ids_lock_namespace(cfg, owner, lock == IDS_TOMBSTONES_TRY ?

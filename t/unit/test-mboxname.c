@@ -164,6 +164,48 @@ test_parts(void **state)
 	assert_string_equal(mb.boxes[0], "shared");
 }
 
+/* The DELETED prefix of an owner's root: every DELETED folder of the
+ * owner's starts with it, in the db's spelling, and no other folder
+ * does; below a folder, only the DELETED folders made of its subtree. */
+static void
+test_deleted_prefix(void **state)
+{
+	static const char *const in[] = { "DELETED.user.alice.6B033B15",
+	    "DELETED.user.alice.a.b.6B033B15", "example.com!DELETED.user.alice.x.6B033B15" };
+	static const char *const out[] = { "user.alice.DELETED.x", "DELETED.user.alicex.6B033B15",
+	    "DELETED.user.bob.6B033B15", "DELETED.shared.6B033B15", "user.alice.a" };
+	struct ids_mbname root, mb;
+	char prefix[512], key[512];
+	size_t i;
+	int n, k;
+
+	(void)state;
+	assert_int_equal(ids_mbname_parse_internal(&root, "user.alice", 0), 0);
+	n = ids_mbname_deleted_prefix(&root, prefix, sizeof(prefix));
+	assert_true(n > 0);
+	assert_int_equal((size_t)n, strlen(prefix));
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		assert_int_equal(ids_mbname_parse_internal(&mb, in[i], 0), 0);
+		k = ids_mbname_dbname(&mb, key, sizeof(key));
+		assert_true(k > 0);
+		assert_int_equal(strncmp(key, prefix, (size_t)n) == 0, i < 2);
+	}
+	for (i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+		assert_int_equal(ids_mbname_parse_internal(&mb, out[i], 0), 0);
+		assert_true(ids_mbname_dbname(&mb, key, sizeof(key)) > 0);
+		assert_int_not_equal(strncmp(key, prefix, (size_t)n), 0);
+	}
+	assert_true(ids_mbname_deleted_prefix(&root, prefix, 4) < 0);
+	assert_int_equal(ids_mbname_parse_internal(&root, "user.alice.a", 0), 0);
+	n = ids_mbname_deleted_prefix(&root, prefix, sizeof(prefix));
+	assert_true(n > 0);
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		assert_int_equal(ids_mbname_parse_internal(&mb, in[i], 0), 0);
+		assert_true(ids_mbname_dbname(&mb, key, sizeof(key)) > 0);
+		assert_int_equal(strncmp(key, prefix, (size_t)n) == 0, i == 1);
+	}
+}
+
 /* The default domain is never spelled; virtdomains off makes '@' plain. */
 static void
 test_domains(void **state)
@@ -614,6 +656,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spellings),
 		cmocka_unit_test(test_parts),
+		cmocka_unit_test(test_deleted_prefix),
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_bad_names),
