@@ -72,17 +72,7 @@ sub serve_once {
 sub applies { return scalar grep { /^>\d+>APPLY / } split /\n/, $_[0]{err}; }
 sub refusals { return grep { /^<\d+<(NO|BAD) / } split /\n/, $_[0]{err}; }
 
-sub ids_state {
-	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
-	die "ctl_mboxlist -d: $r->{err}" if $r->{rc};
-	my $mb = decode_json($r->{out} =~ /\S/ ? $r->{out} : '{}');
-	return CyrusPeer::state($mb, sub {
-		my $p = run('mbpath', '-C', $conf, '-i', $_[0]);
-		die "mbpath $_[0]: $p->{err}" if $p->{rc};
-		chomp(my $path = $p->{out});
-		return $path;
-	});
-}
+sub ids_state { return CyrusPeer::ids_state($conf); }
 
 # Message files of the master's live records, by uniqueid and uid, read
 # on both sides.

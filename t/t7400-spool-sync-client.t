@@ -68,18 +68,7 @@ sub counts {
 
 sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
-sub ids_state {
-	my ($conf) = @_;
-	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
-	die "ctl_mboxlist -d: $r->{err}" if $r->{rc};
-	my $mb = decode_json($r->{out} =~ /\S/ ? $r->{out} : '{}');
-	return CyrusPeer::state($mb, sub {
-		my $p = run('mbpath', '-C', $conf, '-i', $_[0]);
-		die "mbpath $_[0]: $p->{err}" if $p->{rc};
-		chomp(my $path = $p->{out});
-		return $path;
-	});
-}
+sub ids_state { return CyrusPeer::ids_state($_[0]); }
 
 # Message files of the Cyrus side's live folders, found by uniqueid
 # and uid in the spool and compared byte for byte.

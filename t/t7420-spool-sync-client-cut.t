@@ -23,13 +23,7 @@ my $step = $ENV{IDS_CUT_STEP} // 23;
 
 my $bob = CyrusPeer::transcript('03-full-user-sync-bob.wire.txt');
 
-sub spool {
-	my ($name) = @_;
-	my $d = "$base/$name";
-	remove_tree($d);
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
+sub spool { return CyrusPeer::replica_conf("$base/$_[0]"); }
 
 sub seen {
 	my ($conf) = @_;

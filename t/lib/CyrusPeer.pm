@@ -271,6 +271,31 @@ sub state {
 	return \%s;
 }
 
+# replica_conf($dir): a fresh idspool spool in $dir named as a Cyrus
+# master names its folders (unixhierarchysep and hashimapspool off);
+# returns its configuration file.
+sub replica_conf {
+	my ($d) = @_;
+	File::Path::remove_tree($d);
+	make_path($d);
+	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
+}
+
+# ids_state($conf): the same for an idspool spool, from its own
+# ctl_mboxlist -d and mbpath -i.
+sub ids_state {
+	my ($conf) = @_;
+	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
+	die "ctl_mboxlist -d: $r->{err}" if $r->{rc};
+	my $mb = decode_json($r->{out} =~ /\S/ ? $r->{out} : '{}');
+	return state($mb, sub {
+		my $p = run('mbpath', '-C', $conf, '-i', $_[0]);
+		die "mbpath $_[0]: $p->{err}" if $p->{rc};
+		chomp(my $path = $p->{out});
+		return $path;
+	});
+}
+
 sub cyrus_state {
 	my ($self) = @_;
 	return state($self->mailboxes, sub { $self->path($_[0]) });
