@@ -147,7 +147,10 @@ clean($conf, 'a 2 GB literal');
 my $apply = sub {
 	my ($conf, %set) = @_;
 	my $l = $mbox;
-	for my $k (keys %set) { $l =~ s/(?<=[ (])$k \S+/$k $set{$k}/; }
+	for my $k (keys %set) {
+		next if $k eq 'ACL' && $l =~ s/(?<=[ (])ACL "[^"]*"/ACL $set{$k}/;
+		$l =~ s/(?<=[ (])$k \S+/$k $set{$k}/;
+	}
 	# no records: nothing to link
 	$l =~ s/ RECORD \(.*\)\)$/ RECORD ())/;
 	$l =~ s/ SYNC_CRC \d+ SYNC_CRC_ANNOT \d+/ SYNC_CRC 0 SYNC_CRC_ANNOT 12345678/;
@@ -162,6 +165,16 @@ like(answers($r)->[0], qr/^NO IMAP_PARTITION_UNKNOWN /, 'a partition we lack: IM
 is_deeply(dump_db($conf), {}, '... and neither made anything');
 $r = $apply->($conf);
 is(answers($r)->[0], 'OK success', 'an empty user.bob is made');
+# An ACL no cyrus.header can hold (an identifier with an 8-bit byte):
+# refused as a create or an import refuses it, and nothing changes.
+my $acl = dump_db($conf)->{'user.bob'}{acl};
+my $lit = "bob\tlrswipkxtecdan\t\xe9ve\tlr\t";
+$r = $apply->($conf, ACL => '{' . length($lit) . "+}\r\n$lit");
+like(answers($r)->[0], qr/^NO /, 'an ACL identifier a header cannot hold: NO') or diag($r->{out}, $r->{err});
+like($r->{err}, qr/needs a literal|cannot hold|8-bit/i, '... saying why') or diag($r->{err});
+is_deeply(dump_db($conf)->{'user.bob'}{acl}, $acl, '... and the ACL is unchanged');
+$r = serve($conf, "GET MAILBOXES (user.bob)\r\nEXIT\r\n");
+like($r->{out}, qr/ACL "bob\tlrswipkxtecdan\t"/, '... as the replica reports it');
 $r = $apply->($conf, UNIQUEID => 'aaaaaaaaaaaaaaaaaaaaaaaa');
 like(answers($r)->[0], qr/^NO IMAP_MAILBOX_MOVED /, 'its name with another uniqueid: IMAP_MAILBOX_MOVED');
 $r = $apply->($conf, MBOXNAME => 'user.bob.Other');

@@ -665,11 +665,17 @@ write_index(struct folder *f)
 	return r;
 }
 
-/* The master's ACL string "id\trights\t..." into entry e. */
+/*
+ * The master's ACL string "id\trights\t..." into entry e, in O(n log n)
+ * (appended, then repeated ids merged), and checked as every create and
+ * import checks it: what no cyrus.header could hold is refused here,
+ * before mailboxes.db or the header is touched.
+ */
 static int
 set_acl(struct ids_mbentry *e, const char *acl)
 {
 	char *copy, *p, *id, *rights;
+	size_t cap = 0;
 	int r = 0;
 
 	ids_acl_free(e->acl, e->nacl);
@@ -680,9 +686,13 @@ set_acl(struct ids_mbentry *e, const char *acl)
 	for (p = copy; r == 0 && (id = strsep(&p, "\t")) != NULL && *id != '\0'; ) {
 		if ((rights = strsep(&p, "\t")) == NULL)
 			break;
-		r = ids_acl_set(&e->acl, &e->nacl, id, rights);
+		r = ids_acl_append(&e->acl, &e->nacl, &cap, strdup(id), strdup(rights));
 	}
 	free(copy);
+	if (r == 0)
+		r = ids_acl_dedup(e->acl, &e->nacl);
+	if (r == 0)
+		r = ids_header_check_entry(e, NULL);
 	return r;
 }
 
