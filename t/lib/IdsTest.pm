@@ -77,9 +77,11 @@ sub valgrind {
 	    !$ENV{IDS_FAILPOINT_CRASH} && !$NO_VALGRIND;
 	my $logs = $ENV{IDS_VALGRIND_LOGS} // "$build/valgrind";
 	make_path($logs);
-	# --max-threads: spool_audit -j takes up to 1024 threads
+	# --max-threads: spool_audit -j takes up to 1024 threads; --vgdb=no:
+	# no gdbserver pipes in /tmp, which a tool that becomes the spool's
+	# owner could not remove
 	return (qw(valgrind -q --error-exitcode=99 --leak-check=full
-	    --errors-for-leak-kinds=definite --show-leak-kinds=definite --max-threads=1100),
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite --max-threads=1100 --vgdb=no),
 	    "--log-file=$logs/" . basename($0, '.t') . '.%p.log');
 }
 
