@@ -431,39 +431,11 @@ needs_literal(const char *s, char *why, size_t size)
 	return NULL;
 }
 
-/* s for a message: '\' and bytes outside 0x20-0x7e as \xNN, cut with "..." to fit. */
-static const char *
-shown(const char *s, char *buf, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	unsigned char c;
-
-	for (; *s != '\0'; s++) {
-		if (o + 8 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		c = (unsigned char)*s;
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			buf[o++] = (char)c;
-			continue;
-		}
-		buf[o++] = '\\';
-		buf[o++] = 'x';
-		buf[o++] = hex[c >> 4];
-		buf[o++] = hex[c & 15];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* IDS_EINVAL naming the first ACL entry a header cannot hold, or 0. */
 static int
 check_acl(const char *name, const struct ids_acl *acl, size_t n)
 {
-	char why[80], id[128], rights[128];
+	char why[80], id[129], rights[129];	/* 121 bytes shown, then "..." */
 	const char *w;
 	size_t i;
 
@@ -471,12 +443,12 @@ check_acl(const char *name, const struct ids_acl *acl, size_t n)
 		if ((w = needs_literal(acl[i].id, why, sizeof(why))) != NULL)
 			return ids_error(IDS_EINVAL, "%s: ACL entry %zu, identifier '%s': %s: "
 			    "a cyrus.header cannot hold it (it would need a literal)", name,
-			    i + 1, shown(acl[i].id, id, sizeof(id)), w);
+			    i + 1, ids_printable(acl[i].id, id, sizeof(id)), w);
 		if ((w = needs_literal(acl[i].rights, why, sizeof(why))) != NULL)
 			return ids_error(IDS_EINVAL, "%s: ACL entry %zu, rights '%s' of '%s': "
 			    "%s: a cyrus.header cannot hold them (they would need a literal)", name,
-			    i + 1, shown(acl[i].rights, rights, sizeof(rights)),
-			    shown(acl[i].id, id, sizeof(id)), w);
+			    i + 1, ids_printable(acl[i].rights, rights, sizeof(rights)),
+			    ids_printable(acl[i].id, id, sizeof(id)), w);
 	}
 	return 0;
 }
