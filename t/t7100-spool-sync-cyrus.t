@@ -78,25 +78,7 @@ sub ids_state { return CyrusPeer::ids_state($conf); }
 # on both sides.
 sub same_files {
 	my ($what) = @_;
-	my $cm = $master->mailboxes;
-	my $im = decode_json(run('ctl_mboxlist', '-C', $conf, '-d')->{out});
-	my %ipath;
-	for my $n (keys %$im) {
-		next if ($im->{$n}{mbtype} // '') =~ /d/;
-		chomp($ipath{$im->{$n}{uniqueid}} = run('mbpath', '-C', $conf, '-i', $n)->{out});
-	}
-	my ($n, @bad) = (0);
-	for my $name (sort keys %$cm) {
-		my $e = $cm->{$name};
-		next if ($e->{mbtype} // '') =~ /d/;
-		my $cdir = $master->path($name);
-		for my $f (glob("$cdir/*.")) {
-			(my $b = $f) =~ s{.*/}{};
-			my $i = "$ipath{$e->{uniqueid}}/$b";
-			$n++;
-			push @bad, "$name/$b" unless -f $i && sha1_file($i) eq sha1_file($f);
-		}
-	}
+	my ($n, @bad) = $master->files_differ($conf);
 	ok($n > 0 && !@bad, "$what: $n message files identical on both sides")
 	    or diag("differ or missing: @bad");
 }

@@ -74,25 +74,7 @@ sub ids_state { return CyrusPeer::ids_state($_[0]); }
 # and uid in the spool and compared byte for byte.
 sub same_files {
 	my ($what, $cy, $conf) = @_;
-	my $cm = $cy->mailboxes;
-	my $im = decode_json(run('ctl_mboxlist', '-C', $conf, '-d')->{out});
-	my %ipath;
-	for my $n (keys %$im) {
-		next if ($im->{$n}{mbtype} // '') =~ /d/;
-		chomp($ipath{$im->{$n}{uniqueid}} = run('mbpath', '-C', $conf, '-i', $n)->{out});
-	}
-	my ($n, @bad) = (0);
-	for my $name (sort keys %$cm) {
-		my $e = $cm->{$name};
-		next if ($e->{mbtype} // '') =~ /d/;
-		my $cdir = $cy->path($name);
-		for my $f (glob("$cdir/*.")) {
-			(my $b = $f) =~ s{.*/}{};
-			my $i = ($ipath{$e->{uniqueid}} // '/nonexistent') . "/$b";
-			$n++;
-			push @bad, "$name/$b" unless -f $i && sha1_file($i) eq sha1_file($f);
-		}
-	}
+	my ($n, @bad) = $cy->files_differ($conf);
 	ok($n > 0 && !@bad, "$what: $n message files identical on both sides")
 	    or diag("differ or missing: @bad");
 }

@@ -296,6 +296,34 @@ sub ids_state {
 	});
 }
 
+# files_differ($conf): the message files of this instance's live
+# folders, each found by uniqueid and uid in the idspool spool of $conf
+# and compared by SHA-1.  Returns how many were compared and the ones
+# that differ or are missing there.
+sub files_differ {
+	my ($self, $conf) = @_;
+	my $cm = $self->mailboxes;
+	my $im = decode_json(run('ctl_mboxlist', '-C', $conf, '-d')->{out});
+	my %ipath;
+	for my $n (keys %$im) {
+		next if ($im->{$n}{mbtype} // '') =~ /d/;
+		chomp($ipath{$im->{$n}{uniqueid}} = run('mbpath', '-C', $conf, '-i', $n)->{out});
+	}
+	my ($n, @bad) = (0);
+	for my $name (sort keys %$cm) {
+		my $e = $cm->{$name};
+		next if ($e->{mbtype} // '') =~ /d/;
+		my $cdir = $self->path($name);
+		for my $f (glob("$cdir/*.")) {
+			(my $b = $f) =~ s{.*/}{};
+			my $i = ($ipath{$e->{uniqueid}} // '/nonexistent') . "/$b";
+			$n++;
+			push @bad, "$name/$b" unless -f $i && IdsTest::sha1_file($i) eq IdsTest::sha1_file($f);
+		}
+	}
+	return ($n, @bad);
+}
+
 sub cyrus_state {
 	my ($self) = @_;
 	return state($self->mailboxes, sub { $self->path($_[0]) });
