@@ -56,14 +56,14 @@ tool_error(int code, const char *object)
 {
 	if (!quiet)
 		warnx("%s: %s", object, tool_reason(object, code));
-	failed = 1;
+	failed = code == IDS_EFENCED && failed != 1 ? 2 : 1;
 	return code;
 }
 
 int
 tool_status(void)
 {
-	return failed ? IDS_EXIT_FAIL : IDS_EXIT_OK;
+	return failed == 2 ? IDS_EXIT_FENCED : failed ? IDS_EXIT_FAIL : IDS_EXIT_OK;
 }
 
 void
@@ -319,6 +319,8 @@ int
 tool_exit_status(int code)
 {
 	switch (code) {
+	case IDS_EFENCED:
+		return IDS_EXIT_FENCED;
 	case IDS_EDB:
 	case IDS_ECONFIG:
 	case IDS_EFORMAT:

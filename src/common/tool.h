@@ -12,6 +12,7 @@
 #define IDS_EXIT_FAIL	1	/* at least one object failed (or, for audits: findings) */
 #define IDS_EXIT_USAGE	2	/* bad command line */
 #define IDS_EXIT_ENV	3	/* could not run: configuration, mailboxes.db, locks */
+#define IDS_EXIT_FENCED	75	/* writes fenced for failover (spool_sync --drain); EX_TEMPFAIL */
 
 #define IDS_VERSION "0.1.0"
 
@@ -49,7 +50,7 @@ const char *tool_reason(const char *object, int code);
 /* With on, tool_error() counts failures without printing them (-q). */
 void tool_set_quiet(int on);
 
-/* The exit status so far: IDS_EXIT_OK or IDS_EXIT_FAIL. */
+/* The exit status so far: IDS_EXIT_OK, IDS_EXIT_FAIL, or IDS_EXIT_FENCED when every failure was a fence. */
 int tool_status(void);
 
 /* Prints "usage: <synopsis>" to stderr and exits IDS_EXIT_USAGE. */

@@ -34,6 +34,7 @@ static const struct {
 	{ IDS_EFORMAT, "unsupported format version" },
 	{ IDS_EPARTITION, "unknown partition" },
 	{ IDS_EBUSY, "operation in progress" },
+	{ IDS_EFENCED, "writes fenced for failover" },
 };
 
 const char *

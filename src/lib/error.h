@@ -39,6 +39,7 @@ enum ids_error_code {
 	IDS_EFORMAT   = -10017,	/* unsupported format version */
 	IDS_EPARTITION = -10018, /* unknown partition */
 	IDS_EBUSY     = -10019,	/* operation in progress (intent pending) */
+	IDS_EFENCED   = -10020,	/* writes fenced for failover (spool_sync --drain) */
 };
 
 /* Returns a short lower-case phrase for code (an IDS_E* code or -errno). */

@@ -24,9 +24,11 @@
 #include "failpoint.h"
 #include "lock.h"
 #include "mboxname.h"
+#include "sync/journal.h"
 
 struct ids_lock {
 	int fd;
+	int wfd;	/* the shared writers lock of a journaled exclusive mailbox lock, or -1 */
 };
 
 /* Names longer than this are replaced by their SHA-1 in the file name. */
@@ -152,6 +154,7 @@ lock_take(const struct ids_config *cfg, const char *kind, const char *name,
 		return r < 0 ? r : -ENOMEM;
 	}
 	lock->fd = fd;
+	lock->wfd = -1;
 	*lockp = lock;
 	return 0;
 }
@@ -171,7 +174,18 @@ ids_lock_mailbox(const struct ids_config *cfg, const char *uniqueid, int flags,
 
 	if ((r = ids_uniqueid_check(uniqueid)) < 0)
 		return r;
-	return lock_take(cfg, "mailbox", uniqueid, flags, timeout_ms, lockp);
+	if ((r = lock_take(cfg, "mailbox", uniqueid, flags, timeout_ms, lockp)) < 0 ||
+	    (flags & IDS_LOCK_SHARED))
+		return r;
+	/*
+	 * A writer of the folder: the fence, and the folder's entry in the
+	 * change journal, durable before anything of it changes (journal.h).
+	 */
+	if ((r = ids_journal_writer_begin(cfg, uniqueid, &(*lockp)->wfd)) < 0) {
+		ids_unlock(*lockp);
+		*lockp = NULL;
+	}
+	return r;
 }
 
 void
@@ -180,5 +194,7 @@ ids_unlock(struct ids_lock *lock)
 	if (lock == NULL)
 		return;
 	close(lock->fd);
+	if (lock->wfd >= 0)
+		close(lock->wfd);
 	free(lock);
 }

@@ -33,6 +33,7 @@
 #include "failpoint.h"
 #include "mbentry.h"
 #include "mboxlist.h"
+#include "sync/journal.h"
 #include "mboxname.h"
 
 #define DEFAULT_MAPSIZE ((size_t)1 << 30)
@@ -56,6 +57,7 @@ struct ids_txn {
 	int map_full;
 	struct ids_buf key;
 	struct ids_buf val;
+	struct ids_buf note;	/* change journal entries of the folders written */
 };
 
 /*
@@ -276,6 +278,7 @@ txn_begin(struct ids_mboxlist *mbl, int write, struct ids_txn *txn)
 	txn->mbl = mbl;
 	ids_buf_init(&txn->key);
 	ids_buf_init(&txn->val);
+	ids_buf_init(&txn->note);
 	/* ids_mboxlist_trim could not open the environment again: try now. */
 	if (mbl->env == NULL && (rc = env_setup(mbl, 0)) < 0)
 		return rc;
@@ -304,6 +307,7 @@ txn_end(struct ids_txn *txn)
 	txn->txn = NULL;
 	ids_buf_release(&txn->key);
 	ids_buf_release(&txn->val);
+	ids_buf_release(&txn->note);
 }
 
 static int
@@ -363,6 +367,12 @@ ids_mboxlist_write(struct ids_mboxlist *mbl, ids_txn_fn fn, void *rock)
 		if ((r = txn_begin(mbl, 1, &txn)) < 0)
 			return r;
 		r = fn(&txn, rock);
+		/* the folders changed, in the change journal before the commit (journal.h) */
+		if (!txn.map_full && r >= 0 && txn.note.len > 0 &&
+		    (rc = ids_journal_append(mbl->cfg, txn.note.s, txn.note.len)) < 0) {
+			txn_end(&txn);
+			return rc;
+		}
 		if (!txn.map_full && r >= 0) {
 			if ((rc = IDS_FAILPOINT("mboxlist.commit")) < 0) {
 				txn_end(&txn);
@@ -592,6 +602,10 @@ ids_txn_put(struct ids_txn *txn, const struct ids_mbentry *e)
 		goto out;
 	r = db_put(txn, &k, &txn->val, "write I record");
 out:
+	if (r >= 0 && (ids_journal_format(&txn->note, e->uniqueid, e->name) < 0 ||
+	    (have_i && cur.name != NULL && strcmp(cur.name, e->name) != 0 &&
+	    ids_journal_format(&txn->note, e->uniqueid, cur.name) < 0)))
+		r = -ENOMEM;
 	ids_mbentry_release(&merged);
 	ids_mbentry_release(&cur);
 	return r;
@@ -606,6 +620,8 @@ ids_txn_delete_name(struct ids_txn *txn, const char *name)
 	if ((r = key_name(txn, name, &k)) < 0)
 		return r;
 	r = db_del(txn, &k, "delete N record");
+	if (r >= 0 && ids_journal_format(&txn->note, NULL, name) < 0)
+		r = -ENOMEM;
 	return r == IDS_ENOTFOUND ? ids_error(r, "%s: no such mailbox", name) : r;
 }
 
