@@ -35,12 +35,18 @@
 #include "error.h"
 #include "mboxlist.h"
 #include "sync/client.h"
+#include "sync/journal.h"
 #include "sync/replica.h"
 #include "tool.h"
+#include "rolling.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
 	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
-	"-- PEER-COMMAND [ARG ...]"
+	"-- PEER-COMMAND [ARG ...]\n" \
+	"       spool_sync [-C conf] [-v] [-t seconds] (-R | --drain) [--channel NAME] " \
+	"-- PEER-COMMAND [ARG ...]\n" \
+	"       spool_sync [-C conf] --unfence\n" \
+	"       spool_sync [-C conf] -s [--json] [--channel NAME]"
 
 static const char help[] =
     "  -C conf            the configuration file (default /etc/idspool.conf)\n"
@@ -54,7 +60,15 @@ static const char help[] =
     "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
     "  -A                 the client: every user here (and the peer's, if idspool)\n"
     "  --pull             make the spool equal to the peer (default: the peer to it)\n"
-    "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
+    "  -t seconds         wait at most this long for the peer to read or write\n"
+    "                     (default 1800, 0: ever)\n"
+    "  -R                 rolling: push the folders of the change journal, for ever\n"
+    "  --channel NAME     the journal's channel (sync_log_channels; default: \"\")\n"
+    "  --drain            fence local writers, flush the journal, compare every\n"
+    "                     folder; exit 0 only when the peer is equal\n"
+    "  --unfence          release the fence of --drain\n"
+    "  -s                 the channels' lag, last success and failing folders\n"
+    "  --json             with -s: one JSON object\n"
     "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
 
 static int verbose, quiet;
@@ -72,8 +86,12 @@ static int
 serve(const struct ids_config *cfg, int in, int out, int errors_to_stderr)
 {
 	struct ids_replica_opts o = { log_line, errors_to_stderr ? (void *)1 : NULL, 0 };
-	struct ids_mboxlist *mbl = tool_open_mboxlist(cfg, IDS_MBOXLIST_CREATE);
+	struct ids_mboxlist *mbl;
 	int r;
+
+	/* the replica's writes are journaled only with sync_log_chain */
+	ids_journal_set_replica(1);
+	mbl = tool_open_mboxlist(cfg, IDS_MBOXLIST_CREATE);
 
 	r = ids_replica_session(mbl, in, out, &o);
 	ids_mboxlist_close(mbl);
@@ -267,21 +285,25 @@ main(int argc, char **argv)
 		{ "serve", no_argument, NULL, 'S' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "pull", no_argument, NULL, 'P' },
+		{ "channel", required_argument, NULL, 'c' },
+		{ "drain", no_argument, NULL, 'D' },
+		{ "unfence", no_argument, NULL, 'U' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ids_sync_client_opts o;
 	struct ids_config cfg;
-	const char *conf = NULL, *sock = NULL;
+	const char *conf = NULL, *sock = NULL, *channel = NULL;
 	const char **users = NULL, **folders = NULL;
 	unsigned long long secs;
-	int c, stdio = 0, rc;
+	int c, stdio = 0, rc, rolling = 0, drain = 0, unfence = 0, status = 0, json = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:Rs", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
 		case 'q': verbose = 0; quiet = 1; break;
@@ -292,6 +314,12 @@ main(int argc, char **argv)
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
+		case 'R': rolling = 1; break;
+		case 'c': channel = optarg; break;
+		case 'D': drain = 1; break;
+		case 'U': unfence = 1; break;
+		case 's': status = 1; break;
+		case 'j': json = 1; break;
 		case 't':
 			if (tool_uint("-t", optarg, 0, 86400, &secs) < 0)
 				tool_usage(SYNOPSIS);
@@ -304,6 +332,41 @@ main(int argc, char **argv)
 	}
 	o.users = users;
 	o.folders = folders;
+	if (rolling + drain + unfence + status > 1 ||
+	    ((rolling || drain || unfence || status) &&
+	    (stdio || sock != NULL || o.pull || o.nusers || o.nfolders || o.all)) ||
+	    ((rolling || drain) != (optind < argc) && (rolling || drain || unfence || status)) ||
+	    (json && !status) || (channel != NULL && !rolling && !drain && !status))
+		tool_usage(SYNOPSIS);
+	if (rolling || drain || unfence || status) {
+		tool_load_config(&cfg, conf);
+		openlog("spool_sync", LOG_PID, LOG_MAIL);
+		signal(SIGPIPE, SIG_IGN);
+		rolling_verbose = verbose;
+		if (channel == NULL)
+			channel = "";
+		if (rolling || drain)
+			ids_replica_clean_staging(&cfg);
+		if (rolling)
+			rc = rolling_run(&cfg, channel, &o, argv + optind);
+		else if (drain)
+			rc = rolling_drain(&cfg, channel, &o, argv + optind);
+		else if (unfence)
+			rc = rolling_unfence(&cfg);
+		else if (json) {
+			json_t *obj = json_object();
+
+			rc = rolling_status(&cfg, *channel ? channel : NULL, obj);
+			json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+			printf("\n");
+			json_decref(obj);
+		} else
+			rc = rolling_status(&cfg, *channel ? channel : NULL, NULL);
+		ids_config_release(&cfg);
+		free(users);
+		free(folders);
+		return rc;
+	}
 	if (optind == argc) {
 		/* the replica */
 		if (stdio == (sock != NULL) || o.pull || o.nusers || o.nfolders || o.all)

@@ -1,0 +1,35 @@
+/*
+ * rolling.h - spool_sync's rolling replication (-R), drain and unfence
+ * (--drain, --unfence) and per-channel status (-s): the tool side of
+ * src/lib/sync/journal.h and rolling.h.
+ */
+#ifndef SPOOL_SYNC_ROLLING_H
+#define SPOOL_SYNC_ROLLING_H
+
+#include <jansson.h>
+
+struct ids_config;
+struct ids_sync_client_opts;
+
+/* Set by the caller: the syslog-and-stderr logger of spool_sync.c and -v. */
+extern int rolling_verbose;
+
+/* -R: follows channel's journal until SIGTERM; returns the exit status. */
+int rolling_run(const struct ids_config *cfg, const char *channel,
+    const struct ids_sync_client_opts *base, char **peer);
+
+/* --drain: fence, flush, full compare; 0 only when the peer is equal. */
+int rolling_drain(const struct ids_config *cfg, const char *channel,
+    const struct ids_sync_client_opts *base, char **peer);
+
+/* --unfence. */
+int rolling_unfence(const struct ids_config *cfg);
+
+/*
+ * -s: each channel (or only channel) with its lag, last OK and failing
+ * folders, printed; with obj, added to it as "fenced" and "channels"
+ * instead (--json).
+ */
+int rolling_status(const struct ids_config *cfg, const char *channel, json_t *obj);
+
+#endif
