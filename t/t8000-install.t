@@ -43,6 +43,7 @@ for my $prefix ('/usr', '/opt/idspool') {
 	    share/man/man5/idspool.conf.5 lib/libidspool.a lib/libidspool.so.0 lib/libidspool.so
 	    lib/pkgconfig/idspool.pc include/idspool.h include/idspool/layout.h
 	    include/idspool/lock.h lib/systemd/system/relocated.service
+	    lib/systemd/system/spool_sync@.service include/idspool/journal.h
 	    share/bash-completion/completions/idspool)) {
 		ok(-e "$p/$f", "$prefix: installed: $f");
 	}
@@ -63,6 +64,9 @@ for my $prefix ('/usr', '/opt/idspool') {
 	is(slurp("$dest/etc/idspool.conf"), "configdirectory: /mine\n", '... never written over');
 	like(slurp("$p/lib/systemd/system/relocated.service"),
 	    qr{^ExecStart=\Q$prefix\E/lib/idspool/bin/relocated }m, "$prefix: the unit names the installed daemon");
+	like(slurp("$p/lib/systemd/system/spool_sync\@.service"),
+	    qr{^ExecStart=\Q$prefix\E/lib/idspool/bin/spool_sync .*-R --channel %i -- }m,
+	    "$prefix: the rolling unit names the installed spool_sync, its channel the instance");
 	is(readlink("$p/lib/libidspool.so"), 'libidspool.so.0', "$prefix: libidspool.so -> the soname");
 	like(`readelf -d '$p/lib/libidspool.so.0'`, qr/\(SONAME\)\s+Library soname: \[libidspool\.so\.0\]/,
 	    "$prefix: the shared library has its soname");
