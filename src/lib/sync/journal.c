@@ -630,7 +630,7 @@ ids_journal_channel_check(const struct ids_config *cfg, const char *name)
 		;
 	ids_journal_channels_free(v, n);
 	if (i == n)
-		return ids_error(IDS_EINVAL, "no channel '%s' in sync_log_channels", name);
+		return ids_error(IDS_ECONFIG, "no channel '%s' in sync_log_channels", name);
 	return 0;
 }
 

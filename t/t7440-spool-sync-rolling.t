@@ -1,0 +1,226 @@
+#!/usr/bin/perl
+# t7440-spool-sync-rolling.t - rolling replication (spool_sync -R) from
+# one idspool spool to two others over pipes, each replica on its own
+# channel of the change journal (sync_log_channels: a b):
+#
+#  - deliveries, creates, a rename and a delete carried by -R on both
+#    channels, each replica equal to the primary by uniqueid;
+#  - the peer killed mid-session (a crash at a failpoint of its apply),
+#    then down for a while: -R does not exit, the lag shows in -s, and
+#    it converges once the peer is back;
+#  - a folder the peer refuses gets a failure record (-s, --json: reason,
+#    attempts, next retry) while the other folders still replicate; the
+#    record goes once the peer takes it;
+#  - SIGTERM ends -R with status 0; --drain leaves the peer equal and
+#    the writers fenced (exit 75, the fence named) until --unfence; a
+#    drain against a peer that is not equal fails and releases the fence.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use IdsTest;
+use CyrusPeer;
+
+my $dir = scratch();
+
+sub spool {
+	my ($name, %kv) = @_;
+	make_path("$dir/$name");
+	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
+	    delete_mode => 'immediate', sync_repeat_interval => '0.05',
+	    sync_reconnect_minwait => '0.1', sync_reconnect_maxwait => '0.4', %kv);
+}
+
+my $p = spool('p', sync_log => 1, sync_log_channels => 'a b');
+my $ra = spool('ra');
+my $rb = spool('rb');
+
+# The peer of channel a, through a script: "down" makes it fail at once
+# (the replica host unreachable), "crash" kills it at its 3rd failpoint.
+my $wrap = "$dir/peer-a";
+spew($wrap, <<"EOF");
+#!/bin/sh
+[ -e '$dir/down' ] && exit 1
+if [ -e '$dir/crash' ]; then
+	rm -f '$dir/crash'
+	IDS_FAILPOINT_CRASH=3 exec '${\tool('spool_sync')}' -C '$ra' --serve
+fi
+exec '${\tool('spool_sync')}' -C '$ra' --serve
+EOF
+chmod 0755, $wrap;
+
+sub start_rolling {
+	my ($channel, $log, @peer) = @_;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		open STDOUT, '>>', $log or die;
+		open STDERR, '>>', $log or die;
+		exec(tool('spool_sync'), '-C', $p, '-v', '-t', '5', '-R', '--channel', $channel,
+		    '--', @peer) or die "exec: $!";
+	}
+	return $pid;
+}
+
+sub alive { return waitpid($_[0], WNOHANG) == 0; }
+
+sub ok_run {
+	my ($what, @cmd) = @_;
+	my $r = run(@cmd);
+	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
+	return $r;
+}
+
+sub deliver {
+	my ($folder, $text) = @_;
+	return ok_run("deliver to $folder", 'spool_append', '-C', $p, '-q', '-i', $folder,
+	    stdin => "From: x\@example.com\nSubject: $text\n\n$text\n");
+}
+
+# Waits up to 20 s for the replica to equal the primary.
+sub converges {
+	my ($what, $conf) = @_;
+	my $want;
+	for (1 .. 200) {
+		$want = ids_state($p);
+		return pass($what) if JSON::PP->new->canonical->encode(ids_state($conf)) eq
+		    JSON::PP->new->canonical->encode($want);
+		select(undef, undef, undef, 0.1);
+	}
+	is_deeply(ids_state($conf), $want, $what);
+}
+
+sub ids_state { return CyrusPeer::ids_state($_[0]); }
+
+sub status {
+	my $r = run('spool_sync', '-C', $p, '-s', '--json');
+	die "spool_sync -s: $r->{err}" if $r->{rc};
+	my $s = decode_json($r->{out});
+	return { map { ($_->{channel} => $_) } @{ $s->{channels} } }, $s;
+}
+
+ok_run('folders on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice',
+    'user.alice.Work', 'user.bob', 'user.carol');
+deliver('user.alice', 'first');
+my ($st) = status();
+ok($st->{a}{lag} >= 5 && $st->{b}{lag} == $st->{a}{lag},
+    "-s: each channel lags by the journal's entries ($st->{a}{lag})");
+is($st->{a}{last_success}, undef, '-s: no success yet');
+
+my $la = "$dir/rolling-a.log";
+my $lb = "$dir/rolling-b.log";
+my $ca = start_rolling('a', $la, $wrap);
+my $cb = start_rolling('b', $lb, tool('spool_sync'), '-C', $rb, '--serve');
+
+converges('-R, channel a: the replica equals the primary', $ra);
+converges('-R, channel b: the second replica too', $rb);
+
+deliver('user.alice.Work', 'second');
+deliver('user.bob', 'third');
+ok_run('a rename on the primary', 'ctl_rename', '-C', $p, '-i', 'user.alice.Work',
+    'user.alice.Projects');
+ok_run('a delete on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-x', 'user.carol');
+converges('a delivery, a rename and a delete carried on channel a', $ra);
+converges('... and on channel b', $rb);
+my $names = join ' ', sort map { $_->{name} } values %{ ids_state($ra) };
+is($names, 'user.alice user.alice.Projects user.bob', '... by name too');
+
+# ---- the peer killed mid-session, then down ---------------------------------
+spew("$dir/crash", '');
+deliver('user.bob', 'during a crash');
+converges('the peer killed mid-session: converged with the next peer', $ra);
+ok(!-e "$dir/crash", '... the peer did crash');
+like(slurp($la), qr/session lost/, '... the lost session is logged');
+ok(alive($ca), '... and -R did not exit');
+
+spew("$dir/down", '');
+deliver('user.alice', 'while down');
+ok_run('a folder created while down', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice.Later');
+converges('channel b goes on while a is down', $rb);
+select(undef, undef, undef, 1.0);
+($st) = status();
+ok($st->{a}{lag} > 0, "-s: channel a lags while its peer is down ($st->{a}{lag})");
+is($st->{b}{lag}, 0, '-s: channel b does not');
+ok(alive($ca), '-R keeps retrying while the peer is down');
+unlink "$dir/down";
+converges('the peer back: channel a converges', $ra);
+($st) = status();
+is($st->{a}{lag}, 0, '-s: no lag once converged');
+ok($st->{a}{last_success} && abs($st->{a}{last_success} - time) < 60, '-s: a recent last success');
+
+# ---- a folder the peer refuses --------------------------------------------------
+# The replica holds user.bob.Clash with a uniqueid of its own: its APPLY
+# of the primary's folder of that name is refused (IMAP_MAILBOX_MOVED).
+ok_run('a folder only the replica has', 'ctl_mboxlist', '-C', $ra, '-i', '-c', 'user.bob.Clash');
+ok_run('the same name on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.bob.Clash');
+deliver('user.alice', 'while refused');
+my $fail;
+for (1 .. 100) {
+	($st) = status();
+	($fail) = grep { $_->{folder} eq 'user.bob.Clash' } @{ $st->{a}{failing} };
+	last if $fail && $st->{a}{lag} == 0;
+	select(undef, undef, undef, 0.1);
+}
+ok($fail, '-s --json: a failure record for the refused folder');
+like($fail->{reason} // '', qr/IMAP_MAILBOX_MOVED/, '... with the peer\'s reason');
+ok(($fail->{attempts} // 0) >= 1 && $fail->{next_retry} >= $fail->{last},
+    "... its attempts ($fail->{attempts}) and next retry");
+is($st->{a}{lag}, 0, '... while the cursor moved on');
+my $msgs = sub { scalar keys %{ (grep { $_->{name} eq 'user.alice' } values %{ ids_state($_[0]) })[0]{records} } };
+my $n_p = $msgs->($p);
+my $n_ra;
+for (1 .. 100) { last if ($n_ra = $msgs->($ra)) == $n_p; select(undef, undef, undef, 0.1); }
+is($n_ra, $n_p, '... and the other folders still replicate');
+my $text = run('spool_sync', '-C', $p, '-s', '--channel', 'a');
+like($text->{out}, qr/^    user\.bob\.Clash: \d+ attempt\(s\), next retry .*IMAP_MAILBOX_MOVED/m,
+    '-s lists the failing folder') or diag($text->{out});
+unlike($text->{out}, qr/channel b/, '-s --channel a: that channel only');
+ok_run('the primary\'s folder renamed away', 'ctl_rename', '-C', $p, '-i', 'user.bob.Clash',
+    'user.bob.Mine');
+ok_run('the replica\'s folder removed', 'ctl_mboxlist', '-C', $ra, '-i', '-x', 'user.bob.Clash');
+converges('the refused folder, renamed, is taken', $ra);
+for (1 .. 50) { ($st) = status(); last unless @{ $st->{a}{failing} }; select(undef, undef, undef, 0.1); }
+is(scalar @{ $st->{a}{failing} }, 0, '... and its failure record is gone');
+
+# ---- SIGTERM, then a drain on channel a --------------------------------------
+kill 'TERM', $ca;
+waitpid($ca, 0);
+is($?, 0, 'SIGTERM ends -R with status 0');
+deliver('user.bob', 'after the stop');
+my $dr = run('spool_sync', '-C', $p, '--drain', '--channel', 'a', '--', $wrap);
+is($dr->{rc}, 0, '--drain exits 0') or diag($dr->{out}, $dr->{err});
+like($dr->{out}, qr/the peer is equal/, '... the peer is equal');
+is_deeply(ids_state($ra), ids_state($p), '... and it is');
+my $f = run('spool_append', '-C', $p, '-i', 'user.bob', stdin => "Subject: fenced\n\nx\n");
+is($f->{rc}, 75, 'a delivery while fenced exits 75');
+like($f->{err}, qr/^spool_append: user\.bob: writes are fenced for failover \(spool_sync --drain/m,
+    '... saying why');
+$f = run('ctl_rename', '-C', $p, '-i', 'user.alice.Projects', 'user.alice.Gone');
+is($f->{rc}, 75, 'a rename while fenced exits 75 too');
+my (undef, $all) = status();
+like($all->{fenced} // '', qr/--drain --channel 'a'/, '-s --json: the fence');
+is_deeply(ids_state($ra), ids_state($p), 'nothing changed on the primary while fenced');
+ok_run('--unfence', 'spool_sync', '-C', $p, '--unfence');
+deliver('user.bob', 'after the fence');
+
+# A drain that cannot end equal: the replica holds a folder the primary
+# has no tombstone of.  It fails, says why, and releases the fence.
+ok_run('a replica-only folder', 'ctl_mboxlist', '-C', $ra, '-i', '-c', 'user.alice.Extra');
+$dr = run('spool_sync', '-C', $p, '--drain', '--channel', 'a', '--', $wrap);
+is($dr->{rc}, 1, 'a drain against an unequal peer exits 1');
+like($dr->{err}, qr/not equal.*1 kept.*the fence is released/, '... with the reason');
+deliver('user.bob', 'after the failed drain');
+
+kill 'TERM', $cb;
+waitpid($cb, 0);
+is($?, 0, 'channel b stopped');
+my $usage = run('spool_sync', '-C', $p, '-R', '--channel', 'zz', '--', 'true');
+is($usage->{rc}, 3, '-R on a channel not in sync_log_channels exits 3');
+like($usage->{err}, qr/no channel 'zz' in sync_log_channels/, '... saying so');
+$usage = run('spool_sync', '-C', $ra, '-R', '--', 'true');
+is($usage->{rc}, 3, '-R without sync_log exits 3');
+
+done_testing();
