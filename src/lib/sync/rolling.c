@@ -345,7 +345,7 @@ ids_sync_channel_status(const struct ids_config *cfg, const char *channel,
 	if ((r = ids_journal_cursor_read(cfg, channel, &st->cursor, &st->last_ok)) < 0 ||
 	    (r = ids_journal_read(cfg, st->cursor, 0, &b)) < 0)
 		return r;
-	st->lag = b.n + b.torn;
+	st->lag = b.n;	/* torn entries are none */
 	st->end = b.end;
 	if (st->cursor < b.start)
 		st->cursor = b.start;
