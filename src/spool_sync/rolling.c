@@ -212,10 +212,11 @@ refused(const struct capture *cap, const char *name, const char **why)
 }
 
 /*
- * One batch: the journal from the cursor and the failure records due.
- * Returns 1 when the batch was acknowledged (or empty: 2), 0 when it
- * is to be retried after the session was lost (the reason logged),
- * negative for a local error.
+ * One batch: the journal from the cursor and the failure records due
+ * (all of them with all_due); *empty when the journal had nothing new.
+ * Returns 1 when the batch was acknowledged, 0 when it is to be retried
+ * after the session was lost (the reason logged), negative for a local
+ * error.
  */
 static int
 batch(struct chan *c, int all_due, int *empty)
@@ -233,6 +234,7 @@ batch(struct chan *c, int all_due, int *empty)
 	memset(&set, 0, sizeof(set));
 	if ((r = ids_journal_read(c->cfg, c->cursor, BATCH_MAX, &b)) < 0)
 		return r;
+	*empty = b.end == c->cursor;	/* nothing new in the journal */
 	if ((r = ids_sync_batch_names(c->mbl, &b, BARRIER_MS, &names)) < 0) {
 		ids_journal_batch_release(&b);
 		if (r == IDS_ELOCKED) {
@@ -255,7 +257,6 @@ batch(struct chan *c, int all_due, int *empty)
 	if (r < 0)
 		goto out;
 	if (set.n == 0) {
-		*empty = b.end == c->cursor;
 		if (b.end != c->cursor && (r = ids_journal_cursor_write(c->cfg, c->channel,
 		    b.end, c->last_ok)) == 0)
 			c->cursor = b.end;
