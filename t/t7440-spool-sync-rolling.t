@@ -11,6 +11,7 @@
 #  - a folder the peer refuses gets a failure record (-s, --json: reason,
 #    attempts, next retry) while the other folders still replicate; the
 #    record goes once the peer takes it;
+#  - a replica with sync_log_chain journals the applies it receives;
 #  - SIGTERM ends -R with status 0; --drain leaves the peer equal and
 #    the writers fenced (exit 75, the fence named) until --unfence; a
 #    drain against a peer that is not equal fails and releases the fence.
@@ -37,7 +38,8 @@ sub spool {
 
 my $p = spool('p', sync_log => 1, sync_log_channels => 'a b');
 my $ra = spool('ra');
-my $rb = spool('rb');
+# rb passes what it receives on (sync_log_chain): a chained replica.
+my $rb = spool('rb', sync_log => 1, sync_log_chain => 1);
 
 # The peer of channel a, through a script: "down" makes it fail at once
 # (the replica host unreachable), "crash" kills it at its 3rd failpoint.
@@ -53,6 +55,10 @@ exec '${\tool('spool_sync')}' -C '$ra' --serve
 EOF
 chmod 0755, $wrap;
 
+my @children;
+# A test that dies leaves no rolling client behind.
+END { kill 'TERM', @children if @children; }
+
 sub start_rolling {
 	my ($channel, $log, @peer) = @_;
 	my $pid = fork // die "fork: $!";
@@ -62,6 +68,7 @@ sub start_rolling {
 		exec(tool('spool_sync'), '-C', $p, '-v', '-t', '5', '-R', '--channel', $channel,
 		    '--', @peer) or die "exec: $!";
 	}
+	push @children, $pid;
 	return $pid;
 }
 
@@ -93,7 +100,16 @@ sub converges {
 	is_deeply(ids_state($conf), $want, $what);
 }
 
-sub ids_state { return CyrusPeer::ids_state($_[0]); }
+# A replica's state read while -R writes to it may see a folder vanish
+# between its listing and its path: read again.
+sub ids_state {
+	for (1 .. 20) {
+		my $s = eval { CyrusPeer::ids_state($_[0]) };
+		return $s if $s;
+		select(undef, undef, undef, 0.1);
+	}
+	return CyrusPeer::ids_state($_[0]);
+}
 
 sub status {
 	my $r = run('spool_sync', '-C', $p, '-s', '--json');
@@ -125,6 +141,10 @@ ok_run('a rename on the primary', 'ctl_rename', '-C', $p, '-i', 'user.alice.Work
 ok_run('a delete on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-x', 'user.carol');
 converges('a delivery, a rename and a delete carried on channel a', $ra);
 converges('... and on channel b', $rb);
+my $chain = decode_json(run('spool_sync', '-C', $rb, '-s', '--json')->{out});
+ok($chain->{channels}[0]{lag} >= 4,
+    "sync_log_chain: the replica's applies are in its own journal ($chain->{channels}[0]{lag})");
+ok(!-e "$dir/ra/conf/sync/journal", 'without sync_log a replica keeps no journal');
 my $names = join ' ', sort map { $_->{name} } values %{ ids_state($ra) };
 is($names, 'user.alice user.alice.Projects user.bob', '... by name too');
 

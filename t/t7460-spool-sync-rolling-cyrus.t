@@ -56,7 +56,8 @@ sub converges {
 	my ($what) = @_;
 	my ($got, $want);
 	for (1 .. 150) {
-		($got, $want) = ($cy->cyrus_state, CyrusPeer::ids_state($p));
+		# Cyrus's state read while -R writes to it may see a folder vanish
+		($got, $want) = (eval { $cy->cyrus_state } // {}, CyrusPeer::ids_state($p));
 		last if JSON::PP->new->canonical->encode($got) eq JSON::PP->new->canonical->encode($want);
 		select(undef, undef, undef, 0.2);
 	}
@@ -76,6 +77,9 @@ if ($pid == 0) {
 	open STDERR, '>>', $log or die;
 	exec(tool('spool_sync'), '-C', $p, '-v', '-t', '10', '-R', '--', $peer) or die "exec: $!";
 }
+
+# A test that dies leaves no rolling client behind.
+END { kill 'TERM', $pid if $pid; }
 
 converges('-R into a real Cyrus: the Cyrus side equals the spool');
 my ($n, @bad) = $cy->files_differ($p);
