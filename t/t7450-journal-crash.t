@@ -11,6 +11,8 @@
 #    and the next writer's entry after it is read;
 #  - a journal that cannot be made durable (journal.fsync failing with
 #    EIO) fails the delivery, which leaves nothing committed;
+#  - the walker (relocated -1) and reconstruct journal the folders they
+#    write, the walker not once per poll of a pending intent;
 #  - with sync_log off, writers leave no journal.
 use strict;
 use warnings;
@@ -26,7 +28,7 @@ my $dir = scratch();
 make_path("$dir/p");
 my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no',
     delete_mode => 'immediate', sync_log => 1);
-my $journal = "$dir/p/conf/sync/journal";
+our $journal = "$dir/p/conf/sync/journal";
 
 sub ok_run {
 	my ($what, @cmd) = @_;
@@ -139,6 +141,28 @@ my $before = snapshot();
 	    or diag($r->{err});
 }
 is_deeply(snapshot(), $before, '... and nothing was delivered');
+
+# The walker and reconstruct: a legacy spool migrated by relocated -1,
+# each folder named in the journal; reconstruct of one folder too.
+make_path("$dir/w");
+my $w = write_conf("$dir/w", sync_log => 1);
+ok_run('a legacy spool', 'mkspool', '-C', $w, '-u', 3, '-f', 6, '-m', 20);
+my $wj = "$dir/w/conf/sync/journal";
+my $woff = -e $wj ? -s $wj : 0;
+ok_run('relocated -1 migrates it', 'relocated', '-C', $w, '-1', '--grace', 3);
+my $wdb = decode_json(run('ctl_mboxlist', '-C', $w, '-d')->{out});
+my $wseen = do { local $journal = $wj; entries_since($woff) };
+my @unseen = grep { !$wseen->{ $wdb->{$_}{uniqueid} } } keys %$wdb;
+ok(keys %$wdb == 6 && !@unseen, 'the walker: every migrated folder is in the journal')
+    or diag("@unseen");
+my @nrec = map { my $c = () = slurp($wj) =~ /\Q$wdb->{$_}{uniqueid}\E -\n/g; $c } keys %$wdb;
+ok(!grep({ $_ > 2 } @nrec), '... a few entries each, none per poll of its pending intent')
+    or diag("@nrec");
+my ($one) = sort keys %$wdb;
+$woff = -s $wj;
+ok_run('reconstruct of one folder', 'reconstruct', '-C', $w, '-i', $one);
+$wseen = do { local $journal = $wj; entries_since($woff) };
+ok($wseen->{ $wdb->{$one}{uniqueid} }, 'reconstruct: the folder is in the journal');
 
 # sync_log off: no journal.
 make_path("$dir/q");

@@ -175,7 +175,7 @@ ids_lock_mailbox(const struct ids_config *cfg, const char *uniqueid, int flags,
 	if ((r = ids_uniqueid_check(uniqueid)) < 0)
 		return r;
 	if ((r = lock_take(cfg, "mailbox", uniqueid, flags, timeout_ms, lockp)) < 0 ||
-	    (flags & IDS_LOCK_SHARED))
+	    (flags & (IDS_LOCK_SHARED | IDS_LOCK_NOJOURNAL)))
 		return r;
 	/*
 	 * A writer of the folder: the fence, and the folder's entry in the

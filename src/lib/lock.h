@@ -27,6 +27,13 @@ struct ids_lock;
 
 #define IDS_LOCK_SHARED		0x1	/* a read lock; default exclusive */
 #define IDS_LOCK_NONBLOCK	0x2	/* fail at once with IDS_ELOCKED */
+/*
+ * An exclusive mailbox lock that writes no change-journal entry and
+ * takes no part in the fence (sync/journal.h): recovery's, which only
+ * settles what a committed (and journaled) transaction decided, and
+ * polls pending intents every second.
+ */
+#define IDS_LOCK_NOJOURNAL	0x4
 
 /* How long a tool or the library waits for a lock unless told otherwise. */
 #define IDS_LOCK_TIMEOUT_MS	30000

@@ -185,7 +185,9 @@ recover_one(struct ids_mboxlist *mbl, const char *id,
 	struct one o = { id, &in };
 	int r;
 
-	r = ids_lock_mailbox(ids_mboxlist_config(mbl), id, IDS_LOCK_NONBLOCK, 0, &lock);
+	/* no journal entry: what recovery settles was journaled when it was committed */
+	r = ids_lock_mailbox(ids_mboxlist_config(mbl), id, IDS_LOCK_NONBLOCK | IDS_LOCK_NOJOURNAL,
+	    0, &lock);
 	if (r == IDS_ELOCKED) {
 		rep->busy++;
 		return 0;
