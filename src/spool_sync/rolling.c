@@ -222,7 +222,7 @@ static int
 batch(struct chan *c, int all_due, int *empty)
 {
 	struct ids_journal_batch b;
-	struct ids_sync_names names, set;
+	struct ids_sync_names names, set, busy;
 	struct ids_sync_client_report rep;
 	struct capture cap = { NULL, 0 };
 	int64_t now = (int64_t)time(NULL);
@@ -232,17 +232,21 @@ batch(struct chan *c, int all_due, int *empty)
 	*empty = 0;
 	memset(&names, 0, sizeof(names));
 	memset(&set, 0, sizeof(set));
+	memset(&busy, 0, sizeof(busy));
 	if ((r = ids_journal_read(c->cfg, c->cursor, BATCH_MAX, &b)) < 0)
 		return r;
 	*empty = b.end == c->cursor;	/* nothing new in the journal */
-	if ((r = ids_sync_batch_names(c->mbl, &b, BARRIER_MS, &names)) < 0) {
+	if ((r = ids_sync_batch_names(c->mbl, &b, BARRIER_MS, &names, &busy)) < 0) {
 		ids_journal_batch_release(&b);
-		if (r == IDS_ELOCKED) {
-			syslog(LOG_INFO, "spool_sync: %s: a writer is still busy: %s", c->shown,
-			    ids_errmsg(r));
-			return 0;
-		}
 		return r;
+	}
+	/* a folder still being written is retried on its own, as a failing one is */
+	for (i = 0; i < busy.n && r == 0; i++) {
+		if (ids_sync_names_has(&names, busy.v[i]))
+			continue;
+		r = ids_sync_failure_note(&c->fail, busy.v[i], "a writer still holds its lock",
+		    now, c->minwait, c->maxwait);
+		changed = 1;
 	}
 	for (i = 0; i < names.n && r == 0; i++) {
 		struct ids_sync_failure *f = ids_sync_failure_find(&c->fail, names.v[i]);
@@ -257,8 +261,10 @@ batch(struct chan *c, int all_due, int *empty)
 	if (r < 0)
 		goto out;
 	if (set.n == 0) {
-		if (b.end != c->cursor && (r = ids_journal_cursor_write(c->cfg, c->channel,
-		    b.end, c->last_ok)) == 0)
+		if (changed)
+			r = ids_sync_failures_write(c->cfg, c->channel, &c->fail);
+		if (r == 0 && b.end != c->cursor && (r = ids_journal_cursor_write(c->cfg,
+		    c->channel, b.end, c->last_ok)) == 0)
 			c->cursor = b.end;
 		r = r < 0 ? r : 1;
 		goto out;
@@ -313,6 +319,7 @@ out:
 	capture_release(&cap);
 	ids_sync_names_release(&names);
 	ids_sync_names_release(&set);
+	ids_sync_names_release(&busy);
 	ids_journal_batch_release(&b);
 	return r;
 }

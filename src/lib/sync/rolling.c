@@ -284,7 +284,7 @@ barrier(struct ids_txn *txn, void *rock)
 
 int
 ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b,
-    int timeout_ms, struct ids_sync_names *out)
+    int timeout_ms, struct ids_sync_names *out, struct ids_sync_names *busy)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	size_t i;
@@ -292,6 +292,8 @@ ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b
 
 	out->v = NULL;
 	out->n = 0;
+	busy->v = NULL;
+	busy->n = 0;
 	if (b->n == 0)
 		return 0;
 	/* a write transaction whose entries were read commits before this one begins */
@@ -307,22 +309,33 @@ ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b
 		if (r < 0 || e->uniqueid == NULL)
 			continue;
 		/* the writer that wrote the entry holds this lock until its change is done */
-		if ((r = ids_lock_mailbox(cfg, e->uniqueid, IDS_LOCK_SHARED, timeout_ms, &lk)) < 0) {
+		if ((r = ids_lock_mailbox(cfg, e->uniqueid, IDS_LOCK_SHARED, timeout_ms, &lk)) < 0 &&
+		    r != IDS_ELOCKED) {
 			if (r == IDS_EBADID)
 				r = 0;
 			continue;
 		}
-		ids_unlock(lk);
+		if (r == 0)
+			ids_unlock(lk);
 		ids_mbentry_init(&me);
-		r = ids_mboxlist_lookup_id(mbl, e->uniqueid, &me);
-		if (r == 0 && me.name != NULL)
-			r = ids_sync_names_add(out, me.name);
-		else if (r == IDS_ENOTFOUND)
+		if (r == IDS_ELOCKED) {
+			/* still being written (a long migration): retried on its own */
+			r = ids_mboxlist_lookup_id(mbl, e->uniqueid, &me);
+			if (r == 0 && me.name != NULL)
+				r = ids_sync_names_add(busy, me.name);
+		} else {
+			r = ids_mboxlist_lookup_id(mbl, e->uniqueid, &me);
+			if (r == 0 && me.name != NULL)
+				r = ids_sync_names_add(out, me.name);
+		}
+		if (r == IDS_ENOTFOUND)
 			r = 0;
 		ids_mbentry_release(&me);
 	}
-	if (r < 0)
+	if (r < 0) {
 		ids_sync_names_release(out);
+		ids_sync_names_release(busy);
+	}
 	return r;
 }
 

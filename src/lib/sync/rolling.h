@@ -64,11 +64,12 @@ void ids_sync_names_release(struct ids_sync_names *s);
  * entries, and the current name (live or tombstone) of each uniqueid.
  * It first waits for the writers whose entries it read to finish: an
  * empty mailboxes.db write transaction (after any in progress), then
- * each uniqueid's mailbox lock, shared, for at most timeout_ms
- * (IDS_ELOCKED when a writer holds it longer: the batch is retried).
+ * each uniqueid's mailbox lock, shared, for at most timeout_ms; a
+ * folder whose writer holds it longer goes to busy instead (the caller
+ * gives it a failure record, so that it is retried on its own).
  */
 int ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b,
-    int timeout_ms, struct ids_sync_names *out);
+    int timeout_ms, struct ids_sync_names *out, struct ids_sync_names *busy);
 
 /* A channel's figures for spool_sync -s. */
 struct ids_sync_channel_status {
