@@ -11,6 +11,8 @@
 #  - a folder the peer refuses gets a failure record (-s, --json: reason,
 #    attempts, next retry) while the other folders still replicate; the
 #    record goes once the peer takes it;
+#  - a folder whose writer keeps its lock gets a failure record ("a
+#    writer still holds its lock") while the rest replicates;
 #  - a replica with sync_log_chain journals the applies it receives;
 #  - SIGTERM ends -R with status 0; --drain leaves the peer equal and
 #    the writers fenced (exit 75, the fence named) until --unfence; a
@@ -22,6 +24,8 @@ use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
 use JSON::PP;
 use POSIX qw(WNOHANG);
+use Fcntl qw(F_SETLK F_WRLCK);
+use Compress::Zlib qw(crc32);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
@@ -204,6 +208,36 @@ ok_run('the replica\'s folder removed', 'ctl_mboxlist', '-C', $ra, '-i', '-x', '
 converges('the refused folder, renamed, is taken', $ra);
 for (1 .. 50) { ($st) = status(); last unless @{ $st->{a}{failing} }; select(undef, undef, undef, 0.1); }
 is(scalar @{ $st->{a}{failing} }, 0, '... and its failure record is gone');
+
+# ---- a folder whose writer holds its lock ---------------------------------------
+# A writer of user.bob that keeps its lock (a long migration): its entry
+# is in the journal, -R cannot wait for it, so user.bob gets a failure
+# record while the rest goes on; once the lock goes, it is carried.
+my $pstate = ids_state($p);
+my ($bob_id) = grep { $pstate->{$_}{name} eq 'user.bob' } keys %$pstate;
+open my $lk, '+<', "$dir/p/conf/lock/mailbox/$bob_id.lock" or die "lock file: $!";
+my $fl = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0);
+fcntl($lk, F_SETLK, $fl) or die "fcntl: $!";
+my $entry = "$bob_id -";
+open my $jf, '>>', "$dir/p/conf/sync/journal" or die;
+printf $jf "%08x %s\n", crc32($entry), $entry;
+close $jf;
+deliver('user.alice', 'while bob is busy');
+for (1 .. 150) {
+	($st) = status();
+	($fail) = grep { $_->{folder} eq 'user.bob' } @{ $st->{a}{failing} };
+	last if $fail && $st->{a}{lag} == 0;
+	select(undef, undef, undef, 0.1);
+}
+like($fail->{reason} // '', qr/a writer still holds its lock/,
+    'a folder whose writer holds its lock gets a failure record');
+for (1 .. 100) { last if ($n_ra = $msgs->($ra)) == $msgs->($p); select(undef, undef, undef, 0.1); }
+is($n_ra, $msgs->($p), '... while the other folders replicate');
+close $lk;
+deliver('user.bob', 'bob free again');
+converges('the lock gone: the folder is carried', $ra);
+for (1 .. 50) { ($st) = status(); last unless @{ $st->{a}{failing} }; select(undef, undef, undef, 0.1); }
+is(scalar @{ $st->{a}{failing} }, 0, '... and its record is gone');
 
 # ---- SIGTERM, then a drain on channel a --------------------------------------
 kill 'TERM', $ca;
