@@ -123,7 +123,7 @@ sub status {
 }
 
 ok_run('folders on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice',
-    'user.alice.Work', 'user.bob', 'user.carol');
+    'user.alice.Work', 'user.alice.My Folder', 'user.bob', 'user.carol');
 deliver('user.alice', 'first');
 my ($st) = status();
 ok($st->{a}{lag} >= 5 && $st->{b}{lag} == $st->{a}{lag},
@@ -150,7 +150,7 @@ ok($chain->{channels}[0]{lag} >= 4,
     "sync_log_chain: the replica's applies are in its own journal ($chain->{channels}[0]{lag})");
 ok(!-e "$dir/ra/conf/sync/journal", 'without sync_log a replica keeps no journal');
 my $names = join ' ', sort map { $_->{name} } values %{ ids_state($ra) };
-is($names, 'user.alice user.alice.Projects user.bob', '... by name too');
+is($names, 'user.alice user.alice.My Folder user.alice.Projects user.bob', '... by name too');
 
 # ---- the peer killed mid-session, then down ---------------------------------
 spew("$dir/crash", '');
