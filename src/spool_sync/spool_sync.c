@@ -11,6 +11,7 @@
  *                     csync over its standard input and output; pushes
  *                     the named users and folders to it, or pulls them
  *                     from it
+ *   -s [--json]       what the client recorded: its findings
  *
  * The protocol and every write are the library's (src/lib/sync/replica.h,
  * src/lib/sync/client.h); this file parses the command line, opens the
@@ -37,8 +38,10 @@
 #include "sync/client.h"
 #include "sync/replica.h"
 #include "tool.h"
+#include "status.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
+	"       spool_sync [-C conf] -s [--json]\n" \
 	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
@@ -55,6 +58,9 @@ static const char help[] =
     "  -A                 the client: every user here (and the peer's, if idspool)\n"
     "  --pull             make the spool equal to the peer (default: the peer to it)\n"
     "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
+    "  -s                 print what the client recorded: its findings (messages\n"
+    "                     renumbered or copied back, UID conflicts, folders kept)\n"
+    "  --json             with -s: one JSON object per line\n"
     "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
 
 static int verbose, quiet;
@@ -125,6 +131,19 @@ start_peer(char **argv, int *peer_out, int *peer_in)
 	return pid;
 }
 
+/* The peer command as one line, for the findings (its words joined by spaces). */
+static const char *
+peer_name(char **argv)
+{
+	static char buf[1024];
+	size_t len = 0, i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] != NULL && len < sizeof(buf) - 1; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? " " : "", argv[i]);
+	return buf;
+}
+
 static int
 client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer)
 {
@@ -138,6 +157,7 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		return IDS_EXIT_ENV;
 	}
 	mbl = tool_open_mboxlist(cfg, IDS_MBOXLIST_CREATE);
+	o->peer = peer_name(peer);
 	o->log = log_line;
 	o->rock = (void *)1;
 	o->trace = trace_line;
@@ -165,6 +185,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		    "%zu kept, %zu file(s), %zu user item(s), %zu failed\n",
 		    o->pull ? "pull" : "push", rep.folders, rep.applied, rep.renamed,
 		    rep.deleted, rep.kept, rep.files, rep.meta, rep.failed);
+	if (!quiet && rep.findings > 0)
+		printf("%s: %zu folder(s) merged, %zu finding(s) (spool_sync -s lists them)\n",
+		    o->pull ? "pull" : "push", rep.merged, rep.findings);
 	return rc;
 }
 
@@ -267,6 +290,7 @@ main(int argc, char **argv)
 		{ "serve", no_argument, NULL, 'S' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "pull", no_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -276,12 +300,12 @@ main(int argc, char **argv)
 	const char *conf = NULL, *sock = NULL;
 	const char **users = NULL, **folders = NULL;
 	unsigned long long secs;
-	int c, stdio = 0, rc;
+	int c, stdio = 0, status = 0, json = 0, rc;
 
 	memset(&o, 0, sizeof(o));
 	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+AC:qsvu:m:t:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
 		case 'q': verbose = 0; quiet = 1; break;
@@ -289,6 +313,8 @@ main(int argc, char **argv)
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
 		case 'P': o.pull = 1; break;
+		case 's': status = 1; break;
+		case 'J': json = 1; break;
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
@@ -304,6 +330,15 @@ main(int argc, char **argv)
 	}
 	o.users = users;
 	o.folders = folders;
+	if (status || json) {
+		if (!status || optind < argc || stdio || sock != NULL || o.pull || o.nusers ||
+		    o.nfolders || o.all)
+			tool_usage(SYNOPSIS);
+		tool_load_config(&cfg, conf);
+		rc = status_print(&cfg, json, stdout);
+		ids_config_release(&cfg);
+		return rc;
+	}
 	if (optind == argc) {
 		/* the replica */
 		if (stdio == (sock != NULL) || o.pull || o.nusers || o.nfolders || o.all)
