@@ -816,9 +816,10 @@ local_live(struct client *c, const char *name)
 
 /*
  * The recovery name of a folder whose name the other side holds with
- * another uniqueid: "<name>.recovered-<8 characters of its uniqueid>",
- * or with the whole uniqueid when that is taken on either side.  1 when
- * neither is free (counted and logged).
+ * another uniqueid: its sibling "<name>-recovered-<8 characters of its
+ * uniqueid>", or with the whole uniqueid when that is taken on either
+ * side (a child of name would be inside the subtree it is renamed out
+ * of).  1 when neither is free (counted and logged).
  */
 static int
 recovery_name(struct client *c, const struct pfolders *p, const char *name,
@@ -827,7 +828,7 @@ recovery_name(struct client *c, const struct pfolders *p, const char *name,
 	int k, r;
 
 	for (k = 0; k < 2; k++) {
-		if ((size_t)snprintf(out, len, "%s.recovered-%.*s", name, k == 0 ? 8 : 255,
+		if ((size_t)snprintf(out, len, "%s-recovered-%.*s", name, k == 0 ? 8 : 255,
 		    uniqueid) >= len || strlen(out) > IDS_MBNAME_CREATE_MAX)
 			break;
 		if ((r = local_live(c, out)) < 0)

@@ -44,7 +44,7 @@
  * GET TOMBSTONE, sent only when the banner names idspool; a real Cyrus
  * is never asked, so its replica-only folders are kept).  Otherwise it
  * is kept, counted in report->kept, and copied to the other side: under
- * its own name, or "<name>.recovered-<first 8 characters of its
+ * its own name, or "<name>-recovered-<first 8 characters of its
  * uniqueid>" (the whole uniqueid if that is taken too) on both sides
  * when the other side holds its name with another uniqueid.
  *
