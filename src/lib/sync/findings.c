@@ -90,7 +90,7 @@ ids_sync_findings_append(const struct ids_config *cfg, const struct ids_sync_fin
 		r = format_one(&f[i], &b);
 	if (r == 0 && ids_buf_oom(&b))
 		r = -ENOMEM;
-	if (r < 0)
+	if (r < 0 || (r = IDS_FAILPOINT("sync.findings_write")) < 0)
 		goto out;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		r = ids_error(-errno, "%s: %s", dir, strerror(errno));
@@ -102,13 +102,11 @@ ids_sync_findings_append(const struct ids_config *cfg, const struct ids_sync_fin
 		r = ids_error(-errno, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if ((r = IDS_FAILPOINT("sync.findings_write")) < 0)
-		goto out;
 	/* a crash in an earlier append may have left a line without its end */
 	if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 &&
 	    last != '\n' && (r = ids_write_all(fd, "\n", 1)) < 0)
 		goto out;
-	if ((r = ids_write_all(fd, b.s, b.len)) < 0)
+	if ((r = ids_write_all(fd, b.s, b.len)) < 0 || (r = IDS_FAILPOINT("sync.findings_write")) < 0)
 		goto out;
 	if (fsync(fd) < 0) {
 		r = ids_error(-errno, "%s: fsync: %s", path, strerror(errno));
