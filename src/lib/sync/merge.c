@@ -186,19 +186,27 @@ add(struct ids_dlist *list, struct ids_dlist *rec)
 }
 
 /*
- * 1 when the other side of `side` holds guid live under a uid `side`
- * lacks above its last_uid: it comes over with its own uid.
+ * 1 when the merged list will hold guid live under a uid other than
+ * uid: the other side holds it live there, and `side` either lacks
+ * that uid above its last_uid (it comes over) or holds the same GUID
+ * live there too.  An earlier merge cut short between a side's apply
+ * and its expunge leaves such a copy.
  */
 static int
-comes_over(const struct work *w, int side, const char *guid)
+comes_over(const struct work *w, int side, const char *guid, uint32_t uid)
 {
 	const struct side *o = &w->s[!side], *me = &w->s[side];
+	const struct rec *mine;
 	size_t i;
 
-	for (i = 0; i < o->n; i++)
-		if (!o->v[i].expunged && o->v[i].uid > me->last_uid &&
-		    strcmp(o->v[i].guid, guid) == 0 && side_find(me, o->v[i].uid) == NULL)
+	for (i = 0; i < o->n; i++) {
+		if (o->v[i].expunged || o->v[i].uid == uid || strcmp(o->v[i].guid, guid) != 0)
+			continue;
+		mine = side_find(me, o->v[i].uid);
+		if (mine == NULL ? o->v[i].uid > me->last_uid :
+		    !mine->expunged && strcmp(mine->guid, guid) == 0)
 			return 1;
+	}
 	return 0;
 }
 
@@ -209,7 +217,7 @@ renumber(struct work *w, const struct rec *rec, int side, const char *kind, cons
 	struct pending *v;
 	int r;
 
-	if (comes_over(w, side, rec->guid))
+	if (comes_over(w, side, rec->guid, rec->uid))
 		return 0;
 	if ((r = add_event(w, kind, side, rec, guid2)) < 0)
 		return r;

@@ -17,9 +17,10 @@
  *     is not above that side's deletedmodseq (known of the local side
  *     only): then expunged on both; otherwise it is renumbered as in a
  *     split brain, since the other side never saw it;
- *   - a message that would be renumbered while the other side holds
- *     its GUID live under a UID it will copy back (an earlier merge cut
- *     short) is expunged instead of copied a second time.
+ *   - a message that would be renumbered while the merged list holds
+ *     its GUID live under another UID (both sides hold it there, or the
+ *     other side does and it comes over: an earlier merge cut short) is
+ *     expunged instead of copied a second time.
  *
  * Both sides are then made the merged list by a full APPLY MAILBOX of
  * recs[x], followed, on a side whose record of a split-brain UID is
