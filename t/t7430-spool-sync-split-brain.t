@@ -53,7 +53,7 @@ sub mk {
 }
 
 my $serial = 0;
-# deliver($conf, $folder, $n): a new message (one a test never sent before); its uid.
+# deliver($conf, $folder): a new message (one no side had before); its uid.
 sub deliver {
 	my ($conf, $folder) = @_;
 	$serial++;
@@ -73,8 +73,8 @@ sub serve {
 
 sub uniqueid_of {
 	my ($conf, $name) = @_;
-	my ($u) = grep { $_->{name} eq $name } values %{ids_state($conf)};
-	return (grep { ids_state($conf)->{$_}{name} eq $name } keys %{ids_state($conf)})[0];
+	my $st = ids_state($conf);
+	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
 }
 
 # An expunge on an idspool spool, as a replica receives one.
