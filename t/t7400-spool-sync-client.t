@@ -213,7 +213,8 @@ is_deeply(ids_state($b), ids_state($a), 'after a folder delete: b equals a');
 is_deeply(ids_state($d), ids_state($a), 'after a folder delete: d equals a');
 ok(!grep({ $_->{name} =~ /user\.alice\.Sent/ } values %{ids_state($d)}), '... and Sent is gone');
 
-# A folder only on the pulling side, with no tombstone on the peer: kept.
+# A folder only on the pulling side, with no tombstone on the peer:
+# kept, and copied to the peer (t7430 tests this further).
 my $only = run('ctl_mboxlist', '-C', $d, '-i', '-c', 'user.alice.Local');
 is($only->{rc}, 0, 'a folder made on d only') or diag($only->{err});
 $r = client('pull with a local-only folder', $d, ['--pull', @u], ids_peer($b));
@@ -222,7 +223,8 @@ is("$c->{kept} $c->{deleted}", '1 0', '... is kept, not deleted');
 like($r->{err}, qr/user\.alice\.Local .* not on the peer, which holds no tombstone of it: kept/,
     '... and reported');
 ok(grep({ $_->{name} eq 'user.alice.Local' } values %{ids_state($d)}), '... it is still there');
-is(delete_for_good($d, 'user.alice.Local')->{rc}, 0, '(removed again)');
+ok(grep({ $_->{name} eq 'user.alice.Local' } values %{ids_state($b)}), '... and copied to the peer');
+is(delete_for_good($_, 'user.alice.Local')->{rc}, 0, '(removed again)') for $d, $b;
 audit_clean('the idspool spools', $_) for $b, $d;
 
 # ---- folders by name (-m) -----------------------------------------------------

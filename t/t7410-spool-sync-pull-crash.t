@@ -7,7 +7,10 @@
 # folder deleted on the peer).  After each kill: the invariant checker
 # and spool_audit (after the recovery every tool runs first) find
 # nothing wrong, no staging is left after the retry, and the retried
-# pull converges on exactly the peer's state.
+# pull converges on exactly the peer's state.  Then a split brain: both
+# sides delivered under the same uid and made a folder of the same
+# name; the pull, killed at each point of its merge, its copy-back and
+# its findings, converges with every message of either side on both.
 use strict;
 use warnings;
 use FindBin;
@@ -134,5 +137,89 @@ my $prep = sub {
 	die "no Gone" unless seen($c) =~ /user\.bob\.Gone/;
 };
 pull_crash_loop('incremental pull (rename, ACL, new folder, delete)', $prep, $peer2, $want2);
+
+# ---- a split brain --------------------------------------------------------
+# Both spools hold bob; then each delivers another message under the
+# same next uid of the INBOX and creates its own user.bob.Mine.  The
+# pull merges the INBOX on both sides (the peer's and its own message
+# renumbered, the uid expunged: APPLY EXPUNGE here), renames its own
+# Mine to a recovery name and copies it to the peer, creates the
+# peer's Mine here, and stores its findings.  The peer is made afresh
+# for each kill (the pull writes it too); after the retry both sides
+# are equal and every message either side accepted is live on both.
+my $serial = 0;
+sub sb_prepare {
+	my ($c, $p) = @_;
+	serve($p, $bob);
+	my $r = pull($c, $p);
+	die "pull: $r->{err}" if $r->{rc};
+	for my $side ($c, $p) {
+		$serial++;
+		for my $cmd (['spool_append', '-C', $side, '-i', 'user.bob',
+		    stdin => "Subject: split $serial\n\nBody $serial\n"],
+		    ['ctl_mboxlist', '-C', $side, '-i', '-c', 'user.bob.Mine'],
+		    ['spool_append', '-C', $side, '-i', 'user.bob.Mine',
+		    stdin => "Subject: mine $serial\n\nMine $serial\n"]) {
+			my $x = run(@$cmd);
+			die "@$cmd[0]: $x->{err}" if $x->{rc};
+		}
+	}
+}
+# The live GUIDs of a spool, each once per folder ("guid" => count).
+sub live_guids {
+	my ($conf) = @_;
+	my %g;
+	for my $f (values %{CyrusPeer::ids_state($conf)}) {
+		for my $rec (values %{$f->{records}}) {
+			$g{$1}++ if $rec !~ /\\Expunged/ && $rec =~ /(\w{40})$/;
+		}
+	}
+	return \%g;
+}
+{
+	unlink $log;
+	my ($c, $p) = (spool('sbref'), spool('sbpeer'));
+	sb_prepare($c, $p);
+	my $r = pull($c, $p, IDS_FAILPOINT_LOG => $log);
+	is($r->{rc}, 0, 'split brain: the uninterrupted pull') or diag($r->{err});
+	is(seen($c), seen($p), '... both sides equal');
+	like($r->{out}, qr/^pull: 1 folder\(s\) merged, 4 finding\(s\)/m, '... one merge, 4 findings');
+	my @points = split /\n/, slurp($log);
+	my %kinds = map { $_ => 1 } @points;
+	ok($kinds{'sync.findings_write'} && $kinds{'sync.apply_index'},
+	    'split brain: ' . scalar(@points) . ' failpoints passed, of ' . scalar(keys %kinds) .
+	    ' kinds: ' . join(' ', sort keys %kinds));
+	my @bad;
+	for my $k (1 .. scalar(@points)) {
+		my ($c, $p) = (spool("sb$k"), spool("sbp$k"));
+		sb_prepare($c, $p);
+		my %ever = (%{live_guids($c)}, %{live_guids($p)});
+		$r = pull($c, $p, IDS_FAILPOINT_CRASH => $k);
+		if ($r->{rc} != 128 + 9) {
+			push @bad, "k=$k ($points[$k - 1]): not killed (exit $r->{rc})";
+			next;
+		}
+		my $st = state({ conf => $c }, 1);
+		push @bad, "k=$k ($points[$k - 1]): @{$st->{violations}}" if @{$st->{violations} // []};
+		$r = pull($c, $p);
+		push @bad, "k=$k ($points[$k - 1]): the retry: $r->{rc} $r->{err}" if $r->{rc};
+		push @bad, "k=$k ($points[$k - 1]): the sides differ after the retry"
+		    if seen($c) ne seen($p);
+		my ($lc, $lp) = (live_guids($c), live_guids($p));
+		my @lost = grep { !$lc->{$_} || !$lp->{$_} } sort keys %ever;
+		push @bad, "k=$k ($points[$k - 1]): lost @lost" if @lost;
+		my @twice = grep { $lc->{$_} > 1 } sort keys %$lc;
+		push @bad, "k=$k ($points[$k - 1]): twice @twice" if @twice;
+		for my $side ($c, $p) {
+			my $a = run('spool_audit', '-C', $side);
+			push @bad, "k=$k ($points[$k - 1]): spool_audit: $a->{out}" if $a->{rc};
+		}
+		my @left = glob("$base/sb$k/spool/stage./*");
+		push @bad, "k=$k ($points[$k - 1]): staging left: @left" if @left;
+		remove_tree("$base/sb$k", "$base/sbp$k") unless @bad;
+	}
+	is_deeply(\@bad, [], 'split brain: killed at each of ' . scalar(@points) .
+	    ' points: consistent, and the retry converges with nothing lost and nothing twice');
+}
 
 done_testing;

@@ -62,7 +62,7 @@ ok($lost >= 2, "the blocked write timed out and the session was retried ($lost l
     or diag(slurp($log));
 like(slurp($log), qr/Resource temporarily unavailable/, '... the write timed out (EAGAIN)');
 ok(waitpid($pid, WNOHANG) == 0, '-R is still running');
-my $s = decode_json(run('spool_sync', '-C', $p, '-s', '--json')->{out});
+my $s = decode_json((split /\n/, run('spool_sync', '-C', $p, '-s', '--json')->{out})[0]);
 ok($s->{channels}[0]{lag} > 0 && !defined $s->{channels}[0]{last_success},
     '-s: nothing acknowledged, the lag kept');
 kill 'TERM', $pid;

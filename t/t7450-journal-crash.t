@@ -119,7 +119,7 @@ for my $fp (qw(journal.append journal.fsync)) {
 # A torn last entry, as a writer killed inside its write(2) leaves it.
 sub lag {
 	my $r = run('spool_sync', '-C', $p, '-s', '--json');
-	return decode_json($r->{out})->{channels}[0]{lag};
+	return decode_json((split /\n/, $r->{out})[0])->{channels}[0]{lag};
 }
 my $lag = lag();
 open my $fh, '>>', $journal or die;

@@ -94,7 +94,7 @@ ok(exists $cy->mailboxes->{'user.alice.Projects.2019'}, '... the tree renamed th
 spew("$dir/down", '');
 deliver('user.bob', 'six');
 select(undef, undef, undef, 1.0);
-my $s = decode_json(run('spool_sync', '-C', $p, '-s', '--json')->{out});
+my $s = decode_json((split /\n/, run('spool_sync', '-C', $p, '-s', '--json')->{out})[0]);
 ok($s->{channels}[0]{lag} > 0, "-s: lag while Cyrus is unreachable ($s->{channels}[0]{lag})");
 ok(waitpid($pid, WNOHANG) == 0, '-R is still running');
 unlink "$dir/down";

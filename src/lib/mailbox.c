@@ -185,6 +185,7 @@ ids_mailbox_close(struct ids_mailbox *mb)
 
 struct create {
 	struct ids_mbentry *e;	/* the new record */
+	int exact;		/* a replica's create: the UIDVALIDITY given is kept */
 	struct ids_intent in;
 	const char *rel;
 };
@@ -200,7 +201,7 @@ create_begin_txn(struct ids_txn *txn, void *rock)
 	r = ids_txn_lookup_name(txn, c->e->name, &old);
 	if (r == 0 && !ids_mbentry_is_tombstone(&old))
 		r = ids_error(IDS_EEXIST, "%s: mailbox already exists", c->e->name);
-	else if (r == 0 && old.uidvalidity >= c->e->uidvalidity &&
+	else if (r == 0 && !c->exact && old.uidvalidity >= c->e->uidvalidity &&
 	    (old.uniqueid == NULL || strcmp(old.uniqueid, c->e->uniqueid) != 0))
 		c->e->uidvalidity = old.uidvalidity + 1;
 	else if (r == IDS_ENOTFOUND)
@@ -359,7 +360,7 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 /* Creates the folder of e (filled in, owned by the caller) under both locks. */
 static int
 create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
-    struct ids_mbentry *e, struct ids_mbentry *out)
+    struct ids_mbentry *e, int exact, struct ids_mbentry *out)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct ids_lock *ns = NULL, *ml = NULL;
@@ -372,6 +373,7 @@ create_with_entry(struct ids_mboxlist *mbl, struct ids_mbname *mb,
 		return r;
 	memset(&c, 0, sizeof(c));
 	c.e = e;
+	c.exact = exact;
 	ids_intent_init(&c.in);
 	if ((r = ids_mbname_owner(mb, owner, sizeof(owner))) < 0 ||
 	    (r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &ns)) < 0 ||
@@ -404,7 +406,7 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	ids_mbentry_init(&e);
 	if ((r = ids_mbname_parse_internal(&mb, name, IDS_MBNAME_STRICT)) == 0 &&
 	    (r = create_entry(mbl, &mb, partition, &e)) == 0)
-		r = create_with_entry(mbl, &mb, &e, out);
+		r = create_with_entry(mbl, &mb, &e, 0, out);
 	ids_mbentry_release(&e);
 	return r;
 }
@@ -436,7 +438,7 @@ ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
 	if (e.partition == NULL)
 		r = -ENOMEM;
 	else
-		r = create_with_entry(mbl, &mb, &e, out);
+		r = create_with_entry(mbl, &mb, &e, 1, out);
 	ids_mbentry_release(&e);
 	return r;
 }

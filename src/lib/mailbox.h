@@ -68,10 +68,12 @@ int ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
  * replica creating what its master made): want's name, uniqueid,
  * partition (NULL: the default), uidvalidity, createdmodseq,
  * foldermodseq and ACL; history is kept, mbtype becomes "e".  The
- * UIDVALIDITY is raised above a tombstone's at the name as there,
- * unless the tombstone is of this uniqueid: a deleted folder made again
- * keeps its UIDVALIDITY.  IDS_EDUPID when the uniqueid is live under
- * any name.
+ * UIDVALIDITY given is kept even above a tombstone at the name, as
+ * Cyrus's sync create keeps the master's (mboxlist_createmailbox with
+ * MBOXLIST_CREATE_SYNC): the replica's index must carry the master's,
+ * and a folder copied back under a name whose own folder was renamed
+ * away arrives with a lower one.  IDS_EDUPID when the uniqueid is live
+ * under any name.
  */
 int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
     struct ids_mbentry *out);

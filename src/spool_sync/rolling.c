@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,14 @@ session(struct ids_mboxlist *mbl, struct ids_sync_client_opts *o, char **peer,
 	int sv[2], r, st;
 	pid_t pid;
 
+	static char name[1024];
+	size_t len = 0, i;
+
+	/* the peer command as one line, for the findings (as the one-shot client names it) */
+	name[0] = '\0';
+	for (i = 0; peer[i] != NULL && len < sizeof(name) - 1; i++)
+		len += (size_t)snprintf(name + len, sizeof(name) - len, "%s%s", i ? " " : "", peer[i]);
+	o->peer = name;
 	memset(rep, 0, sizeof(*rep));
 	o->log = capture_log;
 	o->rock = cap;
@@ -470,16 +479,19 @@ rolling_drain(const struct ids_config *cfg, const char *channel,
 		c.o.nfolders = 0;
 		c.o.all = 1;
 		r = session(c.mbl, &c.o, peer, &rep, &cap);
-		capture_release(&cap);
 		if (r < 0) {
+			capture_release(&cap);
 			rc = drain_fail(&c, ids_errmsg(r));
 			goto out;
 		}
 		if (rep.failed > 0) {
-			snprintf(msg, sizeof(msg), "the full compare: %zu refusal(s)", rep.failed);
+			snprintf(msg, sizeof(msg), "the full compare: %zu refusal(s)%s%s", rep.failed,
+			    cap.n > 0 ? ", first " : "", cap.n > 0 ? cap.v[0].msg : "");
+			capture_release(&cap);
 			rc = drain_fail(&c, msg);
 			goto out;
 		}
+		capture_release(&cap);
 		if (pass == 1 && (rep.applied || rep.renamed || rep.deleted || rep.kept)) {
 			snprintf(msg, sizeof(msg), "the peer is not equal after the full compare "
 			    "(%zu applied, %zu renamed, %zu deleted, %zu kept)", rep.applied,
@@ -528,15 +540,20 @@ print_time(const char *label, int64_t t)
 }
 
 int
-rolling_status(const struct ids_config *cfg, const char *channel, json_t *obj)
+rolling_status(const struct ids_config *cfg, const char *channel, int json)
 {
 	struct ids_sync_channel_status st;
 	char **ch, fence[512];
 	size_t n, i, j;
-	json_t *arr = NULL;
+	json_t *arr = NULL, *obj = NULL;
 	int r, fenced;
 
+	if (channel == NULL && !ids_journal_enabled(cfg))
+		return IDS_EXIT_OK;
+	if (json)
+		obj = json_object();
 	if ((r = ids_journal_channels(cfg, &ch, &n)) < 0) {
+		json_decref(obj);
 		tool_error(r, cfg->file);
 		return tool_exit_status(r);
 	}
@@ -590,8 +607,12 @@ rolling_status(const struct ids_config *cfg, const char *channel, json_t *obj)
 		}
 		ids_sync_channel_status_release(&st);
 	}
-	if (obj != NULL)
+	if (obj != NULL) {
 		json_object_set_new(obj, "channels", arr);
+		json_dumpf(obj, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(obj);
+	}
 	ids_journal_channels_free(ch, n);
 	return tool_status();
 }

@@ -6,8 +6,6 @@
 #ifndef SPOOL_SYNC_ROLLING_H
 #define SPOOL_SYNC_ROLLING_H
 
-#include <jansson.h>
-
 struct ids_config;
 struct ids_sync_client_opts;
 
@@ -27,9 +25,10 @@ int rolling_unfence(const struct ids_config *cfg);
 
 /*
  * -s: each channel (or only channel) with its lag, last OK and failing
- * folders, printed; with obj, added to it as "fenced" and "channels"
- * instead (--json).
+ * folders, and the fence, printed; with json, as one JSON object on one
+ * line ("journal", "fenced", "channels").  Nothing when the spool has no
+ * journal (sync_log unset) and no channel is named.
  */
-int rolling_status(const struct ids_config *cfg, const char *channel, json_t *obj);
+int rolling_status(const struct ids_config *cfg, const char *channel, int json);
 
 #endif

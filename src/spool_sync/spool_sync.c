@@ -11,6 +11,7 @@
  *                     csync over its standard input and output; pushes
  *                     the named users and folders to it, or pulls them
  *                     from it
+ *   -s [--json]       what the client recorded: its findings
  *
  * The protocol and every write are the library's (src/lib/sync/replica.h,
  * src/lib/sync/client.h); this file parses the command line, opens the
@@ -39,6 +40,7 @@
 #include "sync/replica.h"
 #include "tool.h"
 #include "rolling.h"
+#include "status.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
 	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
@@ -67,8 +69,11 @@ static const char help[] =
     "  --drain            fence local writers, flush the journal, compare every\n"
     "                     folder; exit 0 only when the peer is equal\n"
     "  --unfence          release the fence of --drain\n"
-    "  -s                 the channels' lag, last success and failing folders\n"
-    "  --json             with -s: one JSON object\n"
+    "  -s                 print the journal's channels (lag, last success, failing\n"
+    "                     folders) and what the client recorded: its findings\n"
+    "                     (messages renumbered or copied back, UID conflicts,\n"
+    "                     folders kept)\n"
+    "  --json             with -s: one JSON object per line\n"
     "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
 
 static int verbose, quiet;
@@ -143,6 +148,19 @@ start_peer(char **argv, int *peer_out, int *peer_in)
 	return pid;
 }
 
+/* The peer command as one line, for the findings (its words joined by spaces). */
+static const char *
+peer_name(char **argv)
+{
+	static char buf[1024];
+	size_t len = 0, i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] != NULL && len < sizeof(buf) - 1; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? " " : "", argv[i]);
+	return buf;
+}
+
 static int
 client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer)
 {
@@ -156,6 +174,7 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		return IDS_EXIT_ENV;
 	}
 	mbl = tool_open_mboxlist(cfg, IDS_MBOXLIST_CREATE);
+	o->peer = peer_name(peer);
 	o->log = log_line;
 	o->rock = (void *)1;
 	o->trace = trace_line;
@@ -183,6 +202,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		    "%zu kept, %zu file(s), %zu user item(s), %zu failed\n",
 		    o->pull ? "pull" : "push", rep.folders, rep.applied, rep.renamed,
 		    rep.deleted, rep.kept, rep.files, rep.meta, rep.failed);
+	if (!quiet && rep.findings > 0)
+		printf("%s: %zu folder(s) merged, %zu finding(s) (spool_sync -s lists them)\n",
+		    o->pull ? "pull" : "push", rep.merged, rep.findings);
 	return rc;
 }
 
@@ -288,7 +310,7 @@ main(int argc, char **argv)
 		{ "channel", required_argument, NULL, 'c' },
 		{ "drain", no_argument, NULL, 'D' },
 		{ "unfence", no_argument, NULL, 'U' },
-		{ "json", no_argument, NULL, 'j' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -303,7 +325,7 @@ main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.timeout = 1800;	/* Cyrus's sync_timeout */
 	tool_init(argv);
-	while ((c = getopt_long(argc, argv, "+AC:qvu:m:t:Rs", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+AC:qsvu:m:t:R", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': conf = optarg; break;
 		case 'q': verbose = 0; quiet = 1; break;
@@ -311,6 +333,8 @@ main(int argc, char **argv)
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
 		case 'P': o.pull = 1; break;
+		case 's': status = 1; break;
+		case 'J': json = 1; break;
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
@@ -318,8 +342,6 @@ main(int argc, char **argv)
 		case 'c': channel = optarg; break;
 		case 'D': drain = 1; break;
 		case 'U': unfence = 1; break;
-		case 's': status = 1; break;
-		case 'j': json = 1; break;
 		case 't':
 			if (tool_uint("-t", optarg, 0, 86400, &secs) < 0)
 				tool_usage(SYNOPSIS);
@@ -353,15 +375,13 @@ main(int argc, char **argv)
 			rc = rolling_drain(&cfg, channel, &o, argv + optind);
 		else if (unfence)
 			rc = rolling_unfence(&cfg);
-		else if (json) {
-			json_t *obj = json_object();
-
-			rc = rolling_status(&cfg, *channel ? channel : NULL, obj);
-			json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-			printf("\n");
-			json_decref(obj);
-		} else
-			rc = rolling_status(&cfg, *channel ? channel : NULL, NULL);
+		else {
+			/* the channels (with a journal), then the findings */
+			rc = rolling_status(&cfg, *channel ? channel : NULL, json);
+			fflush(stdout);
+			if ((c = status_print(&cfg, json, stdout)) != IDS_EXIT_OK)
+				rc = c;
+		}
 		ids_config_release(&cfg);
 		free(users);
 		free(folders);

@@ -37,6 +37,8 @@
 #include "replica_int.h"
 #include "sync.h"
 #include "client.h"
+#include "findings.h"
+#include "merge.h"
 
 /* Files per APPLY MESSAGE line, and bytes: Cyrus batches its uploads too. */
 #define PUSH_BATCH_FILES	64
@@ -252,6 +254,7 @@ next_one(int r)
 struct pfolder {
 	const struct ids_dlist *kv;	/* the MAILBOX kvlist (in the reply) */
 	const char *uniqueid, *name;
+	char *own;			/* its name after a recovery rename (malloc'd) */
 	int matched;			/* a local folder has its uniqueid */
 	int deleted;			/* push: deleted on the peer */
 	int refused;			/* its rename was refused (counted) */
@@ -267,6 +270,10 @@ struct pfolders {
 static void
 pfolders_release(struct pfolders *p)
 {
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->v[i].own);
 	reply_release(&p->rp);
 	reply_release(&p->byid);
 	free(p->v);
@@ -668,14 +675,15 @@ pull_files(struct client *c, const struct ids_dlist *full, const char *localname
 	return r;
 }
 
-/* One folder of the peer, made ours. */
+static int merge_folder(struct client *c, const char *name, const char *uniqueid);
+
+/* One folder of the peer, made ours: created, or merged with ours. */
 static int
 pull_folder(struct client *c, struct pfolder *pf)
 {
 	struct ids_mbentry e;
 	struct ids_dlist *mine = NULL, *full = NULL;
 	struct reply rp;
-	uint32_t last_uid = 0;
 	size_t i;
 	int r, have;
 
@@ -709,8 +717,11 @@ pull_folder(struct client *c, struct pfolder *pf)
 		goto out;
 	if (mine != NULL && same_state(pf->kv, mine))
 		goto out;
-	if (mine != NULL)
-		ids_dlist_get_u32(mine, "LAST_UID", &last_uid);
+	if (have) {
+		/* both hold it and it differs: merged by uid, both sides written */
+		r = merge_folder(c, pf->name, pf->uniqueid);
+		goto out;
+	}
 	if ((r = exchange(c, cmd_str("GET", "FULLMAILBOX", pf->name), &rp)) < 0)
 		goto out;
 	if (rp.status != IDS_CSYNC_OK) {
@@ -730,7 +741,7 @@ pull_folder(struct client *c, struct pfolder *pf)
 		r = 1;
 	}
 	if (r == 0)
-		r = pull_files(c, full, have ? pf->name : NULL, last_uid);
+		r = pull_files(c, full, NULL, 0);
 	if (r == 0) {
 		c->s.nok = NULL;
 		r = local_result(c, ids_repl_apply_mailbox(&c->s, full), pf->name);
@@ -774,10 +785,88 @@ peer_tombstoned(struct client *c, const char *uniqueid, const char *name)
 	return r;
 }
 
-/* A local folder the peer does not hold: deleted if the peer deleted it. */
-static int
-pull_local_only(struct client *c, struct lfolder *lf)
+static int push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf,
+    const char *const *names, size_t nnames);
+static int finding(struct client *c, struct ids_sync_finding *f);
+
+static const struct pfolder *
+pfolder_by_name(const struct pfolders *p, const char *name)
 {
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (!p->v[i].deleted && strcmp(p->v[i].name, name) == 0)
+			return &p->v[i];
+	return NULL;
+}
+
+/* 1 when name is a live folder here. */
+static int
+local_live(struct client *c, const char *name)
+{
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup(c->s.mbl, name, &e);
+	r = r == 0 ? !ids_mbentry_is_tombstone(&e) : r == IDS_ENOTFOUND ? 0 : r;
+	ids_mbentry_release(&e);
+	return r;
+}
+
+/*
+ * The recovery name of a folder whose name the other side holds with
+ * another uniqueid: its sibling "<name>-recovered-<8 characters of its
+ * uniqueid>", or with the whole uniqueid when that is taken on either
+ * side (a child of name would be inside the subtree it is renamed out
+ * of).  1 when neither is free (counted and logged).
+ */
+static int
+recovery_name(struct client *c, const struct pfolders *p, const char *name,
+    const char *uniqueid, char *out, size_t len)
+{
+	int k, r;
+
+	for (k = 0; k < 2; k++) {
+		if ((size_t)snprintf(out, len, "%s-recovered-%.*s", name, k == 0 ? 8 : 255,
+		    uniqueid) >= len || strlen(out) > IDS_MBNAME_CREATE_MAX)
+			break;
+		if ((r = local_live(c, out)) < 0)
+			return r;
+		if (r == 0 && pfolder_by_name(p, out) == NULL)
+			return 0;
+	}
+	c->rep->failed++;
+	client_log(c, LOG_ERR, "%s (%s): no free name to recover it under", name, uniqueid);
+	return 1;
+}
+
+/* The finding of a folder kept and copied to the other side. */
+static int
+folder_finding(struct client *c, const char *side, const char *name, const char *uniqueid,
+    const char *newname)
+{
+	struct ids_sync_finding f;
+
+	memset(&f, 0, sizeof(f));
+	f.kind = newname != NULL ? "recovered-folder" : "kept-folder";
+	f.side = side;
+	f.name = name;
+	f.uniqueid = uniqueid;
+	f.newname = newname;
+	return finding(c, &f);
+}
+
+/*
+ * A local folder the peer does not hold: deleted if the peer deleted
+ * it, else kept and copied to the peer (renamed here first when the
+ * peer holds its name with another uniqueid).
+ */
+static int
+pull_local_only(struct client *c, struct lfolder *lf, const struct pfolders *p)
+{
+	char rec[IDS_MBNAME_MAX + 1], *old = NULL;
+	const char *names[1];
 	int r;
 
 	c->rep->folders++;
@@ -786,8 +875,32 @@ pull_local_only(struct client *c, struct lfolder *lf)
 	if (r == 0) {
 		c->rep->kept++;
 		client_log(c, LOG_WARNING, "pull: %s (%s) is not on the peer, which holds no "
-		    "tombstone of it: kept", lf->name, lf->uniqueid);
-		return 0;
+		    "tombstone of it: kept, and copied to the peer", lf->name, lf->uniqueid);
+		if (pfolder_by_name(p, lf->name) != NULL) {
+			struct mv m = { lf->uniqueid, NULL, rec, lf->partition, lf->uidvalidity,
+			    NULL, 0 };
+
+			if ((r = recovery_name(c, p, lf->name, lf->uniqueid, rec, sizeof(rec))) != 0)
+				return r;
+			if ((m.from = strdup(lf->name)) == NULL)
+				return -ENOMEM;
+			r = pull_rename(c, &m, rec);
+			free(m.from);
+			if (r != 0)
+				return r;
+			c->rep->renamed++;
+			old = lf->name;
+			if ((lf->name = strdup(rec)) == NULL) {
+				lf->name = old;
+				return -ENOMEM;
+			}
+		}
+		names[0] = lf->name;
+		if ((r = push_folder(c, lf, NULL, names, 1)) == 0)
+			r = folder_finding(c, "local", old ? old : lf->name, lf->uniqueid,
+			    old ? lf->name : NULL);
+		free(old);
+		return r;
 	}
 	c->s.nok = NULL;
 	if ((r = local_result(c, ids_repl_apply_unmailbox(&c->s, lf->name, lf->uniqueid), lf->name)) == 0) {
@@ -1008,6 +1121,353 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	}
 	ids_dlist_free(kv);
 	ids_mailbox_close(mb);
+	return r;
+}
+
+/* --- findings ---------------------------------------------------------------- */
+
+/* A finding: logged, counted and appended to the findings file. */
+static int
+finding(struct client *c, struct ids_sync_finding *f)
+{
+	int r;
+
+	f->peer = c->o->peer;
+	f->direction = c->o->pull ? "pull" : "push";
+	c->rep->findings++;
+	if (f->uid != 0)
+		client_log(c, LOG_WARNING, "%s: finding: %s: %s (%s): the %s message of uid %u%s%.0u, "
+		    "GUID %s%s%s", f->direction, f->kind, f->name, f->uniqueid, f->side, f->uid,
+		    f->newuid ? " now uid " : "", f->newuid, f->guid ? f->guid : "",
+		    f->guid2 ? ", the other side's " : "", f->guid2 ? f->guid2 : "");
+	else
+		client_log(c, LOG_WARNING, "%s: finding: %s: %s (%s): the %s folder, copied to "
+		    "the other side%s%s", f->direction, f->kind, f->name, f->uniqueid, f->side,
+		    f->newname ? " and named " : "", f->newname ? f->newname : "");
+	if ((r = ids_sync_findings_append(c->s.cfg, f, 1)) < 0) {
+		client_log(c, LOG_ERR, "%s: the finding is not stored: %s", f->name, ids_errmsg(r));
+		return r;
+	}
+	return 0;
+}
+
+/* --- a folder both sides changed: merged by uid (merge.h) ----------------- */
+
+/* GET FULLMAILBOX name: the peer's MAILBOX kvlist of uniqueid (a copy); 1 when refused. */
+static int
+peer_full(struct client *c, const char *name, const char *uniqueid, struct ids_dlist **full)
+{
+	struct reply rp;
+	size_t i;
+	int r;
+
+	*full = NULL;
+	if ((r = exchange(c, cmd_str("GET", "FULLMAILBOX", name), &rp)) < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK) {
+		r = peer_refused(c, name, &rp) + 1;
+		reply_release(&rp);
+		return r;
+	}
+	for (i = 0; i < rp.n && *full == NULL && r == 0; i++)
+		if (strcmp(rp.v[i]->word, "MAILBOX") == 0 && ids_csync_arg(rp.v[i], 0) != NULL &&
+		    (*full = ids_dlist_copy(ids_csync_arg(rp.v[i], 0))) == NULL)
+			r = -ENOMEM;
+	reply_release(&rp);
+	if (r == 0 && (*full == NULL || strcmp(kv_str(*full, "UNIQUEID") ?: "", uniqueid) != 0)) {
+		c->rep->failed++;
+		client_log(c, LOG_ERR, "%s: GET FULLMAILBOX answered no folder of uniqueid %s",
+		    name, uniqueid);
+		ids_dlist_free(*full);
+		*full = NULL;
+		r = 1;
+	}
+	return r;
+}
+
+/* The %(MBOXNAME UNIQUEID UID (uids)) of an APPLY EXPUNGE. */
+static struct ids_dlist *
+expunge_kv(const char *name, const char *uniqueid, const uint32_t *uids, size_t n)
+{
+	struct ids_dlist *kv = ids_dlist_new_kvlist(), *l;
+	size_t i;
+
+	if (kv == NULL || ids_dlist_add_atom(kv, "MBOXNAME", name) < 0 ||
+	    ids_dlist_add_atom(kv, "UNIQUEID", uniqueid) < 0 ||
+	    ids_dlist_add_list(kv, "UID", &l) < 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (ids_dlist_add_num(l, NULL, uids[i]) < 0)
+			goto fail;
+	return kv;
+fail:
+	ids_dlist_free(kv);
+	return NULL;
+}
+
+/*
+ * The peer made the merged list: APPLY RESERVE of the GUIDs it lacks
+ * (in its own folder, else sent from ours), APPLY MESSAGE of those it
+ * reports MISSING, APPLY MAILBOX, then APPLY EXPUNGE of its split-brain
+ * uids.  mb (ours, read-locked) gives the files.
+ */
+static int
+merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge *m,
+    const struct ids_dlist *src, const struct ids_dlist *theirs, const char *uniqueid)
+{
+	const char *name = kv_str(theirs, "MBOXNAME"), *part = kv_str(theirs, "PARTITION");
+	struct ids_dlist *res = NULL, *guids, *mlist, *batch = NULL, *kv = NULL;
+	const struct ids_dlist *missing = NULL, *g;
+	struct reply rp;
+	uint64_t bytes = 0;
+	size_t i, nbatch = 0;
+	int r = 0;
+
+	memset(&rp, 0, sizeof(rp));
+	part = part ? part : "default";
+	if (m->nwant[IDS_MERGE_PEER] > 0) {
+		if ((res = ids_dlist_new_kvlist()) == NULL ||
+		    ids_dlist_add_atom(res, "PARTITION", part) < 0 ||
+		    ids_dlist_add_list(res, "MBOXNAME", &mlist) < 0 ||
+		    ids_dlist_add_atom(mlist, NULL, name) < 0 ||
+		    ids_dlist_add_list(res, "GUID", &guids) < 0) {
+			ids_dlist_free(res);
+			return -ENOMEM;
+		}
+		for (i = 0; i < m->nwant[IDS_MERGE_PEER] && r == 0; i++)
+			r = ids_dlist_add_atom(guids, NULL, m->want[IDS_MERGE_PEER][i].guid);
+		if (r < 0) {
+			ids_dlist_free(res);
+			return r;
+		}
+		if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0)
+			return r;
+		if (rp.status != IDS_CSYNC_OK) {
+			r = peer_refused(c, name, &rp) + 1;
+			goto out;
+		}
+		for (i = 0; i < rp.n && missing == NULL; i++)
+			if (strcmp(rp.v[i]->word, "MISSING") == 0)
+				missing = ids_csync_arg(rp.v[i], 0);
+	}
+	for (g = missing ? missing->head : NULL; g != NULL && r == 0; g = g->next) {
+		const struct ids_sync_merge_want *w = NULL;
+		char fname[32];
+
+		for (i = 0; i < m->nwant[IDS_MERGE_PEER] && w == NULL; i++)
+			if (ids_dlist_cstr(g) != NULL &&
+			    strcmp(m->want[IDS_MERGE_PEER][i].guid, ids_dlist_cstr(g)) == 0)
+				w = &m->want[IDS_MERGE_PEER][i];
+		if (w == NULL)
+			continue;	/* a GUID we did not offer, or one twice */
+		snprintf(fname, sizeof(fname), "%u.", w->uid[IDS_MERGE_LOCAL]);
+		if (w->uid[IDS_MERGE_LOCAL] == 0 ||
+		    faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (w->expunged)
+				continue;	/* an expunged record goes without its file */
+			c->rep->failed++;
+			client_log(c, LOG_ERR, "%s: the peer misses the file of GUID %s, which "
+			    "is not here either", name, w->guid);
+			r = 1;
+			break;
+		}
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, w->guid,
+		    w->size, mb->datafd, fname))) < 0)
+			break;
+		nbatch++;
+		bytes += w->size;
+		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES || g->next == NULL) {
+			r = push_batch(c, batch, name);
+			c->rep->files += r == 0 ? nbatch : 0;
+			batch = NULL;
+			nbatch = 0;
+			bytes = 0;
+		}
+	}
+	if (r == 0 && batch != NULL) {
+		r = push_batch(c, batch, name);
+		c->rep->files += r == 0 ? nbatch : 0;
+		batch = NULL;
+	}
+	reply_release(&rp);
+	if (r == 0 && (r = ids_sync_merge_kvlist(m, src, theirs, IDS_MERGE_PEER, 0, &kv)) == 0) {
+		if ((r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp)) < 0)
+			goto out;
+		if (rp.status != IDS_CSYNC_OK)
+			r = peer_refused(c, name, &rp) + 1;
+		reply_release(&rp);
+	}
+	if (r == 0 && m->nexpunge[IDS_MERGE_PEER] > 0) {
+		if ((r = exchange(c, cmd_arg("APPLY", "EXPUNGE", expunge_kv(name, uniqueid,
+		    m->expunge[IDS_MERGE_PEER], m->nexpunge[IDS_MERGE_PEER])), &rp)) < 0)
+			goto out;
+		if (rp.status != IDS_CSYNC_OK)
+			r = peer_refused(c, name, &rp) + 1;
+	}
+out:
+	ids_dlist_free(batch);
+	reply_release(&rp);
+	return r;
+}
+
+/*
+ * This spool made the merged list, through the replica's applies: the
+ * files it lacks from its own folder, else fetched from the peer; APPLY
+ * MAILBOX; APPLY EXPUNGE of its split-brain uids.
+ */
+static int
+merge_local(struct client *c, const struct ids_sync_merge *m, const struct ids_dlist *src,
+    const struct ids_dlist *mine, const struct ids_dlist *theirs, const char *uniqueid)
+{
+	const char *name = kv_str(mine, "MBOXNAME");
+	const char *pname = kv_str(theirs, "MBOXNAME"), *ppart = kv_str(theirs, "PARTITION");
+	struct ids_dlist *want = ids_dlist_new_list(), *kv = NULL;
+	size_t i;
+	int r = 0;
+
+	if (want == NULL)
+		return -ENOMEM;
+	for (i = 0; i < m->nwant[IDS_MERGE_LOCAL] && r == 0; i++)
+		r = ids_dlist_add_atom(want, NULL, m->want[IDS_MERGE_LOCAL][i].guid);
+	if (r == 0 && want->head != NULL)
+		r = ids_repl_reserve_local(&c->s, name, want);
+	ids_dlist_free(want);
+	for (i = 0; i < m->nwant[IDS_MERGE_LOCAL] && r == 0; i++) {
+		const struct ids_sync_merge_want *w = &m->want[IDS_MERGE_LOCAL][i];
+
+		if (ids_repl_have(&c->s, w->guid) != NULL)
+			continue;
+		if (w->uid[IDS_MERGE_PEER] != 0)
+			r = pull_fetch(c, pname, ppart ? ppart : "default", uniqueid, w->guid,
+			    w->uid[IDS_MERGE_PEER], w->expunged);
+		else if (!w->expunged)
+			r = ids_error(IDS_ENOTFOUND, "%s: no file of GUID %s on either side",
+			    name, w->guid);
+	}
+	if (r == 0)
+		r = ids_sync_merge_kvlist(m, src, mine, IDS_MERGE_LOCAL, 0, &kv);
+	if (r == 0) {
+		c->s.nok = NULL;
+		r = local_result(c, ids_repl_apply_mailbox(&c->s, kv), name);
+	}
+	ids_dlist_free(kv);
+	if (r == 0 && m->nexpunge[IDS_MERGE_LOCAL] > 0) {
+		if ((kv = expunge_kv(name, uniqueid, m->expunge[IDS_MERGE_LOCAL],
+		    m->nexpunge[IDS_MERGE_LOCAL])) == NULL)
+			return -ENOMEM;
+		c->s.nok = NULL;
+		r = local_result(c, ids_repl_apply_expunge(&c->s, kv), name);
+		ids_dlist_free(kv);
+	}
+	return r;
+}
+
+/* The findings of a merge. */
+static int
+merge_findings(struct client *c, const struct ids_sync_merge *m, const char *name,
+    const char *uniqueid)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < m->nev && r == 0; i++) {
+		const struct ids_sync_merge_event *e = &m->ev[i];
+		struct ids_sync_finding f;
+
+		memset(&f, 0, sizeof(f));
+		f.kind = e->kind;
+		f.side = e->side == IDS_MERGE_LOCAL ? "local" : "peer";
+		f.uniqueid = uniqueid;
+		f.name = name;
+		f.uid = e->uid;
+		f.newuid = e->newuid;
+		f.guid = e->guid;
+		f.guid2 = e->guid2[0] ? e->guid2 : NULL;
+		r = finding(c, &f);
+	}
+	return r;
+}
+
+/*
+ * A folder both sides hold, named name on both, whose states differ:
+ * both record lists merged, then the peer and this spool made the
+ * merged list (each only when its state is not that already).
+ */
+static int
+merge_folder(struct client *c, const char *name, const char *uniqueid)
+{
+	struct ids_dlist *mine = NULL, *theirs = NULL, *fin = NULL;
+	const struct ids_dlist *st[2], *src;
+	struct ids_sync_merge m;
+	struct ids_mailbox *mb = NULL;
+	struct ids_index *idx;
+	uint64_t deletedmodseq = 0;
+	int r, need[2], applied = 0, x;
+
+	memset(&m, 0, sizeof(m));
+	if ((r = peer_full(c, name, uniqueid, &theirs)) != 0)
+		return r;
+	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
+		goto out;
+	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
+		deletedmodseq = ids_index_header(idx)->deletedmodseq;
+		ids_index_free(idx);
+	}
+	if (r == 0)
+		r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &mine);
+	if (r < 0)
+		goto out;
+	st[IDS_MERGE_LOCAL] = mine;
+	st[IDS_MERGE_PEER] = theirs;
+	src = c->o->pull ? theirs : mine;
+	if ((r = ids_sync_merge(st, c->o->pull ? IDS_MERGE_PEER : IDS_MERGE_LOCAL,
+	    deletedmodseq, &m)) < 0)
+		goto out;
+	for (x = 0; x < 2 && r == 0; x++) {
+		if ((r = ids_sync_merge_kvlist(&m, src, st[x], x, 1, &fin)) == 0)
+			need[x] = !same_state(fin, st[x]);
+		ids_dlist_free(fin);
+		fin = NULL;
+	}
+	if (r < 0)
+		goto out;
+	/* the peer first, while our files are under our read lock */
+	if (need[IDS_MERGE_PEER]) {
+		if ((r = merge_peer(c, mb, &m, src, theirs, uniqueid)) != 0)
+			goto out;
+		applied = 1;
+	}
+	ids_mailbox_close(mb);
+	mb = NULL;
+	if (need[IDS_MERGE_LOCAL]) {
+		if ((r = merge_local(c, &m, src, mine, theirs, uniqueid)) != 0)
+			goto out;
+		applied = 1;
+	}
+out:
+	if (mb != NULL)
+		ids_mailbox_close(mb);
+	if (applied) {
+		c->rep->applied++;
+		if (need[IDS_MERGE_PEER] && need[IDS_MERGE_LOCAL])
+			c->rep->merged++;
+		client_log(c, LOG_INFO, "%s: %s (%s) merged: %s%s%s, %zu record(s), last_uid %u",
+		    c->o->pull ? "pull" : "push", name, uniqueid,
+		    need[IDS_MERGE_PEER] ? "the peer" : "", need[0] && need[1] ? " and " : "",
+		    need[IDS_MERGE_LOCAL] ? "here" : "", m.nwant[0] + m.nwant[1], m.last_uid);
+		if (m.nev > 0) {
+			int r2 = merge_findings(c, &m, name, uniqueid);
+
+			r = r == 0 ? r2 : r;
+		}
+	}
+	ids_sync_merge_release(&m);
+	ids_dlist_free(mine);
+	ids_dlist_free(theirs);
 	return r;
 }
 
@@ -1363,6 +1823,45 @@ mvs_free(struct mv *v, size_t n)
 	free(v);
 }
 
+/*
+ * push: a folder only the peer holds, with no tombstone here: copied
+ * here (renamed on the peer first when its name is another uniqueid's
+ * here), so that the push loses nothing of the peer's.
+ */
+static int
+copy_here(struct client *c, struct pfolders *p, struct pfolder *pf)
+{
+	char rec[IDS_MBNAME_MAX + 1];
+	const char *old = pf->name;
+	int r;
+
+	if ((r = local_live(c, pf->name)) < 0)
+		return r;
+	if (r == 1) {
+		const char *part = kv_str(pf->kv, "PARTITION");
+		struct mv m = { pf->uniqueid, NULL, rec, part ? part : "default", 0, NULL, 0 };
+
+		ids_dlist_get_u32(pf->kv, "UIDVALIDITY", &m.uidvalidity);
+		if ((r = recovery_name(c, p, pf->name, pf->uniqueid, rec, sizeof(rec))) != 0)
+			return r;
+		if ((m.from = strdup(pf->name)) == NULL)
+			return -ENOMEM;
+		r = push_rename(c, &m, rec);
+		free(m.from);
+		if (r != 0)
+			return r;
+		c->rep->renamed++;
+		if ((pf->own = strdup(rec)) == NULL)
+			return -ENOMEM;
+		pf->name = pf->own;
+	}
+	r = pull_folder(c, pf);
+	c->rep->folders--;	/* counted already */
+	if (r == 0)
+		r = folder_finding(c, "peer", old, pf->uniqueid, pf->own);
+	return r;
+}
+
 /* --- one user or one set of folders ------------------------------------- */
 
 /*
@@ -1459,7 +1958,7 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		/* deletes first (a name may be taken again), then renames, then contents */
 		for (i = 0; i < nl && r == 0; i++)
 			if (pfolder_by_id(&p, lv[i].uniqueid) == NULL)
-				r = next_one(pull_local_only(c, &lv[i]));
+				r = next_one(pull_local_only(c, &lv[i], &p));
 		if (r == 0)
 			r = renames(c, &p, lv, nl);
 		for (i = 0; i < p.n && r == 0; i++)
@@ -1478,7 +1977,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		} else if (r == 0) {
 			c->rep->kept++;
 			client_log(c, LOG_WARNING, "push: %s (%s) is on the peer only and has no "
-			    "tombstone here: kept", p.v[i].name, p.v[i].uniqueid);
+			    "tombstone here: kept, and copied here", p.v[i].name, p.v[i].uniqueid);
+			r = next_one(copy_here(c, &p, &p.v[i]));
 		}
 	}
 	if (r == 0)
@@ -1503,7 +2003,9 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		ids_dlist_free(mine);
 		if (r == IDS_ENOTFOUND)
 			r = 0;
-		if (r == 0)
+		if (r == 0 && pf != NULL)
+			r = next_one(merge_folder(c, lv[i].name, lv[i].uniqueid));
+		else if (r == 0)
 			r = next_one(push_folder(c, &lv[i], pf, pnames, p.n));
 	}
 	if (r == 0 && userid != NULL)

@@ -12,18 +12,26 @@
  * each user asks GET USER (for each folder GET MAILBOXES) and compares
  * the peer's folders with the local ones by UNIQUEID:
  *
- *   pull  a folder whose state line differs from ours (or that we lack)
- *         is fetched whole (GET FULLMAILBOX), the message files we do
- *         not hold are fetched (GET FETCH, staged and checked against
- *         their GUID by the codec), and the result is applied locally
- *         through the replica's own applies (replica_apply.c), so that
- *         every write, intent and failpoint is the replica's; a folder
- *         the peer holds under another name is renamed first.
+ *   pull  a folder we lack is fetched whole (GET FULLMAILBOX), the
+ *         message files we do not hold are fetched (GET FETCH, staged
+ *         and checked against their GUID by the codec), and the result
+ *         is applied locally through the replica's own applies
+ *         (replica_apply.c), so that every write, intent and failpoint
+ *         is the replica's; a folder the peer holds under another name
+ *         is renamed first.
  *   push  a folder the peer holds under another name is renamed there
- *         (APPLY RENAME); a folder whose state differs is sent whole:
- *         APPLY RESERVE, APPLY MESSAGE of the files the peer reports
- *         MISSING (streamed from our files), APPLY MAILBOX with every
- *         record, as Cyrus's sync_client does when a CRC differs.
+ *         (APPLY RENAME); a folder it lacks is sent whole: APPLY
+ *         RESERVE, APPLY MESSAGE of the files the peer reports MISSING
+ *         (streamed from our files), APPLY MAILBOX with every record.
+ *
+ * A folder both sides hold whose state lines differ is merged by UID
+ * (merge.h), both ways whatever the direction: both record lists are
+ * read (ours, the peer's GET FULLMAILBOX), and each side is made the
+ * merged list (a split-brain UID renumbered on both sides, a record
+ * only the target has copied back, an expunge kept, flags of the
+ * higher MODSEQ), the peer by APPLY RESERVE/MESSAGE/MAILBOX/EXPUNGE,
+ * this spool through the replica's applies.  The source (pull: the
+ * peer) only wins ties.
  *
  * Each user's subscriptions and seen state follow its folders (both
  * ways), and its sieve scripts when pushing to an idspool peer.
@@ -35,7 +43,14 @@
  * uniqueid (locally: mailboxes.db; on an idspool peer: the extension
  * GET TOMBSTONE, sent only when the banner names idspool; a real Cyrus
  * is never asked, so its replica-only folders are kept).  Otherwise it
- * is kept and counted in report->kept, and logged.
+ * is kept, counted in report->kept, and copied to the other side: under
+ * its own name, or "<name>-recovered-<first 8 characters of its
+ * uniqueid>" (the whole uniqueid if that is taken too) on both sides
+ * when the other side holds its name with another uniqueid.
+ *
+ * Every renumbering, copy-back, conflict and kept folder is a finding:
+ * logged, counted in report->findings and appended to the findings
+ * file of the configuration (findings.h).
  *
  * The library never prints: what an operator should see goes to
  * opts->log (syslog priorities).
@@ -61,6 +76,7 @@ struct ids_sync_client_opts {
 	int all;		/* -A: every user here, and there when the peer is idspool */
 	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
 	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
+	const char *peer;	/* how the peer is named in findings (its command) */
 };
 
 struct ids_sync_client_report {
@@ -72,6 +88,8 @@ struct ids_sync_client_report {
 	size_t files;		/* message files fetched or sent */
 	size_t meta;		/* subscriptions, seen items and sieve scripts applied */
 	size_t failed;		/* folders or users refused; the session went on */
+	size_t merged;		/* folders whose records were merged (both sides written) */
+	size_t findings;	/* renumberings, copy-backs, conflicts, folders recovered */
 };
 
 /*

@@ -564,7 +564,7 @@ static int
 channel_name_ok(const char *s, size_t len)
 {
 	static const char *const reserved[] = { JOURNAL, JOURNAL_LOCK, WRITERS_LOCK, FENCE,
-	    CURSOR, "failures", "status", NULL };
+	    CURSOR, "failures", "status", "findings", NULL };
 	size_t i;
 
 	if (len == 0)
