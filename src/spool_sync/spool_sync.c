@@ -39,7 +39,7 @@
 #include "tool.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
-	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] [--verify] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
 static const char help[] =
@@ -54,6 +54,8 @@ static const char help[] =
     "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
     "  -A                 the client: every user here (and the peer's, if idspool)\n"
     "  --pull             make the spool equal to the peer (default: the peer to it)\n"
+    "  --verify           read every message file on both sides (SHA-1) to find\n"
+    "                     damaged ones to repair (default: presence and size)\n"
     "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
     "  -- PEER-COMMAND    the peer: a csync server on its standard input and output\n";
 
@@ -165,6 +167,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 		    "%zu kept, %zu file(s), %zu user item(s), %zu failed\n",
 		    o->pull ? "pull" : "push", rep.folders, rep.applied, rep.renamed,
 		    rep.deleted, rep.kept, rep.files, rep.meta, rep.failed);
+	if (!quiet && rep.repaired > 0)
+		printf("%s: %zu missing or damaged file(s) repaired\n", o->pull ? "pull" : "push",
+		    rep.repaired);
 	return rc;
 }
 
@@ -267,6 +272,7 @@ main(int argc, char **argv)
 		{ "serve", no_argument, NULL, 'S' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "pull", no_argument, NULL, 'P' },
+		{ "verify", no_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -289,6 +295,7 @@ main(int argc, char **argv)
 		case 'S': stdio = 1; break;
 		case 'L': sock = optarg; break;
 		case 'P': o.pull = 1; break;
+		case 'Y': o.verify = 1; break;
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;

@@ -36,6 +36,7 @@
 #include "replica.h"
 #include "replica_int.h"
 #include "sync.h"
+#include "repair.h"
 #include "client.h"
 
 /* Files per APPLY MESSAGE line, and bytes: Cyrus batches its uploads too. */
@@ -50,6 +51,7 @@ struct client {
 	struct ids_csync_in *in;
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
+	int no_state;			/* it does not answer GET STATE (repair.h) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 };
@@ -1413,6 +1415,22 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
+/* The repair step of one folder (repair.h), with an idspool peer. */
+static int
+repair_folder(struct client *c, const char *uniqueid)
+{
+	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
+	    c->no_state };
+	struct ids_sync_repair_counts n = { 0, 0, 0 };
+	int r = ids_sync_repair_folder(&w, uniqueid, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
+	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0), &n);
+
+	c->no_state = w.no_state;
+	c->rep->repaired += n.here + n.there;
+	c->rep->failed += n.failed;
+	return r;
+}
+
 static int
 sync_set(struct client *c, const char *userid, const char *const *names, size_t nnames)
 {
@@ -1509,6 +1527,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	if (r == 0 && userid != NULL)
 		r = meta_sync(c, userid, &p.rp);
 out:
+	for (i = 0; r == 0 && c->idspool && i < nl; i++)
+		r = repair_folder(c, lv[i].uniqueid);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);

@@ -37,6 +37,10 @@
  * is never asked, so its replica-only folders are kept).  Otherwise it
  * is kept and counted in report->kept, and logged.
  *
+ * With an idspool peer, each folder both sides hold is then checked for
+ * missing and damaged message files (repair.h): the peer's are sent to
+ * it when pushing, ours fetched from it either way; no record changes.
+ *
  * The library never prints: what an operator should see goes to
  * opts->log (syslog priorities).
  */
@@ -61,6 +65,7 @@ struct ids_sync_client_opts {
 	int all;		/* -A: every user here, and there when the peer is idspool */
 	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
 	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
+	int verify;		/* repair step: read every file (SHA-1), not only its size */
 };
 
 struct ids_sync_client_report {
@@ -72,6 +77,7 @@ struct ids_sync_client_report {
 	size_t files;		/* message files fetched or sent */
 	size_t meta;		/* subscriptions, seen items and sieve scripts applied */
 	size_t failed;		/* folders or users refused; the session went on */
+	size_t repaired;	/* missing or damaged files put back, here or on the peer */
 };
 
 /*
