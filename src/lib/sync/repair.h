@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
+
 struct ids_csync_in;
 struct ids_csync_out;
 struct ids_dlist;
@@ -111,5 +113,18 @@ int ids_sync_peer_folders(struct ids_sync_wire *w, struct ids_dlist ***v, size_t
  */
 int ids_sync_fetchguid(struct ids_sync_wire *w, const char *guid, const char *hint,
     char *name, size_t size);
+
+/*
+ * The pair audit over the wire (spool_audit --compare / --repair-from
+ * with a peer command): the local audit of o's scope (o->other unused),
+ * with o->repair its missing and damaged files fetched from the peer
+ * (GET FETCHGUID) and put back, with o->compare each folder compared
+ * with the peer's of the same uniqueid (GET STATE with its records, the
+ * peer reading its own files) and, without names, the peer's users'
+ * folders live nowhere here (only-there).  Findings as ids_audit_run()
+ * reports them (no path for the peer's side); returns as it does.
+ */
+int ids_sync_audit_remote(struct ids_mboxlist *mbl, struct ids_sync_wire *w,
+    const struct ids_audit_opts *o, ids_audit_fn fn, void *rock, struct ids_audit_stats *st);
 
 #endif

@@ -417,7 +417,7 @@ ids_repl_get_fetchguid(struct ids_repl_session *s, const struct ids_dlist *arg)
 	if ((r = ids_repl_find_guid(s, hint, guid, &mb, &uid, &size)) < 0)
 		return ids_repl_refuse(s, guid, ids_repl_imap_error(r), r);
 	if (r == 0) {
-		ids_repl_log(s, LOG_ERR, "GET FETCHGUID %s: no intact file here", guid);
+		ids_repl_log(s, LOG_INFO, "GET FETCHGUID %s: no intact file here", guid);
 		if (s->out == NULL)
 			return ids_repl_refuse(s, guid, IDS_CSYNC_ENONEXISTENT, IDS_ENOTFOUND);
 		return ids_csync_write_no(s->out, IDS_CSYNC_ENONEXISTENT,
