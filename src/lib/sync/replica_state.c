@@ -189,26 +189,19 @@ damage_guids(const struct ids_repl_damage *d)
 
 /* --- GET STATE ------------------------------------------------------------ */
 
-/* The names the folder had (its I record's history), internal, newest first. */
+/* The names the folder had (its I record's history), newest first. */
 static int
 add_history(struct ids_dlist *kv, const struct ids_mbentry *e)
 {
 	struct ids_dlist *l;
-	struct ids_mbname mb;
-	char buf[IDS_MBNAME_MAX + 1];
 	size_t i;
 	int r;
 
 	if ((r = ids_dlist_add_list(kv, "HISTORY", &l)) < 0)
 		return r;
-	for (i = 0; i < e->nhistory && r == 0; i++) {
-		const char *h = e->history[i].name;
-
-		if (h == NULL || ids_mbname_parse_dbname(&mb, h, strlen(h), 0) < 0 ||
-		    ids_mbname_internal(&mb, buf, sizeof(buf)) < 0)
-			continue;
-		r = ids_dlist_add_atom(l, NULL, buf);
-	}
+	for (i = 0; i < e->nhistory && r == 0; i++)
+		if (e->history[i].name != NULL)
+			r = ids_dlist_add_atom(l, NULL, e->history[i].name);
 	return r;
 }
 
@@ -529,30 +522,44 @@ out:
 	return r;
 }
 
-/* The verified copy tmp in place of name: linked when name is free, else renamed over it. */
+/*
+ * The verified copy tmp in place of name: renamed over the damaged
+ * file, or, where name is free, moved there without replacing anything
+ * that appeared meanwhile (RENAME_NOREPLACE; link and unlink where the
+ * file system lacks it).
+ */
 static int
 install(int dfd, const char *tmp, const char *name, int absent)
 {
 	int r;
 
-	if (absent) {
-		if ((r = IDS_FAILPOINT("sync.repair_link")) < 0 ||
-		    (linkat(dfd, tmp, dfd, name, 0) < 0 && (r = errno == EEXIST ?
-		    ids_error(IDS_EBUSY, "%s appeared meanwhile; left alone", name) : -errno) < 0)) {
-			unlinkat(dfd, tmp, 0);
-			return r;
+	if ((r = IDS_FAILPOINT("sync.repair_rename")) < 0)
+		goto fail;
+	if (!absent) {
+		if (renameat(dfd, tmp, dfd, name) < 0) {
+			r = -errno;
+			goto fail;
 		}
-		if ((r = IDS_FAILPOINT("sync.repair_unlink")) < 0 ||
-		    (unlinkat(dfd, tmp, 0) < 0 && (r = -errno) < 0))
-			return r;
 		return 0;
 	}
-	if ((r = IDS_FAILPOINT("sync.repair_rename")) < 0 ||
-	    (renameat(dfd, tmp, dfd, name) < 0 && (r = -errno) < 0)) {
-		unlinkat(dfd, tmp, 0);
-		return r;
+	if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS) {
+		r = errno == EEXIST ? ids_error(IDS_EBUSY, "%s appeared meanwhile; left alone",
+		    name) : -errno;
+		goto fail;
 	}
+	if ((r = IDS_FAILPOINT("sync.repair_link")) < 0 || (linkat(dfd, tmp, dfd, name, 0) < 0 &&
+	    (r = errno == EEXIST ? ids_error(IDS_EBUSY, "%s appeared meanwhile; left alone",
+	    name) : -errno) < 0))
+		goto fail;
+	if ((r = IDS_FAILPOINT("sync.repair_unlink")) < 0 ||
+	    (unlinkat(dfd, tmp, 0) < 0 && (r = -errno) < 0))
+		return r;
 	return 0;
+fail:
+	unlinkat(dfd, tmp, 0);
+	return r;
 }
 
 /*
