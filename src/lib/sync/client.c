@@ -1415,15 +1415,24 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
-/* The repair step of one folder (repair.h), with an idspool peer. */
+/* The repair step of a set's local folders (repair.h), with an idspool peer. */
 static int
-repair_folder(struct client *c, const char *uniqueid)
+repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 {
 	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
 	    c->no_state };
 	struct ids_sync_repair_counts n = { 0, 0, 0 };
-	int r = ids_sync_repair_folder(&w, uniqueid, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
+	const char **ids = calloc(nl + 1, sizeof(*ids));
+	size_t i;
+	int r;
+
+	if (ids == NULL)
+		return -ENOMEM;
+	for (i = 0; i < nl; i++)
+		ids[i] = lv[i].uniqueid;
+	r = ids_sync_repair_set(&w, ids, nl, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
 	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0), &n);
+	free(ids);
 
 	c->no_state = w.no_state;
 	c->rep->repaired += n.here + n.there;
@@ -1527,8 +1536,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	if (r == 0 && userid != NULL)
 		r = meta_sync(c, userid, &p.rp);
 out:
-	for (i = 0; r == 0 && c->idspool && i < nl; i++)
-		r = repair_folder(c, lv[i].uniqueid);
+	if (r == 0 && c->idspool)
+		r = repair_set(c, lv, nl);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);

@@ -373,39 +373,128 @@ heal_here(struct ids_sync_wire *w, const char *uniqueid, const char *name, int v
 	return 0;
 }
 
-int
-ids_sync_repair_folder(struct ids_sync_wire *w, const char *uniqueid, int flags,
+/* 1 when the LIST l holds s. */
+static int
+in_list(const struct ids_dlist *l, const char *s)
+{
+	const struct ids_dlist *x;
+
+	for (x = l->head; x != NULL; x = x->next)
+		if (ids_dlist_cstr(x) != NULL && strcmp(ids_dlist_cstr(x), s) == 0)
+			return 1;
+	return 0;
+}
+
+/* One folder, its peer state st in hand. */
+static int
+repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st, int flags,
     struct ids_sync_repair_counts *c)
 {
 	struct ids_mbentry e;
-	struct ids_dlist *st = NULL;
-	int r;
+	int r = 0;
 
-	if (w->no_state)
-		return 0;
 	ids_mbentry_init(&e);
-	r = ids_mboxlist_lookup_id(w->s->mbl, uniqueid, &e);
-	if (r < 0 || ids_mbentry_is_tombstone(&e)) {
-		ids_mbentry_release(&e);
-		return 0;	/* not live here (deleted by this session) */
-	}
-	r = ids_sync_get_state(w, uniqueid, flags & IDS_SYNC_REPAIR_VERIFY, 0, &st);
-	if (r == IDS_EINVAL) {
-		if (w->no_state)
-			wlog(w, LOG_WARNING, "the peer does not answer GET STATE: no file is "
-			    "repaired in this session");
-		else
-			c->failed++;
-		r = 0;
-	} else if (r == 0 && st != NULL) {
+	if (ids_mboxlist_lookup_id(w->s->mbl, uniqueid, &e) == 0 && !ids_mbentry_is_tombstone(&e)) {
 		if (flags & IDS_SYNC_REPAIR_PUSH)
 			r = heal_there(w, uniqueid, st, c);
 		if (r == 0)
 			r = heal_here(w, uniqueid, e.name, flags & IDS_SYNC_REPAIR_VERIFY, c);
 	}
-	ids_dlist_free(st);
 	ids_mbentry_release(&e);
 	return r;
+}
+
+int
+ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, int flags,
+    struct ids_sync_repair_counts *c)
+{
+	struct ids_dlist *kv, *list, *asked_ids;
+	const struct ids_dlist *cur;
+	struct ids_csync_line **v = NULL;
+	struct ids_mbentry e;
+	size_t i, k, nv = 0, asked = 0;
+	int r, status, damaged;
+
+	if (w->no_state || n == 0)
+		return 0;
+	/* one GET STATE for the set: a round trip per folder would double a no-op resync */
+	if ((kv = ids_dlist_new_kvlist()) == NULL ||
+	    ids_dlist_add_list(kv, "UNIQUEID", &list) < 0 ||
+	    ((flags & IDS_SYNC_REPAIR_VERIFY) && ids_dlist_add_num(kv, "VERIFY", 1) < 0)) {
+		ids_dlist_free(kv);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		ids_mbentry_init(&e);
+		if (ids_mboxlist_lookup_id(w->s->mbl, ids[i], &e) == 0 &&
+		    !ids_mbentry_is_tombstone(&e)) {
+			if (ids_dlist_add_atom(list, NULL, ids[i]) < 0) {
+				ids_mbentry_release(&e);
+				ids_dlist_free(kv);
+				return -ENOMEM;
+			}
+			asked++;
+		}
+		ids_mbentry_release(&e);
+	}
+	if (asked == 0) {
+		ids_dlist_free(kv);
+		return 0;	/* none live here (deleted by this session) */
+	}
+	if ((asked_ids = ids_dlist_copy(list)) == NULL) {
+		ids_dlist_free(kv);
+		return -ENOMEM;
+	}
+	list = asked_ids;
+	if ((r = ids_sync_exchange(w, command("GET", "STATE", kv), &v, &nv, &status,
+	    &damaged)) < 0) {
+		ids_dlist_free(asked_ids);
+		return r;
+	}
+	if (status != IDS_CSYNC_OK) {
+		ids_dlist_free(asked_ids);
+		ids_sync_lines_free(v, nv);
+		if (status == IDS_CSYNC_BAD) {
+			w->no_state = 1;
+			wlog(w, LOG_WARNING, "the peer does not answer GET STATE: no file is "
+			    "repaired in this session");
+			return 0;
+		}
+		c->failed++;
+		wlog(w, LOG_ERR, "GET STATE: the peer answered NO");
+		return 0;
+	}
+	/*
+	 * the peer answers in the order asked, a folder live nowhere there
+	 * left out: a cursor over the asked ids finds each in one pass
+	 */
+	cur = list->head;
+	for (k = 0; r == 0 && k < nv; k++) {
+		const struct ids_dlist *st = ids_csync_arg(v[k], 0);
+		const char *id = kv_str(st, "UNIQUEID");
+
+		if (strcmp(v[k]->word, "STATE") != 0 || id == NULL)
+			continue;
+		while (cur != NULL && strcmp(ids_dlist_cstr(cur) ?: "", id) != 0)
+			cur = cur->next;
+		if (cur == NULL) {
+			cur = list->head;	/* out of order: not one we asked for after all? */
+			if (!in_list(list, id))
+				continue;
+		} else {
+			cur = cur->next;
+		}
+		r = repair_one(w, id, st, flags, c);
+	}
+	ids_sync_lines_free(v, nv);
+	return r;
+}
+
+int
+ids_sync_repair_folder(struct ids_sync_wire *w, const char *uniqueid, int flags,
+    struct ids_sync_repair_counts *c)
+{
+	return ids_sync_repair_set(w, &uniqueid, 1, flags, c);
 }
 
 /* --- a session of its own ------------------------------------------------------ */

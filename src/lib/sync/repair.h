@@ -57,6 +57,9 @@ struct ids_sync_repair_counts {
  */
 int ids_sync_repair_folder(struct ids_sync_wire *w, const char *uniqueid, int flags,
     struct ids_sync_repair_counts *c);
+/* The same for the n folders of ids, their states asked in one GET STATE. */
+int ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, int flags,
+    struct ids_sync_repair_counts *c);
 
 /*
  * Sends one command line (taken over: freed) and reads its answer: the

@@ -262,27 +262,50 @@ out:
 	return r;
 }
 
-int
-ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv)
+/* One folder's STATE line; nothing when it is live nowhere here. */
+static int
+state_one(struct ids_repl_session *s, const char *id, uint32_t verify, uint32_t records)
 {
-	const char *id = kv_str(kv, "UNIQUEID");
 	struct ids_dlist *st = NULL;
-	uint32_t verify = 0, records = 0;
 	int r;
 
-	if (id == NULL || ids_uniqueid_check(id) < 0)
-		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	ids_dlist_get_u32(kv, "VERIFY", &verify);
-	ids_dlist_get_u32(kv, "RECORD", &records);
 	r = ids_repl_folder_state(s, id, verify != 0, records ? IDS_SYNC_RECORDS : 0, &st,
 	    NULL, 0, NULL);
 	if (r == IDS_ENOTFOUND)
-		return ids_repl_ok(s, "success");	/* live nowhere here: no STATE */
-	if (r < 0)
-		return ids_repl_refuse(s, id, ids_repl_imap_error(r), r);
-	r = ids_repl_untagged(s, "STATE", st);
+		return 0;
+	if (r == 0)
+		r = ids_repl_untagged(s, "STATE", st);
 	ids_dlist_free(st);
-	return r < 0 ? r : ids_repl_ok(s, "success");
+	return r;
+}
+
+/* GET STATE %(UNIQUEID u | UNIQUEID (u ...) [VERIFY 1] [RECORD 1]) */
+int
+ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv)
+{
+	const struct ids_dlist *ids = kv != NULL && kv->type == IDS_DL_KVLIST ?
+	    ids_dlist_get(kv, "UNIQUEID") : NULL, *x;
+	uint32_t verify = 0, records = 0;
+	int r = 0;
+
+	if (ids == NULL)
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if (ids->type == IDS_DL_LIST) {
+		for (x = ids->head; x != NULL; x = x->next)
+			if (ids_dlist_cstr(x) == NULL || ids_uniqueid_check(ids_dlist_cstr(x)) < 0)
+				return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	} else if (ids_dlist_cstr(ids) == NULL || ids_uniqueid_check(ids_dlist_cstr(ids)) < 0) {
+		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	}
+	ids_dlist_get_u32(kv, "VERIFY", &verify);
+	ids_dlist_get_u32(kv, "RECORD", &records);
+	if (ids->type != IDS_DL_LIST)
+		r = state_one(s, ids_dlist_cstr(ids), verify, records);
+	for (x = ids->type == IDS_DL_LIST ? ids->head : NULL; x != NULL && r >= 0; x = x->next)
+		r = state_one(s, ids_dlist_cstr(x), verify, records);
+	if (r < 0)
+		return ids_repl_refuse(s, "GET STATE", ids_repl_imap_error(r), r);
+	return ids_repl_ok(s, "success");
 }
 
 /* --- a GUID's file, wherever it is ------------------------------------------ */
