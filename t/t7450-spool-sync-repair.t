@@ -177,6 +177,11 @@ same_as_good('the primary after --repair-from', $da);
 is_deeply(indexes($a), $idx_a, '... its indexes are unchanged');
 audit_clean('the primary', $a);
 
+ok_run('the pair audit of one user (-u)', 'spool_audit', '-C', $a, '-u', 'alice', '--compare', '--',
+    ids_peer($b));
+ok_run('... and of one folder', 'spool_audit', '-C', $a, '-i', 'user.alice.Sent', '--compare', '--',
+    ids_peer($b));
+
 # usage: the local form still works, --md5 needs a configuration
 $r = run('spool_audit', '-C', $a, '--compare', $b);
 is($r->{rc}, 0, '--compare other.conf still works') or diag($r->{out}, $r->{err});
@@ -267,6 +272,10 @@ like($r->{out}, qr/^\* STATE %\(UNIQUEID $uid_a MBOXNAME user\.alice .* MISSING 
     'GET STATE: the state line with MISSING');
 like($r->{out}, qr/^\* STATE %\(UNIQUEID $sent MBOXNAME user\.alice\.Old .*HISTORY \(user\.alice\.Sent\) MISSING \(\)\)\r$/m,
     '... the name history');
+my $r2 = run('spool_sync', '-C', $b, '--serve', stdin =>
+    "GET STATE %(UNIQUEID ($uid_a 00000000-0000-0000-0000-000000000000 $sent))\r\nEXIT\r\n");
+like($r2->{out}, qr/^\* STATE %\(UNIQUEID $uid_a .*\r\n\* STATE %\(UNIQUEID $sent .*\r\nOK success\r$/m,
+    'GET STATE of a list: a state line for each live one, in the order asked');
 like($r->{out}, qr/^NO IMAP_MAILBOX_NONEXISTENT .*\r\nBAD IMAP_PROTOCOL_BAD_PARAMETERS\r\nOK success\r\nOK Finished/m,
     'GET FETCHGUID of an unknown GUID: NO; a bad GUID: BAD; GET STATE of an unknown uniqueid: OK, no state');
 ok_run('rename it back', 'ctl_rename', '-C', $b, '-i', 'user.alice.Old', 'user.alice.Sent');
