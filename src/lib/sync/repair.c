@@ -486,6 +486,7 @@ ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, i
 		}
 		r = repair_one(w, id, st, flags, c);
 	}
+	ids_dlist_free(asked_ids);
 	ids_sync_lines_free(v, nv);
 	return r;
 }
