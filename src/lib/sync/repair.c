@@ -258,72 +258,85 @@ ids_sync_fetchguid(struct ids_sync_wire *w, const char *guid, const char *hint, 
 
 /* --- one folder ----------------------------------------------------------- */
 
+/* The number of uids in the "* REPAIRED (uids)" lines of an answer. */
+static size_t
+repaired_uids(struct ids_csync_line *const *v, size_t n)
+{
+	const struct ids_dlist *x;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i]->word, "REPAIRED") == 0 && ids_csync_arg(v[i], 0) != NULL)
+			for (x = ids_csync_arg(v[i], 0)->head; x != NULL; x = x->next)
+				k++;
+	return k;
+}
+
+/* APPLY REPAIR of one GUID the peer's folder (its STATE st) lacks, from a file here. */
+static int
+send_repair(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
+    const char *guid, struct ids_sync_repair_counts *c)
+{
+	const char *pname = kv_str(st, "MBOXNAME"), *part = kv_str(st, "PARTITION");
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv, *files, *node;
+	struct ids_csync_line **v;
+	char fname[32];
+	uint64_t size = 0;
+	uint32_t uid = 0;
+	size_t n, k;
+	int r, status, damaged;
+
+	if ((r = ids_repl_find_guid(w->s, uniqueid, guid, &mb, &uid, &size)) <= 0) {
+		c->failed++;
+		wlog(w, LOG_ERR, "push: %s (%s): GUID %s is missing on the peer and %s",
+		    pname ? pname : "?", uniqueid, guid, r == 0 ?
+		    "no intact file of it is here" : ids_errmsg(r));
+		return 0;
+	}
+	snprintf(fname, sizeof(fname), "%u.", uid);
+	kv = ids_dlist_new_kvlist();
+	node = ids_csync_file_node(part ? part : mb->entry.partition, guid, size, mb->datafd,
+	    fname);
+	if (kv == NULL || node == NULL || ids_dlist_add_atom(kv, "UNIQUEID", uniqueid) < 0 ||
+	    (pname != NULL && ids_dlist_add_atom(kv, "MBOXNAME", pname) < 0) ||
+	    ids_dlist_add_list(kv, "MESSAGE", &files) < 0 ||
+	    ids_dlist_add_child(files, NULL, node) < 0) {
+		ids_dlist_free(node);
+		ids_dlist_free(kv);
+		ids_mailbox_close(mb);
+		return -ENOMEM;
+	}
+	/* the folder stays locked (shared) until the file is sent */
+	r = ids_sync_exchange(w, command("APPLY", "REPAIR", kv), &v, &n, &status, &damaged);
+	ids_mailbox_close(mb);
+	if (r < 0)
+		return r;
+	if (status != IDS_CSYNC_OK) {
+		c->failed++;
+		wlog(w, LOG_ERR, "push: %s (%s): APPLY REPAIR of GUID %s: the peer answered %s",
+		    pname ? pname : "?", uniqueid, guid, status == IDS_CSYNC_NO ? "NO" : "BAD");
+	} else if ((k = repaired_uids(v, n)) > 0) {
+		c->there += k;
+		wlog(w, LOG_NOTICE, "push: %s (%s): %zu file(s) of GUID %s put back on the peer",
+		    pname ? pname : "?", uniqueid, k, guid);
+	}
+	ids_sync_lines_free(v, n);
+	return 0;
+}
+
 /* The peer's MISSING files sent from here, in one APPLY REPAIR each. */
 static int
 heal_there(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
     struct ids_sync_repair_counts *c)
 {
 	const struct ids_dlist *missing = ids_dlist_get(st, "MISSING"), *g;
-	const char *pname = kv_str(st, "MBOXNAME"), *part = kv_str(st, "PARTITION");
 	int r = 0;
 
 	for (g = missing && missing->type == IDS_DL_LIST ? missing->head : NULL;
-	    g != NULL && r == 0; g = g->next) {
-		const char *guid = ids_dlist_cstr(g);
-		struct ids_mailbox *mb;
-		struct ids_dlist *kv, *files, *node;
-		struct ids_csync_line **v;
-		char fname[32];
-		uint64_t size = 0;
-		uint32_t uid = 0;
-		size_t n, i, k;
-		int status, damaged;
-
-		if (guid == NULL)
-			continue;
-		if ((r = ids_repl_find_guid(w->s, uniqueid, guid, &mb, &uid, &size)) <= 0) {
-			c->failed++;
-			wlog(w, LOG_ERR, "push: %s (%s): GUID %s is missing on the peer and %s",
-			    pname ? pname : "?", uniqueid, guid, r == 0 ?
-			    "no intact file of it is here" : ids_errmsg(r));
-			r = 0;
-			continue;
-		}
-		snprintf(fname, sizeof(fname), "%u.", uid);
-		kv = ids_dlist_new_kvlist();
-		node = ids_csync_file_node(part ? part : mb->entry.partition, guid, size,
-		    mb->datafd, fname);
-		if (kv == NULL || node == NULL || ids_dlist_add_atom(kv, "UNIQUEID", uniqueid) < 0 ||
-		    (pname != NULL && ids_dlist_add_atom(kv, "MBOXNAME", pname) < 0) ||
-		    ids_dlist_add_list(kv, "MESSAGE", &files) < 0 ||
-		    ids_dlist_add_child(files, NULL, node) < 0) {
-			ids_dlist_free(node);
-			ids_dlist_free(kv);
-			ids_mailbox_close(mb);
-			return -ENOMEM;
-		}
-		r = ids_sync_exchange(w, command("APPLY", "REPAIR", kv), &v, &n, &status, &damaged);
-		ids_mailbox_close(mb);
-		if (r < 0)
-			return r;
-		if (status != IDS_CSYNC_OK) {
-			c->failed++;
-			wlog(w, LOG_ERR, "push: %s (%s): APPLY REPAIR of GUID %s: the peer answered %s",
-			    pname ? pname : "?", uniqueid, guid, status == IDS_CSYNC_NO ? "NO" : "BAD");
-		}
-		for (i = 0; status == IDS_CSYNC_OK && i < n; i++) {
-			const struct ids_dlist *u = ids_csync_arg(v[i], 0), *x;
-
-			if (strcmp(v[i]->word, "REPAIRED") != 0 || u == NULL)
-				continue;
-			for (k = 0, x = u->head; x != NULL; x = x->next)
-				k++;
-			c->there += k;
-			wlog(w, LOG_NOTICE, "push: %s (%s): %zu file(s) of GUID %s put back on the peer",
-			    pname ? pname : "?", uniqueid, k, guid);
-		}
-		ids_sync_lines_free(v, n);
-	}
+	    g != NULL && r == 0; g = g->next)
+		if (ids_dlist_cstr(g) != NULL)
+			r = send_repair(w, uniqueid, st, ids_dlist_cstr(g), c);
 	return r;
 }
 
@@ -404,71 +417,79 @@ repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist
 	return r;
 }
 
+/*
+ * GET STATE %(UNIQUEID (ids live here) [VERIFY 1]): the answer's lines
+ * and, in *asked, the uniqueids asked (NULL when none is live here).
+ * 1 when the peer refused (logged), 0, or the code that lost the session.
+ */
+static int
+ask_states(struct ids_sync_wire *w, const char *const *ids, size_t n, int flags,
+    struct ids_dlist **asked, struct ids_csync_line ***v, size_t *nv,
+    struct ids_sync_repair_counts *c)
+{
+	struct ids_dlist *kv, *list = NULL;
+	struct ids_mbentry e;
+	size_t i;
+	int r = 0, status, damaged, live;
+
+	*asked = NULL;
+	*v = NULL;
+	*nv = 0;
+	if ((kv = ids_dlist_new_kvlist()) == NULL || ids_dlist_add_list(kv, "UNIQUEID", &list) < 0 ||
+	    ((flags & IDS_SYNC_REPAIR_VERIFY) && ids_dlist_add_num(kv, "VERIFY", 1) < 0))
+		r = -ENOMEM;
+	for (i = 0; r == 0 && i < n; i++) {
+		ids_mbentry_init(&e);
+		live = ids_mboxlist_lookup_id(w->s->mbl, ids[i], &e) == 0 &&
+		    !ids_mbentry_is_tombstone(&e);
+		ids_mbentry_release(&e);
+		if (live && ids_dlist_add_atom(list, NULL, ids[i]) < 0)
+			r = -ENOMEM;
+	}
+	if (r == 0 && list->head != NULL && (*asked = ids_dlist_copy(list)) == NULL)
+		r = -ENOMEM;
+	if (r < 0 || *asked == NULL) {
+		ids_dlist_free(kv);	/* none live here (deleted by this session): 0 */
+		return r;
+	}
+	if ((r = ids_sync_exchange(w, command("GET", "STATE", kv), v, nv, &status, &damaged)) < 0)
+		return r;
+	if (status == IDS_CSYNC_OK)
+		return 0;
+	if (status == IDS_CSYNC_BAD) {
+		w->no_state = 1;
+		wlog(w, LOG_WARNING, "the peer does not answer GET STATE: no file is repaired "
+		    "in this session");
+	} else {
+		c->failed++;
+		wlog(w, LOG_ERR, "GET STATE: the peer answered NO");
+	}
+	return 1;
+}
+
 int
 ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, int flags,
     struct ids_sync_repair_counts *c)
 {
-	struct ids_dlist *kv, *list, *asked_ids;
+	struct ids_dlist *asked = NULL;
 	const struct ids_dlist *cur;
 	struct ids_csync_line **v = NULL;
-	struct ids_mbentry e;
-	size_t i, k, nv = 0, asked = 0;
-	int r, status, damaged;
+	size_t k, nv = 0;
+	int r;
 
 	if (w->no_state || n == 0)
 		return 0;
-	/* one GET STATE for the set: a round trip per folder would double a no-op resync */
-	if ((kv = ids_dlist_new_kvlist()) == NULL ||
-	    ids_dlist_add_list(kv, "UNIQUEID", &list) < 0 ||
-	    ((flags & IDS_SYNC_REPAIR_VERIFY) && ids_dlist_add_num(kv, "VERIFY", 1) < 0)) {
-		ids_dlist_free(kv);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		ids_mbentry_init(&e);
-		if (ids_mboxlist_lookup_id(w->s->mbl, ids[i], &e) == 0 &&
-		    !ids_mbentry_is_tombstone(&e)) {
-			if (ids_dlist_add_atom(list, NULL, ids[i]) < 0) {
-				ids_mbentry_release(&e);
-				ids_dlist_free(kv);
-				return -ENOMEM;
-			}
-			asked++;
-		}
-		ids_mbentry_release(&e);
-	}
-	if (asked == 0) {
-		ids_dlist_free(kv);
-		return 0;	/* none live here (deleted by this session) */
-	}
-	if ((asked_ids = ids_dlist_copy(list)) == NULL) {
-		ids_dlist_free(kv);
-		return -ENOMEM;
-	}
-	list = asked_ids;
-	if ((r = ids_sync_exchange(w, command("GET", "STATE", kv), &v, &nv, &status,
-	    &damaged)) < 0) {
-		ids_dlist_free(asked_ids);
-		return r;
-	}
-	if (status != IDS_CSYNC_OK) {
-		ids_dlist_free(asked_ids);
+	/* one GET STATE for the set: a round trip per folder would slow a no-op resync */
+	if ((r = ask_states(w, ids, n, flags, &asked, &v, &nv, c)) != 0 || asked == NULL) {
+		ids_dlist_free(asked);
 		ids_sync_lines_free(v, nv);
-		if (status == IDS_CSYNC_BAD) {
-			w->no_state = 1;
-			wlog(w, LOG_WARNING, "the peer does not answer GET STATE: no file is "
-			    "repaired in this session");
-			return 0;
-		}
-		c->failed++;
-		wlog(w, LOG_ERR, "GET STATE: the peer answered NO");
-		return 0;
+		return r < 0 ? r : 0;
 	}
 	/*
 	 * the peer answers in the order asked, a folder live nowhere there
 	 * left out: a cursor over the asked ids finds each in one pass
 	 */
-	cur = list->head;
+	cur = asked->head;
 	for (k = 0; r == 0 && k < nv; k++) {
 		const struct ids_dlist *st = ids_csync_arg(v[k], 0);
 		const char *id = kv_str(st, "UNIQUEID");
@@ -478,15 +499,15 @@ ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, i
 		while (cur != NULL && strcmp(ids_dlist_cstr(cur) ?: "", id) != 0)
 			cur = cur->next;
 		if (cur == NULL) {
-			cur = list->head;	/* out of order: not one we asked for after all? */
-			if (!in_list(list, id))
+			cur = asked->head;	/* out of order: one we asked for at all? */
+			if (!in_list(asked, id))
 				continue;
 		} else {
 			cur = cur->next;
 		}
 		r = repair_one(w, id, st, flags, c);
 	}
-	ids_dlist_free(asked_ids);
+	ids_dlist_free(asked);
 	ids_sync_lines_free(v, nv);
 	return r;
 }
@@ -606,24 +627,90 @@ ids_sync_peer_wire(struct ids_sync_peer *p)
 	return &p->w;
 }
 
+/* A growing array of kvlists. */
+struct kvs {
+	struct ids_dlist **v;
+	size_t n, a;
+};
+
+static void
+kvs_free(struct kvs *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		ids_dlist_free(k->v[i]);
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+/* "GET sub [arg]" with its answer. */
+static int
+get(struct ids_sync_wire *w, const char *sub, const char *arg, struct ids_csync_line ***v,
+    size_t *n, int *status)
+{
+	struct ids_csync_line *l;
+	int damaged;
+
+	if (ids_csync_line_new(IDS_CSYNC_COMMAND, "GET", &l) < 0)
+		return -ENOMEM;
+	if (ids_dlist_add_atom(l->args, NULL, sub) < 0 ||
+	    (arg != NULL && ids_dlist_add_atom(l->args, NULL, arg) < 0)) {
+		ids_csync_line_free(l);
+		return -ENOMEM;
+	}
+	return ids_sync_exchange(w, l, v, n, status, &damaged);
+}
+
+/* The MAILBOX kvlists of GET USER userid, added to out. */
+static int
+user_folders(struct ids_sync_wire *w, const char *userid, struct kvs *out)
+{
+	struct ids_csync_line **v;
+	size_t n, k;
+	int r, status;
+
+	if ((r = get(w, "USER", userid, &v, &n, &status)) < 0)
+		return r;
+	for (k = 0; r == 0 && status == IDS_CSYNC_OK && k < n; k++) {
+		const struct ids_dlist *kv = ids_csync_arg(v[k], 0);
+
+		if (strcmp(v[k]->word, "MAILBOX") != 0 || kv_str(kv, "UNIQUEID") == NULL ||
+		    kv_str(kv, "MBOXNAME") == NULL)
+			continue;
+		if (out->n == out->a) {
+			size_t a = out->a ? 2 * out->a : 16;
+			struct ids_dlist **nv = realloc(out->v, a * sizeof(*nv));
+
+			if (nv == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			out->v = nv;
+			out->a = a;
+		}
+		if ((out->v[out->n] = ids_dlist_copy(kv)) == NULL)
+			r = -ENOMEM;
+		else
+			out->n++;
+	}
+	ids_sync_lines_free(v, n);
+	return r;
+}
+
 /* GET USER of each user of GET USERS: the MAILBOX kvlists. */
 int
 ids_sync_peer_folders(struct ids_sync_wire *w, struct ids_dlist ***vp, size_t *np)
 {
-	struct ids_csync_line **users, **v, *l;
-	struct ids_dlist **out = NULL;
-	size_t nu, n, i, k, no = 0, ao = 0;
-	int r, status, damaged;
+	struct ids_csync_line **users;
+	struct kvs out = { NULL, 0, 0 };
 	const struct ids_dlist *x;
+	size_t nu, i;
+	int r, status;
 
 	*vp = NULL;
 	*np = 0;
-	if (ids_csync_line_new(IDS_CSYNC_COMMAND, "GET", &l) < 0 ||
-	    ids_dlist_add_atom(l->args, NULL, "USERS") < 0) {
-		ids_csync_line_free(l);
-		return -ENOMEM;
-	}
-	if ((r = ids_sync_exchange(w, l, &users, &nu, &status, &damaged)) < 0)
+	if ((r = get(w, "USERS", NULL, &users, &nu, &status)) < 0)
 		return r;
 	if (status != IDS_CSYNC_OK)
 		r = ids_error(IDS_EINVAL, "GET USERS: the peer refused it");
@@ -632,50 +719,16 @@ ids_sync_peer_folders(struct ids_sync_wire *w, struct ids_dlist ***vp, size_t *n
 
 		if (strcmp(users[i]->word, "USERS") != 0 || list == NULL)
 			continue;
-		for (x = list->head; r == 0 && x != NULL; x = x->next) {
-			if (ids_dlist_cstr(x) == NULL)
-				continue;
-			if (ids_csync_line_new(IDS_CSYNC_COMMAND, "GET", &l) < 0 ||
-			    ids_dlist_add_atom(l->args, NULL, "USER") < 0 ||
-			    ids_dlist_add_atom(l->args, NULL, ids_dlist_cstr(x)) < 0) {
-				ids_csync_line_free(l);
-				r = -ENOMEM;
-				break;
-			}
-			if ((r = ids_sync_exchange(w, l, &v, &n, &status, &damaged)) < 0)
-				break;
-			for (k = 0; r == 0 && status == IDS_CSYNC_OK && k < n; k++) {
-				const struct ids_dlist *kv = ids_csync_arg(v[k], 0);
-
-				if (strcmp(v[k]->word, "MAILBOX") != 0 || kv_str(kv, "UNIQUEID") == NULL ||
-				    kv_str(kv, "MBOXNAME") == NULL)
-					continue;
-				if (no == ao) {
-					struct ids_dlist **nv = realloc(out, (ao ? 2 * ao : 16) * sizeof(*nv));
-
-					if (nv == NULL) {
-						r = -ENOMEM;
-						break;
-					}
-					out = nv;
-					ao = ao ? 2 * ao : 16;
-				}
-				if ((out[no] = ids_dlist_copy(kv)) == NULL)
-					r = -ENOMEM;
-				else
-					no++;
-			}
-			ids_sync_lines_free(v, n);
-		}
+		for (x = list->head; r == 0 && x != NULL; x = x->next)
+			if (ids_dlist_cstr(x) != NULL)
+				r = user_folders(w, ids_dlist_cstr(x), &out);
 	}
 	ids_sync_lines_free(users, nu);
 	if (r < 0) {
-		for (i = 0; i < no; i++)
-			ids_dlist_free(out[i]);
-		free(out);
+		kvs_free(&out);
 		return r;
 	}
-	*vp = out;
-	*np = no;
+	*vp = out.v;
+	*np = out.n;
 	return 0;
 }

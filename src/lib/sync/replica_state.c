@@ -477,25 +477,48 @@ file_intact(int dirfd, const char *name, uint64_t size, const uint8_t guid[IDS_G
 	    memcmp(sha, guid, IDS_GUID_LEN) == 0;
 }
 
+/* Copies sfd to tfd while hashing it: *total bytes, their SHA-1 in md. */
+static int
+copy_hash(int sfd, int tfd, uint64_t *total, unsigned char md[EVP_MAX_MD_SIZE])
+{
+	unsigned char *buf = malloc(SYNC_BLOCK);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int mdlen = 0;
+	ssize_t n;
+	int r = 0;
+
+	*total = 0;
+	if (buf == NULL || ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1)
+		r = -ENOMEM;
+	while (r == 0 && (n = read(sfd, buf, SYNC_BLOCK)) != 0) {
+		if (n < 0) {
+			r = errno == EINTR ? 0 : -errno;
+			continue;
+		}
+		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
+			r = -EIO;
+		else if ((r = IDS_FAILPOINT("sync.repair_write")) == 0)
+			r = ids_write_all(tfd, buf, (size_t)n);
+		*total += (uint64_t)n;
+	}
+	if (r == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != IDS_GUID_LEN))
+		r = -EIO;
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return r;
+}
+
 /* Copies srcname of srcdir to tmp in dfd, checking size and SHA-1; fsynced. */
 static int
 copy_checked(int srcdir, const char *srcname, int dfd, const char *tmp, uint64_t size,
     const uint8_t guid[IDS_GUID_LEN])
 {
-	unsigned char *buf = NULL, md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
 	uint64_t total = 0;
-	ssize_t n;
 	int sfd = -1, tfd = -1, r;
 
 	if ((r = ids_open_regular(srcdir, srcname, NULL, &sfd)) < 0)
 		return r;
-	if ((buf = malloc(SYNC_BLOCK)) == NULL || (ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1) {
-		r = -ENOMEM;
-		goto out;
-	}
 	/* a crash may have left one behind */
 	if ((r = IDS_FAILPOINT("sync.repair_clean")) < 0 ||
 	    (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT && (r = -errno) < 0) ||
@@ -506,42 +529,20 @@ copy_checked(int srcdir, const char *srcname, int dfd, const char *tmp, uint64_t
 		r = -errno;
 		goto out;
 	}
-	while ((n = read(sfd, buf, SYNC_BLOCK)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto out;
-		}
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-			r = -EIO;
-			goto out;
-		}
-		if ((r = IDS_FAILPOINT("sync.repair_write")) < 0 ||
-		    (r = ids_write_all(tfd, buf, (size_t)n)) < 0)
-			goto out;
-		total += (uint64_t)n;
-	}
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != IDS_GUID_LEN) {
-		r = -EIO;
+	if ((r = copy_hash(sfd, tfd, &total, md)) < 0)
 		goto out;
-	}
 	if (total != size || memcmp(md, guid, IDS_GUID_LEN) != 0) {
 		r = ids_error(IDS_ECRC, "the file's size or SHA-1 is not the record's");
 		goto out;
 	}
 	if ((r = IDS_FAILPOINT("sync.repair_fsync")) < 0 || (fsync(tfd) < 0 && (r = -errno) < 0))
 		goto out;
-	r = 0;
 out:
 	if (tfd >= 0 && close(tfd) < 0 && r == 0)
 		r = -errno;
 	if (tfd >= 0 && r < 0)
 		unlinkat(dfd, tmp, 0);
-	if (sfd >= 0)
-		close(sfd);
-	EVP_MD_CTX_free(ctx);
-	free(buf);
+	close(sfd);
 	return r;
 }
 
@@ -586,6 +587,42 @@ fail:
 }
 
 /*
+ * Record rec of the open folder mb, if it names guid and its file is
+ * missing or damaged: the file srcname of srcdir put back.  1 put back,
+ * 0 nothing to do, or a negative code.
+ */
+static int
+place_one(struct ids_repl_session *s, struct ids_mailbox *mb,
+    const struct ids_index_record *rec, const char *guid, int srcdir, const char *srcname)
+{
+	char hex[IDS_GUID_HEXLEN + 1], fname[32], tmp[48];
+	int r, absent, irregular;
+
+	if (((rec->system_flags & IDS_FLAG_EXPUNGED) && (rec->system_flags & IDS_FLAG_UNLINKED)) ||
+	    (rec->system_flags & IDS_FLAG_ARCHIVED))
+		return 0;
+	ids_guid_hex(rec->guid, hex);
+	if (strcmp(hex, guid) != 0)
+		return 0;
+	snprintf(fname, sizeof(fname), "%u.", rec->uid);
+	snprintf(tmp, sizeof(tmp), "%u.repair.NEW", rec->uid);
+	if (file_intact(mb->datafd, fname, rec->size, rec->guid, &absent, &irregular))
+		return 0;
+	if (irregular) {
+		ids_repl_log(s, LOG_ERR, "%s: uid %u: not a regular file; left alone",
+		    mb->entry.name, rec->uid);
+		return 0;
+	}
+	if ((r = copy_checked(srcdir, srcname, mb->datafd, tmp, rec->size, rec->guid)) < 0 ||
+	    (r = install(mb->datafd, tmp, fname, absent)) < 0 ||
+	    (r = ids_fsync_dir(mb->datafd)) < 0)
+		return r;
+	ids_repl_log(s, LOG_NOTICE, "%s (%s): uid %u: %s file of GUID %s put back",
+	    mb->entry.name, mb->entry.uniqueid, rec->uid, absent ? "missing" : "damaged", guid);
+	return 1;
+}
+
+/*
  * Puts the file srcname of srcdir, of GUID guid, back under every uid
  * of the live folder uniqueid (name, when not NULL, must hold it:
  * IDS_EDUPID otherwise) whose record names guid, needs a file and has
@@ -600,10 +637,8 @@ ids_repl_repair_place(struct ids_repl_session *s, const char *uniqueid, const ch
 	struct ids_mailbox *mb;
 	struct ids_index *idx = NULL;
 	struct ids_index_record rec;
-	char hex[IDS_GUID_HEXLEN + 1], fname[32], tmp[48];
 	uint32_t i;
-	size_t n = 0;
-	int r, absent, irregular;
+	int r;
 
 	ids_mbentry_init(&e);
 	r = ids_mboxlist_lookup_id(s->mbl, uniqueid, &e);
@@ -611,11 +646,8 @@ ids_repl_repair_place(struct ids_repl_session *s, const char *uniqueid, const ch
 		r = ids_error(IDS_ENOTFOUND, "%s: live nowhere here", uniqueid);
 	if (r == 0 && name != NULL && strcmp(e.name, name) != 0)
 		r = ids_error(IDS_EDUPID, "%s is %s here, not %s", uniqueid, e.name, name);
-	if (r < 0) {
-		ids_mbentry_release(&e);
-		return r;
-	}
-	r = ids_mailbox_open(s->mbl, e.name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb);
+	if (r == 0)
+		r = ids_mailbox_open(s->mbl, e.name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &mb);
 	ids_mbentry_release(&e);
 	if (r < 0)
 		return r;
@@ -625,34 +657,13 @@ ids_repl_repair_place(struct ids_repl_session *s, const char *uniqueid, const ch
 		r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx);
 	for (i = 0; r == 0 && i < ids_index_header(idx)->num_records; i++) {
 		if (ids_index_record(idx, i, &rec) < 0 ||
-		    ((rec.system_flags & IDS_FLAG_EXPUNGED) && (rec.system_flags & IDS_FLAG_UNLINKED)) ||
-		    (rec.system_flags & IDS_FLAG_ARCHIVED))
+		    (r = place_one(s, mb, &rec, guid, srcdir, srcname)) <= 0)
 			continue;
-		ids_guid_hex(rec.guid, hex);
-		if (strcmp(hex, guid) != 0)
-			continue;
-		snprintf(fname, sizeof(fname), "%u.", rec.uid);
-		snprintf(tmp, sizeof(tmp), "%u.repair.NEW", rec.uid);
-		if (file_intact(mb->datafd, fname, rec.size, rec.guid, &absent, &irregular))
-			continue;
-		if (irregular) {
-			ids_repl_log(s, LOG_ERR, "%s: uid %u: not a regular file; left alone",
-			    mb->entry.name, rec.uid);
-			continue;
-		}
-		if ((r = copy_checked(srcdir, srcname, mb->datafd, tmp, rec.size, rec.guid)) < 0 ||
-		    (r = install(mb->datafd, tmp, fname, absent)) < 0 ||
-		    (r = ids_fsync_dir(mb->datafd)) < 0)
-			break;
-		ids_repl_log(s, LOG_NOTICE, "%s (%s): uid %u: %s file of GUID %s put back",
-		    mb->entry.name, uniqueid, rec.uid, absent ? "missing" : "damaged", guid);
-		if (uids != NULL && (r = ids_dlist_add_num(uids, NULL, rec.uid)) < 0)
-			break;
-		n++;
+		(*placed)++;
+		r = uids != NULL ? ids_dlist_add_num(uids, NULL, rec.uid) : 0;
 	}
 	ids_index_free(idx);
 	ids_mailbox_close(mb);
-	*placed += n;
 	return r;
 }
 
