@@ -4,7 +4,9 @@
  * heal damaged messages from such a copy.
  *
  * main() parses the options and hands the work to ids_audit_run()
- * (audit.h); this file only turns each finding into a line of text or
+ * (audit.h), or, with a peer command after "--compare --" or
+ * "--repair-from --", starts it and hands the work to
+ * ids_sync_audit_remote() (sync/repair.h), which speaks csync to it; this file only turns each finding into a line of text or
  * one JSON object (jansson) on standard output.  Problems that stop the
  * audit go to standard error, the err(3) way, with exit status 3.
  */

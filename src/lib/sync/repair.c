@@ -512,13 +512,6 @@ ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, i
 	return r;
 }
 
-int
-ids_sync_repair_folder(struct ids_sync_wire *w, const char *uniqueid, int flags,
-    struct ids_sync_repair_counts *c)
-{
-	return ids_sync_repair_set(w, &uniqueid, 1, flags, c);
-}
-
 /* --- a session of its own ------------------------------------------------------ */
 
 struct ids_sync_peer {

@@ -6,8 +6,8 @@
  * missing files".  Never a record changes, on either side: only files
  * are put back under the uids whose records name their GUID.
  *
- * The client's sessions (client.c) call ids_sync_repair_folder() for
- * each local folder when the peer is idspool; spool_audit --compare and
+ * The client's sessions (client.c) call ids_sync_repair_set() for each
+ * set of local folders when the peer is idspool; spool_audit --compare and
  * --repair-from with a peer command use ids_sync_peer_* for a session
  * of their own.
  *
@@ -48,16 +48,13 @@ struct ids_sync_repair_counts {
 #define IDS_SYNC_REPAIR_VERIFY	0x2	/* read every file (SHA-1), not only its size */
 
 /*
- * For the local live folder uniqueid, when the peer holds it too: the
- * files the peer reports MISSING (GET STATE) are sent to it with APPLY
- * REPAIR (flags IDS_SYNC_REPAIR_PUSH), and the files missing or damaged
- * here (what spool_audit finds) are fetched with GET FETCHGUID and put
- * back.  Returns 0 (refusals counted in c->failed and logged) or the
- * negative code that lost the session.
+ * For each local live folder of ids (n uniqueids) that the peer holds
+ * too (one GET STATE for all): the files the peer reports MISSING are
+ * sent to it with APPLY REPAIR (flags IDS_SYNC_REPAIR_PUSH), and the
+ * files missing or damaged here (what spool_audit finds) are fetched
+ * with GET FETCHGUID and put back.  Returns 0 (refusals counted in
+ * c->failed and logged) or the negative code that lost the session.
  */
-int ids_sync_repair_folder(struct ids_sync_wire *w, const char *uniqueid, int flags,
-    struct ids_sync_repair_counts *c);
-/* The same for the n folders of ids, their states asked in one GET STATE. */
 int ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, int flags,
     struct ids_sync_repair_counts *c);
 
