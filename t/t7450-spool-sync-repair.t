@@ -317,6 +317,33 @@ for my $k (1 .. @points) {
 }
 ok(!@bad, 'killed at each of ' . scalar(@points) . ' points: the old or the new file, then healed')
     or diag(join("\n", @bad));
+
+# ---- the client killed at each failpoint of its own repair (a pull) ------------------
+@bad = ();
+for my $k (1 .. @points) {
+	unlink("$da/2.") or die;
+	flip("$da/3.", 1);
+	my $flipped = slurp("$da/3.");
+	{
+		# the peer only reads: the points counted are the client's
+		local $ENV{IDS_FAILPOINT_CRASH} = "$k:sync.repair";
+		$r = run('spool_sync', '-C', $a, '--pull', '--verify', '-u', 'alice', '--', ids_peer($b));
+	}
+	push @bad, "k=$k: the client was not killed (exit $r->{rc})" if $r->{rc} != 128 + 9;
+	push @bad, "k=$k: uid 2 is neither absent nor intact"
+	    if -e "$da/2." && slurp("$da/2.") ne $good{2};
+	my $now = slurp("$da/3.");
+	push @bad, "k=$k: uid 3 is neither the damaged file nor the healed one"
+	    unless $now eq $flipped || $now eq $good{3};
+	$r = run('spool_sync', '-C', $a, '--pull', '--verify', '-u', 'alice', '--', ids_peer($b));
+	push @bad, "k=$k: the next pull fails: $r->{err}" if $r->{rc} != 0;
+	push @bad, "k=$k: not healed by the next pull"
+	    if grep { !-f "$da/$_." || slurp("$da/$_.") ne $good{$_} } 1 .. 4;
+	push @bad, "k=$k: debris: " . join(' ', glob("$da/*.NEW")) if glob("$da/*.NEW");
+}
+ok(!@bad, 'the pulling client killed at each point: the old or the new file, then healed')
+    or diag(join("\n", @bad));
+is_deeply(indexes($a), $idx_a, 'the primary\'s indexes never changed');
 is_deeply(indexes($b), $idx_b, 'the replica\'s indexes never changed');
 audit_clean('the replica at the end', $b);
 audit_clean('the primary at the end', $a);
