@@ -42,7 +42,7 @@
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
 	"       spool_sync [-C conf] -s [--json]\n" \
-	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] [--verify] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]"
 
 static const char help[] =
@@ -57,6 +57,8 @@ static const char help[] =
     "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
     "  -A                 the client: every user here (and the peer's, if idspool)\n"
     "  --pull             make the spool equal to the peer (default: the peer to it)\n"
+    "  --verify           read every message file on both sides (SHA-1) to find\n"
+    "                     damaged ones to repair (default: presence and size)\n"
     "  -t seconds         wait at most this long for the peer (default 1800, 0: ever)\n"
     "  -s                 print what the client recorded: its findings (messages\n"
     "                     renumbered or copied back, UID conflicts, folders kept)\n"
@@ -188,6 +190,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	if (!quiet && rep.findings > 0)
 		printf("%s: %zu folder(s) merged, %zu finding(s) (spool_sync -s lists them)\n",
 		    o->pull ? "pull" : "push", rep.merged, rep.findings);
+	if (!quiet && rep.repaired > 0)
+		printf("%s: %zu missing or damaged file(s) repaired\n", o->pull ? "pull" : "push",
+		    rep.repaired);
 	return rc;
 }
 
@@ -291,6 +296,7 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'L' },
 		{ "pull", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "verify", no_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -315,6 +321,7 @@ main(int argc, char **argv)
 		case 'P': o.pull = 1; break;
 		case 's': status = 1; break;
 		case 'J': json = 1; break;
+		case 'Y': o.verify = 1; break;
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;
