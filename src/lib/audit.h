@@ -122,6 +122,8 @@ struct ids_audit_opts {
 	int compare;		/* with other: report the differences */
 	int repair;		/* with other: heal damaged messages from it */
 	int dry_run;		/* repair: verify sources, write nothing */
+	int stat_only;		/* check presence, type and size of message files only
+				 * (no file is read: file-guid is never found) */
 	int lock_timeout_ms;	/* per folder mailbox lock; default IDS_LOCK_TIMEOUT_MS */
 };
 

@@ -4,17 +4,24 @@
  * heal damaged messages from such a copy.
  *
  * main() parses the options and hands the work to ids_audit_run()
- * (audit.h); this file only turns each finding into a line of text or
+ * (audit.h), or, with a peer command after "--compare --" or
+ * "--repair-from --", starts it and hands the work to
+ * ids_sync_audit_remote() (sync/repair.h), which speaks csync to it; this file only turns each finding into a line of text or
  * one JSON object (jansson) on standard output.  Problems that stop the
  * audit go to standard error, the err(3) way, with exit status 3.
  */
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -24,12 +31,15 @@
 #include "error.h"
 #include "mboxlist.h"
 #include "mboxname.h"
+#include "sync/repair.h"
 #include "tool.h"
 
 #define MAX_JOBS 1024	/* -j */
 
 #define SYNOPSIS "spool_audit [-C conf] [-u user] [-i] [-j N] [-n] [-q] [-v] " \
-	"[--md5] [--json] [--compare other.conf | --repair-from other.conf] [NAME ...]"
+	"[--md5] [--json] [--compare other.conf | --repair-from other.conf] [NAME ...]\n" \
+	"       spool_audit [-C conf] [-u user] [-i] [-j N] [-n] [-q] [-v] [--json] [NAME ...] " \
+	"(--compare | --repair-from) -- PEER-COMMAND [ARG ...]"
 
 static const char help[] =
     "  -C conf              the configuration file (default /etc/idspool.conf)\n"
@@ -42,7 +52,9 @@ static const char help[] =
     "  --md5                with --compare: compare the MD5 of the files too\n"
     "  --json               each finding as a JSON object on a line\n"
     "  --compare other.conf         compare with the replica by uniqueid\n"
-    "  --repair-from other.conf     heal messages from the replica's copies\n";
+    "  --repair-from other.conf     heal messages from the replica's copies\n"
+    "  --compare -- PEER-COMMAND    the same with a remote idspool replica, over\n"
+    "  --repair-from -- PEER-COMMAND  csync (ssh host spool_sync --serve); last\n";
 
 struct out {
 	const struct ids_config *cfg, *ocfg;
@@ -231,10 +243,11 @@ parse_names(const struct ids_config *cfg, char **argv, int argc, int internal)
 
 struct args {
 	const char *conf, *user, *other;
+	char **peer;		/* the peer command (--compare -- ...) */
 	int internal, jobs, dry, quiet, verbose, md5, json, compare, repair;
 };
 
-static void
+static int
 parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
@@ -250,6 +263,17 @@ parse_args(int argc, char **argv, struct args *a)
 	int c;
 
 	memset(a, 0, sizeof(*a));
+	/* "--compare -- PEER-COMMAND ...": the rest of the line is the peer's */
+	for (c = 1; c + 1 < argc; c++) {
+		if (strcmp(argv[c], "--") == 0)
+			break;
+		if ((strcmp(argv[c], "--compare") == 0 || strcmp(argv[c], "--repair-from") == 0) &&
+		    strcmp(argv[c + 1], "--") == 0) {
+			a->peer = argv + c + 2;
+			argc = c + 2;
+			break;
+		}
+	}
 	while ((c = getopt_long(argc, argv, "C:u:ij:nqv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': a->conf = optarg; break;
@@ -273,8 +297,11 @@ parse_args(int argc, char **argv, struct args *a)
 		}
 	}
 	if ((a->compare && a->repair) || (a->md5 && !a->compare) ||
-	    (a->dry && !a->repair) || (a->user && optind < argc))
+	    (a->dry && !a->repair) || (a->user && optind < argc) ||
+	    (a->peer != NULL && (a->peer[0] == NULL || a->md5)) ||
+	    (a->peer == NULL && a->other != NULL && strcmp(a->other, "--") == 0))
 		tool_usage(SYNOPSIS);
+	return argc;
 }
 
 static void
@@ -327,6 +354,95 @@ free_names(char **names)
 	free(names);
 }
 
+/* The peer command, its standard input and output on two pipes. */
+static pid_t
+start_peer(char **argv, int *peer_out, int *peer_in)
+{
+	int to[2], from[2];
+	pid_t pid;
+
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		close(to[0]);
+		close(to[1]);
+		return -1;
+	}
+	if ((pid = fork()) == 0) {
+		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "spool_audit: %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	if (pid < 0) {
+		close(to[1]);
+		close(from[0]);
+		return -1;
+	}
+	*peer_in = to[1];
+	*peer_out = from[0];
+	return pid;
+}
+
+static void
+peer_log(void *rock, int prio, const char *msg)
+{
+	syslog(prio, "spool_audit: %s", msg);
+	if (rock != NULL)
+		fprintf(stderr, "spool_audit: %s\n", msg);
+}
+
+/* --compare / --repair-from -- PEER-COMMAND: the pair audit over csync. */
+static int
+remote(const struct args *a, const struct ids_config *cfg, struct ids_audit_opts *o,
+    struct ids_audit_stats *st)
+{
+	struct ids_mboxlist *mbl;
+	struct ids_sync_peer *p = NULL;
+	struct out out = { cfg, NULL, a->internal, a->json, a->quiet, 0 };
+	int in, pout, status, r;
+	pid_t pid;
+
+	memset(st, 0, sizeof(*st));
+	openlog("spool_audit", LOG_PID, LOG_MAIL);
+	signal(SIGPIPE, SIG_IGN);
+	/* the session stages fetched files and locks folders: not read-only */
+	mbl = tool_open_mboxlist(cfg, 0);
+	if ((pid = start_peer(a->peer, &pout, &in)) < 0) {
+		warn("%s", a->peer[0]);
+		ids_mboxlist_close(mbl);
+		return IDS_EXIT_ENV;
+	}
+	o->other = NULL;
+	r = ids_sync_peer_open(mbl, pout, in, 1800, peer_log, a->verbose ? (void *)1 : NULL, &p);
+	if (r == 0)
+		r = ids_sync_audit_remote(mbl, ids_sync_peer_wire(p), o, report, &out, st);
+	fflush(stdout);
+	if (ids_sync_peer_close(p) < 0 && r >= 0)
+		r = IDS_ETRUNC;
+	close(in);
+	close(pout);
+	if (r < 0)
+		kill(pid, SIGTERM);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	ids_mboxlist_close(mbl);
+	if (r < 0) {
+		warnx("%s: %s", a->peer[0], ids_errmsg(r));
+		return IDS_EXIT_ENV;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		warnx("%s: exited with status %d", a->peer[0],
+		    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		return IDS_EXIT_ENV;
+	}
+	return r > 0 || tool_status() != IDS_EXIT_OK ? IDS_EXIT_FAIL : IDS_EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -340,10 +456,18 @@ main(int argc, char **argv)
 	int r;
 
 	tool_init(argv);
-	parse_args(argc, argv, &a);
+	argc = parse_args(argc, argv, &a);
 	tool_load_config(&cfg, a.conf);
 	if ((r = scope(&a, &cfg, argc, argv, &o, top, sizeof(top), &names)) != 0)
 		return r;
+	if (a.peer != NULL) {
+		r = remote(&a, &cfg, &o, &st);
+		if (a.verbose)
+			summary(&st, r);
+		free_names(names);
+		ids_config_release(&cfg);
+		return r;
+	}
 	mbl = tool_open_mboxlist(&cfg, a.repair && !a.dry ? 0 : IDS_MBOXLIST_RDONLY);
 	if (a.other) {
 		tool_load_config(&ocfg, a.other);

@@ -43,7 +43,7 @@
 #include "status.h"
 
 #define SYNOPSIS "spool_sync [-C conf] [-q] [-v] --serve | --listen SOCKET\n" \
-	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] (-A | -u USER | -m FOLDER) ... " \
+	"       spool_sync [-C conf] [-q] [-v] [-t seconds] [--pull] [--verify] (-A | -u USER | -m FOLDER) ... " \
 	"-- PEER-COMMAND [ARG ...]\n" \
 	"       spool_sync [-C conf] [-v] [-t seconds] (-R | --drain) [--channel NAME] " \
 	"-- PEER-COMMAND [ARG ...]\n" \
@@ -62,6 +62,8 @@ static const char help[] =
     "  -m FOLDER          the client: a folder, by internal name (repeatable)\n"
     "  -A                 the client: every user here (and the peer's, if idspool)\n"
     "  --pull             make the spool equal to the peer (default: the peer to it)\n"
+    "  --verify           read every message file on both sides (SHA-1) to find\n"
+    "                     damaged ones to repair (default: presence and size)\n"
     "  -t seconds         wait at most this long for the peer (default 1800, 0:\n"
     "                     ever); with -R and --drain, for its reads of ours too\n"
     "  -R                 rolling: push the folders of the change journal, for ever\n"
@@ -205,6 +207,9 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	if (!quiet && rep.findings > 0)
 		printf("%s: %zu folder(s) merged, %zu finding(s) (spool_sync -s lists them)\n",
 		    o->pull ? "pull" : "push", rep.merged, rep.findings);
+	if (!quiet && rep.repaired > 0)
+		printf("%s: %zu missing or damaged file(s) repaired\n", o->pull ? "pull" : "push",
+		    rep.repaired);
 	return rc;
 }
 
@@ -311,6 +316,7 @@ main(int argc, char **argv)
 		{ "drain", no_argument, NULL, 'D' },
 		{ "unfence", no_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "verify", no_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -335,6 +341,7 @@ main(int argc, char **argv)
 		case 'P': o.pull = 1; break;
 		case 's': status = 1; break;
 		case 'J': json = 1; break;
+		case 'Y': o.verify = 1; break;
 		case 'A': o.all = 1; break;
 		case 'u': push_arg(&users, &o.nusers, optarg); break;
 		case 'm': push_arg(&folders, &o.nfolders, optarg); break;

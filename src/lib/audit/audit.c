@@ -534,6 +534,7 @@ folder_new(struct arun *run, struct ids_mbentry *e)
 	f->here.e = *e;
 	ids_mbentry_init(e);
 	f->md5 = run->o->compare && run->o->md5;
+	f->stat_only = run->o->stat_only && !f->md5;
 	f->lock_timeout_ms = run->o->lock_timeout_ms;
 	return f;
 }

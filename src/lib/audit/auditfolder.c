@@ -533,7 +533,7 @@ ids_folder_hash(struct afolder *f, struct hasher *h, size_t start, size_t end,
 		if (m->state != AM_TODO)
 			continue;
 		snprintf(name, sizeof(name), "%u.", m->uid);
-		if (s == &f->there && !f->md5) {
+		if ((s == &f->there && !f->md5) || f->stat_only) {
 			ids_hasher_stat(s->datafd, name, m);
 		} else if (h == NULL) {
 			m->state = AM_ERROR;

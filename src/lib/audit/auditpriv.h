@@ -194,6 +194,7 @@ struct afolder {
 	int lock_timeout_ms;	/* for the recheck of suspicious findings */
 	struct aflist f;
 	int md5;		/* hash both sides with MD5 too */
+	int stat_only;		/* stat here's files too, read none */
 	size_t pending;		/* hashing jobs not yet done (pool lock) */
 	int done;		/* findings complete (pool lock) */
 	dev_t known_dev[4];	/* directories that belong to it */

@@ -36,6 +36,7 @@
 #include "replica.h"
 #include "replica_int.h"
 #include "sync.h"
+#include "repair.h"
 #include "client.h"
 #include "findings.h"
 #include "merge.h"
@@ -52,6 +53,7 @@ struct client {
 	struct ids_csync_in *in;
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
+	int no_state;			/* it does not answer GET STATE (repair.h) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 };
@@ -1912,6 +1914,31 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
+/* The repair step of a set's local folders (repair.h), with an idspool peer. */
+static int
+repair_set(struct client *c, const struct lfolder *lv, size_t nl)
+{
+	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
+	    c->no_state };
+	struct ids_sync_repair_counts n = { 0, 0, 0 };
+	const char **ids = calloc(nl + 1, sizeof(*ids));
+	size_t i;
+	int r;
+
+	if (ids == NULL)
+		return -ENOMEM;
+	for (i = 0; i < nl; i++)
+		ids[i] = lv[i].uniqueid;
+	r = ids_sync_repair_set(&w, ids, nl, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
+	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0), &n);
+	free(ids);
+
+	c->no_state = w.no_state;
+	c->rep->repaired += n.here + n.there;
+	c->rep->failed += n.failed;
+	return r;
+}
+
 static int
 sync_set(struct client *c, const char *userid, const char *const *names, size_t nnames)
 {
@@ -2011,6 +2038,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	if (r == 0 && userid != NULL)
 		r = meta_sync(c, userid, &p.rp);
 out:
+	if (r == 0 && c->idspool)
+		r = repair_set(c, lv, nl);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);

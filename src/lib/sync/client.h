@@ -52,6 +52,10 @@
  * logged, counted in report->findings and appended to the findings
  * file of the configuration (findings.h).
  *
+ * With an idspool peer, each folder both sides hold is then checked for
+ * missing and damaged message files (repair.h): the peer's are sent to
+ * it when pushing, ours fetched from it either way; no record changes.
+ *
  * The library never prints: what an operator should see goes to
  * opts->log (syslog priorities).
  */
@@ -77,6 +81,7 @@ struct ids_sync_client_opts {
 	uint64_t max_file;	/* largest file literal accepted; 0: the codec's default */
 	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
 	const char *peer;	/* how the peer is named in findings (its command) */
+	int verify;		/* repair step: read every file (SHA-1), not only its size */
 };
 
 struct ids_sync_client_report {
@@ -90,6 +95,7 @@ struct ids_sync_client_report {
 	size_t failed;		/* folders or users refused; the session went on */
 	size_t merged;		/* folders whose records were merged (both sides written) */
 	size_t findings;	/* renumberings, copy-backs, conflicts, folders recovered */
+	size_t repaired;	/* missing or damaged files put back, here or on the peer */
 };
 
 /*

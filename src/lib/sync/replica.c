@@ -590,6 +590,10 @@ do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 		return get_tombstone(s, arg);
 	if (strcmp(sub, "USERS") == 0)
 		return get_users(s);
+	if (strcmp(sub, "STATE") == 0)
+		return ids_repl_get_state(s, arg);
+	if (strcmp(sub, "FETCHGUID") == 0)
+		return ids_repl_get_fetchguid(s, arg);
 	return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 }
 
@@ -654,6 +658,8 @@ do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 		return ids_repl_apply_expunge(s, arg);
 	if (strcmp(sub, "RENAME") == 0)
 		return ids_repl_apply_rename(s, arg);
+	if (strcmp(sub, "REPAIR") == 0)
+		return ids_repl_apply_repair(s, arg);
 	if (strcmp(sub, "UNMAILBOX") == 0 || strcmp(sub, "LOCAL_UNMAILBOX") == 0)
 		return arg != NULL && arg->type == IDS_DL_KVLIST ?
 		    ids_repl_apply_unmailbox(s, ids_dlist_cstr(ids_dlist_get(arg, "MBOXNAME")),

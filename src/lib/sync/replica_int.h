@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ids_config;
 struct ids_csync_in;
@@ -93,6 +94,36 @@ int ids_repl_reserve_local(struct ids_repl_session *s, const char *name,
 /* 1 when uniqueid is live nowhere and name holds its tombstone. */
 int ids_repl_tombstoned(struct ids_repl_session *s, const char *uniqueid, const char *name);
 int ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv);
+
+/* replica_state.c: idspool's repair extensions (GET STATE, GET FETCHGUID, APPLY REPAIR). */
+struct ids_mailbox;
+struct ids_repl_dmg {
+	uint32_t uid;
+	char guid[41];		/* hex */
+	uint64_t size;
+};
+struct ids_repl_damage {
+	struct ids_repl_dmg *v;
+	size_t n, a;
+};
+void ids_repl_damage_release(struct ids_repl_damage *d);
+/* The records of live folder name whose files are missing or damaged (the audit's). */
+int ids_repl_damaged(struct ids_repl_session *s, const char *name, int verify,
+    struct ids_repl_damage *d);
+/* The STATE kvlist of live folder uniqueid: its MAILBOX line, HISTORY and MISSING. */
+int ids_repl_folder_state(struct ids_repl_session *s, const char *uniqueid, int verify,
+    int flags, struct ids_dlist **out, char *name, size_t namesize,
+    struct ids_repl_damage *d);
+/* A live folder with an intact file of guid (hint: a uniqueid to try first). */
+int ids_repl_find_guid(struct ids_repl_session *s, const char *hint, const char *guid,
+    struct ids_mailbox **mbp, uint32_t *uid, uint64_t *size);
+/* The file srcname of srcdir back under the uids of uniqueid whose records name guid. */
+int ids_repl_repair_place(struct ids_repl_session *s, const char *uniqueid, const char *name,
+    const char *guid, int srcdir, const char *srcname, struct ids_dlist *uids,
+    size_t *placed);
+int ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv);
+int ids_repl_get_fetchguid(struct ids_repl_session *s, const struct ids_dlist *arg);
+int ids_repl_apply_repair(struct ids_repl_session *s, const struct ids_dlist *kv);
 
 /* replica_meta.c: SUB, SEEN, QUOTA, SIEVE, ANNOTATION and their UN* forms. */
 int ids_repl_apply_meta(struct ids_repl_session *s, const char *sub,

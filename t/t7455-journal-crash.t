@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# t7450-journal-crash.t - the change journal's durability (sync_log: 1):
+# t7455-journal-crash.t - the change journal's durability (sync_log: 1):
 #
 #  - spool_append, ctl_mboxlist -c / -x and ctl_rename killed at every
 #    failpoint they reach (IDS_FAILPOINT_CRASH=k, k = 1, 2, ...): after
