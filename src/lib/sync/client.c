@@ -1939,6 +1939,18 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 	return r;
 }
 
+/*
+ * Codes of a write to the peer that lost the link: a broken pipe or
+ * reset, an I/O error, or a send that timed out (the rolling client's
+ * socket has SO_SNDTIMEO: EAGAIN).  The session cannot go on after one.
+ */
+static int
+link_lost(int r)
+{
+	return r == -EPIPE || r == -EIO || r == -ECONNRESET || r == -EAGAIN ||
+	    r == -EWOULDBLOCK || r == -ETIMEDOUT;
+}
+
 static int
 sync_set(struct client *c, const char *userid, const char *const *names, size_t nnames)
 {
@@ -2045,7 +2057,7 @@ out:
 	ids_repl_names_free(&ln);
 	pfolders_release(&p);
 	if (r < 0 && r != -ENOMEM && r != IDS_ETRUNC && !ids_csync_in_lost(c->in) &&
-	    r != -EPIPE && r != -EIO) {
+	    !link_lost(r)) {
 		/* a local error of one set: counted, the session goes on */
 		c->rep->failed++;
 		client_log(c, LOG_ERR, "%s: %s", userid ? userid : "folders", ids_errmsg(r));
