@@ -145,6 +145,34 @@ void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
  * always loses the stream).  No staged file of a failed line remains.
  */
 int ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp);
+/*
+ * Streaming the record list of APPLY MAILBOX, so that a folder of any
+ * size costs the memory of one record.  With ids_csync_in_set_stream(in,
+ * 1), ids_csync_read() hands out a line
+ *	APPLY MAILBOX %(UNIQUEID ... RECORD (%(UID ...) ...) ...)
+ * as soon as it reaches the '(' of the RECORD list, parsed as if the
+ * list were empty, and ids_csync_in_streaming() is 1: the caller then
+ * takes the items with ids_csync_read_record() (1 and a new *itemp
+ * per item; 0 at the list's end, when the keys after the list, if any,
+ * have been appended to the line's kvlist after RECORD and the line is
+ * complete), or the rest of the line at once with ids_csync_read_rest()
+ * (the items appended to the RECORD list: the line as ids_csync_read()
+ * would have read it whole), or drops it with ids_csync_skip_rest()
+ * (file literals staged and removed, nothing kept).  The line must not
+ * be freed while streaming.  A line whose RECORD is not the last key
+ * as far as the stream shows, or whose head does not parse, is read
+ * whole as before.  Errors of ids_csync_read_record() are those of
+ * ids_csync_read(); after one, streaming is over and the rest of the
+ * line has been consumed unless ids_csync_in_lost().  limits.max_line
+ * bounds the head and each item, not the whole line.  The next
+ * ids_csync_read() skips what a caller left unread.
+ */
+void ids_csync_in_set_stream(struct ids_csync_in *in, int on);
+int ids_csync_in_streaming(const struct ids_csync_in *in);
+int ids_csync_read_record(struct ids_csync_in *in, struct ids_dlist **itemp);
+int ids_csync_read_rest(struct ids_csync_in *in);
+int ids_csync_skip_rest(struct ids_csync_in *in);
+
 /* The stream position is lost: the session must end. */
 int ids_csync_in_lost(const struct ids_csync_in *in);
 /* Bytes consumed so far (for error messages). */
