@@ -53,7 +53,8 @@ struct ids_csync_in {
 	int want_stream;
 	int streaming;			/* a line was handed out before its RECORD list */
 	uint64_t nitems;		/* items of the list handed out */
-	struct ids_dlist *stream_kv;	/* that line's kvlist, for the keys after RECORD */
+	struct ids_dlist *stream_args;	/* that line's items, for items after the kvlist */
+	struct ids_dlist *stream_kv;	/* its kvlist, for the keys after RECORD */
 	struct ids_dlist *stream_list;	/* its RECORD list, for ids_csync_read_rest */
 };
 
@@ -758,6 +759,7 @@ parse_head(struct ids_csync_in *in, struct ids_csync_line **lp)
 	drop_files(in, 0);
 	in->streaming = 1;
 	in->nitems = 0;
+	in->stream_args = l->args;
 	in->stream_kv = kv;
 	in->stream_list = rec;
 	*lp = l;
@@ -832,7 +834,7 @@ static void
 stream_end(struct ids_csync_in *in)
 {
 	in->streaming = 0;
-	in->stream_kv = in->stream_list = NULL;
+	in->stream_args = in->stream_kv = in->stream_list = NULL;
 }
 
 /* A failure with the stream in step: the rest of the line goes. */
@@ -890,17 +892,19 @@ read_tail(struct ids_csync_in *in)
 	    (extra == NULL || (r = attach_files(in, extra, &next)) == 0) && next != in->nfiles)
 		r = ids_error(IDS_ECORRUPT, "file literal out of place");
 	drop_files(in, r < 0);
-	if (r == 0) {
-		while ((c = kv->head) != NULL) {
-			ids_dlist_unlink(kv, c);
-			if ((r = ids_dlist_add_child(in->stream_kv, NULL, c)) < 0)
-				break;
-		}
-	} else if (kv != NULL) {
-		ids_csync_unlink_files(kv);
+	/* the keys after RECORD, and items after the kvlist, as a whole line has them */
+	while (r == 0 && (c = kv->head) != NULL) {
+		ids_dlist_unlink(kv, c);
+		r = ids_dlist_add_child(in->stream_kv, NULL, c);
 	}
-	if (extra != NULL)
-		ids_csync_unlink_files(extra);	/* ignored, as by the whole line */
+	while (r == 0 && extra != NULL && (c = extra->head) != NULL) {
+		ids_dlist_unlink(extra, c);
+		r = ids_dlist_add_child(in->stream_args, NULL, c);
+	}
+	if (r < 0 && kv != NULL)
+		ids_csync_unlink_files(kv);
+	if (r < 0 && extra != NULL)
+		ids_csync_unlink_files(extra);
 	ids_dlist_free(kv);
 	ids_dlist_free(extra);
 	ids_buf_release(&b);
