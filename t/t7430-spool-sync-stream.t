@@ -6,7 +6,7 @@
 # it, leaves the old cyrus.index as it was, no cyrus.index.NEW and no
 # staging, with the session in step after a refusal; keys sent after
 # RECORD are applied (LAST_UID), checked (SINCE_*, refused when they do
-# not match), or make the line be read whole (HIGHESTMODSEQ).
+# not match), or make the line be read whole (HIGHESTMODSEQ, UNIQUEID).
 use strict;
 use warnings;
 use FindBin;
@@ -150,6 +150,13 @@ $r = serve($conf, $whole . "GET MAILBOXES (user.bob)\r\nEXIT\r\n");
 is(answers($r)->[0], 'OK success', 'HIGHESTMODSEQ after RECORD: the line read whole, applied')
     or diag($r->{err});
 like($r->{out}, qr/ LAST_UID 3 HIGHESTMODSEQ 4 /, '... with both');
+my $uid_late = $head =~ s/UNIQUEID fjs9ohlzg88spsk0mehkmhp9 //r =~ s/LAST_UID 1 /LAST_UID 4 /r =~
+    s/HIGHESTMODSEQ 2 /HIGHESTMODSEQ 5 /r . " RECORD ($rec1 " . join(' ', map { gone($_) } 2 .. 4) .
+    ") UNIQUEID fjs9ohlzg88spsk0mehkmhp9)\r\n";
+$r = serve($conf, $uid_late . "GET MAILBOXES (user.bob)\r\nEXIT\r\n");
+is(answers($r)->[0], 'OK success', 'UNIQUEID after RECORD: the line read whole, applied')
+    or diag($r->{err});
+like($r->{out}, qr/ LAST_UID 4 HIGHESTMODSEQ 5 /, '... to the folder of that uniqueid');
 clean($conf, 'late keys');
 
 done_testing();

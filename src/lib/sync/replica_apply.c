@@ -1146,8 +1146,8 @@ drain(struct ids_repl_session *s, struct recsrc *rs)
 int
 ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
-	const char *uniqueid = kv_str(kv, "UNIQUEID"), *name = kv_str(kv, "MBOXNAME");
-	const struct ids_dlist *records = ids_dlist_get(kv, "RECORD");
+	const char *uniqueid, *name;
+	const struct ids_dlist *records;
 	struct recsrc rs = { NULL, NULL, 0 };
 	struct folder f;
 	uint32_t wb = 0, wa = 0;
@@ -1167,6 +1167,9 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 				return ids_repl_bad_input(s, r);
 		}
 	}
+	uniqueid = kv_str(kv, "UNIQUEID");
+	name = kv_str(kv, "MBOXNAME");
+	records = ids_dlist_get(kv, "RECORD");
 	rs.next = records ? records->head : NULL;
 	gates = gates_present(kv);
 	if (kv == NULL || kv->type != IDS_DL_KVLIST || uniqueid == NULL || name == NULL ||
