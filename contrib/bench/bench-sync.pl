@@ -20,7 +20,8 @@
 # --serve), each run once per connection by the same listener, as inetd
 # would run them.  Printed: the medians, messages/s of
 # the full sync, the ratio idspool/cyrus of both (above 1 means idspool
-# is faster), and the peak RSS of each replica process.
+# is faster), and the peak RSS and CPU seconds (user + system, both
+# sessions) of each replica process.
 #
 # Then the same for masters of one folder each, of each size in
 # BENCH_SYNC_FOLDER_SIZES (default "10000 50000"; empty: none): the
@@ -103,16 +104,27 @@ sub make_master {
 
 # ---- the replicas --------------------------------------------------------
 # A replica process wrapped in GNU time, which writes its peak RSS (KiB)
-# to $rss when the process ends.
-sub timed { my ($rss, @cmd) = @_; return ('/usr/bin/time', '-f', '%M', '-a', '-o', $rss, @cmd); }
+# and CPU seconds (user, system) to $rss when the process ends.
+sub timed {
+	my ($rss, @cmd) = @_;
+	return ('/usr/bin/time', '-f', '%M %U %S', '-a', '-o', $rss, @cmd);
+}
 
-# The largest of the two sessions' figures (time(1) writes each when
-# its session has ended, which may be just after sync_client's exit).
+# The largest RSS of the two sessions, and their CPU seconds together
+# (time(1) writes each line when its session has ended, which may be
+# just after sync_client's exit).
 sub peak {
 	my ($f) = @_;
-	for (1 .. 100) { last if -f $f && (() = slurp($f) =~ /^\d+$/mg) >= 2; sleep 0.05; }
-	my ($m) = sort { $b <=> $a } (-f $f ? slurp($f) =~ /^(\d+)$/mg : ());
-	return $m // 0;
+	my $re = qr/^(\d+) ([\d.]+) ([\d.]+)$/m;
+	for (1 .. 100) { last if -f $f && (() = slurp($f) =~ /$re/g) >= 6; sleep 0.05; }
+	my (@rss, $cpu);
+	my $text = -f $f ? slurp($f) : '';
+	while ($text =~ /$re/g) {
+		push @rss, $1;
+		$cpu += $2 + $3;
+	}
+	my ($m) = sort { $b <=> $a } @rss;
+	return ($m // 0, $cpu // 0);
 }
 
 # The message files under a replica's spool: every one must have arrived.
@@ -146,7 +158,7 @@ my @replicas = ('cyrus', 'idspool', defined $base ? ('base') : ());
 # each kind; prints the medians, messages/s, peak RSS and the ratios.
 sub bench_master {
 	my ($tag, $master, $users, $total) = @_;
-	my (%full, %resync, %rss);
+	my (%full, %resync, %rss, %cpu);
 	for my $run (1 .. $runs) {
 		for my $k (@replicas) {
 			my $rdir = "$dir/$tag-$k$run";
@@ -167,17 +179,19 @@ sub bench_master {
 			push @{$full{$k}}, push_all($master, $users, $sock, $k);
 			check_files($k eq 'cyrus' ? "$rdir/spool" : $rdir, "the $k replica", $total);
 			push @{$resync{$k}}, push_all($master, $users, $sock, $k);
-			push @{$rss{$k}}, peak($rss);
+			my ($kib, $cpu) = peak($rss);
+			push @{$rss{$k}}, $kib;
+			push @{$cpu{$k}}, $cpu;
 			$cy->stop;
 			remove_tree($rdir, "$rdir-cyrus");
 		}
 	}
-	printf "%-9s %12s %12s %10s %12s\n", 'replica', 'full (s)', 'messages/s', 'resync (s)',
-	    'peak RSS';
+	printf "%-9s %12s %12s %10s %12s %9s\n", 'replica', 'full (s)', 'messages/s', 'resync (s)',
+	    'peak RSS', 'CPU (s)';
 	for my $k (@replicas) {
 		my $f = median(@{$full{$k}});
-		printf "%-9s %12.2f %12.0f %10.3f %9d KiB   (runs: %s / %s)\n", $k, $f, $total / $f,
-		    median(@{$resync{$k}}), median(@{$rss{$k}}),
+		printf "%-9s %12.2f %12.0f %10.3f %9d KiB %9.2f   (runs: %s / %s)\n", $k, $f,
+		    $total / $f, median(@{$resync{$k}}), median(@{$rss{$k}}), median(@{$cpu{$k}}),
 		    join(' ', map { sprintf '%.2f', $_ } @{$full{$k}}),
 		    join(' ', map { sprintf '%.3f', $_ } @{$resync{$k}});
 	}
