@@ -544,6 +544,8 @@ static int
 assemble(struct ids_csync_in *in, enum asm_mode mode, int depth)
 {
 	int c, err = 0, quoted = 0, r, any = 0;
+	/* the byte before: a '"' opens a string only where an item starts, as for the parser */
+	int prev = in->line.len ? (unsigned char)in->line.s[in->line.len - 1] : ' ';
 
 	for (;;) {
 		if (mode == ASM_SKIP && in->line.len > 65536) {
@@ -579,10 +581,11 @@ assemble(struct ids_csync_in *in, enum asm_mode mode, int depth)
 					ids_buf_addch(&in->line, getbyte(in, &err));
 			} else if (c == '"') {
 				quoted = 0;
+				prev = c;
 			}
 			continue;
 		}
-		if (c == '"') {
+		if (c == '"' && (prev == ' ' || prev == '(' || prev == '\t')) {
 			quoted = 1;
 			ids_buf_addch(&in->line, c);
 		} else if (c == '{') {
@@ -594,11 +597,17 @@ assemble(struct ids_csync_in *in, enum asm_mode mode, int depth)
 					in->line.s[--in->line.len] = '\0';
 				return 1;
 			}
+			/* after a literal's bytes, or the bytes kept when it was none */
+			prev = in->lit_end == in->line.len ? '}' :
+			    (unsigned char)in->line.s[in->line.len - 1];
+			continue;
 		} else if (c == '%' && fill(in) > 0 && in->buf[in->pos] == '{') {
 			in->pos++;
 			in->offset++;
 			if ((r = read_file_literal(in)) < 0)
 				return r;
+			prev = '}';
+			continue;
 		} else if (c == '(') {
 			if (mode == ASM_LINE && depth == 1 && record_list_starts(in))
 				return 2;
@@ -611,6 +620,7 @@ assemble(struct ids_csync_in *in, enum asm_mode mode, int depth)
 		} else {
 			ids_buf_addch(&in->line, c);
 		}
+		prev = c;
 	}
 }
 
