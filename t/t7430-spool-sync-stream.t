@@ -75,8 +75,8 @@ sub peak_rss {
 	my ($kib) = slurp("$d/rss") =~ /^(\d+)$/m;
 	return ($kib, $conf);
 }
-# the sanitizer's quarantine would keep freed records alive: keep it small
-local $ENV{ASAN_OPTIONS} = join(':', grep { defined } $ENV{ASAN_OPTIONS}, 'quarantine_size_mb=8');
+# the sanitizer's quarantine keeps freed memory (records) alive: keep it small
+local $ENV{ASAN_OPTIONS} = join(':', grep { defined } $ENV{ASAN_OPTIONS}, 'quarantine_size_mb=1');
 my ($small) = peak_rss(200);
 my ($big, $bigconf) = peak_rss(60000);
 my $grew = $big - $small;
