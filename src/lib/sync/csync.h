@@ -15,8 +15,8 @@
  *	%{partition sha1hex size}CRLF<size bytes>
  * whose bytes never sit in memory: the reader streams each one into a
  * file of the staging directory while hashing it (OpenSSL EVP SHA-1),
- * checks size and SHA-1 against the header, fsyncs it, and removes it
- * on any mismatch; the writer re-hashes a file before sending it, as
+ * checks size and SHA-1 against the header, fsyncs it (unless told
+ * not to), and removes it on any mismatch; the writer re-hashes a file before sending it, as
  * Cyrus does, and copies it in blocks.
  *
  *	struct ids_csync_in *in;
@@ -129,6 +129,13 @@ void ids_csync_in_set_limits(struct ids_csync_in *in,
  * sent twice gets two names); while being written it is ".<guid>.<n>".
  */
 void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
+/*
+ * Whether a staged file is fsynced before it is renamed to its name
+ * (the default, failpoint sync.stage_fsync).  A caller that makes the
+ * files durable where it links them (the replica: see replica_apply.c)
+ * turns it off and saves one fsync per file.
+ */
+void ids_csync_in_set_fsync(struct ids_csync_in *in, int on);
 
 /*
  * Reads one line.  Returns 1 and a new *lp, 0 at a clean end of input

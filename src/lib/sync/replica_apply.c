@@ -65,6 +65,8 @@
 #define ANNOT_CREATEDMODSEQ	"/vendor/cmu/cyrus-imapd/createdmodseq"
 #define ANNOT_THRID		"/vendor/cmu/cyrus-imapd/thrid"
 #define MAX_USER_FLAGS		128
+/* New files of one apply fsynced one by one; above, one syncfs(2) for all. */
+#define IDS_REPL_FSYNC_FILES	16
 
 static int
 guid_parse(const char *hex, uint8_t out[IDS_GUID_LEN])
@@ -211,6 +213,8 @@ struct folder {
 	struct ids_sync_store st;
 	uint32_t old_last_uid;
 	size_t linked;
+	size_t synced;	/* files fsynced one by one where they were linked */
+	int syncfs;	/* more than that: one syncfs(2) of the folder's file system */
 	int intent;	/* the "sync"/"header" intent is committed */
 	/* the old records */
 	int oldfd;
@@ -581,10 +585,25 @@ link_message(struct folder *f, struct ids_index_record *rec)
 	}
 	f->linked++;
 done:
-	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
-		rec->header_size = file_header_size(fd, rec->size);
-		close(fd);
+	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return ids_error(-errno, "%s: %s", name, strerror(errno));
+	rec->header_size = file_header_size(fd, rec->size);
+	/*
+	 * Staged files are not fsynced (the replica's codec is told so):
+	 * the first few are here, the others by one syncfs before the
+	 * records are committed (apply_folder).
+	 */
+	if (f->synced < IDS_REPL_FSYNC_FILES) {
+		if ((r = IDS_FAILPOINT("sync.apply_link")) < 0 || fsync(fd) < 0) {
+			r = r < 0 ? r : ids_error(-errno, "%s: fsync: %s", name, strerror(errno));
+			close(fd);
+			return r;
+		}
+		f->synced++;
+	} else {
+		f->syncfs = 1;
 	}
+	close(fd);
 	rec->sentdate = rec->gmtime = (uint64_t)rec->internaldate;
 	return 0;
 }
@@ -1104,7 +1123,11 @@ apply_folder(struct folder *f, const struct ids_dlist *kv, int created, struct r
 	}
 	if (created)
 		f->ih.highestmodseq = 0;
-	if (f->linked > 0 && (r = ids_fsync_dir(f->mb->datafd)) < 0)
+	if (f->syncfs)
+		r = ids_fs_sync(f->mb->datafd);		/* the files and the directory */
+	else if (f->linked > 0)
+		r = ids_fsync_dir(f->mb->datafd);
+	if (r < 0)
 		return r;
 	if ((r = write_meta(f, kv)) < 0 ||
 	    (r = set_header_fields(f, kv)) < 0 ||
