@@ -132,8 +132,8 @@ void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
 /*
  * Whether a staged file is fsynced before it is renamed to its name
  * (the default, failpoint sync.stage_fsync).  A caller that makes the
- * files durable where it links them (the replica: see replica_apply.c)
- * turns it off and saves one fsync per file.
+ * files durable where it links them (the replica and the client's pull:
+ * see replica_apply.c) turns it off and saves one fsync per file.
  */
 void ids_csync_in_set_fsync(struct ids_csync_in *in, int on);
 
