@@ -18,6 +18,7 @@ use File::Path qw(make_path remove_tree);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use Digest::SHA qw(sha1_hex);
 use Torture;
 
 my $top = "$FindBin::Bin/..";
@@ -130,5 +131,65 @@ for my $k (1 .. scalar(@points)) {
 }
 is_deeply(\@bad, [], 'killed at each of ' . scalar(@points) .
     ' points of the ACL change: the retry brings mailboxes.db and cyrus.header to it');
+
+# ---- a folder of more new files than are fsynced one by one ------------
+# The replica does not fsync staged files: the first 16 files an apply
+# links are fsynced there, the others by one syncfs before the records
+# are committed.  18 files, killed at each point of the apply.
+my @files = map { "From: carol\r\nSubject: dave $_\r\n\r\nmessage $_ " . ('z' x ($_ * 53)) . "\r\n" } 1 .. 18;
+sub dave_session {
+	my ($crc, $acrc) = @_;
+	my $recs = join(' ', map {
+		my $i = $_ + 1;
+		"%(UID $i MODSEQ " . ($i + 1) . " LAST_UPDATED 1796524922 FLAGS () INTERNALDATE 1796524922 " .
+		    "SIZE " . length($files[$_]) . " GUID " . sha1_hex($files[$_]) . ")"
+	} 0 .. $#files);
+	return 'APPLY MESSAGE (' . join(' ', map { '%{default ' . sha1_hex($_) . ' ' . length($_) .
+	    "}\r\n$_" } @files) . ")\r\n" .
+	    "APPLY MAILBOX %(UNIQUEID d4ve00000000000000000001 MBOXNAME user.dave SYNC_CRC $crc " .
+	    "SYNC_CRC_ANNOT $acrc LAST_UID 18 HIGHESTMODSEQ 19 RECENTUID 0 RECENTTIME 0 " .
+	    "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 POP3_SHOW_AFTER 0 UIDVALIDITY 1796524999 " .
+	    "PARTITION default ACL \"dave\tlrswipkxtecdan\t\" OPTIONS P RECORD ($recs))\r\nEXIT\r\n";
+}
+# the CRCs, as the replica computes them, from its refusal of wrong ones
+$r = serve(spool('dave-crc'), dave_session(0, 0));
+my ($crc, $acrc) = $r->{out} =~ m{CRCs (\d+)/(\d+) here after the apply} or BAIL_OUT("no CRCs: $r->{out}");
+my $dave = dave_session($crc, $acrc);
+sub seen_dave {
+	my ($c) = @_;
+	my $r = serve($c, "GET MAILBOXES (user.dave)\r\nEXIT\r\n");
+	return join("\n", sort grep { /^\* / } split /\r\n/, $r->{out});
+}
+$conf = spool('dave');
+unlink $log;
+$r = serve($conf, $dave, IDS_FAILPOINT_LOG => $log);
+is_deeply([grep { /^(OK|NO|BAD)/ } split /\r\n/, $r->{out}], ['OK success', 'OK success', 'OK Finished'],
+    'a folder of 18 new files') or diag($r->{out}, $r->{err});
+$want = seen_dave($conf);
+@points = split /\n/, slurp($log);
+is(scalar(grep { $_ eq 'fs.syncfs' } @points), 1, '... made durable by one syncfs');
+is(scalar(grep { $_ eq 'sync.stage_fsync' } @points), 0, '... and no fsync in staging');
+@bad = ();
+for my $k (1 .. scalar(@points)) {
+	my $c = spool("dave$k");
+	$r = serve($c, $dave, IDS_FAILPOINT_CRASH => $k);
+	if ($r->{rc} != 128 + 9) {
+		push @bad, "k=$k ($points[$k - 1]): not killed (exit $r->{rc})";
+		next;
+	}
+	my $st = -e "$base/dave$k/conf/mailboxes.db" ? state({ conf => $c }, 1) : {};
+	push @bad, "k=$k ($points[$k - 1]): @{$st->{violations}}" if @{$st->{violations} // []};
+	push @bad, map { "k=$k ($points[$k - 1]): before the retry: $_" } Torture::audit({ conf => $c }, $st)
+	    if $st->{folders};
+	$r = serve($c, $dave);
+	my @no = grep { /^(NO|BAD)/ } split /\r\n/, $r->{out};
+	push @bad, "k=$k ($points[$k - 1]): the retry got @no" if @no || $r->{rc};
+	push @bad, "k=$k ($points[$k - 1]): another state after the retry" if seen_dave($c) ne $want;
+	my $a = run('spool_audit', '-C', $c);
+	push @bad, "k=$k ($points[$k - 1]): spool_audit: $a->{out}" if $a->{rc};
+	remove_tree("$base/dave$k") unless @bad;
+}
+is_deeply(\@bad, [], 'killed at each of ' . scalar(@points) .
+    ' points of it: consistent, and the retry converges on the same state');
 
 done_testing;

@@ -404,6 +404,78 @@ fail:
 	return r;
 }
 
+/* --- a durable replacement written a piece at a time ------------------ */
+
+int
+ids_durable_begin(int dirfd, const char *name, mode_t mode, struct ids_durable *d)
+{
+	int r;
+
+	d->dirfd = dirfd;
+	d->fd = -1;
+	d->off = 0;
+	if ((size_t)snprintf(d->name, sizeof(d->name), "%s", name) >= sizeof(d->name) ||
+	    (size_t)snprintf(d->tmp, sizeof(d->tmp), "%s.NEW", name) >= sizeof(d->tmp))
+		return ids_error(IDS_ETOOLONG, "file name '%s'", name);
+	if ((r = unlink_stale(dirfd, d->tmp)) < 0)
+		return r;
+	if ((r = IDS_FAILPOINT("fs.create")) < 0)
+		return r;
+	d->fd = openat(dirfd, d->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	return d->fd < 0 ? -errno : 0;
+}
+
+int
+ids_durable_write(struct ids_durable *d, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	int r;
+
+	if ((r = IDS_FAILPOINT("fs.write")) < 0)
+		return r;
+	while (done < len) {
+		ssize_t n = pwrite(d->fd, (const char *)buf + done, len - done,
+		    (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	if (off + len > d->off)
+		d->off = off + len;
+	return 0;
+}
+
+int
+ids_durable_commit(struct ids_durable *d)
+{
+	int r;
+
+	if ((r = IDS_FAILPOINT("fs.fsync")) < 0 || (r = sync_fd(d->fd)) < 0)
+		return r;
+	r = close(d->fd) < 0 ? -errno : 0;
+	d->fd = -1;
+	if (r < 0 || (r = IDS_FAILPOINT("fs.rename")) < 0)
+		return r;
+	if (renameat(d->dirfd, d->tmp, d->dirfd, d->name) < 0)
+		return -errno;
+	d->tmp[0] = '\0';
+	return ids_fsync_dir(d->dirfd);
+}
+
+void
+ids_durable_abort(struct ids_durable *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	if (d->tmp[0] != '\0' && IDS_FAILPOINT("fs.unlink_tmp") == 0)
+		unlinkat(d->dirfd, d->tmp, 0);
+	d->tmp[0] = '\0';
+}
+
 int
 ids_open_regular(int dirfd, const char *name, struct stat *stp, int *fdp)
 {

@@ -12,6 +12,7 @@
 #define IDS_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define IDS_OPEN_CREATE 0x1	/* create missing directories (mode 0750) */
@@ -106,6 +107,24 @@ int ids_fs_sync(int fd);
  */
 int ids_write_durable(int dirfd, const char *name, const void *buf,
     size_t len, mode_t mode);
+
+/*
+ * ids_write_durable() for a file too large to hold in memory: begin
+ * creates name.NEW (O_EXCL, a stale one removed; failpoint fs.create),
+ * write stores bytes at an offset (fs.write; d->fd is open read-write
+ * for reading them back), commit fsyncs, renames over name and fsyncs
+ * the directory (fs.fsync, fs.rename), abort closes and removes
+ * name.NEW (fs.unlink_tmp).  After a failed commit, call abort.
+ */
+struct ids_durable {
+	int dirfd, fd;
+	uint64_t off;		/* bytes written: the end of the highest write */
+	char name[256], tmp[264];
+};
+int ids_durable_begin(int dirfd, const char *name, mode_t mode, struct ids_durable *d);
+int ids_durable_write(struct ids_durable *d, const void *buf, size_t len, uint64_t off);
+int ids_durable_commit(struct ids_durable *d);
+void ids_durable_abort(struct ids_durable *d);
 
 /*
  * Creates the file name in dirfd with len bytes of buf, fsyncs it and

@@ -411,21 +411,13 @@ ids_index_header(const struct ids_index *idx)
 	return &idx->h;
 }
 
-int
-ids_index_record(const struct ids_index *idx, uint32_t recno,
+/* Decodes the record at p (byte off of the file) and checks its CRC. */
+static int
+decode_record(const struct layout *lay, const unsigned char *p, uint32_t recno, size_t off,
     struct ids_index_record *rec)
 {
-	const struct layout *lay = idx->lay;
-	const unsigned char *p;
-	size_t off;
 	uint32_t want, got;
 
-	if (recno >= idx->h.num_records)
-		return ids_error(IDS_EINVAL, "cyrus.index: record %" PRIu32 " of %" PRIu32,
-		    recno, idx->h.num_records);
-	/* check_geometry() proved that every record lies inside the file. */
-	off = idx->h.start_offset + (size_t)recno * idx->h.record_size;
-	p = idx->buf + off;
 	memset(rec, 0, sizeof(*rec));
 	decode_fields(lay->rf, lay->nrf, p, rec);
 	memcpy(rec->guid, p + GUID_OFFSET, IDS_GUID_LEN);
@@ -442,6 +434,106 @@ ids_index_record(const struct ids_index *idx, uint32_t recno,
 		    ") at byte %zu: CRC %08" PRIx32 ", computed %08" PRIx32,
 		    recno, rec->uid, off, want, got);
 	return 0;
+}
+
+int
+ids_index_record(const struct ids_index *idx, uint32_t recno,
+    struct ids_index_record *rec)
+{
+	size_t off;
+
+	if (recno >= idx->h.num_records)
+		return ids_error(IDS_EINVAL, "cyrus.index: record %" PRIu32 " of %" PRIu32,
+		    recno, idx->h.num_records);
+	/* check_geometry() proved that every record lies inside the file. */
+	off = idx->h.start_offset + (size_t)recno * idx->h.record_size;
+	return decode_record(idx->lay, idx->buf + off, recno, off, rec);
+}
+
+/* --- reading a block at a time ------------------------------------------------ */
+
+#define READER_BLOCK	65536
+
+struct ids_index_reader {
+	int fd;
+	struct ids_index_header h;
+	const struct layout *lay;
+	uint32_t next;			/* record number of the next record */
+	unsigned char *buf;		/* records [first, first + nbuf) */
+	uint32_t first, nbuf, cap;
+};
+
+int
+ids_index_reader_new(int fd, const struct ids_index_header *h,
+    struct ids_index_reader **rdp)
+{
+	struct ids_index_reader *rd;
+
+	if (layout_for(h->minor_version) == NULL)
+		return ids_error(IDS_EFORMAT, "cyrus.index: minor version %" PRIu32
+		    " not supported", h->minor_version);
+	if (h->record_size < layout_for(h->minor_version)->record_len)
+		return ids_error(IDS_ECORRUPT, "cyrus.index: record_size %" PRIu32
+		    " under the version's record", h->record_size);
+	if ((rd = calloc(1, sizeof(*rd))) == NULL)
+		return -ENOMEM;
+	rd->fd = fd;
+	rd->h = *h;
+	rd->lay = layout_for(h->minor_version);
+	rd->cap = READER_BLOCK / h->record_size ? READER_BLOCK / h->record_size : 1;
+	if ((rd->buf = malloc((size_t)rd->cap * h->record_size)) == NULL) {
+		free(rd);
+		return -ENOMEM;
+	}
+	*rdp = rd;
+	return 0;
+}
+
+int
+ids_index_reader_next(struct ids_index_reader *rd, struct ids_index_record *rec)
+{
+	size_t off;
+	int r;
+
+	if (rd->next >= rd->h.num_records)
+		return 0;
+	if (rd->next >= rd->first + rd->nbuf) {
+		uint32_t n = rd->h.num_records - rd->next;
+		size_t len, got = 0;
+
+		if (n > rd->cap)
+			n = rd->cap;
+		len = (size_t)n * rd->h.record_size;
+		off = rd->h.start_offset + (size_t)rd->next * rd->h.record_size;
+		while (got < len) {
+			ssize_t k = pread(rd->fd, rd->buf + got, len - got, (off_t)(off + got));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return -errno;
+			if (k == 0)
+				return ids_error(IDS_ETRUNC, "cyrus.index: record %" PRIu32
+				    " beyond the end of the file", rd->next);
+			got += (size_t)k;
+		}
+		rd->first = rd->next;
+		rd->nbuf = n;
+	}
+	off = rd->h.start_offset + (size_t)rd->next * rd->h.record_size;
+	r = decode_record(rd->lay, rd->buf + (size_t)(rd->next - rd->first) * rd->h.record_size,
+	    rd->next, off, rec);
+	rd->next++;
+	return r < 0 ? r : 1;
+}
+
+void
+ids_index_reader_free(struct ids_index_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	free(rd->buf);
+	free(rd);
 }
 
 /* --- writing ---------------------------------------------------------------- */

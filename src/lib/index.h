@@ -158,6 +158,21 @@ int ids_index_record(const struct ids_index *idx, uint32_t recno,
     struct ids_index_record *rec);
 
 /*
+ * Reading the records of a large index a block at a time (64 KiB), in
+ * order, without the whole file in memory: fd (not owned) holds an
+ * index whose header is h (from ids_index_read_header, or the header a
+ * writer is about to store); num_records records of h->record_size
+ * from h->start_offset are read.  ids_index_reader_next returns 1 and
+ * the next record (its CRC checked as ids_index_record does), 0 after
+ * the last, or negative (IDS_ETRUNC when the file is shorter).
+ */
+struct ids_index_reader;
+int ids_index_reader_new(int fd, const struct ids_index_header *h,
+    struct ids_index_reader **rdp);
+int ids_index_reader_next(struct ids_index_reader *rd, struct ids_index_record *rec);
+void ids_index_reader_free(struct ids_index_reader *rd);
+
+/*
  * Encoders, for h->minor_version / minor_version 17, 19 or 20
  * (IDS_EFORMAT otherwise): write the header or one record, CRC
  * included, into buf of size bytes (IDS_EINVAL if too small, or if a

@@ -3,6 +3,9 @@
  * Properties: reading ends (every line is read, refused, or the stream
  * is declared lost); a line read prints, the print reads back as one
  * line that prints the same bytes; no staged file survives its line.
+ * Read again streaming APPLY MAILBOX's RECORD list item by item (the
+ * items put back into the list), the session reads the same: the same
+ * lines print the same, the same lines are refused.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -100,27 +103,56 @@ reprint(const struct ids_csync_line *l, int fd)
 	ids_buf_release(&b);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * One pass over the session; out gets each line's print, or "!" for a
+ * refused one and "LOST" where the stream was lost.
+ */
+static void
+pass(const uint8_t *data, size_t size, int streaming, struct ids_buf *out)
 {
 	struct ids_csync_limits lim = { 1 << 20, 1 << 16, 1 << 20 };
 	struct ids_csync_in *in;
 	struct ids_csync_line *l;
+	struct ids_dlist *rec, *item;
 	struct mem m = { data, size, 0 };
 	int fd = stage_dir(), r, n = 0;
 
 	if (ids_csync_in_new_fn(mem_read, &m, &in) < 0)
-		return 0;
+		fuzz_fail("out of memory");
 	ids_csync_in_set_limits(in, &lim);
 	ids_csync_in_set_staging(in, fd);
+	ids_csync_in_set_stream(in, streaming);
 	while ((r = ids_csync_read(in, &l)) != 0) {
 		if (++n > (int)size + 1)
 			fuzz_fail("more lines than bytes");
+		if (r == 1 && ids_csync_in_streaming(in)) {
+			rec = ids_dlist_get(ids_csync_arg(l, 1), "RECORD");
+			if (rec == NULL || rec->head != NULL)
+				fuzz_fail("a streamed line without its empty RECORD list");
+			while ((r = ids_csync_read_record(in, &item)) == 1)
+				if (ids_dlist_add_child(rec, NULL, item) < 0)
+					fuzz_fail("out of memory");
+			if (ids_csync_in_streaming(in))
+				fuzz_fail("still streaming after the list");
+			if (r == 0) {
+				r = 1;
+			} else {
+				ids_csync_unlink_files(l->args);
+				ids_csync_line_free(l);
+				check_empty(fd);
+			}
+		}
 		if (r < 0) {
-			if (ids_csync_in_lost(in))
+			if (ids_csync_in_lost(in)) {
+				ids_buf_adds(out, "LOST");
 				break;
+			}
+			ids_buf_adds(out, "!\n");
 			continue;
 		}
+		/* before reprint(), whose reader stages the files under the same names */
+		if (ids_csync_print(l, 0, out) < 0)
+			fuzz_fail("a line read does not print");
 		reprint(l, fd);
 		ids_csync_unlink_files(l->args);
 		ids_csync_line_free(l);
@@ -128,5 +160,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check_empty(fd);
 	ids_csync_in_free(in);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ids_buf whole = IDS_BUF_INIT, streamed = IDS_BUF_INIT;
+
+	pass(data, size, 0, &whole);
+	pass(data, size, 1, &streamed);
+	if (ids_buf_oom(&whole) < 0 || ids_buf_oom(&streamed) < 0)
+		fuzz_fail("out of memory");
+	if (whole.len != streamed.len || memcmp(whole.s, streamed.s, whole.len) != 0)
+		fuzz_fail("the session reads differently with the RECORD list streamed");
+	ids_buf_release(&whole);
+	ids_buf_release(&streamed);
 	return 0;
 }

@@ -241,7 +241,7 @@ split_wire(const struct ids_buf *t, struct ids_buf *c, struct ids_buf *s)
 /* --- checks per line ---------------------------------------------------------- */
 
 struct tally {
-	int lines, refused, files, crcs;
+	int lines, refused, files, crcs, streamed;
 };
 
 /* SYNC_CRC and SYNC_CRC_ANNOT of a MAILBOX kvlist with all its records. */
@@ -281,9 +281,13 @@ count_files(const struct ids_dlist *dl, struct tally *t)
  * CRLF must come back byte for byte; one the recorder cut short (no
  * CR) must be refused without losing the stream.
  */
+/*
+ * With streaming, an APPLY MAILBOX's records are read one by one and
+ * put back into its RECORD list: the line must print as it was sent.
+ */
 static void
 round_trip_stream(const char *what, const struct ids_buf *stream, int flags,
-    size_t chunk, struct tally *t)
+    size_t chunk, struct tally *t, int streaming)
 {
 	struct mem m;
 	struct ids_csync_in *in = mem_in(&m, stream->s, stream->len, chunk);
@@ -293,8 +297,25 @@ round_trip_stream(const char *what, const struct ids_buf *stream, int flags,
 	const struct ids_dlist *kv;
 	int r;
 
+	ids_csync_in_set_stream(in, streaming);
 	for (;;) {
 		r = ids_csync_read(in, &l);
+		if (r == 1 && ids_csync_in_streaming(in)) {
+			struct ids_dlist *rec = ids_dlist_get(ids_csync_arg(l, 1), "RECORD"), *item;
+
+			assert_non_null(rec);
+			assert_null(rec->head);
+			t->streamed++;
+			while ((r = ids_csync_read_record(in, &item)) == 1)
+				assert_int_equal(ids_dlist_add_child(rec, NULL, item), 0);
+			assert_false(ids_csync_in_streaming(in));
+			if (r == 0) {
+				r = 1;
+			} else {
+				ids_csync_unlink_files(l->args);
+				ids_csync_line_free(l);
+			}
+		}
 		end = ids_csync_in_offset(in);
 		if (r == 0)
 			break;
@@ -345,9 +366,12 @@ ends_with(const char *s, const char *suffix)
 	return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* One transcript, both directions, read whole and 7 bytes at a time. */
+/*
+ * One transcript, both directions, read whole and 7 bytes at a time;
+ * the client's side again into tc, and streamed into ts.
+ */
 static void
-transcript(const char *name, struct tally *t)
+transcript(const char *name, struct tally *t, struct tally *tc, struct tally *ts)
 {
 	struct ids_buf text = IDS_BUF_INIT, c = IDS_BUF_INIT, s = IDS_BUF_INIT;
 	size_t chunk;
@@ -365,8 +389,10 @@ transcript(const char *name, struct tally *t)
 		ids_buf_add(&s, text.s, text.len);	/* a server's raw output */
 	assert_true(c.len + s.len > 0);
 	for (chunk = 0; chunk <= 7; chunk += 7) {
-		round_trip_stream(name, &c, IDS_CSYNC_CLIENT, chunk, t);
-		round_trip_stream(name, &s, 0, chunk, t);
+		round_trip_stream(name, &c, IDS_CSYNC_CLIENT, chunk, t, 0);
+		round_trip_stream(name, &s, 0, chunk, t, 0);
+		round_trip_stream(name, &c, IDS_CSYNC_CLIENT, chunk, tc, 0);
+		round_trip_stream(name, &c, IDS_CSYNC_CLIENT, chunk, ts, 1);
 	}
 	ids_buf_release(&text);
 	ids_buf_release(&c);
@@ -377,7 +403,7 @@ transcript(const char *name, struct tally *t)
 static void
 test_transcripts(void **state)
 {
-	struct tally t = { 0 };
+	struct tally t = { 0 }, tc = { 0 }, ts = { 0 };
 	struct dirent **names;
 	int n, i, done = 0;
 
@@ -388,7 +414,7 @@ test_transcripts(void **state)
 
 		/* events.txt indexes the others; the sync log is not csync */
 		if (f[0] != '.' && strcmp(f, "events.txt") != 0 && strncmp(f, "synclog-", 8) != 0) {
-			transcript(f, &t);
+			transcript(f, &t, &tc, &ts);
 			done++;
 		}
 		free(names[i]);
@@ -402,6 +428,103 @@ test_transcripts(void **state)
 	assert_int_equal(t.refused, 2 * 5);	/* 11-*: five lines cut at 200 bytes */
 	assert_true(t.files >= 2 * 20);
 	assert_true(t.crcs >= 2 * 10);
+	/* streamed, the client's lines read and print the same */
+	print_message("# %d APPLY MAILBOX lines streamed\n", ts.streamed);
+	assert_true(ts.streamed >= 2 * 10);
+	assert_int_equal(ts.lines, tc.lines);
+	assert_int_equal(ts.refused, tc.refused);
+	assert_int_equal(ts.files, tc.files);
+	assert_int_equal(ts.crcs, tc.crcs);
+}
+
+/* Records one at a time: errors inside the list leave the stream in step. */
+static void
+test_stream_records(void **state)
+{
+	static const char input[] =
+	    /* 1: two records, then a key after the list */
+	    "APPLY MAILBOX %(UNIQUEID u MBOXNAME m RECORD (%(UID 1) %(UID 2)) LAST_UID 5)\r\n"
+	    /* 2: no space between records: refused after the first */
+	    "APPLY MAILBOX %(UNIQUEID u RECORD (%(UID 1) %(UID 2)x %(UID 3)))\r\n"
+	    /* 3: the line ends inside the list (an open quote runs to its end) */
+	    "APPLY MAILBOX %(UNIQUEID u RECORD (%(UID 1) %(UID \"open))\r\n"
+	    /* 4: RECORD not after a key: read whole */
+	    "APPLY MAILBOX %(RECORD (%(UID 1)) UNIQUEID u)\r\n"
+	    /* 5: " RECORD" inside a literal is no key: read whole, and refused */
+	    "APPLY MAILBOX %(UNIQUEID {7+}\r\n RECORD (%(UID 1)))\r\n"
+	    /* 6: dropped after the head */
+	    "APPLY MAILBOX %(UNIQUEID u RECORD (%(UID 1) %(UID \"a)b\") {3+}\r\n)))))\r\n"
+	    /* 7: a space before the list's end */
+	    "APPLY MAILBOX %(UNIQUEID u RECORD (%(UID 1) ))\r\n"
+	    "NOOP\r\n";
+	struct ids_csync_in *in;
+	struct ids_csync_line *l;
+	struct ids_dlist *item, *kv;
+	struct mem m;
+	size_t chunk;
+	int r;
+
+	for (chunk = 0; chunk <= 1; chunk++) {
+		in = mem_in(&m, input, sizeof(input) - 1, chunk);
+		ids_csync_in_set_stream(in, 1);
+		/* 1 */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_true(ids_csync_in_streaming(in));
+		kv = ids_csync_arg(l, 1);
+		assert_null(ids_dlist_get(kv, "LAST_UID"));
+		assert_int_equal(ids_csync_read_record(in, &item), 1);
+		assert_string_equal(ids_dlist_cstr(ids_dlist_get(item, "UID")), "1");
+		ids_dlist_free(item);
+		assert_int_equal(ids_csync_read_record(in, &item), 1);
+		assert_string_equal(ids_dlist_cstr(ids_dlist_get(item, "UID")), "2");
+		ids_dlist_free(item);
+		assert_int_equal(ids_csync_read_record(in, &item), 0);
+		assert_false(ids_csync_in_streaming(in));
+		assert_string_equal(ids_dlist_cstr(ids_dlist_get(kv, "LAST_UID")), "5");
+		assert_string_equal(kv->tail->name, "LAST_UID");
+		ids_csync_line_free(l);
+		/* 2 */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_int_equal(ids_csync_read_record(in, &item), 1);
+		ids_dlist_free(item);
+		assert_int_equal(ids_csync_read_record(in, &item), 1);
+		ids_dlist_free(item);
+		assert_int_equal(ids_csync_read_record(in, &item), IDS_ECORRUPT);
+		assert_false(ids_csync_in_lost(in));
+		assert_false(ids_csync_in_streaming(in));
+		ids_csync_line_free(l);
+		/* 3 */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_int_equal(ids_csync_read_rest(in), IDS_ECORRUPT);
+		assert_false(ids_csync_in_lost(in));
+		ids_csync_line_free(l);
+		/* 4 */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_false(ids_csync_in_streaming(in));
+		assert_non_null(ids_dlist_get(ids_dlist_get(ids_csync_arg(l, 1), "RECORD"), "UID") ||
+		    ids_dlist_get(ids_csync_arg(l, 1), "RECORD")->head != NULL);
+		ids_csync_line_free(l);
+		/* 5 */
+		assert_int_equal(ids_csync_read(in, &l), IDS_ECORRUPT);
+		assert_false(ids_csync_in_lost(in));
+		/* 6: the next read drops what was left */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_true(ids_csync_in_streaming(in));
+		ids_csync_line_free(l);
+		/* 7: refused, in step (the skip above consumed all of line 6) */
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_int_equal(ids_csync_read_record(in, &item), 1);
+		ids_dlist_free(item);
+		r = ids_csync_read_record(in, &item);
+		assert_int_equal(r, IDS_ECORRUPT);
+		ids_csync_line_free(l);
+		assert_int_equal(ids_csync_read(in, &l), 1);
+		assert_string_equal(l->word, "NOOP");
+		ids_csync_line_free(l);
+		assert_int_equal(ids_csync_read(in, &l), 0);
+		assert_int_equal(staged_count(), 0);
+		ids_csync_in_free(in);
+	}
 }
 
 /* The worked example of the protocol notes: bob's INBOX. */
@@ -755,6 +878,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transcripts),
+		cmocka_unit_test(test_stream_records),
 		cmocka_unit_test(test_crc_worked_example),
 		cmocka_unit_test(test_crc_flags),
 		cmocka_unit_test(test_file_literal),

@@ -2189,6 +2189,7 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 		goto out;
 	ids_csync_in_set_limits(c.in, &lim);
 	ids_csync_in_set_staging(c.in, c.s.stagefd);
+	ids_csync_in_set_fsync(c.in, 0);	/* the applies make the files they link durable */
 	if ((r = read_banner(&c)) < 0)
 		goto out;
 	if (opts->all && (r = all_users(&c)) < 0)

@@ -48,6 +48,15 @@ struct ids_csync_in {
 	char **files;			/* staged names of the current line */
 	size_t nfiles, filesalloc;
 	int lineerr;			/* a failure that leaves the stream in step */
+	size_t lit_end;			/* line bytes up to here may be a literal's */
+	/* streaming the RECORD list of APPLY MAILBOX (ids_csync_in_set_stream) */
+	int nofsync;			/* staged files are not fsynced (ids_csync_in_set_fsync) */
+	int want_stream;
+	int streaming;			/* a line was handed out before its RECORD list */
+	uint64_t nitems;		/* items of the list handed out */
+	struct ids_dlist *stream_args;	/* that line's items, for items after the kvlist */
+	struct ids_dlist *stream_kv;	/* its kvlist, for the keys after RECORD */
+	struct ids_dlist *stream_list;	/* its RECORD list, for ids_csync_read_rest */
 };
 
 /* --- lines ----------------------------------------------------------- */
@@ -194,6 +203,12 @@ void
 ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd)
 {
 	in->stagefd = dirfd;
+}
+
+void
+ids_csync_in_set_fsync(struct ids_csync_in *in, int on)
+{
+	in->nofsync = !on;
 }
 
 int
@@ -379,8 +394,8 @@ stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 	if (r == 0)
 		r = digest_check(ctx, guid);
 	EVP_MD_CTX_free(ctx);
-	if (r == 0 && werr == 0 && (werr = IDS_FAILPOINT("sync.stage_fsync")) == 0 &&
-	    fsync(fd) < 0)
+	if (r == 0 && werr == 0 && !in->nofsync &&
+	    (werr = IDS_FAILPOINT("sync.stage_fsync")) == 0 && fsync(fd) < 0)
 		werr = -errno;
 	if (fd >= 0 && close(fd) < 0 && werr == 0)
 		werr = -errno;
@@ -495,28 +510,67 @@ read_literal(struct ids_csync_in *in)
 		in->offset += k;
 		n -= k;
 	}
+	in->lit_end = in->line.len;
 	return 0;
 }
 
+/* What assemble() takes off the stream. */
+enum asm_mode {
+	ASM_LINE,	/* a line; with want_stream, stops at APPLY MAILBOX's RECORD list */
+	ASM_WHOLE,	/* the rest of a line, whole */
+	ASM_ITEM,	/* one item of a list: stops after it, before the ' ' or ')' after it */
+	ASM_SKIP,	/* the rest of a line, kept nowhere (file literals still staged) */
+};
+
+#define STREAM_PREFIX	"APPLY MAILBOX %("
+#define STREAM_KEY	" RECORD "
+
 /*
- * Takes one line off the stream into in->line, without its line end.
- * Returns 1, 0 at the end of input before any byte, or negative.
+ * At a '(' at depth 1 of the line: 1 when the line so far is
+ * "APPLY MAILBOX %(... RECORD " with that key outside any literal (the
+ * parse of the head confirms it is the key).
  */
 static int
-assemble(struct ids_csync_in *in)
+record_list_starts(const struct ids_csync_in *in)
+{
+	size_t len = in->line.len, kl = strlen(STREAM_KEY), pl = strlen(STREAM_PREFIX);
+
+	return in->want_stream && len >= pl + kl - 1 &&
+	    memcmp(in->line.s, STREAM_PREFIX, pl) == 0 &&
+	    memcmp(in->line.s + len - kl, STREAM_KEY, kl) == 0 && len - kl >= in->lit_end;
+}
+
+/*
+ * Takes bytes off the stream into in->line, without the line end,
+ * from paren depth depth.  Returns 1 at the line's end (consumed), 2
+ * when mode stops earlier (ASM_LINE: at the '(' of a RECORD list to
+ * stream, consumed and not stored; ASM_ITEM: after the item), 0 at the
+ * end of input before any byte, or negative.
+ */
+static int
+assemble(struct ids_csync_in *in, enum asm_mode mode, int depth)
 {
 	int c, err = 0, quoted = 0, r, any = 0;
+	/* the byte before: a '"' opens a string only where an item starts, as for the parser */
+	int prev = in->line.len ? (unsigned char)in->line.s[in->line.len - 1] : ' ';
 
 	for (;;) {
+		if (mode == ASM_SKIP && in->line.len > 65536) {
+			ids_buf_reset(&in->line);
+			in->lit_end = 0;
+		}
 		if (in->line.len > in->lim.max_line)
 			return lose(in, ids_error(IDS_ETOOLONG, "line over %zu bytes",
 			    in->lim.max_line));
 		if ((r = ids_buf_oom(&in->line)) < 0)
 			return lose(in, r);
+		if (mode == ASM_ITEM && depth == 0 && any && !quoted &&
+		    fill(in) > 0 && (in->buf[in->pos] == ' ' || in->buf[in->pos] == ')'))
+			return 2;
 		if ((c = getbyte(in, &err)) < 0) {
 			if (err)
 				return lose(in, err);
-			if (!any)
+			if (!any && mode == ASM_LINE)
 				return 0;
 			return lose(in, ids_error(IDS_ETRUNC, "input ended inside a line"));
 		}
@@ -534,10 +588,11 @@ assemble(struct ids_csync_in *in)
 					ids_buf_addch(&in->line, getbyte(in, &err));
 			} else if (c == '"') {
 				quoted = 0;
+				prev = c;
 			}
 			continue;
 		}
-		if (c == '"') {
+		if (c == '"' && (prev == ' ' || prev == '(' || prev == '\t')) {
 			quoted = 1;
 			ids_buf_addch(&in->line, c);
 		} else if (c == '{') {
@@ -549,14 +604,30 @@ assemble(struct ids_csync_in *in)
 					in->line.s[--in->line.len] = '\0';
 				return 1;
 			}
+			/* after a literal's bytes, or the bytes kept when it was none */
+			prev = in->lit_end == in->line.len ? '}' :
+			    (unsigned char)in->line.s[in->line.len - 1];
+			continue;
 		} else if (c == '%' && fill(in) > 0 && in->buf[in->pos] == '{') {
 			in->pos++;
 			in->offset++;
 			if ((r = read_file_literal(in)) < 0)
 				return r;
+			prev = '}';
+			continue;
+		} else if (c == '(') {
+			if (mode == ASM_LINE && depth == 1 && record_list_starts(in))
+				return 2;
+			depth++;
+			ids_buf_addch(&in->line, c);
+		} else if (c == ')') {
+			ids_buf_addch(&in->line, c);
+			if (depth > 0 && --depth == 0 && mode == ASM_ITEM)
+				return 2;
 		} else {
 			ids_buf_addch(&in->line, c);
 		}
+		prev = c;
 	}
 }
 
@@ -663,6 +734,55 @@ parse_line(const char *s, size_t len, struct ids_csync_line **lp)
 	return 0;
 }
 
+/*
+ * The head of a line stopped at its RECORD list: parsed as if the list
+ * were empty and the line ended there.  1 and *lp when it is an APPLY
+ * MAILBOX whose kvlist's last key is that RECORD; 0 when not (the
+ * caller reads the line whole); negative on failure.
+ */
+static int
+parse_head(struct ids_csync_in *in, struct ids_csync_line **lp)
+{
+	struct ids_csync_line *l = NULL;
+	struct ids_dlist *kv, *rec;
+	size_t len = in->line.len, next = 0;
+	int r;
+
+	*lp = NULL;
+	ids_buf_adds(&in->line, "())");
+	if ((r = ids_buf_oom(&in->line)) < 0)
+		return r;
+	r = parse_line(in->line.s, in->line.len, &l);
+	in->line.len = len;
+	in->line.s[len] = '\0';
+	if (r < 0)
+		return 0;
+	kv = ids_csync_arg(l, 1);
+	rec = kv ? kv->tail : NULL;
+	if (l->kind != IDS_CSYNC_COMMAND || ids_csync_arg(l, 2) != NULL ||
+	    kv == NULL || kv->type != IDS_DL_KVLIST || rec == NULL ||
+	    rec->type != IDS_DL_LIST || rec->head != NULL || strcmp(rec->name, "RECORD") != 0 ||
+	    ids_dlist_get(kv, "RECORD") != rec) {
+		ids_csync_line_free(l);
+		return 0;
+	}
+	if ((r = attach_files(in, l->args, &next)) == 0 && next != in->nfiles)
+		r = ids_error(IDS_ECORRUPT, "file literal out of place");
+	if (r < 0) {
+		ids_csync_unlink_files(l->args);
+		ids_csync_line_free(l);
+		return r;
+	}
+	drop_files(in, 0);
+	in->streaming = 1;
+	in->nitems = 0;
+	in->stream_args = l->args;
+	in->stream_kv = kv;
+	in->stream_list = rec;
+	*lp = l;
+	return 1;
+}
+
 int
 ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp)
 {
@@ -671,12 +791,30 @@ ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp)
 	int r;
 
 	*lp = NULL;
+	if (in->streaming && (r = ids_csync_skip_rest(in)) < 0 && in->lost)
+		return r;
 	if (in->lost)
 		return ids_error(IDS_ECORRUPT, "the csync stream was lost earlier");
 	ids_buf_reset(&in->line);
 	drop_files(in, 1);
 	in->lineerr = 0;
-	if ((r = assemble(in)) <= 0) {
+	in->lit_end = 0;
+	if ((r = assemble(in, ASM_LINE, 0)) == 2) {
+		if (in->lineerr == 0 && (r = parse_head(in, lp)) != 0) {
+			if (r < 0) {
+				/* in step: the rest of the line goes, the line fails */
+				int k = assemble(in, ASM_SKIP, 2);
+
+				drop_files(in, 1);
+				return k < 0 ? k : r;
+			}
+			return 1;
+		}
+		/* not a list to stream after all: the line whole */
+		ids_buf_addch(&in->line, '(');
+		r = assemble(in, ASM_WHOLE, 2);
+	}
+	if (r <= 0) {
 		drop_files(in, 1);
 		return r;
 	}
@@ -693,6 +831,197 @@ ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp)
 	drop_files(in, 0);
 	*lp = l;
 	return 1;
+}
+
+/* --- streaming the RECORD list ------------------------------------------ */
+
+void
+ids_csync_in_set_stream(struct ids_csync_in *in, int on)
+{
+	in->want_stream = on;
+}
+
+int
+ids_csync_in_streaming(const struct ids_csync_in *in)
+{
+	return in->streaming;
+}
+
+static void
+stream_end(struct ids_csync_in *in)
+{
+	in->streaming = 0;
+	in->stream_args = in->stream_kv = in->stream_list = NULL;
+}
+
+/* A failure with the stream in step: the rest of the line goes. */
+static int
+stream_fail(struct ids_csync_in *in, int r)
+{
+	int k = 0;
+
+	if (!in->lost && in->streaming)
+		k = assemble(in, ASM_SKIP, 2);
+	drop_files(in, 1);
+	stream_end(in);
+	return k < 0 ? k : r;
+}
+
+/* After the list's ')': the keys after RECORD, appended to the line's kvlist. */
+static int
+read_tail(struct ids_csync_in *in)
+{
+	struct ids_dlist *kv = NULL, *extra = NULL, *c;
+	struct ids_buf b = IDS_BUF_INIT;
+	size_t used = 0, next = 0;
+	int r;
+
+	ids_buf_reset(&in->line);
+	drop_files(in, 1);
+	in->lineerr = 0;
+	in->lit_end = 0;
+	if ((r = assemble(in, ASM_WHOLE, 1)) < 0) {
+		stream_end(in);
+		return r;
+	}
+	/* " KEY value ...)" or ")", and possibly more items after it */
+	if ((r = in->lineerr) == 0 && (in->line.len == 0 ||
+	    (in->line.s[0] != ' ' && in->line.s[0] != ')') ||
+	    (in->line.s[0] == ' ' && (in->line.len < 2 || in->line.s[1] == ')'))))
+		r = ids_error(IDS_ECORRUPT, "expected one space or ')' after the RECORD list");
+	if (r == 0) {
+		ids_buf_adds(&b, "%(");
+		ids_buf_add(&b, in->line.s + (in->line.s[0] == ' '), in->line.len -
+		    (in->line.s[0] == ' '));
+		if ((r = ids_buf_oom(&b)) == 0)
+			r = ids_dlist_parse_flags(b.s, b.len, IDS_DLIST_WIRE, &kv, &used);
+	}
+	if (r == 0 && used < b.len) {
+		/* more items after the kvlist: checked as the whole line would be */
+		if (b.s[used] != ' ' || used + 1 == b.len)
+			r = ids_error(IDS_ECORRUPT, "expected one space between items");
+		else if ((extra = ids_dlist_new_list()) == NULL)
+			r = -ENOMEM;
+		else
+			r = parse_items(b.s + used + 1, b.len - used - 1, extra);
+	}
+	if (r == 0 && (r = attach_files(in, kv, &next)) == 0 &&
+	    (extra == NULL || (r = attach_files(in, extra, &next)) == 0) && next != in->nfiles)
+		r = ids_error(IDS_ECORRUPT, "file literal out of place");
+	drop_files(in, r < 0);
+	/* the keys after RECORD, and items after the kvlist, as a whole line has them */
+	while (r == 0 && (c = kv->head) != NULL) {
+		ids_dlist_unlink(kv, c);
+		r = ids_dlist_add_child(in->stream_kv, NULL, c);
+	}
+	while (r == 0 && extra != NULL && (c = extra->head) != NULL) {
+		ids_dlist_unlink(extra, c);
+		r = ids_dlist_add_child(in->stream_args, NULL, c);
+	}
+	if (r < 0 && kv != NULL)
+		ids_csync_unlink_files(kv);
+	if (r < 0 && extra != NULL)
+		ids_csync_unlink_files(extra);
+	ids_dlist_free(kv);
+	ids_dlist_free(extra);
+	ids_buf_release(&b);
+	stream_end(in);
+	return r;
+}
+
+int
+ids_csync_read_record(struct ids_csync_in *in, struct ids_dlist **itemp)
+{
+	struct ids_dlist *dl = NULL;
+	size_t next = 0;
+	int r;
+
+	*itemp = NULL;
+	if (!in->streaming)
+		return ids_error(IDS_EINVAL, "no RECORD list is being read");
+	ids_buf_reset(&in->line);
+	drop_files(in, 1);
+	in->lineerr = 0;
+	in->lit_end = 0;
+	if ((r = fill(in)) <= 0) {
+		stream_end(in);
+		return lose(in, r < 0 ? r : ids_error(IDS_ETRUNC, "input ended inside a line"));
+	}
+	if (in->nitems > 0 && in->buf[in->pos] == ' ') {
+		in->pos++;
+		in->offset++;
+		if ((r = fill(in)) <= 0) {
+			stream_end(in);
+			return lose(in, r < 0 ? r : ids_error(IDS_ETRUNC, "input ended inside a line"));
+		}
+		if (in->buf[in->pos] == ')' || in->buf[in->pos] == ' ')
+			return stream_fail(in, ids_error(IDS_ECORRUPT,
+			    "space before the end of the RECORD list at byte %" PRIu64, in->offset));
+	} else if (in->buf[in->pos] != ')' && in->nitems > 0) {
+		return stream_fail(in, ids_error(IDS_ECORRUPT,
+		    "expected a space between RECORD items at byte %" PRIu64, in->offset));
+	}
+	if (in->buf[in->pos] == ')') {
+		in->pos++;
+		in->offset++;
+		return read_tail(in);
+	}
+	if ((r = assemble(in, ASM_ITEM, 0)) < 0) {
+		stream_end(in);
+		return r;
+	}
+	if (r == 1) {
+		drop_files(in, 1);
+		stream_end(in);
+		return ids_error(IDS_ECORRUPT, "the line ended inside the RECORD list");
+	}
+	if ((r = in->lineerr) < 0)
+		return stream_fail(in, r);
+	if ((r = ids_dlist_parse_flags(in->line.s, in->line.len, IDS_DLIST_WIRE, &dl, NULL)) < 0) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", ids_errmsg(r));
+		return stream_fail(in, ids_error(r, "%s, in RECORD item %" PRIu64, msg,
+		    in->nitems + 1));
+	}
+	if ((r = attach_files(in, dl, &next)) == 0 && next != in->nfiles)
+		r = ids_error(IDS_ECORRUPT, "file literal out of place");
+	if (r < 0) {
+		ids_csync_unlink_files(dl);
+		ids_dlist_free(dl);
+		return stream_fail(in, r);
+	}
+	drop_files(in, 0);
+	in->nitems++;
+	*itemp = dl;
+	return 1;
+}
+
+int
+ids_csync_read_rest(struct ids_csync_in *in)
+{
+	struct ids_dlist *item;
+	int r = 0;
+
+	while (in->streaming && (r = ids_csync_read_record(in, &item)) == 1)
+		if ((r = ids_dlist_add_child(in->stream_list, NULL, item)) < 0)
+			return stream_fail(in, r);
+	return in->streaming ? r : (r < 0 ? r : 0);
+}
+
+int
+ids_csync_skip_rest(struct ids_csync_in *in)
+{
+	int r;
+
+	if (!in->streaming)
+		return 0;
+	ids_buf_reset(&in->line);
+	drop_files(in, 1);
+	r = assemble(in, ASM_SKIP, 2);
+	drop_files(in, 1);
+	stream_end(in);
+	return r < 0 ? r : 0;
 }
 
 /* --- writing -------------------------------------------------------------- */

@@ -15,8 +15,8 @@
  *	%{partition sha1hex size}CRLF<size bytes>
  * whose bytes never sit in memory: the reader streams each one into a
  * file of the staging directory while hashing it (OpenSSL EVP SHA-1),
- * checks size and SHA-1 against the header, fsyncs it, and removes it
- * on any mismatch; the writer re-hashes a file before sending it, as
+ * checks size and SHA-1 against the header, fsyncs it (unless told
+ * not to), and removes it on any mismatch; the writer re-hashes a file before sending it, as
  * Cyrus does, and copies it in blocks.
  *
  *	struct ids_csync_in *in;
@@ -129,6 +129,13 @@ void ids_csync_in_set_limits(struct ids_csync_in *in,
  * sent twice gets two names); while being written it is ".<guid>.<n>".
  */
 void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
+/*
+ * Whether a staged file is fsynced before it is renamed to its name
+ * (the default, failpoint sync.stage_fsync).  A caller that makes the
+ * files durable where it links them (the replica and the client's pull:
+ * see replica_apply.c) turns it off and saves one fsync per file.
+ */
+void ids_csync_in_set_fsync(struct ids_csync_in *in, int on);
 
 /*
  * Reads one line.  Returns 1 and a new *lp, 0 at a clean end of input
@@ -145,6 +152,34 @@ void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
  * always loses the stream).  No staged file of a failed line remains.
  */
 int ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp);
+/*
+ * Streaming the record list of APPLY MAILBOX, so that a folder of any
+ * size costs the memory of one record.  With ids_csync_in_set_stream(in,
+ * 1), ids_csync_read() hands out a line
+ *	APPLY MAILBOX %(UNIQUEID ... RECORD (%(UID ...) ...) ...)
+ * as soon as it reaches the '(' of the RECORD list, parsed as if the
+ * list were empty, and ids_csync_in_streaming() is 1: the caller then
+ * takes the items with ids_csync_read_record() (1 and a new *itemp
+ * per item; 0 at the list's end, when the keys after the list, if any,
+ * have been appended to the line's kvlist after RECORD and the line is
+ * complete), or the rest of the line at once with ids_csync_read_rest()
+ * (the items appended to the RECORD list: the line as ids_csync_read()
+ * would have read it whole), or drops it with ids_csync_skip_rest()
+ * (file literals staged and removed, nothing kept).  The line must not
+ * be freed while streaming.  A line whose RECORD is not the last key
+ * as far as the stream shows, or whose head does not parse, is read
+ * whole as before.  Errors of ids_csync_read_record() are those of
+ * ids_csync_read(); after one, streaming is over and the rest of the
+ * line has been consumed unless ids_csync_in_lost().  limits.max_line
+ * bounds the head and each item, not the whole line.  The next
+ * ids_csync_read() skips what a caller left unread.
+ */
+void ids_csync_in_set_stream(struct ids_csync_in *in, int on);
+int ids_csync_in_streaming(const struct ids_csync_in *in);
+int ids_csync_read_record(struct ids_csync_in *in, struct ids_dlist **itemp);
+int ids_csync_read_rest(struct ids_csync_in *in);
+int ids_csync_skip_rest(struct ids_csync_in *in);
+
 /* The stream position is lost: the session must end. */
 int ids_csync_in_lost(const struct ids_csync_in *in);
 /* Bytes consumed so far (for error messages). */

@@ -163,35 +163,122 @@ ids_replica_clean_staging(const struct ids_config *cfg)
 
 /* --- files the session holds: staged, or found in local folders -------- */
 
-const char *
-ids_repl_have(struct ids_repl_session *s, const char *guid)
+/* 40 lower-case hex digits into 20 bytes; -1 when guid is not that. */
+static int
+guid_bin(const char *guid, uint8_t out[20])
 {
 	size_t i;
 
+	for (i = 0; i < 40; i++) {
+		int c = guid[i], v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			return -1;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(v << 4);
+		else
+			out[i / 2] |= (uint8_t)v;
+	}
+	return guid[40] == '\0' ? 0 : -1;
+}
+
+static size_t
+have_hash(const uint8_t guid[20], size_t nslot)
+{
+	uint64_t h;
+
+	memcpy(&h, guid, sizeof(h));	/* a SHA-1: its bytes are already well spread */
+	return (size_t)(h & (nslot - 1));
+}
+
+/* The slot of guid: its entry, or the free slot where it would go. */
+static uint32_t *
+have_slot(struct ids_repl_session *s, const uint8_t guid[20])
+{
+	size_t i = have_hash(guid, s->nslot);
+
+	while (s->hslot[i] != 0 && memcmp(s->have[s->hslot[i] - 1].guid, guid, 20) != 0)
+		i = (i + 1) & (s->nslot - 1);
+	return &s->hslot[i];
+}
+
+const char *
+ids_repl_have(struct ids_repl_session *s, const char *guid)
+{
+	const struct ids_repl_have *h;
+	uint8_t bin[20];
+	uint32_t *slot;
+
+	if (s->nhave == 0 || guid_bin(guid, bin) < 0 || *(slot = have_slot(s, bin)) == 0)
+		return NULL;
+	h = &s->have[*slot - 1];
+	if (h->path != NULL)
+		return h->path;
+	if ((size_t)snprintf(s->havepath, sizeof(s->havepath), "%s/%s.%u", s->stagepath, guid,
+	    h->n) >= sizeof(s->havepath))
+		return NULL;
+	return s->havepath;
+}
+
+/* Doubles the slots, placing every entry again. */
+static int
+have_grow(struct ids_repl_session *s)
+{
+	size_t n = s->nslot ? 2 * s->nslot : 128, i;
+	uint32_t *old = s->hslot;
+
+	if ((s->hslot = calloc(n, sizeof(*s->hslot))) == NULL) {
+		s->hslot = old;
+		return -ENOMEM;
+	}
+	s->nslot = n;
+	free(old);
 	for (i = 0; i < s->nhave; i++)
-		if (strcmp(s->have[i].guid, guid) == 0)
-			return s->have[i].path;
-	return NULL;
+		*have_slot(s, s->have[i].guid) = (uint32_t)i + 1;
+	return 0;
 }
 
 int
 ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path)
 {
-	if (ids_repl_have(s, guid) != NULL)
+	struct ids_repl_have *h;
+	size_t sl = strlen(s->stagepath);
+	uint8_t bin[20];
+	uint32_t *slot;
+	char *end;
+	unsigned long n;
+
+	if (guid_bin(guid, bin) < 0)
+		return 0;	/* no file is ever looked for by such a name */
+	if (2 * (s->nhave + 1) > s->nslot && have_grow(s) < 0)
+		return -ENOMEM;
+	if (*(slot = have_slot(s, bin)) != 0)
 		return 0;
 	if (s->nhave == s->ahave) {
-		size_t n = s->ahave ? 2 * s->ahave : 64;
-		struct ids_repl_have *h = realloc(s->have, n * sizeof(*h));
+		size_t a = s->ahave ? 2 * s->ahave : 64;
 
-		if (h == NULL)
+		if ((h = realloc(s->have, a * sizeof(*h))) == NULL)
 			return -ENOMEM;
 		s->have = h;
-		s->ahave = n;
+		s->ahave = a;
 	}
-	if ((s->have[s->nhave].path = strdup(path)) == NULL)
+	h = &s->have[s->nhave];
+	memcpy(h->guid, bin, 20);
+	h->path = NULL;
+	h->n = 0;
+	/* a staged file "<stagepath>/<guid>.<n>" is kept as n */
+	if (sl > 0 && strncmp(path, s->stagepath, sl) == 0 && path[sl] == '/' &&
+	    strncmp(path + sl + 1, guid, 40) == 0 && path[sl + 41] == '.' &&
+	    path[sl + 42] >= '0' && path[sl + 42] <= '9' &&
+	    (n = strtoul(path + sl + 42, &end, 10)) <= UINT32_MAX && *end == '\0')
+		h->n = (uint32_t)n;
+	else if ((h->path = strdup(path)) == NULL)
 		return -ENOMEM;
-	memcpy(s->have[s->nhave].guid, guid, 41);
-	s->nhave++;
+	*slot = (uint32_t)++s->nhave;
 	return 0;
 }
 
@@ -203,8 +290,10 @@ have_release(struct ids_repl_session *s)
 	for (i = 0; i < s->nhave; i++)
 		free(s->have[i].path);
 	free(s->have);
+	free(s->hslot);
 	s->have = NULL;
-	s->nhave = s->ahave = 0;
+	s->hslot = NULL;
+	s->nhave = s->ahave = s->nslot = 0;
 }
 
 /* --- answers ------------------------------------------------------------ */
@@ -698,8 +787,8 @@ dispatch(struct ids_repl_session *s, const struct ids_csync_line *l)
 }
 
 /* A line the codec refused: answer it, or end the session if the stream is lost. */
-static int
-bad_line(struct ids_repl_session *s, int r)
+int
+ids_repl_bad_input(struct ids_repl_session *s, int r)
 {
 	ids_repl_log(s, LOG_ERR, "input at byte %llu: %s",
 	    (unsigned long long)ids_csync_in_offset(s->in), ids_errmsg(r));
@@ -726,11 +815,15 @@ session_loop(struct ids_repl_session *s)
 		if (r == 0)
 			return 0;
 		if (r < 0) {
-			if ((r = bad_line(s, r)) < 0)
+			if ((r = ids_repl_bad_input(s, r)) < 0)
 				return r;
 			continue;
 		}
 		r = dispatch(s, l);
+		/* the rest of a streamed line an apply left unread goes before the line */
+		if (r >= 0 && ids_csync_in_streaming(s->in) && (r = ids_csync_skip_rest(s->in)) < 0 &&
+		    !ids_csync_in_lost(s->in))
+			r = 0;
 		ids_csync_line_free(l);
 		if (r < 0) {
 			ids_repl_log(s, LOG_ERR, "session ends: %s", ids_errmsg(r));
@@ -794,6 +887,8 @@ ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
 		goto out;
 	ids_csync_in_set_limits(s.in, &lim);
 	ids_csync_in_set_staging(s.in, s.stagefd);
+	ids_csync_in_set_stream(s.in, 1);	/* APPLY MAILBOX's records one at a time */
+	ids_csync_in_set_fsync(s.in, 0);	/* files are made durable where they are linked */
 	gethostname(host, sizeof(host) - 1);
 	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION, host);
 	if ((r = write_banner(&s, banner)) < 0)

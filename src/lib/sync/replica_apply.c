@@ -8,13 +8,18 @@
  * under another name, is IMAP_MAILBOX_MOVED and changes nothing), made
  * with the sender's uniqueid and UIDVALIDITY when it does not exist,
  * checked against SINCE_MODSEQ/SINCE_CRC*, then every record is merged
- * in uid order.  The writes, each durable before the next:
+ * in uid order as it comes: from the wire one at a time when the codec
+ * streams the RECORD list (a folder of any size costs the memory of one
+ * record), with the old records read a block at a time, and the result
+ * written a block at a time to cyrus.index.NEW, which a refusal or a
+ * cut session abandons.  The writes, each durable before the next:
  *   1. message files of new records linked from staging ("<uid>."),
  *      the directory fsynced (failpoint sync.apply_link);
  *   2. mailboxes.db: the ACL and FOLDERMODSEQ (sync.apply_db);
  *   3. cyrus.header when a user flag or the ACL is new (sync.apply_header);
- *   4. cyrus.index, whole, replaced durably: the commit point of the
- *      records (sync.apply_index, then index's own points);
+ *   4. cyrus.index.NEW's header, the file fsynced and renamed over
+ *      cyrus.index: the commit point of the records (sync.apply_index,
+ *      then fs.fsync, fs.rename);
  *   5. idspool.sync, the fields the index cannot hold (sync.store_write).
  * A crash between two steps leaves a consistent folder whose CRCs do
  * not match what the client believes; the client then sends the whole
@@ -60,6 +65,8 @@
 #define ANNOT_CREATEDMODSEQ	"/vendor/cmu/cyrus-imapd/createdmodseq"
 #define ANNOT_THRID		"/vendor/cmu/cyrus-imapd/thrid"
 #define MAX_USER_FLAGS		128
+/* New files of one apply fsynced one by one; above, one syncfs(2) for all. */
+#define IDS_REPL_FSYNC_FILES	16
 
 static int
 guid_parse(const char *hex, uint8_t out[IDS_GUID_LEN])
@@ -189,71 +196,172 @@ ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 /* --- the records of an APPLY MAILBOX ------------------------------------- */
 
+/*
+ * A folder being rewritten.  Its records are never all in memory: the
+ * old ones are read from cyrus.index a block at a time, in uid order,
+ * merged with the incoming ones (in uid order too), and each result is
+ * written, a block at a time, to cyrus.index.NEW, which only a
+ * completed apply renames over cyrus.index (write_index).
+ */
 struct folder {
 	struct ids_repl_session *s;
 	struct ids_mailbox *mb;
-	struct ids_index_header ih;
-	struct ids_index_record *rec;	/* sorted by uid */
-	size_t n, a;
+	struct ids_index_header ih;	/* the old header, then the new one */
 	struct ids_header h;
 	uint32_t hcrc;
 	int header_dirty;
 	struct ids_sync_store st;
 	uint32_t old_last_uid;
 	size_t linked;
+	size_t synced;	/* files fsynced one by one where they were linked */
+	int syncfs;	/* more than that: one syncfs(2) of the folder's file system */
 	int intent;	/* the "sync"/"header" intent is committed */
+	/* the old records */
+	int oldfd;
+	struct ids_index_reader *old;
+	struct ids_index_record cur;	/* the next old record, when have_cur */
+	int have_cur;
+	uint32_t prev_old, prev_in;	/* uids last read, for the order checks */
+	/* the new index */
+	struct ids_durable nf;
+	int writing;
+	unsigned char *wbuf;
+	size_t wlen, wcap;
+	uint64_t woff;
+	size_t n;			/* records written */
+	uint32_t crc_basic, crc_annot;	/* of the new index, once written */
 };
 
 static void
 folder_release(struct folder *f)
 {
-	free(f->rec);
+	if (f->writing)
+		ids_durable_abort(&f->nf);
+	f->writing = 0;
+	free(f->wbuf);
+	f->wbuf = NULL;
+	ids_index_reader_free(f->old);
+	f->old = NULL;
+	if (f->oldfd >= 0)
+		close(f->oldfd);
+	f->oldfd = -1;
 	ids_header_release(&f->h);
 	ids_sync_store_release(&f->st);
 }
 
+/* The next old record into f->cur (have_cur 0 after the last). */
+static int
+old_next(struct folder *f)
+{
+	int r = ids_index_reader_next(f->old, &f->cur);
+
+	f->have_cur = r == 1;
+	if (r < 0)
+		return r;
+	if (r == 1 && f->cur.uid <= f->prev_old)
+		return ids_error(IDS_ECORRUPT, "cyrus.index: uid %u after uid %u", f->cur.uid,
+		    f->prev_old);
+	if (r == 1)
+		f->prev_old = f->cur.uid;
+	return 0;
+}
+
+/* The header, the store and the old index's header; its records come one by one. */
 static int
 folder_read(struct folder *f)
 {
-	struct ids_index *idx;
-	uint32_t i;
+	int metafd = ids_mailbox_metafd(f->mb, IDS_META_INDEX);
+	struct stat st;
 	int r;
 
 	ids_header_init(&f->h);
 	ids_sync_store_init(&f->st);
-	if ((r = ids_index_open(ids_mailbox_metafd(f->mb, IDS_META_INDEX), &idx)) < 0)
+	f->oldfd = -1;
+	if ((r = ids_index_read_header(metafd, &f->ih)) < 0 ||
+	    (r = ids_open_regular(metafd, IDS_INDEX_FILE, &st, &f->oldfd)) < 0 ||
+	    (r = ids_index_reader_new(f->oldfd, &f->ih, &f->old)) < 0 ||
+	    (r = old_next(f)) < 0)
 		return r;
-	f->ih = *ids_index_header(idx);
-	f->n = f->a = f->ih.num_records;
-	if (f->n > 0 && (f->rec = calloc(f->n, sizeof(*f->rec))) == NULL)
-		r = -ENOMEM;
-	for (i = 0; r == 0 && i < f->n; i++)
-		r = ids_index_record(idx, i, &f->rec[i]);
-	ids_index_free(idx);
 	f->old_last_uid = f->ih.last_uid;
-	if (r == 0)
-		r = ids_header_read(ids_mailbox_metafd(f->mb, IDS_META_HEADER), &f->h, &f->hcrc);
-	if (r == 0)
-		r = ids_sync_store_read(ids_mailbox_metafd(f->mb, IDS_META_INDEX), &f->st);
+	if ((r = ids_header_read(ids_mailbox_metafd(f->mb, IDS_META_HEADER), &f->h, &f->hcrc)) == 0)
+		r = ids_sync_store_read(metafd, &f->st);
 	return r;
 }
 
-static struct ids_index_record *
-find_record(struct folder *f, uint32_t uid)
+/* Starts cyrus.index.NEW; its header is written last (write_index). */
+static int
+out_begin(struct folder *f)
 {
-	size_t lo = 0, hi = f->n;
+	size_t rsize = f->ih.record_size;
+	int r;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (f->rec[mid].uid == uid)
-			return &f->rec[mid];
-		if (f->rec[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
+	f->wcap = rsize * (65536 / rsize ? 65536 / rsize : 1);
+	if ((f->wbuf = malloc(f->wcap)) == NULL)
+		return -ENOMEM;
+	f->woff = f->ih.start_offset;
+	f->wlen = 0;
+	f->n = 0;
+	f->ih.exists = f->ih.deleted = f->ih.answered = f->ih.flagged = f->ih.unseen = 0;
+	f->ih.quota_mailbox_used = 0;
+	if ((r = ids_durable_begin(ids_mailbox_metafd(f->mb, IDS_META_INDEX), IDS_INDEX_FILE,
+	    0600, &f->nf)) < 0) {
+		ids_durable_abort(&f->nf);
+		return r;
 	}
-	return NULL;
+	f->writing = 1;
+	return 0;
+}
+
+static int
+out_flush(struct folder *f)
+{
+	int r;
+
+	if (f->wlen == 0)
+		return 0;
+	if ((r = ids_durable_write(&f->nf, f->wbuf, f->wlen, f->woff)) < 0)
+		return r;
+	f->woff += f->wlen;
+	f->wlen = 0;
+	return 0;
+}
+
+/* Appends rec to the new index, counting it in the header. */
+static int
+emit(struct folder *f, const struct ids_index_record *rec)
+{
+	struct ids_index_header *h = &f->ih;
+	size_t rsize = h->record_size;
+	int r;
+
+	if (f->wlen + rsize > f->wcap && (r = out_flush(f)) < 0)
+		return r;
+	memset(f->wbuf + f->wlen, 0, rsize);
+	if ((r = ids_index_format_record(rec, h->minor_version, f->wbuf + f->wlen, rsize)) < 0)
+		return r;
+	f->wlen += rsize;
+	f->n++;
+	if (rec->system_flags & IDS_FLAG_EXPUNGED)
+		return 0;
+	h->exists++;
+	h->quota_mailbox_used += rec->size;
+	h->deleted += (rec->system_flags & IDS_FLAG_DELETED) != 0;
+	h->answered += (rec->system_flags & IDS_FLAG_ANSWERED) != 0;
+	h->flagged += (rec->system_flags & IDS_FLAG_FLAGGED) != 0;
+	h->unseen += (rec->system_flags & IDS_FLAG_SEEN) == 0;
+	return 0;
+}
+
+/* The old records below uid go out unchanged (all that are left for UINT32_MAX + 1). */
+static int
+emit_old_below(struct folder *f, uint64_t uid)
+{
+	int r;
+
+	while (f->have_cur && f->cur.uid < uid)
+		if ((r = emit(f, &f->cur)) < 0 || (r = old_next(f)) < 0)
+			return r;
+	return 0;
 }
 
 /* The bit of user flag name in the header, added when new. */
@@ -391,22 +499,6 @@ parse_record(struct folder *f, const struct ids_dlist *kv, struct ids_index_reco
 	return parse_annots(ids_dlist_get(kv, "ANNOTATIONS"), rec, annots);
 }
 
-static int
-add_record(struct folder *f, const struct ids_index_record *rec)
-{
-	if (f->n == f->a) {
-		size_t a = f->a ? 2 * f->a : 16;
-		struct ids_index_record *v = realloc(f->rec, a * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		f->rec = v;
-		f->a = a;
-	}
-	f->rec[f->n++] = *rec;
-	return 0;
-}
-
 /* Where the message's header ends (the offset after the first empty line). */
 static uint32_t
 file_header_size(int fd, uint64_t size)
@@ -493,10 +585,25 @@ link_message(struct folder *f, struct ids_index_record *rec)
 	}
 	f->linked++;
 done:
-	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
-		rec->header_size = file_header_size(fd, rec->size);
-		close(fd);
+	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return ids_error(-errno, "%s: %s", name, strerror(errno));
+	rec->header_size = file_header_size(fd, rec->size);
+	/*
+	 * Staged files are not fsynced (the replica's codec is told so):
+	 * the first few are here, the others by one syncfs before the
+	 * records are committed (apply_folder).
+	 */
+	if (f->synced < IDS_REPL_FSYNC_FILES) {
+		if ((r = IDS_FAILPOINT("sync.apply_link")) < 0 || fsync(fd) < 0) {
+			r = r < 0 ? r : ids_error(-errno, "%s: fsync: %s", name, strerror(errno));
+			close(fd);
+			return r;
+		}
+		f->synced++;
+	} else {
+		f->syncfs = 1;
 	}
+	close(fd);
 	rec->sentdate = rec->gmtime = (uint64_t)rec->internaldate;
 	return 0;
 }
@@ -505,20 +612,29 @@ done:
 static int
 merge_one(struct folder *f, const struct ids_dlist *kv)
 {
-	struct ids_index_record in, *old;
+	struct ids_index_record in, *old = NULL;
 	struct ids_dlist *annots = NULL;
 	int r;
 
 	memset(&in, 0, sizeof(in));
 	if ((r = parse_record(f, kv, &in, &annots)) < 0)
 		goto out;
-	old = find_record(f, in.uid);
+	if (in.uid <= f->prev_in) {
+		r = ids_error(IDS_ECORRUPT, "RECORD uids not ascending (%u after %u)", in.uid,
+		    f->prev_in);
+		goto out;
+	}
+	f->prev_in = in.uid;
+	if ((r = emit_old_below(f, in.uid)) < 0)
+		goto out;
+	if (f->have_cur && f->cur.uid == in.uid)
+		old = &f->cur;
 	if (old != NULL) {
 		int oexp = (old->system_flags & IDS_FLAG_EXPUNGED) != 0;
 		int iexp = (in.system_flags & IDS_FLAG_EXPUNGED) != 0;
 
 		if (oexp && iexp)
-			goto out;
+			goto out;	/* the old record goes out as it is */
 		if (memcmp(old->guid, in.guid, IDS_GUID_LEN) != 0) {
 			r = ids_error(IDS_ECRC, "uid %u: another GUID here", in.uid);
 		} else if (old->modseq > in.modseq) {
@@ -542,7 +658,7 @@ merge_one(struct folder *f, const struct ids_dlist *kv)
 		if (!(in.system_flags & IDS_FLAG_EXPUNGED))
 			r = ids_error(IDS_ECRC, "uid %u: below last_uid %u and not here",
 			    in.uid, f->old_last_uid);
-	} else if ((r = link_message(f, &in)) == 0 && (r = add_record(f, &in)) == 0) {
+	} else if ((r = link_message(f, &in)) == 0 && (r = emit(f, &in)) == 0) {
 		r = ids_sync_store_set_record(&f->st, in.uid, annots);
 		annots = NULL;
 	}
@@ -551,21 +667,40 @@ out:
 	return r;
 }
 
+/*
+ * Where the RECORD items come from: a parsed list (the client's pull,
+ * or a line read whole), or the wire, one item at a time.
+ */
+struct recsrc {
+	const struct ids_dlist *next;	/* in memory */
+	struct ids_csync_in *in;	/* streamed when not NULL */
+	int wire_err;			/* the wire failed: answer as for a bad line */
+};
+
+/* The records, then the old records above the last of them. */
 static int
-merge_records(struct folder *f, const struct ids_dlist *records)
+merge_records(struct folder *f, struct recsrc *rs)
 {
-	const struct ids_dlist *i;
-	uint32_t prev = 0;
+	struct ids_dlist *item;
 	int r;
 
-	for (i = records->head; i != NULL; i = i->next) {
-		if ((r = merge_one(f, i)) < 0)
+	if (rs->in == NULL) {
+		for (; rs->next != NULL; rs->next = rs->next->next)
+			if ((r = merge_one(f, rs->next)) < 0)
+				return r;
+	} else {
+		while ((r = ids_csync_read_record(rs->in, &item)) == 1) {
+			r = merge_one(f, item);
+			ids_dlist_free(item);
+			if (r < 0)
+				return r;
+		}
+		if (r < 0) {
+			rs->wire_err = 1;
 			return r;
-		if (f->n > 0 && f->rec[f->n - 1].uid < prev)
-			return ids_error(IDS_ECORRUPT, "RECORD uids not ascending");
-		prev = f->n > 0 ? f->rec[f->n - 1].uid : 0;
+		}
 	}
-	return 0;
+	return emit_old_below(f, (uint64_t)UINT32_MAX + 1);
 }
 
 /* --- writing the folder ---------------------------------------------- */
@@ -587,80 +722,54 @@ parse_options(const char *s)
 	return opts;
 }
 
-/* Counts of the header recomputed from the records. */
-static void
-recount(struct folder *f)
-{
-	struct ids_index_header *h = &f->ih;
-	size_t i;
-
-	h->num_records = (uint32_t)f->n;
-	h->exists = h->deleted = h->answered = h->flagged = h->unseen = 0;
-	h->quota_mailbox_used = 0;
-	for (i = 0; i < f->n; i++) {
-		const struct ids_index_record *r = &f->rec[i];
-
-		if (r->system_flags & IDS_FLAG_EXPUNGED)
-			continue;
-		h->exists++;
-		h->quota_mailbox_used += r->size;
-		h->deleted += (r->system_flags & IDS_FLAG_DELETED) != 0;
-		h->answered += (r->system_flags & IDS_FLAG_ANSWERED) != 0;
-		h->flagged += (r->system_flags & IDS_FLAG_FLAGGED) != 0;
-		h->unseen += (r->system_flags & IDS_FLAG_SEEN) == 0;
-	}
-}
-
-/* The whole index image: header and records, in the file's own version. */
+/*
+ * The CRCs of the records of the index at fd with header h (read a
+ * block at a time), with the user flag names of hdr and the store st.
+ */
 static int
-format_index(struct folder *f, unsigned char **bufp, size_t *lenp)
+index_crcs(int fd, const struct ids_index_header *h, const struct ids_header *hdr,
+    const struct ids_sync_store *st, uint32_t *basic, uint32_t *annot)
 {
-	size_t start = f->ih.start_offset, rsize = f->ih.record_size;
-	size_t len = start + f->n * rsize, i;
-	unsigned char *buf = calloc(1, len ? len : 1);
+	struct ids_index_reader *rd;
+	struct ids_index_record rec;
 	int r;
 
-	if (buf == NULL)
-		return -ENOMEM;
-	r = ids_index_format_header(&f->ih, buf, start);
-	for (i = 0; r >= 0 && i < f->n; i++)
-		r = ids_index_format_record(&f->rec[i], f->ih.minor_version,
-		    buf + start + i * rsize, rsize);
-	if (r < 0) {
-		free(buf);
+	*basic = 0;
+	*annot = IDS_SYNC_CRC_ANNOT_INIT;
+	if ((r = ids_index_reader_new(fd, h, &rd)) < 0)
 		return r;
-	}
-	*bufp = buf;
-	*lenp = len;
-	return 0;
+	while ((r = ids_index_reader_next(rd, &rec)) == 1)
+		ids_sync_crc_record(&rec, h->minor_version, hdr, st, basic, annot);
+	ids_index_reader_free(rd);
+	return r;
 }
 
-/* The index image with the sync CRCs of its records in its header. */
+/*
+ * The commit point of the records: cyrus.index.NEW gets the header
+ * (its counts, and the sync CRCs of the records written, read back),
+ * then replaces cyrus.index durably.
+ */
 static int
 write_index(struct folder *f)
 {
-	struct ids_sync_source src;
-	struct ids_index *idx;
+	struct ids_index_header *h = &f->ih;
 	unsigned char *buf;
-	size_t len;
 	int r;
 
-	recount(f);
-	if ((r = format_index(f, &buf, &len)) < 0)
+	if ((r = out_flush(f)) < 0)
 		return r;
-	if ((r = ids_index_parse(buf, len, &idx)) == 0) {
-		src.entry = &f->mb->entry;
-		src.header = &f->h;
-		src.index = idx;
-		src.store = &f->st;
-		r = ids_sync_crcs(&src, &f->ih.synccrc_basic, &f->ih.synccrc_annot);
-		ids_index_free(idx);
-	}
-	if (r == 0)
-		r = ids_index_format_header(&f->ih, buf, f->ih.start_offset);
-	if (r >= 0 && (r = IDS_FAILPOINT("sync.apply_index")) == 0)
-		r = ids_write_durable(ids_mailbox_metafd(f->mb, IDS_META_INDEX),
-		    IDS_INDEX_FILE, buf, len, 0600);
+	h->num_records = (uint32_t)f->n;
+	if ((r = index_crcs(f->nf.fd, h, &f->h, &f->st, &f->crc_basic, &f->crc_annot)) < 0)
+		return r;
+	h->synccrc_basic = f->crc_basic;
+	h->synccrc_annot = f->crc_annot;
+	if ((buf = calloc(1, h->start_offset)) == NULL)
+		return -ENOMEM;
+	r = ids_index_format_header(h, buf, h->start_offset);
+	if (r >= 0 && (r = IDS_FAILPOINT("sync.apply_index")) == 0 &&
+	    (r = ids_durable_write(&f->nf, buf, h->start_offset, 0)) == 0 &&
+	    (r = ids_durable_commit(&f->nf)) == 0)
+		f->writing = 0;
 	free(buf);
 	return r;
 }
@@ -862,18 +971,25 @@ set_header_fields(struct folder *f, const struct ids_dlist *kv)
 
 /* --- APPLY MAILBOX -------------------------------------------------------- */
 
-/* Our CRCs of the open folder as it stands (for SINCE_* and the final check). */
+/*
+ * The CRCs of the folder as it stands on disk (for SINCE_*): its
+ * cyrus.header, idspool.sync and cyrus.index read afresh, the index a
+ * block at a time.
+ */
 static int
-folder_crcs(struct ids_mailbox *mb, uint32_t *basic, uint32_t *annot, uint64_t *hms)
+folder_crcs(struct folder *f, uint32_t *basic, uint32_t *annot)
 {
-	struct ids_dlist *kv = NULL;
+	struct ids_header h;
+	struct ids_sync_store st;
 	int r;
 
-	if ((r = ids_sync_mailbox_state(mb, 0, &kv)) == 0 &&
-	    (r = ids_dlist_get_u32(kv, "SYNC_CRC", basic)) == 0 &&
-	    (r = ids_dlist_get_u32(kv, "SYNC_CRC_ANNOT", annot)) == 0)
-		r = ids_dlist_get_u64(kv, "HIGHESTMODSEQ", hms);
-	ids_dlist_free(kv);
+	ids_header_init(&h);
+	ids_sync_store_init(&st);
+	if ((r = ids_header_read(ids_mailbox_metafd(f->mb, IDS_META_HEADER), &h, NULL)) == 0 &&
+	    (r = ids_sync_store_read(ids_mailbox_metafd(f->mb, IDS_META_INDEX), &st)) == 0)
+		r = index_crcs(f->oldfd, &f->ih, &h, &st, basic, annot);
+	ids_header_release(&h);
+	ids_sync_store_release(&st);
 	return r;
 }
 
@@ -924,13 +1040,16 @@ find_or_create(struct ids_repl_session *s, const struct ids_dlist *kv, const cha
 	return r;
 }
 
-/* The checks of sync_apply_mailbox before anything is written. */
+/*
+ * The checks of sync_apply_mailbox before anything is written, on the
+ * old header in f->ih (set_header_fields has not run yet).
+ */
 static int
 check_state(struct folder *f, const struct ids_dlist *kv, int created)
 {
 	uint64_t since = 0, hms = 0;
 	uint32_t sb = 0, sa = 0, b, a, uidvalidity = 0;
-	int r;
+	int r = 0;
 
 	ids_dlist_get_u64(kv, "SINCE_MODSEQ", &since);
 	ids_dlist_get_u32(kv, "SINCE_CRC", &sb);
@@ -939,28 +1058,76 @@ check_state(struct folder *f, const struct ids_dlist *kv, int created)
 	ids_dlist_get_u32(kv, "UIDVALIDITY", &uidvalidity);
 	if (created)
 		return 0;
-	if (since && ((r = folder_crcs(f->mb, &b, &a, &hms)) < 0 ||
-	    since != hms || sb != b || sa != a))
+	if (since && ((r = folder_crcs(f, &b, &a)) < 0 ||
+	    since != f->ih.highestmodseq || sb != b || sa != a))
 		return r < 0 ? r : 2;	/* IMAP_SYNC_CHANGED */
-	ids_dlist_get_u64(kv, "HIGHESTMODSEQ", &hms);
 	if (hms < f->ih.highestmodseq || uidvalidity < f->ih.uidvalidity)
 		return ids_error(IDS_ECRC, "highestmodseq or uidvalidity higher here");
 	return 0;
 }
 
-static int
-apply_folder(struct folder *f, const struct ids_dlist *kv, int created)
+/* The keys read before the records, which a streamed line must carry before RECORD. */
+static const char *const head_keys[] = {
+	"UNIQUEID", "MBOXNAME", "PARTITION", "ACL", "OPTIONS", "UIDVALIDITY", "HIGHESTMODSEQ",
+};
+/* Optional keys read before the records: checked again if they come after RECORD. */
+static const char *const gate_keys[] = {
+	"MBOXTYPE", "SINCE_MODSEQ", "SINCE_CRC", "SINCE_CRC_ANNOT",
+};
+#define NGATES	(sizeof(gate_keys) / sizeof(gate_keys[0]))
+
+static unsigned
+gates_present(const struct ids_dlist *kv)
 {
-	const struct ids_dlist *records = ids_dlist_get(kv, "RECORD");
+	unsigned m = 0;
+	size_t i;
+
+	for (i = 0; i < NGATES; i++)
+		if (ids_dlist_get(kv, gate_keys[i]) != NULL)
+			m |= 1u << i;
+	return m;
+}
+
+/* MBOXTYPE: only email folders are replicated here. */
+static int
+check_type(const struct ids_dlist *kv)
+{
+	const char *type = kv_str(kv, "MBOXTYPE");
+
+	if (type != NULL && *type != '\0' && strcmp(type, "e") != 0)
+		return ids_error(IDS_EINVAL, "mailbox type '%s' is not replicated here", type);
+	return 0;
+}
+
+/*
+ * The records merged into cyrus.index.NEW, then the writes in order;
+ * gates: the gate keys the line held before its records.
+ */
+static int
+apply_folder(struct folder *f, const struct ids_dlist *kv, int created, struct recsrc *rs,
+    unsigned gates)
+{
 	int r;
 
-	if ((r = folder_read(f)) < 0 || (r = check_state(f, kv, created)) != 0)
+	if ((r = folder_read(f)) < 0 || (r = check_state(f, kv, created)) != 0 ||
+	    (r = out_begin(f)) < 0)
 		return r;
+	if ((r = merge_records(f, rs)) < 0)
+		return r;
+	/* a gate key after the records: its check now, before anything is committed */
+	if (gates_present(kv) != gates) {
+		if ((r = check_type(kv)) < 0)
+			return ids_error(IDS_EINVAL, "%s (sent after RECORD)", ids_errmsg(r));
+		if ((r = check_state(f, kv, created)) != 0)
+			return r;
+	}
 	if (created)
 		f->ih.highestmodseq = 0;
-	if ((r = merge_records(f, records)) < 0)
-		return r;
-	if (f->linked > 0 && (r = ids_fsync_dir(f->mb->datafd)) < 0)
+	if (f->syncfs)
+		r = ids_fs_sync(f->mb->datafd);		/* the files and the directory */
+	else if (f->linked > 0)
+		r = ids_fsync_dir(f->mb->datafd);
+	if (r < 0)
 		return r;
 	if ((r = write_meta(f, kv)) < 0 ||
 	    (r = set_header_fields(f, kv)) < 0 ||
@@ -983,42 +1150,83 @@ answer(struct ids_repl_session *s, const char *what, int r)
 	return ids_repl_refuse(s, what, ids_repl_imap_error(r), r);
 }
 
+/*
+ * After an apply that did not take the rest of a streamed line: the
+ * rest is read and dropped so that the session stays in step (the
+ * answer is buffered until then).  0, or < 0 when the stream is lost.
+ */
+static int
+drain(struct ids_repl_session *s, struct recsrc *rs)
+{
+	int r;
+
+	if (rs->in == NULL || !ids_csync_in_streaming(rs->in))
+		return 0;
+	r = ids_csync_skip_rest(rs->in);
+	return r < 0 && ids_csync_in_lost(rs->in) ? r : 0;
+}
+
 int
 ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
-	const char *uniqueid = kv_str(kv, "UNIQUEID"), *name = kv_str(kv, "MBOXNAME");
-	const char *type = kv_str(kv, "MBOXTYPE");
-	const struct ids_dlist *records = ids_dlist_get(kv, "RECORD");
+	const char *uniqueid, *name;
+	const struct ids_dlist *records;
+	struct recsrc rs = { NULL, NULL, 0 };
 	struct folder f;
-	uint32_t b = 0, a = 0, wb = 0, wa = 0;
-	uint64_t hms;
-	int r, created;
+	uint32_t wb = 0, wa = 0;
+	unsigned gates;
+	size_t i;
+	int r, k, created;
 
+	if (s->in != NULL && ids_csync_in_streaming(s->in)) {
+		rs.in = s->in;
+		/* a key read before the records that comes after them: the line whole */
+		for (i = 0; i < sizeof(head_keys) / sizeof(head_keys[0]); i++)
+			if (ids_dlist_get(kv, head_keys[i]) == NULL)
+				break;
+		if (i < sizeof(head_keys) / sizeof(head_keys[0])) {
+			rs.in = NULL;
+			if ((r = ids_csync_read_rest(s->in)) < 0)
+				return ids_repl_bad_input(s, r);
+		}
+	}
+	uniqueid = kv_str(kv, "UNIQUEID");
+	name = kv_str(kv, "MBOXNAME");
+	records = ids_dlist_get(kv, "RECORD");
+	rs.next = records ? records->head : NULL;
+	gates = gates_present(kv);
 	if (kv == NULL || kv->type != IDS_DL_KVLIST || uniqueid == NULL || name == NULL ||
 	    kv_str(kv, "PARTITION") == NULL || kv_str(kv, "ACL") == NULL ||
 	    kv_str(kv, "OPTIONS") == NULL || records == NULL || records->type != IDS_DL_LIST)
-		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
-	if (type != NULL && *type != '\0' && strcmp(type, "e") != 0)
-		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM,
-		    ids_error(IDS_EINVAL, "mailbox type '%s' is not replicated here", type));
+		return (r = drain(s, &rs)) < 0 ? r : ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
+	if ((r = check_type(kv)) < 0)
+		return (k = drain(s, &rs)) < 0 ? k : ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
 	if ((r = ids_uniqueid_check(uniqueid)) < 0)
-		return ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
-	if ((r = find_or_create(s, kv, uniqueid, name, &created)) != 0)
+		return (k = drain(s, &rs)) < 0 ? k : ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
+	if ((r = find_or_create(s, kv, uniqueid, name, &created)) != 0) {
+		if ((k = drain(s, &rs)) < 0)
+			return k;
 		return r > 0 ? 0 : answer(s, name, r);
+	}
 	memset(&f, 0, sizeof(f));
 	f.s = s;
+	f.oldfd = -1;
 	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
-		return answer(s, name, r);
-	r = apply_folder(&f, kv, created);
-	if (r == 0 && (r = folder_crcs(f.mb, &b, &a, &hms)) == 0) {
+		return (k = drain(s, &rs)) < 0 ? k : answer(s, name, r);
+	r = apply_folder(&f, kv, created, &rs, gates);
+	if (r == 0) {
 		ids_dlist_get_u32(kv, "SYNC_CRC", &wb);
 		ids_dlist_get_u32(kv, "SYNC_CRC_ANNOT", &wa);
-		if (b != wb || a != wa)
+		if (f.crc_basic != wb || f.crc_annot != wa)
 			r = ids_error(IDS_ECRC, "CRCs %u/%u here after the apply, %u/%u sent",
-			    b, a, wb, wa);
+			    f.crc_basic, f.crc_annot, wb, wa);
 	}
+	folder_release(&f);	/* before the folder's directories close */
 	ids_mailbox_close(f.mb);
-	folder_release(&f);
+	if (rs.wire_err)
+		return ids_repl_bad_input(s, r);
+	if ((k = drain(s, &rs)) < 0)
+		return k;
 	if (r != 0)
 		return answer(s, name, r);
 	ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): %s, %zu record(s), %zu file(s) linked",
@@ -1028,19 +1236,29 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 /* --- APPLY EXPUNGE %(MBOXNAME UNIQUEID UID (uids)) --------------------- */
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int
 ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *name = kv_str(kv, "MBOXNAME"), *uniqueid = kv_str(kv, "UNIQUEID");
 	const struct ids_dlist *uids = ids_dlist_get(kv, "UID"), *i;
+	uint32_t *want = NULL;
+	size_t nwant = 0, n = 0;
 	struct folder f;
-	size_t n = 0;
 	int r;
 
 	if (name == NULL || uniqueid == NULL || uids == NULL || uids->type != IDS_DL_LIST)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	memset(&f, 0, sizeof(f));
 	f.s = s;
+	f.oldfd = -1;
 	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
 		return answer(s, name, r);
 	if (strcmp(f.mb->entry.uniqueid, uniqueid) != 0) {
@@ -1048,21 +1266,32 @@ ids_repl_apply_expunge(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return ids_repl_refuse(s, name, IDS_CSYNC_EMOVED, ids_error(IDS_EDUPID,
 		    "holds uniqueid %s here, not %s", f.mb->entry.uniqueid, uniqueid));
 	}
-	if ((r = folder_read(&f)) == 0) {
-		for (i = uids->head; i != NULL; i = i->next) {
-			uint64_t uid;
-			struct ids_index_record *rec;
+	for (i = uids->head; i != NULL; i = i->next)
+		nwant++;
+	if (nwant > 0 && (want = calloc(nwant, sizeof(*want))) == NULL)
+		r = -ENOMEM;
+	for (nwant = 0, i = uids->head; r == 0 && i != NULL; i = i->next) {
+		uint64_t uid;
 
-			if (ids_dlist_u64(i, &uid) < 0 || uid > UINT32_MAX ||
-			    (rec = find_record(&f, (uint32_t)uid)) == NULL)
-				continue;
-			rec->system_flags |= IDS_FLAG_EXPUNGED;
-			n++;
-		}
-		r = write_index(&f);
+		if (ids_dlist_u64(i, &uid) == 0 && uid <= UINT32_MAX)
+			want[nwant++] = (uint32_t)uid;
 	}
+	if (nwant > 1)
+		qsort(want, nwant, sizeof(*want), cmp_u32);
+	if (r == 0 && (r = folder_read(&f)) == 0 && (r = out_begin(&f)) == 0) {
+		for (; r == 0 && f.have_cur; r = r ? r : old_next(&f)) {
+			if (nwant > 0 && bsearch(&f.cur.uid, want, nwant, sizeof(*want), cmp_u32)) {
+				f.cur.system_flags |= IDS_FLAG_EXPUNGED;
+				n++;
+			}
+			r = emit(&f, &f.cur);
+		}
+		if (r == 0)
+			r = write_index(&f);
+	}
+	free(want);
+	folder_release(&f);	/* before the folder's directories close */
 	ids_mailbox_close(f.mb);
-	folder_release(&f);
 	if (r < 0)
 		return answer(s, name, r);
 	ids_repl_log(s, LOG_INFO, "APPLY EXPUNGE %s: %zu record(s)", name, n);

@@ -20,10 +20,17 @@ struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
 
-/* A file this session can link from, by GUID: staged, or in a local folder. */
+/*
+ * A file this session can link from, by GUID: staged (the codec's
+ * "<guid>.<n>" in the session's staging directory), or in a local
+ * folder.  32 bytes for a staged one: a session that receives a
+ * million files holds them in a few tens of MiB, and finds them by a
+ * hash of the GUID.
+ */
 struct ids_repl_have {
-	char guid[41];
-	char *path;		/* absolute */
+	uint8_t guid[20];
+	uint32_t n;		/* the staged file's n */
+	char *path;		/* absolute, for a local folder's file; NULL when staged */
 };
 
 struct ids_repl_session {
@@ -37,6 +44,9 @@ struct ids_repl_session {
 	char stagepath[PATH_MAX];
 	struct ids_repl_have *have;
 	size_t nhave, ahave;
+	uint32_t *hslot;	/* open addressing: index + 1 into have, 0 free */
+	size_t nslot;		/* a power of two, at least twice nhave */
+	char havepath[PATH_MAX];	/* what ids_repl_have returned last */
 	int done;
 	struct ids_sync_meta *meta;	/* replica.db, opened on first use */
 	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
@@ -59,9 +69,12 @@ int ids_repl_refuse(struct ids_repl_session *s, const char *what, const char *im
 const char *ids_repl_imap_error(int code);
 int ids_repl_ok(struct ids_repl_session *s, const char *text);
 int ids_repl_bad(struct ids_repl_session *s, const char *text);
+/* A line the codec refused with r: BAD or NO, or r when the stream is lost. */
+int ids_repl_bad_input(struct ids_repl_session *s, int r);
 int ids_repl_untagged(struct ids_repl_session *s, const char *key,
     const struct ids_dlist *value);
 void ids_repl_lines_release(struct ids_repl_session *s);
+/* The path of a file of guid (valid until the next call), or NULL. */
 const char *ids_repl_have(struct ids_repl_session *s, const char *guid);
 int ids_repl_add_have(struct ids_repl_session *s, const char *guid, const char *path);
 int ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags);

@@ -142,6 +142,15 @@ struct ids_sync_source {
  * index header's stored values, which our writers do not maintain).
  */
 int ids_sync_crcs(const struct ids_sync_source *src, uint32_t *basic, uint32_t *annot);
+/*
+ * One record's share of ids_sync_crcs, XORed into *basic and *annot
+ * (which start at 0 and IDS_SYNC_CRC_ANNOT_INIT): nothing for an
+ * expunged record.  header supplies the user flag names; store may be
+ * NULL.  For writers that see the records one at a time.
+ */
+void ids_sync_crc_record(const struct ids_index_record *rec, uint32_t minor_version,
+    const struct ids_header *header, const struct ids_sync_store *store,
+    uint32_t *basic, uint32_t *annot);
 
 /*
  * The MAILBOX kvlist of 3.6's sync_prepare_dlists(), in its key order:

@@ -88,15 +88,22 @@ ids_sync_crcs(const struct ids_sync_source *src, uint32_t *basic, uint32_t *anno
 	for (i = 0; i < h->num_records; i++) {
 		if ((r = ids_index_record(src->index, i, &rec)) < 0)
 			return r;
-		if (rec.system_flags & IDS_FLAG_EXPUNGED)
-			continue;
-		*basic ^= ids_sync_crc_basic(&rec, src->header->flags, src->header->nflags);
-		*annot ^= ids_sync_crc_virtannot(&rec, h->minor_version);
-		if (src->store)
-			*annot ^= stored_annot_crc(rec.uid,
-			    ids_sync_store_record(src->store, rec.uid));
+		ids_sync_crc_record(&rec, h->minor_version, src->header, src->store, basic, annot);
 	}
 	return 0;
+}
+
+void
+ids_sync_crc_record(const struct ids_index_record *rec, uint32_t minor_version,
+    const struct ids_header *header, const struct ids_sync_store *store,
+    uint32_t *basic, uint32_t *annot)
+{
+	if (rec->system_flags & IDS_FLAG_EXPUNGED)
+		return;
+	*basic ^= ids_sync_crc_basic(rec, header->flags, header->nflags);
+	*annot ^= ids_sync_crc_virtannot(rec, minor_version);
+	if (store)
+		*annot ^= stored_annot_crc(rec->uid, ids_sync_store_record(store, rec->uid));
 }
 
 /* One %(ENTRY e USERID "" MODSEQ 0 VALUE v) the index holds. */
