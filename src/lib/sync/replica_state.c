@@ -112,6 +112,56 @@ damage_finding(const struct ids_audit_finding *f, void *rock)
 }
 
 /*
+ * The stat-only check of the open folder mb, under its lock: the
+ * records whose file is absent, not a regular file or of another size
+ * than the record's -- the audit's file-missing, file-unsafe and
+ * file-size findings with stat_only (auditfolder.c: the records it
+ * checks, ids_hasher_stat), without the audit's second open of the
+ * folder and listing of its directory, which made a no-op resync
+ * (every folder asked on both sides) several times slower.  The lock
+ * keeps a delivery or an expunge from racing the reading, so nothing
+ * needs reading again.  Records without a GUID are left out.
+ */
+static int
+damaged_stat(struct ids_mailbox *mb, struct ids_repl_damage *d)
+{
+	struct ids_index *idx;
+	struct ids_index_record rec;
+	struct stat st;
+	char name[16];
+	uint32_t i;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) < 0)
+		return r;
+	for (i = 0; r == 0 && i < ids_index_header(idx)->num_records; i++) {
+		if (ids_index_record(idx, i, &rec) < 0 || ids_guid_is_null(rec.guid))
+			continue;
+		if ((rec.system_flags & IDS_FLAG_EXPUNGED) && (rec.system_flags & IDS_FLAG_UNLINKED))
+			continue;
+		if (rec.system_flags & IDS_FLAG_ARCHIVED)
+			continue;
+		snprintf(name, sizeof(name), "%u.", rec.uid);
+		if (fstatat(mb->datafd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == rec.size)
+				continue;
+		} else if (errno != ENOENT) {
+			r = ids_error(-errno, "%s: %s", mb->entry.name, name);
+			break;
+		}
+		if ((r = damage_add(d, rec.uid)) == 0) {
+			ids_guid_hex(rec.guid, d->v[d->n - 1].guid);
+			d->v[d->n - 1].size = rec.size;
+		}
+	}
+	ids_index_free(idx);
+	if (r < 0)
+		ids_repl_damage_release(d);
+	return r;
+}
+
+/*
  * The records of the live folder name whose files are missing or
  * damaged, as spool_audit reports them (file-missing, file-size and,
  * with verify, file-guid: every file is then read), with the GUID and
@@ -132,6 +182,13 @@ ids_repl_damaged(struct ids_repl_session *s, const char *name, int verify,
 	int r;
 
 	memset(d, 0, sizeof(*d));
+	if (!verify) {
+		if ((r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
+			return r;
+		r = damaged_stat(mb, d);
+		ids_mailbox_close(mb);
+		return r;
+	}
 	ids_audit_opts_init(&o);
 	o.jobs = 1;
 	o.names = names;
@@ -235,10 +292,10 @@ ids_repl_folder_state(struct ids_repl_session *s, const char *uniqueid, int veri
 		goto out;
 	if (strcmp(mb->entry.uniqueid, uniqueid) != 0)
 		r = ids_error(IDS_EBUSY, "%s: renamed meanwhile", e.name);
-	else
-		r = ids_sync_mailbox_state(mb, flags, &kv);
+	else if ((r = ids_sync_mailbox_state(mb, flags, &kv)) == 0 && !verify)
+		r = damaged_stat(mb, &d);
 	ids_mailbox_close(mb);
-	if (r == 0)
+	if (r == 0 && verify)
 		r = ids_repl_damaged(s, e.name, verify, &d);
 	if (r == 0)
 		r = add_history(kv, &e);
