@@ -1971,7 +1971,11 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	}
 	if (r == 0)
 		r = lfolders_of(c, &ln, &lv, &nl);
-	if (r == 0 && userid == NULL)
+	/*
+	 * A folder the peer holds under another name (-m: renamed here; a
+	 * user: the user renamed here, its folders the old user's there)
+	 */
+	if (r == 0)
 		r = pfolders_byid(c, &p, lv, nl);
 	if (r < 0)
 		goto out;
