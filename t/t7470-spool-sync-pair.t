@@ -17,10 +17,10 @@
 # tree rename; a rename cycle (a->c, b->a, c->b); an expunge; a folder
 # deleted and created again under its name (a new uniqueid: the old
 # one's tombstone deletes it on the other side, the new one is created);
-# a user renamed, a user deleted; split brain (both sides deliver while
-# apart, then sync both ways); a folder only the replica holds; a
-# missing and a corrupted file on each side healed through MISSING (a
-# push heals the replica, a pull the primary).  Then a hard failover and
+# a user renamed (pushed, then pulled), a user deleted; split brain
+# (both sides deliver while apart, then sync both ways); a folder only
+# the replica holds; a missing and a corrupted file on each side healed
+# through MISSING (a push heals the replica, a pull the primary).  Then a hard failover and
 # back (the primary "dies" with deliveries the replica never saw, the
 # replica takes deliveries as the new primary, the old primary's
 # spool_sync --pull from it brings back all it lacks, and keeps what
@@ -293,6 +293,17 @@ is(counts($r)->{renamed}, 2, 'user rename: both folders renamed on b');
 is(uniqueid_of($B, 'user.carol'), $bob_inbox, '... user.carol is bob\'s INBOX');
 ok(!grep({ $_->{name} =~ /^user\.bob/ } values %{ids_state($B)}), '... no user.bob is left on b');
 check('user rename');
+
+# ---- user rename, pulled ------------------------------------------------------
+# made on b, pulled into a; then back again on a, pushed
+ok_run('rename user carol to erin on b', 'ctl_rename', '-C', $B, '-i', 'user.carol', 'user.erin');
+$r = sync('pull the user rename', $A, $B, '--pull');
+is(counts($r)->{renamed}, 2, 'user rename pulled: both folders renamed on a');
+is(uniqueid_of($A, 'user.erin'), $bob_inbox, '... by uniqueid');
+check('user rename pulled');
+ok_run('rename user erin back to carol on a', 'ctl_rename', '-C', $A, '-i', 'user.erin', 'user.carol');
+sync('push the user rename back', $A, $B);
+check('user rename back');
 
 # ---- user delete -------------------------------------------------------------
 my $dl = live_records($A);
