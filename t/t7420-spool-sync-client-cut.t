@@ -3,10 +3,12 @@
 # session cut short, between two idspool spools: the peer's answers cut
 # after N bytes (a pull), and the client's commands cut after N bytes
 # before the peer reads them (a push), N every few bytes of the whole
-# session.  Each time the client ends with an error and exit 1 (never a
-# hang, never a crash), the written side stays consistent (the
-# invariant checker after recovery, spool_audit), no staging is left,
-# and the next full session converges on the other side's state.
+# session (IDS_CUT_STEP, default 23; make torture: every byte), and
+# each byte of the push's closing EXIT.  Each time the client ends with
+# an error and exit 1 (never a hang, never a crash), the written side
+# stays consistent (the invariant checker after recovery, spool_audit),
+# no staging is left, and the next full session converges on the other
+# side's state.
 use strict;
 use warnings;
 use FindBin;
@@ -96,7 +98,10 @@ my $npush = -s "$base/pin";
 ok($npush > 1000, "the push sent $npush bytes");
 @bad = ();
 $runs = 0;
-for (my $n = 0; $n < $npush; $n += $step) {
+# every $step bytes, and each byte of the closing EXIT line (all the
+# work acknowledged: still the session did not end as it should)
+my %at = map { $_ => 1 } grep { $_ % $step == 0 || $_ >= $npush - 6 } 0 .. $npush - 1;
+for my $n (sort { $a <=> $b } keys %at) {
 	my $c = spool("q$n");
 	$r = run('spool_sync', '-C', $src, '-u', 'bob', '--', 'perl', '-e', $cutter_in, $n,
 	    tool('spool_sync'), '-C', $c, '--serve');

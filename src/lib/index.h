@@ -55,6 +55,9 @@
 #define IDS_FLAG_UNLINKED	(1u << 30)	/* file removed (or about to be) */
 #define IDS_FLAG_EXPUNGED	(1u << 31)	/* expunged; file may remain until unlinked */
 
+/* The index options (Cyrus 3.6's mailbox.h): new POP3 UIDLs. */
+#define IDS_INDEX_OPT_POP3_NEW_UIDL	(1u << 0)
+
 /*
  * Every header field of the three versions.  Fields a version lacks
  * read as 0 and are not written.  Times that version 20 widened to
@@ -75,7 +78,7 @@ struct ids_index_header {
 	uint32_t deleted;		/* counts over unexpunged records */
 	uint32_t answered;
 	uint32_t flagged;
-	uint32_t options;
+	uint32_t options;		/* IDS_INDEX_OPT_*, Cyrus's OPT_* bits */
 	uint32_t leaked_cache;
 	uint64_t highestmodseq;
 	uint64_t deletedmodseq;

@@ -232,10 +232,15 @@ create_commit_txn(struct ids_txn *txn, void *rock)
 	return ids_intent_del(txn, c->e->uniqueid);
 }
 
-/* Writes the new folder's cyrus.header and empty cyrus.index. */
+/*
+ * Writes the new folder's cyrus.header and empty cyrus.index.  A folder
+ * made here (not a replica's create) gets OPT_POP3_NEW_UIDL, as Cyrus's
+ * mboxlist_createmailbox gives every folder it creates other than by a
+ * sync; a replica's takes the OPTIONS its master sends.
+ */
 static int
 create_files(const struct ids_config *cfg, const struct ids_mbentry *e,
-    int datafd, int metafd)
+    int datafd, int metafd, int exact)
 {
 	struct ids_index_header ih;
 	struct ids_header h;
@@ -256,6 +261,7 @@ create_files(const struct ids_config *cfg, const struct ids_mbentry *e,
 	ih.highestmodseq = 1;
 	ih.createdmodseq = e->createdmodseq;
 	ih.header_file_crc = crc;
+	ih.options = exact ? 0 : IDS_INDEX_OPT_POP3_NEW_UIDL;
 	return ids_index_write_new(ifd, &ih);
 }
 
@@ -348,7 +354,7 @@ create_locked(struct ids_mboxlist *mbl, struct create *c, struct ids_mbname *mb)
 	    (r = ids_mboxlist_write(mbl, create_begin_txn, c)) < 0)
 		return r;
 	if ((r = ids_folder_mkdir(cfg, &loc, &datafd, &metafd)) == 0 &&
-	    (r = create_files(cfg, c->e, datafd, metafd)) == 0)
+	    (r = create_files(cfg, c->e, datafd, metafd, c->exact)) == 0)
 		r = ids_mboxlist_write(mbl, create_commit_txn, c);
 	if (datafd >= 0)
 		close(datafd);

@@ -55,7 +55,8 @@ int ids_mailbox_metafd(const struct ids_mailbox *mb, enum ids_metafile kind);
 /*
  * Creates the folder name (internal) on partition (NULL: the default)
  * in the uniqueid layout: a new uniqueid from libuuid, its directory, a
- * cyrus.header, an empty cyrus.index and its records in mailboxes.db.
+ * cyrus.header, an empty cyrus.index (options: OPT_POP3_NEW_UIDL, as
+ * Cyrus creates a folder) and its records in mailboxes.db.
  * The UIDVALIDITY is above that of any tombstone at the name.  User
  * folders get the owner's full rights.  IDS_EEXIST if name is live.
  * Fills out (when not NULL) with the new record.

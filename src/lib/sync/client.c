@@ -1983,7 +1983,11 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	}
 	if (r == 0)
 		r = lfolders_of(c, &ln, &lv, &nl);
-	if (r == 0 && userid == NULL)
+	/*
+	 * A folder the peer holds under another name (-m: renamed here; a
+	 * user: the user renamed here, its folders the old user's there)
+	 */
+	if (r == 0)
 		r = pfolders_byid(c, &p, lv, nl);
 	if (r < 0)
 		goto out;
@@ -2200,8 +2204,17 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 		r = sync_set(&c, opts->users[i], NULL, 0);
 	if (r == 0 && opts->nfolders > 0)
 		r = sync_set(&c, NULL, opts->folders, opts->nfolders);
-	if (r == 0 && (r = exchange(&c, cmd("EXIT", NULL), &rp)) == 0)
+	/*
+	 * A session whose EXIT is not answered OK did not end as it should
+	 * (the link cut inside the EXIT line: the peer answers BAD): the
+	 * same failure as a peer that closes before its answer.
+	 */
+	if (r == 0 && (r = exchange(&c, cmd("EXIT", NULL), &rp)) == 0) {
+		if (rp.status != IDS_CSYNC_OK)
+			r = ids_error(IDS_ETRUNC, "EXIT: the peer answered %s %s",
+			    rp.status == IDS_CSYNC_NO ? "NO" : "BAD", rp.text);
 		reply_release(&rp);
+	}
 out:
 	ids_csync_out_free(c.out);
 	ids_csync_in_free(c.in);

@@ -1361,6 +1361,23 @@ renamed_already(struct ids_repl_session *s, const char *old, const char *name)
 	return done;
 }
 
+/*
+ * 1 when old and new are two users' INBOXes: a user renamed.  The
+ * folder alone cannot change owner, so the whole user moves, as
+ * ctl_rename does it (its folders, DELETED ones, subscriptions, seen
+ * state); the client's renames of its other folders then find them
+ * renamed already.
+ */
+static int
+user_rename(const char *old, const char *new)
+{
+	struct ids_mbname a, b;
+
+	return ids_mbname_parse_internal(&a, old, IDS_MBNAME_STRICT) == 0 &&
+	    ids_mbname_parse_internal(&b, new, IDS_MBNAME_STRICT) == 0 &&
+	    ids_mbname_is_inbox(&a) && ids_mbname_is_inbox(&b) && !ids_mbname_same_owner(&a, &b);
+}
+
 int
 ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
@@ -1392,6 +1409,8 @@ ids_repl_apply_rename(struct ids_repl_session *s, const struct ids_dlist *kv)
 		r = ids_error(IDS_EINVAL, "%s is on partition %s here; a rename does not "
 		    "move data between partitions", old, e.partition);
 	ids_mbentry_release(&e);
+	if (r == 0 && user_rename(old, new))
+		o.flags &= ~IDS_RENAME_ONE;
 	if (r == 0)
 		r = ids_rename(s->mbl, old, new, &o);
 	if (r == IDS_ENOTFOUND && renamed_already(s, old, new))

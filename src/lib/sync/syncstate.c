@@ -271,7 +271,11 @@ add_identity(struct ids_dlist *kv, const struct ids_sync_source *src)
 	char opts[8], *acl = ids_sync_acl_string(src->entry);
 	int r;
 
-	ids_sync_options(h->options, opts);
+	/*
+	 * Cyrus reads OPT_POP3_NEW_UIDL into the header of any folder that
+	 * holds no message (mailbox_buf_to_index_header), and so reports it
+	 */
+	ids_sync_options(h->exists ? h->options : h->options | OPT_POP3_NEW_UIDL, opts);
 	if (acl == NULL)
 		return -ENOMEM;
 	if ((r = ids_dlist_add_num(kv, "UIDVALIDITY", h->uidvalidity)) < 0 ||
