@@ -177,6 +177,12 @@ ids_fs_defer_sync(int on)
 }
 
 int
+ids_fs_deferred(void)
+{
+	return deferred;
+}
+
+int
 ids_fs_sync(int fd)
 {
 	int r;
