@@ -200,6 +200,12 @@ sync_fd(int fd)
 }
 
 int
+ids_fsync_file(int fd)
+{
+	return sync_fd(fd);
+}
+
+int
 ids_fsync_dir(int dirfd)
 {
 	int r;
