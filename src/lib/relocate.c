@@ -33,7 +33,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "buf.h"
 #include "error.h"
@@ -513,8 +512,9 @@ link_all(struct reloc *rl)
  * directory moved) the header holds no path, so it is replaced only
  * when what it says differs from what the record gives (a stale name
  * or history, lost keys: both compared in the canonical form, since
- * Cyrus orders the keys otherwise), and the index only when its
- * header_file_crc is not the CRC of the header on disk.
+ * Cyrus orders the keys otherwise), and then the index only when its
+ * header_file_crc is not the header's CRC; in a batch's first attempt
+ * a header left as it was leaves the index unread too.
  */
 static int
 write_header(struct reloc *rl, int from, int linked)
@@ -549,7 +549,7 @@ write_header(struct reloc *rl, int from, int linked)
 	if (was.len > 0 && (r = ids_header_format(&h, &b)) == 0 && b.len == was.len &&
 	    memcmp(b.s, was.s, was.len) == 0) {
 		same = 1;
-		crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)old, (uInt)oldlen);
+		crc = ids_header_crc(old, oldlen);
 	}
 	if (r < 0 || (!same &&
 	    (r = (linked ? ids_header_create : ids_header_write)(rl->dfd[hr], &h, &crc)) < 0))
@@ -560,6 +560,14 @@ write_header(struct reloc *rl, int from, int linked)
 			if ((r = ids_index_copy_with_crc(rl->sfd[ir], rl->dfd[ir], crc)) == 0 &&
 			    rl->opts->throttle)
 				r = rl->opts->throttle(rl->opts->throttle_rock);	/* a file carried */
+	} else if (same && rl->renamed) {
+		/*
+		 * A batch's first attempt: header and index moved together,
+		 * unchanged, so whatever the index said of the header it still
+		 * says of the same bytes.  Recovery (which may come after a
+		 * header was rewritten and before its CRC was stored) and the
+		 * one-folder path read the index.
+		 */
 	} else if ((r = ids_index_read_header(rl->dfd[ir], &ih)) == -ENOENT) {
 		r = 0;	/* no index: nothing points at the header */
 	} else if (r == 0 && ih.header_file_crc != crc) {
