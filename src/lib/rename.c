@@ -497,19 +497,27 @@ sync_roots(struct rplan *p)
 }
 
 /*
- * After the commit: every header names its folder again.  The headers
- * (and the header CRCs in the indexes) are written with their fsyncs
- * deferred, then one syncfs per file system makes them durable before
- * the intent goes: a crash before that leaves the intent, and recovery
- * rewrites every header of the set from mailboxes.db.
+ * After the commit: every header names its folder again.  For a set of
+ * GROUP_SYNC_MIN folders or more, the headers (and the header CRCs in
+ * the indexes) are written with their fsyncs deferred, then one syncfs
+ * per file system makes them durable before the intent goes: a crash
+ * before that leaves the intent, and recovery rewrites every header of
+ * the set from mailboxes.db.
  */
+/*
+ * A set this large has its headers made durable by one syncfs; a
+ * smaller one fsyncs each (syncfs flushes every dirty page of the file
+ * system, other processes' too, which costs more than a few fsyncs).
+ */
+#define GROUP_SYNC_MIN 4
+
 static int
 headers(struct rplan *p)
 {
 	size_t i;
-	int r, first = 0;
+	int r, first = 0, group = p->n >= GROUP_SYNC_MIN;
 
-	ids_fs_defer_sync(1);
+	ids_fs_defer_sync(group);
 	for (i = 0; i < p->n; i++) {
 		r = rewrite_header(p->mbl, p->f[i].new, i == 0, p->opts->lock_timeout_ms);
 		if (r < 0 && first == 0)
@@ -519,7 +527,7 @@ headers(struct rplan *p)
 	ids_fs_defer_sync(0);
 	if (first < 0)
 		return first;
-	if ((r = sync_roots(p)) < 0)
+	if (group && (r = sync_roots(p)) < 0)
 		return ids_error(r, "renamed, but the headers are not durable yet "
 		    "(recovery will rewrite them): %s", ids_errmsg(r));
 	return ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
