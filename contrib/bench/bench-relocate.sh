@@ -270,7 +270,7 @@ if [ "${BENCH_SPEEDUP:-1}" = 1 ]; then
 	rm -rf "$dir/p2"
 fi
 
-echo "bench-relocate: ${BENCH_SPOOL:+$BENCH_SPOOL, }--size $size: $nfolders legacy folders, $nfiles files, in $dir"
+echo "bench-relocate: ${BENCH_SPOOL:-"--size $size"}: $nfolders legacy folders, $nfiles files, in $dir"
 echo "bench-relocate: file system: $(fsinfo "$dir"); medians of ${BENCH_RUNS:-3} rounds (all runs in brackets)"
 awk -v nf="$nfiles" -v nd="$nfolders" \
     -v t1="$t_p1" -v d1="$done_p1" -v t2="$t_p2" -v d2="$done_p2" -v r2="$rss_p2" \
@@ -288,9 +288,9 @@ $1 == "cyrus" { tcy = tcy " " $2; mcy = mcy " " $3; dcy = $4 }
 END {
 	c = median(tc); cs = median(tcs); l = median(tl)
 	cpal = nf / c; bare = nl / l
-	printf "%-34s %9.2f s %10.0f files/s     [%s ]\n", "cp -al", c, cpal, tc
-	printf "%-34s %9.2f s %10.0f files/s     [%s ]\n", "cp -al + sync -f", cs, nf / cs, tcs
-	printf "%-34s %9.2f s %10.0f folders/s   [%s ]\n", "renameloop (bare)", l, bare, tl
+	printf "%-40s %9.2f s %10.0f files/s     [%s ]\n", "cp -al", c, cpal, tc
+	printf "%-40s %9.2f s %10.0f files/s     [%s ]\n", "cp -al + sync -f", cs, nf / cs, tcs
+	printf "%-40s %9.2f s %10.0f folders/s   [%s ]\n", "renameloop (bare)", l, bare, tl
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, sj, " "); s = sj[1]; j = sj[2]
 		t = median(T[k]); rss = median(M[k]); d = D[k]; f = F[k]
@@ -299,19 +299,19 @@ END {
 		if (base) { s = substr(s, 6); label = sprintf("(base build) --strategy %s --jobs %d", s, j) }
 		if (s == "link") {
 			r = (f / t) / cpal
-			printf "%-34s %9.2f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB  %.3fx cp -al  [%s ]\n", \
+			printf "%-40s %9.2f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB  %.3fx cp -al  [%s ]\n", \
 			    label, t, f / t, d / t, rss / 1024, r, T[k]
 			if (!base && r > bestl) { bestl = r; bl = j }
 		} else {
 			r = (d / t) / bare
-			printf "%-34s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  %.4fx renameloop  [%s ]\n", \
+			printf "%-40s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  %.4fx renameloop  [%s ]\n", \
 			    label, t, d / t, rss / 1024, r, T[k]
 			if (!base && r > bestr) { bestr = r; br = j; bestrate = d / t }
 		}
 	}
 	if (tcy != "") {
 		t = median(tcy)
-		printf "%-34s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  [%s ]\n", \
+		printf "%-40s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  [%s ]\n", \
 		    "cyrus relocate_by_id -u (users)", t, dcy / t, median(mcy) / 1024, tcy
 	}
 	if (bl) printf "link   / cp -al         = %6.3fx with --jobs %d   (target >= 0.5x with one job, >= 0.8x with two)\n", bestl, bl
