@@ -174,7 +174,9 @@ sub build_scenarios {
 # stays inside Keep's, which is then linked under its rename intent.
 sub nested_scenario {
 	my ($dir, %o) = @_;
-	my $s = make_spool($dir, mkspool => ['-u', 1, '-f', 1, '-m', 2], then => sub {
+	my %conf = $o{meta} ? ('metapartition-default' => "$dir/work/meta",
+	    metapartition_files => 'header index') : ();
+	my $s = make_spool($dir, conf => \%conf, mkspool => ['-u', 1, '-f', 1, '-m', 2], then => sub {
 		my ($conf, $work) = @_;
 		my ($users) = users($conf);
 		my $u = $users->[0];
