@@ -143,8 +143,9 @@ open_dir(int root, const char *rel, int *fdp)
  * Fills in both directories from the record and opens what exists.
  * The record's strings stay owned by the caller.  shared: a batch's
  * member, which takes the batch's roots (shared[ROOTS_MAX], a slot
- * opened for the first member of a partition) and does not look for the uniqueid directory (it finds
- * a leftover one when its rename or mkdir runs into it).
+ * opened for the first member of a partition) and does not look for
+ * the uniqueid directory (it finds a leftover one when its rename or
+ * mkdir runs into it).
  */
 static int
 reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
