@@ -285,6 +285,35 @@ my $migrated;
 	check_migrated($s, $before, 'rename', $err . $r->{err});
 }
 
+# ---- the rename strategy: parents after their children --------------
+# user.deep.a.b.c.d.e moves first, then d and c, whose directories it
+# and d have left; b holds a foreign file (linked, its directory stays),
+# so a still holds b's directory when its turn comes: a is linked under
+# its rename intent; user.deep (an INBOX whose uniqueid directory would
+# lie inside it) is linked; the DELETED folder is renamed.  Two roots
+# (the metapartition): each renamed folder counts two directories.
+
+{
+	restore($s);
+	my $r = rel($conf, '-1', '--grace', '0', '-u', 'deep', '--strategy', 'rename');
+	is($r->{rc}, 0, 'rename strategy, -u deep: exit 0') or diag($r->{err});
+	like($r->{out}, qr/ 8 directories renamed/,
+	    '... e, d, c and the DELETED folder renamed on both roots (parents after children)');
+	my $snap = snapshot($conf);
+	my @moved = sort grep { /^(DELETED\.)?user\.deep/ && $snap->{layout}{$_} eq 'uniqueid' }
+	    keys %{ $snap->{layout} };
+	is(scalar @moved, 7, '... every folder of the owner migrated');
+	my %want = map { $_ => $before->{files}{$_} } grep { /^(DELETED\.)?user\.deep/ }
+	    keys %{ $before->{files} };
+	my %got = map { $_ => $snap->{files}{$_} } keys %want;
+	is_deeply(\%got, \%want, '... every message file reachable, SHA-1 unchanged');
+	ok(-f $s->{foreign}[0], '... the foreign file left in place');
+	like($r->{out}, qr/ 0 pending/, '... nothing pending');
+	my $st = eval { decode_json(rel($conf, '-s', '--json')->{out}) } || {};
+	is_deeply([scalar @{ $st->{failures} // [1] }, scalar @{ $st->{set_aside} // [1] }], [0, 0],
+	    '... no failure, no intent set aside');
+}
+
 # ---- --jobs: two workers on one partition ---------------------------
 
 {

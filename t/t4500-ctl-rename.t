@@ -54,6 +54,10 @@ is_deeply(list(), $before, '-n changed nothing');
 	my @calls = grep { m{/\d+\.["/.]|"\d+\.(?:\.NEW)?"} } split /\n/, slurp($trace);
 	is(scalar(@calls), 0, 'no system call on a message file') or diag(join("\n", @calls[0 .. 4]));
 	ok(scalar(grep { /cyrus\.header/ } split /\n/, slurp($trace)) > 0, 'the trace saw the headers rewritten');
+	# The four headers and index CRCs durable together: one syncfs, no fsync of each.
+	my @sync = grep { /^\d+\s+(?:fsync|syncfs)\(/ } split /\n/, slurp($trace);
+	is(join(' ', map { /(fsync|syncfs)\(/ } @sync), 'syncfs',
+	    'the headers made durable by one syncfs, none fsynced one by one') or diag(join("\n", @sync));
 }
 my $after = list();
 is($after->{'user/john/Archive/2019/Q1/Jan'}, $before->{'user/john/Projects/2019/Q1/Jan'},

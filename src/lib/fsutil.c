@@ -177,6 +177,12 @@ ids_fs_defer_sync(int on)
 }
 
 int
+ids_fs_deferred(void)
+{
+	return deferred;
+}
+
+int
 ids_fs_sync(int fd)
 {
 	int r;
@@ -191,6 +197,12 @@ static int
 sync_fd(int fd)
 {
 	return deferred ? 0 : fsync(fd) < 0 ? -errno : 0;
+}
+
+int
+ids_fsync_file(int fd)
+{
+	return sync_fd(fd);
 }
 
 int

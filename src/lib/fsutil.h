@@ -97,6 +97,10 @@ int ids_fsync_dir(int dirfd);
  */
 void ids_fs_defer_sync(int on);
 int ids_fs_sync(int fd);
+/* Nonzero while fsyncs are deferred: a directory need not be opened to fsync it. */
+int ids_fs_deferred(void);
+/* fsync(fd) of a file, or nothing while deferred.  Returns 0 or -errno. */
+int ids_fsync_file(int fd);
 
 /*
  * Durably replaces (or creates) the file name in dirfd with len bytes

@@ -552,6 +552,12 @@ ids_header_check_entry(const struct ids_mbentry *e, const char *newname)
 	return r;
 }
 
+uint32_t
+ids_header_crc(const char *buf, size_t len)
+{
+	return crc_of(buf, len);
+}
+
 int
 ids_header_read(int dirfd, struct ids_header *h, uint32_t *crcp)
 {

@@ -76,6 +76,8 @@ void ids_header_release(struct ids_header *h);
  * or -ENOMEM.  On failure h is left released.
  */
 int ids_header_parse(struct ids_header *h, const char *buf, size_t len);
+/* The CRC-32 of a header's bytes, as cyrus.index's header_file_crc holds it. */
+uint32_t ids_header_crc(const char *buf, size_t len);
 
 /*
  * Appends the 3.6 format with our H key to out.  name and uniqueid are

@@ -705,7 +705,8 @@ write_header_at0(int fd, const struct ids_index_header *h)
 	if ((r = IDS_FAILPOINT("index.write_header")) < 0 ||
 	    (r = pwrite_all(fd, buf, (size_t)n, 0)) < 0)
 		return r;
-	return fsync(fd) < 0 ? -errno : 0;
+	/* Deferred only by a group commit (a subtree's headers), never by a delivery. */
+	return ids_fsync_file(fd);
 }
 
 /* Appends in place: the records, durable, then the header. */

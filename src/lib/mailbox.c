@@ -155,8 +155,9 @@ ids_mailbox_open(struct ids_mboxlist *mbl, const char *name, int flags,
 		goto fail;
 	}
 	if ((r = ids_location_from_entry(&mb->entry, &mb->mbname, &mb->loc)) < 0 ||
+	    (!(flags & IDS_MAILBOX_NODIRS) &&
 	    (r = open_dirs(ids_mboxlist_config(mbl), &mb->loc, 0, &mb->datafd,
-	    &mb->metafd)) < 0)
+	    &mb->metafd)) < 0))
 		goto fail;
 	ids_mbentry_release(&first);
 	*mbp = mb;

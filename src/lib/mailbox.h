@@ -28,6 +28,7 @@ struct ids_intent;
 
 #define IDS_MAILBOX_WRITE	0x1	/* exclusive mailbox lock (else shared) */
 #define IDS_MAILBOX_NOLOCK	0x2	/* the caller holds the mailbox lock already */
+#define IDS_MAILBOX_NODIRS	0x4	/* no directory opened (datafd, metafd stay -1) */
 
 struct ids_mailbox {
 	struct ids_mboxlist *mbl;

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "error.h"
 #include "failpoint.h"
 #include "failure.h"
@@ -49,6 +50,17 @@
 
 #define NROOTS 2	/* the partition, and its metapartition */
 
+/*
+ * A batch's roots, opened once per partition (up to ROOTS_MAX
+ * partitions; members of more open their own) and closed at its end.
+ */
+#define ROOTS_MAX 16
+struct roots {
+	const struct ids_partition *part;
+	int fd[NROOTS];
+	dev_t dev[NROOTS];
+};
+
 struct reloc {
 	struct ids_mboxlist *mbl;
 	const struct ids_config *cfg;
@@ -63,10 +75,13 @@ struct reloc {
 	int root[NROOTS];		/* -1 when the root is not in use */
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
-	dev_t sdev[NROOTS];		/* the file system of sfd[i] */
+	dev_t rootdev[NROOTS];		/* the file system of root[i] (one syncfs each) */
 	struct ids_dirlist *dl;		/* cleanup: the destination's names */
 	struct ids_dirlist *linked;	/* link: names linked, to read back */
 	int has_subdirs;
+	int recheck;		/* rename: subdirectories at the check, read it again */
+	int renamed;		/* a batch renamed the directories (prune from the parent) */
+	int shared_roots;	/* root[] belongs to the batch (struct roots) */
 	int saw_header;			/* cleanup: the old cyrus.header, removed last */
 	int has_foreign;	/* files not part of the folder: they stay behind */
 };
@@ -97,7 +112,7 @@ reloc_close(struct reloc *rl)
 	int i;
 
 	for (i = 0; i < NROOTS; i++) {
-		if (rl->root[i] >= 0)
+		if (rl->root[i] >= 0 && !rl->shared_roots)
 			close(rl->root[i]);
 		if (rl->sfd[i] >= 0)
 			close(rl->sfd[i]);
@@ -126,16 +141,21 @@ open_dir(int root, const char *rel, int *fdp)
 
 /*
  * Fills in both directories from the record and opens what exists.
- * The record's strings stay owned by the caller.
+ * The record's strings stay owned by the caller.  shared: a batch's
+ * member, which takes the batch's roots (shared[ROOTS_MAX], a slot
+ * opened for the first member of a partition) and does not look for
+ * the uniqueid directory (it finds a leftover one when its rename or
+ * mkdir runs into it).
  */
 static int
 reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
     const struct ids_intent *in, const struct ids_relocate_opts *opts,
-    struct ids_relocate_stats *stats)
+    struct ids_relocate_stats *stats, struct roots *shared)
 {
 	struct ids_location loc;
 	const char *tops[NROOTS];
-	int i, r;
+	size_t k;
+	int batch, i, r;
 
 	memset(rl, 0, sizeof(*rl));
 	for (i = 0; i < NROOTS; i++)
@@ -172,21 +192,44 @@ reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 	}
 	tops[0] = rl->part->path;
 	tops[1] = rl->cfg->metapartition_files ? rl->part->metapath : NULL;
+	/* The batch's slot of this partition; a new one for its first member. */
+	for (k = 0; shared != NULL && k < ROOTS_MAX && shared[k].part != NULL &&
+	    shared[k].part != rl->part; k++)
+		;
+	batch = shared != NULL;
+	shared = shared != NULL && k < ROOTS_MAX ? &shared[k] : NULL;
+	if (shared != NULL && shared->part == NULL) {
+		/* Opened like a member's own roots below, then handed over. */
+		if ((r = reloc_init(rl, mbl, e, in, opts, stats, NULL)) < 0)
+			return r;
+		for (i = 0; i < NROOTS; i++) {
+			shared->fd[i] = rl->root[i];
+			shared->dev[i] = rl->rootdev[i];
+			rl->root[i] = -1;
+		}
+		shared->part = rl->part;
+		reloc_close(rl);
+		return reloc_init(rl, mbl, e, in, opts, stats, shared - k);
+	}
+	rl->shared_roots = shared != NULL;
 	for (i = 0; i < NROOTS; i++) {
+		struct stat st;
+
 		if (tops[i] == NULL)
 			continue;
-		if ((r = ids_opendir_abs(tops[i], &rl->root[i])) < 0)
-			return ids_error(r, "%s: %s", tops[i], ids_strerror(r));
-		if ((r = open_dir(rl->root[i], rl->src, &rl->sfd[i])) < 0 ||
-		    (r = open_dir(rl->root[i], rl->dst, &rl->dfd[i])) < 0)
-			return ids_error(r, "%s: %s", tops[i], ids_errmsg(r));
-		if (rl->sfd[i] >= 0) {
-			struct stat st;
-
-			if (fstat(rl->sfd[i], &st) < 0)
+		if (shared != NULL) {
+			rl->root[i] = shared->fd[i];
+			rl->rootdev[i] = shared->dev[i];
+		} else {
+			if ((r = ids_opendir_abs(tops[i], &rl->root[i])) < 0)
+				return ids_error(r, "%s: %s", tops[i], ids_strerror(r));
+			if (fstat(rl->root[i], &st) < 0)
 				return -errno;
-			rl->sdev[i] = st.st_dev;
+			rl->rootdev[i] = st.st_dev;
 		}
+		if ((r = open_dir(rl->root[i], rl->src, &rl->sfd[i])) < 0 ||
+		    (!batch && (r = open_dir(rl->root[i], rl->dst, &rl->dfd[i])) < 0))
+			return ids_error(r, "%s: %s", tops[i], ids_errmsg(r));
 	}
 	return 0;
 }
@@ -467,25 +510,50 @@ link_all(struct reloc *rl)
  * here with the new header's CRC: a linked one would have to be
  * replaced), and nothing reads it before the flip, so both files are
  * made under their names (a rollback removes them).  Otherwise (the
- * directory moved) the header is replaced and the index updated.
+ * directory moved) the header holds no path, so it is replaced only
+ * when what it says differs from what the record gives (a stale name
+ * or history, lost keys: both compared in the canonical form, since
+ * Cyrus orders the keys otherwise), and then the index only when its
+ * header_file_crc is not the header's CRC; in a batch's first attempt
+ * a header left as it was leaves the index unread too.
  */
 static int
 write_header(struct reloc *rl, int from, int linked)
 {
+	struct ids_buf b = IDS_BUF_INIT, was = IDS_BUF_INIT;
+	struct ids_index_header ih;
 	struct ids_mbentry e;
 	struct ids_header h;
 	uint32_t crc;
 	int hr = root_of(rl, IDS_META_HEADER), ir = root_of(rl, IDS_META_INDEX);
-	int r;
+	char *old = NULL;
+	size_t oldlen = 0;
+	int same = 0, r;
 
 	ids_header_init(&h);
-	if (from >= 0 && ids_header_read(from, &h, NULL) < 0)
+	if (from >= 0 && (ids_read_file(from, IDS_HEADER_FILE, IDS_HEADER_MAX_SIZE, &old,
+	    &oldlen) < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
+		ids_header_release(&h);
 		ids_header_init(&h);
+		free(old);
+		old = NULL;
+	}
 	ids_mbentry_init(&e);
+	/* What the old header says, in the canonical form (Cyrus orders its keys otherwise). */
+	if (!linked && old != NULL && from == rl->dfd[hr] && oldlen > IDS_HEADER_MAGIC_LEN &&
+	    old[IDS_HEADER_MAGIC_LEN] == '%' && ids_header_format(&h, &was) < 0)
+		ids_buf_release(&was);	/* the old format (<= 3.4) is always rewritten */
 	if ((r = ids_mboxlist_lookup_id(rl->mbl, rl->uniqueid, &e)) < 0 ||
 	    (r = ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0)) < 0 ||
-	    (r = ids_header_from_mbentry(&h, &e)) < 0 ||
-	    (r = (linked ? ids_header_create : ids_header_write)(rl->dfd[hr], &h, &crc)) < 0)
+	    (r = ids_header_from_mbentry(&h, &e)) < 0)
+		goto out;
+	if (was.len > 0 && (r = ids_header_format(&h, &b)) == 0 && b.len == was.len &&
+	    memcmp(b.s, was.s, was.len) == 0) {
+		same = 1;
+		crc = ids_header_crc(old, oldlen);
+	}
+	if (r < 0 || (!same &&
+	    (r = (linked ? ids_header_create : ids_header_write)(rl->dfd[hr], &h, &crc)) < 0))
 		goto out;
 	if (linked) {
 		if (rl->sfd[ir] >= 0 &&
@@ -493,9 +561,23 @@ write_header(struct reloc *rl, int from, int linked)
 			if ((r = ids_index_copy_with_crc(rl->sfd[ir], rl->dfd[ir], crc)) == 0 &&
 			    rl->opts->throttle)
 				r = rl->opts->throttle(rl->opts->throttle_rock);	/* a file carried */
-	} else if (faccessat(rl->dfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	} else if (same && rl->renamed) {
+		/*
+		 * A batch's first attempt: header and index moved together,
+		 * unchanged, so whatever the index said of the header it still
+		 * says of the same bytes.  Recovery (which may come after a
+		 * header was rewritten and before its CRC was stored) and the
+		 * one-folder path read the index.
+		 */
+	} else if ((r = ids_index_read_header(rl->dfd[ir], &ih)) == -ENOENT) {
+		r = 0;	/* no index: nothing points at the header */
+	} else if (r == 0 && ih.header_file_crc != crc) {
 		r = ids_index_set_header_crc(rl->dfd[ir], crc);
+	}
 out:
+	free(old);
+	ids_buf_release(&b);
+	ids_buf_release(&was);
 	ids_mbentry_release(&e);
 	ids_header_release(&h);
 	return r;
@@ -720,9 +802,18 @@ prune(struct reloc *rl, int i)
 	int r;
 
 	snprintf(rel, sizeof(rel), "%s", rl->src);
-	/* The folder's own directory may be gone already (renamed). */
+	/*
+	 * The folder's own directory may be gone already (renamed).  A
+	 * batch that renamed it starts at its parent, and stops at a
+	 * missing one: nothing crashed between its rmdirs, so a parent that
+	 * is gone was renamed itself (a parent folder that moved after its
+	 * children), and its own cleanup prunes above it.  Recovery goes on
+	 * past missing directories, which a crash between two rmdirs leaves.
+	 */
+	if (rl->renamed && (slash = strrchr(rel, '/')) != NULL)
+		*slash = '\0';
 	while (rel[0] != '\0' && prunable(rl, rel, top) &&
-	    ((r = rmdir_in(rl->root[i], rel)) == 0 || r == -ENOENT)) {
+	    ((r = rmdir_in(rl->root[i], rel)) == 0 || (r == -ENOENT && !rl->renamed))) {
 		if (r == 0)
 			rl->stats->dirs_removed++;
 		slash = strrchr(rel, '/');
@@ -731,7 +822,8 @@ prune(struct reloc *rl, int i)
 			break;
 		}
 		*slash = '\0';
-		{
+		/* Deferred, the step's syncfs covers the parent: no need to open it. */
+		if (!ids_fs_deferred()) {
 			int pfd;
 
 			if (ids_opendir_beneath(rl->root[i], rel, 0, &pfd) == 0) {
@@ -801,16 +893,26 @@ rollback(struct reloc *rl)
 
 /* --- the rename strategy --------------------------------------------- */
 
+/*
+ * Moves the legacy directory of root i to the uniqueid path: one
+ * renameat2(RENAME_NOREPLACE).  Under a deferred sync (a batch) that is
+ * all in the usual case: the new parent is made only when the rename
+ * says it is missing, a leftover empty destination is removed only
+ * when the rename runs into it, no parent is opened to be fsynced (the
+ * step's syncfs covers both), and the open legacy directory becomes the
+ * new one (a descriptor follows its directory).  Otherwise both parents
+ * are fsynced.
+ */
 static int
 rename_dir(struct reloc *rl, int i)
 {
 	char parent[PATH_MAX], *slash;
-	int pfd, r;
+	int deferred = ids_fs_deferred(), pfd = -1, tries, r;
 
 	snprintf(parent, sizeof(parent), "%s", rl->dst);
 	slash = strrchr(parent, '/');
 	*slash = '\0';
-	if ((r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+	if (!deferred && (r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
 		return r;
 	/* An empty destination left by a rolled-back attempt may be there. */
 	if (rl->dfd[i] >= 0) {
@@ -818,28 +920,39 @@ rename_dir(struct reloc *rl, int i)
 		rl->dfd[i] = -1;
 		rmdir_in(rl->root[i], rl->dst);
 	}
-	if ((r = IDS_FAILPOINT("relocate.rename")) == 0 &&
-	    renameat2(rl->root[i], rl->src, rl->root[i], rl->dst, RENAME_NOREPLACE) < 0) {
+	r = IDS_FAILPOINT("relocate.rename");
+	for (tries = 0; r == 0; tries++) {
+		if (renameat2(rl->root[i], rl->src, rl->root[i], rl->dst, RENAME_NOREPLACE) == 0)
+			break;
 		r = -errno;
-		if (r == -EINVAL && faccessat(rl->root[i], rl->dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		if (r == -EINVAL && faccessat(rl->root[i], rl->dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = renameat(rl->root[i], rl->src, rl->root[i], rl->dst) < 0 ? -errno : 0;
+			break;
+		}
+		if (tries > 0)
+			break;
+		if (r == -ENOENT && pfd < 0)		/* the owner directory is new */
+			r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd);
+		else if (r == -EEXIST)			/* a leftover, empty or not */
+			r = rmdir_in(rl->root[i], rl->dst) < 0 ? r : 0;
 	}
-	if (r == 0)
+	if (r == 0 && !deferred)
 		r = ids_fsync_dir(pfd);
-	close(pfd);
+	if (pfd >= 0)
+		close(pfd);
 	if (r < 0)
 		return ids_error(r, "%s -> %s: %s", rl->src, rl->dst, ids_errmsg(r));
 	rl->stats->dirs_renamed++;
-	close(rl->sfd[i]);
+	rl->dfd[i] = rl->sfd[i];
 	rl->sfd[i] = -1;
-	if ((slash = strrchr(rl->src, '/')) != NULL) {
+	if (!deferred && (slash = strrchr(rl->src, '/')) != NULL) {
 		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rl->src), rl->src);
 		if (ids_opendir_beneath(rl->root[i], parent, 0, &pfd) == 0) {
 			r = ids_fsync_dir(pfd);
 			close(pfd);
 		}
 	}
-	return r < 0 ? r : ids_opendir_beneath(rl->root[i], rl->dst, 0, &rl->dfd[i]);
+	return r;
 }
 
 static int
@@ -956,6 +1069,37 @@ renamable(const struct reloc *rl)
 	    !(strncmp(rl->dst, rl->src, n) == 0 && rl->dst[n] == '/');
 }
 
+/*
+ * In a batch, a folder whose directory holds subdirectories (its child
+ * folders, which come before it in the batch and move out first) is
+ * given a rename intent all the same and checked again right before
+ * its rename (recheck); if a subdirectory is still there it is linked
+ * under that intent (recovery of a rename intent of which nothing moved
+ * rolls the links back).
+ */
+static int
+renamable_later(struct reloc *rl)
+{
+	int r;
+
+	rl->has_subdirs = 0;
+	r = renamable(rl);
+	rl->has_subdirs = 1;
+	return r;
+}
+
+/* 0 if the folder's directories hold no subdirectory any more (recheck). */
+static int
+recheck(struct reloc *rl)
+{
+	int r;
+
+	rl->has_subdirs = 0;
+	if ((r = preflight(rl)) < 0)
+		return r;
+	return rl->has_subdirs ? 1 : 0;
+}
+
 static int
 pending_intent(struct ids_txn *txn, void *rock)
 {
@@ -975,7 +1119,7 @@ relocate_locked(struct ids_mailbox *mb, const struct ids_relocate_opts *opts,
 	int r;
 
 	ids_intent_init(&in);
-	if ((r = reloc_init(&rl, mb->mbl, &mb->entry, NULL, opts, stats)) < 0)
+	if ((r = reloc_init(&rl, mb->mbl, &mb->entry, NULL, opts, stats, NULL)) < 0)
 		goto out;
 	/* A crashed earlier attempt is settled first. */
 	if ((r = ids_mboxlist_read(mb->mbl, pending_intent, &(struct step){ &rl, &in, NULL })) > 0) {
@@ -1085,7 +1229,25 @@ struct batch {
 	struct group *done;	/* flipped: old names to remove, intents to drop */
 	struct group *cur;	/* intents committed: to link and flip */
 	struct group *next;	/* locked and checked: intents to commit */
+	struct roots roots[ROOTS_MAX];	/* the members' roots */
 };
+
+/*
+ * A legacy directory that is not there, reported as opening the
+ * mailbox reports it (the batch opens the mailbox without its
+ * directories and has reloc_init open them).
+ */
+static int
+missing_src(const struct reloc *rl)
+{
+	const char *top[NROOTS] = { rl->part->path, rl->part->metapath };
+	int i;
+
+	for (i = 0; i < NROOTS; i++)
+		if (rl->root[i] >= 0 && rl->sfd[i] < 0)
+			return ids_error(-ENOENT, "%s/%s: %s", top[i], rl->src, ids_errmsg(-ENOENT));
+	return 0;
+}
 
 /* Opens, checks and plans one folder; 1 if it joins the batch. */
 static int
@@ -1098,10 +1260,12 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 	ids_intent_init(&it->in);
 	it->rl.root[0] = it->rl.root[1] = it->rl.sfd[0] = it->rl.sfd[1] = -1;
 	it->rl.dfd[0] = it->rl.dfd[1] = -1;
-	if (set_rc(it, ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE,
+	/* The batch opens the directories itself (reloc_init). */
+	if (set_rc(it, ids_mailbox_open(b->mbl, name, IDS_MAILBOX_WRITE | IDS_MAILBOX_NODIRS,
 	    b->opts->lock_timeout_ms, &it->mb)) < 0 || !ids_mbentry_is_legacy(&it->mb->entry))
 		return 0;
-	if ((r = reloc_init(&it->rl, b->mbl, &it->mb->entry, NULL, b->opts, &it->st)) < 0 ||
+	if ((r = reloc_init(&it->rl, b->mbl, &it->mb->entry, NULL, b->opts, &it->st, b->roots)) < 0 ||
+	    (r = missing_src(&it->rl)) < 0 ||
 	    (r = ids_mboxlist_read(b->mbl, pending_intent,
 	    &(struct step){ &it->rl, &it->in, NULL })) != 0 ||
 	    (r = preflight(&it->rl)) < 0) {
@@ -1112,7 +1276,11 @@ batch_prepare(struct batch *b, struct bitem *it, const char *name)
 		set_rc(it, r < 0 && r != IDS_EUNSAFE ? r : relocate_locked(it->mb, &one, &it->st));
 		return 0;
 	}
-	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME && renamable(&it->rl);
+	if (b->opts->strategy == IDS_STRATEGY_RENAME && !renamable(&it->rl) &&
+	    it->rl.has_subdirs && renamable_later(&it->rl))
+		it->rl.recheck = 1;
+	it->rename = b->opts->strategy == IDS_STRATEGY_RENAME &&
+	    (renamable(&it->rl) || it->rl.recheck);
 	if (set_rc(it, set_intent(&it->in, &it->rl, it->rename ? IDS_STAGE_RENAME : IDS_STAGE_LINK,
 	    it->rename ? IDS_STRATEGY_RENAME : IDS_STRATEGY_LINK)) < 0)
 		return 0;
@@ -1188,7 +1356,6 @@ static void
 group_devs(const struct group *g, int cleaning, dev_t *devs, int *fds, size_t *ndevs,
     size_t max)
 {
-	struct stat st;
 	size_t i, k;
 	int j;
 
@@ -1196,12 +1363,12 @@ group_devs(const struct group *g, int cleaning, dev_t *devs, int *fds, size_t *n
 		if (!(cleaning ? g->it[i].cleanup : g->it[i].active))
 			continue;
 		for (j = 0; j < NROOTS; j++) {
-			if (g->it[i].rl.root[j] < 0 || fstat(g->it[i].rl.root[j], &st) < 0)
+			if (g->it[i].rl.root[j] < 0)
 				continue;
-			for (k = 0; k < *ndevs && devs[k] != st.st_dev; k++)
+			for (k = 0; k < *ndevs && devs[k] != g->it[i].rl.rootdev[j]; k++)
 				;
 			if (k == *ndevs && *ndevs < max) {
-				devs[*ndevs] = st.st_dev;
+				devs[*ndevs] = g->it[i].rl.rootdev[j];
 				fds[(*ndevs)++] = g->it[i].rl.root[j];
 			}
 		}
@@ -1278,7 +1445,18 @@ step_files(struct batch *b)
 		it = &b->cur->it[i];
 		if (!it->active)
 			continue;
+		/* Its children moved out first; if one did not, it is linked. */
+		if (it->rename && it->rl.recheck && (r = recheck(&it->rl)) != 0) {
+			if (r < 0) {
+				ids_fs_defer_sync(0);
+				batch_drop(it, r);
+				ids_fs_defer_sync(1);
+				continue;
+			}
+			it->rename = 0;
+		}
 		if (it->rename) {
+			it->rl.renamed = 1;
 			if ((r = rename_all(&it->rl)) == 0)
 				r = write_header(&it->rl, it->rl.dfd[root_of(&it->rl, IDS_META_HEADER)], 0);
 		} else if ((r = link_all(&it->rl)) == 0)
@@ -1382,9 +1560,9 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
     struct ids_relocate_result *results)
 {
 	struct group *groups = malloc(3 * sizeof(*groups)), *spare;
-	struct batch b = { mbl, opts, stats, NULL, NULL, NULL };
+	struct batch b = { mbl, opts, stats, NULL, NULL, NULL, { { NULL, { -1, -1 }, { 0, 0 } } } };
 	size_t off = 0, k;
-	int r = 0;
+	int j, r = 0;
 
 	size_t gmax = opts->group > 0 && opts->group < GROUP_MAX ? opts->group : GROUP_MAX;
 	struct rlimit rl;
@@ -1461,6 +1639,10 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
 			memset(&results[off].st, 0, sizeof(results[off].st));
 		}
 	}
+	for (k = 0; k < ROOTS_MAX; k++)
+		for (j = 0; b.roots[k].part != NULL && j < NROOTS; j++)
+			if (b.roots[k].fd[j] >= 0)
+				close(b.roots[k].fd[j]);
 	free(groups);
 	return 0;
 }
@@ -1480,15 +1662,14 @@ recover_rename(struct reloc *rl, const struct ids_intent *orig)
 		moved += rl->sfd[i] < 0 && rl->dfd[i] >= 0;
 		left += rl->sfd[i] >= 0;
 	}
-	if (!moved) {
-		for (i = 0; i < NROOTS; i++)
-			if (rl->dfd[i] >= 0) {
-				close(rl->dfd[i]);
-				rl->dfd[i] = -1;
-				rmdir_in(rl->root[i], rl->dst);
-			}
-		return ids_mboxlist_write(rl->mbl, finish_txn, &(struct step){ rl, NULL, NULL });
-	}
+	/*
+	 * Nothing moved: the legacy directory is whole.  The new one may
+	 * be absent, empty, or hold links made under this intent by a batch
+	 * that found a child folder still inside: a rollback removes what
+	 * is ours, as for a link intent.
+	 */
+	if (!moved)
+		return rollback(rl);
 	if (left && (r = rename_all(rl)) < 0)
 		return r;
 	if ((r = write_header(rl, rl->dfd[root_of(rl, IDS_META_HEADER)], 0)) < 0)
@@ -1527,7 +1708,7 @@ recover_setup(struct reloc *rl, struct ids_mboxlist *mbl, const char *uniqueid,
 		    "files left at %s", e->name, in->src ? in->src : "?");
 	/* reloc_init reads the legacy name from a legacy-flagged record. */
 	ids_mbtype_set(e->mbtype, IDS_MBFLAG_LEGACY, 1);
-	return reloc_init(rl, mbl, e, in, opts, stats);
+	return reloc_init(rl, mbl, e, in, opts, stats, NULL);
 }
 
 int

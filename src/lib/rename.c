@@ -448,21 +448,88 @@ rewrite_header(struct ids_mboxlist *mbl, const char *name, int held, int timeout
 	return r;
 }
 
-/* After the commit: every header names its folder again. */
+/*
+ * One syncfs(2) for each file system holding a root (partition or
+ * metapartition) of the set's partitions: the headers written under a
+ * deferred sync become durable together.
+ */
+static int
+sync_roots(struct rplan *p)
+{
+	dev_t devs[16];
+	size_t i, k, n = 0;
+	int j, fd, r;
+
+	for (i = 0; i < p->n; i++) {
+		const struct ids_partition *part = ids_config_partition(p->cfg, p->f[i].part);
+		const char *tops[2];
+
+		if (part == NULL)
+			continue;
+		tops[0] = part->path;
+		tops[1] = p->cfg->metapartition_files ? part->metapath : NULL;
+		for (j = 0; j < 2; j++) {
+			struct stat st;
+
+			if (tops[j] == NULL)
+				continue;
+			if ((r = ids_opendir_abs(tops[j], &fd)) < 0)
+				return ids_error(r, "%s: %s", tops[j], ids_strerror(r));
+			if (fstat(fd, &st) < 0) {
+				r = -errno;
+				close(fd);
+				return r;
+			}
+			for (k = 0; k < n && devs[k] != st.st_dev; k++)
+				;
+			r = 0;
+			if (k == n) {
+				if (n < sizeof(devs) / sizeof(devs[0]))
+					devs[n++] = st.st_dev;
+				r = ids_fs_sync(fd);
+			}
+			close(fd);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * After the commit: every header names its folder again.  For a set of
+ * GROUP_SYNC_MIN folders or more, the headers (and the header CRCs in
+ * the indexes) are written with their fsyncs deferred, then one syncfs
+ * per file system makes them durable before the intent goes: a crash
+ * before that leaves the intent, and recovery rewrites every header of
+ * the set from mailboxes.db.
+ */
+/*
+ * A set this large has its headers made durable by one syncfs; a
+ * smaller one fsyncs each (syncfs flushes every dirty page of the file
+ * system, other processes' too, which costs more than a few fsyncs).
+ */
+#define GROUP_SYNC_MIN 4
+
 static int
 headers(struct rplan *p)
 {
 	size_t i;
-	int r, first = 0;
+	int r, first = 0, group = p->n >= GROUP_SYNC_MIN;
 
+	ids_fs_defer_sync(group);
 	for (i = 0; i < p->n; i++) {
 		r = rewrite_header(p->mbl, p->f[i].new, i == 0, p->opts->lock_timeout_ms);
 		if (r < 0 && first == 0)
 			first = ids_error(r, "%s: renamed, but its cyrus.header is not updated "
 			    "yet (recovery will): %s", p->f[i].new, ids_errmsg(r));
 	}
+	ids_fs_defer_sync(0);
 	if (first < 0)
 		return first;
+	if (group && (r = sync_roots(p)) < 0)
+		return ids_error(r, "renamed, but the headers are not durable yet "
+		    "(recovery will rewrite them): %s", ids_errmsg(r));
 	return ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
 }
 

@@ -12,6 +12,7 @@ use warnings;
 use Exporter 'import';
 use IdsTest;
 use Torture;
+use LegacySpool qw(add_folders resolve);
 use File::Path qw(make_path);
 
 our @EXPORT = qw(build_scenarios);
@@ -163,7 +164,33 @@ sub build_scenarios {
 	    crashed => 'worker', steps => [['relocated', '-C', $c, '-1', '-q', '--grace', 0, '--jobs', 2]],
 	    extra => layout_is('uniqueid', live_names($c)));
 	push @sc, reid_scenario("$dir-reid", %o);
+	push @sc, nested_scenario("$dir-nested", %o);
 	return ($s, @sc);
+}
+
+# The rename strategy's batch on nested legacy folders: Nest.In.Deep,
+# Nest.In and Nest each renamed after its children left its directory;
+# Keep.Odd holds a foreign file, so it is linked and its directory
+# stays inside Keep's, which is then linked under its rename intent.
+sub nested_scenario {
+	my ($dir, %o) = @_;
+	my %conf = $o{meta} ? ('metapartition-default' => "$dir/work/meta",
+	    metapartition_files => 'header index') : ();
+	my $s = make_spool($dir, conf => \%conf, mkspool => ['-u', 1, '-f', 1, '-m', 2], then => sub {
+		my ($conf, $work) = @_;
+		my ($users) = users($conf);
+		my $u = $users->[0];
+		my $n = 0;
+		my @f = map { { name => "$u.$_", msgs => 1,
+		    uniqueid => sprintf('b0000000-0000-4000-8000-%012d', ++$n) } }
+		    qw(Nest Nest.In Nest.In.Deep Keep Keep.Odd);
+		add_folders($conf, @f);
+		my ($odd) = resolve($conf, 0, "$u.Keep.Odd");
+		spew("$odd/notes.txt", "not mail\n");
+	});
+	return scenario($s, name => 'walker pass (relocated -1), rename strategy, nested folders',
+	    steps => [['relocated', '-C', $s->{conf}, '-1', '-q', '--grace', 0, '--strategy', 'rename']],
+	    extra => layout_is('uniqueid', live_names($s->{conf})));
 }
 
 # reconstruct's re-id: a folder directory copied into another user's

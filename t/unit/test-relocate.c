@@ -572,7 +572,7 @@ test_crash_batch_rename(void **state)
  * then a clean batch finish the job.
  */
 static void
-fail_batch_points(void **state, enum ids_strategy strategy)
+fail_batch_points(void **state, enum ids_strategy strategy, int min_failed)
 {
 	static const char *const points[] = {
 		"mboxlist.commit", "fs.syncfs", "relocate.link", "relocate.mkdir",
@@ -613,19 +613,23 @@ fail_batch_points(void **state, enum ids_strategy strategy)
 		assert_int_equal(check_invariants(f), 4);
 		assert_int_equal(intents(f), 0);
 	}
-	assert_true(failed > 50);
+	assert_true(failed > min_failed);
 }
 
 static void
 test_fail_batch_points_link(void **state)
 {
-	fail_batch_points(state, IDS_STRATEGY_LINK);
+	fail_batch_points(state, IDS_STRATEGY_LINK, 50);
 }
 
 static void
 test_fail_batch_points_rename(void **state)
 {
-	fail_batch_points(state, IDS_STRATEGY_RENAME);
+	/*
+	 * Fewer points lie on the rename strategy's path: a current header
+	 * is not rewritten, and no parent is fsynced under the step's syncfs.
+	 */
+	fail_batch_points(state, IDS_STRATEGY_RENAME, 30);
 }
 
 static void
