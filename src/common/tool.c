@@ -3,9 +3,11 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,4 +455,42 @@ tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_conf
 		return tool_error(r, tool_printable(userid, shown, sizeof(shown)));
 	ids_mbname_normalize(mb, cfg);
 	return 0;
+}
+
+/*
+ * The peer command, its standard input and output on two pipes (close
+ * on exec here; SIGPIPE back to its default in the child).
+ */
+pid_t
+tool_start_peer(char **argv, int *peer_out, int *peer_in)
+{
+	int to[2], from[2];
+	pid_t pid;
+
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		close(to[0]);
+		close(to[1]);
+		return -1;
+	}
+	if ((pid = fork()) == 0) {
+		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, argv[0],
+		    strerror(errno));
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	if (pid < 0) {
+		close(to[1]);
+		close(from[0]);
+		return -1;
+	}
+	*peer_in = to[1];
+	*peer_out = from[0];
+	return pid;
 }

@@ -23,6 +23,7 @@
 #define IDS_DEFAULT_CONFIG "/etc/idspool.conf"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct ids_config;
 struct ids_mbname;
@@ -167,5 +168,13 @@ int tool_utf8_to_mutf7(const char *in, char *out, size_t size);
  * through tool_error() and returns the code.
  */
 int tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_config *cfg);
+
+/*
+ * Starts the peer command argv (a csync server: spool_sync --serve over
+ * ssh, a Cyrus sync_server) with its standard input and output on two
+ * pipes: *peer_in to write to it, *peer_out to read it.  Its pid, or -1
+ * with errno.
+ */
+pid_t tool_start_peer(char **argv, int *peer_out, int *peer_in);
 
 #endif

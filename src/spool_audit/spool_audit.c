@@ -354,40 +354,6 @@ free_names(char **names)
 	free(names);
 }
 
-/* The peer command, its standard input and output on two pipes. */
-static pid_t
-start_peer(char **argv, int *peer_out, int *peer_in)
-{
-	int to[2], from[2];
-	pid_t pid;
-
-	if (pipe2(to, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(from, O_CLOEXEC) < 0) {
-		close(to[0]);
-		close(to[1]);
-		return -1;
-	}
-	if ((pid = fork()) == 0) {
-		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "spool_audit: %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	if (pid < 0) {
-		close(to[1]);
-		close(from[0]);
-		return -1;
-	}
-	*peer_in = to[1];
-	*peer_out = from[0];
-	return pid;
-}
-
 static void
 peer_log(void *rock, int prio, const char *msg)
 {
@@ -412,7 +378,7 @@ remote(const struct args *a, const struct ids_config *cfg, struct ids_audit_opts
 	signal(SIGPIPE, SIG_IGN);
 	/* the session stages fetched files and locks folders: not read-only */
 	mbl = tool_open_mboxlist(cfg, 0);
-	if ((pid = start_peer(a->peer, &pout, &in)) < 0) {
+	if ((pid = tool_start_peer(a->peer, &pout, &in)) < 0) {
 		warn("%s", a->peer[0]);
 		ids_mboxlist_close(mbl);
 		return IDS_EXIT_ENV;

@@ -116,40 +116,6 @@ trace_line(void *rock, int dir, const char *line, size_t len)
 		fprintf(stderr, "spool_sync: %c %.*s\n", dir, (int)len, line);
 }
 
-/* The peer command, its standard input and output on two pipes. */
-static pid_t
-start_peer(char **argv, int *peer_out, int *peer_in)
-{
-	int to[2], from[2];
-	pid_t pid;
-
-	if (pipe2(to, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(from, O_CLOEXEC) < 0) {
-		close(to[0]);
-		close(to[1]);
-		return -1;
-	}
-	if ((pid = fork()) == 0) {
-		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "spool_sync: %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	if (pid < 0) {
-		close(to[1]);
-		close(from[0]);
-		return -1;
-	}
-	*peer_in = to[1];
-	*peer_out = from[0];
-	return pid;
-}
-
 /* The peer command as one line, for the findings (its words joined by spaces). */
 static const char *
 peer_name(char **argv)
@@ -171,7 +137,7 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	int in, out, st, r, rc = IDS_EXIT_OK;
 	pid_t pid;
 
-	if ((pid = start_peer(peer, &out, &in)) < 0) {
+	if ((pid = tool_start_peer(peer, &out, &in)) < 0) {
 		tool_error(-errno, peer[0]);
 		return IDS_EXIT_ENV;
 	}
