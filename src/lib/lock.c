@@ -24,7 +24,7 @@
 #include "failpoint.h"
 #include "lock.h"
 #include "mboxname.h"
-#include "sync/journal.h"
+#include "journal.h"
 
 struct ids_lock {
 	int fd;

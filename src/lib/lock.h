@@ -29,7 +29,7 @@ struct ids_lock;
 #define IDS_LOCK_NONBLOCK	0x2	/* fail at once with IDS_ELOCKED */
 /*
  * An exclusive mailbox lock that writes no change-journal entry and
- * takes no part in the fence (sync/journal.h): recovery's, which only
+ * takes no part in the fence (journal.h): recovery's, which only
  * settles what a committed (and journaled) transaction decided, and
  * polls pending intents every second.
  */

@@ -33,7 +33,7 @@
 #include "failpoint.h"
 #include "mbentry.h"
 #include "mboxlist.h"
-#include "sync/journal.h"
+#include "journal.h"
 #include "mboxname.h"
 
 #define DEFAULT_MAPSIZE ((size_t)1 << 30)

@@ -30,7 +30,7 @@
 #include "error.h"
 #include "mboxlist.h"
 #include "sync/client.h"
-#include "sync/journal.h"
+#include "journal.h"
 #include "sync/rolling.h"
 #include "tool.h"
 #include "rolling.h"

@@ -1,7 +1,7 @@
 /*
  * rolling.h - spool_sync's rolling replication (-R), drain and unfence
  * (--drain, --unfence) and per-channel status (-s): the tool side of
- * src/lib/sync/journal.h and rolling.h.
+ * src/lib/journal.h and src/lib/sync/rolling.h.
  */
 #ifndef SPOOL_SYNC_ROLLING_H
 #define SPOOL_SYNC_ROLLING_H

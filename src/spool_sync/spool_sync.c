@@ -36,7 +36,7 @@
 #include "error.h"
 #include "mboxlist.h"
 #include "sync/client.h"
-#include "sync/journal.h"
+#include "journal.h"
 #include "sync/replica.h"
 #include "tool.h"
 #include "rolling.h"

@@ -21,7 +21,7 @@
 #include "config.h"
 #include "error.h"
 #include "lock.h"
-#include "sync/journal.h"
+#include "journal.h"
 #include "sync/rolling.h"
 #include "unit.h"
 #include "fixture.h"

@@ -15,7 +15,7 @@
 #include "lock.h"
 #include "mbentry.h"
 #include "mboxlist.h"
-#include "sync/journal.h"
+#include "journal.h"
 #include "sync/rolling.h"
 
 #define FAILURES "failures"

@@ -30,7 +30,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
-#include "sync/journal.h"
+#include "journal.h"
 
 #define JOURNAL "journal"
 #define JOURNAL_LOCK "journal.lock"
