@@ -252,6 +252,18 @@ $r = client('push -m of its new name', $m, ['-m', 'example.com!user.bob.Old'], i
 is(counts($r)->{renamed}, 1, '... the push -m renames it on the peer (GET UNIQUEIDS)');
 is_deeply([map { $_->{name} } values %{ids_state($m2)}], ['example.com!user.bob.Old'],
     '... which holds it under the new name');
+# the rolling client names a folder by the name of its journal entry; a
+# rename here may come before the session: pushing the OLD name renames
+# the peer's, never ours back
+is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Old',
+    'example.com!user.bob.Newer')->{rc}, 0, 'renamed on m a third time');
+$r = client('push -m of its old name', $m, ['-m', 'example.com!user.bob.Old'], ids_peer($m2));
+is(counts($r)->{renamed}, 1, '... the push -m of the old name renames it on the peer');
+ok((grep { $_->{name} eq 'example.com!user.bob.Newer' } values %{ids_state($m)}) &&
+    !(grep { $_->{name} eq 'example.com!user.bob.Old' } values %{ids_state($m)}),
+    '... and leaves ours as it is');
+is_deeply([map { $_->{name} } values %{ids_state($m2)}], ['example.com!user.bob.Newer'],
+    '... the peer holds it under the newest name');
 
 # ---- every user (-A), through idspool's GET USERS ----------------------------
 my $all = spool('all');

@@ -460,6 +460,54 @@ lfolders_of(struct client *c, const struct ids_repl_names *names, struct lfolder
 }
 
 /*
+ * Push, -m: a folder the peer reports under a name that is not live
+ * here may be live here under another name -- renamed here since the
+ * folder was named (the rolling client names the folders of journal
+ * entries, and a rename may come between the entry and the session).
+ * It is added to *lvp, so that its rename is pushed; were it taken for
+ * a folder on the peer only, copying it back would rename ours back.
+ */
+static int
+lfolders_byid(struct client *c, const struct pfolders *p, struct lfolder **lvp, size_t *np)
+{
+	struct lfolder *v;
+	size_t i, k;
+	int r = 0;
+
+	for (i = 0; i < p->n && r == 0; i++) {
+		struct ids_mbentry e;
+
+		for (k = 0; k < *np; k++)
+			if (strcmp((*lvp)[k].uniqueid, p->v[i].uniqueid) == 0)
+				break;
+		if (k < *np)
+			continue;
+		ids_mbentry_init(&e);
+		r = ids_mboxlist_lookup_id(c->s.mbl, p->v[i].uniqueid, &e);
+		if (r == IDS_ENOTFOUND || (r == 0 && ids_mbentry_is_tombstone(&e))) {
+			r = 0;
+		} else if (r == 0) {
+			if ((v = realloc(*lvp, (*np + 2) * sizeof(*v))) == NULL) {
+				r = -ENOMEM;
+			} else {
+				*lvp = v;
+				memset(&v[*np], 0, sizeof(v[*np]));
+				v[*np].name = strdup(e.name);
+				v[*np].uniqueid = strdup(e.uniqueid);
+				v[*np].partition = strdup(e.partition ? e.partition : "default");
+				v[*np].uidvalidity = e.uidvalidity;
+				(*np)++;
+				if (v[*np - 1].name == NULL || v[*np - 1].uniqueid == NULL ||
+				    v[*np - 1].partition == NULL)
+					r = -ENOMEM;
+			}
+		}
+		ids_mbentry_release(&e);
+	}
+	return r;
+}
+
+/*
  * -m: the peer's folders of the uniqueids of lv that GET MAILBOXES did
  * not report (a folder renamed on one side), by GET UNIQUEIDS.
  */
@@ -1989,6 +2037,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	 */
 	if (r == 0)
 		r = pfolders_byid(c, &p, lv, nl);
+	if (r == 0 && !c->o->pull && userid == NULL)
+		r = lfolders_byid(c, &p, &lv, &nl);
 	if (r < 0)
 		goto out;
 	for (i = 0; i < nl; i++) {
