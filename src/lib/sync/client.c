@@ -96,33 +96,15 @@ reply_release(struct reply *rp)
 	memset(rp, 0, sizeof(*rp));
 }
 
-/* "WORD SUB first-arg" of a line, for the trace (no file bytes, no big lists). */
+/* A line's summary to the trace (ids_csync_line_summary). */
 static void
 trace_line(struct client *c, int dir, const struct ids_csync_line *l)
 {
 	struct ids_buf b = IDS_BUF_INIT;
-	const struct ids_dlist *a;
-	size_t k = 0;
 
 	if (c->o->trace == NULL)
 		return;
-	if (l->kind == IDS_CSYNC_UNTAGGED)
-		ids_buf_adds(&b, "* ");
-	ids_buf_adds(&b, l->kind == IDS_CSYNC_OK ? "OK" : l->kind == IDS_CSYNC_NO ? "NO" :
-	    l->kind == IDS_CSYNC_BAD ? "BAD" : l->word ? l->word : "");
-	if (l->text != NULL) {
-		ids_buf_addch(&b, ' ');
-		ids_buf_add(&b, l->text, l->textlen);
-	}
-	for (a = l->args ? l->args->head : NULL; a != NULL && k < 2; a = a->next, k++) {
-		const char *v = ids_dlist_cstr(a);
-
-		if (v == NULL && a->type == IDS_DL_KVLIST)
-			v = ids_dlist_cstr(ids_dlist_get(a, "MBOXNAME"));
-		if (v == NULL && a->type == IDS_DL_KVLIST)
-			v = ids_dlist_cstr(ids_dlist_get(a, "OLDMBOXNAME"));
-		ids_buf_printf(&b, " %s", v != NULL ? v : a->type == IDS_DL_FILE ? "%{file}" : "(...)");
-	}
+	ids_csync_line_summary(l, &b);
 	if (!ids_buf_oom(&b))
 		c->o->trace(c->o->rock, dir, b.s, b.len);
 	ids_buf_release(&b);
@@ -422,6 +404,17 @@ lfolders_free(struct lfolder *v, size_t n)
 }
 
 /* The live local folders named in names (those that exist). */
+/* f (zeroed) from the live entry e. */
+static int
+lfolder_set(struct lfolder *f, const struct ids_mbentry *e)
+{
+	f->name = strdup(e->name);
+	f->uniqueid = strdup(e->uniqueid);
+	f->partition = strdup(e->partition ? e->partition : "default");
+	f->uidvalidity = e->uidvalidity;
+	return f->name == NULL || f->uniqueid == NULL || f->partition == NULL ? -ENOMEM : 0;
+}
+
 static int
 lfolders_of(struct client *c, const struct ids_repl_names *names, struct lfolder **vp,
     size_t *np)
@@ -440,13 +433,7 @@ lfolders_of(struct client *c, const struct ids_repl_names *names, struct lfolder
 		if (r == IDS_ENOTFOUND || (r == 0 && ids_mbentry_is_tombstone(&e))) {
 			r = 0;
 		} else if (r == 0) {
-			v[n].name = strdup(e.name);
-			v[n].uniqueid = strdup(e.uniqueid);
-			v[n].partition = strdup(e.partition ? e.partition : "default");
-			v[n].uidvalidity = e.uidvalidity;
-			if (v[n].name == NULL || v[n].uniqueid == NULL || v[n].partition == NULL)
-				r = -ENOMEM;
-			n++;
+			r = lfolder_set(&v[n++], &e);
 		}
 		ids_mbentry_release(&e);
 	}
@@ -492,14 +479,7 @@ lfolders_byid(struct client *c, const struct pfolders *p, struct lfolder **lvp, 
 			} else {
 				*lvp = v;
 				memset(&v[*np], 0, sizeof(v[*np]));
-				v[*np].name = strdup(e.name);
-				v[*np].uniqueid = strdup(e.uniqueid);
-				v[*np].partition = strdup(e.partition ? e.partition : "default");
-				v[*np].uidvalidity = e.uidvalidity;
-				(*np)++;
-				if (v[*np - 1].name == NULL || v[*np - 1].uniqueid == NULL ||
-				    v[*np - 1].partition == NULL)
-					r = -ENOMEM;
+				r = lfolder_set(&v[(*np)++], &e);
 			}
 		}
 		ids_mbentry_release(&e);
@@ -2200,20 +2180,8 @@ static ssize_t
 peer_read(void *rock, void *buf, size_t len)
 {
 	struct client *c = rock;
-	struct pollfd p = { c->peer_fd, POLLIN, 0 };
-	ssize_t n;
-	int r;
 
-	if (c->o->timeout > 0) {
-		r = poll(&p, 1, c->o->timeout > INT_MAX / 1000 ? INT_MAX : (int)c->o->timeout * 1000);
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return ids_error(-ETIMEDOUT, "the peer sent nothing for %u s",
-			    c->o->timeout);
-	}
-	n = read(c->peer_fd, buf, len);
-	return n < 0 ? -errno : n;
+	return ids_csync_read_timed(c->peer_fd, c->o->timeout, buf, len);
 }
 
 int

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +161,48 @@ int
 ids_csync_in_new(int fd, struct ids_csync_in **inp)
 {
 	return in_init(inp, fd, NULL, NULL);
+}
+
+ssize_t
+ids_csync_read_timed(int fd, unsigned timeout, void *buf, size_t len)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	if (timeout > 0) {
+		r = poll(&p, 1, timeout > INT_MAX / 1000 ? INT_MAX : (int)timeout * 1000);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return ids_error(-ETIMEDOUT, "the peer sent nothing for %u s", timeout);
+	}
+	n = read(fd, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+void
+ids_csync_line_summary(const struct ids_csync_line *l, struct ids_buf *b)
+{
+	static const char *const keys[] = { "MBOXNAME", "OLDMBOXNAME", "UNIQUEID" };
+	const struct ids_dlist *a;
+	size_t k = 0, j;
+
+	if (l->kind == IDS_CSYNC_UNTAGGED)
+		ids_buf_adds(b, "* ");
+	ids_buf_adds(b, l->kind == IDS_CSYNC_OK ? "OK" : l->kind == IDS_CSYNC_NO ? "NO" :
+	    l->kind == IDS_CSYNC_BAD ? "BAD" : l->word ? l->word : "");
+	if (l->text != NULL) {
+		ids_buf_addch(b, ' ');
+		ids_buf_add(b, l->text, l->textlen);
+	}
+	for (a = l->args ? l->args->head : NULL; a != NULL && k < 2; a = a->next, k++) {
+		const char *v = ids_dlist_cstr(a);
+
+		for (j = 0; v == NULL && a->type == IDS_DL_KVLIST && j < 3; j++)
+			v = ids_dlist_cstr(ids_dlist_get(a, keys[j]));
+		ids_buf_printf(b, " %s", v != NULL ? v : a->type == IDS_DL_FILE ? "%{file}" : "(...)");
+	}
 }
 
 int

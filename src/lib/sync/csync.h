@@ -120,6 +120,12 @@ typedef ssize_t (*ids_csync_read_fn)(void *rock, void *buf, size_t len);
 int ids_csync_in_new_fn(ids_csync_read_fn read_fn, void *rock,
     struct ids_csync_in **inp);
 void ids_csync_in_free(struct ids_csync_in *in);
+/*
+ * Reads up to len bytes of fd, waiting at most timeout seconds for the
+ * first (0: no limit; then -ETIMEDOUT, with its message).  The bytes
+ * read (0 at the end) or -errno: a client's read_fn over its peer.
+ */
+ssize_t ids_csync_read_timed(int fd, unsigned timeout, void *buf, size_t len);
 void ids_csync_in_set_limits(struct ids_csync_in *in,
     const struct ids_csync_limits *lim);
 /*
@@ -152,6 +158,13 @@ void ids_csync_in_set_fsync(struct ids_csync_in *in, int on);
  * always loses the stream).  No staged file of a failed line remains.
  */
 int ids_csync_read(struct ids_csync_in *in, struct ids_csync_line **lp);
+/*
+ * Appends to b a line's summary for a trace: "* " when untagged, its
+ * word or status and text, then its first two arguments (a kvlist by
+ * its MBOXNAME, OLDMBOXNAME or UNIQUEID); never a file's bytes.
+ */
+struct ids_buf;
+void ids_csync_line_summary(const struct ids_csync_line *l, struct ids_buf *b);
 /*
  * Streaming the record list of APPLY MAILBOX, so that a folder of any
  * size costs the memory of one record.  With ids_csync_in_set_stream(in,

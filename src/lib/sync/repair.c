@@ -63,31 +63,15 @@ kv_str(const struct ids_dlist *kv, const char *key)
 	    NULL;
 }
 
-/* "WORD SUB first-arg" for the trace, file bytes never. */
+/* A line's summary to the trace (ids_csync_line_summary). */
 static void
 trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l)
 {
 	struct ids_buf b = IDS_BUF_INIT;
-	const struct ids_dlist *a;
-	size_t k = 0;
 
 	if (w->trace == NULL)
 		return;
-	if (l->kind == IDS_CSYNC_UNTAGGED)
-		ids_buf_adds(&b, "* ");
-	ids_buf_adds(&b, l->kind == IDS_CSYNC_OK ? "OK" : l->kind == IDS_CSYNC_NO ? "NO" :
-	    l->kind == IDS_CSYNC_BAD ? "BAD" : l->word ? l->word : "");
-	if (l->text != NULL) {
-		ids_buf_addch(&b, ' ');
-		ids_buf_add(&b, l->text, l->textlen);
-	}
-	for (a = l->args ? l->args->head : NULL; a != NULL && k < 2; a = a->next, k++) {
-		const char *v = ids_dlist_cstr(a);
-
-		if (v == NULL && a->type == IDS_DL_KVLIST)
-			v = kv_str(a, "MBOXNAME") ? kv_str(a, "MBOXNAME") : kv_str(a, "UNIQUEID");
-		ids_buf_printf(&b, " %s", v != NULL ? v : a->type == IDS_DL_FILE ? "%{file}" : "(...)");
-	}
+	ids_csync_line_summary(l, &b);
 	if (!ids_buf_oom(&b))
 		w->trace(w->rock, dir, b.s, b.len);
 	ids_buf_release(&b);
@@ -526,19 +510,8 @@ static ssize_t
 peer_read(void *rock, void *buf, size_t len)
 {
 	struct ids_sync_peer *p = rock;
-	struct pollfd pf = { p->fd, POLLIN, 0 };
-	ssize_t n;
-	int r;
 
-	if (p->timeout > 0) {
-		r = poll(&pf, 1, p->timeout > INT_MAX / 1000 ? INT_MAX : (int)p->timeout * 1000);
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return ids_error(-ETIMEDOUT, "the peer sent nothing for %u s", p->timeout);
-	}
-	n = read(p->fd, buf, len);
-	return n < 0 ? -errno : n;
+	return ids_csync_read_timed(p->fd, p->timeout, buf, len);
 }
 
 int
