@@ -366,13 +366,30 @@ fenced_error(const struct ids_config *cfg)
 }
 
 int
+ids_journal_fence_check(const struct ids_config *cfg)
+{
+	int r;
+
+	if (!cfg_bool(cfg, "sync_log"))
+		return 0;
+	if ((r = ids_journal_fenced(cfg, NULL, 0)) <= 0)
+		return r;
+	return fenced_error(cfg);
+}
+
+int
 ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int *wfdp)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 	int dfd, wfd = -1, r, tries;
 
 	*wfdp = -1;
-	if (!ids_journal_enabled(cfg))
+	/*
+	 * The fence holds every writer of a spool with sync_log, a replica
+	 * that does not journal what it applies (no sync_log_chain) included:
+	 * a drained spool must not change after its peer was found equal.
+	 */
+	if (!cfg_bool(cfg, "sync_log"))
 		return 0;
 	if ((r = sync_dir(cfg, 1, &dfd)) < 0)
 		return r;
@@ -398,7 +415,7 @@ ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int
 		return r < 0 ? r : fenced_error(cfg);
 	}
 	close(dfd);
-	if ((r = ids_journal_format(&b, uniqueid, NULL)) == 0)
+	if (ids_journal_enabled(cfg) && (r = ids_journal_format(&b, uniqueid, NULL)) == 0)
 		r = append(cfg, b.s, b.len);
 	ids_buf_release(&b);
 	if (r < 0) {

@@ -27,7 +27,8 @@
  * holds an exclusive lock on sync/writers.lock while it drains; every
  * writer holds a shared lock on sync/writers.lock while it holds an
  * exclusive mailbox lock, and refuses (IDS_EFENCED) while the fence file
- * exists.
+ * exists.  The replica's applies are writers too, journaled or not
+ * (sync_log_chain): a fenced replica answers every APPLY NO.
  */
 #ifndef IDS_SYNC_JOURNAL_H
 #define IDS_SYNC_JOURNAL_H
@@ -47,11 +48,19 @@ void ids_journal_set_replica(int on);
 /*
  * The writer's step, called with the exclusive mailbox lock of uniqueid
  * held: refuses while fenced (IDS_EFENCED), takes the shared writers
- * lock (its descriptor in *wfdp, -1 when the journal is off; the caller
+ * lock (its descriptor in *wfdp, -1 when sync_log is off; the caller
  * closes it when it releases the mailbox lock) and makes the entry of
- * uniqueid durable.
+ * uniqueid durable.  A replica without sync_log_chain is fenced and
+ * takes the writers lock all the same, but writes no entry.
  */
 int ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int *wfdp);
+
+/*
+ * 0 when writes may go on, IDS_EFENCED (its reason set) while the
+ * fence stands on a spool with sync_log: the replica's check before
+ * each APPLY, whether or not it journals what it applies.
+ */
+int ids_journal_fence_check(const struct ids_config *cfg);
 
 /* Appends the entry of a folder (uniqueid or name may be NULL) to b. */
 int ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name);

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "lock.h"
 #include "mailbox.h"
 #include "mbentry.h"
@@ -391,7 +392,7 @@ ids_repl_imap_error(int code)
 	case IDS_EPARTITION: return "IMAP_PARTITION_UNKNOWN";
 	case IDS_EEXIST: return "IMAP_MAILBOX_EXISTS";
 	case IDS_EDUPID: return IDS_CSYNC_EMOVED;
-	case IDS_ELOCKED: return "IMAP_MAILBOX_LOCKED";
+	case IDS_ELOCKED: case IDS_EFENCED: return "IMAP_MAILBOX_LOCKED";
 	case IDS_EINVAL: case IDS_ECORRUPT: return IDS_CSYNC_EBADPARAM;
 	default: return IDS_CSYNC_EIOERROR;
 	}
@@ -732,11 +733,15 @@ do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
 	const char *sub = ids_csync_sub(l);
 	struct ids_dlist *arg = ids_csync_arg(l, 1);
+	int r;
 
 	if (sub == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	if (strcmp(sub, "CAPABILITIES") == 0)
 		return apply_capabilities(s);
+	/* a fenced spool (spool_sync --drain) takes no change: the client retries later */
+	if ((r = ids_journal_fence_check(s->cfg)) < 0)
+		return ids_repl_refuse(s, sub, ids_repl_imap_error(r), r);
 	if (strcmp(sub, "MESSAGE") == 0)
 		return apply_message(s, arg);
 	if (strcmp(sub, "RESERVE") == 0)
