@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -458,39 +460,58 @@ tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_conf
 }
 
 /*
- * The peer command, its standard input and output on two pipes (close
- * on exec here; SIGPIPE back to its default in the child).
+ * The peer command: its standard input on a socket pair, so that our
+ * writes can time out (SO_SNDTIMEO; a pipe's cannot), its standard
+ * output on a pipe, which ends when every process holding it has gone
+ * (a socket would stay open as long as any of the peer's children kept
+ * its standard input).  Close on exec here; SIGPIPE and SIGTERM back to
+ * their defaults in the child.
  */
 pid_t
-tool_start_peer(char **argv, int *peer_out, int *peer_in)
+tool_start_peer(char **argv, unsigned send_timeout, int *peer_out, int *peer_in)
 {
-	int to[2], from[2];
+	struct timeval tv;
+	int to[2], from[2], e;
 	pid_t pid;
 
-	if (pipe2(to, O_CLOEXEC) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to) < 0)
 		return -1;
 	if (pipe2(from, O_CLOEXEC) < 0) {
+		e = errno;
 		close(to[0]);
 		close(to[1]);
+		errno = e;
 		return -1;
 	}
+	if (send_timeout > 0) {
+		tv.tv_sec = (time_t)send_timeout;
+		tv.tv_usec = 0;
+		if (setsockopt(to[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+			pid = -1;
+			goto out;
+		}
+	}
 	if ((pid = fork()) == 0) {
-		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
+		if (dup2(to[1], 0) < 0 || dup2(from[1], 1) < 0)
 			_exit(127);
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);	/* not the parent's handler until the exec */
 		execvp(argv[0], argv);
 		fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, argv[0],
 		    strerror(errno));
 		_exit(127);
 	}
-	close(to[0]);
+out:
+	e = errno;
+	close(to[1]);
 	close(from[1]);
 	if (pid < 0) {
-		close(to[1]);
+		close(to[0]);
 		close(from[0]);
+		errno = e;
 		return -1;
 	}
-	*peer_in = to[1];
+	*peer_in = to[0];
 	*peer_out = from[0];
 	return pid;
 }

@@ -171,10 +171,12 @@ int tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_
 
 /*
  * Starts the peer command argv (a csync server: spool_sync --serve over
- * ssh, a Cyrus sync_server) with its standard input and output on two
- * pipes: *peer_in to write to it, *peer_out to read it.  Its pid, or -1
+ * ssh, a Cyrus sync_server) with its standard input on a socket pair
+ * (*peer_in, to write to it) and its standard output on a pipe
+ * (*peer_out, to read it).  A write the peer does not take within
+ * send_timeout seconds (0: no limit) fails with EAGAIN.  Its pid, or -1
  * with errno.
  */
-pid_t tool_start_peer(char **argv, int *peer_out, int *peer_in);
+pid_t tool_start_peer(char **argv, unsigned send_timeout, int *peer_out, int *peer_in);
 
 #endif

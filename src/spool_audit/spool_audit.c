@@ -378,7 +378,7 @@ remote(const struct args *a, const struct ids_config *cfg, struct ids_audit_opts
 	signal(SIGPIPE, SIG_IGN);
 	/* the session stages fetched files and locks folders: not read-only */
 	mbl = tool_open_mboxlist(cfg, 0);
-	if ((pid = tool_start_peer(a->peer, &pout, &in)) < 0) {
+	if ((pid = tool_start_peer(a->peer, 1800, &pout, &in)) < 0) {
 		warn("%s", a->peer[0]);
 		ids_mboxlist_close(mbl);
 		return IDS_EXIT_ENV;

@@ -137,7 +137,7 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	int in, out, st, r, rc = IDS_EXIT_OK;
 	pid_t pid;
 
-	if ((pid = tool_start_peer(peer, &out, &in)) < 0) {
+	if ((pid = tool_start_peer(peer, o->timeout, &out, &in)) < 0) {
 		tool_error(-errno, peer[0]);
 		return IDS_EXIT_ENV;
 	}
@@ -155,7 +155,12 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	ids_mboxlist_close(mbl);
-	if (r < 0) {
+	if (r == -EAGAIN || r == -EWOULDBLOCK) {
+		/* SO_SNDTIMEO: the peer stopped reading (tool_start_peer) */
+		fprintf(stderr, "spool_sync: %s: the peer took nothing for %u s: timed out\n",
+		    peer[0], o->timeout);
+		rc = IDS_EXIT_FAIL;
+	} else if (r < 0) {
 		tool_error(r, "session");
 		rc = IDS_EXIT_FAIL;
 	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
