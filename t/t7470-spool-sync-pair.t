@@ -419,11 +419,15 @@ my $f = run('spool_append', '-C', $A, '-i', 'user.alice', stdin => "Subject: fen
 is($f->{rc}, 75, '... the old primary refuses deliveries (fenced)');
 deliver($B, 'user.alice', 2);
 harvest();
-# the fence holds a's writers only: b's drain applies into it
+# the fence holds every writer of a, its replica's applies included: b's
+# drain into the fenced a fails (and releases b's fence) until a is unfenced
+$r = run('spool_sync', '-C', $B, '--drain', '--channel', 'a', '--', ids_peer($A));
+is($r->{rc}, 1, 'and back: --drain from b into the fenced a exits 1') or diag($r->{out}, $r->{err});
+like($r->{err}, qr/IMAP_MAILBOX_LOCKED writes are fenced for failover/, '... a refused the applies');
+ok_run('unfence a', 'spool_sync', '-C', $A, '--unfence');
 $r = run('spool_sync', '-C', $B, '--drain', '--channel', 'a', '--', ids_peer($A));
 is($r->{rc}, 0, 'and back: --drain from b exits 0') or diag($r->{out}, $r->{err});
 is_deeply(nstate($A), nstate($B), '... a equals b');
-ok_run('unfence a', 'spool_sync', '-C', $A, '--unfence');
 ok_run('unfence b', 'spool_sync', '-C', $B, '--unfence');
 check('soft failover and back', $A, $B);
 
