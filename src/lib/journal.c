@@ -6,6 +6,7 @@
  * width, then one line per entry:
  *
  *	<crc32, 8 hex digits> <uniqueid or -> <name or ->
+ *	<crc32, 8 hex digits> @ <userid>	(a user's own data)
  *
  * the CRC-32 over the text after the first space, the name with every
  * byte outside 0x21-0x7e but space written as \xNN (and '\' as \x5c).
@@ -37,6 +38,8 @@
 #define WRITERS_LOCK "writers.lock"
 #define FENCE "fence"
 #define CURSOR "cursor"
+/* the first field of a user's entry: never a uniqueid, never escaped */
+#define USER_MARK "@"
 #define HDR_FMT "idspool-journal 1 %020llu\n"
 #define HDR_LEN 39
 /* Compacted only past this size: a small journal costs nothing to keep. */
@@ -179,6 +182,22 @@ ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name)
 	return r < 0 ? -ENOMEM : 0;
 }
 
+int
+ids_journal_format_user(struct ids_buf *b, const char *userid)
+{
+	struct ids_buf t = IDS_BUF_INIT;
+	int r;
+
+	if ((r = ids_buf_adds(&t, USER_MARK " ")) == 0)
+		r = add_field(&t, userid);
+	if (r == 0)
+		r = ids_buf_printf(b, "%08lx %.*s\n",
+		    crc32(crc32(0L, Z_NULL, 0), (const Bytef *)t.s, (uInt)t.len),
+		    (int)t.len, t.s);
+	ids_buf_release(&t);
+	return r < 0 ? -ENOMEM : 0;
+}
+
 /* Unescapes s[0..len) into a new string; NULL for "-" (out stays NULL). */
 static int
 parse_field(const char *s, size_t len, char **out)
@@ -228,6 +247,11 @@ parse_line(const char *s, size_t len, struct ids_journal_entry *e)
 		return 0;
 	if ((sp = memchr(s + 9, ' ', len - 9)) == NULL)
 		return 0;
+	if (sp == s + 10 && s[9] == USER_MARK[0]) {
+		e->user = 1;
+		return parse_field(sp + 1, len - (size_t)(sp + 1 - s), &e->name) < 0 ? -ENOMEM :
+		    e->name == NULL ? 0 : 1;
+	}
 	if ((r = parse_field(s + 9, (size_t)(sp - s - 9), &e->uniqueid)) < 0 ||
 	    (r = parse_field(sp + 1, len - (size_t)(sp + 1 - s), &e->name)) < 0) {
 		free(e->uniqueid);
@@ -377,10 +401,13 @@ ids_journal_fence_check(const struct ids_config *cfg)
 	return fenced_error(cfg);
 }
 
-int
-ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int *wfdp)
+/*
+ * The fence, the shared writers lock (its descriptor in *wfdp) and,
+ * when the journal is on, the entry (entry[0..len)) durable.
+ */
+static int
+writer_begin(const struct ids_config *cfg, const char *entry, size_t len, int *wfdp)
 {
-	struct ids_buf b = IDS_BUF_INIT;
 	int dfd, wfd = -1, r, tries;
 
 	*wfdp = -1;
@@ -415,15 +442,38 @@ ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int
 		return r < 0 ? r : fenced_error(cfg);
 	}
 	close(dfd);
-	if (ids_journal_enabled(cfg) && (r = ids_journal_format(&b, uniqueid, NULL)) == 0)
-		r = append(cfg, b.s, b.len);
-	ids_buf_release(&b);
-	if (r < 0) {
+	if (len > 0 && ids_journal_enabled(cfg) && (r = append(cfg, entry, len)) < 0) {
 		close(wfd);
 		return r;
 	}
 	*wfdp = wfd;
 	return 0;
+}
+
+int
+ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int *wfdp)
+{
+	struct ids_buf b = IDS_BUF_INIT;
+	int r;
+
+	*wfdp = -1;
+	if ((r = ids_journal_format(&b, uniqueid, NULL)) == 0)
+		r = writer_begin(cfg, b.s, b.len, wfdp);
+	ids_buf_release(&b);
+	return r;
+}
+
+int
+ids_journal_user_begin(const struct ids_config *cfg, const char *userid, int *wfdp)
+{
+	struct ids_buf b = IDS_BUF_INIT;
+	int r;
+
+	*wfdp = -1;
+	if (userid == NULL || *userid == '\0' || (r = ids_journal_format_user(&b, userid)) == 0)
+		r = writer_begin(cfg, b.s, b.len, wfdp);
+	ids_buf_release(&b);
+	return r;
 }
 
 /* --- reading --------------------------------------------------------------- */

@@ -14,7 +14,10 @@
  *     changes;
  *   - every mailboxes.db write transaction that puts or deletes a
  *     mailbox record writes the uniqueids and names (the old name of a
- *     rename or delete included) before its commit.
+ *     rename or delete included) before its commit;
+ *   - every write of a user's subscriptions, seen state or sieve
+ *     scripts in replica.db writes the userid before its transaction
+ *     (ids_journal_user_begin).
  *
  * An entry written for a change that then failed or crashed is harmless
  * (the folder is compared with the peer and found equal); a change never
@@ -62,8 +65,18 @@ int ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid,
  */
 int ids_journal_fence_check(const struct ids_config *cfg);
 
+/*
+ * The writer's step for a user's own data (subscriptions, seen state,
+ * sieve scripts: replica.db), called before the write: the same fence
+ * and writers lock, and the user's entry durable (none for a NULL or
+ * empty userid: a quota or annotation, which -R does not carry).
+ */
+int ids_journal_user_begin(const struct ids_config *cfg, const char *userid, int *wfdp);
+
 /* Appends the entry of a folder (uniqueid or name may be NULL) to b. */
 int ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name);
+/* Appends the entry of a user's own data (userid as csync names it) to b. */
+int ids_journal_format_user(struct ids_buf *b, const char *userid);
 
 /* Appends the entries formatted in text durably (nothing when the journal is off). */
 int ids_journal_append(const struct ids_config *cfg, const char *text, size_t len);
@@ -71,7 +84,8 @@ int ids_journal_append(const struct ids_config *cfg, const char *text, size_t le
 /* One entry, as read back. */
 struct ids_journal_entry {
 	char *uniqueid;		/* or NULL */
-	char *name;		/* or NULL */
+	char *name;		/* or NULL; a user's entry: the userid */
+	int user;		/* a user's own data, not a folder */
 };
 
 struct ids_journal_batch {

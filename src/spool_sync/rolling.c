@@ -66,14 +66,17 @@ nap(double seconds)
 
 /* --- one session ---------------------------------------------------------- */
 
+/* A refusal the client reported (opts->refused): what it named, its code and reason. */
 struct refusal {
 	char *name;
-	char *msg;
+	const char *code;	/* IDS_SYNC_FAIL_* */
+	char *why;
 };
 
 struct capture {
 	struct refusal *v;
 	size_t n;
+	char *first;		/* the first error logged, for a refusal that named nothing */
 };
 
 static void
@@ -83,39 +86,47 @@ capture_release(struct capture *c)
 
 	for (i = 0; i < c->n; i++) {
 		free(c->v[i].name);
-		free(c->v[i].msg);
+		free(c->v[i].why);
 	}
 	free(c->v);
-	c->v = NULL;
-	c->n = 0;
+	free(c->first);
+	memset(c, 0, sizeof(*c));
 }
 
-/* The client's log: syslog, stderr with -v, and each error kept by the name it starts with. */
+/* The client's log: syslog, stderr with -v; the first error kept (no matching by its text). */
 static void
 capture_log(void *rock, int prio, const char *msg)
 {
 	struct capture *c = rock;
-	const char *colon;
-	struct refusal *nv;
 
 	syslog(prio, "spool_sync: %s", msg);
 	if (rolling_verbose)
 		fprintf(stderr, "spool_sync: %s\n", msg);
-	if (prio > LOG_ERR || c == NULL || (colon = strstr(msg, ": ")) == NULL)
+	if (prio <= LOG_ERR && c != NULL && c->first == NULL)
+		c->first = strdup(msg);
+}
+
+/* Each refusal, as the client reports it: by the name it concerns, with a code. */
+static void
+capture_refusal(void *rock, const struct ids_sync_refusal *x)
+{
+	struct capture *c = rock;
+	struct refusal *nv;
+
+	if (c == NULL || x->name == NULL)
 		return;
 	if ((nv = realloc(c->v, (c->n + 1) * sizeof(*nv))) == NULL)
 		return;
 	c->v = nv;
-	nv[c->n].name = strndup(msg, (size_t)(colon - msg));
-	nv[c->n].msg = strdup(msg);
-	if (nv[c->n].name == NULL || nv[c->n].msg == NULL) {
+	nv[c->n].name = strdup(x->name);
+	nv[c->n].code = x->code == IDS_SYNC_REFUSED_LOCAL ? IDS_SYNC_FAIL_LOCAL :
+	    x->code == IDS_SYNC_REFUSED_META ? IDS_SYNC_FAIL_META : IDS_SYNC_FAIL_REFUSED;
+	nv[c->n].why = strdup(x->reason ? x->reason : "");
+	if (nv[c->n].name == NULL || nv[c->n].why == NULL) {
 		free(nv[c->n].name);
-		free(nv[c->n].msg);
+		free(nv[c->n].why);
 		return;
 	}
-	/* "user.x (uniqueid)": the name alone */
-	if (strchr(nv[c->n].name, ' ') != NULL)
-		*strchr(nv[c->n].name, ' ') = '\0';
 	c->n++;
 }
 
@@ -129,15 +140,14 @@ trace(void *rock, int dir, const char *line, size_t len)
 
 /*
  * Runs one session with a new peer process on a socket pair (so that
- * writes, too, time out: SO_SNDTIMEO).  Returns the session's result;
- * the peer is ended and waited for.
+ * writes, too, time out: tool_start_peer).  Returns the session's
+ * result; the peer is ended and waited for.
  */
 static int
 session(struct ids_mboxlist *mbl, struct ids_sync_client_opts *o, char **peer,
     struct ids_sync_client_report *rep, struct capture *cap)
 {
-	struct timeval tv;
-	int sv[2], r, st;
+	int in, out, r, st;
 	pid_t pid;
 
 	static char name[1024];
@@ -150,38 +160,20 @@ session(struct ids_mboxlist *mbl, struct ids_sync_client_opts *o, char **peer,
 	o->peer = name;
 	memset(rep, 0, sizeof(*rep));
 	o->log = capture_log;
+	o->refused = capture_refusal;
 	o->rock = cap;
 	o->trace = trace;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return ids_error(-errno, "socketpair: %s", strerror(errno));
-	if (o->timeout > 0) {
-		tv.tv_sec = o->timeout;
-		tv.tv_usec = 0;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if ((pid = fork()) == 0) {
-		if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		execvp(peer[0], peer);
-		fprintf(stderr, "spool_sync: %s: %s\n", peer[0], strerror(errno));
-		_exit(127);
-	}
-	close(sv[1]);
-	if (pid < 0) {
-		r = -errno;
-		close(sv[0]);
-		return ids_error(r, "fork: %s", strerror(-r));
-	}
+	if ((pid = tool_start_peer(peer, o->timeout, &out, &in)) < 0)
+		return ids_error(-errno, "%s: %s", peer[0], strerror(errno));
 	peer_pid = pid;
 	if (stopping)
 		kill(pid, SIGTERM);
-	r = ids_sync_client_session(mbl, sv[0], sv[0], o, rep);
+	r = ids_sync_client_session(mbl, out, in, o, rep);
 	if (r == 0 && stopping)
 		r = ids_error(-EINTR, "stopped by SIGTERM");
-	shutdown(sv[0], SHUT_RDWR);
-	close(sv[0]);
+	shutdown(in, SHUT_RDWR);
+	close(in);
+	close(out);
 	if (r < 0)
 		kill(pid, SIGTERM);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -206,18 +198,32 @@ struct chan {
 	unsigned link_failures;
 };
 
-/* Whether name was refused in cap; its first message in *why. */
-static int
-refused(const struct capture *cap, const char *name, const char **why)
+/* The first refusal of item it in cap (a user's: of its data), or NULL. */
+static const struct refusal *
+refused(const struct capture *cap, const struct ids_sync_item *it)
 {
 	size_t i;
 
 	for (i = 0; i < cap->n; i++)
-		if (strcmp(cap->v[i].name, name) == 0) {
-			*why = cap->v[i].msg;
-			return 1;
-		}
-	return 0;
+		if (strcmp(cap->v[i].name, it->name) == 0 &&
+		    (!it->user || strcmp(cap->v[i].code, IDS_SYNC_FAIL_META) == 0 ||
+		    strcmp(cap->v[i].code, IDS_SYNC_FAIL_REFUSED) == 0))
+			return &cap->v[i];
+	return NULL;
+}
+
+/* Adds the record f to set under the name its folder has now (by its key). */
+static int
+add_retry(struct chan *c, struct ids_sync_items *set, const struct ids_sync_failure *f)
+{
+	char *name = NULL;
+	int r;
+
+	if ((r = ids_sync_key_name(c->mbl, f->key, &name)) < 0)
+		return r;
+	r = ids_sync_items_add(set, name != NULL ? name : f->name, f->key, f->key[0] == '@');
+	free(name);
+	return r;
 }
 
 /*
@@ -231,42 +237,45 @@ static int
 batch(struct chan *c, int all_due, int *empty)
 {
 	struct ids_journal_batch b;
-	struct ids_sync_names names, set, busy;
+	struct ids_sync_items items, set, busy;
+	struct ids_sync_names folders, users;
 	struct ids_sync_client_report rep;
-	struct capture cap = { NULL, 0 };
+	struct capture cap = { NULL, 0, NULL };
 	int64_t now = (int64_t)time(NULL);
 	size_t i, matched = 0;
 	int r, changed = 0;
 
 	*empty = 0;
-	memset(&names, 0, sizeof(names));
+	memset(&items, 0, sizeof(items));
 	memset(&set, 0, sizeof(set));
 	memset(&busy, 0, sizeof(busy));
+	memset(&folders, 0, sizeof(folders));
+	memset(&users, 0, sizeof(users));
 	if ((r = ids_journal_read(c->cfg, c->cursor, BATCH_MAX, &b)) < 0)
 		return r;
 	*empty = b.end == c->cursor;	/* nothing new in the journal */
-	if ((r = ids_sync_batch_names(c->mbl, &b, BARRIER_MS, &names, &busy)) < 0) {
+	if ((r = ids_sync_batch_names(c->mbl, &b, BARRIER_MS, &items, &busy)) < 0) {
 		ids_journal_batch_release(&b);
 		return r;
 	}
 	/* a folder still being written is retried on its own, as a failing one is */
 	for (i = 0; i < busy.n && r == 0; i++) {
-		if (ids_sync_names_has(&names, busy.v[i]))
+		if (ids_sync_items_find(&items, busy.v[i].name) != NULL)
 			continue;
-		r = ids_sync_failure_note(&c->fail, busy.v[i], "a writer still holds its lock",
-		    now, c->minwait, c->maxwait);
+		r = ids_sync_failure_note(&c->fail, busy.v[i].key, busy.v[i].name,
+		    IDS_SYNC_FAIL_BUSY, "a writer still holds its lock", now, c->minwait, c->maxwait);
 		changed = 1;
 	}
-	for (i = 0; i < names.n && r == 0; i++) {
-		struct ids_sync_failure *f = ids_sync_failure_find(&c->fail, names.v[i]);
+	for (i = 0; i < items.n && r == 0; i++) {
+		struct ids_sync_failure *f = ids_sync_failure_find(&c->fail, items.v[i].key);
 
 		/* a failing folder waits for its own retry; its record keeps it */
 		if (f == NULL || f->next <= now || all_due)
-			r = ids_sync_names_add(&set, names.v[i]);
+			r = ids_sync_items_add(&set, items.v[i].name, items.v[i].key, items.v[i].user);
 	}
 	for (i = 0; i < c->fail.n && r == 0; i++)
 		if (c->fail.v[i].next <= now || all_due)
-			r = ids_sync_names_add(&set, c->fail.v[i].name);
+			r = add_retry(c, &set, &c->fail.v[i]);
 	if (r < 0)
 		goto out;
 	if (set.n == 0) {
@@ -278,10 +287,18 @@ batch(struct chan *c, int all_due, int *empty)
 		r = r < 0 ? r : 1;
 		goto out;
 	}
-	c->o.folders = (const char *const *)set.v;
-	c->o.nfolders = set.n;
+	for (i = 0; i < set.n && r == 0; i++)
+		r = ids_sync_names_add(set.v[i].user ? &users : &folders, set.v[i].name);
+	if (r < 0)
+		goto out;
+	c->o.folders = (const char *const *)folders.v;
+	c->o.nfolders = folders.n;
+	c->o.meta_users = (const char *const *)users.v;
+	c->o.nmeta_users = users.n;
 	c->o.all = 0;
 	r = session(c->mbl, &c->o, c->peer, &rep, &cap);
+	c->o.meta_users = NULL;
+	c->o.nmeta_users = 0;
 	if (r < 0) {
 		c->link_failures++;
 		syslog(LOG_WARNING, "spool_sync: %s: session lost: %s; retrying in %.1f s", c->shown,
@@ -292,22 +309,26 @@ batch(struct chan *c, int all_due, int *empty)
 		goto out;
 	}
 	c->link_failures = 0;
+	/* each item's outcome, by its key: refused (recorded) or carried (its record goes) */
 	for (i = 0; i < set.n && r == 0; i++) {
-		const char *why;
+		const struct refusal *x = refused(&cap, &set.v[i]);
 
-		if (refused(&cap, set.v[i], &why)) {
+		if (x != NULL) {
 			matched++;
-			r = ids_sync_failure_note(&c->fail, set.v[i], why, now, c->minwait, c->maxwait);
+			r = ids_sync_failure_note(&c->fail, set.v[i].key, set.v[i].name,
+			    set.v[i].user ? IDS_SYNC_FAIL_META : x->code, x->why, now, c->minwait,
+			    c->maxwait);
 			changed = 1;
-		} else if (ids_sync_failure_drop(&c->fail, set.v[i])) {
+		} else if (ids_sync_failure_drop(&c->fail, set.v[i].key)) {
 			changed = 1;
 		}
 	}
-	/* refusals that named no folder of the set: every folder of it is retried */
-	if (r == 0 && rep.failed > matched && matched == 0 && cap.n > 0)
+	/* refusals that named no item of the set: every item of it is retried */
+	if (r == 0 && rep.failed > 0 && matched == 0)
 		for (i = 0; i < set.n && r == 0; i++, changed = 1)
-			r = ids_sync_failure_note(&c->fail, set.v[i], cap.v[0].msg, now,
-			    c->minwait, c->maxwait);
+			r = ids_sync_failure_note(&c->fail, set.v[i].key, set.v[i].name,
+			    IDS_SYNC_FAIL_SESSION, cap.n > 0 ? cap.v[0].why : cap.first ? cap.first :
+			    "refused", now, c->minwait, c->maxwait);
 	/* the failure records before the cursor that no longer carries their changes */
 	if (r == 0 && changed)
 		r = ids_sync_failures_write(c->cfg, c->channel, &c->fail);
@@ -316,19 +337,22 @@ batch(struct chan *c, int all_due, int *empty)
 	if (r == 0) {
 		c->cursor = b.end;
 		c->last_ok = now;
-		syslog(LOG_INFO, "spool_sync: %s: %zu folder(s) pushed, %zu applied, %zu failing",
-		    c->shown, set.n, rep.applied, c->fail.n);
+		syslog(LOG_INFO, "spool_sync: %s: %zu folder(s) and %zu user(s) pushed, %zu applied, "
+		    "%zu failing", c->shown, folders.n, users.n, rep.applied, c->fail.n);
 		if (rolling_verbose)
-			fprintf(stderr, "spool_sync: %s: %zu folder(s) pushed, %zu applied, "
-			    "%zu failing\n", c->shown, set.n, rep.applied, c->fail.n);
+			fprintf(stderr, "spool_sync: %s: %zu folder(s) and %zu user(s) pushed, "
+			    "%zu applied, %zu failing\n", c->shown, folders.n, users.n, rep.applied,
+			    c->fail.n);
 		r = ids_journal_compact(c->cfg);
 		r = r < 0 ? r : 1;
 	}
 out:
 	capture_release(&cap);
-	ids_sync_names_release(&names);
-	ids_sync_names_release(&set);
-	ids_sync_names_release(&busy);
+	ids_sync_items_release(&items);
+	ids_sync_items_release(&set);
+	ids_sync_items_release(&busy);
+	ids_sync_names_release(&folders);
+	ids_sync_names_release(&users);
 	ids_journal_batch_release(&b);
 	return r;
 }
@@ -434,7 +458,7 @@ rolling_drain(const struct ids_config *cfg, const char *channel,
     const struct ids_sync_client_opts *base, char **peer)
 {
 	struct ids_sync_client_report rep;
-	struct capture cap = { NULL, 0 };
+	struct capture cap = { NULL, 0, NULL };
 	struct chan c;
 	char why[256], msg[512];
 	int r, empty, fd, pass, rc;
@@ -468,8 +492,8 @@ rolling_drain(const struct ids_config *cfg, const char *channel,
 			break;
 	}
 	if (c.fail.n > 0) {
-		snprintf(msg, sizeof(msg), "%zu folder(s) refused by the peer, first %s: %s",
-		    c.fail.n, c.fail.v[0].name, c.fail.v[0].reason);
+		snprintf(msg, sizeof(msg), "%zu folder(s) or user(s) refused by the peer, first "
+		    "%s: %s", c.fail.n, c.fail.v[0].name, c.fail.v[0].reason);
 		rc = drain_fail(&c, msg);
 		goto out;
 	}
@@ -486,7 +510,7 @@ rolling_drain(const struct ids_config *cfg, const char *channel,
 		}
 		if (rep.failed > 0) {
 			snprintf(msg, sizeof(msg), "the full compare: %zu refusal(s)%s%s", rep.failed,
-			    cap.n > 0 ? ", first " : "", cap.n > 0 ? cap.v[0].msg : "");
+			    cap.first != NULL ? ", first " : "", cap.first != NULL ? cap.first : "");
 			capture_release(&cap);
 			rc = drain_fail(&c, msg);
 			goto out;
@@ -580,8 +604,9 @@ rolling_status(const struct ids_config *cfg, const char *channel, int json)
 			for (j = 0; j < st.failures.n; j++) {
 				const struct ids_sync_failure *x = &st.failures.v[j];
 
-				json_array_append_new(f, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I}",
-				    "folder", x->name, "reason", x->reason, "attempts", (int)x->attempts,
+				json_array_append_new(f, json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I}",
+				    "folder", x->name, "key", x->key, "code", x->code,
+				    "reason", x->reason, "attempts", (int)x->attempts,
 				    "first", (json_int_t)x->first, "last", (json_int_t)x->last,
 				    "next_retry", (json_int_t)x->next));
 			}
@@ -601,8 +626,8 @@ rolling_status(const struct ids_config *cfg, const char *channel, int json)
 				char buf[64];
 
 				strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", gmtime(&nx));
-				printf("    %s: %u attempt(s), next retry %s: %s\n", x->name,
-				    x->attempts, buf, x->reason);
+				printf("    %s: %u attempt(s), next retry %s (%s): %s\n", x->name,
+				    x->attempts, buf, x->code, x->reason);
 			}
 		}
 		ids_sync_channel_status_release(&st);

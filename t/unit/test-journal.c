@@ -3,7 +3,8 @@
  * records of rolling.h: entries read back as written (odd names
  * included), positions across a compaction, a torn and a damaged
  * entry skipped, the channels of sync_log_channels, the fence refusing
- * an exclusive mailbox lock, failure records and the backoff.
+ * an exclusive mailbox lock, failure records (found by their key, the
+ * older form read) and the backoff, a user's entries.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -209,26 +210,37 @@ test_failures(void **state)
 {
 	struct fixture *f = *state;
 	struct ids_sync_failures x = { NULL, 0 }, y;
+	char path[600];
+	int fd;
 
 	assert_true(ids_sync_backoff(1, 60, 1) == 1);
 	assert_true(ids_sync_backoff(1, 60, 3) == 4);
 	assert_true(ids_sync_backoff(1, 60, 30) == 60);
-	assert_int_equal(ids_sync_failure_note(&x, "user.bob.A B", "NO\tbecause\\", 100, 1, 60), 0);
-	assert_int_equal(ids_sync_failure_note(&x, "user.bob.A B", "NO again", 101, 1, 60), 0);
-	assert_int_equal(ids_sync_failure_note(&x, "user.c", "x", 102, 1, 60), 0);
+	assert_int_equal(ids_sync_failure_note(&x, ID, "user.bob.A B", IDS_SYNC_FAIL_REFUSED,
+	    "NO\tbecause\\", 100, 1, 60), 0);
+	/* the same folder under another name, another code: the same record, by its key */
+	assert_int_equal(ids_sync_failure_note(&x, ID, "user.bob.Renamed", IDS_SYNC_FAIL_LOCAL,
+	    "NO again", 101, 1, 60), 0);
+	assert_int_equal(ids_sync_failure_note(&x, "@carol", "carol", IDS_SYNC_FAIL_META, "x",
+	    102, 1, 60), 0);
 	assert_int_equal(x.n, 2);
 	assert_int_equal(x.v[0].attempts, 2);
 	assert_int_equal(x.v[0].first, 100);
 	assert_int_equal(x.v[0].next, 103);
+	assert_string_equal(x.v[0].name, "user.bob.Renamed");
 	assert_int_equal(ids_sync_failures_write(&f->cfg, "a", &x), 0);
 	assert_int_equal(ids_sync_failures_read(&f->cfg, "a", &y), 0);
 	assert_int_equal(y.n, 2);
-	assert_string_equal(y.v[0].name, "user.bob.A B");
+	assert_string_equal(y.v[0].key, ID);
+	assert_string_equal(y.v[0].code, IDS_SYNC_FAIL_LOCAL);
+	assert_string_equal(y.v[0].name, "user.bob.Renamed");
 	assert_string_equal(y.v[0].reason, "NO again");
 	assert_int_equal(y.v[0].last, 101);
-	assert_int_equal(ids_sync_failure_drop(&y, "user.bob.A B"), 1);
-	assert_int_equal(ids_sync_failure_drop(&y, "user.bob.A B"), 0);
-	assert_string_equal(y.v[0].name, "user.c");
+	assert_null(ids_sync_failure_find(&y, "user.bob.Renamed"));	/* never by a name or text */
+	assert_int_equal(ids_sync_failure_drop(&y, ID), 1);
+	assert_int_equal(ids_sync_failure_drop(&y, ID), 0);
+	assert_string_equal(y.v[0].key, "@carol");
+	assert_string_equal(y.v[0].code, IDS_SYNC_FAIL_META);
 	ids_sync_failures_release(&y);
 	free(x.v[0].reason);
 	x.v[0].reason = strdup("tab\there\\ and \x01");
@@ -237,6 +249,56 @@ test_failures(void **state)
 	assert_string_equal(y.v[0].reason, "tab\there\\ and \x01");
 	ids_sync_failures_release(&y);
 	ids_sync_failures_release(&x);
+	/* a record of the older form: keyed by its name, code "refused" */
+	snprintf(path, sizeof(path), "%s/sync/a/failures", f->dir);
+	assert_true((fd = open(path, O_WRONLY | O_TRUNC)) >= 0);
+	assert_int_equal(write(fd, "user.old\t3\t1\t2\t9\twhy\n", 21), 21);
+	close(fd);
+	assert_int_equal(ids_sync_failures_read(&f->cfg, "a", &y), 0);
+	assert_int_equal(y.n, 1);
+	assert_string_equal(y.v[0].key, "=user.old");
+	assert_string_equal(y.v[0].code, IDS_SYNC_FAIL_REFUSED);
+	assert_string_equal(y.v[0].name, "user.old");
+	assert_int_equal(y.v[0].attempts, 3);
+	assert_int_equal(y.v[0].next, 9);
+	ids_sync_failures_release(&y);
+}
+
+static void
+test_user_entries(void **state)
+{
+	struct fixture *f = *state;
+	struct ids_journal_batch b;
+	char why[64];
+	int wfd, fd;
+
+	append_one(f, ID, "user.a");
+	assert_int_equal(ids_journal_user_begin(&f->cfg, "bob@example.com", &wfd), 0);
+	assert_true(wfd >= 0);
+	close(wfd);
+	/* no entry for a quota root or an annotation (no userid), but the lock all the same */
+	assert_int_equal(ids_journal_user_begin(&f->cfg, NULL, &wfd), 0);
+	assert_true(wfd >= 0);
+	close(wfd);
+	assert_int_equal(ids_journal_read(&f->cfg, 0, 0, &b), 0);
+	assert_int_equal(b.n, 2);
+	assert_int_equal(b.torn, 0);
+	assert_false(b.v[0].user);
+	assert_true(b.v[1].user);
+	assert_null(b.v[1].uniqueid);
+	assert_string_equal(b.v[1].name, "bob@example.com");
+	ids_journal_batch_release(&b);
+	/* fenced: refused, nothing written */
+	assert_int_equal(ids_journal_fence(&f->cfg, "test fence", &fd), 0);
+	close(fd);
+	assert_int_equal(ids_journal_user_begin(&f->cfg, "bob", &wfd), IDS_EFENCED);
+	assert_int_equal(ids_journal_fence_check(&f->cfg), IDS_EFENCED);
+	assert_int_equal(ids_journal_fenced(&f->cfg, why, sizeof(why)), 1);
+	assert_int_equal(ids_journal_unfence(&f->cfg), 0);
+	assert_int_equal(ids_journal_fence_check(&f->cfg), 0);
+	assert_int_equal(ids_journal_read(&f->cfg, 0, 0, &b), 0);
+	assert_int_equal(b.n, 2);
+	ids_journal_batch_release(&b);
 }
 
 int
@@ -248,6 +310,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_channels_cursor_compact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_entries, setup, teardown),
 	};
 
 	return unit_run(tests);

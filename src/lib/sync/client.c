@@ -210,12 +210,38 @@ cmd_str(const char *word, const char *sub, const char *v)
 	return l;
 }
 
+/* opts->refused, when set: what was refused, and why. */
+static void
+report_refusal(struct client *c, enum ids_sync_refusal_code code, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+report_refusal(struct client *c, enum ids_sync_refusal_code code, const char *name,
+    const char *fmt, ...)
+{
+	struct ids_sync_refusal x;
+	char why[1024];
+	va_list ap;
+
+	if (c->o->refused == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	x.code = code;
+	x.name = name;
+	x.reason = why;
+	c->o->refused(c->o->rock, &x);
+}
+
 /* A refusal of the peer: counted and logged, the session goes on. */
 static int
 peer_refused(struct client *c, const char *what, const struct reply *rp)
 {
 	c->rep->failed++;
 	client_log(c, LOG_ERR, "%s: the peer answered %s %s", what,
+	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
+	report_refusal(c, IDS_SYNC_REFUSED_PEER, what, "the peer answered %s %s",
 	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
 	return 0;
 }
@@ -544,6 +570,7 @@ local_result(struct client *c, int r, const char *what)
 	if (c->s.nok != NULL) {
 		c->rep->failed++;
 		client_log(c, LOG_ERR, "%s: not applied here (%s)", what, c->s.nok);
+		report_refusal(c, IDS_SYNC_REFUSED_LOCAL, what, "not applied here (%s)", c->s.nok);
 		return 1;
 	}
 	return 0;
@@ -2175,6 +2202,31 @@ all_users(struct client *c)
 	return r;
 }
 
+/*
+ * A user's subscriptions, seen state and sieve scripts alone (the
+ * rolling client's user entries): GET USER for what the peer holds,
+ * then meta_sync.  A refusal is the user's (IDS_SYNC_REFUSED_META).
+ */
+static int
+meta_user(struct client *c, const char *userid)
+{
+	struct reply rp;
+	size_t failed = c->rep->failed;
+	int r;
+
+	if ((r = exchange(c, cmd_str("GET", "USER", userid), &rp)) < 0)
+		return r;
+	if (rp.status != IDS_CSYNC_OK)
+		r = peer_refused(c, userid, &rp);
+	else
+		r = next_one(meta_sync(c, userid, &rp));
+	reply_release(&rp);
+	if (r == 0 && c->rep->failed > failed)
+		report_refusal(c, IDS_SYNC_REFUSED_META, userid, "%zu of its items refused "
+		    "(subscriptions, seen state, sieve)", c->rep->failed - failed);
+	return r;
+}
+
 /* Reads the peer's output, waiting at most opts->timeout seconds for a byte. */
 static ssize_t
 peer_read(void *rock, void *buf, size_t len)
@@ -2222,6 +2274,8 @@ ids_sync_client_session(struct ids_mboxlist *mbl, int peer_out, int peer_in,
 		r = sync_set(&c, opts->users[i], NULL, 0);
 	if (r == 0 && opts->nfolders > 0)
 		r = sync_set(&c, NULL, opts->folders, opts->nfolders);
+	for (i = 0; i < opts->nmeta_users && r == 0; i++)
+		r = meta_user(&c, opts->meta_users[i]);
 	/*
 	 * A session whose EXIT is not answered OK did not end as it should
 	 * (the link cut inside the EXIT line: the peer answers BAD): the

@@ -67,6 +67,19 @@
 
 struct ids_mboxlist;
 
+/* A refusal the client counts in report->failed, as it happened (opts->refused). */
+enum ids_sync_refusal_code {
+	IDS_SYNC_REFUSED_PEER = 1,	/* the peer answered NO or BAD */
+	IDS_SYNC_REFUSED_LOCAL,		/* an apply here was refused */
+	IDS_SYNC_REFUSED_META,		/* a user's subscriptions, seen state or sieve scripts */
+};
+
+struct ids_sync_refusal {
+	enum ids_sync_refusal_code code;
+	const char *name;	/* the folder's internal name (a rename: its old one), or the userid */
+	const char *reason;	/* the peer's answer ("NO IMAP_... text"), or the local refusal */
+};
+
 struct ids_sync_client_opts {
 	void (*log)(void *rock, int prio, const char *msg);
 	void *rock;
@@ -82,6 +95,15 @@ struct ids_sync_client_opts {
 	unsigned timeout;	/* seconds to wait for a byte of the peer; 0: no limit */
 	const char *peer;	/* how the peer is named in findings (its command) */
 	int verify;		/* repair step: read every file (SHA-1), not only its size */
+	/* each refusal of a folder or a user's data, beside its log line; may be NULL */
+	void (*refused)(void *rock, const struct ids_sync_refusal *r);
+	/*
+	 * Users whose subscriptions, seen state and sieve scripts alone are
+	 * made equal (GET USER, then the APPLYs), after the folders: the
+	 * rolling client's user entries of the journal.
+	 */
+	const char *const *meta_users;
+	size_t nmeta_users;
 };
 
 struct ids_sync_client_report {

@@ -105,6 +105,8 @@ ids_sync_failures_release(struct ids_sync_failures *f)
 	size_t i;
 
 	for (i = 0; i < f->n; i++) {
+		free(f->v[i].key);
+		free(f->v[i].code);
 		free(f->v[i].name);
 		free(f->v[i].reason);
 	}
@@ -123,6 +125,56 @@ add_record(struct ids_sync_failures *f, const struct ids_sync_failure *x)
 	f->v = nv;
 	nv[f->n++] = *x;
 	return 0;
+}
+
+/* "=name": the key of a name without a folder here (and of an older record). */
+static char *
+name_key(const char *name)
+{
+	size_t len = strlen(name);
+	char *k = malloc(len + 2);
+
+	if (k != NULL) {
+		k[0] = '=';
+		memcpy(k + 1, name, len + 1);
+	}
+	return k;
+}
+
+/* One line's fields t[0..k) into x: the current form (8) or the older one (6). */
+static int
+parse_record(char **t, int k, struct ids_sync_failure *x)
+{
+	unsigned long long a, fi, la, ne;
+	int o = k == 8 ? 3 : 1;
+
+	memset(x, 0, sizeof(*x));
+	if ((k != 8 && k != 6) || sscanf(t[o], "%llu", &a) != 1 ||
+	    sscanf(t[o + 1], "%llu", &fi) != 1 || sscanf(t[o + 2], "%llu", &la) != 1 ||
+	    sscanf(t[o + 3], "%llu", &ne) != 1)
+		return 0;
+	x->attempts = (unsigned)a;
+	x->first = (int64_t)fi;
+	x->last = (int64_t)la;
+	x->next = (int64_t)ne;
+	x->reason = unesc(t[o + 4], strlen(t[o + 4]));
+	if (k == 8) {
+		x->key = unesc(t[0], strlen(t[0]));
+		x->code = unesc(t[1], strlen(t[1]));
+		x->name = unesc(t[2], strlen(t[2]));
+	} else {
+		x->name = unesc(t[0], strlen(t[0]));
+		x->key = x->name != NULL ? name_key(x->name) : NULL;
+		x->code = strdup(IDS_SYNC_FAIL_REFUSED);
+	}
+	if (x->key == NULL || x->code == NULL || x->name == NULL || x->reason == NULL) {
+		free(x->key);
+		free(x->code);
+		free(x->name);
+		free(x->reason);
+		return -ENOMEM;
+	}
+	return 1;
 }
 
 int
@@ -144,32 +196,23 @@ ids_sync_failures_read(const struct ids_config *cfg, const char *channel,
 	if (r < 0)
 		return r;
 	for (p = s, end = s + len; p < end && r == 0;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p)), *t[6];
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *t[8];
 		struct ids_sync_failure x;
-		unsigned long long a, fi, la, ne;
 		int k;
 
 		if (nl == NULL)
 			break;	/* a torn last line: cannot happen with a durable replace */
 		*nl = '\0';
 		t[0] = p;
-		for (k = 1; k < 6 && (t[k] = strchr(t[k - 1], '\t')) != NULL; k++)
+		for (k = 1; k < 8 && (t[k] = strchr(t[k - 1], '\t')) != NULL; k++)
 			*t[k]++ = '\0';
-		if (k == 6 && sscanf(t[1], "%llu", &a) == 1 && sscanf(t[2], "%llu", &fi) == 1 &&
-		    sscanf(t[3], "%llu", &la) == 1 && sscanf(t[4], "%llu", &ne) == 1) {
-			memset(&x, 0, sizeof(x));
-			x.attempts = (unsigned)a;
-			x.first = (int64_t)fi;
-			x.last = (int64_t)la;
-			x.next = (int64_t)ne;
-			x.name = unesc(t[0], strlen(t[0]));
-			x.reason = unesc(t[5], strlen(t[5]));
-			if (x.name == NULL || x.reason == NULL || add_record(f, &x) < 0) {
-				free(x.name);
-				free(x.reason);
-				r = -ENOMEM;
-			}
+		if ((r = parse_record(t, k, &x)) == 1 && (r = add_record(f, &x)) < 0) {
+			free(x.key);
+			free(x.code);
+			free(x.name);
+			free(x.reason);
 		}
+		r = r < 0 ? r : 0;
 		p = nl + 1;
 	}
 	free(s);
@@ -189,7 +232,9 @@ ids_sync_failures_write(const struct ids_config *cfg, const char *channel,
 	for (i = 0; i < f->n && r == 0; i++) {
 		const struct ids_sync_failure *x = &f->v[i];
 
-		if ((r = esc(&b, x->name)) == 0 &&
+		if ((r = esc(&b, x->key)) == 0 && (r = ids_buf_addch(&b, '\t')) == 0 &&
+		    (r = esc(&b, x->code)) == 0 && (r = ids_buf_addch(&b, '\t')) == 0 &&
+		    (r = esc(&b, x->name)) == 0 &&
 		    (r = ids_buf_printf(&b, "\t%u\t%lld\t%lld\t%lld\t", x->attempts,
 		    (long long)x->first, (long long)x->last, (long long)x->next)) == 0 &&
 		    (r = esc(&b, x->reason)) == 0)
@@ -208,12 +253,12 @@ ids_sync_failures_write(const struct ids_config *cfg, const char *channel,
 }
 
 struct ids_sync_failure *
-ids_sync_failure_find(struct ids_sync_failures *f, const char *name)
+ids_sync_failure_find(struct ids_sync_failures *f, const char *key)
 {
 	size_t i;
 
 	for (i = 0; i < f->n; i++)
-		if (strcmp(f->v[i].name, name) == 0)
+		if (strcmp(f->v[i].key, key) == 0)
 			return &f->v[i];
 	return NULL;
 }
@@ -230,46 +275,140 @@ ids_sync_backoff(double min, double max, unsigned attempts)
 }
 
 int
-ids_sync_failure_note(struct ids_sync_failures *f, const char *name, const char *reason,
-    int64_t now, double min, double max)
+ids_sync_failure_note(struct ids_sync_failures *f, const char *key, const char *name,
+    const char *code, const char *reason, int64_t now, double min, double max)
 {
-	struct ids_sync_failure *x = ids_sync_failure_find(f, name), n;
-	char *rs;
+	struct ids_sync_failure *x = ids_sync_failure_find(f, key), n;
+	char *rs = strdup(reason ? reason : ""), *cs = strdup(code), *ns = strdup(name);
 
-	if ((rs = strdup(reason ? reason : "")) == NULL)
-		return -ENOMEM;
+	if (rs == NULL || cs == NULL || ns == NULL)
+		goto nomem;
 	if (x == NULL) {
 		memset(&n, 0, sizeof(n));
-		if ((n.name = strdup(name)) == NULL || add_record(f, &n) < 0) {
-			free(n.name);
-			free(rs);
-			return -ENOMEM;
+		if ((n.key = strdup(key)) == NULL || add_record(f, &n) < 0) {
+			free(n.key);
+			goto nomem;
 		}
 		x = &f->v[f->n - 1];
 		x->first = now;
 	}
 	free(x->reason);
+	free(x->code);
+	free(x->name);
 	x->reason = rs;
+	x->code = cs;
+	x->name = ns;
 	x->attempts++;
 	x->last = now;
 	x->next = now + (int64_t)(ids_sync_backoff(min, max, x->attempts) + 0.999);
 	return 0;
+nomem:
+	free(rs);
+	free(cs);
+	free(ns);
+	return -ENOMEM;
 }
 
 int
-ids_sync_failure_drop(struct ids_sync_failures *f, const char *name)
+ids_sync_failure_drop(struct ids_sync_failures *f, const char *key)
 {
-	struct ids_sync_failure *x = ids_sync_failure_find(f, name);
+	struct ids_sync_failure *x = ids_sync_failure_find(f, key);
 	size_t i;
 
 	if (x == NULL)
 		return 0;
 	i = (size_t)(x - f->v);
+	free(x->key);
+	free(x->code);
 	free(x->name);
 	free(x->reason);
 	memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(f->v[0]));
 	f->n--;
 	return 1;
+}
+
+/* --- items -------------------------------------------------------------------- */
+
+struct ids_sync_item *
+ids_sync_items_find(struct ids_sync_items *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].name, name) == 0)
+			return &s->v[i];
+	return NULL;
+}
+
+int
+ids_sync_items_add(struct ids_sync_items *s, const char *name, const char *key, int user)
+{
+	struct ids_sync_item *nv;
+
+	if (ids_sync_items_find(s, name) != NULL)
+		return 0;
+	if ((nv = realloc(s->v, (s->n + 1) * sizeof(*nv))) == NULL)
+		return -ENOMEM;
+	s->v = nv;
+	nv[s->n].name = strdup(name);
+	nv[s->n].key = strdup(key);
+	nv[s->n].user = user;
+	if (nv[s->n].name == NULL || nv[s->n].key == NULL) {
+		free(nv[s->n].name);
+		free(nv[s->n].key);
+		return -ENOMEM;
+	}
+	s->n++;
+	return 0;
+}
+
+void
+ids_sync_items_release(struct ids_sync_items *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->v[i].name);
+		free(s->v[i].key);
+	}
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+int
+ids_sync_folder_key(struct ids_mboxlist *mbl, const char *name, char **key)
+{
+	struct ids_mbentry me;
+	int r;
+
+	ids_mbentry_init(&me);
+	r = ids_mboxlist_lookup(mbl, name, &me);
+	if (r == 0 && me.uniqueid != NULL)
+		*key = strdup(me.uniqueid);
+	else if (r == 0 || r == IDS_ENOTFOUND)
+		*key = name_key(name);
+	ids_mbentry_release(&me);
+	if (r < 0 && r != IDS_ENOTFOUND)
+		return r;
+	return *key == NULL ? -ENOMEM : 0;
+}
+
+int
+ids_sync_key_name(struct ids_mboxlist *mbl, const char *key, char **name)
+{
+	struct ids_mbentry me;
+	int r;
+
+	*name = NULL;
+	if (key[0] == '=' || key[0] == '@')
+		return 0;
+	ids_mbentry_init(&me);
+	r = ids_mboxlist_lookup_id(mbl, key, &me);
+	if (r == 0 && me.name != NULL && (*name = strdup(me.name)) == NULL)
+		r = -ENOMEM;
+	ids_mbentry_release(&me);
+	return r == IDS_ENOTFOUND || r == IDS_EBADID ? 0 : r;
 }
 
 /* --- batches ---------------------------------------------------------------- */
@@ -282,11 +421,30 @@ barrier(struct ids_txn *txn, void *rock)
 	return 0;
 }
 
+/* A name of an entry: its folder's key (uniqueid when it has one), into s. */
+static int
+add_named(struct ids_mboxlist *mbl, struct ids_sync_items *s, const char *name,
+    const char *uniqueid)
+{
+	char *key = NULL;
+	int r;
+
+	if (ids_sync_items_find(s, name) != NULL)
+		return 0;
+	if (uniqueid != NULL)
+		return ids_sync_items_add(s, name, uniqueid, 0);
+	if ((r = ids_sync_folder_key(mbl, name, &key)) == 0)
+		r = ids_sync_items_add(s, name, key, 0);
+	free(key);
+	return r;
+}
+
 int
 ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b,
-    int timeout_ms, struct ids_sync_names *out, struct ids_sync_names *busy)
+    int timeout_ms, struct ids_sync_items *out, struct ids_sync_items *busy)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	struct ids_buf ukey = IDS_BUF_INIT;
 	size_t i;
 	int r;
 
@@ -304,8 +462,17 @@ ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b
 		struct ids_lock *lk;
 		struct ids_mbentry me;
 
+		if (e->user) {
+			/* a user's own data: its writer's transaction is durable before its reply */
+			ids_buf_reset(&ukey);
+			if (ids_buf_printf(&ukey, "@%s", e->name) < 0)
+				r = -ENOMEM;
+			else
+				r = ids_sync_items_add(out, e->name, ukey.s, 1);
+			continue;
+		}
 		if (e->name != NULL)
-			r = ids_sync_names_add(out, e->name);
+			r = add_named(mbl, out, e->name, e->uniqueid);
 		if (r < 0 || e->uniqueid == NULL)
 			continue;
 		/* the writer that wrote the entry holds this lock until its change is done */
@@ -322,19 +489,20 @@ ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b
 			/* still being written (a long migration): retried on its own */
 			r = ids_mboxlist_lookup_id(mbl, e->uniqueid, &me);
 			if (r == 0 && me.name != NULL)
-				r = ids_sync_names_add(busy, me.name);
+				r = ids_sync_items_add(busy, me.name, e->uniqueid, 0);
 		} else {
 			r = ids_mboxlist_lookup_id(mbl, e->uniqueid, &me);
 			if (r == 0 && me.name != NULL)
-				r = ids_sync_names_add(out, me.name);
+				r = ids_sync_items_add(out, me.name, e->uniqueid, 0);
 		}
 		if (r == IDS_ENOTFOUND)
 			r = 0;
 		ids_mbentry_release(&me);
 	}
+	ids_buf_release(&ukey);
 	if (r < 0) {
-		ids_sync_names_release(out);
-		ids_sync_names_release(busy);
+		ids_sync_items_release(out);
+		ids_sync_items_release(busy);
 	}
 	return r;
 }

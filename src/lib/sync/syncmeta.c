@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
 #include "dlist.h"
 #include "error.h"
 #include "failpoint.h"
+#include "journal.h"
 #include "sync/sync.h"
 
 #define META_FILE	"replica.db"
@@ -27,6 +29,7 @@
 #define META_MAXMAP	((size_t)1 << 40)
 
 struct ids_sync_meta {
+	const struct ids_config *cfg;
 	MDB_env *env;
 	MDB_dbi dbi;
 	size_t mapsize;
@@ -49,6 +52,7 @@ ids_sync_meta_open(const struct ids_config *cfg, struct ids_sync_meta **mp)
 	if (m == NULL)
 		return -ENOMEM;
 	m->mapsize = META_MAPSIZE;
+	m->cfg = cfg;
 	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/%s", cfg->configdirectory,
 	    META_FILE) >= sizeof(m->path)) {
 		free(m);
@@ -135,6 +139,26 @@ meta_write(struct ids_sync_meta *m, int (*fn)(MDB_txn *, void *), void *rock)
 	return ids_error(IDS_EDB, "%s: map still full", m->path);
 }
 
+/*
+ * A write of owner's data: the fence, and owner's entry in the change
+ * journal durable before the transaction (journal.h), so that rolling
+ * replication carries the change.
+ */
+static int
+owner_write(struct ids_sync_meta *m, const char *owner, int (*fn)(MDB_txn *, void *),
+    void *rock)
+{
+	int wfd, r;
+
+	/* a quota root's or a folder's annotations: fenced, not journaled */
+	if ((r = ids_journal_user_begin(m->cfg, owner, &wfd)) < 0)
+		return r;
+	r = meta_write(m, fn, rock);
+	if (wfd >= 0)
+		close(wfd);
+	return r;
+}
+
 struct put_rock {
 	struct ids_buf *key, *val;
 	struct ids_sync_meta *m;
@@ -169,7 +193,8 @@ ids_sync_meta_put(struct ids_sync_meta *m, enum ids_sync_kind kind, const char *
 	if (r == 0 && k.len > (size_t)mdb_env_get_maxkeysize(m->env))
 		r = ids_error(IDS_ETOOLONG, "replica.db key of %zu bytes", k.len);
 	if (r == 0)
-		r = meta_write(m, put_fn, &p);
+		r = owner_write(m, kind == IDS_SYNC_SUB || kind == IDS_SYNC_SEEN ||
+		    kind == IDS_SYNC_SIEVE ? owner : NULL, put_fn, &p);
 	ids_buf_release(&k);
 	ids_buf_release(&v);
 	return r;
@@ -303,5 +328,5 @@ ids_sync_meta_delete_owner(struct ids_sync_meta *m, const char *owner)
 {
 	struct owner_rock o = { m, owner };
 
-	return meta_write(m, delete_owner_fn, &o);
+	return owner_write(m, owner, delete_owner_fn, &o);
 }
