@@ -309,10 +309,22 @@ batch(struct chan *c, int all_due, int *empty)
 		goto out;
 	}
 	c->link_failures = 0;
-	/* each item's outcome, by its key: refused (recorded) or carried (its record goes) */
+	/*
+	 * each key's outcome, once (a folder may be named twice: its old and
+	 * new names): refused under any of its names (recorded, under the
+	 * first), or carried (its record goes)
+	 */
 	for (i = 0; i < set.n && r == 0; i++) {
-		const struct refusal *x = refused(&cap, &set.v[i]);
+		const struct refusal *x = NULL;
+		size_t j;
 
+		for (j = 0; j < i && strcmp(set.v[j].key, set.v[i].key) != 0; j++)
+			;
+		if (j < i)
+			continue;	/* this key's outcome is done */
+		for (j = i; j < set.n && x == NULL; j++)
+			if (strcmp(set.v[j].key, set.v[i].key) == 0)
+				x = refused(&cap, &set.v[j]);
 		if (x != NULL) {
 			matched++;
 			r = ids_sync_failure_note(&c->fail, set.v[i].key, set.v[i].name,
