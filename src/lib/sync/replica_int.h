@@ -52,6 +52,7 @@ struct ids_repl_session {
 	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
 	const char *nok;
 	int nok_code;
+	size_t guid_tried;	/* folders the last ids_repl_find_guid searched */
 	/* no wire: the untagged lines of the last report, for the caller */
 	struct ids_csync_line **lines;
 	size_t nlines, alines;
@@ -127,7 +128,12 @@ int ids_repl_damaged(struct ids_repl_session *s, const char *name, int verify,
 int ids_repl_folder_state(struct ids_repl_session *s, const char *uniqueid, int verify,
     int flags, struct ids_dlist **out, char *name, size_t namesize,
     struct ids_repl_damage *d);
-/* A live folder with an intact file of guid (hint: a uniqueid to try first). */
+/*
+ * A live folder with an intact file of guid (hint: a uniqueid to try
+ * first, then its owner's folders), among at most IDS_REPL_GUID_SCAN
+ * folders.
+ */
+#define IDS_REPL_GUID_SCAN 1000
 int ids_repl_find_guid(struct ids_repl_session *s, const char *hint, const char *guid,
     struct ids_mailbox **mbp, uint32_t *uid, uint64_t *size);
 /* The file srcname of srcdir back under the uids of uniqueid whose records name guid. */

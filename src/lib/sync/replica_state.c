@@ -437,38 +437,66 @@ try_folder(struct ids_repl_session *s, const char *name, const char *guid,
 }
 
 /*
- * A live folder holding an intact file of guid: the folder of uniqueid
- * hint first (may be NULL), then every live folder in mailboxes.db
- * order.  1 with *mbp open (shared lock; the caller closes it), *uid and
+ * A live folder holding an intact file of guid, searched in a bounded
+ * order: the folder of uniqueid hint (may be NULL), then the other live
+ * folders of its owner, then other live folders in mailboxes.db order
+ * up to IDS_REPL_GUID_SCAN folders in all, so that a GUID held nowhere
+ * costs a bounded number of index reads, not one per folder of the
+ * spool.  1 with *mbp open (shared lock; the caller closes it), *uid and
  * *size; 0 when none holds one; or a negative code.
  */
 int
 ids_repl_find_guid(struct ids_repl_session *s, const char *hint, const char *guid,
     struct ids_mailbox **mbp, uint32_t *uid, uint64_t *size)
 {
+	struct ids_repl_names own = { NULL, 0, 0 };
 	struct ids_mbentry e;
+	struct ids_mbname mb;
 	struct ids_scanpos pos;
 	struct scan_rock sr;
-	size_t i;
-	int r, found = 0;
+	char owner[IDS_MBNAME_MAX + 1];
+	size_t i, j, tried = 0;
+	int r = 0, found = 0;
 
 	*mbp = NULL;
 	if (hint != NULL) {
 		ids_mbentry_init(&e);
-		if (ids_mboxlist_lookup_id(s->mbl, hint, &e) == 0 && !ids_mbentry_is_tombstone(&e))
+		if (ids_mboxlist_lookup_id(s->mbl, hint, &e) == 0 && !ids_mbentry_is_tombstone(&e)) {
 			found = try_folder(s, e.name, guid, mbp, uid, size);
+			tried++;
+			/* its owner's folders next: where a copy of the message most likely is */
+			if (!found && ids_mbname_parse_internal(&mb, e.name, 0) == 0 &&
+			    ids_mbname_is_user(&mb) && ids_mbname_owner(&mb, owner, sizeof(owner)) > 0)
+				r = ids_repl_user_folders(s, owner, 0, &own);
+			for (i = 0; r >= 0 && !found && i < own.n && tried < IDS_REPL_GUID_SCAN; i++)
+				if (strcmp(own.v[i], e.name) != 0) {
+					found = try_folder(s, own.v[i], guid, mbp, uid, size);
+					tried++;
+				}
+		}
 		ids_mbentry_release(&e);
-		if (found)
-			return 1;
+		if (found || r < 0) {
+			s->guid_tried = tried;
+			ids_repl_names_free(&own);
+			return found ? 1 : r;
+		}
 	}
 	memset(&pos, 0, sizeof(pos));
 	do {
 		memset(&sr, 0, sizeof(sr));
 		r = ids_mboxlist_scan(s->mbl, &pos, 0, 256, scan_live, &sr);
-		for (i = 0; r >= 0 && !found && i < sr.names.n; i++)
+		for (i = 0; r >= 0 && !found && i < sr.names.n && tried < IDS_REPL_GUID_SCAN; i++) {
+			for (j = 0; j < own.n && strcmp(own.v[j], sr.names.v[i]) != 0; j++)
+				;
+			if (j < own.n)
+				continue;	/* tried above (the hint's folder is among them) */
 			found = try_folder(s, sr.names.v[i], guid, mbp, uid, size);
+			tried++;
+		}
 		ids_repl_names_free(&sr.names);
-	} while (r > 0 && !found);
+	} while (r > 0 && !found && tried < IDS_REPL_GUID_SCAN);
+	ids_repl_names_free(&own);
+	s->guid_tried = tried;
 	return found ? 1 : r < 0 ? r : 0;
 }
 
@@ -490,11 +518,12 @@ ids_repl_get_fetchguid(struct ids_repl_session *s, const struct ids_dlist *arg)
 	if ((r = ids_repl_find_guid(s, hint, guid, &mb, &uid, &size)) < 0)
 		return ids_repl_refuse(s, guid, ids_repl_imap_error(r), r);
 	if (r == 0) {
-		ids_repl_log(s, LOG_INFO, "GET FETCHGUID %s: no intact file here", guid);
+		ids_repl_log(s, LOG_INFO, "GET FETCHGUID %s: no intact file here (%zu folder(s) "
+		    "searched, at most %d)", guid, s->guid_tried, IDS_REPL_GUID_SCAN);
 		if (s->out == NULL)
 			return ids_repl_refuse(s, guid, IDS_CSYNC_ENONEXISTENT, IDS_ENOTFOUND);
 		return ids_csync_write_no(s->out, IDS_CSYNC_ENONEXISTENT,
-		    "no live folder holds an intact file of that GUID");
+		    "no intact file of that GUID in the folders searched");
 	}
 	snprintf(fname, sizeof(fname), "%u.", uid);
 	/* the writer hashes the file again as it sends it: a change is not sent */
