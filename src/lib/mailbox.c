@@ -235,9 +235,10 @@ create_commit_txn(struct ids_txn *txn, void *rock)
 
 /*
  * Writes the new folder's cyrus.header and empty cyrus.index.  A folder
- * made here (not a replica's create) gets OPT_POP3_NEW_UIDL, as Cyrus's
- * mboxlist_createmailbox gives every folder it creates other than by a
- * sync; a replica's takes the OPTIONS its master sends.
+ * made here (not a replica's create) gets mailbox_default_options and
+ * OPT_POP3_NEW_UIDL, as Cyrus's mboxlist_createmailbox gives every
+ * folder it creates other than by a sync; a replica's takes the OPTIONS
+ * its master sends.
  */
 static int
 create_files(const struct ids_config *cfg, const struct ids_mbentry *e,
@@ -245,24 +246,28 @@ create_files(const struct ids_config *cfg, const struct ids_mbentry *e,
 {
 	struct ids_index_header ih;
 	struct ids_header h;
+	unsigned long long opts = 0;
 	uint32_t crc;
 	int hfd = metafd >= 0 && (cfg->metapartition_files & (1u << IDS_META_HEADER)) ? metafd : datafd;
 	int ifd = metafd >= 0 && (cfg->metapartition_files & (1u << IDS_META_INDEX)) ? metafd : datafd;
 	int r;
 
+	memset(&ih, 0, sizeof(ih));
+	if (!exact && (r = ids_config_uint(cfg, "mailbox_default_options", 0, UINT32_MAX,
+	    &opts)) < 0)
+		return r;
+	ih.options = exact ? 0 : (uint32_t)opts | IDS_INDEX_OPT_POP3_NEW_UIDL;
 	ids_header_init(&h);
 	if ((r = ids_header_from_mbentry(&h, e)) == 0)
 		r = ids_header_write(hfd, &h, &crc);
 	ids_header_release(&h);
 	if (r < 0)
 		return r;
-	memset(&ih, 0, sizeof(ih));
 	ih.generation_no = 1;
 	ih.uidvalidity = e->uidvalidity;
 	ih.highestmodseq = 1;
 	ih.createdmodseq = e->createdmodseq;
 	ih.header_file_crc = crc;
-	ih.options = exact ? 0 : IDS_INDEX_OPT_POP3_NEW_UIDL;
 	return ids_index_write_new(ifd, &ih);
 }
 
@@ -408,8 +413,13 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 {
 	struct ids_mbname mb;
 	struct ids_mbentry e;
+	unsigned long long opts;
 	int r;
 
+	/* a bad mailbox_default_options refuses the create before anything is written */
+	if ((r = ids_config_uint(ids_mboxlist_config(mbl), "mailbox_default_options", 0,
+	    UINT32_MAX, &opts)) < 0)
+		return ids_error(IDS_ECONFIG, "%s", ids_errmsg(r));
 	ids_mbentry_init(&e);
 	if ((r = ids_mbname_parse_internal(&mb, name, IDS_MBNAME_STRICT)) == 0 &&
 	    (r = create_entry(mbl, &mb, partition, &e)) == 0)

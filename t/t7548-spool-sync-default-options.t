@@ -1,0 +1,66 @@
+#!/usr/bin/perl
+# t7548-spool-sync-default-options.t - mailbox_default_options, as Cyrus
+# 3.6.1 honours it: a folder made here (ctl_mboxlist -c, not a
+# replica's apply) gets those option bits and OPT_POP3_NEW_UIDL, the
+# same OPTIONS a real Cyrus with the same setting gives a folder it
+# creates (IMAP CREATE there, GET USER over sync_server -X); a value
+# that is not a number refuses the create (exit 1), nothing made.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use Test::More;
+use IdsTest;
+use CyrusPeer;
+
+my $top = "$FindBin::Bin/..";
+CyrusPeer::ensure($top);
+my $dir = scratch();
+chmod 0755, $dir;
+
+sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
+sub cyrus_peer {
+	my ($cy) = @_;
+	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
+	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
+}
+
+sub options {
+	my ($user, @peer) = @_;
+	my $r = run(@peer, stdin => "GET USER $user\r\nEXIT\r\n");
+	my %o;
+	for my $l (grep { /^\* MAILBOX / } split /\r\n/, $r->{out}) {
+		my ($name) = $l =~ / MBOXNAME (\S+)/;
+		my ($v) = $l =~ / OPTIONS ("[^"]*"|[^\s)]*)/;
+		$v =~ s/^""$//;
+		$o{$name} = $v;
+	}
+	return \%o;
+}
+
+# OPT_IMAP_SHAREDSEEN (1 << 2) | OPT_IMAP_DUPDELIVER (1 << 3)
+my $cy = CyrusPeer->new("$dir/cyrus", mailbox_default_options => 12);
+$cy->imap('admin', 'CREATE user.zed');
+$cy->imap('zed', 'CREATE Work');
+my $want = options('zed', cyrus_peer($cy));
+is_deeply($want, { 'user.zed' => 'PSD', 'user.zed.Work' => 'PSD' },
+    'Cyrus with mailbox_default_options 12 creates folders with OPTIONS PSD');
+
+make_path("$dir/a");
+my $a = write_conf("$dir/a", unixhierarchysep => 'no', hashimapspool => 'no',
+    mailbox_default_options => 12);
+my $r = run('ctl_mboxlist', '-C', $a, '-i', '-c', 'user.zed', 'user.zed.Work');
+is($r->{rc}, 0, 'ctl_mboxlist -c here, with the same setting') or diag($r->{err});
+is_deeply(options('zed', ids_peer($a)), $want, '... the same OPTIONS as Cyrus');
+
+make_path("$dir/b");
+my $b = write_conf("$dir/b", unixhierarchysep => 'no', hashimapspool => 'no',
+    mailbox_default_options => 'twelve');
+$r = run('ctl_mboxlist', '-C', $b, '-i', '-c', 'user.yan');
+is($r->{rc}, 1, 'mailbox_default_options not a number: the create fails (exit 1)');
+like($r->{err}, qr/^ctl_mboxlist: user\.yan: .*:\d+: mailbox_default_options: 'twelve' is not a whole number/m,
+    '... saying why') or diag($r->{err});
+is_deeply(options('yan', ids_peer($b)), {}, '... and nothing is made');
+
+done_testing();
