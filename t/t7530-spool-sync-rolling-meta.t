@@ -74,6 +74,31 @@ ok(status()->{lag} >= $lag0 + 5, 'each is a journal entry, there before its OK')
 my $journal = slurp("$dir/m/conf/sync/journal") // '';
 like($journal, qr/^[0-9a-f]{8} \@ alice$/m, "... a user entry ('\@ alice')");
 
+# Crash safety: the replica killed at each failpoint an APPLY SUB
+# passes; a subscription stored is never without its user entry.
+my $jpath = "$dir/m/conf/sync/journal";
+spew("$dir/fp.log", '');
+{
+	local $ENV{IDS_FAILPOINT_LOG} = "$dir/fp.log";
+	upstream('an APPLY SUB, its failpoints counted', 'APPLY SUB %(USERID carol MBOXNAME user.carol.Probe)');
+}
+my $points = () = slurp("$dir/fp.log") =~ /\n/g;
+ok($points >= 3, "... $points failpoint hits");
+my @bad;
+for my $k (1 .. $points) {
+	my $before = -s $jpath;
+	my $r;
+	{
+		local $ENV{IDS_FAILPOINT_CRASH} = $k;
+		$r = run('spool_sync', '-C', $m, '--serve',
+		    stdin => "APPLY SUB %(USERID carol MBOXNAME user.carol.F$k)\r\nEXIT\r\n");
+	}
+	my $stored = meta_lines($m, 'carol') =~ /user\.carol\.F$k\b/;
+	my $added = substr(slurp($jpath), $before);
+	push @bad, "crash at $k: stored without its entry" if $stored && $added !~ /^[0-9a-f]{8} \@ carol$/m;
+}
+is_deeply(\@bad, [], "killed at each of the $points points: no subscription stored without its entry");
+
 my $log = "$dir/rolling.log";
 spew($log, '');
 my $pid = fork // die "fork: $!";

@@ -464,14 +464,21 @@ ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid, int
 }
 
 int
-ids_journal_user_begin(const struct ids_config *cfg, const char *userid, int *wfdp)
+ids_journal_writer_lock(const struct ids_config *cfg, int *wfdp)
+{
+	return writer_begin(cfg, "", 0, wfdp);
+}
+
+int
+ids_journal_append_user(const struct ids_config *cfg, const char *userid)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 	int r;
 
-	*wfdp = -1;
-	if (userid == NULL || *userid == '\0' || (r = ids_journal_format_user(&b, userid)) == 0)
-		r = writer_begin(cfg, b.s, b.len, wfdp);
+	if (!ids_journal_enabled(cfg))
+		return 0;
+	if ((r = ids_journal_format_user(&b, userid)) == 0)
+		r = append(cfg, b.s, b.len);
 	ids_buf_release(&b);
 	return r;
 }

@@ -16,8 +16,8 @@
  *     mailbox record writes the uniqueids and names (the old name of a
  *     rename or delete included) before its commit;
  *   - every write of a user's subscriptions, seen state or sieve
- *     scripts in replica.db writes the userid before its transaction
- *     (ids_journal_user_begin).
+ *     scripts in replica.db writes the userid before its commit
+ *     (ids_journal_append_user).
  *
  * An entry written for a change that then failed or crashed is harmless
  * (the folder is compared with the peer and found equal); a change never
@@ -66,12 +66,20 @@ int ids_journal_writer_begin(const struct ids_config *cfg, const char *uniqueid,
 int ids_journal_fence_check(const struct ids_config *cfg);
 
 /*
- * The writer's step for a user's own data (subscriptions, seen state,
- * sieve scripts: replica.db), called before the write: the same fence
- * and writers lock, and the user's entry durable (none for a NULL or
- * empty userid: a quota or annotation, which -R does not carry).
+ * A writer of a user's own data (subscriptions, seen state, sieve
+ * scripts, quotas, annotations: replica.db), before its transaction:
+ * the fence and the shared writers lock (*wfdp, -1 when sync_log is
+ * off; the caller closes it after its commit), no entry.
  */
-int ids_journal_user_begin(const struct ids_config *cfg, const char *userid, int *wfdp);
+int ids_journal_writer_lock(const struct ids_config *cfg, int *wfdp);
+
+/*
+ * The entry of userid's own data, durable on return (nothing when the
+ * journal is off), appended inside the writer's replica.db transaction
+ * before its commit, so that a reader's empty write transaction after
+ * reading it (ids_sync_meta_barrier) waits for the change.
+ */
+int ids_journal_append_user(const struct ids_config *cfg, const char *userid);
 
 /* Appends the entry of a folder (uniqueid or name may be NULL) to b. */
 int ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name);

@@ -17,6 +17,7 @@
 #include "mboxlist.h"
 #include "journal.h"
 #include "sync/rolling.h"
+#include "sync/sync.h"
 
 #define FAILURES "failures"
 #define FAILURES_MAX ((size_t)64 << 20)
@@ -457,13 +458,18 @@ ids_sync_batch_names(struct ids_mboxlist *mbl, const struct ids_journal_batch *b
 	/* a write transaction whose entries were read commits before this one begins */
 	if ((r = ids_mboxlist_write(mbl, barrier, NULL)) < 0)
 		return r;
+	/* the same for replica.db, whose writers journal a user inside their transaction */
+	for (i = 0; i < b->n && !b->v[i].user; i++)
+		;
+	if (i < b->n && (r = ids_sync_meta_barrier(cfg)) < 0)
+		return r;
 	for (i = 0; i < b->n && r == 0; i++) {
 		const struct ids_journal_entry *e = &b->v[i];
 		struct ids_lock *lk;
 		struct ids_mbentry me;
 
 		if (e->user) {
-			/* a user's own data: its writer's transaction is durable before its reply */
+			/* a user's own data: its writer's transaction ended (the barrier above) */
 			ids_buf_reset(&ukey);
 			if (ids_buf_printf(&ukey, "@%s", e->name) < 0)
 				r = -ENOMEM;

@@ -222,5 +222,12 @@ int ids_sync_meta_foreach(struct ids_sync_meta *m, enum ids_sync_kind kind,
     const char *owner, ids_sync_meta_fn fn, void *rock);
 /* Deletes everything of owner, every kind (APPLY UNUSER). */
 int ids_sync_meta_delete_owner(struct ids_sync_meta *m, const char *owner);
+/*
+ * An empty write transaction of replica.db: returns once every write
+ * transaction begun before it has ended (the rolling client, after
+ * reading user entries of the change journal, which their writers
+ * append inside their transactions).
+ */
+int ids_sync_meta_barrier(const struct ids_config *cfg);
 
 #endif

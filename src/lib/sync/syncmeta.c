@@ -110,10 +110,13 @@ make_key(struct ids_buf *b, enum ids_sync_kind kind, const char *owner, const ch
 
 /*
  * A write transaction running fn (0, a negative code, or an LMDB error),
- * with the map grown on MDB_MAP_FULL.
+ * with the map grown on MDB_MAP_FULL.  With user, that user's entry in
+ * the change journal is made durable after fn and before the commit
+ * (journal.h), so that rolling replication carries the change.
  */
 static int
-meta_write(struct ids_sync_meta *m, int (*fn)(MDB_txn *, void *), void *rock)
+meta_write(struct ids_sync_meta *m, const char *user, int (*fn)(MDB_txn *, void *),
+    void *rock)
 {
 	MDB_txn *txn;
 	int attempt, rc, r;
@@ -122,6 +125,11 @@ meta_write(struct ids_sync_meta *m, int (*fn)(MDB_txn *, void *), void *rock)
 		if ((rc = txn_begin(m, 0, &txn)) != 0)
 			return meta_error(m, rc, "begin transaction");
 		rc = fn(txn, rock);
+		if (rc == 0 && user != NULL && *user != '\0' &&
+		    (r = ids_journal_append_user(m->cfg, user)) < 0) {
+			mdb_txn_abort(txn);
+			return r;
+		}
 		if (rc == 0 && (r = IDS_FAILPOINT("sync.meta_commit")) < 0) {
 			mdb_txn_abort(txn);
 			return r;
@@ -140,22 +148,42 @@ meta_write(struct ids_sync_meta *m, int (*fn)(MDB_txn *, void *), void *rock)
 }
 
 /*
- * A write of owner's data: the fence, and owner's entry in the change
- * journal durable before the transaction (journal.h), so that rolling
- * replication carries the change.
+ * A write of owner's data: the fence and the writers lock around the
+ * transaction; user (owner, or NULL for a quota root's or a folder's
+ * annotations, which -R does not carry) journaled inside it.
  */
 static int
-owner_write(struct ids_sync_meta *m, const char *owner, int (*fn)(MDB_txn *, void *),
+owner_write(struct ids_sync_meta *m, const char *user, int (*fn)(MDB_txn *, void *),
     void *rock)
 {
 	int wfd, r;
 
-	/* a quota root's or a folder's annotations: fenced, not journaled */
-	if ((r = ids_journal_user_begin(m->cfg, owner, &wfd)) < 0)
+	if ((r = ids_journal_writer_lock(m->cfg, &wfd)) < 0)
 		return r;
-	r = meta_write(m, fn, rock);
+	r = meta_write(m, user, fn, rock);
 	if (wfd >= 0)
 		close(wfd);
+	return r;
+}
+
+static int
+barrier_fn(MDB_txn *txn, void *rock)
+{
+	(void)txn;
+	(void)rock;
+	return 0;
+}
+
+int
+ids_sync_meta_barrier(const struct ids_config *cfg)
+{
+	struct ids_sync_meta *m;
+	int r;
+
+	if ((r = ids_sync_meta_open(cfg, &m)) < 0)
+		return r;
+	r = meta_write(m, NULL, barrier_fn, NULL);
+	ids_sync_meta_close(m);
 	return r;
 }
 
