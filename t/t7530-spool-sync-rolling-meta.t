@@ -159,6 +159,8 @@ for (1 .. 100) {
 ok($fail, 'a peer that refuses the user\'s data: a failure record keyed @alice') or diag(slurp($log));
 is($fail->{code} // '', 'meta', '... its code "meta"');
 is($fail->{folder} // '', 'alice', '... shown by the userid');
+like($fail->{reason} // '', qr/the peer answered NO /, '... the peer\'s answer its reason')
+    or diag($fail->{reason});
 ok(!grep({ $_->{key} ne '@alice' } @{ status()->{failing} }), '... and no folder of alice on record')
     or diag(explain(status()->{failing}));
 kill 'TERM', $pid;

@@ -198,7 +198,10 @@ struct chan {
 	unsigned link_failures;
 };
 
-/* The first refusal of item it in cap (a user's: of its data), or NULL. */
+/*
+ * The first refusal of item it in cap, or NULL: a user's data by its
+ * code (a shared folder may bear a userid's name), a folder by its name.
+ */
 static const struct refusal *
 refused(const struct capture *cap, const struct ids_sync_item *it)
 {
@@ -206,8 +209,7 @@ refused(const struct capture *cap, const struct ids_sync_item *it)
 
 	for (i = 0; i < cap->n; i++)
 		if (strcmp(cap->v[i].name, it->name) == 0 &&
-		    (!it->user || strcmp(cap->v[i].code, IDS_SYNC_FAIL_META) == 0 ||
-		    strcmp(cap->v[i].code, IDS_SYNC_FAIL_REFUSED) == 0))
+		    (strcmp(cap->v[i].code, IDS_SYNC_FAIL_META) == 0) == it->user)
 			return &cap->v[i];
 	return NULL;
 }
@@ -327,9 +329,8 @@ batch(struct chan *c, int all_due, int *empty)
 				x = refused(&cap, &set.v[j]);
 		if (x != NULL) {
 			matched++;
-			r = ids_sync_failure_note(&c->fail, set.v[i].key, set.v[i].name,
-			    set.v[i].user ? IDS_SYNC_FAIL_META : x->code, x->why, now, c->minwait,
-			    c->maxwait);
+			r = ids_sync_failure_note(&c->fail, set.v[i].key, set.v[i].name, x->code,
+			    x->why, now, c->minwait, c->maxwait);
 			changed = 1;
 		} else if (ids_sync_failure_drop(&c->fail, set.v[i].key)) {
 			changed = 1;

@@ -56,6 +56,7 @@ struct client {
 	int no_state;			/* it does not answer GET STATE (repair.h) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
+	const char *meta_user;		/* meta_user(): its refusals are this user's */
 };
 
 /* The untagged lines of one answer and its status. */
@@ -225,11 +226,14 @@ report_refusal(struct client *c, enum ids_sync_refusal_code code, const char *na
 
 	if (c->o->refused == NULL)
 		return;
+	why[0] = '\0';
+	if (c->meta_user != NULL && strcmp(name, c->meta_user) != 0)
+		snprintf(why, sizeof(why), "%s: ", name);	/* the item refused: APPLY SUB ... */
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	vsnprintf(why + strlen(why), sizeof(why) - strlen(why), fmt, ap);
 	va_end(ap);
-	x.code = code;
-	x.name = name;
+	x.code = c->meta_user != NULL ? IDS_SYNC_REFUSED_META : code;
+	x.name = c->meta_user != NULL ? c->meta_user : name;
 	x.reason = why;
 	c->o->refused(c->o->rock, &x);
 }
@@ -2205,25 +2209,23 @@ all_users(struct client *c)
 /*
  * A user's subscriptions, seen state and sieve scripts alone (the
  * rolling client's user entries): GET USER for what the peer holds,
- * then meta_sync.  A refusal is the user's (IDS_SYNC_REFUSED_META).
+ * then meta_sync.  Each refusal is the user's (IDS_SYNC_REFUSED_META).
  */
 static int
 meta_user(struct client *c, const char *userid)
 {
 	struct reply rp;
-	size_t failed = c->rep->failed;
 	int r;
 
-	if ((r = exchange(c, cmd_str("GET", "USER", userid), &rp)) < 0)
-		return r;
-	if (rp.status != IDS_CSYNC_OK)
-		r = peer_refused(c, userid, &rp);
-	else
-		r = next_one(meta_sync(c, userid, &rp));
-	reply_release(&rp);
-	if (r == 0 && c->rep->failed > failed)
-		report_refusal(c, IDS_SYNC_REFUSED_META, userid, "%zu of its items refused "
-		    "(subscriptions, seen state, sieve)", c->rep->failed - failed);
+	c->meta_user = userid;
+	if ((r = exchange(c, cmd_str("GET", "USER", userid), &rp)) == 0) {
+		if (rp.status != IDS_CSYNC_OK)
+			r = peer_refused(c, userid, &rp);
+		else
+			r = next_one(meta_sync(c, userid, &rp));
+		reply_release(&rp);
+	}
+	c->meta_user = NULL;
 	return r;
 }
 
