@@ -191,6 +191,10 @@ test_fence(void **state)
 	assert_string_equal(why, "test fence");
 	assert_int_equal(ids_lock_mailbox(&f->cfg, ID, 0, 0, &l), IDS_EFENCED);
 	assert_non_null(strstr(ids_errmsg(IDS_EFENCED), "test fence"));
+	/* a replica's applies too, though without sync_log_chain it journals none */
+	ids_journal_set_replica(1);
+	assert_int_equal(ids_lock_mailbox(&f->cfg, ID, 0, 0, &l), IDS_EFENCED);
+	ids_journal_set_replica(0);
 	/* readers and recovery are not fenced */
 	assert_int_equal(ids_lock_mailbox(&f->cfg, ID, IDS_LOCK_SHARED, 0, &l), 0);
 	ids_unlock(l);
