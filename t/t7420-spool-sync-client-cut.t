@@ -121,7 +121,7 @@ my $t0 = time;
 $r = run('spool_sync', '-C', spool('slow'), '-t', '1', '--pull', '-u', 'bob', '--', 'sh', '-c',
     'printf "* OK slow Cyrus sync server\r\n"; exec sleep 30');
 is($r->{rc}, 1, 'a peer that stops answering: exit 1 after -t 1');
-like($r->{err}, qr/^spool_sync: session: the peer sent nothing for 1 s/m, '... said');
+like($r->{err}, qr/^spool_sync: sh: the peer sent nothing for 1 s: timed out$/m, '... said');
 ok(time - $t0 < 20, '... without waiting for the peer to end');
 
 done_testing;

@@ -155,10 +155,10 @@ client(const struct ids_config *cfg, struct ids_sync_client_opts *o, char **peer
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	ids_mboxlist_close(mbl);
-	if (r == -EAGAIN || r == -EWOULDBLOCK) {
-		/* SO_SNDTIMEO: the peer stopped reading (tool_start_peer) */
-		fprintf(stderr, "spool_sync: %s: the peer took nothing for %u s: timed out\n",
-		    peer[0], o->timeout);
+	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
+		/* SO_SNDTIMEO (the peer stopped reading: tool_start_peer), or no answer */
+		fprintf(stderr, "spool_sync: %s: the peer %s nothing for %u s: timed out\n",
+		    peer[0], r == -ETIMEDOUT ? "sent" : "took", o->timeout);
 		rc = IDS_EXIT_FAIL;
 	} else if (r < 0) {
 		tool_error(r, "session");
