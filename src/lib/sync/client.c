@@ -54,6 +54,7 @@ struct client {
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
 	int no_state;			/* it does not answer GET STATE (repair.h) */
+	int no_userstate;		/* it refused GET USER %(USERID u MISSING 1) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 };
@@ -242,6 +243,9 @@ struct pfolder {
 	int matched;			/* a local folder has its uniqueid */
 	int deleted;			/* push: deleted on the peer */
 	int refused;			/* its rename was refused (counted) */
+	int same;			/* both states were equal: nothing applied */
+	const struct ids_dlist *missing;	/* the peer's MISSING (in the reply) */
+	struct ids_dlist *lmissing;	/* ours, when same (the state cache's) */
 };
 
 struct pfolders {
@@ -249,6 +253,7 @@ struct pfolders {
 	struct reply byid;	/* -m: GET UNIQUEIDS of folders renamed here */
 	struct pfolder *v;
 	size_t n;
+	int with_missing;	/* the answer named each folder's MISSING files */
 };
 
 static void
@@ -256,8 +261,10 @@ pfolders_release(struct pfolders *p)
 {
 	size_t i;
 
-	for (i = 0; i < p->n; i++)
+	for (i = 0; i < p->n; i++) {
 		free(p->v[i].own);
+		ids_dlist_free(p->v[i].lmissing);
+	}
 	reply_release(&p->rp);
 	reply_release(&p->byid);
 	free(p->v);
@@ -301,6 +308,27 @@ pfolder_by_id(struct pfolders *p, const char *uniqueid)
 	return NULL;
 }
 
+/* The "* MISSING %(UNIQUEID u MISSING (guids))" lines, each to its folder. */
+static void
+pfolders_missing(struct pfolders *p)
+{
+	struct pfolder *pf;
+	size_t i;
+
+	for (i = 0; i < p->rp.n; i++) {
+		const struct ids_csync_line *l = p->rp.v[i];
+		const struct ids_dlist *kv = ids_csync_arg(l, 0), *m;
+
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "MISSING") != 0 ||
+		    kv == NULL || kv->type != IDS_DL_KVLIST || kv_str(kv, "UNIQUEID") == NULL ||
+		    (m = ids_dlist_get(kv, "MISSING")) == NULL || m->type != IDS_DL_LIST ||
+		    (pf = pfolder_by_id(p, kv_str(kv, "UNIQUEID"))) == NULL)
+			continue;
+		pf->missing = m;
+	}
+	p->with_missing = 1;
+}
+
 /* GET USER userid or GET MAILBOXES (names): the peer's folders. */
 static int
 peer_folders(struct client *c, const char *userid, const char *const *names, size_t n,
@@ -312,6 +340,30 @@ peer_folders(struct client *c, const char *userid, const char *const *names, siz
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	if (userid != NULL && c->idspool && !c->no_userstate && !c->o->verify) {
+		/*
+		 * idspool's GET USER %(USERID u MISSING 1): each folder's MISSING
+		 * files with its state, computed once there (the repair step then
+		 * asks GET STATE only of the folders this session changes)
+		 */
+		struct ids_dlist *kv = ids_dlist_new_kvlist();
+
+		if (kv == NULL || ids_dlist_add_atom(kv, "USERID", userid) < 0 ||
+		    ids_dlist_add_num(kv, "MISSING", 1) < 0) {
+			ids_dlist_free(kv);
+			return -ENOMEM;
+		}
+		if ((r = exchange(c, cmd_arg("GET", "USER", kv), &p->rp)) < 0)
+			return r;
+		if (p->rp.status != IDS_CSYNC_BAD) {
+			if ((r = pfolders_collect(c, userid, p)) == 0)
+				pfolders_missing(p);
+			return r;
+		}
+		/* an idspool of before the extension: the plain GET USER */
+		c->no_userstate = 1;
+		reply_release(&p->rp);
+	}
 	if (userid != NULL) {
 		l = cmd_str("GET", "USER", userid);
 	} else {
@@ -368,18 +420,26 @@ same_state(const struct ids_dlist *want, const struct ids_dlist *have)
 	return 1;
 }
 
-/* Our MAILBOX line for the live folder name (flags: IDS_SYNC_RECORDS), or NULL. */
+/*
+ * Our MAILBOX line (no records) for the live folder name, and its
+ * stat-only MISSING list: the state cache's when it holds (no lock
+ * taken), else computed under the folder's lock (replica_state.c).
+ */
 static int
-local_state(struct client *c, const char *name, int flags, struct ids_dlist **kv)
+local_state(struct client *c, const char *name, struct ids_dlist **kv,
+    struct ids_dlist **missing)
 {
-	struct ids_mailbox *mb;
+	struct ids_mbentry e;
 	int r;
 
-	*kv = NULL;
-	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		return r;
-	r = ids_sync_mailbox_state(mb, flags, kv);
-	ids_mailbox_close(mb);
+	*kv = *missing = NULL;
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup(c->s.mbl, name, &e);
+	if (r == 0 && ids_mbentry_is_tombstone(&e))
+		r = ids_error(IDS_ENOTFOUND, "%s: no such mailbox (deleted or renamed)", name);
+	if (r == 0)
+		r = ids_repl_cached_state(&c->s, &e, NULL, kv, missing);
+	ids_mbentry_release(&e);
 	return r;
 }
 
@@ -743,10 +803,14 @@ pull_folder(struct client *c, struct pfolder *pf)
 			goto out;
 		c->rep->renamed++;
 	}
-	if (have && (r = local_state(c, pf->name, 0, &mine)) < 0)
+	ids_dlist_free(pf->lmissing);
+	pf->lmissing = NULL;
+	if (have && (r = local_state(c, pf->name, &mine, &pf->lmissing)) < 0)
 		goto out;
-	if (mine != NULL && same_state(pf->kv, mine))
+	if (mine != NULL && same_state(pf->kv, mine)) {
+		pf->same = 1;
 		goto out;
+	}
 	if (have) {
 		/* both hold it and it differs: merged by uid, both sides written */
 		r = merge_folder(c, pf->name, pf->uniqueid);
@@ -1942,23 +2006,39 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
-/* The repair step of a set's local folders (repair.h), with an idspool peer. */
+/*
+ * The repair step of a set's local folders (repair.h), with an idspool
+ * peer.  A folder whose states were equal, when the peer's answer named
+ * its MISSING files, is repaired from what both sides computed with its
+ * state (no GET STATE, no second open of it here unless our MISSING
+ * names a file); the others are asked by one GET STATE.
+ */
 static int
-repair_set(struct client *c, const struct lfolder *lv, size_t nl)
+repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolders *p)
 {
 	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
 	    c->no_state };
 	struct ids_sync_repair_counts n = { 0, 0, 0 };
 	const char **ids = calloc(nl + 1, sizeof(*ids));
-	size_t i;
-	int r;
+	int flags = (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
+	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0);
+	size_t i, k = 0;
+	int r = 0;
 
 	if (ids == NULL)
 		return -ENOMEM;
-	for (i = 0; i < nl; i++)
-		ids[i] = lv[i].uniqueid;
-	r = ids_sync_repair_set(&w, ids, nl, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
-	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0), &n);
+	for (i = 0; i < nl && r == 0; i++) {
+		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+
+		if (pf == NULL || !pf->same || !p->with_missing || c->o->verify) {
+			ids[k++] = lv[i].uniqueid;
+			continue;
+		}
+		r = ids_sync_repair_known(&w, lv[i].uniqueid, pf->kv, pf->missing,
+		    pf->lmissing != NULL && pf->lmissing->head != NULL, flags, &n);
+	}
+	if (r == 0)
+		r = ids_sync_repair_set(&w, ids, k, flags, &n);
 	free(ids);
 
 	c->no_state = w.no_state;
@@ -2068,8 +2148,13 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		c->rep->folders++;
 		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0)
 			continue;	/* its rename was refused */
-		if (pf != NULL && (r = local_state(c, lv[i].name, 0, &mine)) == 0 &&
+		if (pf != NULL) {
+			ids_dlist_free(pf->lmissing);
+			pf->lmissing = NULL;
+		}
+		if (pf != NULL && (r = local_state(c, lv[i].name, &mine, &pf->lmissing)) == 0 &&
 		    same_state(mine, pf->kv)) {
+			pf->same = 1;
 			ids_dlist_free(mine);
 			continue;
 		}
@@ -2085,7 +2170,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		r = meta_sync(c, userid, &p.rp);
 out:
 	if (r == 0 && c->idspool)
-		r = repair_set(c, lv, nl);
+		r = repair_set(c, lv, nl, &p);
+	ids_repl_statecache_flush(&c->s);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);

@@ -309,12 +309,12 @@ send_repair(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlis
 	return 0;
 }
 
-/* The peer's MISSING files sent from here, in one APPLY REPAIR each. */
+/* The peer's MISSING files (its folder's state st) sent from here, one APPLY REPAIR each. */
 static int
 heal_there(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
-    struct ids_sync_repair_counts *c)
+    const struct ids_dlist *missing, struct ids_sync_repair_counts *c)
 {
-	const struct ids_dlist *missing = ids_dlist_get(st, "MISSING"), *g;
+	const struct ids_dlist *g;
 	int r = 0;
 
 	for (g = missing && missing->type == IDS_DL_LIST ? missing->head : NULL;
@@ -382,23 +382,37 @@ in_list(const struct ids_dlist *l, const char *s)
 	return 0;
 }
 
-/* One folder, its peer state st in hand. */
+/*
+ * One folder, its peer state st and MISSING list in hand; here: 0 when
+ * nothing is missing here (known from our own state), so the folder is
+ * not opened again.
+ */
 static int
-repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st, int flags,
-    struct ids_sync_repair_counts *c)
+repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
+    const struct ids_dlist *missing, int here, int flags, struct ids_sync_repair_counts *c)
 {
 	struct ids_mbentry e;
 	int r = 0;
 
+	if (!here && (!(flags & IDS_SYNC_REPAIR_PUSH) || missing == NULL ||
+	    missing->head == NULL))
+		return 0;
 	ids_mbentry_init(&e);
 	if (ids_mboxlist_lookup_id(w->s->mbl, uniqueid, &e) == 0 && !ids_mbentry_is_tombstone(&e)) {
 		if (flags & IDS_SYNC_REPAIR_PUSH)
-			r = heal_there(w, uniqueid, st, c);
-		if (r == 0)
+			r = heal_there(w, uniqueid, st, missing, c);
+		if (r == 0 && here)
 			r = heal_here(w, uniqueid, e.name, flags & IDS_SYNC_REPAIR_VERIFY, c);
 	}
 	ids_mbentry_release(&e);
 	return r;
+}
+
+int
+ids_sync_repair_known(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
+    const struct ids_dlist *missing, int here, int flags, struct ids_sync_repair_counts *c)
+{
+	return repair_one(w, uniqueid, st, missing, here, flags, c);
 }
 
 /*
@@ -489,7 +503,7 @@ ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, i
 		} else {
 			cur = cur->next;
 		}
-		r = repair_one(w, id, st, flags, c);
+		r = repair_one(w, id, st, ids_dlist_get(st, "MISSING"), 1, flags, c);
 	}
 	ids_dlist_free(asked);
 	ids_sync_lines_free(v, nv);

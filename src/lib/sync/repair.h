@@ -59,6 +59,18 @@ int ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t 
     struct ids_sync_repair_counts *c);
 
 /*
+ * The repair step of one folder whose state both sides computed this
+ * session with its MISSING files (GET USER %(USERID u MISSING 1)): st
+ * the peer's MAILBOX kvlist, missing its MISSING list (NULL: none), here
+ * 1 when our own state found files missing or damaged here.  Nothing is
+ * asked or opened when neither side misses a file.  Returns as
+ * ids_sync_repair_set.
+ */
+int ids_sync_repair_known(struct ids_sync_wire *w, const char *uniqueid,
+    const struct ids_dlist *st, const struct ids_dlist *missing, int here, int flags,
+    struct ids_sync_repair_counts *c);
+
+/*
  * Sends one command line (taken over: freed) and reads its answer: the
  * untagged lines into *lines and *nlines (the caller frees them with
  * ids_sync_lines_free) and the status (IDS_CSYNC_OK, _NO, _BAD) into
