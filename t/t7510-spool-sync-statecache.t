@@ -144,15 +144,21 @@ is($nh, 0, '... nor any cyrus.header');
 unlike($r->{err}, qr/> GET STATE/, '... and no GET STATE is sent: MISSING came with GET USER');
 
 # what a real Cyrus client reads: the same bytes from a warm cache as from none
-my $in = "GET USER alice\r\nGET MAILBOXES (user.alice.Sent user.bob)\r\nEXIT\r\n";
-my $warm = ok_run('GET USER, warm', ids_peer($b), stdin => $in);
-rename(cfgdir($b) . '/syncstate.db', cfgdir($b) . '/syncstate.db.old') or die;
-unlink(cfgdir($b) . '/syncstate.db-lock');
-my $cold = ok_run('GET USER, no cache', ids_peer($b), stdin => $in);
-is($warm->{out}, $cold->{out}, '... answers the same bytes');
-like($cold->{out}, qr/^\* MAILBOX %\(UNIQUEID \S+ MBOXNAME user\.alice\.Sent SYNC_CRC/m,
-    '... MAILBOX lines as Cyrus prints them');
-unlike($cold->{out}, qr/MISSING/, '... and no MISSING line unless asked');
+sub warm_cold {
+	my ($what) = @_;
+	my $in = "GET USER alice\r\nGET USER bob\r\nGET MAILBOXES (user.alice.Sent user.bob)\r\n"
+	    . "EXIT\r\n";
+	my $warm = ok_run("$what: GET USER, warm", ids_peer($b), stdin => $in);
+	my $db = cfgdir($b) . '/syncstate.db';
+	ok(-s $db, "$what: the peer has a state cache");
+	unlink($db, "$db-lock");
+	my $cold = ok_run("$what: GET USER, no cache", ids_peer($b), stdin => $in);
+	is($warm->{out}, $cold->{out}, "$what: ... answers the same bytes");
+	like($cold->{out}, qr/^\* MAILBOX %\(UNIQUEID \S+ MBOXNAME user\.alice\.Sent SYNC_CRC/m,
+	    "$what: ... MAILBOX lines as Cyrus prints them");
+	unlike($cold->{out}, qr/MISSING/, "$what: ... and no MISSING line unless asked");
+}
+warm_cold('settled');
 
 # ---- every way a writer changes a cached folder is seen ----------------------
 my @changes = (
@@ -222,6 +228,10 @@ $r = push_ab($a, $b, 'after a file removed here: the next push');
 like($r->{out}, qr/^push: 1 missing or damaged file\(s\) repaired$/m, '... repairs it');
 is(slurp("$da/1."), $good, '... the file is back, intact');
 
+settle();
+push_ab($a, $b, 'settled after the changes, a push');
+warm_cold('after the changes');
+
 # ---- the cache file itself -------------------------------------------------------
 spew(cfgdir($a) . '/syncstate.db', 'not an LMDB file' x 512);
 unlink(cfgdir($a) . '/syncstate.db-lock');
@@ -229,9 +239,29 @@ $r = push_ab($a, $b, 'a damaged syncstate.db');
 unlike($r->{err}, qr/state cache/, '... is made anew without a word');
 like($r->{out}, qr/^push: 4 folder\(s\) compared, 0 applied/m, '... nothing applied');
 
+# a value whose bytes changed under its CRC (a torn or damaged write) is a miss
 settle();
+push_ab($a, $b, 'settled, a push fills the cache again');
 {
-	local $ENV{IDS_FAILPOINT_CRASH} = '1:sync.statecache';
+	my $db = cfgdir($a) . '/syncstate.db';
+	my $dump = `mdb_dump -n -p $db`;
+	my $n = $dump =~ s/(SYNC_CRC )(\d)/$1 . (($2 + 1) % 10)/ge;
+	ok($n >= 4, "the cached states' SYNC_CRC changed in $n values, their CRC not");
+	unlink($db, "$db-lock");
+	open(my $fh, '|-', "mdb_load -n -f /dev/stdin $db") or die;
+	print $fh $dump;
+	close($fh) or die "mdb_load: $?";
+	$r = push_ab($a, $b, 'a push with those values');
+	like($r->{out}, qr/^push: 4 folder\(s\) compared, 0 applied/m,
+	    '... believes none of them: nothing applied');
+	($r, $ni, $nh) = traced_push($a, $b, '... and then the cache is whole again');
+	is($ni, 0, '... a no-op push opens no cyrus.index');
+}
+
+settle();
+unlink(cfgdir($a) . '/syncstate.db', cfgdir($a) . '/syncstate.db-lock');
+{
+	local $ENV{IDS_FAILPOINT_CRASH} = '1:sync.statecache_commit';
 	$r = run('spool_sync', '-C', $a, '-A', '--', ids_peer($b));
 }
 is($r->{rc}, 137, 'the client killed as it commits the cache (SIGKILL)');

@@ -391,6 +391,9 @@ value_eq(const struct ids_dlist *a, const struct ids_dlist *b)
 
 	if (a == NULL || b == NULL)
 		return a == b;
+	/* a string prints as its bytes decide: equal bytes, equal prints */
+	if (a->type == IDS_DL_STRING && b->type == IDS_DL_STRING)
+		return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 	ids_dlist_print(a, &x);
 	ids_dlist_print(b, &y);
 	eq = !ids_buf_oom(&x) && !ids_buf_oom(&y) && x.len == y.len &&
@@ -407,15 +410,21 @@ value_eq(const struct ids_dlist *a, const struct ids_dlist *b)
 static int
 same_state(const struct ids_dlist *want, const struct ids_dlist *have)
 {
-	const struct ids_dlist *k;
+	const struct ids_dlist *k, *h, *next;
 
 	if (want == NULL || have == NULL)
 		return 0;
-	for (k = want->head; k != NULL; k = k->next) {
+	/* both sides print their keys in Cyrus's order: have's next key is tried first */
+	for (k = want->head, next = have->head; k != NULL; k = k->next) {
 		if (k->name == NULL || strcmp(k->name, "RECORD") == 0)
 			continue;
-		if (!value_eq(k, ids_dlist_get(have, k->name)))
+		if (next != NULL && next->name != NULL && strcmp(next->name, k->name) == 0)
+			h = next;
+		else
+			h = ids_dlist_get(have, k->name);
+		if (!value_eq(k, h))
 			return 0;
+		next = h->next;
 	}
 	return 1;
 }

@@ -113,32 +113,61 @@ ids_sync_sig_open(struct ids_mailbox *mb, struct ids_sync_sig *sig)
 	return 0;
 }
 
+/* An O_PATH descriptor of the directory path (no component followed at its end). */
+static int
+open_path(const char *path)
+{
+	int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * One walk of each directory's path (the data directory's, and the
+ * metapartition's when the meta files live there), then fstatat by
+ * name inside it: a walk of a long path costs more than the stat.
+ */
 int
 ids_sync_sig_paths(const struct ids_config *cfg, const struct ids_mbentry *e,
     struct ids_sync_sig *sig)
 {
 	struct ids_mbname mbn;
 	struct ids_location loc;
-	char idir[PATH_MAX], hdr[PATH_MAX], ddir[PATH_MAX];
-	int r;
+	char idir[PATH_MAX], hdir[PATH_MAX], ddir[PATH_MAX];
+	int dfd = -1, ifd = -1, hfd = -1, r;
 
 	memset(sig, 0, sizeof(*sig));
 	if ((r = ids_location_from_entry(e, &mbn, &loc)) < 0 ||
 	    (r = ids_path_metadir(cfg, &loc, IDS_META_INDEX, idir, sizeof(idir))) < 0 ||
-	    (r = ids_path_metafile(cfg, &loc, IDS_META_HEADER, hdr, sizeof(hdr))) < 0 ||
+	    (r = ids_path_metadir(cfg, &loc, IDS_META_HEADER, hdir, sizeof(hdir))) < 0 ||
 	    (r = ids_path_datadir(cfg, &loc, ddir, sizeof(ddir))) < 0)
 		return r;
-	if ((size_t)r >= sizeof(ddir) || strlen(idir) + sizeof("/" IDS_SYNC_FILE) > sizeof(idir))
-		return IDS_ETOOLONG;
-	strcat(idir, "/cyrus.index");
-	if ((r = sig_one(AT_FDCWD, idir, &sig->f[0], 0)) < 0)
-		return r;
-	strcpy(strrchr(idir, '/') + 1, IDS_SYNC_FILE);
-	if ((r = sig_one(AT_FDCWD, hdr, &sig->f[1], 0)) < 0 ||
-	    (r = sig_one(AT_FDCWD, idir, &sig->f[2], 1)) < 0 ||
-	    (r = sig_one(AT_FDCWD, ddir, &sig->f[3], 0)) < 0)
-		return r;
-	return 0;
+	if ((r = dfd = open_path(ddir)) < 0)
+		goto out;
+	if (strcmp(idir, ddir) == 0)
+		ifd = dfd;
+	else if ((r = ifd = open_path(idir)) < 0)
+		goto out;
+	if (strcmp(hdir, ddir) == 0)
+		hfd = dfd;
+	else if (strcmp(hdir, idir) == 0)
+		hfd = ifd;
+	else if ((r = hfd = open_path(hdir)) < 0)
+		goto out;
+	if ((r = sig_one(ifd, "cyrus.index", &sig->f[0], 0)) < 0 ||
+	    (r = sig_one(hfd, "cyrus.header", &sig->f[1], 0)) < 0 ||
+	    (r = sig_one(ifd, IDS_SYNC_FILE, &sig->f[2], 1)) < 0 ||
+	    (r = sig_one(dfd, "", &sig->f[3], 0)) < 0)
+		goto out;
+	r = 0;
+out:
+	if (hfd >= 0 && hfd != dfd && hfd != ifd)
+		close(hfd);
+	if (ifd >= 0 && ifd != dfd)
+		close(ifd);
+	if (dfd >= 0)
+		close(dfd);
+	return r;
 }
 
 /*
@@ -205,11 +234,12 @@ env_open(struct ids_sync_statecache *sc)
 	    0600)) != 0 || (rc = mdb_txn_begin(sc->env, NULL, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, NULL, 0, &sc->dbi)) != 0 ||
-	    (rc = mdb_txn_commit(txn)) != 0) {
-		if (rc != 0)
-			mdb_txn_abort(txn);
+	    (rc = IDS_FAILPOINT("sync.statecache_open")) != 0) {
+		mdb_txn_abort(txn);
 		goto fail;
 	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
 	return 0;
 fail:
 	mdb_env_close(sc->env);
@@ -237,9 +267,11 @@ ids_sync_statecache_open(const struct ids_config *cfg, struct ids_sync_statecach
 	    rc == MDB_PAGE_NOTFOUND) {
 		/* not a cache we can read: it holds nothing that cannot be computed again */
 		snprintf(lock, sizeof(lock), "%s-lock", sc->path);
-		unlink(sc->path);
-		unlink(lock);
-		rc = env_open(sc);
+		if ((rc = IDS_FAILPOINT("sync.statecache_reset")) == 0) {
+			unlink(sc->path);
+			unlink(lock);
+			rc = env_open(sc);
+		}
 	}
 	if (rc != 0) {
 		rc = sc_error(sc, rc, "open");
