@@ -457,6 +457,7 @@ struct lfolder {
 	char *name, *uniqueid, *partition;
 	uint32_t uidvalidity;
 	int deleted;		/* pull: deleted here */
+	struct pfolder *pf;	/* the peer's folder of its uniqueid (match_byid), or NULL */
 };
 
 static void
@@ -599,6 +600,56 @@ pfolders_byid(struct client *c, struct pfolders *p, const struct lfolder *lv, si
 		p->v[p->n].name = kv_str(kv, "MBOXNAME");
 		p->n++;
 	}
+	return 0;
+}
+
+static int
+pf_order(const void *a, const void *b)
+{
+	return strcmp((*(struct pfolder *const *)a)->uniqueid,
+	    (*(struct pfolder *const *)b)->uniqueid);
+}
+
+static int
+pf_find(const void *key, const void *b)
+{
+	return strcmp(key, (*(struct pfolder *const *)b)->uniqueid);
+}
+
+/*
+ * The one match of a set's local and peer folders by uniqueid: first
+ * the folders either side holds under a name the other did not ask for
+ * (pfolders_byid, and with push -m lfolders_byid), then each local
+ * folder's pf and each peer folder's matched, through one sorted index
+ * of the peer's folders.
+ */
+static int
+match_byid(struct client *c, const char *userid, struct pfolders *p, struct lfolder **lvp,
+    size_t *nlp)
+{
+	struct pfolder **idx, **hit;
+	size_t i;
+	int r;
+
+	/*
+	 * A folder the peer holds under another name (-m: renamed here; a
+	 * user: the user renamed here, its folders the old user's there)
+	 */
+	if ((r = pfolders_byid(c, p, *lvp, *nlp)) < 0 ||
+	    (!c->o->pull && userid == NULL && (r = lfolders_byid(c, p, lvp, nlp)) < 0))
+		return r;
+	if ((idx = calloc(p->n + 1, sizeof(*idx))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < p->n; i++)
+		idx[i] = &p->v[i];
+	qsort(idx, p->n, sizeof(*idx), pf_order);
+	for (i = 0; i < *nlp; i++) {
+		hit = bsearch((*lvp)[i].uniqueid, idx, p->n, sizeof(*idx), pf_find);
+		(*lvp)[i].pf = hit != NULL ? *hit : NULL;
+		if (hit != NULL)
+			(*hit)->matched = 1;
+	}
+	free(idx);
 	return 0;
 }
 
@@ -1994,7 +2045,7 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 				r = -ENOMEM;
 	}
 	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+		struct pfolder *pf = lv[i].pf;
 		const char *part = pf != NULL ? kv_str(pf->kv, "PARTITION") : NULL;
 
 		if (pf == NULL || lv[i].deleted || strcmp(pf->name, lv[i].name) == 0)
@@ -2037,7 +2088,7 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolder
 	if (ids == NULL)
 		return -ENOMEM;
 	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+		struct pfolder *pf = lv[i].pf;
 
 		if (pf == NULL || !pf->same || !p->with_missing || c->o->verify) {
 			ids[k++] = lv[i].uniqueid;
@@ -2100,26 +2151,14 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	}
 	if (r == 0)
 		r = lfolders_of(c, &ln, &lv, &nl);
-	/*
-	 * A folder the peer holds under another name (-m: renamed here; a
-	 * user: the user renamed here, its folders the old user's there)
-	 */
 	if (r == 0)
-		r = pfolders_byid(c, &p, lv, nl);
-	if (r == 0 && !c->o->pull && userid == NULL)
-		r = lfolders_byid(c, &p, &lv, &nl);
+		r = match_byid(c, userid, &p, &lv, &nl);
 	if (r < 0)
 		goto out;
-	for (i = 0; i < nl; i++) {
-		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
-
-		if (pf != NULL)
-			pf->matched = 1;
-	}
 	if (c->o->pull) {
 		/* deletes first (a name may be taken again), then renames, then contents */
 		for (i = 0; i < nl && r == 0; i++)
-			if (pfolder_by_id(&p, lv[i].uniqueid) == NULL)
+			if (lv[i].pf == NULL)
 				r = next_one(pull_local_only(c, &lv[i], &p));
 		if (r == 0)
 			r = renames(c, &p, lv, nl);
@@ -2151,7 +2190,7 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	for (i = 0; r == 0 && i < p.n; i++)
 		pnames[i] = p.v[i].name;
 	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
+		struct pfolder *pf = lv[i].pf;
 		struct ids_dlist *mine = NULL;
 
 		c->rep->folders++;
