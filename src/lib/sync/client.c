@@ -97,74 +97,55 @@ reply_release(struct reply *rp)
 	memset(rp, 0, sizeof(*rp));
 }
 
-/* A line's summary to the trace (ids_csync_line_summary). */
+/* The session's wire, as repair.c's helpers take it. */
+static void
+client_wire(struct client *c, struct ids_sync_wire *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->s = &c->s;
+	w->in = c->in;
+	w->out = c->out;
+	w->log = c->o->log;
+	w->trace = c->o->trace;
+	w->rock = c->o->rock;
+	w->no_state = c->no_state;
+}
+
 static void
 trace_line(struct client *c, int dir, const struct ids_csync_line *l)
 {
-	struct ids_buf b = IDS_BUF_INIT;
+	struct ids_sync_wire w;
 
-	if (c->o->trace == NULL)
-		return;
-	ids_csync_line_summary(l, &b);
-	if (!ids_buf_oom(&b))
-		c->o->trace(c->o->rock, dir, b.s, b.len);
-	ids_buf_release(&b);
+	client_wire(c, &w);
+	ids_sync_trace(&w, dir, l);
 }
 
-/* Reads lines up to the status.  0, or the code that lost the stream. */
+/* Reads lines up to the status (ids_sync_read_answer).  0, or the code that lost the stream. */
 static int
 read_reply(struct client *c, struct reply *rp)
 {
-	struct ids_csync_line *l;
-	int r;
+	struct ids_sync_wire w;
+	int r, status;
 
 	memset(rp, 0, sizeof(*rp));
-	for (;;) {
-		r = ids_csync_read(c->in, &l);
-		if (r == 0)
-			return ids_error(IDS_ETRUNC, "the peer closed the session");
-		if (r < 0) {
-			if (ids_csync_in_lost(c->in))
-				return r;
-			rp->damaged = r;
-			continue;
-		}
-		trace_line(c, '<', l);
-		if (l->kind == IDS_CSYNC_OK || l->kind == IDS_CSYNC_NO || l->kind == IDS_CSYNC_BAD) {
-			rp->status = l->kind;
-			snprintf(rp->text, sizeof(rp->text), "%.*s",
-			    (int)(l->textlen < 200 ? l->textlen : 200), l->text ? l->text : "");
-			ids_csync_line_free(l);
-			return 0;
-		}
-		if (rp->n == rp->a) {
-			size_t a = rp->a ? 2 * rp->a : 16;
-			struct ids_csync_line **v = realloc(rp->v, a * sizeof(*v));
-
-			if (v == NULL) {
-				ids_csync_line_free(l);
-				return -ENOMEM;
-			}
-			rp->v = v;
-			rp->a = a;
-		}
-		rp->v[rp->n++] = l;
-	}
+	client_wire(c, &w);
+	r = ids_sync_read_answer(&w, &rp->v, &rp->n, &status, &rp->damaged, rp->text,
+	    sizeof(rp->text));
+	rp->a = rp->n;
+	rp->status = (enum ids_csync_kind)status;
+	return r;
 }
 
 /* Sends l (freed) and reads its answer into rp. */
 static int
 exchange(struct client *c, struct ids_csync_line *l, struct reply *rp)
 {
+	struct ids_sync_wire w;
 	int r;
 
 	memset(rp, 0, sizeof(*rp));
-	if (l == NULL)
-		return -ENOMEM;
-	trace_line(c, '>', l);
-	r = ids_csync_write(c->out, l);
-	ids_csync_line_free(l);
-	if (r < 0 || (r = ids_csync_flush(c->out)) < 0)
+	client_wire(c, &w);
+	if ((r = ids_sync_send(&w, l)) < 0)
 		return r;
 	return read_reply(c, rp);
 }
@@ -2076,8 +2057,7 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 static int
 repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolders *p)
 {
-	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
-	    c->no_state };
+	struct ids_sync_wire w;
 	struct ids_sync_repair_counts n = { 0, 0, 0 };
 	const char **ids = calloc(nl + 1, sizeof(*ids));
 	int flags = (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
@@ -2087,6 +2067,7 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolder
 
 	if (ids == NULL)
 		return -ENOMEM;
+	client_wire(c, &w);
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = lv[i].pf;
 
@@ -2219,7 +2200,6 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 out:
 	if (r == 0 && c->idspool)
 		r = repair_set(c, lv, nl, &p);
-	ids_repl_statecache_flush(&c->s);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);

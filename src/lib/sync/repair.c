@@ -64,8 +64,8 @@ kv_str(const struct ids_dlist *kv, const char *key)
 }
 
 /* A line's summary to the trace (ids_csync_line_summary). */
-static void
-trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l)
+void
+ids_sync_trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 
@@ -88,8 +88,8 @@ ids_sync_lines_free(struct ids_csync_line **lines, size_t n)
 }
 
 int
-ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
-    struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged)
+ids_sync_read_answer(struct ids_sync_wire *w, struct ids_csync_line ***lines, size_t *nlines,
+    int *status, int *damaged, char *text, size_t textsize)
 {
 	struct ids_csync_line *x, **v = NULL;
 	size_t n = 0, a = 0;
@@ -99,13 +99,8 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 	*nlines = 0;
 	*damaged = 0;
 	*status = IDS_CSYNC_BAD;
-	if (l == NULL)
-		return -ENOMEM;
-	trace(w, '>', l);
-	r = ids_csync_write(w->out, l);
-	ids_csync_line_free(l);
-	if (r < 0 || (r = ids_csync_flush(w->out)) < 0)
-		return r;
+	if (text != NULL && textsize > 0)
+		text[0] = '\0';
 	for (;;) {
 		r = ids_csync_read(w->in, &x);
 		if (r == 0)
@@ -118,9 +113,12 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 			*damaged = r;
 			continue;
 		}
-		trace(w, '<', x);
+		ids_sync_trace(w, '<', x);
 		if (x->kind == IDS_CSYNC_OK || x->kind == IDS_CSYNC_NO || x->kind == IDS_CSYNC_BAD) {
 			*status = x->kind;
+			if (text != NULL && textsize > 0)
+				snprintf(text, textsize, "%.*s", (int)(x->textlen < 200 ? x->textlen :
+				    200), x->text ? x->text : "");
 			ids_csync_line_free(x);
 			*lines = v;
 			*nlines = n;
@@ -139,6 +137,36 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 		}
 		v[n++] = x;
 	}
+}
+
+int
+ids_sync_send(struct ids_sync_wire *w, struct ids_csync_line *l)
+{
+	int r;
+
+	if (l == NULL)
+		return -ENOMEM;
+	ids_sync_trace(w, '>', l);
+	r = ids_csync_write(w->out, l);
+	ids_csync_line_free(l);
+	if (r < 0 || (r = ids_csync_flush(w->out)) < 0)
+		return r;
+	return 0;
+}
+
+int
+ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
+    struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged)
+{
+	int r;
+
+	*lines = NULL;
+	*nlines = 0;
+	*damaged = 0;
+	*status = IDS_CSYNC_BAD;
+	if ((r = ids_sync_send(w, l)) < 0)
+		return r;
+	return ids_sync_read_answer(w, lines, nlines, status, damaged, NULL, 0);
 }
 
 /* A command "WORD SUB arg" (arg taken over). */

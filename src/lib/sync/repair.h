@@ -81,6 +81,13 @@ int ids_sync_repair_known(struct ids_sync_wire *w, const char *uniqueid,
 struct ids_csync_line;
 int ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
     struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged);
+/* ids_sync_exchange in two halves: the line sent (freed, traced, flushed)... */
+int ids_sync_send(struct ids_sync_wire *w, struct ids_csync_line *l);
+/* ...and its answer read, with the status line's text (up to 200 bytes) in text. */
+int ids_sync_read_answer(struct ids_sync_wire *w, struct ids_csync_line ***lines,
+    size_t *nlines, int *status, int *damaged, char *text, size_t textsize);
+/* A line's summary (ids_csync_line_summary) to w->trace, dir '>' or '<'. */
+void ids_sync_trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l);
 void ids_sync_lines_free(struct ids_csync_line **lines, size_t n);
 
 /* --- a session of its own (spool_audit) ----------------------------------- */

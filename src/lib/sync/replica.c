@@ -525,7 +525,6 @@ get_user(struct ids_repl_session *s, const char *userid, int missing)
 	}
 	for (i = 0; i < l.n && r == 0; i++)
 		r = ids_repl_report_state(s, l.v[i], missing);
-	ids_repl_statecache_flush(s);
 	if (r == 0 && l.n > 0)
 		r = ids_repl_report_meta(s, userid);
 	ids_repl_names_free(&l);
@@ -560,7 +559,6 @@ get_folders(struct ids_repl_session *s, const struct ids_dlist *list, int byid)
 			r = ids_repl_report_folder(s, e.name, 0);
 		ids_mbentry_release(&e);
 	}
-	ids_repl_statecache_flush(s);
 	if (r < 0)
 		return ids_repl_refuse(s, "GET", ids_repl_imap_error(r), r);
 	return ids_csync_write_ok(s->out, "success");

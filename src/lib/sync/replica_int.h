@@ -152,7 +152,8 @@ int ids_repl_cached_state(struct ids_repl_session *s, const struct ids_mbentry *
 /* "* MAILBOX" of the live folder name (nothing when none), and with
  * missing its "* MISSING %(UNIQUEID u MISSING (guids))" when any is. */
 int ids_repl_report_state(struct ids_repl_session *s, const char *name, int missing);
-/* Commits the cache's queued entries (a failure is logged, never fatal). */
+/* Commits the cache's queued entries (a failure is logged, never fatal);
+ * the session's release does, and a put when 4096 are queued. */
 void ids_repl_statecache_flush(struct ids_repl_session *s);
 void ids_repl_statecache_release(struct ids_repl_session *s);
 int ids_repl_get_fetchguid(struct ids_repl_session *s, const struct ids_dlist *arg);

@@ -502,7 +502,6 @@ ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv)
 		r = state_one(s, ids_dlist_cstr(ids), verify, records);
 	for (x = ids->type == IDS_DL_LIST ? ids->head : NULL; x != NULL && r >= 0; x = x->next)
 		r = state_one(s, ids_dlist_cstr(x), verify, records);
-	ids_repl_statecache_flush(s);
 	if (r < 0)
 		return ids_repl_refuse(s, "GET STATE", ids_repl_imap_error(r), r);
 	return ids_repl_ok(s, "success");

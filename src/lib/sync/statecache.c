@@ -51,7 +51,7 @@
 #define SC_FILE		"syncstate.db"
 #define SC_MAPSIZE	((size_t)1 << 30)
 #define SC_MAGIC	"IDSSTC01"
-#define SC_QUEUE	512		/* puts committed together at most */
+#define SC_QUEUE	4096		/* puts committed together at most */
 #define SC_SETTLE_NS	((int64_t)2000000000)	/* see ids_sync_sig_settled */
 
 struct sc_put {
