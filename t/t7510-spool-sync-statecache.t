@@ -162,6 +162,12 @@ sub warm_cold {
 }
 warm_cold('settled');
 
+# what a plain GET USER stored holds no MISSING list: computed once when asked
+($r, $ni, $nh) = traced_push($a, $b, 'a push after plain GET USERs filled the peer\'s cache');
+ok($ni > 0, "... the peer reads its folders once for their MISSING lists ($ni)");
+($r, $ni, $nh) = traced_push($a, $b, 'the next push');
+is($ni, 0, '... then from the cache again');
+
 # ---- every way a writer changes a cached folder is seen ----------------------
 my @changes = (
 	[ 'an append here', sub {

@@ -144,8 +144,10 @@ int ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv);
  * folder e (by its name; want_id, when not NULL, must still be its
  * uniqueid under the lock: IDS_EBUSY otherwise), from the state cache
  * without a lock when its signature holds, else computed under the
- * folder's shared lock and queued for the cache.  *missing may be
- * NULL (not wanted).
+ * folder's shared lock and queued for the cache.  missing may be NULL
+ * (not wanted: then it is not computed, and the entry is stored
+ * without it; an entry without one does not answer a caller that wants
+ * it).
  */
 int ids_repl_cached_state(struct ids_repl_session *s, const struct ids_mbentry *e,
     const char *want_id, struct ids_dlist **state, struct ids_dlist **missing);

@@ -297,6 +297,12 @@ ids_repl_cached_state(struct ids_repl_session *s, const struct ids_mbentry *e,
 		r = ids_sync_sig_paths(s->cfg, e, &sig) == 0 &&
 		    ids_sync_statecache_get(sc, e->uniqueid, &sig, ekey, state, &miss) == 1;
 		free(ekey);
+		if (r && missing != NULL && miss == NULL) {
+			/* stored without its MISSING list: computed below */
+			ids_dlist_free(*state);
+			*state = NULL;
+			r = 0;
+		}
 		if (r) {
 			if (missing != NULL)
 				*missing = miss;
@@ -314,7 +320,12 @@ ids_repl_cached_state(struct ids_repl_session *s, const struct ids_mbentry *e,
 	}
 	/* the signature before the files are read: a change after it shows */
 	sig_ok = sc != NULL && ids_sync_sig_open(mb, &sig) == 0;
-	if ((r = ids_sync_mailbox_state(mb, 0, state)) == 0 &&
+	/*
+	 * MISSING (a stat of each record's file) only when asked: a real
+	 * Cyrus's GET USER and GET MAILBOXES do not pay for it, and their
+	 * entries are stored without one
+	 */
+	if ((r = ids_sync_mailbox_state(mb, 0, state)) == 0 && missing != NULL &&
 	    (r = damaged_stat(mb, &d)) == 0 && (miss = damage_guids(&d)) == NULL)
 		r = -ENOMEM;
 	if (r == 0 && sig_ok && ids_sync_sig_settled(&sig) &&

@@ -13,7 +13,8 @@
  *	struct ids_sync_sig		what the state was computed from
  *	u32 n, n bytes			the entry key (ids_sync_entry_key)
  *	u32 n, n bytes			the MAILBOX kvlist as ids_dlist_print prints it
- *	u32 n, n bytes			the MISSING list, printed likewise
+ *	u32 n, n bytes			the MISSING list, printed likewise; n 0
+ *					when it was not computed (unknown)
  *
  * A value whose magic, length or CRC is wrong, or that does not parse,
  * is a miss, as is one whose signature or entry key is not the
@@ -374,7 +375,8 @@ ids_sync_statecache_put(struct ids_sync_statecache *sc, const char *uniqueid,
 	if (sc->nq == SC_QUEUE && (r = ids_sync_statecache_flush(sc)) < 0)
 		return r;
 	ids_dlist_print(state, &st);
-	ids_dlist_print(missing, &mi);
+	if (missing != NULL)
+		ids_dlist_print(missing, &mi);
 	ids_buf_add(&b, SC_MAGIC, 8);
 	ids_buf_add(&b, &crc, sizeof(crc));
 	ids_buf_add(&b, &crc, sizeof(crc));	/* len, filled below */
@@ -482,8 +484,9 @@ ids_sync_statecache_get(struct ids_sync_statecache *sc, const char *uniqueid,
 	if ((s = get_str(&p, end, &n)) == NULL || parse_all(s, n, state) < 0 ||
 	    (*state)->type != IDS_DL_KVLIST)
 		goto out;
-	if ((s = get_str(&p, end, &n)) == NULL || parse_all(s, n, missing) < 0 ||
-	    (*missing)->type != IDS_DL_LIST || p != end)
+	if ((s = get_str(&p, end, &n)) == NULL || p != end)
+		goto out;
+	if (n > 0 && (parse_all(s, n, missing) < 0 || (*missing)->type != IDS_DL_LIST))
 		goto out;
 	hit = 1;
 out:

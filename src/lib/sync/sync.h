@@ -217,14 +217,15 @@ int ids_sync_statecache_open(const struct ids_config *cfg, struct ids_sync_state
 /* Commits what is queued, and closes. */
 void ids_sync_statecache_close(struct ids_sync_statecache *sc);
 /*
- * 1 with *state and *missing (caller frees) when the cache holds the
- * folder uniqueid with exactly sig and ekey and a value that reads
- * back whole; else 0 (a miss: nothing is believed).
+ * 1 with *state and *missing (caller frees; *missing NULL when it was
+ * stored without one) when the cache holds the folder uniqueid with
+ * exactly sig and ekey and a value that reads back whole; else 0 (a
+ * miss: nothing is believed).
  */
 int ids_sync_statecache_get(struct ids_sync_statecache *sc, const char *uniqueid,
     const struct ids_sync_sig *sig, const char *ekey, struct ids_dlist **state,
     struct ids_dlist **missing);
-/* Queues an entry (committed by _flush, or when the queue is full). */
+/* Queues an entry (committed by _flush, or when the queue is full); missing may be NULL. */
 int ids_sync_statecache_put(struct ids_sync_statecache *sc, const char *uniqueid,
     const struct ids_sync_sig *sig, const char *ekey, const struct ids_dlist *state,
     const struct ids_dlist *missing);
