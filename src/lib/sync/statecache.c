@@ -51,6 +51,7 @@
 
 #define SC_FILE		"syncstate.db"
 #define SC_MAPSIZE	((size_t)1 << 30)
+#define SC_MAXMAP	((size_t)1 << 40)
 #define SC_MAGIC	"IDSSTC01"
 #define SC_QUEUE	4096		/* puts committed together at most */
 #define SC_SETTLE_NS	((int64_t)2000000000)	/* see ids_sync_sig_settled */
@@ -309,23 +310,20 @@ ids_sync_statecache_close(struct ids_sync_statecache *sc)
 	free(sc);
 }
 
-int
-ids_sync_statecache_flush(struct ids_sync_statecache *sc)
+/* One transaction of the queued puts: 0 or an LMDB code; *fp a failpoint's code. */
+static int
+commit_queue(struct ids_sync_statecache *sc, int *fp)
 {
 	MDB_txn *txn;
 	MDB_val k, v;
 	size_t i;
-	int rc, r;
+	int rc;
 
-	if (sc == NULL || sc->nq == 0)
-		return 0;
 	if ((rc = mdb_txn_begin(sc->env, NULL, 0, &txn)) == MDB_MAP_RESIZED &&
 	    mdb_env_set_mapsize(sc->env, 0) == 0)
 		rc = mdb_txn_begin(sc->env, NULL, 0, &txn);
-	if (rc != 0) {
-		queue_free(sc);
-		return sc_error(sc, rc, "begin");
-	}
+	if (rc != 0)
+		return rc;
 	for (i = 0; rc == 0 && i < sc->nq; i++) {
 		k.mv_data = sc->q[i].key;
 		k.mv_size = strlen(sc->q[i].key);
@@ -333,18 +331,36 @@ ids_sync_statecache_flush(struct ids_sync_statecache *sc)
 		v.mv_size = sc->q[i].len;
 		rc = mdb_put(txn, sc->dbi, &k, &v, 0);
 	}
+	if (rc != 0 || (*fp = IDS_FAILPOINT("sync.statecache_commit")) < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+int
+ids_sync_statecache_flush(struct ids_sync_statecache *sc)
+{
+	MDB_envinfo info;
+	int rc, fp = 0;
+
+	if (sc == NULL || sc->nq == 0)
+		return 0;
+	rc = commit_queue(sc, &fp);
+	/* a full map is doubled (up to SC_MAXMAP), with no transaction of ours open */
+	while (rc == MDB_MAP_FULL && mdb_env_info(sc->env, &info) == 0 &&
+	    info.me_mapsize < SC_MAXMAP) {
+		if (sc->rtxn != NULL) {
+			mdb_txn_abort(sc->rtxn);
+			sc->rtxn = NULL;
+		}
+		if ((rc = mdb_env_set_mapsize(sc->env, 2 * info.me_mapsize)) == 0)
+			rc = commit_queue(sc, &fp);
+	}
 	queue_free(sc);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return sc_error(sc, rc, "put");
-	}
-	if ((r = IDS_FAILPOINT("sync.statecache_commit")) < 0) {
-		mdb_txn_abort(txn);
-		return r;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		return sc_error(sc, rc, "commit");
-	return 0;
+	if (fp < 0)
+		return fp;
+	return rc != 0 ? sc_error(sc, rc, "commit") : 0;
 }
 
 /* --- values -------------------------------------------------------------- */
