@@ -226,6 +226,7 @@ struct pfolder {
 	int refused;			/* its rename was refused (counted) */
 	int same;			/* both states were equal: nothing applied */
 	const struct ids_dlist *missing;	/* the peer's MISSING (in the reply) */
+	int mknown;			/* the answer that named it named its MISSING too */
 	struct ids_dlist *lmissing;	/* ours, when same (the state cache's) */
 };
 
@@ -234,7 +235,6 @@ struct pfolders {
 	struct reply byid;	/* -m: GET UNIQUEIDS of folders renamed here */
 	struct pfolder *v;
 	size_t n;
-	int with_missing;	/* the answer named each folder's MISSING files */
 };
 
 static void
@@ -307,7 +307,9 @@ pfolders_missing(struct pfolders *p)
 			continue;
 		pf->missing = m;
 	}
-	p->with_missing = 1;
+	/* the folders of this answer (GET UNIQUEIDS may add others: unknown) */
+	for (i = 0; i < p->n; i++)
+		p->v[i].mknown = 1;
 }
 
 /* GET USER userid or GET MAILBOXES (names): the peer's folders. */
@@ -2055,7 +2057,7 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
  * names a file); the others are asked by one GET STATE.
  */
 static int
-repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolders *p)
+repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 {
 	struct ids_sync_wire w;
 	struct ids_sync_repair_counts n = { 0, 0, 0 };
@@ -2071,7 +2073,7 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl, struct pfolder
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = lv[i].pf;
 
-		if (pf == NULL || !pf->same || !p->with_missing || c->o->verify) {
+		if (pf == NULL || !pf->same || !pf->mknown || c->o->verify) {
 			ids[k++] = lv[i].uniqueid;
 			continue;
 		}
@@ -2199,7 +2201,7 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		r = meta_sync(c, userid, &p.rp);
 out:
 	if (r == 0 && c->idspool)
-		r = repair_set(c, lv, nl, &p);
+		r = repair_set(c, lv, nl);
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);
