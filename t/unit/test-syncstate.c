@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "buf.h"
 #include "config.h"
@@ -605,6 +606,180 @@ test_real_folder(void **state)
 	ids_buf_release(&out);
 }
 
+/* The raw value of key in the LMDB file path (the cache closed meanwhile). */
+static void
+raw_get(const char *path, const char *key, char **val, size_t *len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { strlen(key), (void *)key }, v;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	*val = malloc(v.mv_size);
+	assert_non_null(*val);
+	memcpy(*val, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+static void
+raw_put(const char *path, const char *key, const char *val, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* 1 when the cache of cfg answers uniqueid's entry for sig and ekey. */
+static int
+cache_hit(const struct ids_config *cfg, const char *uniqueid, const struct ids_sync_sig *sig,
+    const char *ekey, struct ids_dlist **kv, struct ids_dlist **missing)
+{
+	struct ids_sync_statecache *sc;
+	int hit;
+
+	assert_int_equal(ids_sync_statecache_open(cfg, &sc), 0);
+	hit = ids_sync_statecache_get(sc, uniqueid, sig, ekey, kv, missing);
+	ids_sync_statecache_close(sc);
+	return hit;
+}
+
+/*
+ * The state cache: the signature taken through a folder's descriptors
+ * is the one taken by its paths; an entry reads back as stored, and
+ * only for the same signature and entry key; every byte of a stored
+ * value changed, and every shorter value, is a miss, never a state;
+ * a file that is not LMDB's is made anew.
+ */
+static void
+test_statecache(void **state)
+{
+	static const char msg[] = "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n";
+	struct ids_config cfg;
+	struct ids_mboxlist *mbl;
+	struct ids_mailbox *mb;
+	struct ids_mbentry e;
+	struct ids_sync_statecache *sc;
+	struct ids_sync_sig sig, sig2;
+	struct ids_dlist *kv, *missing, *got, *gotm;
+	struct ids_buf text = IDS_BUF_INIT, a = IDS_BUF_INIT, b = IDS_BUF_INIT;
+	char path[PATH_MAX], *ekey, *val, *bad;
+	size_t len, i;
+	uint32_t uid;
+	int fd;
+
+	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
+	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
+	mkdirat(tmpfd, "spool", 0750);
+	assert_int_equal(ids_mboxlist_open(&cfg, IDS_MBOXLIST_CREATE, &mbl), 0);
+	ids_mbentry_init(&e);
+	assert_int_equal(ids_mailbox_create(mbl, "user.carol", NULL, &e), 0);
+	assert_int_equal(ids_mailbox_deliver(mbl, "user.carol", msg, sizeof(msg) - 1,
+	    1796524881, &uid), 0);
+	assert_int_equal(ids_mailbox_open(mbl, "user.carol", 0, 5000, &mb), 0);
+	assert_int_equal(ids_sync_sig_open(mb, &sig), 0);
+	assert_int_equal(ids_sync_sig_paths(&cfg, &mb->entry, &sig2), 0);
+	assert_memory_equal(&sig, &sig2, sizeof(sig));
+	assert_true(sig.f[0].ino != 0 && sig.f[1].ino != 0 && sig.f[3].ino != 0);
+	assert_true(sig.f[2].ino == 0);		/* no idspool.sync: all zero */
+	assert_false(ids_sync_sig_settled(&sig));	/* just written */
+	assert_int_equal(ids_sync_mailbox_state(mb, 0, &kv), 0);
+	assert_int_equal(ids_dlist_parse("(0123456789abcdef0123456789abcdef01234567)", 42,
+	    &missing, NULL), 0);
+	ekey = ids_sync_entry_key(&mb->entry);
+	assert_non_null(ekey);
+	ids_mailbox_close(mb);
+
+	assert_int_equal(ids_sync_statecache_open(&cfg, &sc), 0);
+	assert_int_equal(ids_sync_statecache_put(sc, e.uniqueid, &sig, ekey, kv, missing), 0);
+	assert_int_equal(ids_sync_statecache_put(sc, "other", &sig, ekey, kv, NULL), 0);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	ids_sync_statecache_close(sc);
+
+	assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 1);
+	ids_dlist_print(kv, &a);
+	ids_dlist_print(got, &b);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.s, b.s, a.len);
+	ids_buf_reset(&a);
+	ids_buf_reset(&b);
+	ids_dlist_print(missing, &a);
+	ids_dlist_print(gotm, &b);
+	assert_string_equal(a.s, b.s);
+	ids_dlist_free(got);
+	ids_dlist_free(gotm);
+	/* stored without MISSING: a hit whose MISSING is unknown */
+	assert_int_equal(cache_hit(&cfg, "other", &sig, ekey, &got, &gotm), 1);
+	assert_null(gotm);
+	ids_dlist_free(got);
+	/* another signature (a file's ctime a nanosecond on), another entry key */
+	sig2 = sig;
+	sig2.f[0].ctime++;
+	assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig2, ekey, &got, &gotm), 0);
+	assert_null(got);
+	ekey[strlen(ekey) - 2] ^= 1;
+	assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 0);
+	ekey[strlen(ekey) - 2] ^= 1;
+
+	/* every byte changed, every length cut: a miss */
+	snprintf(path, sizeof(path), "%s/syncstate.db", tmpdir);
+	raw_get(path, e.uniqueid, &val, &len);
+	bad = malloc(len);
+	assert_non_null(bad);
+	for (i = 0; i < len; i++) {
+		memcpy(bad, val, len);
+		bad[i] ^= 0x5a;
+		raw_put(path, e.uniqueid, bad, len);
+		assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 0);
+		assert_null(got);
+		assert_null(gotm);
+	}
+	for (i = 0; i < len; i++) {
+		raw_put(path, e.uniqueid, val, i);
+		assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 0);
+	}
+	raw_put(path, e.uniqueid, val, len);
+	assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 1);
+	ids_dlist_free(got);
+	ids_dlist_free(gotm);
+
+	/* not an LMDB file: made anew, empty */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not a database\n", 15), 15);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/syncstate.db-lock", tmpdir);
+	unlink(path);
+	assert_int_equal(cache_hit(&cfg, e.uniqueid, &sig, ekey, &got, &gotm), 0);
+
+	free(bad);
+	free(val);
+	free(ekey);
+	ids_dlist_free(kv);
+	ids_dlist_free(missing);
+	ids_buf_release(&a);
+	ids_buf_release(&b);
+	ids_mbentry_release(&e);
+	ids_mboxlist_close(mbl);
+	ids_config_release(&cfg);
+	ids_buf_release(&text);
+}
+
 int
 main(void)
 {
@@ -616,6 +791,7 @@ main(void)
 		cmocka_unit_test(test_store_hostile),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_real_folder),
+		cmocka_unit_test(test_statecache),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -54,6 +54,7 @@ struct client {
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
 	int no_state;			/* it does not answer GET STATE (repair.h) */
+	int no_userstate;		/* it refused GET USER %(USERID u MISSING 1) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 	const char *meta_user;		/* meta_user(): its refusals are this user's */
@@ -97,74 +98,55 @@ reply_release(struct reply *rp)
 	memset(rp, 0, sizeof(*rp));
 }
 
-/* A line's summary to the trace (ids_csync_line_summary). */
+/* The session's wire, as repair.c's helpers take it. */
+static void
+client_wire(struct client *c, struct ids_sync_wire *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->s = &c->s;
+	w->in = c->in;
+	w->out = c->out;
+	w->log = c->o->log;
+	w->trace = c->o->trace;
+	w->rock = c->o->rock;
+	w->no_state = c->no_state;
+}
+
 static void
 trace_line(struct client *c, int dir, const struct ids_csync_line *l)
 {
-	struct ids_buf b = IDS_BUF_INIT;
+	struct ids_sync_wire w;
 
-	if (c->o->trace == NULL)
-		return;
-	ids_csync_line_summary(l, &b);
-	if (!ids_buf_oom(&b))
-		c->o->trace(c->o->rock, dir, b.s, b.len);
-	ids_buf_release(&b);
+	client_wire(c, &w);
+	ids_sync_trace(&w, dir, l);
 }
 
-/* Reads lines up to the status.  0, or the code that lost the stream. */
+/* Reads lines up to the status (ids_sync_read_answer).  0, or the code that lost the stream. */
 static int
 read_reply(struct client *c, struct reply *rp)
 {
-	struct ids_csync_line *l;
-	int r;
+	struct ids_sync_wire w;
+	int r, status;
 
 	memset(rp, 0, sizeof(*rp));
-	for (;;) {
-		r = ids_csync_read(c->in, &l);
-		if (r == 0)
-			return ids_error(IDS_ETRUNC, "the peer closed the session");
-		if (r < 0) {
-			if (ids_csync_in_lost(c->in))
-				return r;
-			rp->damaged = r;
-			continue;
-		}
-		trace_line(c, '<', l);
-		if (l->kind == IDS_CSYNC_OK || l->kind == IDS_CSYNC_NO || l->kind == IDS_CSYNC_BAD) {
-			rp->status = l->kind;
-			snprintf(rp->text, sizeof(rp->text), "%.*s",
-			    (int)(l->textlen < 200 ? l->textlen : 200), l->text ? l->text : "");
-			ids_csync_line_free(l);
-			return 0;
-		}
-		if (rp->n == rp->a) {
-			size_t a = rp->a ? 2 * rp->a : 16;
-			struct ids_csync_line **v = realloc(rp->v, a * sizeof(*v));
-
-			if (v == NULL) {
-				ids_csync_line_free(l);
-				return -ENOMEM;
-			}
-			rp->v = v;
-			rp->a = a;
-		}
-		rp->v[rp->n++] = l;
-	}
+	client_wire(c, &w);
+	r = ids_sync_read_answer(&w, &rp->v, &rp->n, &status, &rp->damaged, rp->text,
+	    sizeof(rp->text));
+	rp->a = rp->n;
+	rp->status = (enum ids_csync_kind)status;
+	return r;
 }
 
 /* Sends l (freed) and reads its answer into rp. */
 static int
 exchange(struct client *c, struct ids_csync_line *l, struct reply *rp)
 {
+	struct ids_sync_wire w;
 	int r;
 
 	memset(rp, 0, sizeof(*rp));
-	if (l == NULL)
-		return -ENOMEM;
-	trace_line(c, '>', l);
-	r = ids_csync_write(c->out, l);
-	ids_csync_line_free(l);
-	if (r < 0 || (r = ids_csync_flush(c->out)) < 0)
+	client_wire(c, &w);
+	if ((r = ids_sync_send(&w, l)) < 0)
 		return r;
 	return read_reply(c, rp);
 }
@@ -272,6 +254,10 @@ struct pfolder {
 	int matched;			/* a local folder has its uniqueid */
 	int deleted;			/* push: deleted on the peer */
 	int refused;			/* its rename was refused (counted) */
+	int same;			/* both states were equal: nothing applied */
+	const struct ids_dlist *missing;	/* the peer's MISSING (in the reply) */
+	int mknown;			/* the answer that named it named its MISSING too */
+	struct ids_dlist *lmissing;	/* ours, when same (the state cache's) */
 };
 
 struct pfolders {
@@ -286,8 +272,10 @@ pfolders_release(struct pfolders *p)
 {
 	size_t i;
 
-	for (i = 0; i < p->n; i++)
+	for (i = 0; i < p->n; i++) {
 		free(p->v[i].own);
+		ids_dlist_free(p->v[i].lmissing);
+	}
 	reply_release(&p->rp);
 	reply_release(&p->byid);
 	free(p->v);
@@ -331,6 +319,29 @@ pfolder_by_id(struct pfolders *p, const char *uniqueid)
 	return NULL;
 }
 
+/* The "* MISSING %(UNIQUEID u MISSING (guids))" lines, each to its folder. */
+static void
+pfolders_missing(struct pfolders *p)
+{
+	struct pfolder *pf;
+	size_t i;
+
+	for (i = 0; i < p->rp.n; i++) {
+		const struct ids_csync_line *l = p->rp.v[i];
+		const struct ids_dlist *kv = ids_csync_arg(l, 0), *m;
+
+		if (l->kind != IDS_CSYNC_UNTAGGED || strcmp(l->word, "MISSING") != 0 ||
+		    kv == NULL || kv->type != IDS_DL_KVLIST || kv_str(kv, "UNIQUEID") == NULL ||
+		    (m = ids_dlist_get(kv, "MISSING")) == NULL || m->type != IDS_DL_LIST ||
+		    (pf = pfolder_by_id(p, kv_str(kv, "UNIQUEID"))) == NULL)
+			continue;
+		pf->missing = m;
+	}
+	/* the folders of this answer (GET UNIQUEIDS may add others: unknown) */
+	for (i = 0; i < p->n; i++)
+		p->v[i].mknown = 1;
+}
+
 /* GET USER userid or GET MAILBOXES (names): the peer's folders. */
 static int
 peer_folders(struct client *c, const char *userid, const char *const *names, size_t n,
@@ -342,6 +353,30 @@ peer_folders(struct client *c, const char *userid, const char *const *names, siz
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	if (userid != NULL && c->idspool && !c->no_userstate && !c->o->verify) {
+		/*
+		 * idspool's GET USER %(USERID u MISSING 1): each folder's MISSING
+		 * files with its state, computed once there (the repair step then
+		 * asks GET STATE only of the folders this session changes)
+		 */
+		struct ids_dlist *kv = ids_dlist_new_kvlist();
+
+		if (kv == NULL || ids_dlist_add_atom(kv, "USERID", userid) < 0 ||
+		    ids_dlist_add_num(kv, "MISSING", 1) < 0) {
+			ids_dlist_free(kv);
+			return -ENOMEM;
+		}
+		if ((r = exchange(c, cmd_arg("GET", "USER", kv), &p->rp)) < 0)
+			return r;
+		if (p->rp.status != IDS_CSYNC_BAD) {
+			if ((r = pfolders_collect(c, userid, p)) == 0)
+				pfolders_missing(p);
+			return r;
+		}
+		/* an idspool of before the extension: the plain GET USER */
+		c->no_userstate = 1;
+		reply_release(&p->rp);
+	}
 	if (userid != NULL) {
 		l = cmd_str("GET", "USER", userid);
 	} else {
@@ -369,6 +404,9 @@ value_eq(const struct ids_dlist *a, const struct ids_dlist *b)
 
 	if (a == NULL || b == NULL)
 		return a == b;
+	/* a string prints as its bytes decide: equal bytes, equal prints */
+	if (a->type == IDS_DL_STRING && b->type == IDS_DL_STRING)
+		return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 	ids_dlist_print(a, &x);
 	ids_dlist_print(b, &y);
 	eq = !ids_buf_oom(&x) && !ids_buf_oom(&y) && x.len == y.len &&
@@ -385,31 +423,45 @@ value_eq(const struct ids_dlist *a, const struct ids_dlist *b)
 static int
 same_state(const struct ids_dlist *want, const struct ids_dlist *have)
 {
-	const struct ids_dlist *k;
+	const struct ids_dlist *k, *h, *next;
 
 	if (want == NULL || have == NULL)
 		return 0;
-	for (k = want->head; k != NULL; k = k->next) {
+	/* both sides print their keys in Cyrus's order: have's next key is tried first */
+	for (k = want->head, next = have->head; k != NULL; k = k->next) {
 		if (k->name == NULL || strcmp(k->name, "RECORD") == 0)
 			continue;
-		if (!value_eq(k, ids_dlist_get(have, k->name)))
+		if (next != NULL && next->name != NULL && strcmp(next->name, k->name) == 0)
+			h = next;
+		else
+			h = ids_dlist_get(have, k->name);
+		if (!value_eq(k, h))
 			return 0;
+		next = h->next;
 	}
 	return 1;
 }
 
-/* Our MAILBOX line for the live folder name (flags: IDS_SYNC_RECORDS), or NULL. */
+/*
+ * Our MAILBOX line (no records) for the live folder name, and its
+ * stat-only MISSING list: the state cache's when it holds (no lock
+ * taken), else computed under the folder's lock (replica_state.c).
+ */
 static int
-local_state(struct client *c, const char *name, int flags, struct ids_dlist **kv)
+local_state(struct client *c, const char *name, struct ids_dlist **kv,
+    struct ids_dlist **missing)
 {
-	struct ids_mailbox *mb;
+	struct ids_mbentry e;
 	int r;
 
-	*kv = NULL;
-	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		return r;
-	r = ids_sync_mailbox_state(mb, flags, kv);
-	ids_mailbox_close(mb);
+	*kv = *missing = NULL;
+	ids_mbentry_init(&e);
+	r = ids_mboxlist_lookup(c->s.mbl, name, &e);
+	if (r == 0 && ids_mbentry_is_tombstone(&e))
+		r = ids_error(IDS_ENOTFOUND, "%s: no such mailbox (deleted or renamed)", name);
+	if (r == 0)
+		r = ids_repl_cached_state(&c->s, &e, NULL, kv, missing);
+	ids_mbentry_release(&e);
 	return r;
 }
 
@@ -418,6 +470,7 @@ struct lfolder {
 	char *name, *uniqueid, *partition;
 	uint32_t uidvalidity;
 	int deleted;		/* pull: deleted here */
+	struct pfolder *pf;	/* the peer's folder of its uniqueid (match_byid), or NULL */
 };
 
 static void
@@ -560,6 +613,56 @@ pfolders_byid(struct client *c, struct pfolders *p, const struct lfolder *lv, si
 		p->v[p->n].name = kv_str(kv, "MBOXNAME");
 		p->n++;
 	}
+	return 0;
+}
+
+static int
+pf_order(const void *a, const void *b)
+{
+	return strcmp((*(struct pfolder *const *)a)->uniqueid,
+	    (*(struct pfolder *const *)b)->uniqueid);
+}
+
+static int
+pf_find(const void *key, const void *b)
+{
+	return strcmp(key, (*(struct pfolder *const *)b)->uniqueid);
+}
+
+/*
+ * The one match of a set's local and peer folders by uniqueid: first
+ * the folders either side holds under a name the other did not ask for
+ * (pfolders_byid, and with push -m lfolders_byid), then each local
+ * folder's pf and each peer folder's matched, through one sorted index
+ * of the peer's folders.
+ */
+static int
+match_byid(struct client *c, const char *userid, struct pfolders *p, struct lfolder **lvp,
+    size_t *nlp)
+{
+	struct pfolder **idx, **hit;
+	size_t i;
+	int r;
+
+	/*
+	 * A folder the peer holds under another name (-m: renamed here; a
+	 * user: the user renamed here, its folders the old user's there)
+	 */
+	if ((r = pfolders_byid(c, p, *lvp, *nlp)) < 0 ||
+	    (!c->o->pull && userid == NULL && (r = lfolders_byid(c, p, lvp, nlp)) < 0))
+		return r;
+	if ((idx = calloc(p->n + 1, sizeof(*idx))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < p->n; i++)
+		idx[i] = &p->v[i];
+	qsort(idx, p->n, sizeof(*idx), pf_order);
+	for (i = 0; i < *nlp; i++) {
+		hit = bsearch((*lvp)[i].uniqueid, idx, p->n, sizeof(*idx), pf_find);
+		(*lvp)[i].pf = hit != NULL ? *hit : NULL;
+		if (hit != NULL)
+			(*hit)->matched = 1;
+	}
+	free(idx);
 	return 0;
 }
 
@@ -774,10 +877,14 @@ pull_folder(struct client *c, struct pfolder *pf)
 			goto out;
 		c->rep->renamed++;
 	}
-	if (have && (r = local_state(c, pf->name, 0, &mine)) < 0)
+	ids_dlist_free(pf->lmissing);
+	pf->lmissing = NULL;
+	if (have && (r = local_state(c, pf->name, &mine, &pf->lmissing)) < 0)
 		goto out;
-	if (mine != NULL && same_state(pf->kv, mine))
+	if (mine != NULL && same_state(pf->kv, mine)) {
+		pf->same = 1;
 		goto out;
+	}
 	if (have) {
 		/* both hold it and it differs: merged by uid, both sides written */
 		r = merge_folder(c, pf->name, pf->uniqueid);
@@ -1952,7 +2059,7 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 				r = -ENOMEM;
 	}
 	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(p, lv[i].uniqueid);
+		struct pfolder *pf = lv[i].pf;
 		const char *part = pf != NULL ? kv_str(pf->kv, "PARTITION") : NULL;
 
 		if (pf == NULL || lv[i].deleted || strcmp(pf->name, lv[i].name) == 0)
@@ -1973,23 +2080,39 @@ renames(struct client *c, struct pfolders *p, struct lfolder *lv, size_t nl)
 	return r;
 }
 
-/* The repair step of a set's local folders (repair.h), with an idspool peer. */
+/*
+ * The repair step of a set's local folders (repair.h), with an idspool
+ * peer.  A folder whose states were equal, when the peer's answer named
+ * its MISSING files, is repaired from what both sides computed with its
+ * state (no GET STATE, no second open of it here unless our MISSING
+ * names a file); the others are asked by one GET STATE.
+ */
 static int
 repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 {
-	struct ids_sync_wire w = { &c->s, c->in, c->out, c->o->log, c->o->trace, c->o->rock,
-	    c->no_state };
+	struct ids_sync_wire w;
 	struct ids_sync_repair_counts n = { 0, 0, 0 };
 	const char **ids = calloc(nl + 1, sizeof(*ids));
-	size_t i;
-	int r;
+	int flags = (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
+	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0);
+	size_t i, k = 0;
+	int r = 0;
 
 	if (ids == NULL)
 		return -ENOMEM;
-	for (i = 0; i < nl; i++)
-		ids[i] = lv[i].uniqueid;
-	r = ids_sync_repair_set(&w, ids, nl, (c->o->pull ? 0 : IDS_SYNC_REPAIR_PUSH) |
-	    (c->o->verify ? IDS_SYNC_REPAIR_VERIFY : 0), &n);
+	client_wire(c, &w);
+	for (i = 0; i < nl && r == 0; i++) {
+		struct pfolder *pf = lv[i].pf;
+
+		if (pf == NULL || !pf->same || !pf->mknown || c->o->verify) {
+			ids[k++] = lv[i].uniqueid;
+			continue;
+		}
+		r = ids_sync_repair_known(&w, lv[i].uniqueid, pf->kv, pf->missing,
+		    pf->lmissing != NULL && pf->lmissing->head != NULL, flags, &n);
+	}
+	if (r == 0)
+		r = ids_sync_repair_set(&w, ids, k, flags, &n);
 	free(ids);
 
 	c->no_state = w.no_state;
@@ -2042,26 +2165,14 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	}
 	if (r == 0)
 		r = lfolders_of(c, &ln, &lv, &nl);
-	/*
-	 * A folder the peer holds under another name (-m: renamed here; a
-	 * user: the user renamed here, its folders the old user's there)
-	 */
 	if (r == 0)
-		r = pfolders_byid(c, &p, lv, nl);
-	if (r == 0 && !c->o->pull && userid == NULL)
-		r = lfolders_byid(c, &p, &lv, &nl);
+		r = match_byid(c, userid, &p, &lv, &nl);
 	if (r < 0)
 		goto out;
-	for (i = 0; i < nl; i++) {
-		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
-
-		if (pf != NULL)
-			pf->matched = 1;
-	}
 	if (c->o->pull) {
 		/* deletes first (a name may be taken again), then renames, then contents */
 		for (i = 0; i < nl && r == 0; i++)
-			if (pfolder_by_id(&p, lv[i].uniqueid) == NULL)
+			if (lv[i].pf == NULL)
 				r = next_one(pull_local_only(c, &lv[i], &p));
 		if (r == 0)
 			r = renames(c, &p, lv, nl);
@@ -2093,14 +2204,19 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	for (i = 0; r == 0 && i < p.n; i++)
 		pnames[i] = p.v[i].name;
 	for (i = 0; i < nl && r == 0; i++) {
-		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
+		struct pfolder *pf = lv[i].pf;
 		struct ids_dlist *mine = NULL;
 
 		c->rep->folders++;
 		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0)
 			continue;	/* its rename was refused */
-		if (pf != NULL && (r = local_state(c, lv[i].name, 0, &mine)) == 0 &&
+		if (pf != NULL) {
+			ids_dlist_free(pf->lmissing);
+			pf->lmissing = NULL;
+		}
+		if (pf != NULL && (r = local_state(c, lv[i].name, &mine, &pf->lmissing)) == 0 &&
 		    same_state(mine, pf->kv)) {
+			pf->same = 1;
 			ids_dlist_free(mine);
 			continue;
 		}

@@ -55,6 +55,15 @@
  * With an idspool peer, each folder both sides hold is then checked for
  * missing and damaged message files (repair.h): the peer's are sent to
  * it when pushing, ours fetched from it either way; no record changes.
+ * A user's folders are asked as GET USER %(USERID u MISSING 1), so
+ * that for a folder whose states are equal each side's MISSING list
+ * comes with its state and no GET STATE is needed.
+ *
+ * Both sides take a folder's state line (no records) and its MISSING
+ * list from the state cache, syncstate.db, without locking it, while
+ * its signature (its files' and directory's stat, its mailboxes.db
+ * record) is unchanged (sync.h, "the state cache"); a folder that
+ * differs is merged through the locked paths as before.
  *
  * The library never prints: what an operator should see goes to
  * opts->log (syslog priorities).

@@ -64,8 +64,8 @@ kv_str(const struct ids_dlist *kv, const char *key)
 }
 
 /* A line's summary to the trace (ids_csync_line_summary). */
-static void
-trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l)
+void
+ids_sync_trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l)
 {
 	struct ids_buf b = IDS_BUF_INIT;
 
@@ -88,8 +88,8 @@ ids_sync_lines_free(struct ids_csync_line **lines, size_t n)
 }
 
 int
-ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
-    struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged)
+ids_sync_read_answer(struct ids_sync_wire *w, struct ids_csync_line ***lines, size_t *nlines,
+    int *status, int *damaged, char *text, size_t textsize)
 {
 	struct ids_csync_line *x, **v = NULL;
 	size_t n = 0, a = 0;
@@ -99,13 +99,8 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 	*nlines = 0;
 	*damaged = 0;
 	*status = IDS_CSYNC_BAD;
-	if (l == NULL)
-		return -ENOMEM;
-	trace(w, '>', l);
-	r = ids_csync_write(w->out, l);
-	ids_csync_line_free(l);
-	if (r < 0 || (r = ids_csync_flush(w->out)) < 0)
-		return r;
+	if (text != NULL && textsize > 0)
+		text[0] = '\0';
 	for (;;) {
 		r = ids_csync_read(w->in, &x);
 		if (r == 0)
@@ -118,9 +113,12 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 			*damaged = r;
 			continue;
 		}
-		trace(w, '<', x);
+		ids_sync_trace(w, '<', x);
 		if (x->kind == IDS_CSYNC_OK || x->kind == IDS_CSYNC_NO || x->kind == IDS_CSYNC_BAD) {
 			*status = x->kind;
+			if (text != NULL && textsize > 0)
+				snprintf(text, textsize, "%.*s", (int)(x->textlen < 200 ? x->textlen :
+				    200), x->text ? x->text : "");
 			ids_csync_line_free(x);
 			*lines = v;
 			*nlines = n;
@@ -139,6 +137,36 @@ ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
 		}
 		v[n++] = x;
 	}
+}
+
+int
+ids_sync_send(struct ids_sync_wire *w, struct ids_csync_line *l)
+{
+	int r;
+
+	if (l == NULL)
+		return -ENOMEM;
+	ids_sync_trace(w, '>', l);
+	r = ids_csync_write(w->out, l);
+	ids_csync_line_free(l);
+	if (r < 0 || (r = ids_csync_flush(w->out)) < 0)
+		return r;
+	return 0;
+}
+
+int
+ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
+    struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged)
+{
+	int r;
+
+	*lines = NULL;
+	*nlines = 0;
+	*damaged = 0;
+	*status = IDS_CSYNC_BAD;
+	if ((r = ids_sync_send(w, l)) < 0)
+		return r;
+	return ids_sync_read_answer(w, lines, nlines, status, damaged, NULL, 0);
 }
 
 /* A command "WORD SUB arg" (arg taken over). */
@@ -309,12 +337,12 @@ send_repair(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlis
 	return 0;
 }
 
-/* The peer's MISSING files sent from here, in one APPLY REPAIR each. */
+/* The peer's MISSING files (its folder's state st) sent from here, one APPLY REPAIR each. */
 static int
 heal_there(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
-    struct ids_sync_repair_counts *c)
+    const struct ids_dlist *missing, struct ids_sync_repair_counts *c)
 {
-	const struct ids_dlist *missing = ids_dlist_get(st, "MISSING"), *g;
+	const struct ids_dlist *g;
 	int r = 0;
 
 	for (g = missing && missing->type == IDS_DL_LIST ? missing->head : NULL;
@@ -382,23 +410,37 @@ in_list(const struct ids_dlist *l, const char *s)
 	return 0;
 }
 
-/* One folder, its peer state st in hand. */
+/*
+ * One folder, its peer state st and MISSING list in hand; here: 0 when
+ * nothing is missing here (known from our own state), so the folder is
+ * not opened again.
+ */
 static int
-repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st, int flags,
-    struct ids_sync_repair_counts *c)
+repair_one(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
+    const struct ids_dlist *missing, int here, int flags, struct ids_sync_repair_counts *c)
 {
 	struct ids_mbentry e;
 	int r = 0;
 
+	if (!here && (!(flags & IDS_SYNC_REPAIR_PUSH) || missing == NULL ||
+	    missing->head == NULL))
+		return 0;
 	ids_mbentry_init(&e);
 	if (ids_mboxlist_lookup_id(w->s->mbl, uniqueid, &e) == 0 && !ids_mbentry_is_tombstone(&e)) {
 		if (flags & IDS_SYNC_REPAIR_PUSH)
-			r = heal_there(w, uniqueid, st, c);
-		if (r == 0)
+			r = heal_there(w, uniqueid, st, missing, c);
+		if (r == 0 && here)
 			r = heal_here(w, uniqueid, e.name, flags & IDS_SYNC_REPAIR_VERIFY, c);
 	}
 	ids_mbentry_release(&e);
 	return r;
+}
+
+int
+ids_sync_repair_known(struct ids_sync_wire *w, const char *uniqueid, const struct ids_dlist *st,
+    const struct ids_dlist *missing, int here, int flags, struct ids_sync_repair_counts *c)
+{
+	return repair_one(w, uniqueid, st, missing, here, flags, c);
 }
 
 /*
@@ -489,7 +531,7 @@ ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t n, i
 		} else {
 			cur = cur->next;
 		}
-		r = repair_one(w, id, st, flags, c);
+		r = repair_one(w, id, st, ids_dlist_get(st, "MISSING"), 1, flags, c);
 	}
 	ids_dlist_free(asked);
 	ids_sync_lines_free(v, nv);

@@ -59,6 +59,18 @@ int ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t 
     struct ids_sync_repair_counts *c);
 
 /*
+ * The repair step of one folder whose state both sides computed this
+ * session with its MISSING files (GET USER %(USERID u MISSING 1)): st
+ * the peer's MAILBOX kvlist, missing its MISSING list (NULL: none), here
+ * 1 when our own state found files missing or damaged here.  Nothing is
+ * asked or opened when neither side misses a file.  Returns as
+ * ids_sync_repair_set.
+ */
+int ids_sync_repair_known(struct ids_sync_wire *w, const char *uniqueid,
+    const struct ids_dlist *st, const struct ids_dlist *missing, int here, int flags,
+    struct ids_sync_repair_counts *c);
+
+/*
  * Sends one command line (taken over: freed) and reads its answer: the
  * untagged lines into *lines and *nlines (the caller frees them with
  * ids_sync_lines_free) and the status (IDS_CSYNC_OK, _NO, _BAD) into
@@ -69,6 +81,13 @@ int ids_sync_repair_set(struct ids_sync_wire *w, const char *const *ids, size_t 
 struct ids_csync_line;
 int ids_sync_exchange(struct ids_sync_wire *w, struct ids_csync_line *l,
     struct ids_csync_line ***lines, size_t *nlines, int *status, int *damaged);
+/* ids_sync_exchange in two halves: the line sent (freed, traced, flushed)... */
+int ids_sync_send(struct ids_sync_wire *w, struct ids_csync_line *l);
+/* ...and its answer read, with the status line's text (up to 200 bytes) in text. */
+int ids_sync_read_answer(struct ids_sync_wire *w, struct ids_csync_line ***lines,
+    size_t *nlines, int *status, int *damaged, char *text, size_t textsize);
+/* A line's summary (ids_csync_line_summary) to w->trace, dir '>' or '<'. */
+void ids_sync_trace(struct ids_sync_wire *w, int dir, const struct ids_csync_line *l);
 void ids_sync_lines_free(struct ids_csync_line **lines, size_t n);
 
 /* --- a session of its own (spool_audit) ----------------------------------- */

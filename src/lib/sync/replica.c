@@ -408,6 +408,8 @@ ids_repl_report_folder(struct ids_repl_session *s, const char *name, int flags)
 	struct ids_dlist *kv = NULL;
 	int r;
 
+	if (flags == 0)	/* the state cache's (replica_state.c) */
+		return ids_repl_report_state(s, name, 0);
 	r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb);
 	if (r == IDS_ENOTFOUND)
 		return 0;
@@ -505,8 +507,14 @@ ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int delete
 	return ids_mboxlist_read(s->mbl, user_txn, &u);
 }
 
+/*
+ * GET USER userid, or idspool's GET USER %(USERID u MISSING 1) (sent
+ * only to a peer whose banner names idspool): each folder's MISSING
+ * too, as "* MISSING %(UNIQUEID u MISSING (guids))" after its MAILBOX
+ * line when it has any.
+ */
 static int
-get_user(struct ids_repl_session *s, const char *userid)
+get_user(struct ids_repl_session *s, const char *userid, int missing)
 {
 	struct ids_repl_names l = { NULL, 0, 0 };
 	size_t i;
@@ -517,7 +525,7 @@ get_user(struct ids_repl_session *s, const char *userid)
 		return ids_repl_refuse(s, userid, ids_repl_imap_error(r), r);
 	}
 	for (i = 0; i < l.n && r == 0; i++)
-		r = ids_repl_report_folder(s, l.v[i], 0);
+		r = ids_repl_report_state(s, l.v[i], missing);
 	if (r == 0 && l.n > 0)
 		r = ids_repl_report_meta(s, userid);
 	ids_repl_names_free(&l);
@@ -662,7 +670,14 @@ do_get(struct ids_repl_session *s, const struct ids_csync_line *l)
 	if (sub == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	if (strcmp(sub, "USER") == 0 && v != NULL)
-		return get_user(s, v);
+		return get_user(s, v, 0);
+	if (strcmp(sub, "USER") == 0 && arg != NULL && arg->type == IDS_DL_KVLIST &&
+	    ids_dlist_cstr(ids_dlist_get(arg, "USERID")) != NULL) {
+		uint32_t missing = 0;
+
+		ids_dlist_get_u32(arg, "MISSING", &missing);
+		return get_user(s, ids_dlist_cstr(ids_dlist_get(arg, "USERID")), missing != 0);
+	}
 	if (strcmp(sub, "META") == 0 && v != NULL) {
 		int r = ids_repl_report_meta(s, v);
 		return r < 0 ? ids_repl_refuse(s, v, ids_repl_imap_error(r), r) :
@@ -871,6 +886,7 @@ ids_repl_session_release(struct ids_repl_session *s)
 	have_release(s);
 	staging_close(s);
 	ids_repl_meta_release(s);
+	ids_repl_statecache_release(s);
 	ids_repl_lines_release(s);
 }
 

@@ -16,6 +16,8 @@ struct ids_csync_out;
 struct ids_dlist;
 struct ids_mboxlist;
 struct ids_sync_meta;
+struct ids_sync_statecache;
+struct ids_mbentry;
 struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
@@ -49,6 +51,8 @@ struct ids_repl_session {
 	char havepath[PATH_MAX];	/* what ids_repl_have returned last */
 	int done;
 	struct ids_sync_meta *meta;	/* replica.db, opened on first use */
+	struct ids_sync_statecache *sc;	/* syncstate.db, opened on first use */
+	int sc_failed;			/* it could not be opened: states computed */
 	/* no wire (out NULL): the refusal of the last apply, NULL after OK */
 	const char *nok;
 	int nok_code;
@@ -141,6 +145,25 @@ int ids_repl_repair_place(struct ids_repl_session *s, const char *uniqueid, cons
     const char *guid, int srcdir, const char *srcname, struct ids_dlist *uids,
     size_t *placed);
 int ids_repl_get_state(struct ids_repl_session *s, const struct ids_dlist *kv);
+/*
+ * The state line (no records) and stat-only MISSING list of the live
+ * folder e (by its name; want_id, when not NULL, must still be its
+ * uniqueid under the lock: IDS_EBUSY otherwise), from the state cache
+ * without a lock when its signature holds, else computed under the
+ * folder's shared lock and queued for the cache.  missing may be NULL
+ * (not wanted: then it is not computed, and the entry is stored
+ * without it; an entry without one does not answer a caller that wants
+ * it).
+ */
+int ids_repl_cached_state(struct ids_repl_session *s, const struct ids_mbentry *e,
+    const char *want_id, struct ids_dlist **state, struct ids_dlist **missing);
+/* "* MAILBOX" of the live folder name (nothing when none), and with
+ * missing its "* MISSING %(UNIQUEID u MISSING (guids))" when any is. */
+int ids_repl_report_state(struct ids_repl_session *s, const char *name, int missing);
+/* Commits the cache's queued entries (a failure is logged, never fatal);
+ * the session's release does, and a put when 4096 are queued. */
+void ids_repl_statecache_flush(struct ids_repl_session *s);
+void ids_repl_statecache_release(struct ids_repl_session *s);
 int ids_repl_get_fetchguid(struct ids_repl_session *s, const struct ids_dlist *arg);
 int ids_repl_apply_repair(struct ids_repl_session *s, const struct ids_dlist *kv);
 

@@ -179,6 +179,59 @@ void ids_sync_options(uint32_t options, char out[8]);
 /* Cyrus's ACL string "id\trights\t..." of an N record (malloc'd, or NULL on ENOMEM). */
 char *ids_sync_acl_string(const struct ids_mbentry *e);
 
+/* --- the state cache (syncstate.db, statecache.c) ------------------------
+ *
+ * A folder's state line (no records) and its stat-only MISSING list,
+ * kept by uniqueid in $configdirectory/syncstate.db (LMDB) and believed
+ * only while its signature still holds: the device, inode, size, mode,
+ * mtime and ctime (ns) of cyrus.index, cyrus.header, idspool.sync (all
+ * zero when absent) and of the data directory (a message file added or
+ * removed changes it), and the entry key of its mailboxes.db record.
+ * The signature is taken under the folder's lock before the files are
+ * read; a signature with a time less than 2 s old is not stored
+ * (ids_sync_sig_settled), so a change in the same clock tick as the one
+ * seen cannot look unchanged.  spool-layout.md "The state cache".
+ */
+#define IDS_SYNC_SIG_FILES	4
+struct ids_sync_sigfile {
+	uint64_t dev, ino, size, mode;
+	int64_t mtime, ctime;
+};
+struct ids_sync_sig {
+	struct ids_sync_sigfile f[IDS_SYNC_SIG_FILES];
+};
+struct ids_sync_statecache;
+
+/* The signature of the open folder mb (its lock held), by its directories. */
+int ids_sync_sig_open(struct ids_mailbox *mb, struct ids_sync_sig *sig);
+/* The same, without opening anything (fstatat of the paths e resolves to). */
+int ids_sync_sig_paths(const struct ids_config *cfg, const struct ids_mbentry *e,
+    struct ids_sync_sig *sig);
+/* 1 when every time of sig is at least 2 s old: a signature safe to store. */
+int ids_sync_sig_settled(const struct ids_sync_sig *sig);
+/* What of e the state line holds (uniqueid, name, partition, ...), malloc'd or NULL. */
+char *ids_sync_entry_key(const struct ids_mbentry *e);
+
+/* Opens (creates; a file LMDB cannot read is made anew) the cache of cfg. */
+int ids_sync_statecache_open(const struct ids_config *cfg, struct ids_sync_statecache **scp);
+/* Commits what is queued, and closes. */
+void ids_sync_statecache_close(struct ids_sync_statecache *sc);
+/*
+ * 1 with *state and *missing (caller frees; *missing NULL when it was
+ * stored without one) when the cache holds the folder uniqueid with
+ * exactly sig and ekey and a value that reads back whole; else 0 (a
+ * miss: nothing is believed).
+ */
+int ids_sync_statecache_get(struct ids_sync_statecache *sc, const char *uniqueid,
+    const struct ids_sync_sig *sig, const char *ekey, struct ids_dlist **state,
+    struct ids_dlist **missing);
+/* Queues an entry (committed by _flush, or when the queue is full); missing may be NULL. */
+int ids_sync_statecache_put(struct ids_sync_statecache *sc, const char *uniqueid,
+    const struct ids_sync_sig *sig, const char *ekey, const struct ids_dlist *state,
+    const struct ids_dlist *missing);
+/* Commits the queued entries in one transaction (failpoint "sync.statecache_commit"). */
+int ids_sync_statecache_flush(struct ids_sync_statecache *sc);
+
 /* --- per-user replica data (replica.db) ----------------------------------
  *
  * One LMDB environment, $configdirectory/replica.db; key
