@@ -677,11 +677,10 @@ write_aside(int hfd, const char *buf, size_t len)
 	}
 	if (fd < 0)
 		return -errno;
+	/* A failed write leaves HEADER_TMP, never renamed: the next writer removes it. */
 	r = ids_write_all(fd, buf, len);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r < 0)
-		unlinkat(hfd, HEADER_TMP, 0);
 	return r;
 }
 
