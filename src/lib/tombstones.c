@@ -36,6 +36,8 @@
 
 /* --- a list of entries ------------------------------------------------ */
 
+#define SCAN_BATCH 1024		/* records read between two map trims */
+
 struct elist {
 	struct ids_mbentry *v;
 	size_t n, alloc;
@@ -73,9 +75,15 @@ cmp_name(const void *a, const void *b)
 
 /* --- history items from tombstones ------------------------------------ */
 
+/*
+ * What the scan keeps: every tombstone, and of the live mailboxes only
+ * those holding a tombstone's uniqueid (the only ones whose history can
+ * lack an item).  A spool of 100,000 folders has as many live records
+ * and few tombstones: the live ones are not all kept.
+ */
 struct scan {
 	struct elist tombs;	/* every tombstone */
-	struct elist live;	/* every live mailbox (I record form: with history) */
+	struct elist live;	/* the live mailboxes of the tombstones' ids (I record form: with history) */
 };
 
 static int
@@ -83,19 +91,9 @@ scan_cb(const struct ids_mbentry *e, void *rock)
 {
 	struct scan *s = rock;
 
-	if (e->uniqueid == NULL)
+	if (e->uniqueid == NULL || !ids_mbentry_is_tombstone(e))
 		return 0;
-	return elist_add(ids_mbentry_is_tombstone(e) ? &s->tombs : &s->live, e);
-}
-
-static int
-scan_txn(struct ids_txn *txn, void *rock)
-{
-	struct scan *s = rock;
-
-	elist_release(&s->tombs);
-	elist_release(&s->live);
-	return ids_txn_foreach(txn, NULL, scan_cb, s);
+	return elist_add(&s->tombs, e);
 }
 
 static int
@@ -252,39 +250,61 @@ incomplete(const struct scan *s)
 	return 0;
 }
 
-/* The N records carry no history: the live list gets the I records'. */
+/*
+ * The live mailbox of each tombstone's uniqueid, from its I record (with
+ * its history), when that names a live N record of the same uniqueid.
+ */
 static int
 live_histories_txn(struct ids_txn *txn, void *rock)
 {
 	struct scan *s = rock;
 	size_t i;
-	int r;
+	int r = 0;
 
-	for (i = 0; i < s->live.n; i++) {
-		struct ids_mbentry e;
+	elist_release(&s->live);
+	for (i = 0; i < s->tombs.n && r >= 0; i++) {
+		struct ids_mbentry e, n;
 
-		ids_mbentry_init(&e);
-		if ((r = ids_txn_lookup_id(txn, s->live.v[i].uniqueid, &e)) == 0 &&
-		    strcmp(e.name, s->live.v[i].name) == 0) {
-			ids_mbentry_release(&s->live.v[i]);
-			s->live.v[i] = e;
+		if (i > 0 && strcmp(s->tombs.v[i].uniqueid, s->tombs.v[i - 1].uniqueid) == 0)
 			continue;
-		}
+		ids_mbentry_init(&e);
+		ids_mbentry_init(&n);
+		if ((r = ids_txn_lookup_id(txn, s->tombs.v[i].uniqueid, &e)) == 0 &&
+		    !ids_mbentry_is_tombstone(&e) &&
+		    (r = ids_txn_lookup_name(txn, e.name, &n)) == 0 &&
+		    !ids_mbentry_is_tombstone(&n) && n.uniqueid != NULL &&
+		    strcmp(n.uniqueid, e.uniqueid) == 0)
+			r = elist_add(&s->live, &e);
+		if (r == IDS_ENOTFOUND)
+			r = 0;
+		ids_mbentry_release(&n);
 		ids_mbentry_release(&e);
-		if (r < 0 && r != IDS_ENOTFOUND)
-			return r;
 	}
-	return 0;
+	return r;
 }
 
+/*
+ * The tombstones, read in short transactions with the map dropped
+ * between them (a walk over every record would keep the whole file
+ * resident), then the live mailboxes of their ids.
+ */
 static int
 scan_all(struct ids_mboxlist *mbl, struct scan *s)
 {
+	struct ids_scanpos pos;
 	int r;
 
-	if ((r = ids_mboxlist_read(mbl, scan_txn, s)) < 0 ||
-	    (r = ids_mboxlist_read(mbl, live_histories_txn, s)) < 0)
+	memset(&pos, 0, sizeof(pos));
+	elist_release(&s->tombs);
+	while ((r = ids_mboxlist_scan(mbl, &pos, 0, SCAN_BATCH, scan_cb, s)) > 0)
+		ids_mboxlist_trim(mbl);
+	if (r < 0)
 		return r;
+	if (s->tombs.n > 1)
+		qsort(s->tombs.v, s->tombs.n, sizeof(*s->tombs.v), cmp_id);
+	if ((r = ids_mboxlist_read(mbl, live_histories_txn, s)) < 0)
+		return r;
+	ids_mboxlist_trim(mbl);
 	if (s->live.n > 1)
 		qsort(s->live.v, s->live.n, sizeof(*s->live.v), cmp_id);
 	return 0;
