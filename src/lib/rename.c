@@ -43,6 +43,13 @@
 enum kind { KIND_FOLDER, KIND_OWNER, KIND_COPY };
 
 /*
+ * A set this large has its headers made durable by syncfs (group_headers);
+ * a smaller one fsyncs each (syncfs flushes every dirty page of the file
+ * system, other processes' too, which costs more than a few fsyncs).
+ */
+#define GROUP_SYNC_MIN 4
+
+/*
  * A folder of the set.  old, new and part point into one allocation of
  * their own (a set may hold 100,000 folders: no fixed-size names here).
  */
@@ -838,6 +845,7 @@ group_headers(struct rplan *p, const char *held, int current)
 	ids_fs_defer_sync(1);	/* the index CRC writes: durable by step 4 */
 	for (from = 0; from < p->n && g.first == 0; from += k) {
 		k = p->n - from < per ? p->n - from : per;
+		ids_mboxlist_trim(p->mbl);	/* the records' pages, the last batch's */
 		group_batch(&g, from, k);
 	}
 	/* Step 4: the renames and CRCs durable before the intent goes. */
@@ -849,12 +857,6 @@ group_headers(struct rplan *p, const char *held, int current)
 	return g.first;
 }
 
-/*
- * A set this large has its headers made durable by syncfs (above); a
- * smaller one fsyncs each (syncfs flushes every dirty page of the file
- * system, other processes' too, which costs more than a few fsyncs).
- */
-#define GROUP_SYNC_MIN 4
 
 /* After the commit: every header names its folder again, then the intent goes. */
 static int
@@ -1342,6 +1344,9 @@ collect(struct rplan *p)
 
 	if ((r = ids_mboxlist_read(p->mbl, collect_txn, p)) < 0)
 		return r;
+	/* A set of many folders mapped much of the file: out of the resident set. */
+	if (p->n >= GROUP_SYNC_MIN)
+		ids_mboxlist_trim(p->mbl);
 	return check_partition(p);
 }
 
