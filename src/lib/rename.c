@@ -520,7 +520,7 @@ rewrite_header(struct ids_mboxlist *mbl, const char *name, int held, int timeout
 #define FD_RESERVE 64
 
 struct hroot {
-	const char *part;		/* the partition's name ("" default) */
+	char *part;			/* the partition's name ("" default) */
 	const struct ids_partition *pp;
 	int fd[2];			/* partition, metapartition (-1: none) */
 };
@@ -572,11 +572,12 @@ group_root(struct hgroup *g, const char *part, struct hroot **rootp)
 		return -ENOMEM;
 	g->roots = rt;
 	rt = &g->roots[g->nroots];
-	rt->part = part;
 	rt->fd[0] = rt->fd[1] = -1;
 	if ((rt->pp = ids_config_partition(cfg, part[0] ? part : NULL)) == NULL)
 		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
 		    part[0] ? part : "(default)");
+	if ((rt->part = strdup(part)) == NULL)
+		return -ENOMEM;
 	g->nroots++;
 	if ((r = ids_opendir_abs(rt->pp->path, &rt->fd[0])) < 0)
 		return ids_error(r, "%s: %s", rt->pp->path, ids_strerror(r));
@@ -626,6 +627,7 @@ group_release(struct hgroup *g)
 			close(g->roots[i].fd[0]);
 		if (g->roots[i].fd[1] >= 0)
 			close(g->roots[i].fd[1]);
+		free(g->roots[i].part);
 	}
 	free(g->roots);
 	free(g->s);
