@@ -37,6 +37,8 @@
 /* --- a list of entries ------------------------------------------------ */
 
 #define SCAN_BATCH 1024		/* records read between two map trims */
+#define LOOKUP_BATCH 128	/* lookups by uniqueid between two map trims */
+#define TRIM_OWNERS 32		/* owners' records written between two map trims */
 
 struct elist {
 	struct ids_mbentry *v;
@@ -191,6 +193,8 @@ struct complete {
 	struct scan *s;
 	size_t added;
 	struct elist changed;	/* folders in the uniqueid layout whose history grew */
+	size_t from, to;	/* the tombstones of this transaction */
+	size_t added0, changed0;	/* the counts before it (a retried one starts again) */
 };
 
 /* In the write transaction: each live mailbox whose history lacks a tombstone of its id. */
@@ -201,9 +205,10 @@ complete_txn(struct ids_txn *txn, void *rock)
 	size_t i;
 	int r = 0;
 
-	c->added = 0;
-	elist_release(&c->changed);
-	for (i = 0; i < c->s->tombs.n && r == 0; i++) {
+	c->added = c->added0;
+	while (c->changed.n > c->changed0)
+		ids_mbentry_release(&c->changed.v[--c->changed.n]);
+	for (i = c->from; i < c->to && r == 0; i++) {
 		const struct ids_mbentry *t = &c->s->tombs.v[i];
 		struct ids_mbentry e;
 
@@ -254,15 +259,22 @@ incomplete(const struct scan *s)
  * The live mailbox of each tombstone's uniqueid, from its I record (with
  * its history), when that names a live N record of the same uniqueid.
  */
+struct chunk {
+	struct scan *s;
+	size_t from, to, live0;
+};
+
 static int
 live_histories_txn(struct ids_txn *txn, void *rock)
 {
-	struct scan *s = rock;
+	struct chunk *k = rock;
+	struct scan *s = k->s;
 	size_t i;
 	int r = 0;
 
-	elist_release(&s->live);
-	for (i = 0; i < s->tombs.n && r >= 0; i++) {
+	while (s->live.n > k->live0)
+		ids_mbentry_release(&s->live.v[--s->live.n]);
+	for (i = k->from; i < k->to && r >= 0; i++) {
 		struct ids_mbentry e, n;
 
 		if (i > 0 && strcmp(s->tombs.v[i].uniqueid, s->tombs.v[i - 1].uniqueid) == 0)
@@ -292,6 +304,7 @@ static int
 scan_all(struct ids_mboxlist *mbl, struct scan *s)
 {
 	struct ids_scanpos pos;
+	struct chunk k = { s, 0, 0, 0 };
 	int r;
 
 	memset(&pos, 0, sizeof(pos));
@@ -302,9 +315,14 @@ scan_all(struct ids_mboxlist *mbl, struct scan *s)
 		return r;
 	if (s->tombs.n > 1)
 		qsort(s->tombs.v, s->tombs.n, sizeof(*s->tombs.v), cmp_id);
-	if ((r = ids_mboxlist_read(mbl, live_histories_txn, s)) < 0)
-		return r;
-	ids_mboxlist_trim(mbl);
+	elist_release(&s->live);
+	for (k.from = 0; k.from < s->tombs.n; k.from = k.to) {
+		k.to = s->tombs.n - k.from < LOOKUP_BATCH ? s->tombs.n : k.from + LOOKUP_BATCH;
+		k.live0 = s->live.n;
+		if ((r = ids_mboxlist_read(mbl, live_histories_txn, &k)) < 0)
+			return r;
+		ids_mboxlist_trim(mbl);
+	}
 	if (s->live.n > 1)
 		qsort(s->live.v, s->live.n, sizeof(*s->live.v), cmp_id);
 	return 0;
@@ -343,7 +361,19 @@ complete_scan(struct ids_mboxlist *mbl, struct scan *s, size_t *added)
 		*added = 0;
 	if (!incomplete(s))
 		return 0;
-	if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) == 0) {
+	/*
+	 * In transactions of LOOKUP_BATCH tombstones, the map dropped
+	 * between them: each lookup by uniqueid lands on a page of its
+	 * own, and a few thousand would map the whole file.
+	 */
+	for (r = 0; c.from < s->tombs.n && r == 0; c.from = c.to) {
+		c.to = s->tombs.n - c.from < LOOKUP_BATCH ? s->tombs.n : c.from + LOOKUP_BATCH;
+		c.added0 = c.added;
+		c.changed0 = c.changed.n;
+		if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) == 0)
+			ids_mboxlist_trim(mbl);
+	}
+	if (r == 0) {
 		rewrite_headers(mbl, &c.changed);
 		if (added)
 			*added = c.added;
@@ -840,7 +870,7 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct deadlist d = { NULL, 0, 0 };
 	struct scan s;
-	size_t i, j, n = 0;
+	size_t i, j, n = 0, owners = 0;
 	int r;
 
 	memset(&s, 0, sizeof(s));
@@ -864,6 +894,9 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 			continue;
 		if ((r = write_owner(mbl, d.v[i].owner, IDS_TOMBSTONES_WAIT)) > 0)
 			n++;
+		/* each owner's records mapped: 1,000 owners map the whole file */
+		if (++owners % TRIM_OWNERS == 0)
+			ids_mboxlist_trim(mbl);
 	}
 out:
 	for (i = 0; i < d.n; i++)
