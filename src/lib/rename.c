@@ -546,12 +546,13 @@ struct hgroup {
 	int first;			/* the first error, reported once */
 };
 
+/* Keeps the first failure of the set, naming its folder. */
 static void
-note(struct hgroup *g, int r, const struct hslot *s, const char *what)
+note(struct hgroup *g, int r, const struct hslot *s)
 {
 	if (r < 0 && g->first == 0)
 		g->first = ids_error(r, "%s: renamed, but its cyrus.header is not updated "
-		    "yet (recovery will): %s%s", s->name, what, ids_errmsg(r));
+		    "yet (recovery will): %s", s->name, ids_errmsg(r));
 }
 
 /* The roots of partition part, opened once for the whole set. */
@@ -751,7 +752,7 @@ prepare_txn(struct ids_txn *txn, void *rock)
 
 	/* After a failure nothing of the batch is swapped in: no more to write. */
 	for (i = 0; i < g->n && g->first == 0; i++)
-		note(g, slot_prepare(g, txn, &g->s[i]), &g->s[i], "");
+		note(g, slot_prepare(g, txn, &g->s[i]), &g->s[i]);
 	return 0;
 }
 
@@ -815,16 +816,16 @@ group_batch(struct hgroup *g, size_t from, size_t n)
 	for (i = 0; i < n && g->first == 0; i++)
 		if (strcmp(g->s[i].f->id, g->held) != 0)
 			note(g, ids_lock_mailbox(p->cfg, g->s[i].f->id, 0, p->opts->lock_timeout_ms,
-			    &g->s[i].lock), &g->s[i], "");
+			    &g->s[i].lock), &g->s[i]);
 	if (g->first == 0 && (r = ids_mboxlist_read(p->mbl, prepare_txn, g)) < 0)
-		note(g, r, &g->s[0], "");
+		note(g, r, &g->s[0]);
 	if (g->first == 0 && (r = group_sync(g)) < 0)
 		g->first = ids_error(r, "renamed, but the headers are not durable yet "
 		    "(recovery will rewrite them): %s", ids_errmsg(r));
 	/* Nothing is swapped in unless every new header of the batch is durable. */
 	for (i = 0; i < n; i++) {
 		if (g->first == 0 && g->s[i].written)
-			note(g, slot_swap(&g->s[i]), &g->s[i], "");
+			note(g, slot_swap(&g->s[i]), &g->s[i]);
 		slot_release(&g->s[i]);
 	}
 	return g->first;
