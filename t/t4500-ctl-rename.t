@@ -54,10 +54,14 @@ is_deeply(list(), $before, '-n changed nothing');
 	my @calls = grep { m{/\d+\.["/.]|"\d+\.(?:\.NEW)?"} } split /\n/, slurp($trace);
 	is(scalar(@calls), 0, 'no system call on a message file') or diag(join("\n", @calls[0 .. 4]));
 	ok(scalar(grep { /cyrus\.header/ } split /\n/, slurp($trace)) > 0, 'the trace saw the headers rewritten');
-	# The four headers and index CRCs durable together: one syncfs, no fsync of each.
-	my @sync = grep { /^\d+\s+(?:fsync|syncfs)\(/ } split /\n/, slurp($trace);
-	is(join(' ', map { /(fsync|syncfs)\(/ } @sync), 'syncfs',
-	    'the headers made durable by one syncfs, none fsynced one by one') or diag(join("\n", @sync));
+	# The four new headers durable together (one syncfs), then swapped in
+	# and their index CRCs written (one more syncfs): no fsync of each.
+	my @sync = grep { /^\d+\s+(?:syncfs\(|rename(?:at2?)?\(.*cyrus\.header)/ }
+	    split /\n/, slurp($trace);
+	is(join(' ', map { /(fsync|syncfs|rename)/ } @sync), 'syncfs rename rename rename rename syncfs',
+	    'the new headers made durable by one syncfs before any is renamed into place, '
+	    . 'the renames by a second, none fsynced one by one') or diag(join("\n", @sync));
+	is(scalar(grep { /^\d+\s+fsync\(/ } split /\n/, slurp($trace)), 0, '... and no fsync');
 }
 my $after = list();
 is($after->{'user/john/Archive/2019/Q1/Jan'}, $before->{'user/john/Projects/2019/Q1/Jan'},

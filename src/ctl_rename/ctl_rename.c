@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "error.h"
@@ -48,7 +49,8 @@ struct options {
 struct show {
 	const struct options *o;
 	const struct ids_config *cfg;
-	json_t *steps;
+	FILE *steps;		/* one JSON object a line, in an unnamed file */
+	size_t n;
 };
 
 /* An internal name in the form the user gave names in. */
@@ -66,42 +68,79 @@ shown(const struct show *s, const char *internal, char *buf, size_t size)
 /*
  * Each step is kept, not printed: a line printed before the rename is
  * done would read as done when it then fails.  print_steps() prints
- * them once ids_rename() has returned.
+ * them once ids_rename() has returned.  They are kept in a file, not in
+ * memory: a rename of 100,000 folders has as many steps.
  */
 static int
 plan_cb(const struct ids_rename_step *st, void *rock)
 {
 	struct show *s = rock;
-	char a[2 * IDS_MBNAME_MAX], b[2 * IDS_MBNAME_MAX];
+	char a[2 * IDS_MBNAME_MAX], b[2 * IDS_MBNAME_MAX], *text;
 	json_t *j;
+	int r = 0;
 
 	shown(s, st->oldname, a, sizeof(a));
 	shown(s, st->newname, b, sizeof(b));
 	j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "old", a, "new", b,
 	    "uniqueid", st->uniqueid, "convert_legacy", st->legacy, "copy", st->copy);
-	if (j == NULL || json_array_append_new(s->steps, j) < 0)
+	if (j == NULL || (text = json_dumps(j, JSON_PRESERVE_ORDER)) == NULL) {
+		json_decref(j);
 		return -ENOMEM;
-	return 0;
+	}
+	if (fprintf(s->steps, "%s\n", text) < 0)
+		r = ids_error(-EIO, "the list of steps: %s", strerror(errno));
+	free(text);
+	json_decref(j);
+	s->n++;
+	return r;
+}
+
+/* Calls fn for each step kept, as text and parsed. */
+static void
+each_step(const struct show *s, void (*fn)(const char *text, json_t *j, size_t i))
+{
+	char *line = NULL;
+	size_t cap = 0, i = 0;
+	ssize_t len;
+	json_t *j;
+
+	if (fflush(s->steps) != 0 || fseek(s->steps, 0, SEEK_SET) != 0)
+		err(IDS_EXIT_ENV, "the list of steps");
+	while ((len = getline(&line, &cap, s->steps)) > 0) {
+		line[len - 1] = '\0';
+		if ((j = json_loads(line, 0, NULL)) == NULL)
+			errx(IDS_EXIT_ENV, "the list of steps: unreadable");
+		fn(line, j, i++);
+		json_decref(j);
+	}
+	free(line);
+}
+
+static void
+print_step(const char *text, json_t *j, size_t i)
+{
+	const char *a = json_string_value(json_object_get(j, "old"));
+	const char *b = json_string_value(json_object_get(j, "new"));
+
+	if (json_is_true(json_object_get(j, "convert_legacy")))
+		printf("convert %s to the uniqueid layout\n", a);
+	printf("%s -> %s%s\n", a, b,
+	    json_is_true(json_object_get(j, "copy")) ? " (copy, new uniqueid)" : "");
 }
 
 /* The steps as text: the plan with -n, what was done after a rename. */
 static void
 print_steps(const struct show *s)
 {
-	const char *a, *b;
-	json_t *j;
-	size_t i;
-
 	if (s->o->quiet && !s->o->dryrun)
 		return;
-	json_array_foreach(s->steps, i, j) {
-		a = json_string_value(json_object_get(j, "old"));
-		b = json_string_value(json_object_get(j, "new"));
-		if (json_is_true(json_object_get(j, "convert_legacy")))
-			printf("convert %s to the uniqueid layout\n", a);
-		printf("%s -> %s%s\n", a, b,
-		    json_is_true(json_object_get(j, "copy")) ? " (copy, new uniqueid)" : "");
-	}
+	each_step(s, print_step);
+}
+
+static void
+print_json_step(const char *text, json_t *j, size_t i)
+{
+	printf("%s%s", i ? ", " : "", text);
 }
 
 static void
@@ -142,22 +181,46 @@ parse_args(int argc, char **argv, struct options *o)
 		tool_usage(SYNOPSIS);
 }
 
+/* As json_dumps() of the whole object would print it, the steps streamed. */
 static void
-print_json(const struct options *o, json_t *steps, int r)
+print_json(const struct show *s, int r)
 {
-	/* A failed rename did nothing: its plan is not listed as folders. */
-	json_t *out = r < 0 ?
-	    json_pack("{s:b, s:b, s:[]}", "ok", 0, "dry_run", o->dryrun, "folders") :
-	    json_pack("{s:b, s:b, s:O}", "ok", 1, "dry_run", o->dryrun, "folders", steps);
+	json_t *out;
 	char *text;
 
-	if (out != NULL && r < 0)
+	if (r == 0) {
+		printf("{\"ok\": true, \"dry_run\": %s, \"folders\": [",
+		    s->o->dryrun ? "true" : "false");
+		each_step(s, print_json_step);
+		printf("]}\n");
+		return;
+	}
+	/* A failed rename did nothing: its plan is not listed as folders. */
+	out = json_pack("{s:b, s:b, s:[]}", "ok", 0, "dry_run", s->o->dryrun, "folders");
+	if (out != NULL)
 		json_object_set_new(out, "error", json_string(ids_errmsg(r)));
 	if (out == NULL || (text = json_dumps(out, JSON_PRESERVE_ORDER)) == NULL)
 		errx(IDS_EXIT_ENV, "out of memory");
 	printf("%s\n", text);
 	free(text);
 	json_decref(out);
+}
+
+/*
+ * A rename of many folders holds a batch of them locked and open at
+ * once (rename.c sizes its batches to the limit): the soft limit goes
+ * up to the hard one, as far as 65536.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);	/* not raised: smaller batches */
 }
 
 int
@@ -174,6 +237,7 @@ main(int argc, char **argv)
 
 	tool_init(argv);
 	parse_args(argc, argv, &o);
+	raise_nofile();
 	tool_load_config(&cfg, o.conf);
 	if (tool_parse_name(&a, argv[optind], o.internal, &cfg) < 0 ||
 	    tool_parse_name(&b, argv[optind + 1], o.internal, &cfg) < 0) {
@@ -186,8 +250,9 @@ main(int argc, char **argv)
 	mbl = tool_open_mboxlist(&cfg, o.dryrun ? IDS_MBOXLIST_RDONLY : 0);
 	s.o = &o;
 	s.cfg = &cfg;
-	if ((s.steps = json_array()) == NULL)
-		errx(IDS_EXIT_ENV, "out of memory");
+	s.n = 0;
+	if ((s.steps = tmpfile()) == NULL)
+		err(IDS_EXIT_ENV, "a file for the list of steps");
 	ro.flags = (o.copy ? IDS_RENAME_COPY : 0) | (o.dryrun ? IDS_RENAME_DRYRUN : 0);
 	ro.partition = o.partition;
 	ro.lock_timeout_ms = o.timeout * 1000;
@@ -195,14 +260,14 @@ main(int argc, char **argv)
 	ro.rock = &s;
 	r = ids_rename(mbl, from, to, &ro);
 	if (o.json)
-		print_json(&o, s.steps, r);
+		print_json(&s, r);
 	else if (r == 0)
 		print_steps(&s);
 	if (r < 0) {
 		snprintf(obj, sizeof(obj), "%s -> %s", argv[optind], argv[optind + 1]);
 		tool_error(r, obj);
 	}
-	json_decref(s.steps);
+	fclose(s.steps);
 	ids_mboxlist_close(mbl);
 	ids_config_release(&cfg);
 	return tool_status();

@@ -762,7 +762,7 @@ int
 ids_index_append(int dirfd, const struct ids_index_record *recs, size_t n)
 {
 	struct ids_index_header h;
-	int fd, r;
+	int fd = -1, r;
 
 	if ((r = ids_index_read_header(dirfd, &h)) < 0 ||
 	    (r = open_private(dirfd, &fd)) < 0)
@@ -789,17 +789,53 @@ set_crc_replace(int dirfd, uint32_t crc)
 	return r;
 }
 
+/*
+ * One descriptor for the read and the write (a rename of many folders
+ * does this once per folder): opened read-write without blocking, as
+ * ids_open_regular() opens for reading, then the header read from it.
+ */
 int
 ids_index_set_header_crc(int dirfd, uint32_t crc)
 {
+	unsigned char buf[IDS_INDEX_MAX_HEADER];
 	struct ids_index_header h;
+	struct ids_index idx;
+	struct stat st;
+	ssize_t n;
 	int fd, r;
 
-	if ((r = ids_index_read_header(dirfd, &h)) < 0 ||
-	    (r = open_private(dirfd, &fd)) < 0)
+	fd = openat(dirfd, IDS_INDEX_FILE, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink",
+		    IDS_INDEX_FILE) : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = S_ISREG(st.st_mode) ? -errno : ids_error(IDS_EUNSAFE,
+		    "'%s' is not a regular file", IDS_INDEX_FILE);
+		close(fd);
 		return r;
-	if (r == 0)
+	}
+	memset(buf, 0, sizeof(buf));
+	do
+		n = pread(fd, buf, sizeof(buf), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	memset(&idx, 0, sizeof(idx));
+	idx.buf = buf;
+	idx.len = (size_t)n < sizeof(buf) ? (size_t)n : (size_t)st.st_size;
+	if ((r = read_header(&idx)) < 0) {
+		close(fd);
+		return r;
+	}
+	h = idx.h;
+	if (st.st_nlink != 1) {
+		/* a twin's name keeps its bytes: a new file instead */
+		close(fd);
 		return set_crc_replace(dirfd, crc);
+	}
 	h.header_file_crc = crc;
 	if ((r = IDS_FAILPOINT("index.set_header_crc")) == 0)
 		r = write_header_at0(fd, &h);

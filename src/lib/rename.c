@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "error.h"
 #include "failpoint.h"
 #include "fsutil.h"
@@ -40,11 +42,20 @@
 
 enum kind { KIND_FOLDER, KIND_OWNER, KIND_COPY };
 
+/*
+ * A set this large has its headers made durable by syncfs (group_headers);
+ * a smaller one fsyncs each (syncfs flushes every dirty page of the file
+ * system, other processes' too, which costs more than a few fsyncs).
+ */
+#define GROUP_SYNC_MIN 4
+
+/*
+ * A folder of the set.  old, new and part point into one allocation of
+ * their own (a set may hold 100,000 folders: no fixed-size names here).
+ */
 struct rfolder {
-	char old[IDS_MBNAME_MAX + 1];
-	char new[IDS_MBNAME_MAX + 1];
+	char *old, *new, *part;
 	char id[IDS_UNIQUEID_MAX + 1];
-	char part[128];
 	int legacy;
 };
 
@@ -123,9 +134,36 @@ new_name(const struct rplan *p, const struct ids_mbname *mb, char *buf, size_t s
 
 /* --- collecting the set ---------------------------------------------- */
 
+/* Forgets the folders collected (their strings freed). */
+static void
+clear_folders(struct rplan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->f[i].old);
+	p->n = 0;
+}
+
+/* Sets f's strings: old, new ("" while recovering) and part in one block. */
+static int
+set_names(struct rfolder *f, const char *old, const char *new, const char *part)
+{
+	size_t lo = strlen(old) + 1, ln = strlen(new) + 1, lp = strlen(part) + 1;
+	char *s = malloc(lo + ln + lp);
+
+	if (s == NULL)
+		return -ENOMEM;
+	f->old = memcpy(s, old, lo);
+	f->new = memcpy(s + lo, new, ln);
+	f->part = memcpy(s + lo + ln, part, lp);
+	return 0;
+}
+
 static int
 add_folder(struct rplan *p, const struct ids_mbentry *e)
 {
+	char newname[IDS_MBNAME_MAX + 1] = "";
 	struct ids_mbname mb;
 	struct rfolder *f;
 	int r;
@@ -137,12 +175,12 @@ add_folder(struct rplan *p, const struct ids_mbentry *e)
 	f = &p->f[p->n];
 	memset(f, 0, sizeof(*f));
 	if (!p->recovering && ((r = ids_mbname_parse_internal(&mb, e->name, 0)) < 0 ||
-	    (r = new_name(p, &mb, f->new, sizeof(f->new))) < 0 ||
-	    (r = ids_header_check_entry(e, f->new)) < 0))
+	    (r = new_name(p, &mb, newname, sizeof(newname))) < 0 ||
+	    (r = ids_header_check_entry(e, newname)) < 0))
 		return r;
-	snprintf(f->old, sizeof(f->old), "%s", e->name);
+	if ((r = set_names(f, e->name, newname, e->partition ? e->partition : "")) < 0)
+		return r;
 	snprintf(f->id, sizeof(f->id), "%s", e->uniqueid);
-	snprintf(f->part, sizeof(f->part), "%s", e->partition ? e->partition : "");
 	f->legacy = ids_mbentry_is_legacy(e);
 	p->n++;
 	return 0;
@@ -230,7 +268,7 @@ collect_txn(struct ids_txn *txn, void *rock)
 	struct ids_mbentry e;
 	int r;
 
-	p->n = 0;
+	clear_folders(p);
 	ids_mbentry_init(&e);
 	r = ids_txn_lookup_name(txn, p->oldroot, &e);
 	if (r == 0 && ids_mbentry_is_tombstone(&e))
@@ -449,87 +487,399 @@ rewrite_header(struct ids_mboxlist *mbl, const char *name, int held, int timeout
 }
 
 /*
- * One syncfs(2) for each file system holding a root (partition or
- * metapartition) of the set's partitions: the headers written under a
- * deferred sync become durable together.
+ * --- the headers of a large set ---------------------------------------
+ *
+ * A set of GROUP_SYNC_MIN folders or more has its headers replaced in
+ * batches, without an fsync per folder, and never with a header file
+ * whose bytes may not be on disk yet:
+ *
+ *   1. each folder's mailbox lock is taken (uniqueid order) and held to
+ *      step 3; its record is read again (one read transaction for the
+ *      batch), its cyrus.header read, and the new header written aside
+ *      as cyrus.header.NEW (failpoint rename.header_new);
+ *   2. one syncfs(2) per file system: the new headers are durable;
+ *   3. each cyrus.header.NEW is renamed over cyrus.header (a metadata
+ *      change only: rename.header_swap) and the index gets the new
+ *      header's CRC in place; the locks go;
+ *   4. after the last batch, one more syncfs makes the renames and the
+ *      CRCs durable; only then does the intent go.
+ *
+ * So cyrus.header is at every instant a whole file, the old one or the
+ * new one, even on a file system that does not order data before
+ * metadata: a power cut before step 2 may leave a cyrus.header.NEW
+ * with nothing in it, never a cyrus.header.  Recovery (the intent is
+ * there until step 4) runs the same steps again: the header it reads
+ * is the one the folder had, user flag names and all.
+ *
+ * A batch holds a lock (two descriptors with sync_log) and the folder's
+ * directories open; batches shrink to fit RLIMIT_NOFILE.
  */
-static int
-sync_roots(struct rplan *p)
+#define HEADER_TMP "cyrus.header.NEW"
+#define BATCH_MAX 4096
+#define SLOT_FDS 4
+#define FD_RESERVE 64
+
+struct hroot {
+	char *part;			/* the partition's name ("" default) */
+	const struct ids_partition *pp;
+	int fd[2];			/* partition, metapartition (-1: none) */
+};
+
+struct hslot {
+	struct rfolder *f;
+	const char *name;		/* the name its record must have now */
+	struct ids_lock *lock;		/* NULL: held by the caller */
+	int hfd, ifd;			/* directories of cyrus.header, cyrus.index */
+	int datafd, metafd;
+	uint32_t crc;
+	int written;			/* HEADER_TMP is there, whole */
+};
+
+struct hgroup {
+	struct rplan *p;
+	const char *held;		/* uniqueid whose lock the caller holds */
+	int current;			/* names: f->old (recovery), else f->new */
+	struct hroot *roots;
+	size_t nroots;
+	struct hslot *s;
+	size_t n;
+	int first;			/* the first error, reported once */
+};
+
+/* Keeps the first failure of the set, naming its folder. */
+static void
+note(struct hgroup *g, int r, const struct hslot *s)
 {
-	dev_t devs[16];
-	size_t i, k, n = 0;
-	int j, fd, r;
+	if (r < 0 && g->first == 0)
+		g->first = ids_error(r, "%s: renamed, but its cyrus.header is not updated "
+		    "yet (recovery will): %s", s->name, ids_errmsg(r));
+}
 
-	for (i = 0; i < p->n; i++) {
-		const struct ids_partition *part = ids_config_partition(p->cfg, p->f[i].part);
-		const char *tops[2];
+/* The roots of partition part, opened once for the whole set. */
+static int
+group_root(struct hgroup *g, const char *part, struct hroot **rootp)
+{
+	const struct ids_config *cfg = g->p->cfg;
+	struct hroot *rt;
+	size_t i;
+	int r;
 
-		if (part == NULL)
-			continue;
-		tops[0] = part->path;
-		tops[1] = p->cfg->metapartition_files ? part->metapath : NULL;
-		for (j = 0; j < 2; j++) {
-			struct stat st;
-
-			if (tops[j] == NULL)
-				continue;
-			if ((r = ids_opendir_abs(tops[j], &fd)) < 0)
-				return ids_error(r, "%s: %s", tops[j], ids_strerror(r));
-			if (fstat(fd, &st) < 0) {
-				r = -errno;
-				close(fd);
-				return r;
-			}
-			for (k = 0; k < n && devs[k] != st.st_dev; k++)
-				;
-			r = 0;
-			if (k == n) {
-				if (n < sizeof(devs) / sizeof(devs[0]))
-					devs[n++] = st.st_dev;
-				r = ids_fs_sync(fd);
-			}
-			close(fd);
-			if (r < 0)
-				return r;
+	for (i = 0; i < g->nroots; i++)
+		if (strcmp(g->roots[i].part, part) == 0) {
+			*rootp = &g->roots[i];
+			return 0;
 		}
-	}
+	if ((rt = realloc(g->roots, (g->nroots + 1) * sizeof(*rt))) == NULL)
+		return -ENOMEM;
+	g->roots = rt;
+	rt = &g->roots[g->nroots];
+	rt->fd[0] = rt->fd[1] = -1;
+	if ((rt->pp = ids_config_partition(cfg, part[0] ? part : NULL)) == NULL)
+		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
+		    part[0] ? part : "(default)");
+	if ((rt->part = strdup(part)) == NULL)
+		return -ENOMEM;
+	g->nroots++;
+	if ((r = ids_opendir_abs(rt->pp->path, &rt->fd[0])) < 0)
+		return ids_error(r, "%s: %s", rt->pp->path, ids_strerror(r));
+	if (rt->pp->metapath != NULL && cfg->metapartition_files != 0 &&
+	    (r = ids_opendir_abs(rt->pp->metapath, &rt->fd[1])) < 0)
+		return ids_error(r, "%s: %s", rt->pp->metapath, ids_strerror(r));
+	*rootp = rt;
 	return 0;
 }
 
-/*
- * After the commit: every header names its folder again.  For a set of
- * GROUP_SYNC_MIN folders or more, the headers (and the header CRCs in
- * the indexes) are written with their fsyncs deferred, then one syncfs
- * per file system makes them durable before the intent goes: a crash
- * before that leaves the intent, and recovery rewrites every header of
- * the set from mailboxes.db.
- */
-/*
- * A set this large has its headers made durable by one syncfs; a
- * smaller one fsyncs each (syncfs flushes every dirty page of the file
- * system, other processes' too, which costs more than a few fsyncs).
- */
-#define GROUP_SYNC_MIN 4
+/* One syncfs(2) for each file system holding a root of the set. */
+static int
+group_sync(struct hgroup *g)
+{
+	dev_t devs[32];
+	size_t i, k, n = 0;
+	int j, r;
 
+	for (i = 0; i < g->nroots; i++)
+		for (j = 0; j < 2; j++) {
+			struct stat st;
+			int fd = g->roots[i].fd[j];
+
+			if (fd < 0)
+				continue;
+			if (fstat(fd, &st) < 0)
+				return -errno;
+			for (k = 0; k < n && devs[k] != st.st_dev; k++)
+				;
+			if (k < n)
+				continue;
+			if (n < sizeof(devs) / sizeof(devs[0]))
+				devs[n++] = st.st_dev;
+			if ((r = ids_fs_sync(fd)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+static void
+group_release(struct hgroup *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nroots; i++) {
+		if (g->roots[i].fd[0] >= 0)
+			close(g->roots[i].fd[0]);
+		if (g->roots[i].fd[1] >= 0)
+			close(g->roots[i].fd[1]);
+		free(g->roots[i].part);
+	}
+	free(g->roots);
+	free(g->s);
+}
+
+static int
+slot_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct hslot *)a)->f->id, ((const struct hslot *)b)->f->id);
+}
+
+/*
+ * The header a folder had: cyrus.header, or where that cannot be read
+ * and a whole HEADER_TMP of the same folder is there, that one.  Only
+ * when neither can be read is the header made afresh from the record
+ * (which has no user flag names).
+ */
+static void
+read_old_header(int hfd, const char *uniqueid, struct ids_header *h)
+{
+	char *buf;
+	size_t len;
+
+	if (ids_header_read(hfd, h, NULL) == 0)
+		return;
+	ids_header_release(h);
+	ids_header_init(h);
+	if (ids_read_file(hfd, HEADER_TMP, IDS_HEADER_MAX_SIZE, &buf, &len) == 0) {
+		int r = ids_header_parse(h, buf, len);
+
+		free(buf);
+		if (r == 0 && h->uniqueid != NULL && strcmp(h->uniqueid, uniqueid) == 0)
+			return;
+	}
+	ids_header_release(h);
+	ids_header_init(h);
+}
+
+/* Writes HEADER_TMP (replacing a stale one) with len bytes of buf; no fsync. */
+static int
+write_aside(int hfd, const char *buf, size_t len)
+{
+	int fd, r;
+
+	if ((r = IDS_FAILPOINT("rename.header_new")) < 0)
+		return r;
+	fd = openat(hfd, HEADER_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		/* left by a crash, or by a failed batch: never renamed, never read as a header */
+		if ((r = IDS_FAILPOINT("rename.header_stale")) < 0)
+			return r;
+		if (unlinkat(hfd, HEADER_TMP, 0) < 0 && errno != ENOENT)
+			return -errno;
+		fd = openat(hfd, HEADER_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	}
+	if (fd < 0)
+		return -errno;
+	/* A failed write leaves HEADER_TMP, never renamed: the next writer removes it. */
+	r = ids_write_all(fd, buf, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/* Step 1 for one folder whose lock is held: its new header, aside. */
+static int
+slot_prepare(struct hgroup *g, struct ids_txn *txn, struct hslot *s)
+{
+	const struct ids_config *cfg = g->p->cfg;
+	struct ids_buf b = IDS_BUF_INIT;
+	struct ids_location loc;
+	struct ids_mbentry e;
+	struct ids_mbname mb;
+	struct ids_header h;
+	struct hroot *rt = NULL;
+	char rel[PATH_MAX];
+	int r;
+
+	ids_mbentry_init(&e);
+	ids_header_init(&h);
+	if ((r = ids_txn_lookup_id(txn, s->f->id, &e)) < 0)
+		goto out;
+	if (ids_mbentry_is_tombstone(&e) || strcmp(e.name, s->name) != 0) {
+		r = ids_error(IDS_EBUSY, "%s: changed during the rename", s->name);
+		goto out;
+	}
+	if ((r = ids_location_from_entry(&e, &mb, &loc)) < 0 ||
+	    (r = ids_path_reldir(cfg, &loc, rel, sizeof(rel))) < 0 ||
+	    (r = group_root(g, e.partition ? e.partition : "", &rt)) < 0)
+		goto out;
+	if ((r = ids_opendir_beneath(rt->fd[0], rel, 0, &s->datafd)) < 0 ||
+	    (rt->fd[1] >= 0 && (r = ids_opendir_beneath(rt->fd[1], rel, 0, &s->metafd)) < 0)) {
+		r = ids_error(r, "%s: %s", rel, ids_errmsg(r));
+		goto out;
+	}
+	s->hfd = s->metafd >= 0 && (cfg->metapartition_files & (1u << IDS_META_HEADER)) ?
+	    s->metafd : s->datafd;
+	s->ifd = s->metafd >= 0 && (cfg->metapartition_files & (1u << IDS_META_INDEX)) ?
+	    s->metafd : s->datafd;
+	read_old_header(s->hfd, e.uniqueid, &h);
+	if ((r = ids_header_from_mbentry(&h, &e)) < 0 ||
+	    (r = ids_userfiles_follow_quotaroot(&h, &e)) < 0 ||
+	    (r = ids_header_format(&h, &b)) < 0 ||
+	    (r = write_aside(s->hfd, b.s, b.len)) < 0)
+		goto out;
+	s->crc = ids_header_crc(b.s, b.len);
+	s->written = 1;
+out:
+	ids_buf_release(&b);
+	ids_header_release(&h);
+	ids_mbentry_release(&e);
+	return r;
+}
+
+static int
+prepare_txn(struct ids_txn *txn, void *rock)
+{
+	struct hgroup *g = rock;
+	size_t i;
+
+	/* After a failure nothing of the batch is swapped in: no more to write. */
+	for (i = 0; i < g->n && g->first == 0; i++)
+		note(g, slot_prepare(g, txn, &g->s[i]), &g->s[i]);
+	return 0;
+}
+
+/* Step 3 for one folder: the header swapped in, its CRC in the index. */
+static int
+slot_swap(struct hslot *s)
+{
+	int r;
+
+	if ((r = IDS_FAILPOINT("rename.header_swap")) < 0)
+		return r;
+	if (renameat(s->hfd, HEADER_TMP, s->hfd, IDS_HEADER_FILE) < 0)
+		return -errno;
+	r = ids_index_set_header_crc(s->ifd, s->crc);
+	return r == -ENOENT ? 0 : r;	/* a folder without an index yet */
+}
+
+static void
+slot_release(struct hslot *s)
+{
+	if (s->datafd >= 0)
+		close(s->datafd);
+	if (s->metafd >= 0)
+		close(s->metafd);
+	ids_unlock(s->lock);
+	s->datafd = s->metafd = -1;
+	s->lock = NULL;
+}
+
+/* Folders a batch may hold: two or more descriptors each, a reserve kept. */
+static size_t
+batch_size(void)
+{
+	struct rlimit rl;
+	size_t fit = BATCH_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		fit = rl.rlim_cur > FD_RESERVE + SLOT_FDS ?
+		    (size_t)(rl.rlim_cur - FD_RESERVE) / SLOT_FDS : 1;
+	return fit < BATCH_MAX ? fit : BATCH_MAX;
+}
+
+/* Steps 1-3 for the folders [from, from + n) of the set. */
+static int
+group_batch(struct hgroup *g, size_t from, size_t n)
+{
+	struct rplan *p = g->p;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		struct hslot *s = &g->s[i];
+
+		memset(s, 0, sizeof(*s));
+		s->f = &p->f[from + i];
+		s->name = g->current ? s->f->old : s->f->new;
+		s->datafd = s->metafd = s->hfd = s->ifd = -1;
+	}
+	g->n = n;
+	qsort(g->s, n, sizeof(g->s[0]), slot_cmp);
+	for (i = 0; i < n && g->first == 0; i++)
+		if (strcmp(g->s[i].f->id, g->held) != 0)
+			note(g, ids_lock_mailbox(p->cfg, g->s[i].f->id, 0, p->opts->lock_timeout_ms,
+			    &g->s[i].lock), &g->s[i]);
+	if (g->first == 0 && (r = ids_mboxlist_read(p->mbl, prepare_txn, g)) < 0)
+		note(g, r, &g->s[0]);
+	if (g->first == 0 && (r = group_sync(g)) < 0)
+		g->first = ids_error(r, "renamed, but the headers are not durable yet "
+		    "(recovery will rewrite them): %s", ids_errmsg(r));
+	/* Nothing is swapped in unless every new header of the batch is durable. */
+	for (i = 0; i < n; i++) {
+		if (g->first == 0 && g->s[i].written)
+			note(g, slot_swap(&g->s[i]), &g->s[i]);
+		slot_release(&g->s[i]);
+	}
+	return g->first;
+}
+
+/*
+ * Rewrites the headers of every folder of the set (by the names in
+ * f->new, or f->old with current) as the comment above says; held is
+ * the uniqueid whose lock the caller holds.
+ */
+static int
+group_headers(struct rplan *p, const char *held, int current)
+{
+	struct hgroup g = { p, held, current, NULL, 0, NULL, 0, 0 };
+	size_t per = batch_size(), from, k;
+	int r;
+
+	if ((g.s = calloc(per < p->n ? per : p->n, sizeof(*g.s))) == NULL)
+		return -ENOMEM;
+	ids_fs_defer_sync(1);	/* the index CRC writes: durable by step 4 */
+	for (from = 0; from < p->n && g.first == 0; from += k) {
+		k = p->n - from < per ? p->n - from : per;
+		ids_mboxlist_trim(p->mbl);	/* the records' pages, the last batch's */
+		group_batch(&g, from, k);
+	}
+	/* Step 4: the renames and CRCs durable before the intent goes. */
+	if (g.first == 0 && (r = group_sync(&g)) < 0)
+		g.first = ids_error(r, "renamed, but the headers are not durable yet "
+		    "(recovery will rewrite them): %s", ids_errmsg(r));
+	ids_fs_defer_sync(0);
+	group_release(&g);
+	return g.first;
+}
+
+
+/* After the commit: every header names its folder again, then the intent goes. */
 static int
 headers(struct rplan *p)
 {
 	size_t i;
-	int r, first = 0, group = p->n >= GROUP_SYNC_MIN;
+	int r, first = 0;
 
-	ids_fs_defer_sync(group);
-	for (i = 0; i < p->n; i++) {
-		r = rewrite_header(p->mbl, p->f[i].new, i == 0, p->opts->lock_timeout_ms);
-		if (r < 0 && first == 0)
-			first = ids_error(r, "%s: renamed, but its cyrus.header is not updated "
-			    "yet (recovery will): %s", p->f[i].new, ids_errmsg(r));
+	if (p->n >= GROUP_SYNC_MIN) {
+		first = group_headers(p, p->f[0].id, 0);
+	} else {
+		for (i = 0; i < p->n; i++) {
+			r = rewrite_header(p->mbl, p->f[i].new, i == 0, p->opts->lock_timeout_ms);
+			if (r < 0 && first == 0)
+				first = ids_error(r, "%s: renamed, but its cyrus.header is not "
+				    "updated yet (recovery will): %s", p->f[i].new, ids_errmsg(r));
+		}
 	}
-	ids_fs_defer_sync(0);
 	if (first < 0)
 		return first;
-	if (group && (r = sync_roots(p)) < 0)
-		return ids_error(r, "renamed, but the headers are not durable yet "
-		    "(recovery will rewrite them): %s", ids_errmsg(r));
 	return ids_mboxlist_write(p->mbl, intent_del_txn, p->f[0].id);
 }
 
@@ -986,6 +1336,7 @@ plan_release(struct rplan *p)
 	ids_unlock(p->ns[1]);
 	ids_unlock(p->ns[0]);
 	ids_intent_release(&p->in);
+	clear_folders(p);
 	free(p->f);
 }
 
@@ -996,6 +1347,9 @@ collect(struct rplan *p)
 
 	if ((r = ids_mboxlist_read(p->mbl, collect_txn, p)) < 0)
 		return r;
+	/* A set of many folders mapped much of the file: out of the resident set. */
+	if (p->n >= GROUP_SYNC_MIN)
+		ids_mboxlist_trim(p->mbl);
 	return check_partition(p);
 }
 
@@ -1047,7 +1401,7 @@ collect_new_txn(struct ids_txn *txn, void *rock)
 	struct rplan *p = rock;
 	int r;
 
-	p->n = 0;
+	clear_folders(p);
 	if ((r = ids_txn_foreach(txn, p->newroot, add_cb, p)) < 0)
 		return r;
 	if (p->kind == KIND_OWNER)
@@ -1064,12 +1418,17 @@ recover_headers(struct rplan *p, const char *uniqueid)
 	if ((r = ids_mboxlist_read(p->mbl, collect_new_txn, p)) < 0)
 		return r;
 	/* Collected while recovering, f->old holds each folder's current name. */
+	if (p->n >= GROUP_SYNC_MIN) {
+		first = group_headers(p, uniqueid, 1);
+		goto out;
+	}
 	for (i = 0; i < p->n; i++) {
 		r = rewrite_header(p->mbl, p->f[i].old, strcmp(p->f[i].id, uniqueid) == 0,
 		    p->opts->lock_timeout_ms);
 		if (r < 0 && first == 0)
 			first = r;
 	}
+out:
 	return first < 0 ? first : ids_mboxlist_write(p->mbl, intent_del_txn, (void *)uniqueid);
 }
 
@@ -1109,12 +1468,12 @@ ids_rename_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 			r = ids_error(IDS_ECORRUPT, "owner rename intent without partitions");
 			goto out;
 		}
-		p.n = 1;
 		p.f = calloc(1, sizeof(*p.f));
-		if (p.f == NULL) {
+		if (p.f == NULL || (r = set_names(&p.f[0], "", "", "")) < 0) {
 			r = -ENOMEM;
 			goto out;
 		}
+		p.n = 1;
 		snprintf(p.f[0].id, sizeof(p.f[0].id), "%s", uniqueid);
 		if ((r = ids_userfiles_move(p.cfg, &p.newmb, &p.oldmb, 0)) == 0 &&
 		    (r = each_root(&p, in->partition, move_back)) == 0)

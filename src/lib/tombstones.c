@@ -36,6 +36,10 @@
 
 /* --- a list of entries ------------------------------------------------ */
 
+#define SCAN_BATCH 1024		/* records read between two map trims */
+#define LOOKUP_BATCH 128	/* lookups by uniqueid between two map trims */
+#define TRIM_OWNERS 32		/* owners' records written between two map trims */
+
 struct elist {
 	struct ids_mbentry *v;
 	size_t n, alloc;
@@ -73,9 +77,15 @@ cmp_name(const void *a, const void *b)
 
 /* --- history items from tombstones ------------------------------------ */
 
+/*
+ * What the scan keeps: every tombstone, and of the live mailboxes only
+ * those holding a tombstone's uniqueid (the only ones whose history can
+ * lack an item).  A spool of 100,000 folders has as many live records
+ * and few tombstones: the live ones are not all kept.
+ */
 struct scan {
 	struct elist tombs;	/* every tombstone */
-	struct elist live;	/* every live mailbox (I record form: with history) */
+	struct elist live;	/* the live mailboxes of the tombstones' ids (I record form: with history) */
 };
 
 static int
@@ -83,19 +93,9 @@ scan_cb(const struct ids_mbentry *e, void *rock)
 {
 	struct scan *s = rock;
 
-	if (e->uniqueid == NULL)
+	if (e->uniqueid == NULL || !ids_mbentry_is_tombstone(e))
 		return 0;
-	return elist_add(ids_mbentry_is_tombstone(e) ? &s->tombs : &s->live, e);
-}
-
-static int
-scan_txn(struct ids_txn *txn, void *rock)
-{
-	struct scan *s = rock;
-
-	elist_release(&s->tombs);
-	elist_release(&s->live);
-	return ids_txn_foreach(txn, NULL, scan_cb, s);
+	return elist_add(&s->tombs, e);
 }
 
 static int
@@ -193,6 +193,8 @@ struct complete {
 	struct scan *s;
 	size_t added;
 	struct elist changed;	/* folders in the uniqueid layout whose history grew */
+	size_t from, to;	/* the tombstones of this transaction */
+	size_t added0, changed0;	/* the counts before it (a retried one starts again) */
 };
 
 /* In the write transaction: each live mailbox whose history lacks a tombstone of its id. */
@@ -203,9 +205,10 @@ complete_txn(struct ids_txn *txn, void *rock)
 	size_t i;
 	int r = 0;
 
-	c->added = 0;
-	elist_release(&c->changed);
-	for (i = 0; i < c->s->tombs.n && r == 0; i++) {
+	c->added = c->added0;
+	while (c->changed.n > c->changed0)
+		ids_mbentry_release(&c->changed.v[--c->changed.n]);
+	for (i = c->from; i < c->to && r == 0; i++) {
 		const struct ids_mbentry *t = &c->s->tombs.v[i];
 		struct ids_mbentry e;
 
@@ -252,39 +255,74 @@ incomplete(const struct scan *s)
 	return 0;
 }
 
-/* The N records carry no history: the live list gets the I records'. */
+/*
+ * The live mailbox of each tombstone's uniqueid, from its I record (with
+ * its history), when that names a live N record of the same uniqueid.
+ */
+struct chunk {
+	struct scan *s;
+	size_t from, to, live0;
+};
+
 static int
 live_histories_txn(struct ids_txn *txn, void *rock)
 {
-	struct scan *s = rock;
+	struct chunk *k = rock;
+	struct scan *s = k->s;
 	size_t i;
-	int r;
+	int r = 0;
 
-	for (i = 0; i < s->live.n; i++) {
-		struct ids_mbentry e;
+	while (s->live.n > k->live0)
+		ids_mbentry_release(&s->live.v[--s->live.n]);
+	for (i = k->from; i < k->to && r >= 0; i++) {
+		struct ids_mbentry e, n;
 
-		ids_mbentry_init(&e);
-		if ((r = ids_txn_lookup_id(txn, s->live.v[i].uniqueid, &e)) == 0 &&
-		    strcmp(e.name, s->live.v[i].name) == 0) {
-			ids_mbentry_release(&s->live.v[i]);
-			s->live.v[i] = e;
+		if (i > 0 && strcmp(s->tombs.v[i].uniqueid, s->tombs.v[i - 1].uniqueid) == 0)
 			continue;
-		}
+		ids_mbentry_init(&e);
+		ids_mbentry_init(&n);
+		if ((r = ids_txn_lookup_id(txn, s->tombs.v[i].uniqueid, &e)) == 0 &&
+		    !ids_mbentry_is_tombstone(&e) &&
+		    (r = ids_txn_lookup_name(txn, e.name, &n)) == 0 &&
+		    !ids_mbentry_is_tombstone(&n) && n.uniqueid != NULL &&
+		    strcmp(n.uniqueid, e.uniqueid) == 0)
+			r = elist_add(&s->live, &e);
+		if (r == IDS_ENOTFOUND)
+			r = 0;
+		ids_mbentry_release(&n);
 		ids_mbentry_release(&e);
-		if (r < 0 && r != IDS_ENOTFOUND)
-			return r;
 	}
-	return 0;
+	return r;
 }
 
+/*
+ * The tombstones, read in short transactions with the map dropped
+ * between them (a walk over every record would keep the whole file
+ * resident), then the live mailboxes of their ids.
+ */
 static int
 scan_all(struct ids_mboxlist *mbl, struct scan *s)
 {
+	struct ids_scanpos pos;
+	struct chunk k = { s, 0, 0, 0 };
 	int r;
 
-	if ((r = ids_mboxlist_read(mbl, scan_txn, s)) < 0 ||
-	    (r = ids_mboxlist_read(mbl, live_histories_txn, s)) < 0)
+	memset(&pos, 0, sizeof(pos));
+	elist_release(&s->tombs);
+	while ((r = ids_mboxlist_scan(mbl, &pos, 0, SCAN_BATCH, scan_cb, s)) > 0)
+		ids_mboxlist_trim(mbl);
+	if (r < 0)
 		return r;
+	if (s->tombs.n > 1)
+		qsort(s->tombs.v, s->tombs.n, sizeof(*s->tombs.v), cmp_id);
+	elist_release(&s->live);
+	for (k.from = 0; k.from < s->tombs.n; k.from = k.to) {
+		k.to = s->tombs.n - k.from < LOOKUP_BATCH ? s->tombs.n : k.from + LOOKUP_BATCH;
+		k.live0 = s->live.n;
+		if ((r = ids_mboxlist_read(mbl, live_histories_txn, &k)) < 0)
+			return r;
+		ids_mboxlist_trim(mbl);
+	}
 	if (s->live.n > 1)
 		qsort(s->live.v, s->live.n, sizeof(*s->live.v), cmp_id);
 	return 0;
@@ -323,7 +361,19 @@ complete_scan(struct ids_mboxlist *mbl, struct scan *s, size_t *added)
 		*added = 0;
 	if (!incomplete(s))
 		return 0;
-	if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) == 0) {
+	/*
+	 * In transactions of LOOKUP_BATCH tombstones, the map dropped
+	 * between them: each lookup by uniqueid lands on a page of its
+	 * own, and a few thousand would map the whole file.
+	 */
+	for (r = 0; c.from < s->tombs.n && r == 0; c.from = c.to) {
+		c.to = s->tombs.n - c.from < LOOKUP_BATCH ? s->tombs.n : c.from + LOOKUP_BATCH;
+		c.added0 = c.added;
+		c.changed0 = c.changed.n;
+		if ((r = ids_mboxlist_write(mbl, complete_txn, &c)) == 0)
+			ids_mboxlist_trim(mbl);
+	}
+	if (r == 0) {
 		rewrite_headers(mbl, &c.changed);
 		if (added)
 			*added = c.added;
@@ -820,7 +870,7 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	struct deadlist d = { NULL, 0, 0 };
 	struct scan s;
-	size_t i, j, n = 0;
+	size_t i, j, n = 0, owners = 0;
 	int r;
 
 	memset(&s, 0, sizeof(s));
@@ -844,6 +894,9 @@ ids_tombstones_sync(struct ids_mboxlist *mbl, size_t *written)
 			continue;
 		if ((r = write_owner(mbl, d.v[i].owner, IDS_TOMBSTONES_WAIT)) > 0)
 			n++;
+		/* each owner's records mapped: 1,000 owners map the whole file */
+		if (++owners % TRIM_OWNERS == 0)
+			ids_mboxlist_trim(mbl);
 	}
 out:
 	for (i = 0; i < d.n; i++)

@@ -15,10 +15,15 @@
  *   ids-helper intent -C conf UNIQUEID OP STAGE NAME DST
  *	writes the intent record (X + UNIQUEID) a process left as it died,
  *	such as one an older version wrote for a name the door now refuses.
+ *   ids-helper flags -C conf NAME FLAG ...
+ *	gives the folder NAME (internal) the user flag names FLAG ...
+ *	(bits 0, 1, ...) in its cyrus.header, as a Cyrus client's STORE of
+ *	new keywords would, with the index's header CRC to match.
  *
  * Messages and exit codes are those of the tools (tool.h).
  */
 #include <err.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +31,16 @@
 
 #include "config.h"
 #include "error.h"
+#include "header.h"
+#include "index.h"
 #include "intent.h"
+#include "mailbox.h"
 #include "mboxlist.h"
 #include "relocate.h"
 #include "tool.h"
 #include "helper.h"
 
-#define SYNOPSIS "ids-helper recover|check|migrate|intent -C conf [-qR] [-s link|rename] " \
+#define SYNOPSIS "ids-helper recover|check|migrate|intent|flags -C conf [-qR] [-s link|rename] " \
 	"[-g grace] [NAME ...]"
 
 struct options {
@@ -117,6 +125,44 @@ do_intent(struct ids_mboxlist *mbl, char **args, int n)
 	return tool_status();
 }
 
+static int
+do_flags(struct ids_mboxlist *mbl, char **args, int n)
+{
+	struct ids_mailbox *mb;
+	struct ids_header h;
+	uint32_t crc;
+	int i, r;
+
+	if (n < 2 || n - 1 > IDS_HEADER_MAX_FLAGS)
+		tool_usage(SYNOPSIS);
+	if ((r = ids_mailbox_open(mbl, args[0], IDS_MAILBOX_WRITE, 10000, &mb)) < 0)
+		return tool_error(r, args[0]), tool_status();
+	ids_header_init(&h);
+	if ((r = ids_header_read(ids_mailbox_metafd(mb, IDS_META_HEADER), &h, NULL)) < 0)
+		goto out;
+	for (i = 0; i < (int)h.nflags; i++)
+		free(h.flags[i]);
+	free(h.flags);
+	h.nflags = 0;
+	if ((h.flags = calloc((size_t)n - 1, sizeof(*h.flags))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 1; i < n; i++, h.nflags++)
+		if ((h.flags[i - 1] = strdup(args[i])) == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+	if ((r = ids_header_write(ids_mailbox_metafd(mb, IDS_META_HEADER), &h, &crc)) == 0)
+		r = ids_index_set_header_crc(ids_mailbox_metafd(mb, IDS_META_INDEX), crc);
+out:
+	if (r < 0)
+		tool_error(r, args[0]);
+	ids_header_release(&h);
+	ids_mailbox_close(mb);
+	return tool_status();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -150,6 +196,9 @@ main(int argc, char **argv)
 		if ((status = ids_mboxlist_open(&cfg, 0, &mbl)) < 0)
 			errx(IDS_EXIT_ENV, "%s", ids_errmsg(status));
 		status = do_intent(mbl, argv + 1 + optind, argc - 1 - optind);
+	} else if (strcmp(cmd, "flags") == 0) {
+		mbl = tool_open_mboxlist(&cfg, 0);
+		status = do_flags(mbl, argv + 1 + optind, argc - 1 - optind);
 	} else {
 		tool_usage(SYNOPSIS);
 	}
