@@ -168,20 +168,6 @@ fail:
 	return r;
 }
 
-void
-ids_mailbox_close(struct ids_mailbox *mb)
-{
-	if (mb == NULL)
-		return;
-	if (mb->datafd >= 0)
-		close(mb->datafd);
-	if (mb->metafd >= 0)
-		close(mb->metafd);
-	ids_unlock(mb->lock);
-	ids_mbentry_release(&mb->entry);
-	free(mb);
-}
-
 /* --- create ---------------------------------------------------------- */
 
 struct create {
@@ -418,36 +404,172 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	return r;
 }
 
-int
-ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
-    struct ids_mbentry *out)
+/* The record of a replica's create: want's identity, the partition's name, type "e". */
+static int
+entry_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want, struct ids_mbname *mb,
+    struct ids_mbentry *e)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	const struct ids_partition *part = ids_config_partition(cfg, want->partition);
-	struct ids_mbname mb;
-	struct ids_mbentry e;
 	int r;
 
 	if (part == NULL)
 		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
 		    want->partition ? want->partition : "(default)");
-	if ((r = ids_mbname_parse_internal(&mb, want->name, IDS_MBNAME_STRICT)) < 0 ||
+	if ((r = ids_mbname_parse_internal(mb, want->name, IDS_MBNAME_STRICT)) < 0 ||
 	    (r = ids_uniqueid_check(want->uniqueid)) < 0)
 		return r;
 	if (want->uidvalidity == 0)
 		return ids_error(IDS_EINVAL, "%s: no uidvalidity", want->name);
-	if ((r = ids_mbentry_copy(&e, want)) < 0)
+	if ((r = ids_mbentry_copy(e, want)) < 0)
 		return r;
-	free(e.partition);
-	e.partition = strdup(part->name);
-	strcpy(e.mbtype, "e");
-	e.mtime = time(NULL);
-	if (e.partition == NULL)
-		r = -ENOMEM;
-	else
+	free(e->partition);
+	e->partition = strdup(part->name);
+	strcpy(e->mbtype, "e");
+	e->mtime = time(NULL);
+	return e->partition == NULL ? -ENOMEM : 0;
+}
+
+int
+ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mbentry *out)
+{
+	struct ids_mbname mb;
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	if ((r = entry_as(mbl, want, &mb, &e)) == 0)
 		r = create_with_entry(mbl, &mb, &e, 1, out);
 	ids_mbentry_release(&e);
 	return r;
+}
+
+/* --- a create filled before it commits ------------------------------- */
+
+struct ids_mbcreate {
+	struct create c;
+	struct ids_lock *ns;
+	int begun;	/* the intent is committed: closing undoes the create */
+};
+
+static void
+mbcreate_free(struct ids_mbcreate *pc)
+{
+	if (pc == NULL)
+		return;
+	ids_unlock(pc->ns);
+	ids_intent_release(&pc->c.in);
+	free(pc);
+}
+
+void
+ids_mailbox_close(struct ids_mailbox *mb)
+{
+	if (mb == NULL)
+		return;
+	if (mb->create != NULL && mb->create->begun) {
+		/* a create not committed: undone (or by recovery, if this fails) */
+		if (mb->datafd >= 0)
+			close(mb->datafd);
+		if (mb->metafd >= 0)
+			close(mb->metafd);
+		mb->datafd = mb->metafd = -1;
+		ids_mailbox_recover(mb->mbl, mb->entry.uniqueid, &mb->create->c.in);
+	}
+	mbcreate_free(mb->create);
+	if (mb->datafd >= 0)
+		close(mb->datafd);
+	if (mb->metafd >= 0)
+		close(mb->metafd);
+	ids_unlock(mb->lock);
+	ids_mbentry_release(&mb->entry);
+	free(mb);
+}
+
+int
+ids_mailbox_create_open(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mailbox **mbp)
+{
+	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	struct ids_mailbox *mb;
+	struct ids_mbcreate *pc;
+	struct ids_mbname parsed;
+	char owner[IDS_MBNAME_MAX + 1], rel[PATH_MAX], full[PATH_MAX];
+	int r, deferred = ids_fs_deferred();
+
+	*mbp = NULL;
+	if ((mb = calloc(1, sizeof(*mb))) == NULL)
+		return -ENOMEM;
+	mb->mbl = mbl;
+	mb->datafd = mb->metafd = -1;
+	ids_mbentry_init(&mb->entry);
+	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+		free(mb);
+		return -ENOMEM;
+	}
+	mb->create = pc;
+	ids_intent_init(&pc->c.in);
+	pc->c.e = &mb->entry;
+	pc->c.exact = 1;
+	if ((r = entry_as(mbl, want, &parsed, &mb->entry)) < 0 ||
+	    (r = ids_header_check_entry(&mb->entry, NULL)) < 0 ||
+	    (r = ids_location_from_entry(&mb->entry, &mb->mbname, &mb->loc)) < 0 ||
+	    (r = ids_mbname_owner(&mb->mbname, owner, sizeof(owner))) < 0)
+		goto fail;
+	mb->loc.layout = IDS_LAYOUT_UNIQUEID;
+	if ((r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &pc->ns)) < 0 ||
+	    (r = ids_lock_mailbox(cfg, mb->entry.uniqueid, IDS_LOCK_NONBLOCK, 0, &mb->lock)) < 0)
+		goto fail;
+	/* Every path the folder will have must be possible before the intent. */
+	if ((r = ids_path_reldir(cfg, &mb->loc, rel, sizeof(rel))) < 0 ||
+	    (r = ids_path_datadir(cfg, &mb->loc, full, sizeof(full))) < 0 ||
+	    (r = ids_path_metafile(cfg, &mb->loc, IDS_META_HEADER, full, sizeof(full))) < 0)
+		goto fail;
+	strcpy(pc->c.in.op, IDS_OP_CREATE);
+	strcpy(pc->c.in.stage, IDS_STAGE_FILES);
+	pc->c.in.time = time(NULL);
+	if ((r = ids_intent_set(&pc->c.in.name, mb->entry.name)) < 0 ||
+	    (r = ids_intent_set(&pc->c.in.partition, mb->entry.partition)) < 0 ||
+	    (r = ids_intent_set(&pc->c.in.dst, rel)) < 0 ||
+	    (r = ids_mboxlist_write(mbl, create_begin_txn, &pc->c)) < 0)
+		goto fail;
+	pc->begun = 1;
+	/* nothing is flushed until ids_mailbox_create_commit */
+	ids_fs_defer_sync(1);
+	if ((r = ids_folder_mkdir(cfg, &mb->loc, &mb->datafd, &mb->metafd)) == 0)
+		r = create_files(cfg, &mb->entry, mb->datafd, mb->metafd, 1);
+	ids_fs_defer_sync(deferred);
+	if (r < 0)
+		goto fail;
+	*mbp = mb;
+	return 0;
+fail:
+	ids_mailbox_close(mb);	/* undoes what was begun */
+	return r;
+}
+
+int
+ids_mailbox_create_commit(struct ids_mailbox *mb)
+{
+	struct ids_mbcreate *pc = mb->create;
+	struct stat a, b;
+	int r;
+
+	if (pc == NULL)
+		return 0;
+	/* the files, the directory and its parents: one syncfs per file system */
+	if ((r = ids_fs_sync(mb->datafd)) < 0)
+		return r;
+	if (mb->metafd >= 0 && fstat(mb->datafd, &a) == 0 && fstat(mb->metafd, &b) == 0 &&
+	    a.st_dev != b.st_dev && (r = ids_fs_sync(mb->metafd)) < 0)
+		return r;
+	if ((r = IDS_FAILPOINT("mailbox.create_commit")) < 0 ||
+	    (r = ids_mboxlist_write(mb->mbl, create_commit_txn, &pc->c)) < 0)
+		return r;
+	mb->create = NULL;
+	mbcreate_free(pc);
+	return 0;
 }
 
 /* --- delete ---------------------------------------------------------- */
@@ -629,6 +751,9 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	if (strcmp(in->op, IDS_OP_CREATE) == 0) {
 		ids_mbentry_init(&e);
 		r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
+		/* a tombstone of the uniqueid (made again after a delete) is not the create */
+		if (r == 0 && ids_mbentry_is_tombstone(&e))
+			r = IDS_ENOTFOUND;
 		ids_mbentry_release(&e);
 		if (r == 0)	/* committed after all: nothing to undo */
 			return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);
