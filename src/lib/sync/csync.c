@@ -411,7 +411,14 @@ digest_check(EVP_MD_CTX *ctx, const char *guid)
 	return 0;
 }
 
-/* Writes the body to ".<guid>.<n>", checks it, renames it "<guid>.<n>". */
+/*
+ * Writes the body to ".<guid>.<n>", checks it, renames it "<guid>.<n>".
+ * Without the fsync (the replica, the pull) it is written under its
+ * name at once: only this reader's list of staged files makes it one
+ * (add_staged, after the check), a file that fails is removed, and a
+ * crash leaves it in a dead session's staging directory, which is swept;
+ * so the rename would buy nothing, and cost a metadata update a file.
+ */
 static int
 stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 {
@@ -420,7 +427,7 @@ stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 	int fd = -1, werr = 0, r;
 
 	snprintf(name, sizeof(name), "%s.%u", guid, in->nstaged);
-	snprintf(tmp, sizeof(tmp), ".%s", name);
+	snprintf(tmp, sizeof(tmp), "%s%s", in->nofsync ? "" : ".", name);
 	in->nstaged++;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return lose(in, -ENOMEM);
@@ -443,7 +450,8 @@ stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 		werr = -errno;
 	if (fd >= 0 && close(fd) < 0 && werr == 0)
 		werr = -errno;
-	if (r == 0 && werr == 0 && renameat(in->stagefd, tmp, in->stagefd, name) < 0)
+	if (r == 0 && werr == 0 && !in->nofsync &&
+	    renameat(in->stagefd, tmp, in->stagefd, name) < 0)
 		werr = -errno;
 	if (r < 0 || werr < 0) {
 		if (fd >= 0)
@@ -1240,19 +1248,37 @@ ids_csync_flush(struct ids_csync_out *out)
 	return r;
 }
 
-/* file_fn for a stream: what is buffered goes first, then the file itself. */
+/*
+ * file_fn for a stream: what is buffered goes first, then the file
+ * itself.  Its SHA-1 was checked by check_files before the line began
+ * (ids_csync_write, ids_csync_write_untagged): here it is opened again,
+ * checked to be a regular file of its size and copied, not hashed a
+ * second time.  A file changed in between is still never stored: the
+ * receiving codec hashes every file literal and refuses one whose bytes
+ * are not its GUID's.
+ */
 static int
 file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 {
 	struct ids_csync_out *out = rock;
+	struct stat st;
 	int fd, r;
 
 	(void)buf;
 	if ((r = ids_csync_flush(out)) < 0)
 		return r;
-	if ((r = sync_file_check(f, &fd)) < 0)
-		return r;
-	r = copy_file(fd, f->size, NULL, out->fd);
+	fd = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return ids_error(-errno, "%s: %s", f->name, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = ids_error(IDS_EUNSAFE, "%s is not a regular file", f->name);
+	else if ((uint64_t)st.st_size != f->size)
+		r = ids_error(IDS_ECRC, "%s has %lld bytes, not %" PRIu64, f->name,
+		    (long long)st.st_size, f->size);
+	else
+		r = copy_file(fd, f->size, NULL, out->fd);
 	close(fd);
 	return r;
 }

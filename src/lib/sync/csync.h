@@ -132,7 +132,9 @@ void ids_csync_in_set_limits(struct ids_csync_in *in,
  * The directory file literals are staged in (not owned); without one,
  * a file literal is an error that loses the stream.  A received file
  * is named "<guid>.<n>" (n counts files of this reader, so one GUID
- * sent twice gets two names); while being written it is ".<guid>.<n>".
+ * sent twice gets two names); while being written it is ".<guid>.<n>",
+ * unless staged files are not fsynced (then it is written under its name,
+ * which only becomes one of the reader's staged files once checked).
  */
 void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
 /*

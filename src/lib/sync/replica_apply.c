@@ -579,18 +579,25 @@ link_message(struct folder *f, struct ids_index_record *rec)
 	}
 	if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
 		return r;
-	if (ids_guid_file(f->mb->datafd, name, have) == 0) {
-		if (memcmp(have, rec->guid, IDS_GUID_LEN) == 0)
+	/* the link first: a name already there (an earlier attempt's) is rare */
+	if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) == 0)
+		goto linked;
+	if (errno == EEXIST) {
+		if (ids_guid_file(f->mb->datafd, name, have) == 0 &&
+		    memcmp(have, rec->guid, IDS_GUID_LEN) == 0)
 			goto done;
+		if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
+			return r;
 		if (unlinkat(f->mb->datafd, name, 0) < 0)
 			return -errno;
+		if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) == 0)
+			goto linked;
 	}
-	if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) < 0) {
-		if (errno != EXDEV && errno != EMLINK && errno != EPERM)
-			return ids_error(-errno, "%s: %s", name, strerror(errno));
-		if ((r = copy_in(path, f->mb->datafd, name)) < 0)
-			return r;
-	}
+	if (errno != EXDEV && errno != EMLINK && errno != EPERM)
+		return ids_error(-errno, "%s: %s", name, strerror(errno));
+	if ((r = copy_in(path, f->mb->datafd, name)) < 0)
+		return r;
+linked:
 	f->linked++;
 done:
 	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
