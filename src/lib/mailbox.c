@@ -212,9 +212,29 @@ static int
 create_commit_txn(struct ids_txn *txn, void *rock)
 {
 	struct create *c = rock;
+	struct ids_mbentry old;
 	int r;
 
-	if ((r = ids_txn_put(txn, c->e)) < 0)
+	/*
+	 * The name and the uniqueid are still free: checked again, for a
+	 * create filled before its commit no longer holds the namespace
+	 * lock (ids_mailbox_create_open).
+	 */
+	ids_mbentry_init(&old);
+	r = ids_txn_lookup_name(txn, c->e->name, &old);
+	if (r == 0 && !ids_mbentry_is_tombstone(&old) &&
+	    (old.uniqueid == NULL || strcmp(old.uniqueid, c->e->uniqueid) != 0))
+		r = ids_error(IDS_EEXIST, "%s: mailbox already exists", c->e->name);
+	else if (r == 0 || r == IDS_ENOTFOUND)
+		r = 0;
+	ids_mbentry_release(&old);
+	if (r == 0 && (r = ids_txn_lookup_id(txn, c->e->uniqueid, &old)) == 0 &&
+	    !ids_mbentry_is_tombstone(&old))
+		r = ids_error(IDS_EDUPID, "uniqueid %s is in use", c->e->uniqueid);
+	else if (r == 0 || r == IDS_ENOTFOUND)
+		r = 0;
+	ids_mbentry_release(&old);
+	if (r < 0 || (r = ids_txn_put(txn, c->e)) < 0)
 		return r;
 	return ids_intent_del(txn, c->e->uniqueid);
 }
@@ -542,6 +562,14 @@ ids_mailbox_create_open(struct ids_mboxlist *mbl, const struct ids_mbentry *want
 	ids_fs_defer_sync(deferred);
 	if (r < 0)
 		goto fail;
+	/*
+	 * The namespace lock goes now: the caller may begin other creates
+	 * of the owner before this one commits (a replica's group commit);
+	 * the commit checks the name and uniqueid again.  The mailbox lock
+	 * of the new uniqueid stays until the folder is closed.
+	 */
+	ids_unlock(pc->ns);
+	pc->ns = NULL;
 	*mbp = mb;
 	return 0;
 fail:
@@ -552,24 +580,87 @@ fail:
 int
 ids_mailbox_create_commit(struct ids_mailbox *mb)
 {
-	struct ids_mbcreate *pc = mb->create;
-	struct stat a, b;
 	int r;
 
-	if (pc == NULL)
-		return 0;
-	/* the files, the directory and its parents: one syncfs per file system */
-	if ((r = ids_fs_sync(mb->datafd)) < 0)
-		return r;
-	if (mb->metafd >= 0 && fstat(mb->datafd, &a) == 0 && fstat(mb->metafd, &b) == 0 &&
-	    a.st_dev != b.st_dev && (r = ids_fs_sync(mb->metafd)) < 0)
-		return r;
-	if ((r = IDS_FAILPOINT("mailbox.create_commit")) < 0 ||
-	    (r = ids_mboxlist_write(mb->mbl, create_commit_txn, &pc->c)) < 0)
-		return r;
-	mb->create = NULL;
-	mbcreate_free(pc);
+	return ids_mailbox_create_commit_group(&mb, 1, &r) < 0 ? r : 0;
+}
+
+struct group_txn {
+	struct ids_mailbox **v;
+	size_t n;
+	const int *rv;
+};
+
+static int
+group_commit_txn(struct ids_txn *txn, void *rock)
+{
+	struct group_txn *g = rock;
+	size_t i;
+	int r;
+
+	for (i = 0; i < g->n; i++)
+		if (g->rv[i] == 0 && (r = create_commit_txn(txn, &g->v[i]->create->c)) < 0)
+			return r;
 	return 0;
+}
+
+int
+ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv)
+{
+	dev_t devs[16];
+	struct stat st;
+	size_t i, k, ndev = 0, todo = 0;
+	int r = 0, fail = 0;
+
+	for (i = 0; i < n; i++) {
+		rv[i] = v[i]->create == NULL ? IDS_EINVAL : 0;
+		todo += rv[i] == 0;
+	}
+	/* the files, the directories and their parents: one syncfs per file system */
+	for (i = 0; i < n && r == 0; i++) {
+		int fds[2] = { v[i]->datafd, v[i]->metafd };
+
+		for (k = 0; k < 2 && r == 0; k++) {
+			size_t d;
+
+			if (rv[i] != 0 || fds[k] < 0)
+				continue;
+			if (fstat(fds[k], &st) < 0) {
+				r = -errno;
+				break;
+			}
+			for (d = 0; d < ndev && devs[d] != st.st_dev; d++)
+				;
+			if (d < ndev && d < sizeof(devs) / sizeof(devs[0]))
+				continue;
+			if (ndev < sizeof(devs) / sizeof(devs[0]))
+				devs[ndev++] = st.st_dev;
+			r = ids_fs_sync(fds[k]);
+		}
+	}
+	if (r == 0 && todo > 0 && (r = IDS_FAILPOINT("mailbox.create_commit")) == 0) {
+		struct group_txn g = { v, n, rv };
+
+		r = ids_mboxlist_write(v[0]->mbl, group_commit_txn, &g);
+		/* one failed: each alone, so that its failure is its own */
+		for (i = 0; r < 0 && todo > 1 && i < n; i++)
+			if (rv[i] == 0)
+				rv[i] = ids_mboxlist_write(v[i]->mbl, create_commit_txn,
+				    &v[i]->create->c);
+		if (r < 0 && todo > 1)
+			r = 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (rv[i] == 0 && r < 0)
+			rv[i] = r;
+		if (rv[i] == 0) {
+			mbcreate_free(v[i]->create);
+			v[i]->create = NULL;
+		} else if (fail >= 0) {
+			fail = rv[i];	/* the first failure */
+		}
+	}
+	return fail < 0 ? fail : 0;
 }
 
 /* --- delete ---------------------------------------------------------- */

@@ -88,8 +88,8 @@ int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *wa
  * folder: one durable step, not a create then an apply).
  * ids_mailbox_create_open takes the namespace and mailbox locks, commits
  * the intent "create" (durably), makes the directory, cyrus.header and an
- * empty cyrus.index with every fsync left out, and returns the folder
- * open for writing: mb->entry is the record to be, not yet in
+ * empty cyrus.index with every fsync left out, lets the namespace lock
+ * go (the mailbox lock stays) and returns the folder open for writing: mb->entry is the record to be, not yet in
  * mailboxes.db.  The caller writes the folder's files with its fsyncs
  * deferred (ids_fs_defer_sync), then ids_mailbox_create_commit makes
  * everything durable with one syncfs(2) per file system (data and
@@ -102,6 +102,16 @@ int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *wa
 int ids_mailbox_create_open(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
     struct ids_mailbox **mbp);
 int ids_mailbox_create_commit(struct ids_mailbox *mb);
+/*
+ * ids_mailbox_create_commit of n folders at once (a replica's group
+ * commit): one syncfs per file system they are on, then one transaction
+ * for all of them; if it fails, each in a transaction of its own, so that
+ * one folder's failure is its own.  rv[i] is 0 or the error of v[i];
+ * returns 0 when every one committed.  The namespace lock is not held
+ * between the two steps: the commit checks the name and uniqueid again
+ * (IDS_EEXIST, IDS_EDUPID).
+ */
+int ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv);
 
 /*
  * Deletes the folder name: its records become a tombstone in one

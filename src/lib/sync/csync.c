@@ -267,6 +267,21 @@ ids_csync_in_offset(const struct ids_csync_in *in)
 	return in->offset;
 }
 
+int
+ids_csync_in_pending(struct ids_csync_in *in)
+{
+	struct pollfd p;
+
+	if (in->pos < in->end)
+		return 1;
+	if (in->eof || in->read_fn != NULL || in->fd < 0)
+		return 0;
+	p.fd = in->fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 /* Refills the buffer: 1 with bytes, 0 at the end, or -errno. */
 static int
 fill(struct ids_csync_in *in)
@@ -1208,6 +1223,7 @@ ids_csync_print(const struct ids_csync_line *l, int flags, struct ids_buf *buf)
 struct ids_csync_out {
 	int fd;
 	int flags;
+	int hold;	/* nothing written until released */
 	struct ids_buf buf;
 };
 
@@ -1241,10 +1257,46 @@ ids_csync_flush(struct ids_csync_out *out)
 
 	if ((r = ids_buf_oom(&out->buf)) < 0)
 		return r;
-	if (out->buf.len == 0)
+	if (out->buf.len == 0 || out->hold)
 		return 0;
 	r = ids_write_all(out->fd, out->buf.s, out->buf.len);
 	ids_buf_reset(&out->buf);
+	return r;
+}
+
+void
+ids_csync_out_hold(struct ids_csync_out *out, int on)
+{
+	out->hold = on;
+}
+
+size_t
+ids_csync_out_mark(const struct ids_csync_out *out)
+{
+	return out->buf.len;
+}
+
+int
+ids_csync_out_insert_status(struct ids_csync_out *out, size_t mark, const char *code,
+    const char *text)
+{
+	struct ids_buf t = IDS_BUF_INIT;
+	size_t tail;
+	int r;
+
+	if (mark > out->buf.len)
+		return ids_error(IDS_EINVAL, "an answer's place is past the buffer");
+	if (code != NULL)
+		ids_buf_printf(&t, "NO %s %s\r\n", code, text ? text : "");
+	else
+		ids_buf_printf(&t, "OK %s\r\n", text ? text : "");
+	tail = out->buf.len - mark;
+	if ((r = ids_buf_oom(&t)) == 0 && (r = ids_buf_add(&out->buf, t.s, t.len)) == 0 &&
+	    (r = ids_buf_oom(&out->buf)) == 0) {
+		memmove(out->buf.s + mark + t.len, out->buf.s + mark, tail);
+		memcpy(out->buf.s + mark, t.s, t.len);
+	}
+	ids_buf_release(&t);
 	return r;
 }
 
@@ -1265,6 +1317,8 @@ file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 	int fd, r;
 
 	(void)buf;
+	if (out->hold)
+		return ids_error(IDS_EBUSY, "a file literal while the answers are held");
 	if ((r = ids_csync_flush(out)) < 0)
 		return r;
 	fd = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -74,6 +74,8 @@
 #define MAX_USER_FLAGS		128
 /* New files of one apply fsynced one by one; above, one syncfs(2) for all. */
 #define IDS_REPL_FSYNC_FILES	16
+/* New folders committed together at most (their locks and directories stay open). */
+#define IDS_REPL_GROUP_MAX	64
 
 static int
 guid_parse(const char *hex, uint8_t out[IDS_GUID_LEN])
@@ -1204,6 +1206,100 @@ drain(struct ids_repl_session *s, struct recsrc *rs)
 	return r < 0 && ids_csync_in_lost(rs->in) ? r : 0;
 }
 
+/* --- group commit ------------------------------------------------------ */
+
+/*
+ * A new folder applied in full, its CRCs the client's: kept open and
+ * uncommitted, its answer's place marked in the output, which is held
+ * from now until the group commit (no byte of a later answer may go
+ * before its OK).  The group is committed now unless more input is
+ * already waiting: a client that sends its next commands without
+ * waiting for this answer (idspool's pipelining) gets its new folders
+ * made durable by one syncfs and one mailboxes.db transaction for all.
+ */
+static int
+park(struct ids_repl_session *s, struct folder *f, struct recsrc *rs)
+{
+	struct ids_repl_pending *p;
+	int r;
+
+	if ((r = drain(s, rs)) < 0) {
+		ids_mailbox_close(f->mb);
+		return r;
+	}
+	if (s->npend == s->apend) {
+		size_t a = s->apend ? 2 * s->apend : 16;
+
+		if ((p = realloc(s->pend, a * sizeof(*p))) == NULL) {
+			ids_mailbox_close(f->mb);
+			return -ENOMEM;
+		}
+		s->pend = p;
+		s->apend = a;
+	}
+	p = &s->pend[s->npend++];
+	p->mb = f->mb;
+	p->nrec = f->n;
+	p->nlinked = f->linked;
+	ids_csync_out_hold(s->out, 1);
+	p->mark = ids_csync_out_mark(s->out);
+	if (s->npend >= IDS_REPL_GROUP_MAX || !ids_csync_in_pending(s->in))
+		return ids_repl_group_commit(s);
+	return 0;
+}
+
+int
+ids_repl_group_commit(struct ids_repl_session *s)
+{
+	struct ids_mailbox *one[1];
+	struct ids_mailbox **v = one;
+	size_t i, n = s->npend;
+	int rone[1], *rv = rone, r = 0, w;
+
+	if (n == 0)
+		return 0;
+	if (n > 1 && ((v = calloc(n, sizeof(*v))) == NULL ||
+	    (rv = calloc(n, sizeof(*rv))) == NULL)) {
+		free(v);
+		v = NULL;
+		r = -ENOMEM;
+	}
+	if (v != NULL) {
+		for (i = 0; i < n; i++)
+			v[i] = s->pend[i].mb;
+		ids_mailbox_create_commit_group(v, n, rv);
+	}
+	/* the answers in their places, the latest first (the marks before it stay put) */
+	for (i = n; i-- > 0; ) {
+		struct ids_repl_pending *p = &s->pend[i];
+		int e = v == NULL ? r : rv[i];
+		const char *name = p->mb->entry.name;
+
+		if (e == 0) {
+			ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): created, %zu record(s), "
+			    "%zu file(s) linked%s", name, p->mb->entry.uniqueid, p->nrec, p->nlinked,
+			    n > 1 ? " (group commit)" : "");
+			w = ids_csync_out_insert_status(s->out, p->mark, NULL, "success");
+		} else {
+			ids_repl_log(s, LOG_ERR, "%s: %s (%s)", name, ids_errmsg(e),
+			    ids_repl_imap_error(e));
+			w = ids_csync_out_insert_status(s->out, p->mark, ids_repl_imap_error(e),
+			    ids_errmsg(e));
+		}
+		if (w < 0 && r == 0)
+			r = w;
+	}
+	for (i = 0; i < n; i++)
+		ids_mailbox_close(s->pend[i].mb);	/* one not committed is undone */
+	s->npend = 0;
+	if (v != one)
+		free(v);
+	if (rv != rone)
+		free(rv);
+	ids_csync_out_hold(s->out, 0);
+	return r;
+}
+
 int
 ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
@@ -1271,6 +1367,8 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 			    f.crc_basic, f.crc_annot, wb, wa);
 	}
 	folder_release(&f);	/* before the folder's directories close */
+	if (r == 0 && created && s->out != NULL && s->in != NULL)
+		return park(s, &f, &rs);
 	if (r == 0 && created)
 		r = ids_mailbox_create_commit(f.mb);
 	ids_mailbox_close(f.mb);	/* a create not committed is undone */
