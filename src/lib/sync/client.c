@@ -53,6 +53,7 @@ struct client {
 	struct ids_csync_in *in;
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
+	int pipeline;			/* and its pipelining (group commit) */
 	int no_state;			/* it does not answer GET STATE (repair.h) */
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
@@ -1154,6 +1155,348 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	return r;
 }
 
+/* --- new folders, pipelined ------------------------------------------------- */
+
+/*
+ * A folder the peer lacks, pushed as part of a batch: what it sends and
+ * how many answers it awaits.
+ */
+struct newf {
+	const struct lfolder *lf;
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv;		/* its state with RECORD (sent by APPLY MAILBOX) */
+	int reserve;			/* an APPLY RESERVE was sent */
+	size_t nmsg;			/* APPLY MESSAGE lines sent */
+	size_t *nfiles;			/* the files of each */
+	int failed;			/* a refusal counted */
+	int sent;			/* APPLY MAILBOX sent */
+};
+
+/*
+ * Batches: at most this many folders, and this many GUIDs offered by
+ * their APPLY RESERVE lines, so that those lines (about 45 bytes a GUID)
+ * and the peer's MISSING answers each fit in a pipe's buffer: the
+ * client writes them all before it reads an answer.
+ */
+#define PIPE_FOLDERS	32
+#define PIPE_GUIDS	1000
+
+/* Sends l (freed) without reading its answer. */
+static int
+send_line(struct client *c, struct ids_csync_line *l)
+{
+	int r;
+
+	if (l == NULL)
+		return -ENOMEM;
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	return r;
+}
+
+/* A refusal of one folder of a batch, counted once. */
+static void
+newf_refused(struct client *c, struct newf *f, const char *what, const struct reply *rp)
+{
+	if (!f->failed)
+		c->rep->failed++;
+	f->failed = 1;
+	client_log(c, LOG_ERR, "%s: %s: the peer answered %s %s", f->lf->name, what,
+	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
+}
+
+/* The GUIDs of the records above last_uid 0 whose files we have (push_files's). */
+static int
+newf_reserve(struct newf *f, const char *const *names, size_t nnames, struct ids_dlist **resp,
+    size_t *nguids)
+{
+	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec;
+	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
+	size_t i;
+	int r;
+
+	*resp = NULL;
+	*nguids = 0;
+	if (res == NULL)
+		return -ENOMEM;
+	if ((r = ids_dlist_add_atom(res, "PARTITION", kv_str(f->kv, "PARTITION"))) < 0 ||
+	    (r = ids_dlist_add_list(res, "MBOXNAME", &mlist)) < 0 ||
+	    (r = ids_dlist_add_list(res, "GUID", &guids)) < 0)
+		goto out;
+	for (i = 0; i < nnames && r == 0; i++)
+		r = ids_dlist_add_atom(mlist, NULL, names[i]);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *guid;
+		char fname[32];
+		uint32_t uid = 0;
+		int expunged;
+
+		if (!new_record(rec, 0, &guid, &uid, &expunged))
+			continue;
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (!expunged || faccessat(f->mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			r = ids_dlist_add_atom(guids, NULL, guid);
+			(*nguids)++;
+		}
+	}
+	if (r == 0 && guids->head != NULL) {
+		*resp = res;
+		res = NULL;
+	}
+out:
+	ids_dlist_free(res);
+	return r;
+}
+
+/* The GUIDs sent by the APPLY MESSAGE lines of one wave (the peer holds them next). */
+struct sent {
+	char (*v)[IDS_GUID_HEXLEN];
+	size_t n, a;
+};
+
+static int
+sent_has(const struct sent *st, const char *g)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (memcmp(st->v[i], g, IDS_GUID_HEXLEN) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * APPLY MESSAGE lines of the files the peer named MISSING (sent, not
+ * answered), less those an earlier folder of the wave sent: every APPLY
+ * RESERVE of a wave goes before its files, so the peer names a GUID that
+ * two new folders share MISSING for both, and holds it once the first
+ * folder's line is read.
+ */
+static int
+newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, struct sent *st)
+{
+	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec, *m;
+	const char *part = kv_str(f->kv, "PARTITION");
+	struct ids_dlist *batch = NULL;
+	uint64_t bytes = 0;
+	size_t nbatch = 0;
+	int r = 0;
+
+	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
+		const char *g = ids_dlist_cstr(m);
+		const struct ids_dlist *prev;
+		char fname[32];
+		uint64_t size = 0;
+		uint32_t uid = 0;
+
+		for (prev = missing->head; prev != m && strcmp(ids_dlist_cstr(prev) ?: "",
+		    g ?: "") != 0; prev = prev->next)
+			;
+		if (g == NULL || prev != m || strlen(g) != IDS_GUID_HEXLEN || sent_has(st, g))
+			continue;
+		for (rec = recs ? recs->head : NULL; rec != NULL; rec = rec->next) {
+			const char *rg = kv_str(rec, "GUID");
+
+			if (rg != NULL && strcmp(rg, g) == 0 &&
+			    ids_dlist_get_u32(rec, "UID", &uid) == 0 &&
+			    ids_dlist_get_u64(rec, "SIZE", &size) == 0)
+				break;
+		}
+		if (rec == NULL)
+			continue;
+		if (st->n == st->a) {
+			size_t a = st->a ? 2 * st->a : 256;
+			char (*v)[IDS_GUID_HEXLEN] = realloc(st->v, a * sizeof(*v));
+
+			if (v == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			st->v = v;
+			st->a = a;
+		}
+		memcpy(st->v[st->n++], g, IDS_GUID_HEXLEN);
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
+			return -ENOMEM;
+		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		    f->mb->datafd, fname))) < 0)
+			break;
+		nbatch++;
+		bytes += size;
+		if (m->next == NULL || nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
+			size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+
+			if (v == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			f->nfiles = v;
+			f->nfiles[f->nmsg++] = nbatch;
+			r = send_line(c, cmd_arg("APPLY", "MESSAGE", batch));
+			batch = NULL;
+			nbatch = 0;
+			bytes = 0;
+		}
+	}
+	if (r == 0 && batch != NULL) {
+		size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+
+		if (v == NULL) {
+			r = -ENOMEM;
+		} else {
+			f->nfiles = v;
+			f->nfiles[f->nmsg++] = nbatch;
+			r = send_line(c, cmd_arg("APPLY", "MESSAGE", batch));
+			batch = NULL;
+		}
+	}
+	ids_dlist_free(batch);
+	return r;
+}
+
+/*
+ * Folders the peer does not have, pushed together to a peer that
+ * announces pipelining (spool-layout.md, "Pipelining"): the APPLY
+ * RESERVE of each sent, then their answers read; then for each its
+ * APPLY MESSAGE lines and its APPLY MAILBOX sent without waiting, then
+ * every answer read, in order.  The peer commits the new folders of
+ * such a run together (one syncfs, one mailboxes.db transaction) and
+ * answers each OK only once it is durable.  Each folder's refusal is
+ * its own; a lost link ends the session, and the next one sends again
+ * what was not answered OK.
+ */
+static int
+push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
+    const char *const *names, size_t nnames, size_t *used)
+{
+	struct newf *v = calloc(n ? n : 1, sizeof(*v));
+	struct reply rp;
+	struct sent st = { NULL, 0, 0 };
+	size_t i, k, nw, guids = 0;
+	int r = 0, local = 0;
+
+	if (v == NULL)
+		return -ENOMEM;
+	memset(&rp, 0, sizeof(rp));
+	/* the folders locked, their states, their APPLY RESERVE lines sent */
+	for (i = 0; i < n; i++) {
+		struct ids_dlist *res = NULL;
+		size_t ng = 0;
+
+		v[i].lf = lfs[i];
+		if ((r = ids_mailbox_open(c->s.mbl, lfs[i]->name, 0, IDS_LOCK_TIMEOUT_MS,
+		    &v[i].mb)) == 0 &&
+		    (r = ids_sync_mailbox_state(v[i].mb, IDS_SYNC_RECORDS, &v[i].kv)) == 0)
+			r = newf_reserve(&v[i], names, nnames, &res, &ng);
+		if (r < 0 || (i > 0 && guids + ng > PIPE_GUIDS)) {
+			/*
+			 * The wave ends before this folder: too many GUIDs (it goes
+			 * first in the next wave), or a local error (it is
+			 * consumed, and its error reported once the answers of
+			 * what was sent are read).
+			 */
+			ids_dlist_free(res);
+			ids_dlist_free(v[i].kv);
+			v[i].kv = NULL;
+			ids_mailbox_close(v[i].mb);
+			v[i].mb = NULL;
+			if (r < 0) {
+				local = r;
+				r = 0;
+				*used = i + 1;
+			}
+			break;
+		}
+		guids += ng;
+		if (res != NULL) {
+			v[i].reserve = 1;
+			if ((r = send_line(c, cmd_arg("APPLY", "RESERVE", res))) < 0) {
+				i++;
+				break;
+			}
+		}
+	}
+	if (local == 0)
+		*used = i;
+	nw = i;		/* the folders of the wave */
+	if (r == 0)
+		r = ids_csync_flush(c->out);
+	/* their answers: MISSING; then the files and APPLY MAILBOX of each */
+	for (i = 0; i < nw && r == 0; i++) {
+		const struct ids_dlist *missing = NULL;
+
+		if (v[i].reserve) {
+			if ((r = read_reply(c, &rp)) < 0)
+				break;
+			if (rp.status != IDS_CSYNC_OK) {
+				newf_refused(c, &v[i], "APPLY RESERVE", &rp);
+				reply_release(&rp);
+				continue;
+			}
+			for (k = 0; k < rp.n && missing == NULL; k++)
+				if (strcmp(rp.v[k]->word, "MISSING") == 0)
+					missing = ids_csync_arg(rp.v[k], 0);
+		}
+		if ((r = newf_files(c, &v[i], missing, &st)) == 0) {
+			r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
+			v[i].kv = NULL;
+			v[i].sent = 1;
+		}
+		reply_release(&rp);
+	}
+	if (r == 0)
+		r = ids_csync_flush(c->out);
+	/* every answer, in order */
+	for (i = 0; i < nw && r == 0; i++) {
+		for (k = 0; k < v[i].nmsg && r == 0; k++) {
+			if ((r = read_reply(c, &rp)) < 0)
+				break;
+			if (rp.status == IDS_CSYNC_OK)
+				c->rep->files += v[i].nfiles[k];
+			else
+				newf_refused(c, &v[i], "APPLY MESSAGE", &rp);
+			reply_release(&rp);
+		}
+		if (r < 0 || !v[i].sent)
+			continue;
+		if ((r = read_reply(c, &rp)) < 0)
+			break;
+		if (rp.status != IDS_CSYNC_OK) {
+			newf_refused(c, &v[i], "APPLY MAILBOX", &rp);
+		} else {
+			c->rep->applied++;
+			client_log(c, LOG_INFO, "push: %s (%s) created on the peer", v[i].lf->name,
+			    v[i].lf->uniqueid);
+		}
+		reply_release(&rp);
+	}
+	reply_release(&rp);
+	for (i = 0; i < *used; i++) {
+		ids_dlist_free(v[i].kv);
+		free(v[i].nfiles);
+		ids_mailbox_close(v[i].mb);
+	}
+	free(v);
+	free(st.v);
+	return r < 0 ? r : local;
+}
+
+static int
+push_new(struct client *c, const struct lfolder *const *lfs, size_t n,
+    const char *const *names, size_t nnames)
+{
+	size_t done = 0, used;
+	int r = 0;
+
+	while (done < n && r == 0) {
+		r = push_wave(c, lfs + done, n - done, names, nnames, &used);
+		done += used ? used : 1;
+	}
+	return r;
+}
+
 /* --- findings ---------------------------------------------------------------- */
 
 /* A finding: logged, counted and appended to the findings file. */
@@ -1986,7 +2329,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	struct ids_repl_names ln = { NULL, 0, 0 };
 	struct lfolder *lv = NULL;
 	const char **pnames = NULL;
-	size_t i, nl = 0;
+	const struct lfolder **batch = NULL;	/* new on the peer, pipelined */
+	size_t i, nl = 0, nbatch = 0;
 	int r;
 
 	if ((r = peer_folders(c, userid, names, nnames, &p)) != 0) {
@@ -2061,6 +2405,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		r = -ENOMEM;
 	for (i = 0; r == 0 && i < p.n; i++)
 		pnames[i] = p.v[i].name;
+	if (r == 0 && c->pipeline && (batch = calloc(PIPE_FOLDERS, sizeof(*batch))) == NULL)
+		r = -ENOMEM;
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = pfolder_by_id(&p, lv[i].uniqueid);
 		struct ids_dlist *mine = NULL;
@@ -2068,6 +2414,17 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		c->rep->folders++;
 		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0)
 			continue;	/* its rename was refused */
+		/* a folder the peer lacks joins the batch, pushed when full */
+		if (pf == NULL && batch != NULL) {
+			if (nbatch == PIPE_FOLDERS) {
+				r = push_new(c, batch, nbatch, pnames, p.n);
+				nbatch = 0;
+				if (r < 0)
+					break;
+			}
+			batch[nbatch++] = &lv[i];
+			continue;
+		}
 		if (pf != NULL && (r = local_state(c, lv[i].name, 0, &mine)) == 0 &&
 		    same_state(mine, pf->kv)) {
 			ids_dlist_free(mine);
@@ -2081,6 +2438,9 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		else if (r == 0)
 			r = next_one(push_folder(c, &lv[i], pf, pnames, p.n));
 	}
+	if (r == 0 && nbatch > 0)
+		r = push_new(c, batch, nbatch, pnames, p.n);
+	free(batch);
 	if (r == 0 && userid != NULL)
 		r = meta_sync(c, userid, &p.rp);
 out:
@@ -2116,6 +2476,9 @@ read_banner(struct client *c)
 		if (l->kind == IDS_CSYNC_UNTAGGED && strcmp(l->word, "OK") == 0) {
 			c->idspool = l->text != NULL &&
 			    memmem(l->text, l->textlen, "idspool-", 8) != NULL;
+			c->pipeline = c->idspool &&
+			    memmem(l->text, l->textlen, IDS_SYNC_PIPELINE_WORD,
+			    strlen(IDS_SYNC_PIPELINE_WORD)) != NULL;
 			ids_csync_line_free(l);
 			return 0;
 		}

@@ -916,7 +916,8 @@ ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
 	ids_csync_in_set_stream(s.in, 1);	/* APPLY MAILBOX's records one at a time */
 	ids_csync_in_set_fsync(s.in, 0);	/* files are made durable where they are linked */
 	gethostname(host, sizeof(host) - 1);
-	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION, host);
+	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION
+	    " " IDS_SYNC_PIPELINE_WORD, host);
 	if ((r = write_banner(&s, banner)) < 0)
 		goto out;
 	r = session_loop(&s);

@@ -19,6 +19,12 @@ struct ids_sync_meta;
 struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
+/*
+ * The banner word of idspool's pipelining: a replica that commits the new
+ * folders of pipelined applies together (group commit); our client
+ * pipelines only to a peer whose banner carries it.
+ */
+#define IDS_SYNC_PIPELINE_WORD	"idspool-pipeline"
 
 /*
  * A file this session can link from, by GUID: staged (the codec's
