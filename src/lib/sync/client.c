@@ -997,6 +997,118 @@ push_unmailbox(struct client *c, struct pfolder *pf)
 	return r;
 }
 
+/*
+ * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
+ * their first 16 digits (SHA-1 digests: uniform): a folder of any size
+ * costs a wave a constant time a file, not a scan of its records.
+ */
+struct gmap {
+	char (*key)[IDS_GUID_HEXLEN];
+	const void **val;
+	size_t n, a;
+	uint32_t *slot;		/* index + 1 into key, 0 free */
+	size_t nslot;		/* a power of two, at least twice n */
+};
+
+static size_t
+gmap_hash(const char *g, size_t nslot)
+{
+	uint64_t h = 0;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
+	return (size_t)(h & (nslot - 1));
+}
+
+/* The slot of g: its own, or the free one where it would go. */
+static size_t
+gmap_find(const struct gmap *m, const char *g)
+{
+	size_t i = gmap_hash(g, m->nslot);
+
+	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
+		i = (i + 1) & (m->nslot - 1);
+	return i;
+}
+
+/* The value of g (NULL when absent; present with NULL: found is set). */
+static const void *
+gmap_get(const struct gmap *m, const char *g, int *found)
+{
+	size_t i;
+
+	*found = 0;
+	if (m->nslot == 0)
+		return NULL;
+	i = gmap_find(m, g);
+	*found = m->slot[i] != 0;
+	return *found ? m->val[m->slot[i] - 1] : NULL;
+}
+
+/* g (40 hex digits) to v; a g already there keeps its first value. */
+static int
+gmap_put(struct gmap *m, const char *g, const void *v)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->nslot) {
+		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
+		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
+		size_t on = m->nslot;
+
+		if (slot == NULL)
+			return -ENOMEM;
+		m->slot = slot;
+		m->nslot = ns;
+		for (k = 0; k < on; k++)
+			if (old[k] != 0)
+				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
+		free(old);
+	}
+	i = gmap_find(m, g);
+	if (m->slot[i] != 0)
+		return 0;
+	if (m->n == m->a) {
+		size_t a = m->a ? 2 * m->a : 256;
+		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
+		const void **val;
+
+		if (key == NULL)
+			return -ENOMEM;
+		m->key = key;
+		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
+			return -ENOMEM;
+		m->val = val;
+		m->a = a;
+	}
+	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
+	m->val[m->n] = v;
+	m->slot[i] = (uint32_t)++m->n;
+	return 0;
+}
+
+static void
+gmap_free(struct gmap *m)
+{
+	free(m->key);
+	free(m->val);
+	free(m->slot);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+is_guid(const char *g)
+{
+	size_t i;
+
+	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
+		    (g[i] >= 'A' && g[i] <= 'F')))
+			return 0;
+	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
+}
+
 /* APPLY MESSAGE of a batch (taken over); files read from the open folder. */
 static int
 push_batch(struct client *c, struct ids_dlist *files, const char *name)
@@ -1023,6 +1135,7 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	const char *name = kv_str(kv, "MBOXNAME"), *part = kv_str(kv, "PARTITION");
 	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
 	struct ids_dlist *missing = NULL, *batch = NULL;
+	struct gmap byguid = { 0 }, sent = { 0 };
 	struct reply rp;
 	uint64_t bytes = 0;
 	size_t i, nbatch = 0;
@@ -1064,29 +1177,33 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	for (i = 0; i < rp.n && missing == NULL; i++)
 		if (strcmp(rp.v[i]->word, "MISSING") == 0)
 			missing = ids_csync_arg(rp.v[i], 0);
+	/* the first record above the peer's last_uid of each GUID */
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *rg = kv_str(rec, "GUID");
+		uint32_t uid = 0;
+
+		if (is_guid(rg) && ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid)
+			r = gmap_put(&byguid, rg, rec);
+	}
 	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
 		const char *g = ids_dlist_cstr(m);
-		const struct ids_dlist *prev;
 		char fname[32];
 		uint64_t size = 0;
 		uint32_t uid = 0;
+		int found;
 
 		/* each GUID once, from the first live record that has it */
-		for (prev = missing->head; prev != m && strcmp(ids_dlist_cstr(prev) ?: "",
-		    g ?: "") != 0; prev = prev->next)
-			;
-		if (g == NULL || prev != m)
+		if (!is_guid(g))
 			continue;
-		for (rec = recs->head; rec != NULL; rec = rec->next) {
-			const char *rg = kv_str(rec, "GUID");
-
-			if (rg != NULL && strcmp(rg, g) == 0 &&
-			    ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid &&
-			    ids_dlist_get_u64(rec, "SIZE", &size) == 0)
-				break;
-		}
-		if (rec == NULL)
+		(void)gmap_get(&sent, g, &found);
+		if (found)
+			continue;
+		rec = gmap_get(&byguid, g, &found);
+		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
+		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
+		if ((r = gmap_put(&sent, g, NULL)) < 0)
+			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
 		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
 			r = -ENOMEM;
@@ -1115,6 +1232,8 @@ out:
 	ids_dlist_free(batch);
 	ids_dlist_free(res);
 	reply_release(&rp);
+	gmap_free(&byguid);
+	gmap_free(&sent);
 	return r;
 }
 
@@ -1249,110 +1368,85 @@ out:
 	return r;
 }
 
-/* The GUIDs sent by the APPLY MESSAGE lines of one wave (the peer holds them next). */
-struct sent {
-	char (*v)[IDS_GUID_HEXLEN];
-	size_t n, a;
-};
-
+/* Closes the APPLY MESSAGE line of batch (sent, its answer counted later). */
 static int
-sent_has(const struct sent *st, const char *g)
+newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch)
 {
-	size_t i;
+	size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+	struct ids_dlist *b = *batch;
 
-	for (i = 0; i < st->n; i++)
-		if (memcmp(st->v[i], g, IDS_GUID_HEXLEN) == 0)
-			return 1;
-	return 0;
+	if (v == NULL)
+		return -ENOMEM;
+	f->nfiles = v;
+	f->nfiles[f->nmsg++] = *nbatch;
+	*nbatch = 0;
+	*batch = NULL;
+	return send_line(c, cmd_arg("APPLY", "MESSAGE", b));
 }
 
 /*
  * APPLY MESSAGE lines of the files the peer named MISSING (sent, not
- * answered), less those an earlier folder of the wave sent: every APPLY
- * RESERVE of a wave goes before its files, so the peer names a GUID that
- * two new folders share MISSING for both, and holds it once the first
- * folder's line is read.
+ * answered), each GUID once, less those an earlier folder of the wave
+ * sent (in sent): every APPLY RESERVE of a wave goes before its files,
+ * so the peer names a GUID that two new folders share MISSING for both,
+ * and holds it once the first folder's line is read.
  */
 static int
-newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, struct sent *st)
+newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, struct gmap *sent)
 {
 	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec, *m;
 	const char *part = kv_str(f->kv, "PARTITION");
 	struct ids_dlist *batch = NULL;
+	struct gmap byguid = { 0 };
 	uint64_t bytes = 0;
 	size_t nbatch = 0;
-	int r = 0;
+	int r = 0, found;
 
-	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
+	if (missing == NULL || missing->head == NULL)
+		return 0;
+	/* the first record of each GUID */
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *rg = kv_str(rec, "GUID");
+
+		if (is_guid(rg))
+			r = gmap_put(&byguid, rg, rec);
+	}
+	for (m = missing->head; m != NULL && r == 0; m = m->next) {
 		const char *g = ids_dlist_cstr(m);
-		const struct ids_dlist *prev;
 		char fname[32];
 		uint64_t size = 0;
 		uint32_t uid = 0;
 
-		for (prev = missing->head; prev != m && strcmp(ids_dlist_cstr(prev) ?: "",
-		    g ?: "") != 0; prev = prev->next)
-			;
-		if (g == NULL || prev != m || strlen(g) != IDS_GUID_HEXLEN || sent_has(st, g))
+		if (!is_guid(g))
 			continue;
-		for (rec = recs ? recs->head : NULL; rec != NULL; rec = rec->next) {
-			const char *rg = kv_str(rec, "GUID");
-
-			if (rg != NULL && strcmp(rg, g) == 0 &&
-			    ids_dlist_get_u32(rec, "UID", &uid) == 0 &&
-			    ids_dlist_get_u64(rec, "SIZE", &size) == 0)
-				break;
-		}
-		if (rec == NULL)
-			continue;
-		if (st->n == st->a) {
-			size_t a = st->a ? 2 * st->a : 256;
-			char (*v)[IDS_GUID_HEXLEN] = realloc(st->v, a * sizeof(*v));
-
-			if (v == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			st->v = v;
-			st->a = a;
-		}
-		memcpy(st->v[st->n++], g, IDS_GUID_HEXLEN);
+		(void)gmap_get(sent, g, &found);
+		if (found)
+			continue;	/* sent already (by this folder, or one before it) */
+		rec = gmap_get(&byguid, g, &found);
+		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
+		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
+			continue;	/* the peer asked for a GUID we did not offer */
+		if ((r = gmap_put(sent, g, NULL)) < 0)
+			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
-			return -ENOMEM;
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+			r = -ENOMEM;
+			break;
+		}
 		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
 		    f->mb->datafd, fname))) < 0)
 			break;
 		nbatch++;
 		bytes += size;
-		if (m->next == NULL || nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
-			size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
-
-			if (v == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			f->nfiles = v;
-			f->nfiles[f->nmsg++] = nbatch;
-			r = send_line(c, cmd_arg("APPLY", "MESSAGE", batch));
-			batch = NULL;
-			nbatch = 0;
+		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
+			r = newf_send(c, f, &batch, &nbatch);
 			bytes = 0;
 		}
 	}
-	if (r == 0 && batch != NULL) {
-		size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
-
-		if (v == NULL) {
-			r = -ENOMEM;
-		} else {
-			f->nfiles = v;
-			f->nfiles[f->nmsg++] = nbatch;
-			r = send_line(c, cmd_arg("APPLY", "MESSAGE", batch));
-			batch = NULL;
-		}
-	}
+	if (r == 0 && batch != NULL)
+		r = newf_send(c, f, &batch, &nbatch);
 	ids_dlist_free(batch);
+	gmap_free(&byguid);
 	return r;
 }
 
@@ -1373,7 +1467,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 {
 	struct newf *v = calloc(n ? n : 1, sizeof(*v));
 	struct reply rp;
-	struct sent st = { NULL, 0, 0 };
+	struct gmap st = { 0 };
 	size_t i, k, nw, guids = 0;
 	int r = 0, local = 0;
 
@@ -1479,7 +1573,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		ids_mailbox_close(v[i].mb);
 	}
 	free(v);
-	free(st.v);
+	gmap_free(&st);
 	return r < 0 ? r : local;
 }
 

@@ -1371,7 +1371,16 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return park(s, &f, &rs);
 	if (r == 0 && created)
 		r = ids_mailbox_create_commit(f.mb);
-	ids_mailbox_close(f.mb);	/* a create not committed is undone */
+	if (r < 0 && created) {
+		/* the undo must not replace the reason it undoes (the CRCs, say) */
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", ids_errmsg(r));
+		ids_mailbox_close(f.mb);
+		ids_error(r, "%s", why);
+	} else {
+		ids_mailbox_close(f.mb);	/* a create not committed is undone */
+	}
 	if (rs.wire_err)
 		return ids_repl_bad_input(s, r);
 	if ((k = drain(s, &rs)) < 0)
