@@ -89,8 +89,8 @@ int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *wa
  * ids_mailbox_create_open takes the namespace and mailbox locks, commits
  * the intent "create" (durably), makes the directory, cyrus.header and an
  * empty cyrus.index with every fsync left out, lets the namespace lock
- * go (the mailbox lock stays) and returns the folder open for writing: mb->entry is the record to be, not yet in
- * mailboxes.db.  The caller writes the folder's files with its fsyncs
+ * go (the mailbox lock stays) and returns the folder open for writing:
+ * mb->entry is the record to be, not yet in mailboxes.db.  The caller writes the folder's files with its fsyncs
  * deferred (ids_fs_defer_sync), then ids_mailbox_create_commit makes
  * everything durable with one syncfs(2) per file system (data and
  * metapartition: fs.syncfs) and puts the records and removes the intent
