@@ -13,6 +13,8 @@
 #  - replayed with the second new folder's apply failing (a failpoint's
 #    EIO): that command alone answered NO, in its place; that folder
 #    alone absent; the next real push converges;
+#  - replayed with the group's commit failing: every APPLY MAILBOX
+#    answered NO in its place, no folder left; the next push converges;
 #  - replayed cut just after each APPLY MAILBOX line and inside it: the
 #    folders whose lines were whole are committed (what is applied is
 #    made durable, answered or not), the others absent, the replica
@@ -140,6 +142,19 @@ is_deeply([consistent('one failed', $P2)], [], '... consistent, no staging left'
 $r = run('spool_sync', '-C', $S, '-u', 'dave', '--', tool('spool_sync'), '-C', $P2, '--serve');
 like($r->{out}, qr/ 1 applied, .* 0 failed$/m, '... the next push applies that one');
 is_deeply(CyrusPeer::ids_state($P2), CyrusPeer::ids_state($S), '... and converges');
+
+# ---- the group's commit fails: every folder of it answered NO, in place ---------
+my $P3 = conf_in("$base/p3");
+$r = run('sh', '-c', 'exec "$@" < "$0"', "$base/in", 'env',
+    'IDS_FAILPOINT=mailbox.create_commit:EIO', tool('spool_sync'), '-C', $P3, '--serve');
+$st = statuses($r->{out});
+@want = map { $cmds[$_] =~ /^APPLY MAILBOX/ ? 'NO' : 'OK' } 0 .. $#cmds;
+is_deeply($st, \@want, 'the group commit failing: NO for every APPLY MAILBOX, in place, '
+    . 'OK for the rest');
+is_deeply(names_of($P3), [], '... no folder on the replica');
+is_deeply([consistent('group failed', $P3)], [], '... consistent, no staging left');
+$r = run('spool_sync', '-C', $S, '-u', 'dave', '--', tool('spool_sync'), '-C', $P3, '--serve');
+is_deeply(CyrusPeer::ids_state($P3), CyrusPeer::ids_state($S), '... the next push converges');
 
 # ---- cut after and inside each APPLY MAILBOX line ------------------------------
 my @bad;
