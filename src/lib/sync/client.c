@@ -1517,7 +1517,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	nw = i;		/* the folders of the wave */
 	if (r == 0)
 		r = ids_csync_flush(c->out);
-	/* their answers: MISSING; then the files and APPLY MAILBOX of each */
+	/* their answers: MISSING; then the files of each */
 	for (i = 0; i < nw && r == 0; i++) {
 		const struct ids_dlist *missing = NULL;
 
@@ -1533,16 +1533,24 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 				if (strcmp(rp.v[k]->word, "MISSING") == 0)
 					missing = ids_csync_arg(rp.v[k], 0);
 		}
-		if ((r = newf_files(c, &v[i], missing, &st)) == 0) {
-			r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
-			v[i].kv = NULL;
-			v[i].sent = 1;
-		}
+		r = newf_files(c, &v[i], missing, &st);
+		v[i].sent = r == 0;
 		reply_release(&rp);
+	}
+	/*
+	 * Then the APPLY MAILBOX lines, one after another: the peer finds the
+	 * next one waiting when it has applied one, and commits the wave's new
+	 * folders as one group.
+	 */
+	for (i = 0; i < nw && r == 0; i++) {
+		if (!v[i].sent)
+			continue;
+		r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
+		v[i].kv = NULL;
 	}
 	if (r == 0)
 		r = ids_csync_flush(c->out);
-	/* every answer, in order */
+	/* every answer, in order: the APPLY MESSAGE lines', then the APPLY MAILBOX lines' */
 	for (i = 0; i < nw && r == 0; i++) {
 		for (k = 0; k < v[i].nmsg && r == 0; k++) {
 			if ((r = read_reply(c, &rp)) < 0)
@@ -1553,7 +1561,9 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 				newf_refused(c, &v[i], "APPLY MESSAGE", &rp);
 			reply_release(&rp);
 		}
-		if (r < 0 || !v[i].sent)
+	}
+	for (i = 0; i < nw && r == 0; i++) {
+		if (!v[i].sent)
 			continue;
 		if ((r = read_reply(c, &rp)) < 0)
 			break;
