@@ -39,7 +39,9 @@
 #   push    spool_sync -A of that spool into spool_sync --serve on an
 #           empty spool, against rsync -a of the same spool tree, and
 #           rsync -a followed by sync -f (files/s: every file of the
-#           spool tree, over the time);
+#           spool tree, over the time); with BENCH_SYNC_BASE, the base
+#           build's spool_sync pushes too (its client into its server),
+#           alternating with this build's, each run in turn first;
 #   no-op   a spool of BENCH_SYNC_NOOP_FOLDERS user folders (default
 #           10,000, one message each, made by mkspool) pushed once, then
 #           pushed again with nothing to do: once with the state caches
@@ -230,7 +232,7 @@ sub new_spool {
 
 sub bench_client {
 	my ($master, $users, $total, $pop) = @_;
-	my (@pull, @push, @rsync, @rsyncs, $src, $nfiles);
+	my (@pull, @push, @pushbase, @rsync, @rsyncs, $src, $nfiles);
 	system('apt-get install -y -qq rsync >/dev/null 2>&1') if !-x '/usr/bin/rsync' && $> == 0;
 	-x '/usr/bin/rsync' or die "bench-sync: rsync is not installed\n";
 	my $ss = tool('spool_sync');
@@ -243,19 +245,27 @@ sub bench_client {
 		    'CYRUS_ID=1', "$CyrusPeer::BIN/sync_server", '-C', $master->conf, '-X');
 		check_files($p, 'the pulled spool', $total);
 		push @pull, $t;
-		# that spool pushed whole into an empty one, and copied by rsync
+		# that spool pushed whole into an empty one (by this build, and by
+		# the base build's client and server when given, in turn first),
+		# and copied by rsync
 		$nfiles = all_files("$p/spool");
-		my $q = "$dir/push$run";
-		my $qconf = new_spool($q);
-		($t) = timed_run('spool_sync -A', $ss, '-C', $pconf, '-A', '--', $ss, '-C', $qconf,
-		    '--serve');
-		check_files($q, 'the pushed spool', $total);
-		push @push, $t;
+		my @order = ('idspool', defined $base ? ('base') : ());
+		@order = reverse @order if $run % 2 == 0;
+		for my $k (@order) {
+			my $q = "$dir/push$run-$k";
+			my $qconf = new_spool($q);
+			my $prog = $k eq 'base' ? "$base/bin/spool_sync" : $ss;
+			($t) = timed_run("spool_sync -A ($k)", $prog, '-C', $pconf, '-A', '--', $prog,
+			    '-C', $qconf, '--serve');
+			check_files($q, "the spool pushed by $k", $total);
+			push @{$k eq 'base' ? \@pushbase : \@push}, $t;
+			remove_tree($q);
+		}
 		($t) = timed_run('rsync -a', 'rsync', '-a', "$p/spool/", "$dir/rsync$run/");
 		push @rsync, $t;
 		my ($ts) = timed_run('sync -f', 'sync', '-f', "$dir/rsync$run");
 		push @rsyncs, $t + $ts;
-		remove_tree($q, "$dir/rsync$run", $p);
+		remove_tree("$dir/rsync$run", $p);
 	}
 	my $cy = median(@{$pop->{full}{cyrus}});
 	my $pl = median(@pull);
@@ -270,11 +280,14 @@ sub bench_client {
 	$row->('cyrus sync_client -> sync_server', @{$pop->{full}{cyrus}});
 	$row->('spool_sync --pull <- sync_server', @pull);
 	$row->('spool_sync -A -> spool_sync', @push);
+	$row->('spool_sync -A -> spool_sync (base)', @pushbase) if @pushbase;
 	$row->('rsync -a', @rsync);
 	$row->('rsync -a + sync -f', @rsyncs);
 	printf "ratio pull/cyrus-to-cyrus: %.2fx (above 1: the pull is faster)\n", $cy / $pl;
 	printf "ratio push/rsync: %.2fx, push/(rsync + sync): %.2fx (target: >= 0.5x)\n",
 	    median(@rsync) / median(@push), median(@rsyncs) / median(@push);
+	printf "ratio base push/rsync: %.2fx; push/base push: %.2fx (above 1: this build faster)\n",
+	    median(@rsync) / median(@pushbase), median(@pushbase) / median(@push) if @pushbase;
 
 	# a no-op push of many folders
 	return if !$noop_folders;

@@ -168,20 +168,6 @@ fail:
 	return r;
 }
 
-void
-ids_mailbox_close(struct ids_mailbox *mb)
-{
-	if (mb == NULL)
-		return;
-	if (mb->datafd >= 0)
-		close(mb->datafd);
-	if (mb->metafd >= 0)
-		close(mb->metafd);
-	ids_unlock(mb->lock);
-	ids_mbentry_release(&mb->entry);
-	free(mb);
-}
-
 /* --- create ---------------------------------------------------------- */
 
 struct create {
@@ -226,9 +212,29 @@ static int
 create_commit_txn(struct ids_txn *txn, void *rock)
 {
 	struct create *c = rock;
+	struct ids_mbentry old;
 	int r;
 
-	if ((r = ids_txn_put(txn, c->e)) < 0)
+	/*
+	 * The name and the uniqueid are still free: checked again, for a
+	 * create filled before its commit no longer holds the namespace
+	 * lock (ids_mailbox_create_open).
+	 */
+	ids_mbentry_init(&old);
+	r = ids_txn_lookup_name(txn, c->e->name, &old);
+	if (r == 0 && !ids_mbentry_is_tombstone(&old) &&
+	    (old.uniqueid == NULL || strcmp(old.uniqueid, c->e->uniqueid) != 0))
+		r = ids_error(IDS_EEXIST, "%s: mailbox already exists", c->e->name);
+	else if (r == 0 || r == IDS_ENOTFOUND)
+		r = 0;
+	ids_mbentry_release(&old);
+	if (r == 0 && (r = ids_txn_lookup_id(txn, c->e->uniqueid, &old)) == 0 &&
+	    !ids_mbentry_is_tombstone(&old))
+		r = ids_error(IDS_EDUPID, "uniqueid %s is in use", c->e->uniqueid);
+	else if (r == 0 || r == IDS_ENOTFOUND)
+		r = 0;
+	ids_mbentry_release(&old);
+	if (r < 0 || (r = ids_txn_put(txn, c->e)) < 0)
 		return r;
 	return ids_intent_del(txn, c->e->uniqueid);
 }
@@ -428,36 +434,243 @@ ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
 	return r;
 }
 
-int
-ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
-    struct ids_mbentry *out)
+/* The record of a replica's create: want's identity, the partition's name, type "e". */
+static int
+entry_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want, struct ids_mbname *mb,
+    struct ids_mbentry *e)
 {
 	const struct ids_config *cfg = ids_mboxlist_config(mbl);
 	const struct ids_partition *part = ids_config_partition(cfg, want->partition);
-	struct ids_mbname mb;
-	struct ids_mbentry e;
 	int r;
 
 	if (part == NULL)
 		return ids_error(IDS_EPARTITION, "partition '%s' is not configured",
 		    want->partition ? want->partition : "(default)");
-	if ((r = ids_mbname_parse_internal(&mb, want->name, IDS_MBNAME_STRICT)) < 0 ||
+	if ((r = ids_mbname_parse_internal(mb, want->name, IDS_MBNAME_STRICT)) < 0 ||
 	    (r = ids_uniqueid_check(want->uniqueid)) < 0)
 		return r;
 	if (want->uidvalidity == 0)
 		return ids_error(IDS_EINVAL, "%s: no uidvalidity", want->name);
-	if ((r = ids_mbentry_copy(&e, want)) < 0)
+	if ((r = ids_mbentry_copy(e, want)) < 0)
 		return r;
-	free(e.partition);
-	e.partition = strdup(part->name);
-	strcpy(e.mbtype, "e");
-	e.mtime = time(NULL);
-	if (e.partition == NULL)
-		r = -ENOMEM;
-	else
+	free(e->partition);
+	e->partition = strdup(part->name);
+	strcpy(e->mbtype, "e");
+	e->mtime = time(NULL);
+	return e->partition == NULL ? -ENOMEM : 0;
+}
+
+int
+ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mbentry *out)
+{
+	struct ids_mbname mb;
+	struct ids_mbentry e;
+	int r;
+
+	ids_mbentry_init(&e);
+	if ((r = entry_as(mbl, want, &mb, &e)) == 0)
 		r = create_with_entry(mbl, &mb, &e, 1, out);
 	ids_mbentry_release(&e);
 	return r;
+}
+
+/* --- a create filled before it commits ------------------------------- */
+
+struct ids_mbcreate {
+	struct create c;
+	struct ids_lock *ns;
+	int begun;	/* the intent is committed: closing undoes the create */
+};
+
+static void
+mbcreate_free(struct ids_mbcreate *pc)
+{
+	if (pc == NULL)
+		return;
+	ids_unlock(pc->ns);
+	ids_intent_release(&pc->c.in);
+	free(pc);
+}
+
+void
+ids_mailbox_close(struct ids_mailbox *mb)
+{
+	if (mb == NULL)
+		return;
+	if (mb->create != NULL && mb->create->begun) {
+		/* a create not committed: undone (or by recovery, if this fails) */
+		if (mb->datafd >= 0)
+			close(mb->datafd);
+		if (mb->metafd >= 0)
+			close(mb->metafd);
+		mb->datafd = mb->metafd = -1;
+		ids_mailbox_recover(mb->mbl, mb->entry.uniqueid, &mb->create->c.in);
+	}
+	mbcreate_free(mb->create);
+	if (mb->datafd >= 0)
+		close(mb->datafd);
+	if (mb->metafd >= 0)
+		close(mb->metafd);
+	ids_unlock(mb->lock);
+	ids_mbentry_release(&mb->entry);
+	free(mb);
+}
+
+int
+ids_mailbox_create_open(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mailbox **mbp)
+{
+	const struct ids_config *cfg = ids_mboxlist_config(mbl);
+	struct ids_mailbox *mb;
+	struct ids_mbcreate *pc;
+	struct ids_mbname parsed;
+	char owner[IDS_MBNAME_MAX + 1], rel[PATH_MAX], full[PATH_MAX];
+	int r, deferred = ids_fs_deferred();
+
+	*mbp = NULL;
+	if ((mb = calloc(1, sizeof(*mb))) == NULL)
+		return -ENOMEM;
+	mb->mbl = mbl;
+	mb->datafd = mb->metafd = -1;
+	ids_mbentry_init(&mb->entry);
+	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+		free(mb);
+		return -ENOMEM;
+	}
+	mb->create = pc;
+	ids_intent_init(&pc->c.in);
+	pc->c.e = &mb->entry;
+	pc->c.exact = 1;
+	if ((r = entry_as(mbl, want, &parsed, &mb->entry)) < 0 ||
+	    (r = ids_header_check_entry(&mb->entry, NULL)) < 0 ||
+	    (r = ids_location_from_entry(&mb->entry, &mb->mbname, &mb->loc)) < 0 ||
+	    (r = ids_mbname_owner(&mb->mbname, owner, sizeof(owner))) < 0)
+		goto fail;
+	mb->loc.layout = IDS_LAYOUT_UNIQUEID;
+	if ((r = ids_lock_namespace(cfg, owner, 0, IDS_LOCK_TIMEOUT_MS, &pc->ns)) < 0 ||
+	    (r = ids_lock_mailbox(cfg, mb->entry.uniqueid, IDS_LOCK_NONBLOCK, 0, &mb->lock)) < 0)
+		goto fail;
+	/* Every path the folder will have must be possible before the intent. */
+	if ((r = ids_path_reldir(cfg, &mb->loc, rel, sizeof(rel))) < 0 ||
+	    (r = ids_path_datadir(cfg, &mb->loc, full, sizeof(full))) < 0 ||
+	    (r = ids_path_metafile(cfg, &mb->loc, IDS_META_HEADER, full, sizeof(full))) < 0)
+		goto fail;
+	strcpy(pc->c.in.op, IDS_OP_CREATE);
+	strcpy(pc->c.in.stage, IDS_STAGE_FILES);
+	pc->c.in.time = time(NULL);
+	if ((r = ids_intent_set(&pc->c.in.name, mb->entry.name)) < 0 ||
+	    (r = ids_intent_set(&pc->c.in.partition, mb->entry.partition)) < 0 ||
+	    (r = ids_intent_set(&pc->c.in.dst, rel)) < 0 ||
+	    (r = ids_mboxlist_write(mbl, create_begin_txn, &pc->c)) < 0)
+		goto fail;
+	pc->begun = 1;
+	/* nothing is flushed until ids_mailbox_create_commit */
+	ids_fs_defer_sync(1);
+	if ((r = ids_folder_mkdir(cfg, &mb->loc, &mb->datafd, &mb->metafd)) == 0)
+		r = create_files(cfg, &mb->entry, mb->datafd, mb->metafd, 1);
+	ids_fs_defer_sync(deferred);
+	if (r < 0)
+		goto fail;
+	/*
+	 * The namespace lock goes now: the caller may begin other creates
+	 * of the owner before this one commits (a replica's group commit);
+	 * the commit checks the name and uniqueid again.  The mailbox lock
+	 * of the new uniqueid stays until the folder is closed.
+	 */
+	ids_unlock(pc->ns);
+	pc->ns = NULL;
+	*mbp = mb;
+	return 0;
+fail:
+	ids_mailbox_close(mb);	/* undoes what was begun */
+	return r;
+}
+
+int
+ids_mailbox_create_commit(struct ids_mailbox *mb)
+{
+	int r;
+
+	return ids_mailbox_create_commit_group(&mb, 1, &r) < 0 ? r : 0;
+}
+
+struct group_txn {
+	struct ids_mailbox **v;
+	size_t n;
+	const int *rv;
+};
+
+static int
+group_commit_txn(struct ids_txn *txn, void *rock)
+{
+	struct group_txn *g = rock;
+	size_t i;
+	int r;
+
+	for (i = 0; i < g->n; i++)
+		if (g->rv[i] == 0 && (r = create_commit_txn(txn, &g->v[i]->create->c)) < 0)
+			return r;
+	return 0;
+}
+
+int
+ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv)
+{
+	dev_t devs[16];
+	struct stat st;
+	size_t i, k, ndev = 0, todo = 0;
+	int r = 0, fail = 0;
+
+	for (i = 0; i < n; i++) {
+		rv[i] = v[i]->create == NULL ? IDS_EINVAL : 0;
+		todo += rv[i] == 0;
+	}
+	/* the files, the directories and their parents: one syncfs per file system */
+	for (i = 0; i < n && r == 0; i++) {
+		int fds[2] = { v[i]->datafd, v[i]->metafd };
+
+		for (k = 0; k < 2 && r == 0; k++) {
+			size_t d;
+
+			if (rv[i] != 0 || fds[k] < 0)
+				continue;
+			if (fstat(fds[k], &st) < 0) {
+				r = -errno;
+				break;
+			}
+			for (d = 0; d < ndev && devs[d] != st.st_dev; d++)
+				;
+			if (d < ndev && d < sizeof(devs) / sizeof(devs[0]))
+				continue;
+			if (ndev < sizeof(devs) / sizeof(devs[0]))
+				devs[ndev++] = st.st_dev;
+			r = ids_fs_sync(fds[k]);
+		}
+	}
+	if (r == 0 && todo > 0 && (r = IDS_FAILPOINT("mailbox.create_commit")) == 0) {
+		struct group_txn g = { v, n, rv };
+
+		r = ids_mboxlist_write(v[0]->mbl, group_commit_txn, &g);
+		/* one failed: each alone, so that its failure is its own */
+		for (i = 0; r < 0 && todo > 1 && i < n; i++)
+			if (rv[i] == 0)
+				rv[i] = ids_mboxlist_write(v[i]->mbl, create_commit_txn,
+				    &v[i]->create->c);
+		if (r < 0 && todo > 1)
+			r = 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (rv[i] == 0 && r < 0)
+			rv[i] = r;
+		if (rv[i] == 0) {
+			mbcreate_free(v[i]->create);
+			v[i]->create = NULL;
+		} else if (fail >= 0) {
+			fail = rv[i];	/* the first failure */
+		}
+	}
+	return fail < 0 ? fail : 0;
 }
 
 /* --- delete ---------------------------------------------------------- */
@@ -639,6 +852,9 @@ ids_mailbox_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	if (strcmp(in->op, IDS_OP_CREATE) == 0) {
 		ids_mbentry_init(&e);
 		r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
+		/* a tombstone of the uniqueid (made again after a delete) is not the create */
+		if (r == 0 && ids_mbentry_is_tombstone(&e))
+			r = IDS_ENOTFOUND;
 		ids_mbentry_release(&e);
 		if (r == 0)	/* committed after all: nothing to undo */
 			return ids_mboxlist_write(mbl, intent_del_txn, (void *)uniqueid);

@@ -25,6 +25,7 @@
 struct ids_lock;
 struct ids_mboxlist;
 struct ids_intent;
+struct ids_mbcreate;
 
 #define IDS_MAILBOX_WRITE	0x1	/* exclusive mailbox lock (else shared) */
 #define IDS_MAILBOX_NOLOCK	0x2	/* the caller holds the mailbox lock already */
@@ -38,6 +39,7 @@ struct ids_mailbox {
 	struct ids_lock *lock;
 	int datafd;			/* the folder's data directory */
 	int metafd;			/* its directory on the metapartition, or -1 */
+	struct ids_mbcreate *create;	/* ids_mailbox_create_open's, until committed */
 };
 
 /*
@@ -79,6 +81,37 @@ int ids_mailbox_create(struct ids_mboxlist *mbl, const char *name,
  */
 int ids_mailbox_create_as(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
     struct ids_mbentry *out);
+
+/*
+ * As ids_mailbox_create_as, in two steps, for a folder that is filled
+ * before it exists for anyone else (a replica's APPLY MAILBOX of a new
+ * folder: one durable step, not a create then an apply).
+ * ids_mailbox_create_open takes the namespace and mailbox locks, commits
+ * the intent "create" (durably), makes the directory, cyrus.header and an
+ * empty cyrus.index with every fsync left out, lets the namespace lock
+ * go (the mailbox lock stays) and returns the folder open for writing:
+ * mb->entry is the record to be, not yet in mailboxes.db.  The caller writes the folder's files with its fsyncs
+ * deferred (ids_fs_defer_sync), then ids_mailbox_create_commit makes
+ * everything durable with one syncfs(2) per file system (data and
+ * metapartition: fs.syncfs) and puts the records and removes the intent
+ * in one transaction (failpoint mailbox.create_commit, then the commit
+ * point).  ids_mailbox_close of a folder not committed undoes the create
+ * (its files and directory removed, the intent too); a crash before the
+ * commit leaves the intent, and recovery does the same.
+ */
+int ids_mailbox_create_open(struct ids_mboxlist *mbl, const struct ids_mbentry *want,
+    struct ids_mailbox **mbp);
+int ids_mailbox_create_commit(struct ids_mailbox *mb);
+/*
+ * ids_mailbox_create_commit of n folders at once (a replica's group
+ * commit): one syncfs per file system they are on, then one transaction
+ * for all of them; if it fails, each in a transaction of its own, so that
+ * one folder's failure is its own.  rv[i] is 0 or the error of v[i];
+ * returns 0 when every one committed.  The namespace lock is not held
+ * between the two steps: the commit checks the name and uniqueid again
+ * (IDS_EEXIST, IDS_EDUPID).
+ */
+int ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv);
 
 /*
  * Deletes the folder name: its records become a tombstone in one

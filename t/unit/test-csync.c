@@ -873,6 +873,51 @@ test_writer(void **state)
 	ids_buf_release(&b);
 }
 
+/*
+ * Held output: answers decided later go at their marks, before what was
+ * written after them; nothing reaches the descriptor until the hold ends.
+ */
+static void
+test_held_answers(void **state)
+{
+	static const char want[] = "OK first\r\n* MISSING (a)\r\nOK later\r\n"
+	    "NO IMAP_IOERROR no room\r\nOK last\r\n";
+	struct ids_csync_out *out;
+	struct ids_dlist *l = ids_dlist_new_list();
+	char sent[256];
+	size_t m1, m2;
+	ssize_t len;
+	int fds[2];
+
+	(void)state;
+	assert_non_null(l);
+	assert_int_equal(ids_dlist_add_atom(l, NULL, "a"), 0);
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(ids_csync_out_new(fds[1], 0, &out), 0);
+	ids_csync_out_hold(out, 1);
+	m1 = ids_csync_out_mark(out);
+	assert_int_equal(ids_csync_write_untagged(out, "MISSING", l), 0);
+	assert_int_equal(ids_csync_write_ok(out, "later"), 0);
+	m2 = ids_csync_out_mark(out);
+	assert_int_equal(ids_csync_write_ok(out, "last"), 0);
+	assert_int_equal(ids_csync_flush(out), 0);
+	assert_true(read(fds[0], sent, sizeof(sent)) < 0);	/* held: nothing sent */
+	/* the latest mark first: the earlier ones stay where they are */
+	assert_int_equal(ids_csync_out_insert_status(out, m2, "IMAP_IOERROR", "no room"), 0);
+	assert_int_equal(ids_csync_out_insert_status(out, m1, NULL, "first"), 0);
+	assert_int_equal(ids_csync_out_insert_status(out, 9999, NULL, "x"), IDS_EINVAL);
+	ids_csync_out_hold(out, 0);
+	assert_int_equal(ids_csync_flush(out), 0);
+	len = read(fds[0], sent, sizeof(sent));
+	assert_int_equal(len, sizeof(want) - 1);
+	assert_memory_equal(sent, want, sizeof(want) - 1);
+	ids_csync_out_free(out);
+	ids_dlist_free(l);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int
 main(void)
 {
@@ -888,6 +933,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_garbage_in_step),
 		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_held_answers),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -53,6 +53,7 @@ struct client {
 	struct ids_csync_in *in;
 	struct ids_csync_out *out;
 	int idspool;			/* the banner names an idspool peer */
+	int pipeline;			/* and its pipelining (group commit) */
 	int no_state;			/* it does not answer GET STATE (repair.h) */
 	int no_userstate;		/* it refused GET USER %(USERID u MISSING 1) */
 	int peer_fd;			/* the peer's output */
@@ -1134,6 +1135,118 @@ push_unmailbox(struct client *c, struct pfolder *pf)
 	return r;
 }
 
+/*
+ * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
+ * their first 16 digits (SHA-1 digests: uniform): a folder of any size
+ * costs a wave a constant time a file, not a scan of its records.
+ */
+struct gmap {
+	char (*key)[IDS_GUID_HEXLEN];
+	const void **val;
+	size_t n, a;
+	uint32_t *slot;		/* index + 1 into key, 0 free */
+	size_t nslot;		/* a power of two, at least twice n */
+};
+
+static size_t
+gmap_hash(const char *g, size_t nslot)
+{
+	uint64_t h = 0;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
+	return (size_t)(h & (nslot - 1));
+}
+
+/* The slot of g: its own, or the free one where it would go. */
+static size_t
+gmap_find(const struct gmap *m, const char *g)
+{
+	size_t i = gmap_hash(g, m->nslot);
+
+	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
+		i = (i + 1) & (m->nslot - 1);
+	return i;
+}
+
+/* The value of g (NULL when absent; present with NULL: found is set). */
+static const void *
+gmap_get(const struct gmap *m, const char *g, int *found)
+{
+	size_t i;
+
+	*found = 0;
+	if (m->nslot == 0)
+		return NULL;
+	i = gmap_find(m, g);
+	*found = m->slot[i] != 0;
+	return *found ? m->val[m->slot[i] - 1] : NULL;
+}
+
+/* g (40 hex digits) to v; a g already there keeps its first value. */
+static int
+gmap_put(struct gmap *m, const char *g, const void *v)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->nslot) {
+		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
+		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
+		size_t on = m->nslot;
+
+		if (slot == NULL)
+			return -ENOMEM;
+		m->slot = slot;
+		m->nslot = ns;
+		for (k = 0; k < on; k++)
+			if (old[k] != 0)
+				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
+		free(old);
+	}
+	i = gmap_find(m, g);
+	if (m->slot[i] != 0)
+		return 0;
+	if (m->n == m->a) {
+		size_t a = m->a ? 2 * m->a : 256;
+		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
+		const void **val;
+
+		if (key == NULL)
+			return -ENOMEM;
+		m->key = key;
+		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
+			return -ENOMEM;
+		m->val = val;
+		m->a = a;
+	}
+	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
+	m->val[m->n] = v;
+	m->slot[i] = (uint32_t)++m->n;
+	return 0;
+}
+
+static void
+gmap_free(struct gmap *m)
+{
+	free(m->key);
+	free(m->val);
+	free(m->slot);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+is_guid(const char *g)
+{
+	size_t i;
+
+	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
+		    (g[i] >= 'A' && g[i] <= 'F')))
+			return 0;
+	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
+}
+
 /* APPLY MESSAGE of a batch (taken over); files read from the open folder. */
 static int
 push_batch(struct client *c, struct ids_dlist *files, const char *name)
@@ -1160,6 +1273,7 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	const char *name = kv_str(kv, "MBOXNAME"), *part = kv_str(kv, "PARTITION");
 	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
 	struct ids_dlist *missing = NULL, *batch = NULL;
+	struct gmap byguid = { 0 }, sent = { 0 };
 	struct reply rp;
 	uint64_t bytes = 0;
 	size_t i, nbatch = 0;
@@ -1201,29 +1315,33 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	for (i = 0; i < rp.n && missing == NULL; i++)
 		if (strcmp(rp.v[i]->word, "MISSING") == 0)
 			missing = ids_csync_arg(rp.v[i], 0);
+	/* the first record above the peer's last_uid of each GUID */
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *rg = kv_str(rec, "GUID");
+		uint32_t uid = 0;
+
+		if (is_guid(rg) && ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid)
+			r = gmap_put(&byguid, rg, rec);
+	}
 	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
 		const char *g = ids_dlist_cstr(m);
-		const struct ids_dlist *prev;
 		char fname[32];
 		uint64_t size = 0;
 		uint32_t uid = 0;
+		int found;
 
 		/* each GUID once, from the first live record that has it */
-		for (prev = missing->head; prev != m && strcmp(ids_dlist_cstr(prev) ?: "",
-		    g ?: "") != 0; prev = prev->next)
-			;
-		if (g == NULL || prev != m)
+		if (!is_guid(g))
 			continue;
-		for (rec = recs->head; rec != NULL; rec = rec->next) {
-			const char *rg = kv_str(rec, "GUID");
-
-			if (rg != NULL && strcmp(rg, g) == 0 &&
-			    ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid &&
-			    ids_dlist_get_u64(rec, "SIZE", &size) == 0)
-				break;
-		}
-		if (rec == NULL)
+		(void)gmap_get(&sent, g, &found);
+		if (found)
+			continue;
+		rec = gmap_get(&byguid, g, &found);
+		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
+		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
+		if ((r = gmap_put(&sent, g, NULL)) < 0)
+			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
 		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
 			r = -ENOMEM;
@@ -1252,6 +1370,8 @@ out:
 	ids_dlist_free(batch);
 	ids_dlist_free(res);
 	reply_release(&rp);
+	gmap_free(&byguid);
+	gmap_free(&sent);
 	return r;
 }
 
@@ -1289,6 +1409,333 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 	}
 	ids_dlist_free(kv);
 	ids_mailbox_close(mb);
+	return r;
+}
+
+/* --- new folders, pipelined ------------------------------------------------- */
+
+/*
+ * A folder the peer lacks, pushed as part of a batch: what it sends and
+ * how many answers it awaits.
+ */
+struct newf {
+	const struct lfolder *lf;
+	struct ids_mailbox *mb;
+	struct ids_dlist *kv;		/* its state with RECORD (sent by APPLY MAILBOX) */
+	int reserve;			/* an APPLY RESERVE was sent */
+	size_t nmsg;			/* APPLY MESSAGE lines sent */
+	size_t *nfiles;			/* the files of each */
+	int failed;			/* a refusal counted */
+	int sent;			/* APPLY MAILBOX sent */
+};
+
+/*
+ * Batches: at most this many folders, and this many GUIDs offered by
+ * their APPLY RESERVE lines, so that those lines (about 45 bytes a GUID)
+ * and the peer's MISSING answers each fit in a pipe's buffer: the
+ * client writes them all before it reads an answer.
+ */
+#define PIPE_FOLDERS	32
+#define PIPE_GUIDS	1000
+
+/* Sends l (freed) without reading its answer. */
+static int
+send_line(struct client *c, struct ids_csync_line *l)
+{
+	int r;
+
+	if (l == NULL)
+		return -ENOMEM;
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	return r;
+}
+
+/* A refusal of one folder of a batch, counted once. */
+static void
+newf_refused(struct client *c, struct newf *f, const char *what, const struct reply *rp)
+{
+	if (!f->failed)
+		c->rep->failed++;
+	f->failed = 1;
+	client_log(c, LOG_ERR, "%s: %s: the peer answered %s %s", f->lf->name, what,
+	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
+}
+
+/* The GUIDs of the records above last_uid 0 whose files we have (push_files's). */
+static int
+newf_reserve(struct newf *f, const char *const *names, size_t nnames, struct ids_dlist **resp,
+    size_t *nguids)
+{
+	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec;
+	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
+	size_t i;
+	int r;
+
+	*resp = NULL;
+	*nguids = 0;
+	if (res == NULL)
+		return -ENOMEM;
+	if ((r = ids_dlist_add_atom(res, "PARTITION", kv_str(f->kv, "PARTITION"))) < 0 ||
+	    (r = ids_dlist_add_list(res, "MBOXNAME", &mlist)) < 0 ||
+	    (r = ids_dlist_add_list(res, "GUID", &guids)) < 0)
+		goto out;
+	for (i = 0; i < nnames && r == 0; i++)
+		r = ids_dlist_add_atom(mlist, NULL, names[i]);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *guid;
+		char fname[32];
+		uint32_t uid = 0;
+		int expunged;
+
+		if (!new_record(rec, 0, &guid, &uid, &expunged))
+			continue;
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (!expunged || faccessat(f->mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			r = ids_dlist_add_atom(guids, NULL, guid);
+			(*nguids)++;
+		}
+	}
+	if (r == 0 && guids->head != NULL) {
+		*resp = res;
+		res = NULL;
+	}
+out:
+	ids_dlist_free(res);
+	return r;
+}
+
+/* Closes the APPLY MESSAGE line of batch (sent, its answer counted later). */
+static int
+newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch)
+{
+	size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+	struct ids_dlist *b = *batch;
+
+	if (v == NULL)
+		return -ENOMEM;
+	f->nfiles = v;
+	f->nfiles[f->nmsg++] = *nbatch;
+	*nbatch = 0;
+	*batch = NULL;
+	return send_line(c, cmd_arg("APPLY", "MESSAGE", b));
+}
+
+/*
+ * APPLY MESSAGE lines of the files the peer named MISSING (sent, not
+ * answered), each GUID once, less those an earlier folder of the wave
+ * sent (in sent): every APPLY RESERVE of a wave goes before its files,
+ * so the peer names a GUID that two new folders share MISSING for both,
+ * and holds it once the first folder's line is read.
+ */
+static int
+newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, struct gmap *sent)
+{
+	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec, *m;
+	const char *part = kv_str(f->kv, "PARTITION");
+	struct ids_dlist *batch = NULL;
+	struct gmap byguid = { 0 };
+	uint64_t bytes = 0;
+	size_t nbatch = 0;
+	int r = 0, found;
+
+	if (missing == NULL || missing->head == NULL)
+		return 0;
+	/* the first record of each GUID */
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		const char *rg = kv_str(rec, "GUID");
+
+		if (is_guid(rg))
+			r = gmap_put(&byguid, rg, rec);
+	}
+	for (m = missing->head; m != NULL && r == 0; m = m->next) {
+		const char *g = ids_dlist_cstr(m);
+		char fname[32];
+		uint64_t size = 0;
+		uint32_t uid = 0;
+
+		if (!is_guid(g))
+			continue;
+		(void)gmap_get(sent, g, &found);
+		if (found)
+			continue;	/* sent already (by this folder, or one before it) */
+		rec = gmap_get(&byguid, g, &found);
+		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
+		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
+			continue;	/* the peer asked for a GUID we did not offer */
+		if ((r = gmap_put(sent, g, NULL)) < 0)
+			break;
+		snprintf(fname, sizeof(fname), "%u.", uid);
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		    f->mb->datafd, fname))) < 0)
+			break;
+		nbatch++;
+		bytes += size;
+		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
+			r = newf_send(c, f, &batch, &nbatch);
+			bytes = 0;
+		}
+	}
+	if (r == 0 && batch != NULL)
+		r = newf_send(c, f, &batch, &nbatch);
+	ids_dlist_free(batch);
+	gmap_free(&byguid);
+	return r;
+}
+
+/*
+ * Folders the peer does not have, pushed together to a peer that
+ * announces pipelining (spool-layout.md, "Pipelining"): the APPLY
+ * RESERVE of each sent, then their answers read; then for each its
+ * APPLY MESSAGE lines and its APPLY MAILBOX sent without waiting, then
+ * every answer read, in order.  The peer commits the new folders of
+ * such a run together (one syncfs, one mailboxes.db transaction) and
+ * answers each OK only once it is durable.  Each folder's refusal is
+ * its own; a lost link ends the session, and the next one sends again
+ * what was not answered OK.
+ */
+static int
+push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
+    const char *const *names, size_t nnames, size_t *used)
+{
+	struct newf *v = calloc(n ? n : 1, sizeof(*v));
+	struct reply rp;
+	struct gmap st = { 0 };
+	size_t i, k, nw, guids = 0;
+	int r = 0, local = 0;
+
+	if (v == NULL)
+		return -ENOMEM;
+	memset(&rp, 0, sizeof(rp));
+	/* the folders locked, their states, their APPLY RESERVE lines sent */
+	for (i = 0; i < n; i++) {
+		struct ids_dlist *res = NULL;
+		size_t ng = 0;
+
+		v[i].lf = lfs[i];
+		if ((r = ids_mailbox_open(c->s.mbl, lfs[i]->name, 0, IDS_LOCK_TIMEOUT_MS,
+		    &v[i].mb)) == 0 &&
+		    (r = ids_sync_mailbox_state(v[i].mb, IDS_SYNC_RECORDS, &v[i].kv)) == 0)
+			r = newf_reserve(&v[i], names, nnames, &res, &ng);
+		if (r < 0 || (i > 0 && guids + ng > PIPE_GUIDS)) {
+			/*
+			 * The wave ends before this folder: too many GUIDs (it goes
+			 * first in the next wave), or a local error (it is
+			 * consumed, and its error reported once the answers of
+			 * what was sent are read).
+			 */
+			ids_dlist_free(res);
+			ids_dlist_free(v[i].kv);
+			v[i].kv = NULL;
+			ids_mailbox_close(v[i].mb);
+			v[i].mb = NULL;
+			if (r < 0) {
+				local = r;
+				r = 0;
+				*used = i + 1;
+			}
+			break;
+		}
+		guids += ng;
+		if (res != NULL) {
+			v[i].reserve = 1;
+			if ((r = send_line(c, cmd_arg("APPLY", "RESERVE", res))) < 0) {
+				i++;
+				break;
+			}
+		}
+	}
+	if (local == 0)
+		*used = i;
+	nw = i;		/* the folders of the wave */
+	if (r == 0)
+		r = ids_csync_flush(c->out);
+	/* their answers: MISSING; then the files of each */
+	for (i = 0; i < nw && r == 0; i++) {
+		const struct ids_dlist *missing = NULL;
+
+		if (v[i].reserve) {
+			if ((r = read_reply(c, &rp)) < 0)
+				break;
+			if (rp.status != IDS_CSYNC_OK) {
+				newf_refused(c, &v[i], "APPLY RESERVE", &rp);
+				reply_release(&rp);
+				continue;
+			}
+			for (k = 0; k < rp.n && missing == NULL; k++)
+				if (strcmp(rp.v[k]->word, "MISSING") == 0)
+					missing = ids_csync_arg(rp.v[k], 0);
+		}
+		r = newf_files(c, &v[i], missing, &st);
+		v[i].sent = r == 0;
+		reply_release(&rp);
+	}
+	/*
+	 * Then the APPLY MAILBOX lines, one after another: the peer finds the
+	 * next one waiting when it has applied one, and commits the wave's new
+	 * folders as one group.
+	 */
+	for (i = 0; i < nw && r == 0; i++) {
+		if (!v[i].sent)
+			continue;
+		r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
+		v[i].kv = NULL;
+	}
+	if (r == 0)
+		r = ids_csync_flush(c->out);
+	/* every answer, in order: the APPLY MESSAGE lines', then the APPLY MAILBOX lines' */
+	for (i = 0; i < nw && r == 0; i++) {
+		for (k = 0; k < v[i].nmsg && r == 0; k++) {
+			if ((r = read_reply(c, &rp)) < 0)
+				break;
+			if (rp.status == IDS_CSYNC_OK)
+				c->rep->files += v[i].nfiles[k];
+			else
+				newf_refused(c, &v[i], "APPLY MESSAGE", &rp);
+			reply_release(&rp);
+		}
+	}
+	for (i = 0; i < nw && r == 0; i++) {
+		if (!v[i].sent)
+			continue;
+		if ((r = read_reply(c, &rp)) < 0)
+			break;
+		if (rp.status != IDS_CSYNC_OK) {
+			newf_refused(c, &v[i], "APPLY MAILBOX", &rp);
+		} else {
+			c->rep->applied++;
+			client_log(c, LOG_INFO, "push: %s (%s) created on the peer", v[i].lf->name,
+			    v[i].lf->uniqueid);
+		}
+		reply_release(&rp);
+	}
+	reply_release(&rp);
+	for (i = 0; i < *used; i++) {
+		ids_dlist_free(v[i].kv);
+		free(v[i].nfiles);
+		ids_mailbox_close(v[i].mb);
+	}
+	free(v);
+	gmap_free(&st);
+	return r < 0 ? r : local;
+}
+
+static int
+push_new(struct client *c, const struct lfolder *const *lfs, size_t n,
+    const char *const *names, size_t nnames)
+{
+	size_t done = 0, used;
+	int r = 0;
+
+	while (done < n && r == 0) {
+		r = push_wave(c, lfs + done, n - done, names, nnames, &used);
+		done += used ? used : 1;
+	}
 	return r;
 }
 
@@ -2140,7 +2587,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 	struct ids_repl_names ln = { NULL, 0, 0 };
 	struct lfolder *lv = NULL;
 	const char **pnames = NULL;
-	size_t i, nl = 0;
+	const struct lfolder **batch = NULL;	/* new on the peer, pipelined */
+	size_t i, nl = 0, nbatch = 0;
 	int r;
 
 	if ((r = peer_folders(c, userid, names, nnames, &p)) != 0) {
@@ -2203,6 +2651,8 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		r = -ENOMEM;
 	for (i = 0; r == 0 && i < p.n; i++)
 		pnames[i] = p.v[i].name;
+	if (r == 0 && c->pipeline && (batch = calloc(PIPE_FOLDERS, sizeof(*batch))) == NULL)
+		r = -ENOMEM;
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = lv[i].pf;
 		struct ids_dlist *mine = NULL;
@@ -2210,6 +2660,17 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		c->rep->folders++;
 		if (pf != NULL && strcmp(pf->name, lv[i].name) != 0)
 			continue;	/* its rename was refused */
+		/* a folder the peer lacks joins the batch, pushed when full */
+		if (pf == NULL && batch != NULL) {
+			if (nbatch == PIPE_FOLDERS) {
+				r = push_new(c, batch, nbatch, pnames, p.n);
+				nbatch = 0;
+				if (r < 0)
+					break;
+			}
+			batch[nbatch++] = &lv[i];
+			continue;
+		}
 		if (pf != NULL) {
 			ids_dlist_free(pf->lmissing);
 			pf->lmissing = NULL;
@@ -2228,6 +2689,9 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		else if (r == 0)
 			r = next_one(push_folder(c, &lv[i], pf, pnames, p.n));
 	}
+	if (r == 0 && nbatch > 0)
+		r = push_new(c, batch, nbatch, pnames, p.n);
+	free(batch);
 	if (r == 0 && userid != NULL)
 		r = meta_sync(c, userid, &p.rp);
 out:
@@ -2263,6 +2727,9 @@ read_banner(struct client *c)
 		if (l->kind == IDS_CSYNC_UNTAGGED && strcmp(l->word, "OK") == 0) {
 			c->idspool = l->text != NULL &&
 			    memmem(l->text, l->textlen, "idspool-", 8) != NULL;
+			c->pipeline = c->idspool &&
+			    memmem(l->text, l->textlen, IDS_SYNC_PIPELINE_WORD,
+			    strlen(IDS_SYNC_PIPELINE_WORD)) != NULL;
 			ids_csync_line_free(l);
 			return 0;
 		}

@@ -267,6 +267,21 @@ ids_csync_in_offset(const struct ids_csync_in *in)
 	return in->offset;
 }
 
+int
+ids_csync_in_pending(struct ids_csync_in *in)
+{
+	struct pollfd p;
+
+	if (in->pos < in->end)
+		return 1;
+	if (in->eof || in->read_fn != NULL || in->fd < 0)
+		return 0;
+	p.fd = in->fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 /* Refills the buffer: 1 with bytes, 0 at the end, or -errno. */
 static int
 fill(struct ids_csync_in *in)
@@ -411,7 +426,14 @@ digest_check(EVP_MD_CTX *ctx, const char *guid)
 	return 0;
 }
 
-/* Writes the body to ".<guid>.<n>", checks it, renames it "<guid>.<n>". */
+/*
+ * Writes the body to ".<guid>.<n>", checks it, renames it "<guid>.<n>".
+ * Without the fsync (the replica, the pull) it is written under its
+ * name at once: only this reader's list of staged files makes it one
+ * (add_staged, after the check), a file that fails is removed, and a
+ * crash leaves it in a dead session's staging directory, which is swept;
+ * so the rename would buy nothing, and cost a metadata update a file.
+ */
 static int
 stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 {
@@ -420,7 +442,7 @@ stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 	int fd = -1, werr = 0, r;
 
 	snprintf(name, sizeof(name), "%s.%u", guid, in->nstaged);
-	snprintf(tmp, sizeof(tmp), ".%s", name);
+	snprintf(tmp, sizeof(tmp), "%s%s", in->nofsync ? "" : ".", name);
 	in->nstaged++;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return lose(in, -ENOMEM);
@@ -443,7 +465,8 @@ stage_file(struct ids_csync_in *in, const char *guid, uint64_t size)
 		werr = -errno;
 	if (fd >= 0 && close(fd) < 0 && werr == 0)
 		werr = -errno;
-	if (r == 0 && werr == 0 && renameat(in->stagefd, tmp, in->stagefd, name) < 0)
+	if (r == 0 && werr == 0 && !in->nofsync &&
+	    renameat(in->stagefd, tmp, in->stagefd, name) < 0)
 		werr = -errno;
 	if (r < 0 || werr < 0) {
 		if (fd >= 0)
@@ -1200,6 +1223,7 @@ ids_csync_print(const struct ids_csync_line *l, int flags, struct ids_buf *buf)
 struct ids_csync_out {
 	int fd;
 	int flags;
+	int hold;	/* nothing written until released */
 	struct ids_buf buf;
 };
 
@@ -1233,26 +1257,82 @@ ids_csync_flush(struct ids_csync_out *out)
 
 	if ((r = ids_buf_oom(&out->buf)) < 0)
 		return r;
-	if (out->buf.len == 0)
+	if (out->buf.len == 0 || out->hold)
 		return 0;
 	r = ids_write_all(out->fd, out->buf.s, out->buf.len);
 	ids_buf_reset(&out->buf);
 	return r;
 }
 
-/* file_fn for a stream: what is buffered goes first, then the file itself. */
+void
+ids_csync_out_hold(struct ids_csync_out *out, int on)
+{
+	out->hold = on;
+}
+
+size_t
+ids_csync_out_mark(const struct ids_csync_out *out)
+{
+	return out->buf.len;
+}
+
+int
+ids_csync_out_insert_status(struct ids_csync_out *out, size_t mark, const char *code,
+    const char *text)
+{
+	struct ids_buf t = IDS_BUF_INIT;
+	size_t tail;
+	int r;
+
+	if (mark > out->buf.len)
+		return ids_error(IDS_EINVAL, "an answer's place is past the buffer");
+	if (code != NULL)
+		ids_buf_printf(&t, "NO %s %s\r\n", code, text ? text : "");
+	else
+		ids_buf_printf(&t, "OK %s\r\n", text ? text : "");
+	tail = out->buf.len - mark;
+	if ((r = ids_buf_oom(&t)) == 0 && (r = ids_buf_add(&out->buf, t.s, t.len)) == 0 &&
+	    (r = ids_buf_oom(&out->buf)) == 0) {
+		memmove(out->buf.s + mark + t.len, out->buf.s + mark, tail);
+		memcpy(out->buf.s + mark, t.s, t.len);
+	}
+	ids_buf_release(&t);
+	return r;
+}
+
+/*
+ * file_fn for a stream: what is buffered goes first, then the file
+ * itself.  Its SHA-1 was checked by check_files before the line began
+ * (ids_csync_write, ids_csync_write_untagged): here it is opened again,
+ * checked to be a regular file of its size and copied, not hashed a
+ * second time.  A file changed in between is still never stored: the
+ * receiving codec hashes every file literal and refuses one whose bytes
+ * are not its GUID's.
+ */
 static int
 file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 {
 	struct ids_csync_out *out = rock;
+	struct stat st;
 	int fd, r;
 
 	(void)buf;
+	if (out->hold)
+		return ids_error(IDS_EBUSY, "a file literal while the answers are held");
 	if ((r = ids_csync_flush(out)) < 0)
 		return r;
-	if ((r = sync_file_check(f, &fd)) < 0)
-		return r;
-	r = copy_file(fd, f->size, NULL, out->fd);
+	fd = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return ids_error(-errno, "%s: %s", f->name, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = ids_error(IDS_EUNSAFE, "%s is not a regular file", f->name);
+	else if ((uint64_t)st.st_size != f->size)
+		r = ids_error(IDS_ECRC, "%s has %lld bytes, not %" PRIu64, f->name,
+		    (long long)st.st_size, f->size);
+	else
+		r = copy_file(fd, f->size, NULL, out->fd);
 	close(fd);
 	return r;
 }

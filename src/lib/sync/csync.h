@@ -132,7 +132,9 @@ void ids_csync_in_set_limits(struct ids_csync_in *in,
  * The directory file literals are staged in (not owned); without one,
  * a file literal is an error that loses the stream.  A received file
  * is named "<guid>.<n>" (n counts files of this reader, so one GUID
- * sent twice gets two names); while being written it is ".<guid>.<n>".
+ * sent twice gets two names); while being written it is ".<guid>.<n>",
+ * unless staged files are not fsynced (then it is written under its name,
+ * which only becomes one of the reader's staged files once checked).
  */
 void ids_csync_in_set_staging(struct ids_csync_in *in, int dirfd);
 /*
@@ -197,6 +199,13 @@ int ids_csync_skip_rest(struct ids_csync_in *in);
 int ids_csync_in_lost(const struct ids_csync_in *in);
 /* Bytes consumed so far (for error messages). */
 uint64_t ids_csync_in_offset(const struct ids_csync_in *in);
+/*
+ * 1 when input is waiting: bytes read but not consumed yet, or the
+ * descriptor readable now (poll with no wait); 0 otherwise.  A replica
+ * that finds more commands already sent makes several applies durable
+ * together (group commit) before it answers them.
+ */
+int ids_csync_in_pending(struct ids_csync_in *in);
 
 /* --- writing --------------------------------------------------------- */
 
@@ -209,8 +218,11 @@ int ids_csync_out_new(int fd, int flags, struct ids_csync_out **outp);
 void ids_csync_out_free(struct ids_csync_out *out);
 /*
  * Appends l and CRLF, copying file literals from their files after
- * checking size and SHA-1 again (a file that changed is IDS_ECRC and
- * nothing of the line is sent).  Buffered: see ids_csync_flush.
+ * checking the size and SHA-1 of each before anything of the line is
+ * written (a file that is not its GUID's is IDS_ECRC and nothing of the
+ * line is sent); while the line is sent each is checked for its size
+ * only (the receiver hashes every file literal).  Buffered: see
+ * ids_csync_flush.
  */
 int ids_csync_write(struct ids_csync_out *out, const struct ids_csync_line *l);
 /* Shorthands: "OK text", "NO code text", "* key value" (value may be NULL). */
@@ -221,6 +233,20 @@ int ids_csync_write_untagged(struct ids_csync_out *out, const char *key,
     const struct ids_dlist *value);
 /* Writes out what is buffered.  Returns 0 or -errno. */
 int ids_csync_flush(struct ids_csync_out *out);
+/*
+ * Held (on), nothing buffered is written, by ids_csync_flush or when the
+ * buffer grows, until the hold ends (a file literal cannot be sent while
+ * held: IDS_EBUSY).  ids_csync_out_mark is the buffer's length now, a
+ * place for an answer decided later; ids_csync_out_insert_status puts
+ * "OK text" (code NULL) or "NO code text" there, before everything
+ * written after the mark (marks after it move by its length: insert the
+ * latest first).  A replica's group commit answers its applies in order
+ * this way.
+ */
+void ids_csync_out_hold(struct ids_csync_out *out, int on);
+size_t ids_csync_out_mark(const struct ids_csync_out *out);
+int ids_csync_out_insert_status(struct ids_csync_out *out, size_t mark, const char *code,
+    const char *text);
 
 /*
  * Appends l, CRLF included, to buf as ids_csync_write would send it,

@@ -781,9 +781,24 @@ do_apply(struct ids_repl_session *s, const struct ids_csync_line *l)
 
 /* --- the session -------------------------------------------------------- */
 
+/* Commands whose answers may wait behind those of a group commit. */
+static int
+may_wait(const struct ids_csync_line *l)
+{
+	const char *sub = ids_csync_sub(l);
+
+	return l->kind == IDS_CSYNC_COMMAND && l->word != NULL && strcmp(l->word, "APPLY") == 0 &&
+	    sub != NULL && (strcmp(sub, "MESSAGE") == 0 || strcmp(sub, "RESERVE") == 0 ||
+	    strcmp(sub, "MAILBOX") == 0);
+}
+
 static int
 dispatch(struct ids_repl_session *s, const struct ids_csync_line *l)
 {
+	int r;
+
+	if (s->npend > 0 && !may_wait(l) && (r = ids_repl_group_commit(s)) < 0)
+		return r;
 	if (l->kind != IDS_CSYNC_COMMAND || l->word == NULL)
 		return ids_csync_write_bad(s->out, "IMAP_PROTOCOL_ERROR Unrecognized command");
 	if (strcmp(l->word, "NOOP") == 0)
@@ -829,6 +844,10 @@ session_loop(struct ids_repl_session *s)
 	int r;
 
 	while (!s->done) {
+		/* new folders applied are committed before the replica waits for input */
+		if (s->npend > 0 && !ids_csync_in_pending(s->in) &&
+		    (r = ids_repl_group_commit(s)) < 0)
+			return r;
 		if ((r = ids_csync_flush(s->out)) < 0)
 			return r;
 		r = ids_csync_read(s->in, &l);
@@ -883,6 +902,13 @@ ids_repl_session_init(struct ids_repl_session *s, struct ids_mboxlist *mbl,
 void
 ids_repl_session_release(struct ids_repl_session *s)
 {
+	size_t i;
+
+	for (i = 0; i < s->npend; i++)
+		ids_mailbox_close(s->pend[i].mb);	/* not committed: undone */
+	free(s->pend);
+	s->pend = NULL;
+	s->npend = s->apend = 0;
 	have_release(s);
 	staging_close(s);
 	ids_repl_meta_release(s);
@@ -911,13 +937,17 @@ ids_replica_session(struct ids_mboxlist *mbl, int infd, int outfd,
 	ids_csync_in_set_stream(s.in, 1);	/* APPLY MAILBOX's records one at a time */
 	ids_csync_in_set_fsync(s.in, 0);	/* files are made durable where they are linked */
 	gethostname(host, sizeof(host) - 1);
-	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION, host);
+	snprintf(banner, sizeof(banner), "%s Cyrus sync server idspool-" IDS_REPLICA_VERSION
+	    " " IDS_SYNC_PIPELINE_WORD, host);
 	if ((r = write_banner(&s, banner)) < 0)
 		goto out;
 	r = session_loop(&s);
 out:
-	if (s.out != NULL)
+	if (s.out != NULL) {
+		/* what is applied is committed, answered or not (a cut link) */
+		ids_repl_group_commit(&s);
 		ids_csync_flush(s.out);
+	}
 	ids_csync_out_free(s.out);
 	ids_csync_in_free(s.in);
 	ids_repl_session_release(&s);

@@ -27,6 +27,13 @@
  * kept when its bytes hash to the GUID and replaced otherwise (no
  * record above last_uid points to it).  OK is sent only after step 5,
  * and only when the folder's CRCs are the ones the client sent.
+ *
+ * A folder that does not exist yet is one durable step instead: the
+ * intent "create" committed, then the directory, the files of steps 1,
+ * 3, 4 and 5 written with no flush (ids_fs_defer_sync), one syncfs and
+ * one mailboxes.db transaction that puts the records and removes the
+ * intent (ids_mailbox_create_open/_commit); a failure or a crash before
+ * that commit removes the folder, and the client's retry creates it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +74,8 @@
 #define MAX_USER_FLAGS		128
 /* New files of one apply fsynced one by one; above, one syncfs(2) for all. */
 #define IDS_REPL_FSYNC_FILES	16
+/* New folders committed together at most (their locks and directories stay open). */
+#define IDS_REPL_GROUP_MAX	64
 
 static int
 guid_parse(const char *hex, uint8_t out[IDS_GUID_LEN])
@@ -216,6 +225,7 @@ struct folder {
 	size_t synced;	/* files fsynced one by one where they were linked */
 	int syncfs;	/* more than that: one syncfs(2) of the folder's file system */
 	int intent;	/* the "sync"/"header" intent is committed */
+	int created;	/* made by this apply: nothing flushed until its commit */
 	/* the old records */
 	int oldfd;
 	struct ids_index_reader *old;
@@ -571,18 +581,25 @@ link_message(struct folder *f, struct ids_index_record *rec)
 	}
 	if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
 		return r;
-	if (ids_guid_file(f->mb->datafd, name, have) == 0) {
-		if (memcmp(have, rec->guid, IDS_GUID_LEN) == 0)
+	/* the link first: a name already there (an earlier attempt's) is rare */
+	if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) == 0)
+		goto linked;
+	if (errno == EEXIST) {
+		if (ids_guid_file(f->mb->datafd, name, have) == 0 &&
+		    memcmp(have, rec->guid, IDS_GUID_LEN) == 0)
 			goto done;
+		if ((r = IDS_FAILPOINT("sync.apply_link")) < 0)
+			return r;
 		if (unlinkat(f->mb->datafd, name, 0) < 0)
 			return -errno;
+		if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) == 0)
+			goto linked;
 	}
-	if (linkat(AT_FDCWD, path, f->mb->datafd, name, 0) < 0) {
-		if (errno != EXDEV && errno != EMLINK && errno != EPERM)
-			return ids_error(-errno, "%s: %s", name, strerror(errno));
-		if ((r = copy_in(path, f->mb->datafd, name)) < 0)
-			return r;
-	}
+	if (errno != EXDEV && errno != EMLINK && errno != EPERM)
+		return ids_error(-errno, "%s: %s", name, strerror(errno));
+	if ((r = copy_in(path, f->mb->datafd, name)) < 0)
+		return r;
+linked:
 	f->linked++;
 done:
 	if ((fd = openat(f->mb->datafd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
@@ -593,7 +610,7 @@ done:
 	 * the first few are here, the others by one syncfs before the
 	 * records are committed (apply_folder).
 	 */
-	if (f->synced < IDS_REPL_FSYNC_FILES) {
+	if (f->synced < IDS_REPL_FSYNC_FILES && !f->created) {
 		if ((r = IDS_FAILPOINT("sync.apply_link")) < 0 || fsync(fd) < 0) {
 			r = r < 0 ? r : ids_error(-errno, "%s: fsync: %s", name, strerror(errno));
 			close(fd);
@@ -942,6 +959,25 @@ write_meta(struct folder *f, const struct ids_dlist *kv)
 	return r;
 }
 
+/*
+ * A folder this apply creates: mailboxes.db is written once, at its
+ * commit, with the ACL and FOLDERMODSEQ it was made with; cyrus.header
+ * again only when a record brought a user flag (no intent: the create's
+ * covers every file of the folder).
+ */
+static int
+write_meta_created(struct folder *f)
+{
+	int r;
+
+	if (!f->header_dirty)
+		return 0;
+	if ((r = ids_header_from_mbentry(&f->h, &f->mb->entry)) == 0 &&
+	    (r = IDS_FAILPOINT("sync.apply_header")) == 0)
+		r = ids_header_write(ids_mailbox_metafd(f->mb, IDS_META_HEADER), &f->h, &f->hcrc);
+	return r;
+}
+
 /* The index header fields the master sends. */
 static int
 set_header_fields(struct folder *f, const struct ids_dlist *kv)
@@ -994,12 +1030,14 @@ folder_crcs(struct folder *f, uint32_t *basic, uint32_t *annot)
 }
 
 /*
- * Finds the folder of uniqueid at name, creating it when neither
- * exists.  Returns 0, or the refusal already answered (1), or < 0.
+ * Finds the folder of uniqueid at name, or begins its create when
+ * neither exists (*mbp then holds it open, not yet committed: the apply
+ * fills it and commits it in one step).  Returns 0, or the refusal
+ * already answered (1), or < 0.
  */
 static int
 find_or_create(struct ids_repl_session *s, const struct ids_dlist *kv, const char *uniqueid,
-    const char *name, int *created)
+    const char *name, int *created, struct ids_mailbox **mbp)
 {
 	struct ids_mbentry byid, byname, want;
 	int r, rid, rname;
@@ -1029,7 +1067,7 @@ find_or_create(struct ids_repl_session *s, const struct ids_dlist *kv, const cha
 		ids_dlist_get_u64(kv, "CREATEDMODSEQ", &want.createdmodseq);
 		ids_dlist_get_u64(kv, "FOLDERMODSEQ", &want.foldermodseq);
 		if ((r = set_acl(&want, kv_str(kv, "ACL"))) == 0)
-			r = ids_mailbox_create_as(s->mbl, &want, NULL);
+			r = ids_mailbox_create_open(s->mbl, &want, mbp);
 		ids_acl_free(want.acl, want.nacl);
 		*created = r == 0;
 	}
@@ -1123,13 +1161,15 @@ apply_folder(struct folder *f, const struct ids_dlist *kv, int created, struct r
 	}
 	if (created)
 		f->ih.highestmodseq = 0;
-	if (f->syncfs)
+	if (f->created)
+		r = write_meta_created(f);	/* flushed by ids_mailbox_create_commit */
+	else if (f->syncfs)
 		r = ids_fs_sync(f->mb->datafd);		/* the files and the directory */
 	else if (f->linked > 0)
 		r = ids_fsync_dir(f->mb->datafd);
 	if (r < 0)
 		return r;
-	if ((r = write_meta(f, kv)) < 0 ||
+	if ((!f->created && (r = write_meta(f, kv)) < 0) ||
 	    (r = set_header_fields(f, kv)) < 0 ||
 	    (r = write_index(f)) < 0 ||
 	    (f->intent && (r = ids_mboxlist_write(f->s->mbl, intent_del_txn,
@@ -1164,6 +1204,100 @@ drain(struct ids_repl_session *s, struct recsrc *rs)
 		return 0;
 	r = ids_csync_skip_rest(rs->in);
 	return r < 0 && ids_csync_in_lost(rs->in) ? r : 0;
+}
+
+/* --- group commit ------------------------------------------------------ */
+
+/*
+ * A new folder applied in full, its CRCs the client's: kept open and
+ * uncommitted, its answer's place marked in the output, which is held
+ * from now until the group commit (no byte of a later answer may go
+ * before its OK).  The group is committed now unless more input is
+ * already waiting: a client that sends its next commands without
+ * waiting for this answer (idspool's pipelining) gets its new folders
+ * made durable by one syncfs and one mailboxes.db transaction for all.
+ */
+static int
+park(struct ids_repl_session *s, struct folder *f, struct recsrc *rs)
+{
+	struct ids_repl_pending *p;
+	int r;
+
+	if ((r = drain(s, rs)) < 0) {
+		ids_mailbox_close(f->mb);
+		return r;
+	}
+	if (s->npend == s->apend) {
+		size_t a = s->apend ? 2 * s->apend : 16;
+
+		if ((p = realloc(s->pend, a * sizeof(*p))) == NULL) {
+			ids_mailbox_close(f->mb);
+			return -ENOMEM;
+		}
+		s->pend = p;
+		s->apend = a;
+	}
+	p = &s->pend[s->npend++];
+	p->mb = f->mb;
+	p->nrec = f->n;
+	p->nlinked = f->linked;
+	ids_csync_out_hold(s->out, 1);
+	p->mark = ids_csync_out_mark(s->out);
+	if (s->npend >= IDS_REPL_GROUP_MAX || !ids_csync_in_pending(s->in))
+		return ids_repl_group_commit(s);
+	return 0;
+}
+
+int
+ids_repl_group_commit(struct ids_repl_session *s)
+{
+	struct ids_mailbox *one[1];
+	struct ids_mailbox **v = one;
+	size_t i, n = s->npend;
+	int rone[1], *rv = rone, r = 0, w;
+
+	if (n == 0)
+		return 0;
+	if (n > 1 && ((v = calloc(n, sizeof(*v))) == NULL ||
+	    (rv = calloc(n, sizeof(*rv))) == NULL)) {
+		free(v);
+		v = NULL;
+		r = -ENOMEM;
+	}
+	if (v != NULL) {
+		for (i = 0; i < n; i++)
+			v[i] = s->pend[i].mb;
+		ids_mailbox_create_commit_group(v, n, rv);
+	}
+	/* the answers in their places, the latest first (the marks before it stay put) */
+	for (i = n; i-- > 0; ) {
+		struct ids_repl_pending *p = &s->pend[i];
+		int e = v == NULL ? r : rv[i];
+		const char *name = p->mb->entry.name;
+
+		if (e == 0) {
+			ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): created, %zu record(s), "
+			    "%zu file(s) linked%s", name, p->mb->entry.uniqueid, p->nrec, p->nlinked,
+			    n > 1 ? " (group commit)" : "");
+			w = ids_csync_out_insert_status(s->out, p->mark, NULL, "success");
+		} else {
+			ids_repl_log(s, LOG_ERR, "%s: %s (%s)", name, ids_errmsg(e),
+			    ids_repl_imap_error(e));
+			w = ids_csync_out_insert_status(s->out, p->mark, ids_repl_imap_error(e),
+			    ids_errmsg(e));
+		}
+		if (w < 0 && r == 0)
+			r = w;
+	}
+	for (i = 0; i < n; i++)
+		ids_mailbox_close(s->pend[i].mb);	/* one not committed is undone */
+	s->npend = 0;
+	if (v != one)
+		free(v);
+	if (rv != rone)
+		free(rv);
+	ids_csync_out_hold(s->out, 0);
+	return r;
 }
 
 int
@@ -1203,17 +1337,28 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 		return (k = drain(s, &rs)) < 0 ? k : ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
 	if ((r = ids_uniqueid_check(uniqueid)) < 0)
 		return (k = drain(s, &rs)) < 0 ? k : ids_repl_refuse(s, name, IDS_CSYNC_EBADPARAM, r);
-	if ((r = find_or_create(s, kv, uniqueid, name, &created)) != 0) {
+	memset(&f, 0, sizeof(f));
+	f.s = s;
+	f.oldfd = -1;
+	if ((r = find_or_create(s, kv, uniqueid, name, &created, &f.mb)) != 0) {
 		if ((k = drain(s, &rs)) < 0)
 			return k;
 		return r > 0 ? 0 : answer(s, name, r);
 	}
-	memset(&f, 0, sizeof(f));
-	f.s = s;
-	f.oldfd = -1;
-	if ((r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE, IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
+	if (!created && (r = ids_mailbox_open(s->mbl, name, IDS_MAILBOX_WRITE,
+	    IDS_LOCK_TIMEOUT_MS, &f.mb)) < 0)
 		return (k = drain(s, &rs)) < 0 ? k : answer(s, name, r);
+	/*
+	 * A new folder is one durable step: its files, cyrus.header,
+	 * cyrus.index and idspool.sync written with no flush, then one
+	 * syncfs and one mailboxes.db commit (ids_mailbox_create_commit).
+	 */
+	f.created = created;
+	if (created)
+		ids_fs_defer_sync(1);
 	r = apply_folder(&f, kv, created, &rs, gates);
+	if (created)
+		ids_fs_defer_sync(0);
 	if (r == 0) {
 		ids_dlist_get_u32(kv, "SYNC_CRC", &wb);
 		ids_dlist_get_u32(kv, "SYNC_CRC_ANNOT", &wa);
@@ -1222,7 +1367,20 @@ ids_repl_apply_mailbox(struct ids_repl_session *s, const struct ids_dlist *kv)
 			    f.crc_basic, f.crc_annot, wb, wa);
 	}
 	folder_release(&f);	/* before the folder's directories close */
-	ids_mailbox_close(f.mb);
+	if (r == 0 && created && s->out != NULL && s->in != NULL)
+		return park(s, &f, &rs);
+	if (r == 0 && created)
+		r = ids_mailbox_create_commit(f.mb);
+	if (r < 0 && created) {
+		/* the undo must not replace the reason it undoes (the CRCs, say) */
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", ids_errmsg(r));
+		ids_mailbox_close(f.mb);
+		ids_error(r, "%s", why);
+	} else {
+		ids_mailbox_close(f.mb);	/* a create not committed is undone */
+	}
 	if (rs.wire_err)
 		return ids_repl_bad_input(s, r);
 	if ((k = drain(s, &rs)) < 0)

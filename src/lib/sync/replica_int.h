@@ -21,6 +21,12 @@ struct ids_mbentry;
 struct ids_replica_opts;
 
 #define IDS_REPLICA_VERSION	"0.1.0"
+/*
+ * The banner word of idspool's pipelining: a replica that commits the new
+ * folders of pipelined applies together (group commit); our client
+ * pipelines only to a peer whose banner carries it.
+ */
+#define IDS_SYNC_PIPELINE_WORD	"idspool-pipeline"
 
 /*
  * A file this session can link from, by GUID: staged (the codec's
@@ -33,6 +39,16 @@ struct ids_repl_have {
 	uint8_t guid[20];
 	uint32_t n;		/* the staged file's n */
 	char *path;		/* absolute, for a local folder's file; NULL when staged */
+};
+
+/*
+ * A new folder applied, not yet committed: its answer goes at mark in the
+ * held output (group commit, replica_apply.c).
+ */
+struct ids_repl_pending {
+	struct ids_mailbox *mb;
+	size_t mark;
+	size_t nrec, nlinked;
 };
 
 struct ids_repl_session {
@@ -60,6 +76,9 @@ struct ids_repl_session {
 	/* no wire: the untagged lines of the last report, for the caller */
 	struct ids_csync_line **lines;
 	size_t nlines, alines;
+	/* new folders applied and awaiting their group commit */
+	struct ids_repl_pending *pend;
+	size_t npend, apend;
 };
 
 /* A session's state and staging directory, with no wire (in, out NULL). */
@@ -96,6 +115,15 @@ int ids_repl_users(struct ids_repl_session *s, struct ids_repl_names *out);
 /* The live folders of a csync userid ("alice", "bob@example.com"), DELETED ones too. */
 int ids_repl_user_folders(struct ids_repl_session *s, const char *userid, int deleted,
     struct ids_repl_names *out);
+
+/*
+ * replica_apply.c: the group commit of the new folders applied so far
+ * (their answers, in order, in the held output); 0 or < 0 when the
+ * output cannot be written.  Called before any command whose answer
+ * cannot wait behind theirs, when no more input is waiting, and at the
+ * session's end.
+ */
+int ids_repl_group_commit(struct ids_repl_session *s);
 
 /* replica_apply.c: each answers the client itself (OK/NO/BAD). */
 int ids_repl_apply_reserve(struct ids_repl_session *s, const struct ids_dlist *kv);
