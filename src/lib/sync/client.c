@@ -1461,6 +1461,8 @@ newf_refused(struct client *c, struct newf *f, const char *what, const struct re
 	f->failed = 1;
 	client_log(c, LOG_ERR, "%s: %s: the peer answered %s %s", f->lf->name, what,
 	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
+	report_refusal(c, IDS_SYNC_REFUSED_PEER, f->lf->name, "the peer answered %s %s",
+	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
 }
 
 /* The GUIDs of the records above last_uid 0 whose files we have (push_files's). */
