@@ -95,6 +95,9 @@ struct reloc {
 	struct ids_dirlist slist[NROOTS];
 	struct ids_dirlist dlist[NROOTS];
 	int listing;		/* the check records slist */
+	int carry_meta;		/* link: the legacy header is current: linked, with its index */
+	char *hdr;		/* link: the legacy cyrus.header as header_current read it */
+	size_t hdrlen;
 	int checked;		/* the check passed under the lock: no symlink, no special file */
 	struct roots *rs;	/* the batch's roots of this partition, or NULL */
 	dev_t rootdev[NROOTS];		/* the file system of root[i] (one syncfs each) */
@@ -144,6 +147,8 @@ reloc_close(struct reloc *rl)
 		ids_dirlist_free(&rl->slist[i]);
 		ids_dirlist_free(&rl->dlist[i]);
 	}
+	free(rl->hdr);
+	rl->hdr = NULL;
 }
 
 /* The root (0 data, 1 meta) that holds meta files of kind. */
@@ -423,7 +428,10 @@ link_one(struct reloc *rl, int i, const char *name, enum ids_carry *howp)
 	return 0;
 }
 
-/* A file the migration carries over; cyrus.header is written anew instead. */
+/*
+ * A file the migration carries over; cyrus.header is written anew
+ * instead, unless it is current (carry_meta: linked as it is).
+ */
 static int
 carried(const struct reloc *rl, const char *name)
 {
@@ -431,7 +439,7 @@ carried(const struct reloc *rl, const char *name)
 	case IDS_FILE_MESSAGE:
 		return 1;
 	case IDS_FILE_META:
-		return ids_metafile_kind(name) != IDS_META_HEADER;
+		return ids_metafile_kind(name) != IDS_META_HEADER || rl->carry_meta;
 	default:
 		return 0;
 	}
@@ -514,7 +522,7 @@ link_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 		return 0;
 	}
 	/* cyrus.index is copied with the new header's CRC (write_header). */
-	if (ids_metafile_kind(name) == IDS_META_INDEX)
+	if (ids_metafile_kind(name) == IDS_META_INDEX && !rl->carry_meta)
 		return 0;
 	if ((r = link_one(rl, i, name, &how)) < 0)
 		return r;
@@ -594,12 +602,15 @@ roots_forget_parents(struct roots *rs)
 			}
 }
 
+static int header_current(struct reloc *rl);
+
 static int
 link_all(struct reloc *rl)
 {
 	struct ids_dirlist linked;
 	int i, r;
 
+	rl->carry_meta = header_current(rl);
 	if ((r = make_dst(rl)) < 0)
 		return r;
 	for (i = 0; i < NROOTS; i++) {
@@ -658,6 +669,46 @@ read_checked(int dirfd, const char *name, size_t max, char **bufp, size_t *lenp)
 	return 0;
 }
 
+/*
+ * Link: 1 if the legacy cyrus.header already says what the record will
+ * say once flipped (the canonical forms equal, as write_header compares
+ * them; the header holds no path).  Then it is carried as it is: linked
+ * with its cyrus.index, whose CRC of it still holds, instead of a new
+ * header and an index copy (two files made, the index read and
+ * written).  The bytes read stay in rl->hdr for write_header.
+ */
+static int
+header_current(struct reloc *rl)
+{
+	struct ids_buf b = IDS_BUF_INIT, was = IDS_BUF_INIT;
+	struct ids_mbentry e;
+	struct ids_header h;
+	int hr = root_of(rl, IDS_META_HEADER), same = 0;
+
+	free(rl->hdr);
+	rl->hdr = NULL;
+	if (rl->sfd[hr] < 0 || !rl->checked ||
+	    read_checked(rl->sfd[hr], IDS_HEADER_FILE, IDS_HEADER_MAX_SIZE, &rl->hdr,
+	    &rl->hdrlen) < 0) {
+		rl->hdr = NULL;
+		return 0;
+	}
+	ids_header_init(&h);
+	ids_mbentry_init(&e);
+	/* The old format (<= 3.4) is always rewritten. */
+	if (rl->hdrlen > IDS_HEADER_MAGIC_LEN && rl->hdr[IDS_HEADER_MAGIC_LEN] == '%' &&
+	    ids_header_parse(&h, rl->hdr, rl->hdrlen) == 0 && ids_header_format(&h, &was) == 0 &&
+	    ids_mboxlist_lookup_id(rl->mbl, rl->uniqueid, &e) == 0 &&
+	    ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0) == 0 &&
+	    ids_header_from_mbentry(&h, &e) == 0 && ids_header_format(&h, &b) == 0)
+		same = b.len == was.len && memcmp(b.s, was.s, was.len) == 0;
+	ids_buf_release(&b);
+	ids_buf_release(&was);
+	ids_mbentry_release(&e);
+	ids_header_release(&h);
+	return same;
+}
+
 /* Notes a file made in the new directory in the cleanup's list of it. */
 static void
 dlist_note(struct reloc *rl, int i, const char *name)
@@ -698,8 +749,15 @@ write_header(struct reloc *rl, int from, int linked)
 	int same = 0, r;
 
 	ids_header_init(&h);
-	if (from >= 0 && ((rl->checked ? read_checked : ids_read_file)(from, IDS_HEADER_FILE,
-	    IDS_HEADER_MAX_SIZE, &old, &oldlen) < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
+	r = 0;
+	if (from >= 0 && from == rl->sfd[hr] && rl->hdr != NULL) {
+		old = rl->hdr;		/* header_current read it */
+		oldlen = rl->hdrlen;
+		rl->hdr = NULL;
+	} else if (from >= 0)
+		r = (rl->checked ? read_checked : ids_read_file)(from, IDS_HEADER_FILE,
+		    IDS_HEADER_MAX_SIZE, &old, &oldlen);
+	if (from >= 0 && (r < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
 		ids_header_release(&h);
 		ids_header_init(&h);
 		free(old);
@@ -1206,8 +1264,8 @@ migrate_link(struct reloc *rl, struct ids_intent *in)
 
 	if ((r = ids_mboxlist_write(rl->mbl, intent_txn, &s)) < 0)
 		return r;
-	if ((r = link_all(rl)) < 0 ||
-	    (r = write_header(rl, rl->sfd[root_of(rl, IDS_META_HEADER)], 1)) < 0)
+	if ((r = link_all(rl)) < 0 || (!rl->carry_meta &&
+	    (r = write_header(rl, rl->sfd[root_of(rl, IDS_META_HEADER)], 1)) < 0))
 		goto undo;
 	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
@@ -1643,7 +1701,7 @@ step_files(struct batch *b)
 			it->rl.renamed = 1;
 			if ((r = rename_all(&it->rl)) == 0)
 				r = write_header(&it->rl, it->rl.dfd[root_of(&it->rl, IDS_META_HEADER)], 0);
-		} else if ((r = link_all(&it->rl)) == 0)
+		} else if ((r = link_all(&it->rl)) == 0 && !it->rl.carry_meta)
 			r = write_header(&it->rl, it->rl.sfd[root_of(&it->rl, IDS_META_HEADER)], 1);
 		if (r < 0) {
 			ids_fs_defer_sync(0);
