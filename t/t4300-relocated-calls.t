@@ -5,7 +5,8 @@
 # once (the read-back), never rewinds a directory it has just opened,
 # opens a shared parent once per step, and asks for no cyrus.index it
 # is about to open; a header read after the check is read without a
-# stat; the rename strategy rewinds only the parents it checks again.
+# stat; a current header is linked with its index, not made anew; the
+# rename strategy rewinds only the parents it checks again.
 # And the result is whole: every message file of every folder at its
 # new path with its bytes, no file left outside a folder's directory.
 use strict;
@@ -97,6 +98,17 @@ sub header_stats {
 	return $n // 0;
 }
 
+# Files made anew in a new directory: cyrus.header or cyrus.index
+# created (link), or replaced through its .NEW (rename).
+sub made {
+	my ($c, $file) = @_;
+	return scalar grep {
+		/^\d+\s+openat\(\d+, "\Q$file\E(?:\.NEW)?", O_WRONLY\|O_CREAT\|O_EXCL/
+	} @{$c->{_all}};
+}
+
+my %stale;
+
 # ---- link --------------------------------------------------------------
 
 {
@@ -119,6 +131,7 @@ sub header_stats {
 	my @acc = grep { /cyrus\.index/ } @{$c->{faccessat2} // []}, @{$c->{faccessat} // []};
 	is(scalar(@acc), 0, 'link: no access(2) of a cyrus.index about to be opened');
 	is(header_stats($c), 0, 'link: the old cyrus.header read without a stat after the check');
+	$stale{link} = [made($c, 'cyrus.header'), made($c, 'cyrus.index')];
 }
 
 # ---- rename ------------------------------------------------------------
@@ -137,6 +150,15 @@ sub header_stats {
 	is(header_stats($c), 0, 'rename: the moved cyrus.header read without a stat');
 	my $renames = grep { /RENAME_NOREPLACE\) = 0/ } @{$c->{renameat2} // []};
 	cmp_ok($renames, '>=', $nf / 2, "rename: $renames directories renamed");
+	$stale{rename} = made($c, 'cyrus.header');
 }
+
+# The same spool (same seed) has the same stale headers: the rename
+# strategy rewrites those only, and the link strategy now makes a new
+# header (and an index copy) for those only, linking the current ones
+# with their index.  Before, it made both for every folder.
+ok($stale{rename} > 0 && $stale{rename} < 60, "the spool has $stale{rename} stale headers of 80");
+is($stale{link}[0], $stale{rename}, 'link: a new cyrus.header for a stale one only, a current one linked');
+is($stale{link}[1], $stale{rename}, 'link: a cyrus.index copy for a stale header only, linked otherwise');
 
 done_testing();
