@@ -12,7 +12,9 @@
  *      reading each name back as it is made, then fsync it; rename: move
  *      the directory;
  *   4. write the new directory's cyrus.header afresh (a new inode:
- *      current name, uniqueid, history) and point its cyrus.index at it;
+ *      current name, uniqueid, history) and point its cyrus.index at it
+ *      (link: a header that is current already was linked in step 3
+ *      with its index instead);
  *   5. flip the record to the uniqueid layout and move the intent to
  *      stage "flipped" in one transaction: the commit point;
  *   6. after the grace period, unlink the old names, remove emptied
