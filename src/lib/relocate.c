@@ -638,9 +638,12 @@ link_all(struct reloc *rl)
  * Reads a small file of a directory the check went through under the
  * folder's lock (rl->checked: no symlink, device or FIFO in it), so
  * without ids_read_file's fstat: open (never following, never
- * blocking), one read of up to max + 1 bytes (a regular file gives all
- * it has up to the count), close.
+ * blocking), one read into a buffer of READ_SMALL bytes (a regular file
+ * gives all it has up to the count), close.  A file that fills it is
+ * read again by ids_read_file, up to max.
  */
+#define READ_SMALL 8192
+
 static int
 read_checked(int dirfd, const char *name, size_t max, char **bufp, size_t *lenp)
 {
@@ -650,20 +653,18 @@ read_checked(int dirfd, const char *name, size_t max, char **bufp, size_t *lenp)
 
 	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink", name) : -errno;
-	if ((buf = malloc(max + 1)) == NULL) {
+	if ((buf = malloc(READ_SMALL)) == NULL) {
 		close(fd);
 		return -ENOMEM;
 	}
-	while ((n = read(fd, buf, max + 1)) < 0 && errno == EINTR)
+	while ((n = read(fd, buf, READ_SMALL)) < 0 && errno == EINTR)
 		;
 	if (n < 0)
 		r = -errno;
-	else if ((size_t)n > max)
-		r = ids_error(IDS_ETOOLONG, "'%s' is over %zu bytes", name, max);
 	close(fd);
-	if (r < 0) {
+	if (r < 0 || n == READ_SMALL) {
 		free(buf);
-		return r;
+		return r < 0 ? r : ids_read_file(dirfd, name, max, bufp, lenp);
 	}
 	buf[n] = '\0';
 	*bufp = buf;
