@@ -802,6 +802,14 @@ write_header(struct reloc *rl, int from, int linked)
 		 * header was rewritten and before its CRC was stored) and the
 		 * one-folder path read the index.
 		 */
+	} else if (!same) {
+		/*
+		 * The header was just rewritten: the index gets its CRC
+		 * (ids_index_set_header_crc reads the index's header itself,
+		 * so it is not read here first).
+		 */
+		if ((r = ids_index_set_header_crc(rl->dfd[ir], crc)) == -ENOENT)
+			r = 0;	/* no index: nothing points at the header */
 	} else if ((r = ids_index_read_header(rl->dfd[ir], &ih)) == -ENOENT) {
 		r = 0;	/* no index: nothing points at the header */
 	} else if (r == 0 && ih.header_file_crc != crc) {
