@@ -31,6 +31,10 @@
 #             and this runs as root: Cyrus runs as its user; BENCH_CYRUS=0
 #             leaves it out).
 #
+# Each relocated row also gives the median of its CPU time (user +
+# system, from time -v): on a loaded machine it moves much less than the
+# wall-clock time.
+#
 # Both relocated runs use --grace 0 (old names removed at once, so the
 # run includes all the work) and --io-pressure 0 (no pauses: this
 # measures throughput, not politeness); their peak RSS comes from
@@ -123,6 +127,7 @@ walk() {
 	end=$(date +%s.%N)
 	t=$(echo "$start $end" | awk '{ printf "%.2f", $2 - $1 }')
 	rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$g/$label.time")
+	cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$g/$label.time")
 	done_=$(awk -F'[:,]' '/"folders_done"/ { gsub(/ /, "", $2); print $2 }' "$g/$label.json")
 	files=$(awk -F'[:,]' '/"files_done"/ { gsub(/ /, "", $2); print $2 }' "$g/$label.json")
 }
@@ -239,13 +244,13 @@ while [ "$round" -lt "${BENCH_RUNS:-3}" ]; do
 	for s in $strategies; do
 		for j in $jobs; do
 			walk one "$s$j" --strategy "$s" --jobs "$j"
-			echo "run $s $j $t $rss $done_ $files" >> "$res"
+			echo "run $s $j $t $rss $done_ $files $cpu" >> "$res"
 			restore
 			if [ -n "${BENCH_BASE_BUILD:-}" ]; then
 				relbin=$BENCH_BASE_BUILD/bin
 				walk one "base-$s$j" --strategy "$s" --jobs "$j"
 				relbin=
-				echo "run base-$s $j $t $rss $done_ $files" >> "$res"
+				echo "run base-$s $j $t $rss $done_ $files $cpu" >> "$res"
 				restore
 			fi
 		done
@@ -283,7 +288,7 @@ function median(list,   a, n, i, j, x) {
 }
 $1 == "cp" { tc = tc " " $2; tcs = tcs " " ($2 + $3) }
 $1 == "loop" { tl = tl " " $4; nl = $2 }
-$1 == "run" { k = $2 " " $3; if (!(k in T)) order[++nk] = k; T[k] = T[k] " " $4; M[k] = M[k] " " $5; D[k] = $6; F[k] = $7 }
+$1 == "run" { k = $2 " " $3; if (!(k in T)) order[++nk] = k; T[k] = T[k] " " $4; M[k] = M[k] " " $5; D[k] = $6; F[k] = $7; C[k] = C[k] " " $8 }
 $1 == "cyrus" { tcy = tcy " " $2; mcy = mcy " " $3; dcy = $4 }
 END {
 	c = median(tc); cs = median(tcs); l = median(tl)
@@ -293,19 +298,19 @@ END {
 	printf "%-40s %9.2f s %10.0f folders/s   [%s ]\n", "renameloop (bare)", l, bare, tl
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, sj, " "); s = sj[1]; j = sj[2]
-		t = median(T[k]); rss = median(M[k]); d = D[k]; f = F[k]
+		t = median(T[k]); rss = median(M[k]); d = D[k]; f = F[k]; cpu = median(C[k])
 		label = sprintf("relocated --strategy %s --jobs %d", s, j)
 		base = s ~ /^base-/
 		if (base) { s = substr(s, 6); label = sprintf("(base build) --strategy %s --jobs %d", s, j) }
 		if (s == "link") {
 			r = (f / t) / cpal
-			printf "%-40s %9.2f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB  %.3fx cp -al  [%s ]\n", \
-			    label, t, f / t, d / t, rss / 1024, r, T[k]
+			printf "%-40s %9.2f s %10.0f files/s  %6.0f folders/s  peak RSS %.1f MiB  %.3fx cp -al  [%s ]  cpu %.2f s [%s ]\n", \
+			    label, t, f / t, d / t, rss / 1024, r, T[k], cpu, C[k]
 			if (!base && r > bestl) { bestl = r; bl = j }
 		} else {
 			r = (d / t) / bare
-			printf "%-40s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  %.4fx renameloop  [%s ]\n", \
-			    label, t, d / t, rss / 1024, r, T[k]
+			printf "%-40s %9.2f s %10.0f folders/s  peak RSS %.1f MiB  %.4fx renameloop  [%s ]  cpu %.2f s [%s ]\n", \
+			    label, t, d / t, rss / 1024, r, T[k], cpu, C[k]
 			if (!base && r > bestr) { bestr = r; br = j; bestrate = d / t }
 		}
 	}

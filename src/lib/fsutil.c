@@ -50,7 +50,7 @@ ids_write_all(int fd, const void *buf, size_t len)
 /* --- reading directories -------------------------------------------- */
 
 int
-ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock)
+ids_dir_each_fresh(int dirfd, ids_dirent_fn fn, void *rock)
 {
 	/* Aligned for struct dirent64; 32 KiB: what readdir(3) asks for. */
 	union {
@@ -61,8 +61,6 @@ ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock)
 	ssize_t n, off;
 	int r;
 
-	if (lseek(dirfd, 0, SEEK_SET) < 0)
-		return -errno;
 	while ((n = getdents64(dirfd, buf.b, sizeof(buf.b))) > 0) {
 		for (off = 0; off < n; off += de->d_reclen) {
 			de = (const struct dirent64 *)(const void *)(buf.b + off);
@@ -75,6 +73,14 @@ ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock)
 	}
 	/* A directory removed while open reads as empty, as readdir(3) has it. */
 	return n < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int
+ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock)
+{
+	if (lseek(dirfd, 0, SEEK_SET) < 0)
+		return -errno;
+	return ids_dir_each_fresh(dirfd, fn, rock);
 }
 
 int
@@ -126,19 +132,37 @@ dirlist_cmp(const void *a, const void *b, void *names)
 	return strcmp((const char *)names + x->name, (const char *)names + y->name);
 }
 
-int
-ids_dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl)
+static int
+dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl, int fresh)
 {
 	struct dirlist_fill f = { dl, max };
 	int r;
 
 	memset(dl, 0, sizeof(*dl));
 	dl->complete = 1;
-	if ((r = ids_dir_each(dirfd, dirlist_add, &f)) < 0)
+	if ((r = (fresh ? ids_dir_each_fresh : ids_dir_each)(dirfd, dirlist_add, &f)) < 0)
 		return r;
+	ids_dirlist_sort(dl);
+	return 0;
+}
+
+int
+ids_dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl)
+{
+	return dirlist_read(dirfd, max, dl, 0);
+}
+
+int
+ids_dirlist_read_fresh(int dirfd, size_t max, struct ids_dirlist *dl)
+{
+	return dirlist_read(dirfd, max, dl, 1);
+}
+
+void
+ids_dirlist_sort(struct ids_dirlist *dl)
+{
 	if (dl->n > 1)
 		qsort_r(dl->ent, dl->n, sizeof(*dl->ent), dirlist_cmp, dl->names);
-	return 0;
 }
 
 const struct ids_dirlist_ent *

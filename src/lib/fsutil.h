@@ -52,6 +52,11 @@ int ids_opendir_abs(const char *path, int *fdp);
 typedef int (*ids_dirent_fn)(void *rock, const char *name, ino_t ino,
     unsigned char type);
 int ids_dir_each(int dirfd, ids_dirent_fn fn, void *rock);
+/*
+ * The same for a directory just opened and not read yet (its offset is
+ * at the start): no rewind, one lseek(2) fewer.
+ */
+int ids_dir_each_fresh(int dirfd, ids_dirent_fn fn, void *rock);
 
 /*
  * A directory's names with their inode numbers and types, sorted by
@@ -77,6 +82,10 @@ struct ids_dirlist {
  * ids_dirlist_free() in either case.
  */
 int ids_dirlist_read(int dirfd, size_t max, struct ids_dirlist *dl);
+/* The same for a directory just opened and not read yet (ids_dir_each_fresh). */
+int ids_dirlist_read_fresh(int dirfd, size_t max, struct ids_dirlist *dl);
+/* Sorts a list made or extended with ids_dirlist_add, for ids_dirlist_find. */
+void ids_dirlist_sort(struct ids_dirlist *dl);
 /* Appends an entry (the list is sorted by ids_dirlist_read only). */
 int ids_dirlist_add(struct ids_dirlist *dl, const char *name, ino_t ino,
     unsigned char type);

@@ -12,7 +12,9 @@
  *      reading each name back as it is made, then fsync it; rename: move
  *      the directory;
  *   4. write the new directory's cyrus.header afresh (a new inode:
- *      current name, uniqueid, history) and point its cyrus.index at it;
+ *      current name, uniqueid, history) and point its cyrus.index at it
+ *      (link: a header that is current already was linked in step 3
+ *      with its index instead);
  *   5. flip the record to the uniqueid layout and move the intent to
  *      stage "flipped" in one transaction: the commit point;
  *   6. after the grace period, unlink the old names, remove emptied
@@ -59,6 +61,13 @@ struct roots {
 	const struct ids_partition *part;
 	int fd[NROOTS];
 	dev_t dev[NROOTS];
+	/*
+	 * The parent a member's new directory was last made in, open, for
+	 * the next member of the same owner (make_dst): kept for one step
+	 * only, while every member that uses it is locked.  pdir NULL: none.
+	 */
+	char *pdir[NROOTS];
+	int pfd[NROOTS];
 };
 
 struct reloc {
@@ -75,6 +84,24 @@ struct reloc {
 	int root[NROOTS];		/* -1 when the root is not in use */
 	int sfd[NROOTS];		/* legacy directory per root, or -1 */
 	int dfd[NROOTS];		/* uniqueid directory per root, or -1 */
+	int sfresh[NROOTS];		/* sfd[i] just opened, not read yet (no rewind) */
+	int dfresh[NROOTS];		/* the same for dfd[i] */
+	/*
+	 * Link: the legacy directory's entries as the check read them
+	 * (complete: all of them), which the link pass and the cleanup go
+	 * through instead of reading the directory again; and the new
+	 * directory's names as the read-back found them, with the header
+	 * and index made after it (complete: read whole), for the cleanup.
+	 * Both hold while the folder is locked.
+	 */
+	struct ids_dirlist slist[NROOTS];
+	struct ids_dirlist dlist[NROOTS];
+	int listing;		/* the check records slist */
+	int carry_meta;		/* link: the legacy header is current: linked, with its index */
+	char *hdr;		/* link: the legacy cyrus.header as header_current read it */
+	size_t hdrlen;
+	int checked;		/* the check passed under the lock: no symlink, no special file */
+	struct roots *rs;	/* the batch's roots of this partition, or NULL */
 	dev_t rootdev[NROOTS];		/* the file system of root[i] (one syncfs each) */
 	struct ids_dirlist *dl;		/* cleanup: the destination's names */
 	struct ids_dirlist *linked;	/* link: names linked, to read back */
@@ -119,7 +146,11 @@ reloc_close(struct reloc *rl)
 		if (rl->dfd[i] >= 0)
 			close(rl->dfd[i]);
 		rl->root[i] = rl->sfd[i] = rl->dfd[i] = -1;
+		ids_dirlist_free(&rl->slist[i]);
+		ids_dirlist_free(&rl->dlist[i]);
 	}
+	free(rl->hdr);
+	rl->hdr = NULL;
 }
 
 /* The root (0 data, 1 meta) that holds meta files of kind. */
@@ -212,6 +243,7 @@ reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 		return reloc_init(rl, mbl, e, in, opts, stats, shared - k);
 	}
 	rl->shared_roots = shared != NULL;
+	rl->rs = shared;
 	for (i = 0; i < NROOTS; i++) {
 		struct stat st;
 
@@ -230,11 +262,16 @@ reloc_init(struct reloc *rl, struct ids_mboxlist *mbl, struct ids_mbentry *e,
 		if ((r = open_dir(rl->root[i], rl->src, &rl->sfd[i])) < 0 ||
 		    (!batch && (r = open_dir(rl->root[i], rl->dst, &rl->dfd[i])) < 0))
 			return ids_error(r, "%s: %s", tops[i], ids_errmsg(r));
+		rl->sfresh[i] = rl->sfd[i] >= 0;
+		rl->dfresh[i] = rl->dfd[i] >= 0;
 	}
 	return 0;
 }
 
 /* --- directory walks ------------------------------------------------- */
+
+/* Directories larger than this are read back a name at a time. */
+#define LIST_MAX 65536
 
 typedef int (*entry_fn)(struct reloc *rl, int i, const char *name,
     const struct stat *st);
@@ -270,8 +307,33 @@ static int
 each_entry_how(struct reloc *rl, int i, int dirfd, entry_fn fn, int full)
 {
 	struct walk w = { rl, i, dirfd, full, fn };
+	int *fresh = dirfd == rl->sfd[i] ? &rl->sfresh[i] :
+	    dirfd == rl->dfd[i] ? &rl->dfresh[i] : NULL;
+	int r;
 
-	return ids_dir_each(dirfd, walk_entry, &w);
+	/* A directory not read yet needs no rewind. */
+	r = (fresh != NULL && *fresh ? ids_dir_each_fresh : ids_dir_each)(dirfd, walk_entry, &w);
+	if (fresh != NULL)
+		*fresh = 0;
+	return r;
+}
+
+/* Calls fn for each entry of a list the check recorded (slist). */
+static int
+each_listed(struct reloc *rl, int i, const struct ids_dirlist *dl, entry_fn fn)
+{
+	struct stat st;
+	size_t k;
+	int r;
+
+	for (k = 0; k < dl->n; k++) {
+		memset(&st, 0, sizeof(st));
+		st.st_mode = DTTOIF(dl->ent[k].type);
+		st.st_ino = dl->ent[k].ino;
+		if ((r = fn(rl, i, dl->names + dl->ent[k].name, &st)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 static int
@@ -285,6 +347,11 @@ preflight_entry(struct reloc *rl, int i, const char *name, const struct stat *st
 {
 	const char *top = i ? rl->part->metapath : rl->part->path;
 
+	/* Past the list's size (or out of memory) the passes read the directory. */
+	if (rl->listing && rl->slist[i].complete && (rl->slist[i].n >= LIST_MAX ||
+	    ids_dirlist_add(&rl->slist[i], name, st->st_ino, IFTODT(st->st_mode)) < 0))
+		rl->slist[i].complete = 0;
+
 	if (S_ISDIR(st->st_mode)) {
 		rl->has_subdirs = 1;
 		return 0;
@@ -297,14 +364,30 @@ preflight_entry(struct reloc *rl, int i, const char *name, const struct stat *st
 	    top, rl->src, name, S_ISLNK(st->st_mode) ? "symlink" : "special file");
 }
 
+/*
+ * The check.  For the link strategy it also records the directory's
+ * entries (slist): the folder is locked from here to its cleanup, so
+ * the link pass and the cleanup go through the list instead of reading
+ * the directory twice more.
+ */
 static int
 preflight(struct reloc *rl)
 {
 	int i, r;
 
-	for (i = 0; i < NROOTS; i++)
-		if (rl->sfd[i] >= 0 && (r = each_entry(rl, i, rl->sfd[i], preflight_entry)) < 0)
+	rl->checked = 0;
+	rl->listing = rl->opts != NULL && rl->opts->strategy == IDS_STRATEGY_LINK;
+	for (i = 0; i < NROOTS; i++) {
+		ids_dirlist_free(&rl->slist[i]);
+		rl->slist[i].complete = rl->listing;
+		if (rl->sfd[i] >= 0 && (r = each_entry(rl, i, rl->sfd[i], preflight_entry)) < 0) {
+			ids_dirlist_free(&rl->slist[i]);
 			return r;
+		}
+		if (rl->sfd[i] < 0)
+			rl->slist[i].complete = 0;
+	}
+	rl->checked = 1;
 	return 0;
 }
 
@@ -347,7 +430,10 @@ link_one(struct reloc *rl, int i, const char *name, enum ids_carry *howp)
 	return 0;
 }
 
-/* A file the migration carries over; cyrus.header is written anew instead. */
+/*
+ * A file the migration carries over; cyrus.header is written anew
+ * instead, unless it is current (carry_meta: linked as it is).
+ */
 static int
 carried(const struct reloc *rl, const char *name)
 {
@@ -355,14 +441,12 @@ carried(const struct reloc *rl, const char *name)
 	case IDS_FILE_MESSAGE:
 		return 1;
 	case IDS_FILE_META:
-		return ids_metafile_kind(name) != IDS_META_HEADER;
+		return ids_metafile_kind(name) != IDS_META_HEADER || rl->carry_meta;
 	default:
 		return 0;
 	}
 }
 
-/* Directories larger than this are read back a name at a time. */
-#define LIST_MAX 65536
 
 /*
  * Read back: every name linked to the destination is the source's
@@ -384,7 +468,9 @@ verify_links(struct reloc *rl, int i, const struct ids_dirlist *linked)
 
 	if (linked->n == 0)
 		return 0;
-	listed = ids_dirlist_read(rl->dfd[i], LIST_MAX, &dl) == 0;
+	listed = (rl->dfresh[i] ? ids_dirlist_read_fresh : ids_dirlist_read)(rl->dfd[i],
+	    LIST_MAX, &dl) == 0;
+	rl->dfresh[i] = 0;
 	for (k = 0; r == 0 && k < linked->n; k++) {
 		e = &linked->ent[k];
 		name = linked->names + e->name;
@@ -395,7 +481,12 @@ verify_links(struct reloc *rl, int i, const struct ids_dirlist *linked)
 			r = ids_error(IDS_ECONFLICT, "%s/%s: missing or different after linking",
 			    rl->dst, name);
 	}
-	ids_dirlist_free(&dl);
+	/* Kept for the cleanup, which checks each old name against it. */
+	ids_dirlist_free(&rl->dlist[i]);
+	if (r == 0 && listed)
+		rl->dlist[i] = dl;
+	else
+		ids_dirlist_free(&dl);
 	return r;
 }
 
@@ -407,8 +498,10 @@ each_with_dst(struct reloc *rl, int i, entry_fn fn)
 	int r;
 
 	rl->dl = NULL;
-	if (rl->dfd[i] >= 0 && ids_dirlist_read(rl->dfd[i], LIST_MAX, &dl) == 0)
+	if (rl->dfd[i] >= 0 && (rl->dfresh[i] ? ids_dirlist_read_fresh :
+	    ids_dirlist_read)(rl->dfd[i], LIST_MAX, &dl) == 0)
 		rl->dl = &dl;	/* unreadable: fn stats instead */
+	rl->dfresh[i] = 0;
 	r = each_entry(rl, i, rl->sfd[i], fn);
 	rl->dl = NULL;
 	if (rl->dfd[i] >= 0)
@@ -431,7 +524,7 @@ link_entry(struct reloc *rl, int i, const char *name, const struct stat *st)
 		return 0;
 	}
 	/* cyrus.index is copied with the new header's CRC (write_header). */
-	if (ids_metafile_kind(name) == IDS_META_INDEX)
+	if (ids_metafile_kind(name) == IDS_META_INDEX && !rl->carry_meta)
 		return 0;
 	if ((r = link_one(rl, i, name, &how)) < 0)
 		return r;
@@ -458,21 +551,60 @@ make_dst(struct reloc *rl)
 	slash = strrchr(parent, '/');
 	*slash = '\0';
 	for (i = 0; i < NROOTS; i++) {
+		struct roots *rs = ids_fs_deferred() ? rl->rs : NULL;
+		int cached = 0;
+
 		if (rl->root[i] < 0 || rl->dfd[i] >= 0)
 			continue;
-		if ((r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
+		/*
+		 * In a batch's step (no fsync of the parent: the step's syncfs)
+		 * the members of one owner share the parent: opened once.
+		 */
+		if (rs != NULL && rs->pdir[i] != NULL && strcmp(rs->pdir[i], parent) == 0) {
+			pfd = rs->pfd[i];
+			cached = 1;
+		} else if ((r = ids_opendir_beneath(rl->root[i], parent, IDS_OPEN_CREATE, &pfd)) < 0)
 			return r;
 		if ((r = IDS_FAILPOINT("relocate.mkdir")) == 0 &&
 		    mkdirat(pfd, slash + 1, 0750) < 0 && errno != EEXIST)
 			r = -errno;
 		if (r == 0)
 			r = ids_fsync_dir(pfd);
-		close(pfd);
+		if (!cached && rs != NULL && r == 0) {
+			if (rs->pdir[i] != NULL) {
+				close(rs->pfd[i]);
+				free(rs->pdir[i]);
+			}
+			if ((rs->pdir[i] = strdup(parent)) != NULL)
+				rs->pfd[i] = pfd;
+			else
+				close(pfd);
+		} else if (!cached)
+			close(pfd);
 		if (r < 0 || (r = ids_opendir_beneath(rl->root[i], rl->dst, 0, &rl->dfd[i])) < 0)
 			return r;
+		rl->dfresh[i] = 1;
 	}
 	return 0;
 }
+
+/* Closes the parents a step's members shared (make_dst). */
+static void
+roots_forget_parents(struct roots *rs)
+{
+	size_t k;
+	int i;
+
+	for (k = 0; k < ROOTS_MAX && rs[k].part != NULL; k++)
+		for (i = 0; i < NROOTS; i++)
+			if (rs[k].pdir[i] != NULL) {
+				close(rs[k].pfd[i]);
+				free(rs[k].pdir[i]);
+				rs[k].pdir[i] = NULL;
+			}
+}
+
+static int header_current(struct reloc *rl);
 
 static int
 link_all(struct reloc *rl)
@@ -480,6 +612,7 @@ link_all(struct reloc *rl)
 	struct ids_dirlist linked;
 	int i, r;
 
+	rl->carry_meta = header_current(rl);
 	if ((r = make_dst(rl)) < 0)
 		return r;
 	for (i = 0; i < NROOTS; i++) {
@@ -487,7 +620,8 @@ link_all(struct reloc *rl)
 			continue;
 		memset(&linked, 0, sizeof(linked));
 		rl->linked = &linked;
-		if ((r = each_entry(rl, i, rl->sfd[i], link_entry)) == 0 &&
+		if ((r = rl->slist[i].complete ? each_listed(rl, i, &rl->slist[i], link_entry) :
+		    each_entry(rl, i, rl->sfd[i], link_entry)) == 0 &&
 		    (r = verify_links(rl, i, &linked)) == 0)
 			r = ids_fsync_dir(rl->dfd[i]);
 		rl->linked = NULL;
@@ -499,6 +633,93 @@ link_all(struct reloc *rl)
 }
 
 /* --- the new cyrus.header -------------------------------------------- */
+
+/*
+ * Reads a small file of a directory the check went through under the
+ * folder's lock (rl->checked: no symlink, device or FIFO in it), so
+ * without ids_read_file's fstat: open (never following, never
+ * blocking), one read into a buffer of READ_SMALL bytes (a regular file
+ * gives all it has up to the count), close.  A file that fills it is
+ * read again by ids_read_file, up to max.
+ */
+#define READ_SMALL 8192
+
+static int
+read_checked(int dirfd, const char *name, size_t max, char **bufp, size_t *lenp)
+{
+	char *buf;
+	ssize_t n;
+	int fd, r = 0;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink", name) : -errno;
+	if ((buf = malloc(READ_SMALL)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((n = read(fd, buf, READ_SMALL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0 || n == READ_SMALL) {
+		free(buf);
+		return r < 0 ? r : ids_read_file(dirfd, name, max, bufp, lenp);
+	}
+	buf[n] = '\0';
+	*bufp = buf;
+	*lenp = (size_t)n;
+	return 0;
+}
+
+/*
+ * Link: 1 if the legacy cyrus.header already says what the record will
+ * say once flipped (the canonical forms equal, as write_header compares
+ * them; the header holds no path).  Then it is carried as it is: linked
+ * with its cyrus.index, whose CRC of it still holds, instead of a new
+ * header and an index copy (two files made, the index read and
+ * written).  The bytes read stay in rl->hdr for write_header.
+ */
+static int
+header_current(struct reloc *rl)
+{
+	struct ids_buf b = IDS_BUF_INIT, was = IDS_BUF_INIT;
+	struct ids_mbentry e;
+	struct ids_header h;
+	int hr = root_of(rl, IDS_META_HEADER), same = 0;
+
+	free(rl->hdr);
+	rl->hdr = NULL;
+	if (rl->sfd[hr] < 0 || !rl->checked ||
+	    read_checked(rl->sfd[hr], IDS_HEADER_FILE, IDS_HEADER_MAX_SIZE, &rl->hdr,
+	    &rl->hdrlen) < 0) {
+		rl->hdr = NULL;
+		return 0;
+	}
+	ids_header_init(&h);
+	ids_mbentry_init(&e);
+	/* The old format (<= 3.4) is always rewritten. */
+	if (rl->hdrlen > IDS_HEADER_MAGIC_LEN && rl->hdr[IDS_HEADER_MAGIC_LEN] == '%' &&
+	    ids_header_parse(&h, rl->hdr, rl->hdrlen) == 0 && ids_header_format(&h, &was) == 0 &&
+	    ids_mboxlist_lookup_id(rl->mbl, rl->uniqueid, &e) == 0 &&
+	    ids_mbtype_set(e.mbtype, IDS_MBFLAG_LEGACY, 0) == 0 &&
+	    ids_header_from_mbentry(&h, &e) == 0 && ids_header_format(&h, &b) == 0)
+		same = b.len == was.len && memcmp(b.s, was.s, was.len) == 0;
+	ids_buf_release(&b);
+	ids_buf_release(&was);
+	ids_mbentry_release(&e);
+	ids_header_release(&h);
+	return same;
+}
+
+/* Notes a file made in the new directory in the cleanup's list of it. */
+static void
+dlist_note(struct reloc *rl, int i, const char *name)
+{
+	if (ids_dirlist_find(&rl->dlist[i], name) == NULL &&
+	    ids_dirlist_add(&rl->dlist[i], name, 0, DT_REG) == 0)
+		ids_dirlist_sort(&rl->dlist[i]);
+}
 
 /*
  * Writes cyrus.header in the new directory from the record (current
@@ -531,8 +752,15 @@ write_header(struct reloc *rl, int from, int linked)
 	int same = 0, r;
 
 	ids_header_init(&h);
-	if (from >= 0 && (ids_read_file(from, IDS_HEADER_FILE, IDS_HEADER_MAX_SIZE, &old,
-	    &oldlen) < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
+	r = 0;
+	if (from >= 0 && from == rl->sfd[hr] && rl->hdr != NULL) {
+		old = rl->hdr;		/* header_current read it */
+		oldlen = rl->hdrlen;
+		rl->hdr = NULL;
+	} else if (from >= 0)
+		r = (rl->checked ? read_checked : ids_read_file)(from, IDS_HEADER_FILE,
+		    IDS_HEADER_MAX_SIZE, &old, &oldlen);
+	if (from >= 0 && (r < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
 		ids_header_release(&h);
 		ids_header_init(&h);
 		free(old);
@@ -556,11 +784,16 @@ write_header(struct reloc *rl, int from, int linked)
 	    (r = (linked ? ids_header_create : ids_header_write)(rl->dfd[hr], &h, &crc)) < 0))
 		goto out;
 	if (linked) {
+		dlist_note(rl, hr, IDS_HEADER_FILE);
+		/* No cyrus.index in the legacy directory: nothing to copy. */
 		if (rl->sfd[ir] >= 0 &&
-		    faccessat(rl->sfd[ir], IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			if ((r = ids_index_copy_with_crc(rl->sfd[ir], rl->dfd[ir], crc)) == 0 &&
-			    rl->opts->throttle)
+		    (r = ids_index_copy_with_crc(rl->sfd[ir], rl->dfd[ir], crc)) != -ENOENT) {
+			if (r == 0)
+				dlist_note(rl, ir, IDS_INDEX_FILE);
+			if (r == 0 && rl->opts->throttle)
 				r = rl->opts->throttle(rl->opts->throttle_rock);	/* a file carried */
+		} else
+			r = 0;
 	} else if (same && rl->renamed) {
 		/*
 		 * A batch's first attempt: header and index moved together,
@@ -569,6 +802,14 @@ write_header(struct reloc *rl, int from, int linked)
 		 * header was rewritten and before its CRC was stored) and the
 		 * one-folder path read the index.
 		 */
+	} else if (!same) {
+		/*
+		 * The header was just rewritten: the index gets its CRC
+		 * (ids_index_set_header_crc reads the index's header itself,
+		 * so it is not read here first).
+		 */
+		if ((r = ids_index_set_header_crc(rl->dfd[ir], crc)) == -ENOENT)
+			r = 0;	/* no index: nothing points at the header */
 	} else if ((r = ids_index_read_header(rl->dfd[ir], &ih)) == -ENOENT) {
 		r = 0;	/* no index: nothing points at the header */
 	} else if (r == 0 && ih.header_file_crc != crc) {
@@ -845,7 +1086,18 @@ cleanup_files(struct reloc *rl)
 			continue;
 		if (rl->sfd[i] >= 0) {
 			rl->saw_header = 0;
-			if ((r = each_with_dst(rl, i, cleanup_entry)) < 0 ||
+			/*
+			 * The lists of this run (the folder is still locked):
+			 * no directory read.  A file that came without the
+			 * lock after the check is neither carried nor removed,
+			 * and keeps the legacy directory.  Else (recovery,
+			 * after a grace) both directories are read.
+			 */
+			rl->dl = &rl->dlist[i];
+			r = rl->slist[i].complete ? each_listed(rl, i, &rl->slist[i], cleanup_entry) :
+			    each_with_dst(rl, i, cleanup_entry);
+			rl->dl = NULL;
+			if (r < 0 ||
 			    (rl->saw_header && (r = unlink_in(rl->sfd[i], IDS_HEADER_FILE)) < 0) ||
 			    (r = ids_fsync_dir(rl->sfd[i])) < 0)
 				return r;
@@ -944,6 +1196,7 @@ rename_dir(struct reloc *rl, int i)
 		return ids_error(r, "%s -> %s: %s", rl->src, rl->dst, ids_errmsg(r));
 	rl->stats->dirs_renamed++;
 	rl->dfd[i] = rl->sfd[i];
+	rl->dfresh[i] = rl->sfresh[i];
 	rl->sfd[i] = -1;
 	if (!deferred && (slash = strrchr(rl->src, '/')) != NULL) {
 		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rl->src), rl->src);
@@ -1022,8 +1275,8 @@ migrate_link(struct reloc *rl, struct ids_intent *in)
 
 	if ((r = ids_mboxlist_write(rl->mbl, intent_txn, &s)) < 0)
 		return r;
-	if ((r = link_all(rl)) < 0 ||
-	    (r = write_header(rl, rl->sfd[root_of(rl, IDS_META_HEADER)], 1)) < 0)
+	if ((r = link_all(rl)) < 0 || (!rl->carry_meta &&
+	    (r = write_header(rl, rl->sfd[root_of(rl, IDS_META_HEADER)], 1)) < 0))
 		goto undo;
 	strcpy(in->stage, IDS_STAGE_FLIPPED);
 	in->time = time(NULL);
@@ -1459,7 +1712,7 @@ step_files(struct batch *b)
 			it->rl.renamed = 1;
 			if ((r = rename_all(&it->rl)) == 0)
 				r = write_header(&it->rl, it->rl.dfd[root_of(&it->rl, IDS_META_HEADER)], 0);
-		} else if ((r = link_all(&it->rl)) == 0)
+		} else if ((r = link_all(&it->rl)) == 0 && !it->rl.carry_meta)
 			r = write_header(&it->rl, it->rl.sfd[root_of(&it->rl, IDS_META_HEADER)], 1);
 		if (r < 0) {
 			ids_fs_defer_sync(0);
@@ -1467,6 +1720,7 @@ step_files(struct batch *b)
 			ids_fs_defer_sync(1);
 		}
 	}
+	roots_forget_parents(b->roots);
 	ids_fs_defer_sync(0);
 }
 
@@ -1560,7 +1814,7 @@ ids_relocate_batch(struct ids_mboxlist *mbl, const char *const *names, size_t n,
     struct ids_relocate_result *results)
 {
 	struct group *groups = malloc(3 * sizeof(*groups)), *spare;
-	struct batch b = { mbl, opts, stats, NULL, NULL, NULL, { { NULL, { -1, -1 }, { 0, 0 } } } };
+	struct batch b = { mbl, opts, stats, NULL, NULL, NULL, { { NULL, { -1, -1 }, { 0, 0 }, { NULL, NULL }, { -1, -1 } } } };
 	size_t off = 0, k;
 	int j, r = 0;
 
