@@ -14,13 +14,6 @@ my $dir = scratch();
 my $conf = write_conf($dir);
 my $msg = "From: a\@example.com\r\nSubject: hello\r\n\r\nbody\r\n";
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{err});
-	return $r;
-}
-
 sub list {
 	my $r = run('ctl_mboxlist', '-C', $conf, '-l');
 	return { map { my @f = split /\t/; ($f[0] => $f[1]) } split /\n/, $r->{out} };

@@ -24,7 +24,7 @@ sub audit {
 	return $r;
 }
 
-sub ok_run {
+sub ok_rc {
 	my ($what, $r) = @_;
 	is($r->{rc}, 0, $what) or diag($r->{err});
 }
@@ -45,7 +45,7 @@ sub replica {
 }
 
 my $conf = spool('a');
-ok_run('folders created', run('ctl_mboxlist', '-C', $conf, '-c', 'user/john',
+ok_rc('folders created', run('ctl_mboxlist', '-C', $conf, '-c', 'user/john',
     'user/john/Sent', 'user/john/Archive', 'user/mary@example.com', 'shared/news'));
 
 my %msg;
@@ -53,13 +53,13 @@ for my $i (1 .. 6) {
 	$msg{$i} = "From: a\@example.com\r\nSubject: message $i\r\n\r\nbody of $i\r\n" . ('x' x (100 * $i));
 	spew("$dir/m$i", $msg{$i});
 }
-ok_run('john gets four messages', run('spool_append', '-q', '-C', $conf, 'user/john',
+ok_rc('john gets four messages', run('spool_append', '-q', '-C', $conf, 'user/john',
     map { "$dir/m$_" } 1 .. 4));
-ok_run('Sent gets a copy of message 1 and message 5', run('spool_append', '-q', '-C', $conf,
+ok_rc('Sent gets a copy of message 1 and message 5', run('spool_append', '-q', '-C', $conf,
     'user/john/Sent', "$dir/m1", "$dir/m5"));
-ok_run('Archive gets message 2', run('spool_append', '-q', '-C', $conf, 'user/john/Archive',
+ok_rc('Archive gets message 2', run('spool_append', '-q', '-C', $conf, 'user/john/Archive',
     "$dir/m2"));
-ok_run('mary gets message 6', run('spool_append', '-q', '-C', $conf, 'user/mary@example.com',
+ok_rc('mary gets message 6', run('spool_append', '-q', '-C', $conf, 'user/mary@example.com',
     "$dir/m6"));
 
 # Folder directories by name, from the resolver (mbpath).
@@ -112,7 +112,7 @@ ok(-f "$inbox/4." && -f "$sent/2." && -f "$mary/1.", 'the message files are wher
 
 for my $j (1, 2) {
 	my $r = audit($conf, '-j', $j, '-v');
-	ok_run("a clean spool: exit status 0 (-j $j)", $r);
+	ok_rc("a clean spool: exit status 0 (-j $j)", $r);
 	is($r->{out}, '', "... and no findings (-j $j)");
 	like($r->{err}, qr/5 folders, 8 message files, \d+ bytes hashed; 0 findings/,
 	    "... -v counts folders and files (-j $j)");
@@ -120,7 +120,7 @@ for my $j (1, 2) {
 is(audit($conf, '--json')->{out}, '', '--json: no findings, no output');
 
 my $rconf = replica('a', 'b');
-ok_run('a fresh replica compares clean', audit($conf, '--compare', $rconf, '--md5'));
+ok_rc('a fresh replica compares clean', audit($conf, '--compare', $rconf, '--md5'));
 my $sconf = replica('a', 's');		# for damage repair cannot heal
 
 # ---- damage -----------------------------------------------------------
@@ -197,11 +197,11 @@ my $rmary = folder_dir($rconf, 'user/mary@example.com');
 set_flags("$rinbox/cyrus.index", 1, 0x80000000);		# expunged there
 set_flags("$rinbox/cyrus.index", 4, 0x10);			# \Seen there
 unlink("$rmary/1.") or die;					# lost there
-ok_run('a folder renamed on the replica', run('ctl_rename', '-q', '-C', $rconf,
+ok_rc('a folder renamed on the replica', run('ctl_rename', '-q', '-C', $rconf,
     'user/john/Archive', 'user/john/Old'));
-ok_run('a message only the replica has', run('spool_append', '-q', '-C', $rconf, 'user/john',
+ok_rc('a message only the replica has', run('spool_append', '-q', '-C', $rconf, 'user/john',
     "$dir/m5"));
-ok_run('a folder only the replica has', run('ctl_mboxlist', '-C', $rconf, '-c', 'user/john/New'));
+ok_rc('a folder only the replica has', run('ctl_mboxlist', '-C', $rconf, '-c', 'user/john/New'));
 
 {
 	my $r = audit($conf, '--compare', $rconf);
@@ -282,8 +282,8 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	    'an audit after the repair finds only what was not healed');
 	unlink("$sent/99.");
 	spew("$mary/1.", $msg{6});
-	ok_run('and is clean once those are dealt with', audit($conf));
-	ok_run('a repair with nothing to heal', audit($conf, '--repair-from', $rconf));
+	ok_rc('and is clean once those are dealt with', audit($conf));
+	ok_rc('a repair with nothing to heal', audit($conf, '--repair-from', $rconf));
 }
 
 # ---- damage repair does not heal ----------------------------------------
@@ -293,7 +293,7 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	my $s_sent = folder_dir($sconf, 'user/john/Sent');
 	my $s_mary = folder_dir($sconf, 'user/mary@example.com');
 	my $s_news = folder_dir($sconf, 'shared/news');
-	ok_run('the second copy starts clean', audit($sconf));
+	ok_rc('the second copy starts clean', audit($sconf));
 
 	truncate("$s_mary/cyrus.index", 100) or die;
 	system('cp', '-a', $s_sent, "$dir/s/spool/j/user/john/restored") == 0 or die;
@@ -312,10 +312,10 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	$ah =~ s/ I (\S+) / I 047656355035e6be / or die;
 	spew("$s_arch/cyrus.header", $ah);
 	# The leftovers of a deleted folder.
-	ok_run('a folder to delete', run('ctl_mboxlist', '-C', $sconf, '-c', 'user/john/Gone'));
+	ok_rc('a folder to delete', run('ctl_mboxlist', '-C', $sconf, '-c', 'user/john/Gone'));
 	my $gone = folder_dir($sconf, 'user/john/Gone');
 	system('cp', '-a', $gone, "$dir/s/spool/j/user/john/leftover") == 0 or die;
-	ok_run('... deleted', run('ctl_mboxlist', '-C', $sconf, '-x', 'user/john/Gone'));
+	ok_rc('... deleted', run('ctl_mboxlist', '-C', $sconf, '-x', 'user/john/Gone'));
 	my $h = slurp("$s_news/cyrus.header");
 	$h =~ s/%\(N shared\.news /%(N shared.olds / or die 'no name in the header';
 	spew("$s_news/cyrus.header", $h);
@@ -357,10 +357,10 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	make_path("$dir/m/meta");
 	my $mconf = write_conf("$dir/m", 'metapartition-default' => "$dir/m/meta",
 	    metapartition_files => 'header index');
-	ok_run('metapartition: a folder', run('ctl_mboxlist', '-C', $mconf, '-c', 'user/john'));
-	ok_run('... with messages', run('spool_append', '-q', '-C', $mconf, 'user/john',
+	ok_rc('metapartition: a folder', run('ctl_mboxlist', '-C', $mconf, '-c', 'user/john'));
+	ok_rc('... with messages', run('spool_append', '-q', '-C', $mconf, 'user/john',
 	    "$dir/m1", "$dir/m2"));
-	ok_run('a spool with a metapartition audits clean (its walk too)', audit($mconf));
+	ok_rc('a spool with a metapartition audits clean (its walk too)', audit($mconf));
 	my $d = folder_dir($mconf, 'user/john');
 	(my $md = $d) =~ s{/m/spool/}{/m/meta/};
 	ok(!-e "$d/cyrus.index" && -e "$md/cyrus.index", '... its index is on the metapartition');

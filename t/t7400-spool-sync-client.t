@@ -48,8 +48,6 @@ sub cyrus_peer {
 	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
 }
 
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
-
 # spool_sync CONF [args] -- PEER: the run, checked to exit 0.
 sub client {
 	my ($what, $conf, $args, @peer) = @_;

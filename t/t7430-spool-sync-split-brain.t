@@ -32,7 +32,6 @@ my $dir = scratch();
 chmod 0755, $dir;
 
 sub spool { return CyrusPeer::replica_conf("$dir/$_[0]"); }
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
 sub ids_state { return CyrusPeer::ids_state($_[0]); }
 
 sub client {

@@ -79,13 +79,6 @@ sub start_rolling {
 
 sub alive { return waitpid($_[0], WNOHANG) == 0; }
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 sub deliver {
 	my ($folder, $text) = @_;
 	return ok_run("deliver to $folder", 'spool_append', '-C', $p, '-q', '-i', $folder,

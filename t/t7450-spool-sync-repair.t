@@ -34,15 +34,6 @@ sub spool {
 	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no');
 }
 
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
-
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, "$what: exits 0") or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 sub folder_dir {
 	my ($conf, $name) = @_;
 	my $r = run('mbpath', '-C', $conf, '-i', $name);

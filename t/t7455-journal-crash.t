@@ -30,13 +30,6 @@ my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no',
     delete_mode => 'immediate', sync_log => 1);
 our $journal = "$dir/p/conf/sync/journal";
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 # uniqueid -> "name records" of the live folders.
 sub snapshot {
 	my $s = CyrusPeer::ids_state($p);

@@ -39,13 +39,6 @@ exec runuser -u cyrus -- env CYRUS_SERVICE=sync CYRUS_ID=1 '$CyrusPeer::BIN/sync
 EOF
 chmod 0755, $peer;
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 sub deliver {
 	my ($folder, $text) = @_;
 	ok_run("deliver to $folder", 'spool_append', '-C', $p, '-q', '-i', $folder,

@@ -49,7 +49,6 @@ sub spool {
 my $A = spool('a', sync_log => 1, sync_log_channels => 'b');
 my $B = spool('b', sync_log => 1, sync_log_channels => 'a');
 
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
 sub ids_state { return CyrusPeer::ids_state($_[0]); }
 sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
@@ -59,13 +58,6 @@ sub counts {
 	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
 	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
 	return \%c;
-}
-
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, "$what: exits 0") or diag($r->{out}, $r->{err});
-	return $r;
 }
 
 # sync($what, $from, $to, @opts): spool_sync -C FROM -A [opts] -- the

@@ -39,7 +39,7 @@ sub conf_in {
 	    delete_mode => 'immediate');
 }
 
-sub ok_run {
+sub must_run {
 	my (@cmd) = @_;
 	my $r = run(@cmd);
 	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
@@ -51,7 +51,7 @@ sub deliver {
 	my ($conf, $folder, $n) = @_;
 	for (1 .. $n // 1) {
 		$serial++;
-		ok_run('spool_append', '-q', '-C', $conf, '-i', $folder,
+		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
 		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
 	}
 }
@@ -64,30 +64,30 @@ sub uniqueid_of {
 
 sub folder_dir {
 	my ($conf, $name) = @_;
-	chomp(my $d = ok_run('mbpath', '-C', $conf, '-i', $name)->{out});
+	chomp(my $d = must_run('mbpath', '-C', $conf, '-i', $name)->{out});
 	return $d;
 }
 
 # ---- the two sides, apart after a first push --------------------------------
 my $S0 = conf_in("$base/s0");
 my $P0 = conf_in("$base/p0");
-ok_run('ctl_mboxlist', '-C', $S0, '-i', '-c', qw(user.alice user.alice.Sent user.alice.Trash
+must_run('ctl_mboxlist', '-C', $S0, '-i', '-c', qw(user.alice user.alice.Sent user.alice.Trash
     user.alice.Work user.alice.Work.Sub user.bob user.bob.Archive));
 deliver($S0, 'user.alice', 3);
 deliver($S0, $_) for qw(user.alice.Sent user.alice.Trash user.alice.Work.Sub user.bob.Archive);
 deliver($S0, 'user.bob', 2);
-ok_run('spool_sync', '-C', $S0, '-A', '--', tool('spool_sync'), '-C', $P0, '--serve');
+must_run('spool_sync', '-C', $S0, '-A', '--', tool('spool_sync'), '-C', $P0, '--serve');
 
 # here: a delivery, an expunge, a tree rename, a rename cycle, a delete,
 # a new folder
 deliver($S0, 'user.alice', 2);
-ok_run('spool_sync', '-C', $S0, '--serve', stdin => "APPLY EXPUNGE %(MBOXNAME user.alice UNIQUEID " .
+must_run('spool_sync', '-C', $S0, '--serve', stdin => "APPLY EXPUNGE %(MBOXNAME user.alice UNIQUEID " .
     uniqueid_of($S0, 'user.alice') . " UID (1))\r\nEXIT\r\n");
-ok_run('ctl_rename', '-C', $S0, '-i', 'user.alice.Work', 'user.alice.Projects');
-ok_run('ctl_rename', '-C', $S0, '-i', @$_) for ['user.alice.Sent', 'user.alice.X'],
+must_run('ctl_rename', '-C', $S0, '-i', 'user.alice.Work', 'user.alice.Projects');
+must_run('ctl_rename', '-C', $S0, '-i', @$_) for ['user.alice.Sent', 'user.alice.X'],
     ['user.alice.Trash', 'user.alice.Sent'], ['user.alice.X', 'user.alice.Trash'];
-ok_run('ctl_mboxlist', '-C', $S0, '-i', '-x', 'user.bob.Archive');
-ok_run('ctl_mboxlist', '-C', $S0, '-i', '-c', 'user.alice.New');
+must_run('ctl_mboxlist', '-C', $S0, '-i', '-x', 'user.bob.Archive');
+must_run('ctl_mboxlist', '-C', $S0, '-i', '-c', 'user.alice.New');
 deliver($S0, 'user.alice.New');
 # there: deliveries under the UIDs given here (split brain), a lost file
 deliver($P0, 'user.alice', 2);

@@ -27,18 +27,10 @@ CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
 sub cyrus_peer {
 	my ($cy) = @_;
 	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
 	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
-}
-
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, "$what: exits 0") or diag($r->{out}, $r->{err});
-	return $r;
 }
 
 # name -> OPTIONS of a user's folders, as the peer's GET USER says.

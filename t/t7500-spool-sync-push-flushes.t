@@ -36,7 +36,7 @@ sub conf_in {
 	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
 }
 
-sub ok_run {
+sub must_run {
 	my (@cmd) = @_;
 	my $r = run(@cmd);
 	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
@@ -48,7 +48,7 @@ sub deliver {
 	my ($conf, $folder, $n) = @_;
 	for (1 .. $n // 1) {
 		$serial++;
-		ok_run('spool_append', '-q', '-C', $conf, '-i', $folder,
+		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
 		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
 	}
 }
@@ -105,7 +105,7 @@ my $S = conf_in("$base/s");
 my $P = conf_in("$base/p");
 my @folders = qw(user.alice user.alice.Sent user.alice.Big user.bob user.bob.Archive
     user.carol);
-ok_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);
+must_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);
 deliver($S, $_, 3) for grep { $_ ne 'user.alice.Big' } @folders;
 deliver($S, 'user.alice.Big', 24);	# more files than are fsynced one by one
 
@@ -136,7 +136,7 @@ invariants('after the push', $P);
 converged('after the push', $S, $P);
 
 # ---- an apply of a new folder that fails -------------------------------------
-ok_run('ctl_mboxlist', '-C', $S, '-i', '-c', 'user.carol.New');
+must_run('ctl_mboxlist', '-C', $S, '-i', '-c', 'user.carol.New');
 deliver($S, 'user.carol.New', 2);
 my $id = uniqueid_of($S, 'user.carol.New');
 $r = push_to($S, $P, 'IDS_FAILPOINT=sync.apply_index:EIO');
@@ -149,7 +149,7 @@ invariants('after a failed apply', $P);
 converged('after a failed apply', $S, $P);
 
 # ---- the peer killed after the syncfs, before the commit ---------------------
-ok_run('ctl_mboxlist', '-C', $S, '-i', '-c', 'user.bob.Later');
+must_run('ctl_mboxlist', '-C', $S, '-i', '-c', 'user.bob.Later');
 deliver($S, 'user.bob.Later', 5);
 $id = uniqueid_of($S, 'user.bob.Later');
 $r = push_to($S, $P, 'IDS_FAILPOINT_CRASH=1:mailbox.create_commit');

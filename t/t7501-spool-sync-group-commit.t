@@ -38,7 +38,7 @@ sub conf_in {
 	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
 }
 
-sub ok_run {
+sub must_run {
 	my (@cmd) = @_;
 	my $r = run(@cmd);
 	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
@@ -50,7 +50,7 @@ sub deliver {
 	my ($conf, $folder, $n) = @_;
 	for (1 .. $n) {
 		$serial++;
-		ok_run('spool_append', '-q', '-C', $conf, '-i', $folder,
+		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
 		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
 	}
 }
@@ -80,7 +80,7 @@ sub statuses {
 
 my $S = conf_in("$base/s");
 my @folders = qw(user.dave user.dave.A user.dave.B user.dave.C user.dave.D);
-ok_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);
+must_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);
 deliver($S, $_, 2) for @folders;
 
 # ---- the banner and a pipelined push through a tap ---------------------------

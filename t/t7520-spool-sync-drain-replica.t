@@ -30,13 +30,6 @@ my $up = spool('up');
 my $mid = spool('mid', sync_log => 1);
 my $down = spool('down');
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 sub deliver {
 	my ($folder, $text) = @_;
 	return ok_run("deliver to $folder", 'spool_append', '-C', $up, '-q', '-i', $folder,

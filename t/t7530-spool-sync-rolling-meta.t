@@ -31,13 +31,6 @@ sub spool {
 my $m = spool('m', sync_log => 1, sync_log_chain => 1);
 my $d = spool('d');
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 sub meta_lines {
 	my ($conf, $user) = @_;
 	my $r = run('spool_sync', '-C', $conf, '--serve', stdin => "GET META $user\r\nEXIT\r\n");

@@ -31,13 +31,6 @@ make_path("$dir/p/two");
 my $p = spool('p', sync_log => 1, 'partition-two' => "$dir/p/two");
 my $r = spool('r');
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $x = run(@cmd);
-	is($x->{rc}, 0, $what) or diag($x->{out}, $x->{err});
-	return $x;
-}
-
 sub failing {
 	my $x = run('spool_sync', '-C', $p, '-s', '--json');
 	die "spool_sync -s: $x->{err}" if $x->{rc};

@@ -17,13 +17,6 @@ my $dir = scratch();
 make_path("$dir/s");
 my $c = write_conf("$dir/s", unixhierarchysep => 'no', hashimapspool => 'no');
 
-sub ok_run {
-	my ($what, @cmd) = @_;
-	my $r = run(@cmd);
-	is($r->{rc}, 0, $what) or diag($r->{out}, $r->{err});
-	return $r;
-}
-
 ok_run('a user with two folders', 'ctl_mboxlist', '-C', $c, '-i', '-c', 'user.a', 'user.a.Sub');
 ok_run('another user with 1,100 folders', 'ctl_mboxlist', '-C', $c, '-i', '-c', 'user.z',
     map { "user.z.f$_" } 1 .. 1100);

@@ -19,7 +19,6 @@ CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
 sub cyrus_peer {
 	my ($cy) = @_;
 	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',

@@ -14,8 +14,10 @@ use File::Spec;
 use Cwd qw(abs_path);
 use IPC::Open3;
 use Symbol qw(gensym);
+use Test::More ();
 
-our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm valgrind);
+our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm valgrind
+    ok_run ids_peer);
 
 my $top = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..'));
 my $build = $ENV{IDS_BUILD} // "$top/build";
@@ -118,6 +120,19 @@ sub run {
 	}
 	return { out => $o, err => $e, rc => $rc };
 }
+
+# ok_run($what, @cmd): run(@cmd) is a test that it exits 0 (its output
+# and errors shown when not); returns run's hash.
+sub ok_run {
+	my ($what, @cmd) = @_;
+	my $r = run(@cmd);
+	Test::More::is($r->{rc}, 0, $what) or Test::More::diag($r->{out}, $r->{err});
+	return $r;
+}
+
+# ids_peer($conf): the command of an idspool replica session on the
+# spool of $conf, as spool_sync runs its peer.
+sub ids_peer { return (tool('spool_sync'), '-C', $_[0], '--serve'); }
 
 # norm($text): white space folded, ends trimmed.
 sub norm {
