@@ -1262,27 +1262,25 @@ push_batch(struct client *c, struct ids_dlist *files, const char *name)
 }
 
 /*
- * The files of the records in kv the peer reports MISSING after an
- * APPLY RESERVE of the live records above its last_uid.
+ * The APPLY RESERVE kvlist of the records of kv above peer_last_uid
+ * whose files we have (in datafd; an expunged record's file goes too
+ * while we have it, as Cyrus sends it), naming the peer's folders
+ * names; *resp NULL when there is no GUID to reserve.
  */
 static int
-push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
-    uint32_t peer_last_uid, const char *const *names, size_t nnames)
+reserve_kv(int datafd, const struct ids_dlist *kv, uint32_t peer_last_uid,
+    const char *const *names, size_t nnames, struct ids_dlist **resp, size_t *nguids)
 {
-	const struct ids_dlist *recs = ids_dlist_get(kv, "RECORD"), *rec, *m;
-	const char *name = kv_str(kv, "MBOXNAME"), *part = kv_str(kv, "PARTITION");
+	const struct ids_dlist *recs = ids_dlist_get(kv, "RECORD"), *rec;
 	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
-	struct ids_dlist *missing = NULL, *batch = NULL;
-	struct gmap byguid = { 0 }, sent = { 0 };
-	struct reply rp;
-	uint64_t bytes = 0;
-	size_t i, nbatch = 0;
+	size_t i;
 	int r;
 
-	memset(&rp, 0, sizeof(rp));
+	*resp = NULL;
+	*nguids = 0;
 	if (res == NULL)
 		return -ENOMEM;
-	if ((r = ids_dlist_add_atom(res, "PARTITION", part)) < 0 ||
+	if ((r = ids_dlist_add_atom(res, "PARTITION", kv_str(kv, "PARTITION"))) < 0 ||
 	    (r = ids_dlist_add_list(res, "MBOXNAME", &mlist)) < 0 ||
 	    (r = ids_dlist_add_list(res, "GUID", &guids)) < 0)
 		goto out;
@@ -1296,12 +1294,41 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 
 		if (!new_record(rec, peer_last_uid, &guid, &uid, &expunged))
 			continue;
-		/* an expunged record's file goes too while we have it, as Cyrus sends it */
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (!expunged || faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		if (!expunged || faccessat(datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 			r = ids_dlist_add_atom(guids, NULL, guid);
+			(*nguids)++;
+		}
 	}
-	if (r < 0 || guids->head == NULL)
+	if (r == 0 && guids->head != NULL) {
+		*resp = res;
+		res = NULL;
+	}
+out:
+	ids_dlist_free(res);
+	return r;
+}
+
+/*
+ * The files of the records in kv the peer reports MISSING after an
+ * APPLY RESERVE of the live records above its last_uid.
+ */
+static int
+push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
+    uint32_t peer_last_uid, const char *const *names, size_t nnames)
+{
+	const struct ids_dlist *recs = ids_dlist_get(kv, "RECORD"), *rec, *m;
+	const char *name = kv_str(kv, "MBOXNAME"), *part = kv_str(kv, "PARTITION");
+	struct ids_dlist *res = NULL, *missing = NULL, *batch = NULL;
+	struct gmap byguid = { 0 }, sent = { 0 };
+	struct reply rp;
+	uint64_t bytes = 0;
+	size_t i, nbatch = 0;
+	int r;
+
+	memset(&rp, 0, sizeof(rp));
+	if ((r = reserve_kv(mb->datafd, kv, peer_last_uid, names, nnames, &res, &i)) < 0 ||
+	    res == NULL)
 		goto out;
 	if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0) {
 		res = NULL;
@@ -1465,49 +1492,6 @@ newf_refused(struct client *c, struct newf *f, const char *what, const struct re
 	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
 }
 
-/* The GUIDs of the records above last_uid 0 whose files we have (push_files's). */
-static int
-newf_reserve(struct newf *f, const char *const *names, size_t nnames, struct ids_dlist **resp,
-    size_t *nguids)
-{
-	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec;
-	struct ids_dlist *res = ids_dlist_new_kvlist(), *guids = NULL, *mlist = NULL;
-	size_t i;
-	int r;
-
-	*resp = NULL;
-	*nguids = 0;
-	if (res == NULL)
-		return -ENOMEM;
-	if ((r = ids_dlist_add_atom(res, "PARTITION", kv_str(f->kv, "PARTITION"))) < 0 ||
-	    (r = ids_dlist_add_list(res, "MBOXNAME", &mlist)) < 0 ||
-	    (r = ids_dlist_add_list(res, "GUID", &guids)) < 0)
-		goto out;
-	for (i = 0; i < nnames && r == 0; i++)
-		r = ids_dlist_add_atom(mlist, NULL, names[i]);
-	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
-		const char *guid;
-		char fname[32];
-		uint32_t uid = 0;
-		int expunged;
-
-		if (!new_record(rec, 0, &guid, &uid, &expunged))
-			continue;
-		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (!expunged || faccessat(f->mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-			r = ids_dlist_add_atom(guids, NULL, guid);
-			(*nguids)++;
-		}
-	}
-	if (r == 0 && guids->head != NULL) {
-		*resp = res;
-		res = NULL;
-	}
-out:
-	ids_dlist_free(res);
-	return r;
-}
-
 /* Closes the APPLY MESSAGE line of batch (sent, its answer counted later). */
 static int
 newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch)
@@ -1623,7 +1607,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		if ((r = ids_mailbox_open(c->s.mbl, lfs[i]->name, 0, IDS_LOCK_TIMEOUT_MS,
 		    &v[i].mb)) == 0 &&
 		    (r = ids_sync_mailbox_state(v[i].mb, IDS_SYNC_RECORDS, &v[i].kv)) == 0)
-			r = newf_reserve(&v[i], names, nnames, &res, &ng);
+			r = reserve_kv(v[i].mb->datafd, v[i].kv, 0, names, nnames, &res, &ng);
 		if (r < 0 || (i > 0 && guids + ng > PIPE_GUIDS)) {
 			/*
 			 * The wave ends before this folder: too many GUIDs (it goes

@@ -1099,25 +1099,40 @@ ids_csync_skip_rest(struct ids_csync_in *in)
  * detail says which) or negative.  On success *fdp, when not NULL, is
  * the file opened and rewound for the copy (the caller closes it).
  */
+/*
+ * Opens the file of f (never through a symbolic link) into *fdp and
+ * checks it is a regular file of f->size bytes: 0, IDS_EUNSAFE, IDS_ECRC
+ * or negative; *fdp is open (the caller closes it) whenever the open
+ * itself succeeded.
+ */
+static int
+open_file_literal(const struct ids_dlist_file *f, int *fdp)
+{
+	struct stat st;
+
+	*fdp = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fdp < 0)
+		return ids_error(-errno, "%s: %s", f->name, strerror(errno));
+	if (fstat(*fdp, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return ids_error(IDS_EUNSAFE, "%s is not a regular file", f->name);
+	if ((uint64_t)st.st_size != f->size)
+		return ids_error(IDS_ECRC, "%s has %lld bytes, not %" PRIu64, f->name,
+		    (long long)st.st_size, f->size);
+	return 0;
+}
+
 static int
 sync_file_check(const struct ids_dlist_file *f, int *fdp)
 {
 	uint8_t md[IDS_GUID_LEN];
 	char hex[IDS_GUID_HEXLEN + 1];
-	struct stat st;
 	int fd, r;
 
-	fd = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return ids_error(-errno, "%s: %s", f->name, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = ids_error(IDS_EUNSAFE, "%s is not a regular file", f->name);
-	else if ((uint64_t)st.st_size != f->size)
-		r = ids_error(IDS_ECRC, "%s has %lld bytes, not %" PRIu64, f->name,
-		    (long long)st.st_size, f->size);
-	else if ((r = ids_guid_fd(fd, md)) == 0) {
+	if ((r = open_file_literal(f, &fd)) < 0 && fd < 0)
+		return r;
+	if (r == 0 && (r = ids_guid_fd(fd, md)) == 0) {
 		ids_guid_hex(md, hex);
 		if (strcmp(hex, f->guid) != 0)
 			r = ids_error(IDS_ECRC, "%s hashes to %s, not %s", f->name, hex, f->guid);
@@ -1313,7 +1328,6 @@ static int
 file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 {
 	struct ids_csync_out *out = rock;
-	struct stat st;
 	int fd, r;
 
 	(void)buf;
@@ -1321,17 +1335,9 @@ file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 		return ids_error(IDS_EBUSY, "a file literal while the answers are held");
 	if ((r = ids_csync_flush(out)) < 0)
 		return r;
-	fd = openat(f->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return ids_error(-errno, "%s: %s", f->name, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = ids_error(IDS_EUNSAFE, "%s is not a regular file", f->name);
-	else if ((uint64_t)st.st_size != f->size)
-		r = ids_error(IDS_ECRC, "%s has %lld bytes, not %" PRIu64, f->name,
-		    (long long)st.st_size, f->size);
-	else
+	if ((r = open_file_literal(f, &fd)) < 0 && fd < 0)
+		return r;
+	if (r == 0)
 		r = copy_file(fd, f->size, NULL, out->fd);
 	close(fd);
 	return r;
