@@ -15,8 +15,9 @@
  * cut session abandons.  The writes, each durable before the next:
  *   1. message files of new records linked from staging ("<uid>."),
  *      the directory fsynced (failpoint sync.apply_link);
- *   2. mailboxes.db: the ACL and FOLDERMODSEQ (sync.apply_db);
- *   3. cyrus.header when a user flag or the ACL is new (sync.apply_header);
+ *   2. mailboxes.db: the ACL, FOLDERMODSEQ and UIDVALIDITY (sync.apply_db);
+ *   3. cyrus.header when the db changed, a user flag or the ACL is new
+ *      (sync.apply_header);
  *   4. cyrus.index.NEW's header, the file fsynced and renamed over
  *      cyrus.index: the commit point of the records (sync.apply_index,
  *      then fs.fsync, fs.rename);
@@ -826,6 +827,7 @@ struct dbupdate {
 	const char *uniqueid, *name;
 	const char *acl;
 	uint64_t foldermodseq;
+	uint32_t uidvalidity;	/* the master's, which cyrus.index will hold */
 	int header;	/* the header will be written: commit the intent */
 	int changed;
 };
@@ -889,12 +891,15 @@ dbupdate_txn(struct ids_txn *txn, void *rock)
 		goto out;
 	}
 	if ((u->acl != NULL && strcmp(now, u->acl) != 0) ||
-	    (u->foldermodseq && u->foldermodseq != e.foldermodseq)) {
+	    (u->foldermodseq && u->foldermodseq != e.foldermodseq) ||
+	    (u->uidvalidity && u->uidvalidity != e.uidvalidity)) {
 		u->changed = 1;
 		if (u->acl != NULL)
 			r = set_acl(&e, u->acl);
 		if (u->foldermodseq)
 			e.foldermodseq = u->foldermodseq;
+		if (u->uidvalidity)
+			e.uidvalidity = u->uidvalidity;
 		if (r == 0 && (r = IDS_FAILPOINT("sync.apply_db")) == 0)
 			r = ids_txn_put(txn, &e);
 		u->header = 1;
@@ -931,12 +936,13 @@ acl_differs(const struct ids_header *h, const struct ids_mbentry *e)
 static int
 write_meta(struct folder *f, const struct ids_dlist *kv)
 {
-	struct dbupdate u = { f->mb->entry.uniqueid, f->mb->entry.name, kv_str(kv, "ACL"), 0,
+	struct dbupdate u = { f->mb->entry.uniqueid, f->mb->entry.name, kv_str(kv, "ACL"), 0, 0,
 	    f->header_dirty, 0 };
 	struct ids_mbentry e;
 	int r;
 
 	ids_dlist_get_u64(kv, "FOLDERMODSEQ", &u.foldermodseq);
+	ids_dlist_get_u32(kv, "UIDVALIDITY", &u.uidvalidity);
 	if ((r = ids_mboxlist_write(f->s->mbl, dbupdate_txn, &u)) < 0)
 		return r;
 	f->intent = u.header;
@@ -1698,6 +1704,25 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 
 /* --- recovery of the "sync" intent --------------------------------------- */
 
+/*
+ * cyrus.index takes the record's uidvalidity when it is higher (an apply
+ * only ever raises it: check_state refuses a lower one); never lowered,
+ * for a record left lower by an older replica is raised by the next apply.
+ */
+static int
+recover_uidvalidity(struct ids_mailbox *mb, uint32_t uidvalidity)
+{
+	int ifd = ids_mailbox_metafd(mb, IDS_META_INDEX);
+	struct ids_index_header ih;
+	int r;
+
+	if (uidvalidity == 0 || faccessat(ifd, IDS_INDEX_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if ((r = ids_index_read_header(ifd, &ih)) < 0 || ih.uidvalidity >= uidvalidity)
+		return r;
+	return ids_index_set_uidvalidity(ifd, uidvalidity);
+}
+
 int
 ids_replica_recover(struct ids_mboxlist *mbl, const char *uniqueid,
     const struct ids_intent *in)
@@ -1712,10 +1737,16 @@ ids_replica_recover(struct ids_mboxlist *mbl, const char *uniqueid,
 	ids_mbentry_init(&e);
 	r = ids_mboxlist_lookup_id(mbl, uniqueid, &e);
 	if (r == 0 && !ids_mbentry_is_tombstone(&e)) {
-		/* the lock is the recovery's: the header from the record, its CRC */
+		/*
+		 * The lock is the recovery's: the header from the record, its
+		 * CRC, and the record's UIDVALIDITY (a master's higher one, put
+		 * with the intent) in cyrus.index if the apply died before it.
+		 */
 		if ((r = ids_mailbox_open(mbl, e.name, IDS_MAILBOX_WRITE | IDS_MAILBOX_NOLOCK, 0,
 		    &mb)) == 0) {
 			r = ids_mailbox_write_header(mb);
+			if (r == 0)
+				r = recover_uidvalidity(mb, e.uidvalidity);
 			ids_mailbox_close(mb);
 		}
 	} else if (r == 0 || r == IDS_ENOTFOUND) {
