@@ -5,7 +5,10 @@
 #   changes the folder's record as well as cyrus.index (GET MAILBOXES,
 #   ctl_mboxlist -d and spool_audit agree); killed at every failpoint of
 #   that apply, the state after recovery has the two agreeing and the
-#   retry converges on the new UIDVALIDITY in both.
+#   retry converges on the new UIDVALIDITY in both;
+# - a new folder whose CREATEDMODSEQ comes after its RECORD list (the
+#   streamed apply) gets that CREATEDMODSEQ in its record, as one that
+#   comes before it does, pushed alone or in a pipelined group.
 use strict;
 use warnings;
 use FindBin;
@@ -118,5 +121,26 @@ for my $k (1 .. scalar(@points)) {
 }
 is_deeply(\@bad, [], 'killed at each of ' . scalar(@points) .
     ' points: mailboxes.db and cyrus.index agree, and the retry brings both to it');
+
+# ---- CREATEDMODSEQ after the RECORD list ----------------------------------
+for my $case (['before the records', 0], ['after the records', 1]) {
+	my ($where, $late) = @$case;
+	$conf = spool("cms$late");
+	# dave alone; erin and frank in one pipelined group
+	$r = serve($conf, apply(who => 'dave', uv => $uv1, hms => 9, cms => 7, late => $late) .
+	    "EXIT\r\n");
+	is_deeply(answers($r), ['OK success', 'OK Finished'], "CREATEDMODSEQ $where: created")
+	    or diag($r->{err});
+	$r = serve($conf, apply(who => 'erin', uv => $uv1, hms => 9, cms => 8, late => $late) .
+	    apply(who => 'frank', uv => $uv1, hms => 9, cms => 5, late => $late) . "EXIT\r\n");
+	is_deeply(answers($r), ['OK success', 'OK success', 'OK Finished'],
+	    "... two more in one pipelined group") or diag($r->{err});
+	for my $f (['dave', 7], ['erin', 8], ['frank', 5]) {
+		my ($who, $cms) = @$f;
+		is(record_of($conf, $who)->{createdmodseq}, $cms,
+		    "... user.$who: mailboxes.db holds CREATEDMODSEQ $cms");
+		is((reported($conf, $who))[1], $cms, "... and GET MAILBOXES reports it");
+	}
+}
 
 done_testing();

@@ -1176,8 +1176,16 @@ apply_folder(struct folder *f, const struct ids_dlist *kv, int created, struct r
 	if (r < 0)
 		return r;
 	if ((!f->created && (r = write_meta(f, kv)) < 0) ||
-	    (r = set_header_fields(f, kv)) < 0 ||
-	    (r = write_index(f)) < 0 ||
+	    (r = set_header_fields(f, kv)) < 0)
+		return r;
+	/*
+	 * A new folder's record is put at its commit: with the CREATEDMODSEQ
+	 * cyrus.index holds, also one sent after the records (the create
+	 * was begun with the keys that came before them).
+	 */
+	if (f->created)
+		f->mb->entry.createdmodseq = f->ih.createdmodseq;
+	if ((r = write_index(f)) < 0 ||
 	    (f->intent && (r = ids_mboxlist_write(f->s->mbl, intent_del_txn,
 	    f->mb->entry.uniqueid)) < 0) ||
 	    (r = ids_sync_store_from_mailbox(&f->st, kv)) < 0)
