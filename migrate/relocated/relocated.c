@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -1102,23 +1101,6 @@ do_run(struct relocated *d)
 	return status;
 }
 
-/*
- * A batch keeps a few descriptors open per folder for three groups of
- * folders at a time (ids_relocate_batch sizes its groups to the limit):
- * the soft limit goes up to the hard one, as far as 65536.
- */
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-	rlim_t want = 65536;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);	/* not raised: smaller groups */
-}
-
 int
 main(int argc, char **argv)
 {
@@ -1153,7 +1135,7 @@ main(int argc, char **argv)
 		ids_config_release(&d.cfg);
 		return IDS_EXIT_ENV;
 	}
-	raise_nofile();
+	tool_raise_nofile();
 	filter.partition = d.partition;
 	filter.owner = d.user;
 	d.bar = d.once && !d.quiet && !d.json && isatty(STDERR_FILENO);

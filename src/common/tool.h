@@ -179,4 +179,12 @@ int tool_parse_user(struct ids_mbname *mb, const char *userid, const struct ids_
  */
 pid_t tool_start_peer(char **argv, unsigned send_timeout, int *peer_out, int *peer_in);
 
+/*
+ * Raises the soft limit of open files towards the hard one, as far as
+ * 65536, for a tool whose library calls size their batches of open
+ * folders to the limit; left as it is when it cannot be raised (the
+ * batches are then smaller).
+ */
+void tool_raise_nofile(void);
+
 #endif

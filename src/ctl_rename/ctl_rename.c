@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "error.h"
@@ -206,23 +205,6 @@ print_json(const struct show *s, int r)
 	json_decref(out);
 }
 
-/*
- * A rename of many folders holds a batch of them locked and open at
- * once (rename.c sizes its batches to the limit): the soft limit goes
- * up to the hard one, as far as 65536.
- */
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-	rlim_t want = 65536;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);	/* not raised: smaller batches */
-}
-
 int
 main(int argc, char **argv)
 {
@@ -237,7 +219,7 @@ main(int argc, char **argv)
 
 	tool_init(argv);
 	parse_args(argc, argv, &o);
-	raise_nofile();
+	tool_raise_nofile();
 	tool_load_config(&cfg, o.conf);
 	if (tool_parse_name(&a, argv[optind], o.internal, &cfg) < 0 ||
 	    tool_parse_name(&b, argv[optind + 1], o.internal, &cfg) < 0) {
