@@ -1014,19 +1014,17 @@ ids_csync_read_record(struct ids_csync_in *in, struct ids_dlist **itemp)
 		stream_end(in);
 		return lose(in, r < 0 ? r : ids_error(IDS_ETRUNC, "input ended inside a line"));
 	}
-	if (in->nitems > 0 && in->buf[in->pos] == ' ') {
+	if (in->nitems > 0 && in->buf[in->pos] != ' ' && in->buf[in->pos] != ')')
+		return stream_fail(in, ids_error(IDS_ECORRUPT,
+		    "expected a space between RECORD items at byte %" PRIu64, in->offset));
+	/* spaces before an item or the list's end, as the line's parser skips them */
+	while (in->buf[in->pos] == ' ') {
 		in->pos++;
 		in->offset++;
 		if ((r = fill(in)) <= 0) {
 			stream_end(in);
 			return lose(in, r < 0 ? r : ids_error(IDS_ETRUNC, "input ended inside a line"));
 		}
-		if (in->buf[in->pos] == ')' || in->buf[in->pos] == ' ')
-			return stream_fail(in, ids_error(IDS_ECORRUPT,
-			    "space before the end of the RECORD list at byte %" PRIu64, in->offset));
-	} else if (in->buf[in->pos] != ')' && in->nitems > 0) {
-		return stream_fail(in, ids_error(IDS_ECORRUPT,
-		    "expected a space between RECORD items at byte %" PRIu64, in->offset));
 	}
 	if (in->buf[in->pos] == ')') {
 		in->pos++;
