@@ -166,6 +166,18 @@ add_field(struct ids_buf *b, const char *s)
 	return r;
 }
 
+/* Appends the entry t to b as a line: its CRC-32, a space, t; t is released. */
+static int
+seal_entry(struct ids_buf *b, struct ids_buf *t, int r)
+{
+	if (r == 0)
+		r = ids_buf_printf(b, "%08lx %.*s\n",
+		    crc32(crc32(0L, Z_NULL, 0), (const Bytef *)t->s, (uInt)t->len),
+		    (int)t->len, t->s);
+	ids_buf_release(t);
+	return r < 0 ? -ENOMEM : 0;
+}
+
 int
 ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name)
 {
@@ -174,12 +186,7 @@ ids_journal_format(struct ids_buf *b, const char *uniqueid, const char *name)
 
 	if ((r = add_field(&t, uniqueid)) == 0 && (r = ids_buf_addch(&t, ' ')) == 0)
 		r = add_field(&t, name);
-	if (r == 0)
-		r = ids_buf_printf(b, "%08lx %.*s\n",
-		    crc32(crc32(0L, Z_NULL, 0), (const Bytef *)t.s, (uInt)t.len),
-		    (int)t.len, t.s);
-	ids_buf_release(&t);
-	return r < 0 ? -ENOMEM : 0;
+	return seal_entry(b, &t, r);
 }
 
 int
@@ -190,12 +197,7 @@ ids_journal_format_user(struct ids_buf *b, const char *userid)
 
 	if ((r = ids_buf_adds(&t, USER_MARK " ")) == 0)
 		r = add_field(&t, userid);
-	if (r == 0)
-		r = ids_buf_printf(b, "%08lx %.*s\n",
-		    crc32(crc32(0L, Z_NULL, 0), (const Bytef *)t.s, (uInt)t.len),
-		    (int)t.len, t.s);
-	ids_buf_release(&t);
-	return r < 0 ? -ENOMEM : 0;
+	return seal_entry(b, &t, r);
 }
 
 /* Unescapes s[0..len) into a new string; NULL for "-" (out stays NULL). */
