@@ -42,12 +42,6 @@ sub spool {
 }
 
 # The peer command of a real Cyrus: its sync_server on stdio.
-sub cyrus_peer {
-	my ($cy) = @_;
-	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
-	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
-}
-
 # spool_sync CONF [args] -- PEER: the run, checked to exit 0.
 sub client {
 	my ($what, $conf, $args, @peer) = @_;
@@ -96,7 +90,7 @@ sub meta_lines {
 
 # ---- (a) pull from a real Cyrus sync_server -X ------------------------------
 my $a = spool('a');
-my $r = client('pull from Cyrus', $a, ['--pull', @u], cyrus_peer($master));
+my $r = client('pull from Cyrus', $a, ['--pull', @u], $master->sync_cmd);
 my $c = counts($r);
 ok($c->{applied} >= 6 && $c->{files} >= 8 && $c->{failed} == 0,
     "pull from Cyrus: $c->{applied} folders applied, $c->{files} files fetched");
@@ -107,7 +101,7 @@ audit_clean('pull from Cyrus', $a);
 is(meta_lines('alice', ids_peer($a)), '* LSUB (user.alice.Work)',
     'pull from Cyrus: the subscription too');
 
-$r = client('second pull', $a, ['--pull', @u], cyrus_peer($master));
+$r = client('second pull', $a, ['--pull', @u], $master->sync_cmd);
 $c = counts($r);
 is("$c->{applied} $c->{renamed} $c->{deleted} $c->{files}", '0 0 0 0',
     'a second pull changes nothing');
@@ -148,7 +142,7 @@ same_files('pull b into d', $master, $d);
 # pulled into d.
 sub carry {
 	my ($what) = @_;
-	client("$what: pull into a", $a, ['--pull', @u], cyrus_peer($master));
+	client("$what: pull into a", $a, ['--pull', @u], $master->sync_cmd);
 	client("$what: push a to b", $a, \@u, ids_peer($b));
 	client("$what: pull b into d", $d, ['--pull', @u], ids_peer($b));
 	my $want = $master->cyrus_state;
@@ -303,18 +297,18 @@ is($r->{rc}, 2, 'no user nor folder: usage, exit 2');
 
 # ---- (b) push into a real Cyrus sync_server -X ------------------------------
 my $cy = CyrusPeer->new("$dir/replica");
-$r = client('push b into a fresh Cyrus', $b, \@u, cyrus_peer($cy));
+$r = client('push b into a fresh Cyrus', $b, \@u, $cy->sync_cmd);
 $c = counts($r);
 ok($c->{applied} >= 6 && $c->{failed} == 0, "push into Cyrus: $c->{applied} folders applied");
 is_deeply($cy->cyrus_state, ids_state($b),
     'push into Cyrus: the Cyrus side equals the spool by uniqueid, names, UIDs, flags, GUIDs');
 same_files('push into Cyrus', $cy, $b);
 sub no_sieve { return join("\n", grep { !/SIEVE/ } split /\n/, $_[0]); }
-is(meta_lines('alice', cyrus_peer($cy)), no_sieve(meta_lines('alice', ids_peer($b))),
+is(meta_lines('alice', $cy->sync_cmd), no_sieve(meta_lines('alice', ids_peer($b))),
     'push into Cyrus: subscription and seen state equal');
 like($r->{err}, qr/sieve scripts are not sent to a peer that keeps them in a #sieve mailbox/,
     '... the sieve script not sent (Cyrus 3.6 keeps them in a #sieve mailbox), and said');
-$r = client('push into Cyrus again', $b, \@u, cyrus_peer($cy));
+$r = client('push into Cyrus again', $b, \@u, $cy->sync_cmd);
 is(sent_applies($r), 0, 'a second push into Cyrus sends no apply');
 
 # The Cyrus replica's own sync_client, pushing back into b through
@@ -337,7 +331,7 @@ $cy->stop;
 $master->deliver('bob@example.com', "From: Eve <eve\@example.com>\nSubject: third\n\nMail\n");
 $master->imap('alice', 'SELECT Projects.2019', 'STORE 1 +FLAGS (\Seen)');
 carry('after a delivery to bob');
-$r = client('incremental push into Cyrus', $b, \@u, cyrus_peer($cy));
+$r = client('incremental push into Cyrus', $b, \@u, $cy->sync_cmd);
 is(counts($r)->{failed}, 0, '... nothing refused');
 is_deeply($cy->cyrus_state, ids_state($b), 'incremental push into Cyrus: equal again');
 
@@ -356,7 +350,7 @@ is_deeply(ids_state($b), ids_state($a), 'after a rename cycle: b equals a');
 $r = client('pull the cycle into d', $d, ['--pull', @u], ids_peer($b));
 is(counts($r)->{renamed}, 3, '... three renames on d');
 is_deeply(ids_state($d), ids_state($a), 'after a rename cycle: d equals a');
-$r = client('push the cycle into Cyrus', $b, \@u, cyrus_peer($cy));
+$r = client('push the cycle into Cyrus', $b, \@u, $cy->sync_cmd);
 is(counts($r)->{renamed}, 3, '... three renames on the Cyrus replica');
 is_deeply($cy->cyrus_state, ids_state($b), 'after a rename cycle: the Cyrus replica equals b');
 is(sent_applies(client('resync after the cycle', $a, \@u, ids_peer($b))), 0,

@@ -27,12 +27,6 @@ CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-sub cyrus_peer {
-	my ($cy) = @_;
-	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
-	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
-}
-
 # name -> OPTIONS of a user's folders, as the peer's GET USER says.
 sub options {
 	my ($user, @peer) = @_;
@@ -59,10 +53,10 @@ is_deeply(options('zed', ids_peer($a)), { 'user.zed' => 'P', 'user.zed.Empty' =>
 
 my $cy = CyrusPeer->new("$dir/cyrus");
 my $r = ok_run('push into Cyrus', 'spool_sync', '-C', $a, '-v', '-v', '-u', 'zed', '--',
-    cyrus_peer($cy));
-is_deeply(options('zed', cyrus_peer($cy)), options('zed', ids_peer($a)),
+    $cy->sync_cmd);
+is_deeply(options('zed', $cy->sync_cmd), options('zed', ids_peer($a)),
     '... the Cyrus side reports the same OPTIONS');
-$r = ok_run('push again', 'spool_sync', '-C', $a, '-v', '-v', '-u', 'zed', '--', cyrus_peer($cy));
+$r = ok_run('push again', 'spool_sync', '-C', $a, '-v', '-v', '-u', 'zed', '--', $cy->sync_cmd);
 is(sent_applies($r), 0, '... sends no APPLY') or diag($r->{err});
 
 # An empty folder whose index holds no P (an older idspool, or a sync

@@ -19,12 +19,6 @@ CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-sub cyrus_peer {
-	my ($cy) = @_;
-	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
-	    "$CyrusPeer::BIN/sync_server", '-C', $cy->conf, '-X');
-}
-
 sub options {
 	my ($user, @peer) = @_;
 	my $r = run(@peer, stdin => "GET USER $user\r\nEXIT\r\n");
@@ -42,7 +36,7 @@ sub options {
 my $cy = CyrusPeer->new("$dir/cyrus", mailbox_default_options => 12);
 $cy->imap('admin', 'CREATE user.zed');
 $cy->imap('zed', 'CREATE Work');
-my $want = options('zed', cyrus_peer($cy));
+my $want = options('zed', $cy->sync_cmd);
 is_deeply($want, { 'user.zed' => 'PSD', 'user.zed.Work' => 'PSD' },
     'Cyrus with mailbox_default_options 12 creates folders with OPTIONS PSD');
 

@@ -192,6 +192,13 @@ sub service_cmd {
 	    'CYRUS_ID=1', "$BIN/$prog", '-C', $self->{conf}, '-X');
 }
 
+# Its sync_server as a peer command for spool_sync (one session on stdio).
+sub sync_cmd {
+	my ($self) = @_;
+	return ('runuser', '-u', 'cyrus', '--', 'env', 'CYRUS_SERVICE=sync', 'CYRUS_ID=1',
+	    "$BIN/sync_server", '-C', $self->{conf}, '-X');
+}
+
 sub stop {
 	my ($self) = @_;
 	local $?;	# called from DESTROY at exit: keep the test's status
