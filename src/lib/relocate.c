@@ -752,6 +752,7 @@ write_header(struct reloc *rl, int from, int linked)
 	int same = 0, r;
 
 	ids_header_init(&h);
+	ids_mbentry_init(&e);
 	r = 0;
 	if (from >= 0 && from == rl->sfd[hr] && rl->hdr != NULL) {
 		old = rl->hdr;		/* header_current read it */
@@ -760,13 +761,22 @@ write_header(struct reloc *rl, int from, int linked)
 	} else if (from >= 0)
 		r = (rl->checked ? read_checked : ids_read_file)(from, IDS_HEADER_FILE,
 		    IDS_HEADER_MAX_SIZE, &old, &oldlen);
+	/*
+	 * A header that is not there or does not parse is written anew from
+	 * mailboxes.db; one that could not be read (out of descriptors, an
+	 * I/O error) fails the folder, named, rather than passing for absent.
+	 */
+	if (r < 0 && ids_is_errno(r) && r != -ENOENT) {
+		r = ids_error(r, "%s/%s/%s: %s", hr ? rl->part->metapath : rl->part->path,
+		    from == rl->sfd[hr] ? rl->src : rl->dst, IDS_HEADER_FILE, ids_strerror(r));
+		goto out;
+	}
 	if (from >= 0 && (r < 0 || ids_header_parse(&h, old, oldlen) < 0)) {
 		ids_header_release(&h);
 		ids_header_init(&h);
 		free(old);
 		old = NULL;
 	}
-	ids_mbentry_init(&e);
 	/* What the old header says, in the canonical form (Cyrus orders its keys otherwise). */
 	if (!linked && old != NULL && from == rl->dfd[hr] && oldlen > IDS_HEADER_MAGIC_LEN &&
 	    old[IDS_HEADER_MAGIC_LEN] == '%' && ids_header_format(&h, &was) < 0)
@@ -894,14 +904,36 @@ fail_txn(struct ids_txn *txn, void *rock)
 	return ids_failure_put(txn, s->rl->uniqueid, s->rl->entry->name, s->reason);
 }
 
+/*
+ * The detail of a folder's failure.  One that names nothing (a bare
+ * errno from a call deep in the folder's work) is given the folder's
+ * legacy directory: the operator acts on a path.
+ */
+static void
+failure_detail(const struct reloc *rl, int code, char *buf, size_t size)
+{
+	const char *msg = ids_errmsg(code);
+	int n;
+
+	if (strcmp(msg, ids_strerror(code)) == 0 && rl->part != NULL && rl->src[0] != '\0')
+		n = snprintf(buf, size, "%s/%s: %s", rl->part->path, rl->src, msg);
+	else
+		n = snprintf(buf, size, "%s", msg);
+	if (n < 0)
+		buf[0] = '\0';	/* cut short otherwise, as every detail is */
+}
+
 static int
 record_failure(struct reloc *rl, int code)
 {
 	const char *advice = ids_relocate_advice(code);
-	char reason[1024];
+	char detail[1024], reason[sizeof(detail) + 128];
 	struct step s = { rl, NULL, reason };
 
-	snprintf(reason, sizeof(reason), "%s%s%s", ids_errmsg(code), advice ? "; " : "",
+	failure_detail(rl, code, detail, sizeof(detail));
+	if (advice != NULL && strstr(detail, advice) != NULL)
+		advice = NULL;	/* said once (a batch's member recorded again) */
+	snprintf(reason, sizeof(reason), "%s%s%s", detail, advice ? "; " : "",
 	    advice ? advice : "");
 	ids_mboxlist_write(rl->mbl, fail_txn, &s);
 	/* The caller reports code; keep its detail for ids_errmsg(). */
@@ -1466,7 +1498,7 @@ set_rc(struct bitem *it, int rc)
 {
 	it->rc = rc;
 	if (rc < 0)
-		snprintf(it->reason, sizeof(it->reason), "%s", ids_errmsg(rc));
+		failure_detail(&it->rl, rc, it->reason, sizeof(it->reason));
 	return rc;
 }
 
