@@ -106,10 +106,7 @@ sub status {
 	my @vg = valgrind($rel);
 	# valgrind needs descriptors of its own: the limit is lower without it.
 	my $lim = @vg ? 28 : 12;
-	# Descriptors the test inherited (from whatever runs prove) are
-	# closed first: the budget is the limit, the same on every machine.
-	my @closed = ('perl', '-MPOSIX', '-e', 'POSIX::close($_) for 3 .. 1023; exec @ARGV or die "$ARGV[0]: $!\n"');
-	my $under = sub { run(@closed, 'sh', '-c', "ulimit -n $_[0]; exec @vg '$rel' -C '$conf' -1 -q --grace 0") };
+	my $under = sub { run(nofile($_[0], @vg, $rel, '-C', $conf, '-1', '-q', '--grace', '0')) };
 	my $pat = qr{^relocated: user/u\d: \Q$w\E/[^:\s]+: Too many open files; raise the limit of open files \(ulimit -n, or LimitNOFILE= in relocated\.service\)$};
 	# Around that limit each open meets it in another place (the header
 	# read, a directory, a lock file, a new file): whichever it is, the
@@ -121,7 +118,7 @@ sub status {
 		my $t = "$base/emfile-$l";
 		my $c = write_conf($t, relocated_io_pressure => 0);
 		add_folders($c, map { { name => "user.u$_", msgs => 3, uniqueid => uid(100 + $_) } } 1 .. 8);
-		my $s = run(@closed, 'sh', '-c', "ulimit -n $l; exec @vg '$rel' -C '$c' -1 -q --grace 0");
+		my $s = run(nofile($l, @vg, $rel, '-C', $c, '-1', '-q', '--grace', '0'));
 		my $p = qr{^relocated: user/u\d: \Q$t\E/[^:\s]+: Too many open files; raise the limit of open files \(ulimit -n, or LimitNOFILE= in relocated\.service\)$};
 		push @shapes, "ulimit -n $l: rc $s->{rc}: $_" for grep { /^relocated: user\// && !/$p/ } split /\n/, $s->{err};
 		push @shapes, "ulimit -n $l: exit $s->{rc}" if $s->{rc} != 0 && $s->{rc} != 1;
@@ -154,18 +151,18 @@ sub status {
 	my $conf = write_conf($w, relocated_io_pressure => 0);
 	add_folders($conf, map { { name => "user.v$_", msgs => 3, uniqueid => uid(300 + $_) } } 1 .. 8);
 	my ($aud, $rc) = (tool('spool_audit'), tool('reconstruct'));
-	my $r = run('sh', '-c', "ulimit -n 7; exec '$aud' -C '$conf' -j 1");
+	my $r = run(nofile(7, $aud, '-C', $conf, '-j', '1'));
 	$all_err .= $r->{err};
 	is($r->{rc}, 3, 'spool_audit out of descriptors: exit 3, an error of the audit');
 	like($r->{err}, qr{\Aspool_audit: \S+: user\.v\d: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z},
 	    '... saying to raise the limit');
 	unlike($r->{out}, qr/expected a readable|folder-missing/, '... and no file called unreadable for it');
-	$r = run('sh', '-c', "ulimit -n 5; exec '$aud' -C '$conf' -j 1");
+	$r = run(nofile(5, $aud, '-C', $conf, '-j', '1'));
 	$all_err .= $r->{err};
 	is("$r->{rc} $r->{out}", '3 ', '... the same when the partition root cannot be opened: no folder "absent"');
 	like($r->{err}, qr{\Aspool_audit: \S+: \Q$w\E/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z},
 	    '... naming the root');
-	$r = run('sh', '-c', "ulimit -n 9; exec '$rc' -C '$conf' -m -n -q");
+	$r = run(nofile(9, $rc, '-C', $conf, '-m', '-n', '-q'));
 	$all_err .= $r->{err};
 	is($r->{rc}, 3, 'reconstruct out of descriptors: exit 3, the scan stopped');
 	like($r->{err}, qr{\Areconstruct: \Q$w\E/spool/\S+: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\n}m,

@@ -150,6 +150,8 @@ my @confs = (
 	['duplicate key', "configdirectory: $D/c\nconfigdirectory: $D/d\npartition-default: $D/p\n", "ctl_mboxlist: \$D/dup.conf:2: 'configdirectory' already set on line 1\n", 'dup'],
 	['line without a colon', "configdirectory $D/c\n", "ctl_mboxlist: \$D/nocolon.conf:1: expected 'key: value'\n", 'nocolon'],
 	['bad switch', "configdirectory: $D/c\npartition-default: $D/p\nhashimapspool: maybe\n", "ctl_mboxlist: \$D/switch.conf:3: hashimapspool: 'maybe' is not a switch value\n", 'switch'],
+	['bad switch read where used', "configdirectory: $D/c\npartition-default: $D/p\nsync_log: maybe\n", "ctl_mboxlist: \$D/synclog.conf:3: sync_log: 'maybe' is not a switch value\n", 'synclog'],
+	['switch read where used, set twice', "configdirectory: $D/c\nsync_log: on\npartition-default: $D/p\nsync_log: off\n", "ctl_mboxlist: \$D/synclog2.conf:4: 'sync_log' already set on line 2\n", 'synclog2'],
 	['defaultpartition unknown', "configdirectory: $D/c\npartition-default: $D/p\ndefaultpartition: other\n", "ctl_mboxlist: \$D/defpart.conf: defaultpartition 'other' names no partition\n", 'defpart'],
 	['NUL byte', "configdirectory: $D/c\0x\npartition-default: $D/p\n", "ctl_mboxlist: \$D/nul.conf:1: NUL byte in line\n", 'nul'],
 );
@@ -180,10 +182,10 @@ case('no mailboxes.db: relocated -s names it once', ['relocated', '-C', "$D/nodb
 # ---- out of descriptors ------------------------------------------------
 
 case('ulimit -n 5: spool_audit stops, no folder "absent"',
-    ['sh', '-c', "ulimit -n 5; exec '" . tool('spool_audit') . "' -C '$conf' -j 1"], 3,
+    [nofile(5, tool('spool_audit'), '-C', $conf, '-j', '1')], 3,
     qr{\Aspool_audit: \S+: \$D/s/spool: Too many open files; raise the limit of open files \(ulimit -n\) and audit again\n\z});
 case('ulimit -n 7: reconstruct -m -n stops, no folder skipped',
-    ['sh', '-c', "ulimit -n 7; exec '" . tool('reconstruct') . "' -C '$conf' -m -n -q"], 3,
+    [nofile(7, tool('reconstruct'), '-C', $conf, '-m', '-n', '-q')], 3,
     qr{\Areconstruct: \$D/s/spool\S*: Too many open files; raise the limit of open files \(ulimit -n\) and run it again\nreconstruct: Too many open files\n\z});
 
 # ---- names the file system cannot hold ---------------------------------

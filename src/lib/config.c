@@ -493,6 +493,17 @@ apply_scalar(struct ids_config *cfg, const struct ids_config_entry *e)
 	return r < 0 ? r : 1;
 }
 
+/*
+ * Switches that idspool reads where it needs them (ids_config_switch),
+ * not into struct ids_config: their values are checked here, at load,
+ * as Cyrus checks a switch.  A value that is no switch is an error, never
+ * "off" (sync_log: maybe would leave rolling replication without its
+ * journal, silently).
+ */
+static const char *const switch_keys[] = {
+	"sync_log", "sync_log_chain", "sieveusehomedir",
+};
+
 static int
 is_known(const char *key)
 {
@@ -506,6 +517,9 @@ is_known(const char *key)
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(key, known[i]) == 0)
+			return 1;
+	for (i = 0; i < sizeof(switch_keys) / sizeof(switch_keys[0]); i++)
+		if (strcmp(key, switch_keys[i]) == 0)
 			return 1;
 	return is_prefixed(key, "partition-") || is_prefixed(key, "metapartition-") ||
 	    is_prefixed(key, "relocated_");
@@ -529,6 +543,23 @@ check_duplicates(const struct ids_config *cfg)
 	return 0;
 }
 
+static int
+check_switches(const struct ids_config *cfg)
+{
+	const struct ids_config_entry *e;
+	size_t i, k;
+	int on;
+
+	for (i = 0; i < cfg->nentries; i++) {
+		e = &cfg->entries[i];
+		for (k = 0; k < sizeof(switch_keys) / sizeof(switch_keys[0]); k++)
+			if (strcmp(e->key, switch_keys[k]) == 0 && ids_config_bool(e->value, &on) < 0)
+				return ids_error(IDS_ECONFIG, "%s:%u: %s: '%s' is not a switch value",
+				    cfg->file, e->line, e->key, e->value);
+	}
+	return 0;
+}
+
 /* Partitions first, then metapartitions, which must name one of them. */
 static int
 apply_entries(struct ids_config *cfg)
@@ -536,7 +567,7 @@ apply_entries(struct ids_config *cfg)
 	size_t i;
 	int r;
 
-	if ((r = check_duplicates(cfg)) < 0)
+	if ((r = check_duplicates(cfg)) < 0 || (r = check_switches(cfg)) < 0)
 		return r;
 	for (i = 0; i < cfg->nentries; i++)
 		if ((r = apply_scalar(cfg, &cfg->entries[i])) < 0)
@@ -686,4 +717,13 @@ ids_config_get(const struct ids_config *cfg, const char *key)
 		if (strcmp(cfg->entries[i].key, key) == 0)
 			return cfg->entries[i].value;
 	return NULL;
+}
+
+int
+ids_config_switch(const struct ids_config *cfg, const char *key)
+{
+	const char *v = ids_config_get(cfg, key);
+	int on = 0;
+
+	return v != NULL && ids_config_bool(v, &on) == 0 && on;
 }

@@ -98,6 +98,14 @@ const char *ids_config_get(const struct ids_config *cfg, const char *key);
 int ids_config_bool(const char *value, int *out);
 
 /*
+ * 1 when key is set to an "on" switch value, 0 when it is off or not set.
+ * The switches idspool reads this way (sync_log, sync_log_chain,
+ * sieveusehomedir) are checked when the file is loaded: a value that is
+ * no switch fails the load.
+ */
+int ids_config_switch(const struct ids_config *cfg, const char *key);
+
+/*
  * The one checked number parser, for options and configuration values.
  * A whole number is decimal digits only: no sign, spaces, base prefix
  * or exponent; a value that overflows, or lies outside [min, max], is

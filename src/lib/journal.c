@@ -53,21 +53,12 @@ ids_journal_set_replica(int on)
 	replica_mode = on;
 }
 
-static int
-cfg_bool(const struct ids_config *cfg, const char *key)
-{
-	const char *v = ids_config_get(cfg, key);
-	int on = 0;
-
-	return v != NULL && ids_config_bool(v, &on) == 0 && on;
-}
-
 int
 ids_journal_enabled(const struct ids_config *cfg)
 {
-	if (!cfg_bool(cfg, "sync_log"))
+	if (!ids_config_switch(cfg, "sync_log"))
 		return 0;
-	return !replica_mode || cfg_bool(cfg, "sync_log_chain");
+	return !replica_mode || ids_config_switch(cfg, "sync_log_chain");
 }
 
 int
@@ -396,7 +387,7 @@ ids_journal_fence_check(const struct ids_config *cfg)
 {
 	int r;
 
-	if (!cfg_bool(cfg, "sync_log"))
+	if (!ids_config_switch(cfg, "sync_log"))
 		return 0;
 	if ((r = ids_journal_fenced(cfg, NULL, 0)) <= 0)
 		return r;
@@ -418,7 +409,7 @@ writer_begin(const struct ids_config *cfg, const char *entry, size_t len, int *w
 	 * that does not journal what it applies (no sync_log_chain) included:
 	 * a drained spool must not change after its peer was found equal.
 	 */
-	if (!cfg_bool(cfg, "sync_log"))
+	if (!ids_config_switch(cfg, "sync_log"))
 		return 0;
 	if ((r = sync_dir(cfg, 1, &dfd)) < 0)
 		return r;

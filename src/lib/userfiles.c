@@ -80,15 +80,6 @@ quota_base(const struct ids_config *cfg, char *buf, size_t size)
 	return buf;
 }
 
-static int
-config_switch(const struct ids_config *cfg, const char *key)
-{
-	const char *v = ids_config_get(cfg, key);
-	int on = 0;
-
-	return v && ids_config_bool(v, &on) == 0 && on;
-}
-
 int
 ids_userfiles(const struct ids_config *cfg, const struct ids_mbname *mb,
     struct ids_userfile out[IDS_USERFILES_MAX], size_t *n)
@@ -113,7 +104,7 @@ ids_userfiles(const struct ids_config *cfg, const struct ids_mbname *mb,
 		if ((r = add(&out[(*n)++], conf_suffixes[i], cfg->configdirectory,
 		    "%suser/%c/%s.%s", dom, l, u.localpart, conf_suffixes[i])) < 0)
 			return r;
-	if (!config_switch(cfg, "sieveusehomedir") &&
+	if (!ids_config_switch(cfg, "sieveusehomedir") &&
 	    (r = add(&out[(*n)++], "sieve", sievedir ? sievedir : "/usr/sieve",
 	    "%s%c/%s", dom, l, u.localpart)) < 0)
 		return r;

@@ -17,7 +17,7 @@ use Symbol qw(gensym);
 use Test::More ();
 
 our @EXPORT = qw(scratch write_conf run tool slurp spew sha1_file man_synopsis norm valgrind
-    ok_run ids_peer);
+    ok_run ids_peer nofile);
 
 my $top = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..'));
 my $build = $ENV{IDS_BUILD} // "$top/build";
@@ -119,6 +119,15 @@ sub run {
 		$e .= join('', grep { !/^--\d+-- / } split /^/, slurp($log)) if -s $log;
 	}
 	return { out => $o, err => $e, rc => $rc };
+}
+
+# nofile($limit, @cmd): @cmd run with at most $limit open files and none
+# but 0, 1 and 2 inherited (whatever runs prove may pass descriptors of
+# its own, which would move the budget from one machine to the next).
+sub nofile {
+	my ($lim, @cmd) = @_;
+	return ('perl', '-MPOSIX', '-e', 'POSIX::close($_) for 3 .. 1023; exec @ARGV or die "$ARGV[0]: $!\n"',
+	    'sh', '-c', "ulimit -n $lim; exec \"\$@\"", 'sh', @cmd);
 }
 
 # ok_run($what, @cmd): run(@cmd) is a test that it exits 0 (its output
