@@ -22,7 +22,7 @@ use IdsTest;
 use CyrusPeer;
 
 our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver uniqueid_of folder_dir peer
-    sync_run ok_sync pair_audit serve answers staging_left index_new_left clean audit_clean
+    sync_run ok_sync pair_audit serve answers staging_left index_new_left clean audit_clean findings
     rolling_keys rolling_start rolling_stop channel poll stuck_peer big_message);
 
 # spool_conf($dir, key => value, ...): an imapd.conf in $dir (made if
@@ -116,6 +116,20 @@ sub answers { return [grep { !/^\* OK / } split /\r\n/, $_[0]{out}]; }
 # index_new_left, a cyrus.index.NEW of a folder.
 sub staging_left { return glob(spool_dir($_[0]) . '/spool/stage./*'); }
 sub index_new_left { return glob(spool_dir($_[0]) . '/spool/user/*/*/cyrus.index.NEW'); }
+
+# findings($conf, $except): what is wrong with the spool of $conf once
+# recovered as a tool's start recovers it: the invariants it breaks
+# (Torture::state) and spool_audit's findings (Torture::audit, which
+# allows the leftover the invariants allow), less any line that holds
+# the string $except when given (a damage the test made on purpose).
+sub findings {
+	my ($conf, $except) = @_;
+	require Torture;
+	my $st = Torture::state({ conf => $conf }, 1);
+	return grep { !defined $except || index($_, $except) < 0 }
+	    @{$st->{violations} // ["checker: no report: $st->{err}"]},
+	    Torture::audit({ conf => $conf }, $st);
+}
 
 # audit_clean($what, $conf): a test that spool_audit finds nothing.
 sub audit_clean {
