@@ -113,9 +113,10 @@ sub answers { return [grep { !/^\* OK / } split /\r\n/, $_[0]{out}]; }
 
 # What a session may leave in the spool of $conf: staging_left, anything
 # under the staging directory (stage./sync-<pid> and what it holds);
-# index_new_left, a cyrus.index.NEW of a folder.
-sub staging_left { return glob(spool_dir($_[0]) . '/spool/stage./*'); }
-sub index_new_left { return glob(spool_dir($_[0]) . '/spool/user/*/*/cyrus.index.NEW'); }
+# index_new_left, a cyrus.index.NEW of a folder.  Each returns the list
+# (its length in scalar context: never glob's iterator).
+sub staging_left { my @l = glob(spool_dir($_[0]) . '/spool/stage./*'); return @l; }
+sub index_new_left { my @l = glob(spool_dir($_[0]) . '/spool/user/*/*/cyrus.index.NEW'); return @l; }
 
 # findings($conf, $except): what is wrong with the spool of $conf once
 # recovered as a tool's start recovers it: the invariants it breaks
