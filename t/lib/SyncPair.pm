@@ -21,7 +21,7 @@ use Test::More ();
 use IdsTest;
 use CyrusPeer;
 
-our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver uniqueid_of folder_dir peer
+our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver ok_append uniqueid_of folder_dir peer
     sync_run ok_sync pair_audit serve answers staging_left index_new_left clean audit_clean findings
     rolling_keys rolling_start rolling_stop channel poll stuck_peer big_message);
 
@@ -55,6 +55,13 @@ sub deliver {
 		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
 		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
 	}
+}
+
+# ok_append($what, $conf, $folder, $text): the message $text appended
+# to $folder, as a test that spool_append exits 0 (ok_run).
+sub ok_append {
+	my ($what, $conf, $folder, $text) = @_;
+	return ok_run($what, 'spool_append', '-q', '-C', $conf, '-i', $folder, stdin => $text);
 }
 
 # uniqueid_of($conf, $name): the uniqueid of the live folder $name, or undef.
