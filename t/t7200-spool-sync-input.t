@@ -13,11 +13,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha1_hex);
-use File::Path qw(make_path remove_tree);
+use File::Path qw(remove_tree);
 use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf serve answers clean staging_left);
 
 my $dir = scratch();
 my $top = "$FindBin::Bin/..";
@@ -26,32 +27,12 @@ my $top = "$FindBin::Bin/..";
 my $bob = CyrusPeer::transcript('03-full-user-sync-bob.wire.txt');
 
 my $n = 0;
-sub spool {
-	my $d = "$dir/s" . ++$n;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub serve {
-	my ($conf, $in) = @_;
-	return run('spool_sync', '-C', $conf, '--serve', stdin => $in);
-}
-
-sub answers { return [grep { !/^\* OK / } split /\r\n/, $_[0]{out}]; }
+sub spool { return spool_conf("$dir/s" . ++$n); }
 
 sub dump_db {
 	my ($conf) = @_;
 	my $r = run('ctl_mboxlist', '-C', $conf, '-d');
 	return $r->{out} =~ /\S/ ? decode_json($r->{out}) : {};
-}
-
-sub clean {
-	my ($conf, $what) = @_;
-	(my $d = $conf) =~ s{/imapd\.conf$}{};
-	my @left = glob("$d/spool/stage./*/*"), glob("$d/spool/stage./sync-*");
-	ok(!@left, "$what: no staging left") or diag("@left");
-	my $a = run('spool_audit', '-C', $conf);
-	is($a->{rc}, 0, "$what: spool_audit is clean") or diag($a->{out}, $a->{err});
 }
 
 # ---- the good session, and the protocol basics ----------------------
@@ -212,7 +193,7 @@ sub cut_at {
 	$r = serve($c, substr($bob, 0, $cut));
 	my $a = run('spool_audit', '-C', $c);
 	push @bad, "cut at $cut: audit $a->{rc}: $a->{out}" if $a->{rc};
-	push @bad, "cut at $cut: staging left" if glob("$dir/s$n/spool/stage./*");
+	push @bad, "cut at $cut: staging left" if staging_left($c);
 	# the whole session after the cut converges on the same folders
 	$r = serve($c, $bob);
 	my $db = dump_db($c);

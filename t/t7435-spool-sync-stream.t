@@ -12,37 +12,16 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha1_hex);
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf spool_dir serve answers clean);
 
 my $dir = scratch();
 my $bob = CyrusPeer::transcript('03-full-user-sync-bob.wire.txt');
 
 my $n = 0;
-sub spool {
-	my $d = "$dir/s" . ++$n;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub serve {
-	my ($conf, $in) = @_;
-	return run('spool_sync', '-C', $conf, '--serve', stdin => $in);
-}
-
-sub answers { return [grep { !/^\* OK / } split /\r\n/, $_[0]{out}]; }
-
-sub clean {
-	my ($conf, $what) = @_;
-	(my $d = $conf) =~ s{/imapd\.conf$}{};
-	my @left = (glob("$d/spool/stage./*/*"), glob("$d/spool/stage./sync-*"),
-	    glob("$d/spool/user/*/*/cyrus.index.NEW"));
-	ok(!@left, "$what: no staging and no cyrus.index.NEW left") or diag("@left");
-	my $a = run('spool_audit', '-C', $conf);
-	is($a->{rc}, 0, "$what: spool_audit is clean") or diag($a->{out}, $a->{err});
-}
+sub spool { return spool_conf("$dir/s" . ++$n); }
 
 # An expunged record: needs no file, adds nothing to the CRCs.
 sub gone {
@@ -67,7 +46,7 @@ sub carol {
 sub peak_rss {
 	my ($count) = @_;
 	my $conf = spool();
-	(my $d = $conf) =~ s{/imapd\.conf$}{};
+	my $d = spool_dir($conf);
 	my $r = run('/usr/bin/time', '-f', '%M', '-o', "$d/rss", tool('spool_sync'), '-C', $conf,
 	    '--serve', stdin => carol($count) . "EXIT\r\n");
 	is_deeply(answers($r), ['OK success', 'OK Finished'], "a folder of $count records: OK")
@@ -94,8 +73,7 @@ my $head = $bobbox =~ s/ RECORD \(.*\z//sr;
 
 sub index_of {
 	my ($conf) = @_;
-	(my $d = $conf) =~ s{/imapd\.conf$}{};
-	return slurp("$d/spool/user/bob/fjs9ohlzg88spsk0mehkmhp9/cyrus.index");
+	return slurp(spool_dir($conf) . '/spool/user/bob/fjs9ohlzg88spsk0mehkmhp9/cyrus.index');
 }
 
 my $conf = spool();

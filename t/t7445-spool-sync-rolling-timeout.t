@@ -9,65 +9,31 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
-use JSON::PP;
 use POSIX qw(WNOHANG);
 use Test::More;
 use IdsTest;
+use SyncPair qw(spool_conf stuck_peer big_message rolling_start rolling_stop channel poll);
 
 my $dir = scratch();
-make_path("$dir/p");
-my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no', sync_log => 1,
-    sync_reconnect_minwait => '0.2', sync_reconnect_maxwait => '0.5');
-
-# A peer that answers everything, reports every reserved GUID missing,
-# and stops reading at APPLY MESSAGE.
-my $peer = "$dir/peer.pl";
-spew($peer, <<'EOF2');
-#!/usr/bin/perl
-$| = 1;
-print "* OK fake Cyrus sync server 3.6.1\r\n";
-while (my $l = <STDIN>) {
-	$l =~ s/\r?\n$//;
-	if ($l =~ /^APPLY MESSAGE/) { sleep 60; exit 0; }
-	if ($l =~ /^APPLY RESERVE .*GUID \(([0-9a-f ]+)\)/) { print "* MISSING ($1)\r\nOK success\r\n"; next; }
-	if ($l =~ /^EXIT/) { print "OK bye\r\n"; exit 0; }
-	print "OK success\r\n";
-}
-EOF2
-chmod 0755, $peer;
+my $p = spool_conf("$dir/p", sync_log => 1, sync_reconnect_minwait => '0.2',
+    sync_reconnect_maxwait => '0.5');
+my $peer = stuck_peer("$dir/peer.pl");
 
 is(run('ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice')->{rc}, 0, 'a folder');
-spew("$dir/big.eml", "Subject: big\n\n" . ("x" x 76 . "\n") x 100000);
-is(run('spool_append', '-C', $p, '-q', '-i', 'user.alice', "$dir/big.eml")->{rc}, 0,
+is(big_message($p, 'user.alice', "$dir/big.eml")->{rc}, 0,
     'a 7.7 MB message, more than a socket buffer holds');
 
 my $log = "$dir/rolling.log";
-spew($log, "");
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $p, '-v', '-t', '1', '-R', '--', $peer) or die "exec: $!";
-}
-END { kill 'TERM', $pid if $pid; }
+my $pid = rolling_start($p, $log, 1, $peer);
 
 my $lost = 0;
-for (1 .. 100) {
-	$lost = () = slurp($log) =~ /session lost/g;
-	last if $lost >= 2;
-	select(undef, undef, undef, 0.1);
-}
+poll(sub { $lost = () = slurp($log) =~ /session lost/g; $lost >= 2 });
 ok($lost >= 2, "the blocked write timed out and the session was retried ($lost lost)")
     or diag(slurp($log));
 like(slurp($log), qr/Resource temporarily unavailable/, '... the write timed out (EAGAIN)');
 ok(waitpid($pid, WNOHANG) == 0, '-R is still running');
-my $s = decode_json((split /\n/, run('spool_sync', '-C', $p, '-s', '--json')->{out})[0]);
-ok($s->{channels}[0]{lag} > 0 && !defined $s->{channels}[0]{last_success},
-    '-s: nothing acknowledged, the lag kept');
-kill 'TERM', $pid;
-waitpid($pid, 0);
-is($?, 0, 'SIGTERM ends it, status 0');
-$pid = 0;
+my $s = channel($p);
+ok($s->{lag} > 0 && !defined $s->{last_success}, '-s: nothing acknowledged, the lag kept');
+is(rolling_stop($pid), 0, 'SIGTERM ends it, status 0');
 
 done_testing();

@@ -21,25 +21,14 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use JSON::PP;
 use Test::More;
 use IdsTest;
+use SyncPair qw(spool_conf spool_dir folder_dir ok_append sync_run ok_sync pair_audit audit_clean);
 
 my $dir = scratch();
 
-sub spool {
-	my ($name) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub folder_dir {
-	my ($conf, $name) = @_;
-	my $r = run('mbpath', '-C', $conf, '-i', $name);
-	chomp(my $d = $r->{out});
-	return $d;
-}
+sub spool { return spool_conf("$dir/$_[0]"); }
 
 sub flip {
 	my ($file, $at) = @_;
@@ -51,7 +40,7 @@ sub flip {
 # sha1 of every cyrus.index below a spool: an index must never change
 sub indexes {
 	my ($conf) = @_;
-	my ($root) = $conf =~ m{^(.*)/imapd\.conf$};
+	my $root = spool_dir($conf);
 	my %h;
 	for my $f (split /\n/, `find $root/spool -name cyrus.index`) {
 		$h{$f} = sha1_file($f);
@@ -64,12 +53,12 @@ my $b = spool('b');
 ok_run('create INBOX', 'ctl_mboxlist', '-C', $a, '-i', '-c', 'user.alice');
 ok_run('create Sent', 'ctl_mboxlist', '-C', $a, '-i', '-c', 'user.alice.Sent');
 for my $i (1 .. 4) {
-	ok_run("deliver $i", 'spool_append', '-q', '-C', $a, '-i', 'user.alice',
-	    stdin => "From: x\@example.com\nSubject: message $i\n\n" . ("line $i\n" x (10 * $i)));
+	ok_append("deliver $i", $a, 'user.alice',
+	    "From: x\@example.com\nSubject: message $i\n\n" . ("line $i\n" x (10 * $i)));
 }
-ok_run('deliver to Sent', 'spool_append', '-q', '-C', $a, '-i', 'user.alice.Sent',
-    stdin => "From: alice\@example.com\nSubject: sent\n\nsent body\n");
-ok_run('initial push', 'spool_sync', '-C', $a, '-u', 'alice', '--', ids_peer($b));
+ok_append('deliver to Sent', $a, 'user.alice.Sent',
+    "From: alice\@example.com\nSubject: sent\n\nsent body\n");
+ok_sync('initial push', $a, $b, '-u', 'alice');
 
 my ($da, $db) = (folder_dir($a, 'user.alice'), folder_dir($b, 'user.alice'));
 my %good = map { $_ => slurp("$da/$_.") } 1 .. 4;
@@ -81,17 +70,6 @@ sub same_as_good {
 	ok(!@bad, "$what: every file intact") or diag("bad uids: @bad");
 	my @debris = glob("$d/*.NEW");
 	ok(!@debris, "$what: no temporary file left") or diag("@debris");
-}
-
-sub audit_clean {
-	my ($what, $conf) = @_;
-	my $r = run('spool_audit', '-C', $conf);
-	is($r->{rc}, 0, "$what: spool_audit clean") or diag($r->{out}, $r->{err});
-}
-
-sub pair_audit {
-	my ($conf, $peer, @opts) = @_;
-	return run('spool_audit', '-C', $conf, '-i', @opts, '--compare', '--', ids_peer($peer));
 }
 
 my $r = pair_audit($a, $b);
@@ -115,12 +93,11 @@ my ($miss) = grep { $_->{kind} eq 'missing' } @j;
 is(scalar @{$miss->{guids} // []}, 2, '--json: the missing finding lists 2 GUIDs');
 
 # without --verify only presence and size are checked: the deleted file
-$r = ok_run('push (sizes only)', 'spool_sync', '-C', $a, '-u', 'alice', '--', ids_peer($b));
+$r = ok_sync('push (sizes only)', $a, $b, '-u', 'alice');
 like($r->{out}, qr/^push: 1 missing or damaged file\(s\) repaired$/m, '... repairs the deleted file');
 ok(-f "$db/2." && slurp("$db/2.") eq $good{2}, '... which is back, intact');
 ok(slurp("$db/3.") ne $good{3}, '... the corrupted one (same size) is not found without --verify');
-$r = ok_run('push --verify', 'spool_sync', '-C', $a, '-v', '--verify', '-u', 'alice', '--',
-    ids_peer($b));
+$r = ok_sync('push --verify', $a, $b, '-v', '--verify', '-u', 'alice');
 like($r->{out}, qr/^push: 1 missing or damaged file\(s\) repaired$/m, '... repairs the corrupted file');
 like($r->{err}, qr/user\.alice \(\S+\): 1 file\(s\) of GUID [0-9a-f]{40} put back on the peer/,
     '... and logs it');
@@ -129,7 +106,7 @@ is_deeply(indexes($b), $idx_b, '... its indexes are byte for byte unchanged');
 audit_clean('the replica', $b);
 $r = pair_audit($a, $b);
 is($r->{rc}, 0, 'the pair audit is clean again') or diag($r->{out});
-$r = ok_run('a resync', 'spool_sync', '-C', $a, '--verify', '-u', 'alice', '--', ids_peer($b));
+$r = ok_sync('a resync', $a, $b, '--verify', '-u', 'alice');
 unlike($r->{out}, qr/repaired/, '... repairs nothing');
 
 # ---- damage on the primary ------------------------------------------------------
@@ -138,8 +115,7 @@ unlink("$da/1.") or die;
 flip("$da/4.", 7);
 $r = run('spool_audit', '-C', $a);
 is($r->{rc}, 1, 'the primary audits damaged');
-$r = ok_run('pull --verify', 'spool_sync', '-C', $a, '-v', '--pull', '--verify', '-u', 'alice', '--',
-    ids_peer($b));
+$r = ok_sync('pull --verify', $a, $b, '-v', '--pull', '--verify', '-u', 'alice');
 like($r->{out}, qr/^pull: 2 missing or damaged file\(s\) repaired$/m, '... heals the primary from the replica');
 like($r->{err}, qr/uid 1: missing file of GUID [0-9a-f]{40} put back/, '... logs the missing one');
 like($r->{err}, qr/uid 4: damaged file of GUID [0-9a-f]{40} put back/, '... and the damaged one');
@@ -148,7 +124,7 @@ is_deeply(indexes($a), $idx_a, '... its indexes are unchanged');
 
 # a push session heals the primary too (it fetches what it lacks)
 unlink("$da/3.") or die;
-$r = ok_run('push', 'spool_sync', '-C', $a, '-u', 'alice', '--', ids_peer($b));
+$r = ok_sync('push', $a, $b, '-u', 'alice');
 like($r->{out}, qr/^push: 1 missing or damaged file\(s\) repaired$/m, 'a push heals the primary\'s own loss');
 same_as_good('the primary after the push', $da);
 same_as_good('the replica after the push', $db);
@@ -237,8 +213,7 @@ $r = run('spool_audit', '-C', $a, '-i', '--repair-from', '--', $^X, $filter, 'ou
 is($r->{rc}, 1, '--repair-from through the flipping filter: not healed (exit 1)');
 like($r->{out}, qr/uid 3: file-missing: .*\[not healed: /, '... the finding says so');
 ok(!-e "$da/3.", '... and nothing is stored');
-ok_run('the next pull without the filter', 'spool_sync', '-C', $a, '--pull', '-u', 'alice', '--',
-    ids_peer($b));
+ok_sync('the next pull without the filter', $a, $b, '--pull', '-u', 'alice');
 same_as_good('the primary', $da);
 
 unlink("$db/4.") or die;
@@ -247,7 +222,7 @@ like($r->{err}, qr/APPLY REPAIR of GUID [0-9a-f]{40}: the peer answered NO/,
     'a flipped byte in a file literal sent to the replica is refused there');
 isnt($r->{rc}, 0, '... and the session reports a failure');
 ok(!-e "$db/4.", '... nothing is stored');
-ok_run('the next push without the filter', 'spool_sync', '-C', $a, '-u', 'alice', '--', ids_peer($b));
+ok_sync('the next push without the filter', $a, $b, '-u', 'alice');
 same_as_good('the replica', $db);
 
 # ---- the extensions on the wire ------------------------------------------------------
@@ -270,7 +245,7 @@ like($r2->{out}, qr/^\* STATE %\(UNIQUEID $uid_a .*\r\n\* STATE %\(UNIQUEID $sen
 like($r->{out}, qr/^NO IMAP_MAILBOX_NONEXISTENT .*\r\nBAD IMAP_PROTOCOL_BAD_PARAMETERS\r\nOK success\r\nOK Finished/m,
     'GET FETCHGUID of an unknown GUID: NO; a bad GUID: BAD; GET STATE of an unknown uniqueid: OK, no state');
 ok_run('rename it back', 'ctl_rename', '-C', $b, '-i', 'user.alice.Old', 'user.alice.Sent');
-ok_run('heal the replica', 'spool_sync', '-C', $a, '-u', 'alice', '--', ids_peer($b));
+ok_sync('heal the replica', $a, $b, '-u', 'alice');
 same_as_good('the replica', $db);
 $idx_b = indexes($b);	# the renames rewrote a header
 
@@ -280,8 +255,7 @@ unlink("$db/2.") or die;
 flip("$db/3.", 1);
 {
 	local $ENV{IDS_FAILPOINT_LOG} = $log;
-	ok_run('a push with the points logged', 'spool_sync', '-C', $a, '--verify', '-u', 'alice', '--',
-	    ids_peer($b));
+	ok_sync('a push with the points logged', $a, $b, '--verify', '-u', 'alice');
 }
 my @points = grep { /^sync\.repair/ } split /\n/, slurp($log);
 ok(@points >= 10, scalar(@points) . ' failpoints of the repair passed');
@@ -300,7 +274,7 @@ for my $k (1 .. @points) {
 	my $now = slurp("$db/3.");
 	push @bad, "k=$k ($points[$k - 1]): uid 3 is neither the damaged file nor the healed one"
 	    unless $now eq $flipped || $now eq $good{3};
-	$r = run('spool_sync', '-C', $a, '--verify', '-u', 'alice', '--', ids_peer($b));
+	$r = sync_run($a, $b, '--verify', '-u', 'alice');
 	push @bad, "k=$k: the next push fails: $r->{err}" if $r->{rc} != 0;
 	push @bad, "k=$k: not healed by the next push"
 	    if grep { !-f "$db/$_." || slurp("$db/$_.") ne $good{$_} } 1 .. 4;
@@ -318,7 +292,7 @@ for my $k (1 .. @points) {
 	{
 		# the peer only reads: the points counted are the client's
 		local $ENV{IDS_FAILPOINT_CRASH} = "$k:sync.repair";
-		$r = run('spool_sync', '-C', $a, '--pull', '--verify', '-u', 'alice', '--', ids_peer($b));
+		$r = sync_run($a, $b, '--pull', '--verify', '-u', 'alice');
 	}
 	push @bad, "k=$k: the client was not killed (exit $r->{rc})" if $r->{rc} != 128 + 9;
 	push @bad, "k=$k: uid 2 is neither absent nor intact"
@@ -326,7 +300,7 @@ for my $k (1 .. @points) {
 	my $now = slurp("$da/3.");
 	push @bad, "k=$k: uid 3 is neither the damaged file nor the healed one"
 	    unless $now eq $flipped || $now eq $good{3};
-	$r = run('spool_sync', '-C', $a, '--pull', '--verify', '-u', 'alice', '--', ids_peer($b));
+	$r = sync_run($a, $b, '--pull', '--verify', '-u', 'alice');
 	push @bad, "k=$k: the next pull fails: $r->{err}" if $r->{rc} != 0;
 	push @bad, "k=$k: not healed by the next pull"
 	    if grep { !-f "$da/$_." || slurp("$da/$_.") ne $good{$_} } 1 .. 4;

@@ -27,46 +27,14 @@ use Test::More;
 use IdsTest;
 use CyrusPeer;
 use Torture;
+use SyncPair qw(spool_conf must_run deliver uniqueid_of folder_dir peer sync_run pair_audit
+    findings staging_left);
 
 my $base = fast_scratch();
 local $IdsTest::NO_VALGRIND = 1;
 
-# A spool in $base/$name; each copy of it gets a configuration of its own.
-sub conf_in {
-	my ($d) = @_;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate');
-}
-
-sub must_run {
-	my (@cmd) = @_;
-	my $r = run(@cmd);
-	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
-	return $r;
-}
-
-my $serial = 0;
-sub deliver {
-	my ($conf, $folder, $n) = @_;
-	for (1 .. $n // 1) {
-		$serial++;
-		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
-	}
-}
-
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $st = CyrusPeer::ids_state($conf);
-	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
-}
-
-sub folder_dir {
-	my ($conf, $name) = @_;
-	chomp(my $d = must_run('mbpath', '-C', $conf, '-i', $name)->{out});
-	return $d;
-}
+# Each copy of a spool gets a configuration of its own; folders are deleted at once.
+sub conf_in { return spool_conf($_[0], delete_mode => 'immediate'); }
 
 # ---- the two sides, apart after a first push --------------------------------
 my $S0 = conf_in("$base/s0");
@@ -76,7 +44,7 @@ must_run('ctl_mboxlist', '-C', $S0, '-i', '-c', qw(user.alice user.alice.Sent us
 deliver($S0, 'user.alice', 3);
 deliver($S0, $_) for qw(user.alice.Sent user.alice.Trash user.alice.Work.Sub user.bob.Archive);
 deliver($S0, 'user.bob', 2);
-must_run('spool_sync', '-C', $S0, '-A', '--', tool('spool_sync'), '-C', $P0, '--serve');
+must_run('spool_sync', '-C', $S0, '-A', '--', peer($P0));
 
 # here: a delivery, an expunge, a tree rename, a rename cycle, a delete,
 # a new folder
@@ -116,8 +84,7 @@ sub copies {
 
 sub push_run {
 	my ($s, $p, @env) = @_;
-	return run('spool_sync', '-C', $s, '-v', '-v', '-A', '--', 'env', @env, tool('spool_sync'), '-C', $p,
-	    '--serve');
+	return sync_run($s, [peer($p, @env)], '-v', '-v', '-A');
 }
 
 sub live_guids {
@@ -204,21 +171,18 @@ for my $k (@ks) {
 	my ($s, $p) = copies("k$k");
 	$r = push_run($s, $p, "IDS_FAILPOINT_CRASH=$k");
 	push @bad, "$what: the client exits $r->{rc}" if $r->{rc} != 1;
-	my $st = Torture::state({ conf => $p }, 1);
-	push @bad, map { "$what: the peer: $_" } grep { index($_, $lost_rel) < 0 }
-	    @{$st->{violations} // []}, Torture::audit({ conf => $p }, $st);
+	push @bad, map { "$what: the peer: $_" } findings($p, $lost_rel);
 	$r = push_run($s, $p);
 	push @bad, "$what: the next push exits $r->{rc}: $r->{err}" if $r->{rc};
 	push @bad, "$what: the live GUIDs differ from the uninterrupted run's"
 	    if live_guids($s) ne $want || live_guids($p) ne $want;
 	push @bad, map { "$what: $_ twice" } dup_uids($s), dup_uids($p);
 	push @bad, "$what: the two sides differ" if nstate($s) ne nstate($p);
-	my $a = run('spool_audit', '-C', $s, '-i', '--compare', '--', tool('spool_sync'), '-C', $p,
-	    '--serve');
+	my $a = pair_audit($s, $p);
 	push @bad, "$what: the pair audit: $a->{out}" if $a->{rc} || $a->{out} ne '';
 	$r = push_run($s, $p);
 	push @bad, "$what: a further push sends an APPLY" if $r->{err} =~ /^spool_sync: > APPLY /m;
-	my @left = (glob("$base/k$k/s/spool/stage./*"), glob("$base/k$k/p/spool/stage./*"));
+	my @left = (staging_left($s), staging_left($p));
 	push @bad, "$what: staging left: @left" if @left;
 	remove_tree("$base/k$k") unless @bad;
 }

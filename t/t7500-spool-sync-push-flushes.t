@@ -20,59 +20,27 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Find;
-use File::Path qw(make_path);
-use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
 use Torture;
+use SyncPair qw(spool_conf spool_dir must_run deliver uniqueid_of peer sync_run pair_audit);
 
 my $base = fast_scratch();
 local $IdsTest::NO_VALGRIND = 1;	# strace and killed peers
 
-sub conf_in {
-	my ($d) = @_;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub must_run {
-	my (@cmd) = @_;
-	my $r = run(@cmd);
-	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
-	return $r;
-}
-
-my $serial = 0;
-sub deliver {
-	my ($conf, $folder, $n) = @_;
-	for (1 .. $n // 1) {
-		$serial++;
-		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
-	}
-}
-
-sub peer { my ($conf, @env) = @_; return (@env ? ('env', @env) : (), tool('spool_sync'), '-C', $conf, '--serve'); }
-
 sub push_to {
 	my ($from, $to, @env) = @_;
-	return run('spool_sync', '-C', $from, '-A', '--', peer($to, @env));
+	return sync_run($from, [peer($to, @env)], '-A');
 }
 
 sub applied { return ($_[0]{out} =~ / (\d+) applied,/)[0] // -1; }
 sub failed { return ($_[0]{out} =~ / (\d+) failed$/m)[0] // -1; }
 
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $st = CyrusPeer::ids_state($conf);
-	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
-}
-
 # Directories named $id anywhere under the spool of $conf.
 sub dirs_named {
 	my ($conf, $id) = @_;
-	(my $root = $conf) =~ s{/imapd\.conf$}{/spool};
+	my $root = spool_dir($conf) . '/spool';
 	my @d;
 	find(sub { push @d, $File::Find::name if -d $_ && $_ eq $id }, $root);
 	return @d;
@@ -95,14 +63,14 @@ sub converged {
 	is(applied($r), 0, "$what: a further push applies nothing") or diag($r->{out}, $r->{err});
 	is_deeply(CyrusPeer::ids_state($to), CyrusPeer::ids_state($from),
 	    "$what: both sides equal by uniqueid");
-	$r = run('spool_audit', '-C', $from, '-i', '--compare', '--', peer($to));
+	$r = pair_audit($from, $to);
 	ok($r->{rc} == 0 && $r->{out} eq '', "$what: the pair audit is clean")
 	    or diag($r->{out}, $r->{err});
 }
 
 # ---- flushes of a push of new folders ---------------------------------------
-my $S = conf_in("$base/s");
-my $P = conf_in("$base/p");
+my $S = spool_conf("$base/s");
+my $P = spool_conf("$base/p");
 my @folders = qw(user.alice user.alice.Sent user.alice.Big user.bob user.bob.Archive
     user.carol);
 must_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);

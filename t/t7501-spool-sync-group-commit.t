@@ -23,51 +23,25 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
 use Torture;
+use SyncPair qw(spool_conf must_run deliver sync_run findings staging_left);
 
 my $base = fast_scratch();
 local $IdsTest::NO_VALGRIND = 1;	# strace
-
-sub conf_in {
-	my ($d) = @_;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub must_run {
-	my (@cmd) = @_;
-	my $r = run(@cmd);
-	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
-	return $r;
-}
-
-my $serial = 0;
-sub deliver {
-	my ($conf, $folder, $n) = @_;
-	for (1 .. $n) {
-		$serial++;
-		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
-	}
-}
 
 sub names_of {
 	my ($conf) = @_;
 	return [sort map { $_->{name} } values %{CyrusPeer::ids_state($conf)}];
 }
 
+# The invariants and spool_audit after recovery, then the staging.
 sub consistent {
 	my ($what, $conf) = @_;
-	my @bad;
-	my $st = Torture::state({ conf => $conf }, 1);
-	push @bad, map { "$what: $_" } @{$st->{violations}};
-	push @bad, map { "$what: spool_audit: $_" } Torture::audit({ conf => $conf }, $st);
-	(my $dir = $conf) =~ s{/imapd\.conf$}{};
-	my @left = glob("$dir/spool/stage./*");
+	my @bad = map { "$what: $_" } findings($conf);
+	my @left = staging_left($conf);
 	push @bad, "$what: staging left: @left" if @left;
 	return @bad;
 }
@@ -78,13 +52,13 @@ sub statuses {
 	return [map { /^(OK|NO|BAD)\b/ ? $1 : () } split /\r\n/, $out];
 }
 
-my $S = conf_in("$base/s");
+my $S = spool_conf("$base/s");
 my @folders = qw(user.dave user.dave.A user.dave.B user.dave.C user.dave.D);
 must_run('ctl_mboxlist', '-C', $S, '-i', '-c', @folders);
 deliver($S, $_, 2) for @folders;
 
 # ---- the banner and a pipelined push through a tap ---------------------------
-my $P0 = conf_in("$base/p0");
+my $P0 = spool_conf("$base/p0");
 my $r = run('spool_sync', '-C', $P0, '--serve', stdin => "EXIT\r\n");
 like($r->{out}, qr/^\* OK \S+ Cyrus sync server idspool-\S+ idspool-pipeline\r\n/,
     'the banner announces idspool-pipeline');
@@ -116,7 +90,7 @@ my @cmds = map { /^> (.*)/ ? $1 : () } @trace;
 my $in = slurp("$base/in");
 
 # ---- replayed: one group, answers in order -----------------------------------
-my $P1 = conf_in("$base/p1");
+my $P1 = spool_conf("$base/p1");
 my $trace = "$base/strace.out";
 # LeakSanitizer stops itself under ptrace: no leak check in this run.
 my $asan = $ENV{ASAN_OPTIONS};
@@ -136,7 +110,7 @@ is_deeply([consistent('replayed', $P1)], [], '... consistent, no staging left');
 
 # ---- the second new folder fails: its NO in its place --------------------------
 my @mb = grep { $cmds[$_] =~ /^APPLY MAILBOX/ } 0 .. $#cmds;
-my $P2 = conf_in("$base/p2");
+my $P2 = spool_conf("$base/p2");
 $r = run('sh', '-c', 'exec "$@" < "$0"', "$base/in", 'env', 'IDS_FAILPOINT=sync.apply_index:EIO:2',
     tool('spool_sync'), '-C', $P2, '--serve');
 $st = statuses($r->{out});
@@ -149,12 +123,12 @@ my %have = map { $_ => 1 } @$have;
 my @absent = grep { !$have{$_} } @folders;
 is(scalar @absent, 1, "... one absent (@absent)");
 is_deeply([consistent('one failed', $P2)], [], '... consistent, no staging left');
-$r = run('spool_sync', '-C', $S, '-u', 'dave', '--', tool('spool_sync'), '-C', $P2, '--serve');
+$r = sync_run($S, $P2, '-u', 'dave');
 like($r->{out}, qr/ 1 applied, .* 0 failed$/m, '... the next push applies that one');
 is_deeply(CyrusPeer::ids_state($P2), CyrusPeer::ids_state($S), '... and converges');
 
 # ---- the group's commit fails: every folder of it answered NO, in place ---------
-my $P3 = conf_in("$base/p3");
+my $P3 = spool_conf("$base/p3");
 $r = run('sh', '-c', 'exec "$@" < "$0"', "$base/in", 'env',
     'IDS_FAILPOINT=mailbox.create_commit:EIO', tool('spool_sync'), '-C', $P3, '--serve');
 $st = statuses($r->{out});
@@ -163,7 +137,7 @@ is_deeply($st, \@want, 'the group commit failing: NO for every APPLY MAILBOX, in
     . 'OK for the rest');
 is_deeply(names_of($P3), [], '... no folder on the replica');
 is_deeply([consistent('group failed', $P3)], [], '... consistent, no staging left');
-$r = run('spool_sync', '-C', $S, '-u', 'dave', '--', tool('spool_sync'), '-C', $P3, '--serve');
+$r = sync_run($S, $P3, '-u', 'dave');
 is_deeply(CyrusPeer::ids_state($P3), CyrusPeer::ids_state($S), '... the next push converges');
 
 # ---- cut after and inside each APPLY MAILBOX line ------------------------------
@@ -176,7 +150,7 @@ for my $e (@ends) {
 	$k++;
 	for my $cut ($e->[1], int(($e->[0] + $e->[1]) / 2)) {
 		my $whole = $cut == $e->[1] ? $k : $k - 1;
-		my $c = conf_in("$base/c$cut");
+		my $c = spool_conf("$base/c$cut");
 		open my $fh, '>', "$base/cut" or die "$base/cut: $!";
 		binmode $fh;
 		print $fh substr($in, 0, $cut);
@@ -187,8 +161,7 @@ for my $e (@ends) {
 		push @bad, "cut at $cut: $n folders, not the $whole whose lines were whole"
 		    if $n != $whole;
 		push @bad, consistent("cut at $cut", $c);
-		$r = run('spool_sync', '-C', $S, '-u', 'dave', '--', tool('spool_sync'), '-C', $c,
-		    '--serve');
+		$r = sync_run($S, $c, '-u', 'dave');
 		push @bad, "cut at $cut: the retry: exit $r->{rc} $r->{err}" if $r->{rc};
 		push @bad, "cut at $cut: not equal after the retry"
 		    unless join(',', @{names_of($c)}) eq join(',', @{names_of($S)});

@@ -19,28 +19,17 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Compress::Zlib qw(crc32);
 use Time::HiRes qw(sleep);
 use Test::More;
 use IdsTest;
+use SyncPair qw(spool_conf spool_dir folder_dir ok_append sync_run ok_sync);
 
 my $dir = scratch();
 
-sub spool {
-	my ($name) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no');
-}
+sub spool { return spool_conf("$dir/$_[0]"); }
 
-sub folder_dir {
-	my ($conf, $name) = @_;
-	my $r = run('mbpath', '-C', $conf, '-i', $name);
-	chomp(my $d = $r->{out});
-	return $d;
-}
-
-sub cfgdir { my ($conf) = @_; (my $d = $conf) =~ s{/imapd\.conf$}{}; return "$d/conf"; }
+sub cfgdir { return spool_dir($_[0]) . '/conf'; }
 
 # The records of a cyrus.index: uid, flags, modseq, guid.
 sub records {
@@ -97,7 +86,7 @@ sub settle { sleep 2.2; }
 
 sub push_ab {
 	my ($a, $b, $what) = @_;
-	return ok_run($what, 'spool_sync', '-C', $a, '-A', '--', ids_peer($b));
+	return ok_sync($what, $a, $b, '-A');
 }
 
 # Both spools hold the same records (uid, flags, GUID) in each folder.
@@ -116,8 +105,8 @@ my @folders = ('user.alice', 'user.alice.Sent', 'user.alice.Lists', 'user.bob');
 ok_run("create $_", 'ctl_mboxlist', '-C', $a, '-i', '-c', $_) for @folders;
 for my $f (@folders) {
 	for my $i (1 .. 3) {
-		ok_run("deliver $i to $f", 'spool_append', '-q', '-C', $a, '-i', $f,
-		    stdin => "From: x\@example.com\nSubject: $f $i\n\n" . ("line $i\n" x (5 * $i)));
+		ok_append("deliver $i to $f", $a, $f,
+		    "From: x\@example.com\nSubject: $f $i\n\n" . ("line $i\n" x (5 * $i)));
 	}
 }
 push_ab($a, $b, 'initial push');
@@ -162,12 +151,12 @@ is($ni, 0, '... then from the cache again');
 # ---- every way a writer changes a cached folder is seen ----------------------
 my @changes = (
 	[ 'an append here', sub {
-		ok_run('deliver', 'spool_append', '-q', '-C', $a, '-i', 'user.alice',
-		    stdin => "From: y\@example.com\nSubject: new\n\nnew\n");
+		ok_append('deliver', $a, 'user.alice',
+		    "From: y\@example.com\nSubject: new\n\nnew\n");
 	} ],
 	[ 'an append on the peer', sub {
-		ok_run('deliver', 'spool_append', '-q', '-C', $b, '-i', 'user.bob',
-		    stdin => "From: y\@example.com\nSubject: new\n\nnew on b\n");
+		ok_append('deliver', $b, 'user.bob',
+		    "From: y\@example.com\nSubject: new\n\nnew on b\n");
 	} ],
 	[ 'a flag set in place here (same size and inode)', sub {
 		my $f = folder_dir($a, 'user.alice.Sent') . '/cyrus.index';
@@ -261,11 +250,11 @@ settle();
 unlink(cfgdir($a) . '/syncstate.db', cfgdir($a) . '/syncstate.db-lock');
 {
 	local $ENV{IDS_FAILPOINT_CRASH} = '1:sync.statecache_commit';
-	$r = run('spool_sync', '-C', $a, '-A', '--', ids_peer($b));
+	$r = sync_run($a, $b, '-A');
 }
 is($r->{rc}, 137, 'the client killed as it commits the cache (SIGKILL)');
-ok_run('deliver after the crash', 'spool_append', '-q', '-C', $a, '-i', 'user.alice',
-    stdin => "From: z\@example.com\nSubject: after\n\nafter the crash\n");
+ok_append('deliver after the crash', $a, 'user.alice',
+    "From: z\@example.com\nSubject: after\n\nafter the crash\n");
 $r = push_ab($a, $b, 'the next push');
 like($r->{out}, qr/^push: 4 folder\(s\) compared, 1 applied/m, '... sees the change');
 same_pair($a, $b, 'after the crash', @folders);

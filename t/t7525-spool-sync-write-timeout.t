@@ -9,36 +9,18 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf stuck_peer big_message sync_run);
 
 my $dir = scratch();
-make_path("$dir/p", "$dir/r");
-my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no');
-my $rc = write_conf("$dir/r", unixhierarchysep => 'no', hashimapspool => 'no');
-
-# A peer that answers everything, reports every reserved GUID missing,
-# and stops reading at APPLY MESSAGE (without exiting).
-my $peer = "$dir/stuck-peer";
-spew($peer, <<'EOF2');
-#!/usr/bin/perl
-$| = 1;
-print "* OK fake Cyrus sync server 3.6.1\r\n";
-while (my $l = <STDIN>) {
-	$l =~ s/\r?\n$//;
-	if ($l =~ /^APPLY MESSAGE/) { sleep 60; exit 0; }
-	if ($l =~ /^APPLY RESERVE .*GUID \(([0-9a-f ]+)\)/) { print "* MISSING ($1)\r\nOK success\r\n"; next; }
-	if ($l =~ /^EXIT/) { print "OK bye\r\n"; exit 0; }
-	print "OK success\r\n";
-}
-EOF2
-chmod 0755, $peer;
+my $p = spool_conf("$dir/p");
+my $rc = spool_conf("$dir/r");
+my $peer = stuck_peer("$dir/stuck-peer");
 
 is(run('ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice')->{rc}, 0, 'a folder');
-spew("$dir/big.eml", "Subject: big\n\n" . ("x" x 76 . "\n") x 100000);
-is(run('spool_append', '-C', $p, '-q', '-i', 'user.alice', "$dir/big.eml")->{rc}, 0,
+is(big_message($p, 'user.alice', "$dir/big.eml")->{rc}, 0,
     'a 7.7 MB message, more than a socket buffer holds');
 my $before = CyrusPeer::ids_state($p);
 
@@ -51,7 +33,7 @@ like($r->{err}, qr{^spool_sync: \Q$peer\E: .*: timed out$}m, '... "spool_sync: P
 ok($took < 20, "... after -t 1, not when the peer ends ($took s)");
 is_deeply(CyrusPeer::ids_state($p), $before, 'nothing of the spool changed');
 
-$r = run('spool_sync', '-C', $p, '-u', 'alice', '--', tool('spool_sync'), '-C', $rc, '--serve');
+$r = sync_run($p, $rc, '-u', 'alice');
 is($r->{rc}, 0, 'the next push into a real replica') or diag($r->{out}, $r->{err});
 is_deeply(CyrusPeer::ids_state($rc), CyrusPeer::ids_state($p), '... carries everything');
 

@@ -12,20 +12,16 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
-use JSON::PP;
-use POSIX qw(WNOHANG);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf rolling_keys serve channel uniqueid_of rolling_start rolling_stop poll);
 
 my $dir = scratch();
 
 sub spool {
 	my ($name, %kv) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate', sync_repeat_interval => '0.05',
-	    sync_reconnect_minwait => '0.1', sync_reconnect_maxwait => '0.3', %kv);
+	return spool_conf("$dir/$name", rolling_keys('0.1', '0.3'), %kv);
 }
 
 my $m = spool('m', sync_log => 1, sync_log_chain => 1);
@@ -33,27 +29,22 @@ my $d = spool('d');
 
 sub meta_lines {
 	my ($conf, $user) = @_;
-	my $r = run('spool_sync', '-C', $conf, '--serve', stdin => "GET META $user\r\nEXIT\r\n");
+	my $r = serve($conf, "GET META $user\r\nEXIT\r\n");
 	return join("\n", sort grep { /^\* (LSUB|SEEN|SIEVE)/ } split /\r\n/, $r->{out});
 }
 
 # What an upstream client (a Cyrus sync_client) sends the chained replica.
 sub upstream {
 	my ($what, @lines) = @_;
-	my $r = run('spool_sync', '-C', $m, '--serve', stdin => join('', map { "$_\r\n" } @lines, 'EXIT'));
+	my $r = serve($m, join('', map { "$_\r\n" } @lines, 'EXIT'));
 	is(scalar(() = $r->{out} =~ /^OK success/mg), scalar @lines, $what) or diag($r->{out}, $r->{err});
 }
 
-sub status {
-	my $r = run('spool_sync', '-C', $m, '-s', '--json');
-	die "spool_sync -s: $r->{err}" if $r->{rc};
-	return decode_json((split /\n/, $r->{out})[0])->{channels}[0];
-}
+sub status { return channel($m); }
 
 ok_run('folders on the chained replica', 'ctl_mboxlist', '-C', $m, '-i', '-c', 'user.alice',
     'user.alice.Work', 'user.alice.Lists');
-my $ms = CyrusPeer::ids_state($m);
-my ($work) = grep { $ms->{$_}{name} eq 'user.alice.Work' } keys %$ms;
+my $work = uniqueid_of($m, 'user.alice.Work');
 ok($work, "user.alice.Work's uniqueid");
 my $lag0 = status()->{lag};
 upstream('subscriptions, a seen item and an active sieve script stored',
@@ -93,24 +84,13 @@ for my $k (1 .. $points) {
 is_deeply(\@bad, [], "killed at each of the $points points: no subscription stored without its entry");
 
 my $log = "$dir/rolling.log";
-spew($log, '');
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $m, '-v', '-t', '5', '-R', '--', tool('spool_sync'), '-C', $d,
-	    '--serve') or die "exec: $!";
-}
-END { kill 'TERM', $pid if $pid; }
+my $pid = rolling_start($m, $log, 5, ids_peer($d));
 
 sub carried {
 	my ($what) = @_;
 	my $want = meta_lines($m, 'alice');
 	my $got;
-	for (1 .. 100) {
-		last if ($got = meta_lines($d, 'alice')) eq $want && status()->{lag} == 0;
-		select(undef, undef, undef, 0.1);
-	}
+	poll(sub { ($got = meta_lines($d, 'alice')) eq $want && status()->{lag} == 0 });
 	is($got, $want, $what) or diag(slurp($log));
 }
 
@@ -129,26 +109,14 @@ carried('-R carries the changes');
 unlike(meta_lines($d, 'alice'), qr/user\.alice\.Lists/, '... the unsubscribed folder gone there');
 
 # A peer that refuses a user's data: a failure record keyed by the user.
-kill 'TERM', $pid;
-waitpid($pid, 0);
-$pid = 0;
+rolling_stop($pid);
 # A peer whose replica.db cannot be opened (a directory in its place).
 my $d2 = spool('d2');
 make_path("$dir/d2/conf/replica.db");
-$pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $m, '-v', '-t', '5', '-R', '--', tool('spool_sync'), '-C', $d2,
-	    '--serve') or die "exec: $!";
-}
+$pid = rolling_start($m, $log, 5, ids_peer($d2));
 upstream('another subscription', 'APPLY SUB %(USERID alice MBOXNAME user.alice.Lists)');
 my $fail;
-for (1 .. 100) {
-	($fail) = grep { $_->{key} eq '@alice' } @{ status()->{failing} };
-	last if $fail;
-	select(undef, undef, undef, 0.1);
-}
+poll(sub { ($fail) = grep { $_->{key} eq '@alice' } @{ status()->{failing} }; $fail });
 ok($fail, 'a peer that refuses the user\'s data: a failure record keyed @alice') or diag(slurp($log));
 is($fail->{code} // '', 'meta', '... its code "meta"');
 is($fail->{folder} // '', 'alice', '... shown by the userid');
@@ -156,8 +124,6 @@ like($fail->{reason} // '', qr/the peer answered NO /, '... the peer\'s answer i
     or diag($fail->{reason});
 ok(!grep({ $_->{key} ne '@alice' } @{ status()->{failing} }), '... and no folder of alice on record')
     or diag(explain(status()->{failing}));
-kill 'TERM', $pid;
-waitpid($pid, 0);
-$pid = 0;
+rolling_stop($pid);
 
 done_testing();

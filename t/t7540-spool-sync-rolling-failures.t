@@ -12,19 +12,15 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
-use JSON::PP;
 use Test::More;
 use IdsTest;
-use CyrusPeer;
+use SyncPair qw(spool_conf rolling_keys channel uniqueid_of rolling_start rolling_stop poll);
 
 my $dir = scratch();
 
 sub spool {
 	my ($name, %kv) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate', sync_repeat_interval => '0.05',
-	    sync_reconnect_minwait => '0.2', sync_reconnect_maxwait => '0.4', %kv);
+	return spool_conf("$dir/$name", rolling_keys('0.2', '0.4'), %kv);
 }
 
 make_path("$dir/p/two");
@@ -32,16 +28,8 @@ my $p = spool('p', sync_log => 1, 'partition-two' => "$dir/p/two");
 my $r = spool('r');
 
 sub failing {
-	my $x = run('spool_sync', '-C', $p, '-s', '--json');
-	die "spool_sync -s: $x->{err}" if $x->{rc};
-	my $c = decode_json((split /\n/, $x->{out})[0])->{channels}[0];
+	my $c = channel($p);
 	return ($c->{failing}, $c->{lag});
-}
-
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $s = CyrusPeer::ids_state($conf);
-	return (grep { $s->{$_}{name} eq $name } keys %$s)[0];
 }
 
 my $odd = 'user.bob.My Folder: old';
@@ -54,22 +42,10 @@ my $id = uniqueid_of($p, $odd);
 ok($id, '... its uniqueid');
 
 my $log = "$dir/rolling.log";
-spew($log, '');
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $p, '-v', '-t', '5', '-R', '--', tool('spool_sync'), '-C', $r,
-	    '--serve') or die "exec: $!";
-}
-END { kill 'TERM', $pid if $pid; }
+my $pid = rolling_start($p, $log, 5, ids_peer($r));
 
 my ($f, $lag);
-for (1 .. 100) {
-	($f, $lag) = failing();
-	last if @$f && $lag == 0;
-	select(undef, undef, undef, 0.1);
-}
+poll(sub { ($f, $lag) = failing(); @$f && $lag == 0 });
 is(scalar @$f, 1, 'one failure record, the refused folder\'s alone') or diag(explain($f), slurp($log));
 is($f->[0]{key}, $id, '... keyed by its uniqueid');
 is($f->[0]{code}, 'refused', '... the code "refused"');
@@ -79,11 +55,10 @@ ok(uniqueid_of($r, 'user.alice.Work'), 'the other folders replicated');
 
 ok_run('the failing folder renamed', 'ctl_rename', '-C', $p, '-i', $odd, 'user.bob.New Name');
 my $attempts = $f->[0]{attempts};
-for (1 .. 100) {
+poll(sub {
 	($f) = failing();
-	last if @$f == 1 && $f->[0]{folder} eq 'user.bob.New Name' && $f->[0]{attempts} > $attempts;
-	select(undef, undef, undef, 0.1);
-}
+	@$f == 1 && $f->[0]{folder} eq 'user.bob.New Name' && $f->[0]{attempts} > $attempts;
+});
 is(scalar @$f, 1, 'renamed while failing: still one record') or diag(explain($f), slurp($log));
 is($f->[0]{key}, $id, '... the same key');
 is($f->[0]{folder}, 'user.bob.New Name', '... retried under its new name');
@@ -91,15 +66,9 @@ ok($f->[0]{attempts} > $attempts, "... its attempts counting on ($f->[0]{attempt
 
 make_path("$dir/r/two");
 spew($r, slurp($r) . "partition-two: $dir/r/two\n");
-for (1 .. 100) {
-	($f) = failing();
-	last if !@$f;
-	select(undef, undef, undef, 0.1);
-}
+poll(sub { ($f) = failing(); !@$f });
 is(scalar @$f, 0, 'the replica given the partition: the record goes') or diag(explain($f));
 is(uniqueid_of($r, 'user.bob.New Name'), $id, '... the folder there under its new name');
-kill 'TERM', $pid;
-waitpid($pid, 0);
-$pid = 0;
+rolling_stop($pid);
 
 done_testing();
