@@ -51,9 +51,12 @@ make_path("$dir/b");
 my $b = write_conf("$dir/b", unixhierarchysep => 'no', hashimapspool => 'no',
     mailbox_default_options => 'twelve');
 $r = run('ctl_mboxlist', '-C', $b, '-i', '-c', 'user.yan');
-is($r->{rc}, 1, 'mailbox_default_options not a number: the create fails (exit 1)');
-like($r->{err}, qr/^ctl_mboxlist: user\.yan: .*:\d+: mailbox_default_options: 'twelve' is not a whole number/m,
-    '... saying why') or diag($r->{err});
-is_deeply(options('yan', ids_peer($b)), {}, '... and nothing is made');
+is($r->{rc}, 3, 'mailbox_default_options not a number: the configuration is refused at load (exit 3, as Cyrus refuses it)');
+like($r->{err}, qr/^ctl_mboxlist: \Q$b\E:\d+: mailbox_default_options: 'twelve' is not a whole number/m,
+    '... saying where and why') or diag($r->{err});
+$r = run('spool_sync', '-C', $b, '-s');
+is($r->{rc}, 3, '... by every tool, one that creates no folder included') or diag($r->{err});
+spew($b, slurp($b) =~ s/twelve/12/r);
+is_deeply(options('yan', ids_peer($b)), {}, '... and nothing was made');
 
 done_testing();

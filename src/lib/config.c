@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -504,6 +505,14 @@ static const char *const switch_keys[] = {
 	"sync_log", "sync_log_chain", "sieveusehomedir",
 };
 
+/* Numbers read where they are needed (ids_config_uint), checked at load too. */
+static const struct {
+	const char *key;
+	unsigned long long max;
+} number_keys[] = {
+	{ "mailbox_default_options", UINT32_MAX },
+};
+
 static int
 is_known(const char *key)
 {
@@ -520,6 +529,9 @@ is_known(const char *key)
 			return 1;
 	for (i = 0; i < sizeof(switch_keys) / sizeof(switch_keys[0]); i++)
 		if (strcmp(key, switch_keys[i]) == 0)
+			return 1;
+	for (i = 0; i < sizeof(number_keys) / sizeof(number_keys[0]); i++)
+		if (strcmp(key, number_keys[i].key) == 0)
 			return 1;
 	return is_prefixed(key, "partition-") || is_prefixed(key, "metapartition-") ||
 	    is_prefixed(key, "relocated_");
@@ -544,11 +556,12 @@ check_duplicates(const struct ids_config *cfg)
 }
 
 static int
-check_switches(const struct ids_config *cfg)
+check_values(const struct ids_config *cfg)
 {
 	const struct ids_config_entry *e;
+	unsigned long long v;
 	size_t i, k;
-	int on;
+	int on, r;
 
 	for (i = 0; i < cfg->nentries; i++) {
 		e = &cfg->entries[i];
@@ -556,6 +569,10 @@ check_switches(const struct ids_config *cfg)
 			if (strcmp(e->key, switch_keys[k]) == 0 && ids_config_bool(e->value, &on) < 0)
 				return ids_error(IDS_ECONFIG, "%s:%u: %s: '%s' is not a switch value",
 				    cfg->file, e->line, e->key, e->value);
+		for (k = 0; k < sizeof(number_keys) / sizeof(number_keys[0]); k++)
+			if (strcmp(e->key, number_keys[k].key) == 0 &&
+			    (r = ids_parse_uint(e->value, 0, number_keys[k].max, &v)) < 0)
+				return entry_error(cfg, e, r);
 	}
 	return 0;
 }
@@ -567,7 +584,7 @@ apply_entries(struct ids_config *cfg)
 	size_t i;
 	int r;
 
-	if ((r = check_duplicates(cfg)) < 0 || (r = check_switches(cfg)) < 0)
+	if ((r = check_duplicates(cfg)) < 0 || (r = check_values(cfg)) < 0)
 		return r;
 	for (i = 0; i < cfg->nentries; i++)
 		if ((r = apply_scalar(cfg, &cfg->entries[i])) < 0)
