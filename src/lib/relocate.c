@@ -1720,6 +1720,7 @@ step_files(struct batch *b)
 	ids_fs_defer_sync(1);
 	for (i = 0; b->done && i < b->done->n; i++) {
 		it = &b->done->it[i];
+		ids_error_clear();	/* the member before's detail is not this one's */
 		if (it->cleanup && set_rc(it, cleanup_files(&it->rl)) < 0) {
 			ids_fs_defer_sync(0);
 			record_failure(&it->rl, it->rc);
@@ -1730,6 +1731,7 @@ step_files(struct batch *b)
 		it = &b->cur->it[i];
 		if (!it->active)
 			continue;
+		ids_error_clear();
 		/* Its children moved out first; if one did not, it is linked. */
 		if (it->rename && it->rl.recheck && (r = recheck(&it->rl)) != 0) {
 			if (r < 0) {
