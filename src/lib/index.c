@@ -450,6 +450,109 @@ ids_index_record(const struct ids_index *idx, uint32_t recno,
 	return decode_record(idx->lay, idx->buf + off, recno, off, rec);
 }
 
+/* --- one record by its uid ---------------------------------------------------- */
+
+/* Record recno of the open file fd (header in idx->h), read and checked alone. */
+static int
+pread_record(int fd, const struct ids_index *idx, uint32_t recno, unsigned char *buf,
+    struct ids_index_record *rec)
+{
+	size_t off = idx->h.start_offset + (size_t)recno * idx->h.record_size;
+	size_t len = idx->lay->record_len, got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return ids_error(IDS_ETRUNC, "cyrus.index: record %" PRIu32 " at byte %zu: "
+			    "the file ends", recno, off);
+		got += (size_t)n;
+	}
+	return decode_record(idx->lay, buf, recno, off, rec);
+}
+
+/*
+ * A binary search over the uids, as Cyrus finds a record (its records
+ * are in ascending uid order): a few records read instead of the file.
+ * 1 when the search cannot be trusted (a record that fails its CRC, uids
+ * out of order where it looked) and IDS_ENOTFOUND: the caller then
+ * reads the file whole.
+ */
+static int
+search_uid(int fd, const struct ids_index *idx, uint32_t uid, struct ids_index_record *rec)
+{
+	unsigned char buf[512];
+	uint32_t lo = 0, hi = idx->h.num_records, mid, below = 0, above = UINT32_MAX;
+
+	if (idx->lay->record_len > sizeof(buf))
+		return 1;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (pread_record(fd, idx, mid, buf, rec) < 0 || rec->uid <= below ||
+		    rec->uid >= above)
+			return 1;
+		if (rec->uid == uid)
+			return 0;
+		if (rec->uid < uid) {
+			below = rec->uid;
+			lo = mid + 1;
+		} else {
+			above = rec->uid;
+			hi = mid;
+		}
+	}
+	return IDS_ENOTFOUND;
+}
+
+int
+ids_index_find_uid(int dirfd, uint32_t uid, struct ids_index_record *rec)
+{
+	unsigned char head[IDS_INDEX_MAX_HEADER];
+	struct ids_index idx, *whole;
+	struct stat st;
+	uint32_t i;
+	ssize_t n;
+	int fd, r;
+
+	if ((r = ids_open_regular(dirfd, IDS_INDEX_FILE, &st, &fd)) < 0)
+		return r;
+	memset(head, 0, sizeof(head));
+	do
+		n = pread(fd, head, sizeof(head), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	memset(&idx, 0, sizeof(idx));
+	idx.buf = head;
+	idx.len = (size_t)n < sizeof(head) ? (size_t)n : (size_t)st.st_size;
+	if ((r = read_header(&idx)) == 0)
+		r = search_uid(fd, &idx, uid, rec);
+	close(fd);
+	if (r != 1 && r != IDS_ENOTFOUND)
+		return r;
+	/*
+	 * Out of order or damaged where the search looked, or not found (an
+	 * index out of order elsewhere would hide a uid from the search):
+	 * every record, in turn.  A fetch asks for a uid the folder holds,
+	 * so this is the rare path.
+	 */
+	if ((r = ids_index_open(dirfd, &whole)) < 0)
+		return r;
+	r = IDS_ENOTFOUND;
+	for (i = 0; i < ids_index_header(whole)->num_records && r != 0; i++)
+		if (ids_index_record(whole, i, rec) == 0 && rec->uid == uid)
+			r = 0;
+	ids_index_free(whole);
+	return r;
+}
+
 /* --- reading a block at a time ------------------------------------------------ */
 
 #define READER_BLOCK	65536

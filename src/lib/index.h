@@ -161,6 +161,18 @@ int ids_index_record(const struct ids_index *idx, uint32_t recno,
     struct ids_index_record *rec);
 
 /*
+ * The record of uid in the IDS_INDEX_FILE of dirfd, found as Cyrus finds
+ * one: a binary search over the records (ascending uids), each read
+ * alone and its CRC checked, so that a fetch from a large folder reads a
+ * few records, not the file.  Where the search meets a damaged record or
+ * uids out of order, or does not find uid, every record is read in turn
+ * (the damaged ones skipped): the answer is always that of a full scan.
+ * 0 and *rec, IDS_ENOTFOUND when no intact record has uid, or the codes
+ * of ids_index_read_header.
+ */
+int ids_index_find_uid(int dirfd, uint32_t uid, struct ids_index_record *rec);
+
+/*
  * Reading the records of a large index a block at a time (64 KiB), in
  * order, without the whole file in memory: fd (not owned) holds an
  * index whose header is h (from ids_index_read_header, or the header a

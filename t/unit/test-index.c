@@ -509,6 +509,66 @@ test_reader_and_durable(void **state)
 	unit_rmtree(dir);
 }
 
+/*
+ * ids_index_find_uid: 3,000 records with every other uid; each found
+ * by the binary search, a uid between two or beyond the last not found;
+ * a record that fails its CRC and two records out of order (the
+ * search's first probe among them) fall back to a scan, which still
+ * finds every intact record and never the damaged one.
+ */
+static void
+test_find_uid(void **state)
+{
+	char dir[] = "/tmp/ids-unit-XXXXXX";
+	struct ids_index_header init, h;
+	struct ids_index_record *recs, back;
+	unsigned char a[IDS_INDEX_MAX_RECORD], b[IDS_INDEX_MAX_RECORD];
+	uint32_t i, n = 3000;
+	off_t off;
+	int dfd = scratch(dir), fd;
+
+	(void)state;
+	memset(&init, 0, sizeof(init));
+	init.uidvalidity = 1795000050;
+	assert_int_equal(ids_index_write_new(dfd, &init), 0);
+	recs = calloc(n, sizeof(*recs));
+	assert_non_null(recs);
+	for (i = 0; i < n; i++)
+		make_rec(&recs[i], 2 * (i + 1), 0);
+	assert_int_equal(ids_index_append(dfd, recs, n), 0);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(ids_index_find_uid(dfd, recs[i].uid, &back), 0);
+		assert_int_equal(back.uid, recs[i].uid);
+		assert_memory_equal(back.guid, recs[i].guid, IDS_GUID_LEN);
+		assert_int_equal(ids_index_find_uid(dfd, recs[i].uid + 1, &back), IDS_ENOTFOUND);
+	}
+	assert_int_equal(ids_index_find_uid(dfd, 1, &back), IDS_ENOTFOUND);
+	assert_int_equal(ids_index_find_uid(dfd, UINT32_MAX, &back), IDS_ENOTFOUND);
+	/* records 1499 and 1500 swapped (each keeps its CRC): out of order */
+	assert_int_equal(ids_index_read_header(dfd, &h), 0);
+	fd = openat(dfd, IDS_INDEX_FILE, O_RDWR);
+	assert_true(fd >= 0);
+	off = (off_t)h.start_offset + (off_t)1499 * h.record_size;
+	assert_int_equal(pread(fd, a, h.record_size, off), (ssize_t)h.record_size);
+	assert_int_equal(pread(fd, b, h.record_size, off + h.record_size), (ssize_t)h.record_size);
+	assert_int_equal(pwrite(fd, b, h.record_size, off), (ssize_t)h.record_size);
+	assert_int_equal(pwrite(fd, a, h.record_size, off + h.record_size), (ssize_t)h.record_size);
+	for (i = 0; i < n; i++)
+		assert_int_equal(ids_index_find_uid(dfd, recs[i].uid, &back), 0);
+	/* the record the search reads first damaged: found by the scan, the others too */
+	off = (off_t)h.start_offset + (off_t)(n / 2) * h.record_size + 4;
+	assert_int_equal(pwrite(fd, "\xff", 1, off), 1);
+	close(fd);
+	for (i = 0; i < n; i++) {
+		int want = i == 1499 ? IDS_ENOTFOUND : 0;	/* record 1500 held uid 3000 */
+
+		assert_int_equal(ids_index_find_uid(dfd, recs[i].uid, &back), want);
+	}
+	free(recs);
+	close(dfd);
+	unit_rmtree(dir);
+}
+
 static void
 test_append(void **state)
 {
@@ -719,6 +779,7 @@ main(void)
 		cmocka_unit_test(test_truncations_and_fuzz),
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_append),
+		cmocka_unit_test(test_find_uid),
 		cmocka_unit_test(test_append_versions),
 		cmocka_unit_test(test_reader_and_durable),
 		cmocka_unit_test(test_set_header_crc_and_failpoint),

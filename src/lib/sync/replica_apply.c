@@ -1673,29 +1673,26 @@ ids_repl_get_fetch(struct ids_repl_session *s, const struct ids_dlist *kv)
 {
 	const char *name = kv_str(kv, "MBOXNAME"), *guid = kv_str(kv, "GUID");
 	struct ids_mailbox *mb;
-	struct ids_index *idx;
 	struct ids_index_record rec;
 	struct ids_dlist *node = NULL;
 	char fname[32], hex[IDS_GUID_HEXLEN + 1];
-	uint32_t uid = 0, i;
-	int r, found = 0;
+	uint32_t uid = 0;
+	int r;
 
 	if (name == NULL || guid == NULL ||
 	    ids_dlist_get_u32(kv, "UID", &uid) < 0 || uid == 0)
 		return ids_repl_bad(s, "IMAP_PROTOCOL_BAD_PARAMETERS");
 	if ((r = ids_mailbox_open(s->mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
 		return answer(s, name, r);
-	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
-		for (i = 0; i < ids_index_header(idx)->num_records && !found; i++) {
-			if (ids_index_record(idx, i, &rec) < 0 || rec.uid != uid)
-				continue;
-			ids_guid_hex(rec.guid, hex);
-			found = strcmp(hex, guid) == 0;
-		}
-		ids_index_free(idx);
+	/* the record by a binary search, as Cyrus finds it: not the whole index a fetch */
+	r = ids_index_find_uid(ids_mailbox_metafd(mb, IDS_META_INDEX), uid, &rec);
+	if (r == 0) {
+		ids_guid_hex(rec.guid, hex);
+		if (strcmp(hex, guid) != 0)
+			r = IDS_ENOTFOUND;
 	}
 	snprintf(fname, sizeof(fname), "%u.", uid);
-	if (r == 0 && !found)
+	if (r == IDS_ENOTFOUND)
 		r = ids_error(IDS_ENOTFOUND, "%s: no uid %u with GUID %s", name, uid, guid);
 	/* "* MESSAGE %{partition guid size}" and the bytes, as Cyrus answers */
 	if (r == 0 && (node = ids_csync_file_node(mb->entry.partition, guid, rec.size,
