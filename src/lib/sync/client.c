@@ -59,6 +59,7 @@ struct client {
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 	const char *meta_user;		/* meta_user(): its refusals are this user's */
+	struct ids_repl_names lfailed;	/* the set's folders failed by a local error */
 };
 
 /* The untagged lines of one answer and its status. */
@@ -237,6 +238,74 @@ static const char *
 kv_str(const struct ids_dlist *kv, const char *key)
 {
 	return ids_dlist_cstr(ids_dlist_get(kv, key));
+}
+
+/*
+ * A local error of the folder name, found on our side (its cyrus.header
+ * or cyrus.index, a message file missing or unreadable, no memory to
+ * build its state): that folder's failure, counted, logged and
+ * reported as a refusal (IDS_SYNC_REFUSED_LOCAL), the session going on
+ * in step with the peer.  Returns 1 (the folder refused).
+ */
+static int
+folder_error(struct client *c, const char *name, int r)
+{
+	c->rep->failed++;
+	client_log(c, LOG_ERR, "%s: %s", name, ids_errmsg(r));
+	report_refusal(c, IDS_SYNC_REFUSED_LOCAL, name, "%s", ids_errmsg(r));
+	(void)ids_repl_names_add(&c->lfailed, name);	/* at worst, repair_set counts it again */
+	return 1;
+}
+
+static int
+local_failed(const struct client *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->lfailed.n; i++)
+		if (strcmp(c->lfailed.v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * folder_error of a line whose files the codec refused before writing
+ * anything of it: the message (which begins with the file's name) given
+ * its folder's directory, so that the reason names the file.
+ */
+static int
+file_error(struct client *c, const char *name, struct ids_mailbox *mb, int r)
+{
+	char dir[PATH_MAX], msg[PATH_MAX + 512];
+
+	if (mb == NULL || ids_path_datadir(c->s.cfg, &mb->loc, dir, sizeof(dir)) < 0)
+		return folder_error(c, name, r);
+	snprintf(msg, sizeof(msg), "%s/%s", dir, ids_errmsg(r));
+	return folder_error(c, name, ids_error(r, "%s", msg));
+}
+
+/*
+ * Sends l (freed) for the folder name, flushed when flush is set: 0; 1
+ * when nothing of it was written (its files refused by the codec, or no
+ * memory to build it: ids_csync_out_count), that folder's failure
+ * reported (file_error) and the stream intact; negative when the line
+ * was begun and the link is lost.
+ */
+static int
+send_folder_line(struct client *c, struct ids_csync_line *l, const char *name,
+    struct ids_mailbox *mb, int flush)
+{
+	uint64_t before = ids_csync_out_count(c->out);
+	int r;
+
+	if (l == NULL)
+		return folder_error(c, name, -ENOMEM);
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	if (r < 0)
+		return ids_csync_out_count(c->out) == before ? file_error(c, name, mb, r) : r;
+	return flush ? ids_csync_flush(c->out) : 0;
 }
 
 /* A refusal (> 0) was counted and logged: the next folder goes on. */
@@ -1247,14 +1316,20 @@ is_guid(const char *g)
 	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
 }
 
-/* APPLY MESSAGE of a batch (taken over); files read from the open folder. */
+/*
+ * APPLY MESSAGE of a batch (taken over); files read from the open folder
+ * mb.  A file the codec refuses before the line is begun is the folder's
+ * failure (1, nothing of the line sent).
+ */
 static int
-push_batch(struct client *c, struct ids_dlist *files, const char *name)
+push_batch(struct client *c, struct ids_dlist *files, const char *name, struct ids_mailbox *mb)
 {
 	struct reply rp;
 	int r;
 
-	if ((r = exchange(c, cmd_arg("APPLY", "MESSAGE", files), &rp)) < 0)
+	if ((r = send_folder_line(c, cmd_arg("APPLY", "MESSAGE", files), name, mb, 1)) != 0)
+		return r;
+	if ((r = read_reply(c, &rp)) < 0)
 		return r;
 	r = rp.status == IDS_CSYNC_OK ? 0 : peer_refused(c, name, &rp) + 1;
 	reply_release(&rp);
@@ -1327,14 +1402,16 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	int r;
 
 	memset(&rp, 0, sizeof(rp));
-	if ((r = reserve_kv(mb->datafd, kv, peer_last_uid, names, nnames, &res, &i)) < 0 ||
-	    res == NULL)
-		goto out;
-	if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0) {
-		res = NULL;
+	if ((r = reserve_kv(mb->datafd, kv, peer_last_uid, names, nnames, &res, &i)) < 0) {
+		r = folder_error(c, name, r);
 		goto out;
 	}
+	if (res == NULL)
+		goto out;
+	r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), name, mb, 1);
 	res = NULL;
+	if (r != 0 || (r = read_reply(c, &rp)) < 0)
+		goto out;
 	if (rp.status != IDS_CSYNC_OK) {
 		r = peer_refused(c, name, &rp) + 1;
 		goto out;
@@ -1350,6 +1427,8 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		if (is_guid(rg) && ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid)
 			r = gmap_put(&byguid, rg, rec);
 	}
+	if (r < 0)
+		r = folder_error(c, name, r);	/* nothing awaits an answer */
 	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
 		const char *g = ids_dlist_cstr(m);
 		char fname[32];
@@ -1367,21 +1446,19 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
 		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
-		if ((r = gmap_put(&sent, g, NULL)) < 0)
-			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
+		if (r < 0 || (r = gmap_put(&sent, g, NULL)) < 0 ||
+		    (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		    mb->datafd, fname))) < 0) {
+			r = folder_error(c, name, r);	/* the batch is not sent */
 			break;
 		}
-		r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
-		    mb->datafd, fname));
-		if (r < 0)
-			break;
 		nbatch++;
 		bytes += size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
-			r = push_batch(c, batch, name);
+			r = push_batch(c, batch, name, mb);
 			c->rep->files += r == 0 ? nbatch : 0;
 			batch = NULL;
 			nbatch = 0;
@@ -1389,7 +1466,7 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		}
 	}
 	if (r == 0 && batch != NULL) {
-		r = push_batch(c, batch, name);
+		r = push_batch(c, batch, name, mb);
 		c->rep->files += r == 0 ? nbatch : 0;
 		batch = NULL;
 	}
@@ -1415,15 +1492,21 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 
 	if (pf != NULL)
 		ids_dlist_get_u32(pf->kv, "LAST_UID", &peer_last_uid);
-	/* the folder stays locked from its state to the peer's answer */
+	/*
+	 * the folder stays locked from its state to the peer's answer; an
+	 * error here is the folder's (folder_error), found before its APPLY
+	 * MAILBOX: the peer may hold some of its files, never the folder
+	 */
 	if ((r = ids_mailbox_open(c->s.mbl, lf->name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		return r;
-	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) == 0)
+		return folder_error(c, lf->name, r);
+	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) < 0)
+		r = folder_error(c, lf->name, r);
+	else
 		r = push_files(c, mb, kv, peer_last_uid, names, nnames);
 	if (r == 0) {
-		r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp);
+		r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", kv), lf->name, mb, 1);
 		kv = NULL;
-		if (r == 0) {
+		if (r == 0 && (r = read_reply(c, &rp)) == 0) {
 			if (rp.status != IDS_CSYNC_OK) {
 				r = peer_refused(c, lf->name, &rp) + 1;
 			} else {
@@ -1454,6 +1537,7 @@ struct newf {
 	size_t *nfiles;			/* the files of each */
 	int failed;			/* a refusal counted */
 	int sent;			/* APPLY MAILBOX sent */
+	int local;			/* a local error of it (folder_error): no APPLY MAILBOX */
 };
 
 /*
@@ -1464,20 +1548,6 @@ struct newf {
  */
 #define PIPE_FOLDERS	32
 #define PIPE_GUIDS	1000
-
-/* Sends l (freed) without reading its answer. */
-static int
-send_line(struct client *c, struct ids_csync_line *l)
-{
-	int r;
-
-	if (l == NULL)
-		return -ENOMEM;
-	trace_line(c, '>', l);
-	r = ids_csync_write(c->out, l);
-	ids_csync_line_free(l);
-	return r;
-}
 
 /* A refusal of one folder of a batch, counted once. */
 static void
@@ -1492,20 +1562,59 @@ newf_refused(struct client *c, struct newf *f, const char *what, const struct re
 	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
 }
 
-/* Closes the APPLY MESSAGE line of batch (sent, its answer counted later). */
+/* A local error of one folder of a batch (folder_error), counted once. */
+static void
+newf_local(struct client *c, struct newf *f, int r)
+{
+	if (f->failed)
+		c->rep->failed--;	/* folder_error counts it again */
+	(void)folder_error(c, f->lf->name, r);
+	f->failed = f->local = 1;
+}
+
+/*
+ * Closes the APPLY MESSAGE line of batch (sent, its answer counted
+ * later); its GUIDs join sent only once the line is written.  1 when the
+ * codec refused a file of it before the line was begun (the folder's
+ * failure, reported; nothing of the line sent).
+ */
 static int
-newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch)
+newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch,
+    struct gmap *sent)
 {
 	size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+	char (*gs)[IDS_GUID_HEXLEN] = calloc(*nbatch + 1, sizeof(*gs));
+	const struct ids_dlist *x;
 	struct ids_dlist *b = *batch;
+	size_t n = 0, i;
+	int r = 0;
 
-	if (v == NULL)
-		return -ENOMEM;
-	f->nfiles = v;
-	f->nfiles[f->nmsg++] = *nbatch;
 	*nbatch = 0;
 	*batch = NULL;
-	return send_line(c, cmd_arg("APPLY", "MESSAGE", b));
+	if (v != NULL)
+		f->nfiles = v;
+	if (v == NULL || gs == NULL) {
+		free(gs);
+		ids_dlist_free(b);
+		newf_local(c, f, -ENOMEM);
+		return 1;
+	}
+	/* the batch's GUIDs, to join sent once the line is written */
+	for (x = b->head; x != NULL; x = x->next)
+		if (x->type == IDS_DL_FILE && x->file != NULL && is_guid(x->file->guid))
+			memcpy(gs[n++], x->file->guid, IDS_GUID_HEXLEN);
+	if ((r = send_folder_line(c, cmd_arg("APPLY", "MESSAGE", b), f->lf->name, f->mb,
+	    0)) == 0) {
+		f->nfiles[f->nmsg++] = n;
+		for (i = 0; i < n && r == 0; i++)
+			r = gmap_put(sent, gs[i], NULL);
+		/* a line sent whose GUIDs are not kept: each is sent again, at worst */
+		r = r < 0 ? 0 : r;
+	} else if (r > 0) {
+		f->failed = f->local = 1;	/* reported by send_folder_line */
+	}
+	free(gs);
+	return r;
 }
 
 /*
@@ -1521,10 +1630,10 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
 	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec, *m;
 	const char *part = kv_str(f->kv, "PARTITION");
 	struct ids_dlist *batch = NULL;
-	struct gmap byguid = { 0 };
+	struct gmap byguid = { 0 }, mine = { 0 };
 	uint64_t bytes = 0;
 	size_t nbatch = 0;
-	int r = 0, found;
+	int r = 0, found, link = 0;
 
 	if (missing == NULL || missing->head == NULL)
 		return 0;
@@ -1544,33 +1653,38 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
 		if (!is_guid(g))
 			continue;
 		(void)gmap_get(sent, g, &found);
+		if (!found)
+			(void)gmap_get(&mine, g, &found);
 		if (found)
 			continue;	/* sent already (by this folder, or one before it) */
 		rec = gmap_get(&byguid, g, &found);
 		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
 		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
-		if ((r = gmap_put(sent, g, NULL)) < 0)
-			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
-			break;
-		}
-		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		if (r < 0 || (r = gmap_put(&mine, g, NULL)) < 0 ||
+		    (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
 		    f->mb->datafd, fname))) < 0)
 			break;
 		nbatch++;
 		bytes += size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
-			r = newf_send(c, f, &batch, &nbatch);
+			link = (r = newf_send(c, f, &batch, &nbatch, sent)) < 0;
 			bytes = 0;
 		}
 	}
 	if (r == 0 && batch != NULL)
-		r = newf_send(c, f, &batch, &nbatch);
+		link = (r = newf_send(c, f, &batch, &nbatch, sent)) < 0;
+	if (r < 0 && !link) {
+		/* no memory to build its batch (nothing of it sent): the folder's failure */
+		newf_local(c, f, r);
+		r = 1;
+	}
 	ids_dlist_free(batch);
 	gmap_free(&byguid);
+	gmap_free(&mine);
 	return r;
 }
 
@@ -1582,8 +1696,13 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
  * every answer read, in order.  The peer commits the new folders of
  * such a run together (one syncfs, one mailboxes.db transaction) and
  * answers each OK only once it is durable.  Each folder's refusal is
- * its own; a lost link ends the session, and the next one sends again
- * what was not answered OK.
+ * its own, and so is a local error of one (its index, header or a
+ * message file here: folder_error): found while its state is read, it
+ * sends nothing of the folder; found while a line of it is built, that
+ * line is not sent, the lines of it sent before are answered in their
+ * turn, and its APPLY MAILBOX is not sent, so that the peer holds some
+ * of its files at most, never the folder.  A lost link ends the
+ * session, and the next one sends again what was not answered OK.
  */
 static int
 push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
@@ -1593,7 +1712,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	struct reply rp;
 	struct gmap st = { 0 };
 	size_t i, k, nw, guids = 0;
-	int r = 0, local = 0;
+	int r = 0;
 
 	if (v == NULL)
 		return -ENOMEM;
@@ -1609,35 +1728,34 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		    (r = ids_sync_mailbox_state(v[i].mb, IDS_SYNC_RECORDS, &v[i].kv)) == 0)
 			r = reserve_kv(v[i].mb->datafd, v[i].kv, 0, names, nnames, &res, &ng);
 		if (r < 0 || (i > 0 && guids + ng > PIPE_GUIDS)) {
-			/*
-			 * The wave ends before this folder: too many GUIDs (it goes
-			 * first in the next wave), or a local error (it is
-			 * consumed, and its error reported once the answers of
-			 * what was sent are read).
-			 */
 			ids_dlist_free(res);
 			ids_dlist_free(v[i].kv);
 			v[i].kv = NULL;
 			ids_mailbox_close(v[i].mb);
 			v[i].mb = NULL;
-			if (r < 0) {
-				local = r;
-				r = 0;
-				*used = i + 1;
-			}
-			break;
+			if (r == 0)
+				break;	/* too many GUIDs: it goes first in the next wave */
+			/* a local error: the folder's failure, nothing of it sent */
+			newf_local(c, &v[i], r);
+			r = 0;
+			continue;
 		}
 		guids += ng;
 		if (res != NULL) {
-			v[i].reserve = 1;
-			if ((r = send_line(c, cmd_arg("APPLY", "RESERVE", res))) < 0) {
+			if ((r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), lfs[i]->name,
+			    v[i].mb, 0)) < 0) {
 				i++;
 				break;
 			}
+			if (r > 0) {
+				v[i].failed = v[i].local = 1;
+				r = 0;
+				continue;
+			}
+			v[i].reserve = 1;
 		}
 	}
-	if (local == 0)
-		*used = i;
+	*used = i;
 	nw = i;		/* the folders of the wave */
 	if (r == 0)
 		r = ids_csync_flush(c->out);
@@ -1645,6 +1763,8 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	for (i = 0; i < nw && r == 0; i++) {
 		const struct ids_dlist *missing = NULL;
 
+		if (v[i].local)
+			continue;
 		if (v[i].reserve) {
 			if ((r = read_reply(c, &rp)) < 0)
 				break;
@@ -1659,6 +1779,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		}
 		r = newf_files(c, &v[i], missing, &st);
 		v[i].sent = r == 0;
+		r = r > 0 ? 0 : r;	/* its local error: the next folder goes on */
 		reply_release(&rp);
 	}
 	/*
@@ -1669,8 +1790,14 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	for (i = 0; i < nw && r == 0; i++) {
 		if (!v[i].sent)
 			continue;
-		r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
+		r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv), v[i].lf->name,
+		    v[i].mb, 0);
 		v[i].kv = NULL;
+		if (r > 0) {
+			v[i].sent = 0;	/* not sent: no answer awaited */
+			v[i].failed = v[i].local = 1;
+			r = 0;
+		}
 	}
 	if (r == 0)
 		r = ids_csync_flush(c->out);
@@ -1708,7 +1835,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	}
 	free(v);
 	gmap_free(&st);
-	return r < 0 ? r : local;
+	return r;
 }
 
 static int
@@ -1833,15 +1960,16 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		    ids_dlist_add_atom(mlist, NULL, name) < 0 ||
 		    ids_dlist_add_list(res, "GUID", &guids) < 0) {
 			ids_dlist_free(res);
-			return -ENOMEM;
+			return folder_error(c, name, -ENOMEM);
 		}
 		for (i = 0; i < m->nwant[IDS_MERGE_PEER] && r == 0; i++)
 			r = ids_dlist_add_atom(guids, NULL, m->want[IDS_MERGE_PEER][i].guid);
 		if (r < 0) {
 			ids_dlist_free(res);
-			return r;
+			return folder_error(c, name, r);
 		}
-		if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0)
+		if ((r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), name, mb, 1)) != 0 ||
+		    (r = read_reply(c, &rp)) < 0)
 			return r;
 		if (rp.status != IDS_CSYNC_OK) {
 			r = peer_refused(c, name, &rp) + 1;
@@ -1866,23 +1994,22 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		    faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (w->expunged)
 				continue;	/* an expunged record goes without its file */
-			c->rep->failed++;
-			client_log(c, LOG_ERR, "%s: the peer misses the file of GUID %s, which "
-			    "is not here either", name, w->guid);
-			r = 1;
+			r = folder_error(c, name, ids_error(IDS_ENOTFOUND, "the peer misses the "
+			    "file of GUID %s, which is not here either (uid %u)", w->guid,
+			    w->uid[IDS_MERGE_LOCAL]));
 			break;
 		}
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
+		if (r < 0 || (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part,
+		    w->guid, w->size, mb->datafd, fname))) < 0) {
+			r = folder_error(c, name, r);
 			break;
 		}
-		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, w->guid,
-		    w->size, mb->datafd, fname))) < 0)
-			break;
 		nbatch++;
 		bytes += w->size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES || g->next == NULL) {
-			r = push_batch(c, batch, name);
+			r = push_batch(c, batch, name, mb);
 			c->rep->files += r == 0 ? nbatch : 0;
 			batch = NULL;
 			nbatch = 0;
@@ -1890,13 +2017,16 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		}
 	}
 	if (r == 0 && batch != NULL) {
-		r = push_batch(c, batch, name);
+		r = push_batch(c, batch, name, mb);
 		c->rep->files += r == 0 ? nbatch : 0;
 		batch = NULL;
 	}
 	reply_release(&rp);
-	if (r == 0 && (r = ids_sync_merge_kvlist(m, src, theirs, IDS_MERGE_PEER, 0, &kv)) == 0) {
-		if ((r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp)) < 0)
+	if (r == 0 && (r = ids_sync_merge_kvlist(m, src, theirs, IDS_MERGE_PEER, 0, &kv)) < 0)
+		r = folder_error(c, name, r);
+	if (r == 0) {
+		if ((r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", kv), name, mb, 1)) != 0 ||
+		    (r = read_reply(c, &rp)) < 0)
 			goto out;
 		if (rp.status != IDS_CSYNC_OK)
 			r = peer_refused(c, name, &rp) + 1;
@@ -2012,30 +2142,36 @@ merge_folder(struct client *c, const char *name, const char *uniqueid)
 	memset(&m, 0, sizeof(m));
 	if ((r = peer_full(c, name, uniqueid, &theirs)) != 0)
 		return r;
-	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		goto out;
-	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
+	/* our folder unreadable (its header, its index): its failure (folder_error) */
+	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) == 0 &&
+	    (r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
 		deletedmodseq = ids_index_header(idx)->deletedmodseq;
 		ids_index_free(idx);
 	}
 	if (r == 0)
 		r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &mine);
-	if (r < 0)
+	if (r < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	st[IDS_MERGE_LOCAL] = mine;
 	st[IDS_MERGE_PEER] = theirs;
 	src = c->o->pull ? theirs : mine;
 	if ((r = ids_sync_merge(st, c->o->pull ? IDS_MERGE_PEER : IDS_MERGE_LOCAL,
-	    deletedmodseq, &m)) < 0)
+	    deletedmodseq, &m)) < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	for (x = 0; x < 2 && r == 0; x++) {
 		if ((r = ids_sync_merge_kvlist(&m, src, st[x], x, 1, &fin)) == 0)
 			need[x] = !same_state(fin, st[x]);
 		ids_dlist_free(fin);
 		fin = NULL;
 	}
-	if (r < 0)
+	if (r < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	/* the peer first, while our files are under our read lock */
 	if (need[IDS_MERGE_PEER]) {
 		if ((r = merge_peer(c, mb, &m, src, theirs, uniqueid)) != 0)
@@ -2537,6 +2673,8 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = lv[i].pf;
 
+		if (local_failed(c, lv[i].name))
+			continue;	/* failed already (folder_error) */
 		if (pf == NULL || !pf->same || !pf->mknown || c->o->verify) {
 			ids[k++] = lv[i].uniqueid;
 			continue;
@@ -2670,6 +2808,11 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		ids_dlist_free(mine);
 		if (r == IDS_ENOTFOUND)
 			r = 0;
+		if (r < 0) {
+			/* our folder unreadable: its failure, the next one goes on */
+			r = next_one(folder_error(c, lv[i].name, r));
+			continue;
+		}
 		if (r == 0 && pf != NULL)
 			r = next_one(merge_folder(c, lv[i].name, lv[i].uniqueid));
 		else if (r == 0)
@@ -2686,6 +2829,8 @@ out:
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);
+	ids_repl_names_free(&c->lfailed);
+	memset(&c->lfailed, 0, sizeof(c->lfailed));
 	pfolders_release(&p);
 	if (r < 0 && r != -ENOMEM && r != IDS_ETRUNC && !ids_csync_in_lost(c->in) &&
 	    !link_lost(r)) {
@@ -2863,5 +3008,6 @@ out:
 	ids_csync_in_free(c.in);
 	ids_repl_session_release(&c.s);
 	ids_repl_names_free(&c.users);
+	ids_repl_names_free(&c.lfailed);
 	return r;
 }
