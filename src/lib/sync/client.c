@@ -1994,9 +1994,8 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		    faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (w->expunged)
 				continue;	/* an expunged record goes without its file */
-			r = folder_error(c, name, ids_error(IDS_ENOTFOUND, "the peer misses the "
-			    "file of GUID %s, which is not here either (uid %u)", w->guid,
-			    w->uid[IDS_MERGE_LOCAL]));
+			r = file_error(c, name, mb, ids_error(IDS_ENOTFOUND, "%s: %s (the "
+			    "peer misses its GUID %s too)", fname, strerror(ENOENT), w->guid));
 			break;
 		}
 		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
