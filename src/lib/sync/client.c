@@ -736,6 +736,118 @@ match_byid(struct client *c, const char *userid, struct pfolders *p, struct lfol
 	return 0;
 }
 
+/*
+ * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
+ * their first 16 digits (SHA-1 digests: uniform): a folder of any size
+ * costs a wave a constant time a file, not a scan of its records.
+ */
+struct gmap {
+	char (*key)[IDS_GUID_HEXLEN];
+	const void **val;
+	size_t n, a;
+	uint32_t *slot;		/* index + 1 into key, 0 free */
+	size_t nslot;		/* a power of two, at least twice n */
+};
+
+static size_t
+gmap_hash(const char *g, size_t nslot)
+{
+	uint64_t h = 0;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
+	return (size_t)(h & (nslot - 1));
+}
+
+/* The slot of g: its own, or the free one where it would go. */
+static size_t
+gmap_find(const struct gmap *m, const char *g)
+{
+	size_t i = gmap_hash(g, m->nslot);
+
+	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
+		i = (i + 1) & (m->nslot - 1);
+	return i;
+}
+
+/* The value of g (NULL when absent; present with NULL: found is set). */
+static const void *
+gmap_get(const struct gmap *m, const char *g, int *found)
+{
+	size_t i;
+
+	*found = 0;
+	if (m->nslot == 0)
+		return NULL;
+	i = gmap_find(m, g);
+	*found = m->slot[i] != 0;
+	return *found ? m->val[m->slot[i] - 1] : NULL;
+}
+
+/* g (40 hex digits) to v; a g already there keeps its first value. */
+static int
+gmap_put(struct gmap *m, const char *g, const void *v)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->nslot) {
+		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
+		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
+		size_t on = m->nslot;
+
+		if (slot == NULL)
+			return -ENOMEM;
+		m->slot = slot;
+		m->nslot = ns;
+		for (k = 0; k < on; k++)
+			if (old[k] != 0)
+				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
+		free(old);
+	}
+	i = gmap_find(m, g);
+	if (m->slot[i] != 0)
+		return 0;
+	if (m->n == m->a) {
+		size_t a = m->a ? 2 * m->a : 256;
+		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
+		const void **val;
+
+		if (key == NULL)
+			return -ENOMEM;
+		m->key = key;
+		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
+			return -ENOMEM;
+		m->val = val;
+		m->a = a;
+	}
+	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
+	m->val[m->n] = v;
+	m->slot[i] = (uint32_t)++m->n;
+	return 0;
+}
+
+static void
+gmap_free(struct gmap *m)
+{
+	free(m->key);
+	free(m->val);
+	free(m->slot);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+is_guid(const char *g)
+{
+	size_t i;
+
+	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
+		    (g[i] >= 'A' && g[i] <= 'F')))
+			return 0;
+	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
+}
+
 /* --- pull ------------------------------------------------------------------ */
 
 /* The result of a local apply: 0, or the refusal (logged by the replica code). */
@@ -801,15 +913,29 @@ pull_rename(struct client *c, struct mv *m, const char *to)
 	return r;
 }
 
-/* GET FETCH of one record's file, staged; its path becomes a held file. */
+/*
+ * GET FETCHes in flight at most: this many, and this many bytes of
+ * their lines, so that all of them fit in the peer's input (a pipe
+ * holds 64 KiB) however long it takes to read them: the peer, blocked
+ * writing its answers while we write, never stops us writing.
+ */
+#define FETCH_WINDOW		256
+#define FETCH_WINDOW_BYTES	(32u << 10)
+
+/* One GET FETCH in flight: the record whose file it asks for. */
+struct fetch {
+	const char *guid;
+	uint32_t uid;
+	int optional;		/* an expunged record's: the peer may have removed it */
+};
+
+/* Sends GET FETCH of a record's file (not flushed, its answer read later). */
 static int
-pull_fetch(struct client *c, const char *name, const char *partition, const char *uniqueid,
-    const char *guid, uint32_t uid, int optional)
+fetch_send(struct client *c, const char *name, const char *partition, const char *uniqueid,
+    const struct fetch *f)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
-	struct reply rp;
-	char path[PATH_MAX];
-	size_t i;
+	struct ids_csync_line *l;
 	int r;
 
 	if (kv == NULL)
@@ -817,47 +943,124 @@ pull_fetch(struct client *c, const char *name, const char *partition, const char
 	if ((r = ids_dlist_add_atom(kv, "MBOXNAME", name)) < 0 ||
 	    (r = ids_dlist_add_atom(kv, "PARTITION", partition)) < 0 ||
 	    (r = ids_dlist_add_atom(kv, "UNIQUEID", uniqueid)) < 0 ||
-	    (r = ids_dlist_add_atom(kv, "GUID", guid)) < 0 ||
-	    (r = ids_dlist_add_num(kv, "UID", uid)) < 0) {
+	    (r = ids_dlist_add_atom(kv, "GUID", f->guid)) < 0 ||
+	    (r = ids_dlist_add_num(kv, "UID", f->uid)) < 0) {
 		ids_dlist_free(kv);
 		return r;
 	}
-	if ((r = exchange(c, cmd_arg("GET", "FETCH", kv), &rp)) < 0)
+	if ((l = cmd_arg("GET", "FETCH", kv)) == NULL)
+		return -ENOMEM;
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	return r;
+}
+
+/*
+ * The answer of the GET FETCH of f: its file, staged by the codec (its
+ * size and SHA-1 checked there), becomes a held file.  0; 1 when it is
+ * refused (counted and logged: the folder fails, the answers still due
+ * are read all the same); negative when the link is lost.
+ */
+static int
+fetch_answer(struct client *c, const char *name, const struct fetch *f)
+{
+	struct reply rp;
+	char path[PATH_MAX];
+	size_t i;
+	int r;
+
+	if ((r = read_reply(c, &rp)) < 0)
 		return r;
-	if (optional && rp.status != IDS_CSYNC_OK && !rp.damaged) {
+	if (f->optional && rp.status != IDS_CSYNC_OK && !rp.damaged) {
 		reply_release(&rp);
 		return 0;	/* an expunged record whose file is gone there */
 	}
 	if (rp.status != IDS_CSYNC_OK || rp.damaged) {
 		if (rp.damaged)
-			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name, uid,
-			    ids_errmsg(rp.damaged));
+			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name,
+			    f->uid, ids_errmsg(rp.damaged));
 		r = rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
 		reply_release(&rp);
 		return r;
 	}
 	r = 1;
 	for (i = 0; i < rp.n; i++) {
-		const struct ids_dlist *f = ids_csync_arg(rp.v[i], 0);
+		const struct ids_dlist *x = ids_csync_arg(rp.v[i], 0);
 
-		if (strcmp(rp.v[i]->word, "MESSAGE") != 0 || f == NULL ||
-		    f->type != IDS_DL_FILE || f->file == NULL || f->file->name == NULL ||
-		    strcmp(f->file->guid, guid) != 0)
+		if (strcmp(rp.v[i]->word, "MESSAGE") != 0 || x == NULL ||
+		    x->type != IDS_DL_FILE || x->file == NULL || x->file->name == NULL ||
+		    strcmp(x->file->guid, f->guid) != 0)
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", c->s.stagepath,
-		    f->file->name) >= (int)sizeof(path))
+		    x->file->name) >= (int)sizeof(path))
 			r = ids_error(IDS_ETOOLONG, "staging path too long");
-		else if ((r = ids_repl_add_have(&c->s, guid, path)) == 0)
+		else if ((r = ids_repl_add_have(&c->s, f->guid, path)) == 0)
 			c->rep->files++;
 		break;
 	}
 	reply_release(&rp);
-	if (r == 1 && optional)
+	if (r == 1 && f->optional)
 		r = 0;
 	if (r == 1) {
 		c->rep->failed++;
-		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, uid, guid);
+		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, f->uid,
+		    f->guid);
 	}
+	return r;
+}
+
+/*
+ * The files of the records v (of the peer's folder name) fetched, each
+ * unless held by then: GET FETCH pipelined, a window of them sent, then
+ * their answers read in order, every one of them (a refused one fails
+ * the folder, once the window's answers are read: the session stays in
+ * step).  A GUID twice in a window ends it before its second record,
+ * which is fetched in the next window only if the first did not bring
+ * its file.  0; 1 when one was refused (counted once); negative when the
+ * link is lost.
+ */
+static int
+fetch_all(struct client *c, const char *name, const char *partition, const char *uniqueid,
+    const struct fetch *v, size_t n)
+{
+	const struct fetch **win = calloc(FETCH_WINDOW, sizeof(*win));
+	size_t k = 0, nw, i;
+	int r = 0, refused = 0, found;
+
+	if (win == NULL)
+		return -ENOMEM;
+	while (r == 0 && k < n) {
+		struct gmap inwin = { 0 };
+		uint64_t start = ids_csync_out_count(c->out);
+
+		for (nw = 0; k < n && r == 0 && nw < FETCH_WINDOW &&
+		    ids_csync_out_count(c->out) - start < FETCH_WINDOW_BYTES; k++) {
+			if (ids_repl_have(&c->s, v[k].guid) != NULL)
+				continue;
+			if (is_guid(v[k].guid)) {
+				(void)gmap_get(&inwin, v[k].guid, &found);
+				if (found)
+					break;
+				if ((r = gmap_put(&inwin, v[k].guid, NULL)) < 0)
+					break;
+			}
+			if ((r = fetch_send(c, name, partition, uniqueid, &v[k])) < 0)
+				break;
+			win[nw++] = &v[k];
+		}
+		gmap_free(&inwin);
+		if (r == 0 && nw > 0)
+			r = ids_csync_flush(c->out);
+		for (i = 0; i < nw && r >= 0; i++) {
+			int x = fetch_answer(c, name, win[i]);
+
+			if (x > 0 && refused++ > 0)
+				c->rep->failed--;	/* the folder counted once */
+			r = x < 0 ? x : r > 0 ? r : x;
+		}
+	}
+	free(win);
 	return r;
 }
 
@@ -890,6 +1093,8 @@ pull_files(struct client *c, const struct ids_dlist *full, const char *localname
 	const char *name = kv_str(full, "MBOXNAME"), *part = kv_str(full, "PARTITION");
 	const char *uniqueid = kv_str(full, "UNIQUEID"), *guid;
 	struct ids_dlist *want = ids_dlist_new_list();
+	struct fetch *fv = NULL;
+	size_t nf = 0, af = 0;
 	uint32_t uid;
 	int r = 0, expunged;
 
@@ -900,11 +1105,26 @@ pull_files(struct client *c, const struct ids_dlist *full, const char *localname
 			r = ids_dlist_add_atom(want, NULL, guid);
 	if (r == 0 && localname != NULL && want->head != NULL)
 		r = ids_repl_reserve_local(&c->s, localname, want);
-	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next)
-		if (new_record(rec, last_uid, &guid, &uid, &expunged) &&
-		    ids_repl_have(&c->s, guid) == NULL)
-			r = pull_fetch(c, name, part ? part : "default", uniqueid, guid, uid,
-			    expunged);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		if (!new_record(rec, last_uid, &guid, &uid, &expunged) ||
+		    ids_repl_have(&c->s, guid) != NULL)
+			continue;
+		if (nf == af) {
+			struct fetch *nv = realloc(fv, (af = af ? 2 * af : 64) * sizeof(*nv));
+
+			if (nv == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			fv = nv;
+		}
+		fv[nf].guid = guid;
+		fv[nf].uid = uid;
+		fv[nf++].optional = expunged;
+	}
+	if (r == 0)
+		r = fetch_all(c, name, part ? part : "default", uniqueid, fv, nf);
+	free(fv);
 	ids_dlist_free(want);
 	return r;
 }
@@ -1202,118 +1422,6 @@ push_unmailbox(struct client *c, struct pfolder *pf)
 	}
 	reply_release(&rp);
 	return r;
-}
-
-/*
- * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
- * their first 16 digits (SHA-1 digests: uniform): a folder of any size
- * costs a wave a constant time a file, not a scan of its records.
- */
-struct gmap {
-	char (*key)[IDS_GUID_HEXLEN];
-	const void **val;
-	size_t n, a;
-	uint32_t *slot;		/* index + 1 into key, 0 free */
-	size_t nslot;		/* a power of two, at least twice n */
-};
-
-static size_t
-gmap_hash(const char *g, size_t nslot)
-{
-	uint64_t h = 0;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
-	return (size_t)(h & (nslot - 1));
-}
-
-/* The slot of g: its own, or the free one where it would go. */
-static size_t
-gmap_find(const struct gmap *m, const char *g)
-{
-	size_t i = gmap_hash(g, m->nslot);
-
-	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
-		i = (i + 1) & (m->nslot - 1);
-	return i;
-}
-
-/* The value of g (NULL when absent; present with NULL: found is set). */
-static const void *
-gmap_get(const struct gmap *m, const char *g, int *found)
-{
-	size_t i;
-
-	*found = 0;
-	if (m->nslot == 0)
-		return NULL;
-	i = gmap_find(m, g);
-	*found = m->slot[i] != 0;
-	return *found ? m->val[m->slot[i] - 1] : NULL;
-}
-
-/* g (40 hex digits) to v; a g already there keeps its first value. */
-static int
-gmap_put(struct gmap *m, const char *g, const void *v)
-{
-	size_t i;
-
-	if (2 * (m->n + 1) > m->nslot) {
-		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
-		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
-		size_t on = m->nslot;
-
-		if (slot == NULL)
-			return -ENOMEM;
-		m->slot = slot;
-		m->nslot = ns;
-		for (k = 0; k < on; k++)
-			if (old[k] != 0)
-				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
-		free(old);
-	}
-	i = gmap_find(m, g);
-	if (m->slot[i] != 0)
-		return 0;
-	if (m->n == m->a) {
-		size_t a = m->a ? 2 * m->a : 256;
-		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
-		const void **val;
-
-		if (key == NULL)
-			return -ENOMEM;
-		m->key = key;
-		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
-			return -ENOMEM;
-		m->val = val;
-		m->a = a;
-	}
-	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
-	m->val[m->n] = v;
-	m->slot[i] = (uint32_t)++m->n;
-	return 0;
-}
-
-static void
-gmap_free(struct gmap *m)
-{
-	free(m->key);
-	free(m->val);
-	free(m->slot);
-	memset(m, 0, sizeof(*m));
-}
-
-static int
-is_guid(const char *g)
-{
-	size_t i;
-
-	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
-		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
-		    (g[i] >= 'A' && g[i] <= 'F')))
-			return 0;
-	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
 }
 
 /*
@@ -2056,7 +2164,8 @@ merge_local(struct client *c, const struct ids_sync_merge *m, const struct ids_d
 	const char *name = kv_str(mine, "MBOXNAME");
 	const char *pname = kv_str(theirs, "MBOXNAME"), *ppart = kv_str(theirs, "PARTITION");
 	struct ids_dlist *want = ids_dlist_new_list(), *kv = NULL;
-	size_t i;
+	struct fetch *fv = NULL;
+	size_t i, nf = 0;
 	int r = 0;
 
 	if (want == NULL)
@@ -2066,18 +2175,25 @@ merge_local(struct client *c, const struct ids_sync_merge *m, const struct ids_d
 	if (r == 0 && want->head != NULL)
 		r = ids_repl_reserve_local(&c->s, name, want);
 	ids_dlist_free(want);
+	if (r == 0 && (fv = calloc(m->nwant[IDS_MERGE_LOCAL] + 1, sizeof(*fv))) == NULL)
+		r = -ENOMEM;
 	for (i = 0; i < m->nwant[IDS_MERGE_LOCAL] && r == 0; i++) {
 		const struct ids_sync_merge_want *w = &m->want[IDS_MERGE_LOCAL][i];
 
 		if (ids_repl_have(&c->s, w->guid) != NULL)
 			continue;
-		if (w->uid[IDS_MERGE_PEER] != 0)
-			r = pull_fetch(c, pname, ppart ? ppart : "default", uniqueid, w->guid,
-			    w->uid[IDS_MERGE_PEER], w->expunged);
-		else if (!w->expunged)
+		if (w->uid[IDS_MERGE_PEER] != 0) {
+			fv[nf].guid = w->guid;
+			fv[nf].uid = w->uid[IDS_MERGE_PEER];
+			fv[nf++].optional = w->expunged;
+		} else if (!w->expunged) {
 			r = ids_error(IDS_ENOTFOUND, "%s: no file of GUID %s on either side",
 			    name, w->guid);
+		}
 	}
+	if (r == 0)
+		r = fetch_all(c, pname, ppart ? ppart : "default", uniqueid, fv, nf);
+	free(fv);
 	if (r == 0)
 		r = ids_sync_merge_kvlist(m, src, mine, IDS_MERGE_LOCAL, 0, &kv);
 	if (r == 0) {
