@@ -960,10 +960,12 @@ fetch_send(struct client *c, const char *name, const char *partition, const char
  * The answer of the GET FETCH of f: its file, staged by the codec (its
  * size and SHA-1 checked there), becomes a held file.  0; 1 when it is
  * refused (counted and logged: the folder fails, the answers still due
- * are read all the same); negative when the link is lost.
+ * are read all the same); negative when the link is lost.  With failed
+ * (the folder failed on an answer before), the answer is read, its file
+ * held, but neither the file nor a refusal is counted again.
  */
 static int
-fetch_answer(struct client *c, const char *name, const struct fetch *f)
+fetch_answer(struct client *c, const char *name, const struct fetch *f, int failed)
 {
 	struct reply rp;
 	char path[PATH_MAX];
@@ -980,7 +982,10 @@ fetch_answer(struct client *c, const char *name, const struct fetch *f)
 		if (rp.damaged)
 			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name,
 			    f->uid, ids_errmsg(rp.damaged));
-		r = rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
+		else if (failed)
+			client_log(c, LOG_ERR, "%s: uid %u: the peer answered %s %s", name, f->uid,
+			    rp.status == IDS_CSYNC_NO ? "NO" : "BAD", rp.text);
+		r = failed ? 1 : rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
 		reply_release(&rp);
 		return r;
 	}
@@ -995,14 +1000,14 @@ fetch_answer(struct client *c, const char *name, const struct fetch *f)
 		if (snprintf(path, sizeof(path), "%s/%s", c->s.stagepath,
 		    x->file->name) >= (int)sizeof(path))
 			r = ids_error(IDS_ETOOLONG, "staging path too long");
-		else if ((r = ids_repl_add_have(&c->s, f->guid, path)) == 0)
+		else if ((r = ids_repl_add_have(&c->s, f->guid, path)) == 0 && !failed)
 			c->rep->files++;
 		break;
 	}
 	reply_release(&rp);
 	if (r == 1 && f->optional)
 		r = 0;
-	if (r == 1) {
+	if (r == 1 && !failed) {
 		c->rep->failed++;
 		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, f->uid,
 		    f->guid);
@@ -1026,7 +1031,7 @@ fetch_all(struct client *c, const char *name, const char *partition, const char 
 {
 	const struct fetch **win = calloc(FETCH_WINDOW, sizeof(*win));
 	size_t k = 0, nw, i;
-	int r = 0, refused = 0, found;
+	int r = 0, found;
 
 	if (win == NULL)
 		return -ENOMEM;
@@ -1053,10 +1058,8 @@ fetch_all(struct client *c, const char *name, const char *partition, const char 
 		if (r == 0 && nw > 0)
 			r = ids_csync_flush(c->out);
 		for (i = 0; i < nw && r >= 0; i++) {
-			int x = fetch_answer(c, name, win[i]);
+			int x = fetch_answer(c, name, win[i], r > 0);
 
-			if (x > 0 && refused++ > 0)
-				c->rep->failed--;	/* the folder counted once */
 			r = x < 0 ? x : r > 0 ? r : x;
 		}
 	}
