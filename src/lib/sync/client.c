@@ -253,7 +253,8 @@ folder_error(struct client *c, const char *name, int r)
 	c->rep->failed++;
 	client_log(c, LOG_ERR, "%s: %s", name, ids_errmsg(r));
 	report_refusal(c, IDS_SYNC_REFUSED_LOCAL, name, "%s", ids_errmsg(r));
-	(void)ids_repl_names_add(&c->lfailed, name);	/* at worst, repair_set counts it again */
+	/* without it (no memory), repair_set counts the folder a second time at worst */
+	(void)ids_repl_names_add(&c->lfailed, name);
 	return 1;
 }
 
@@ -985,7 +986,8 @@ fetch_answer(struct client *c, const char *name, const struct fetch *f, int fail
 		else if (failed)
 			client_log(c, LOG_ERR, "%s: uid %u: the peer answered %s %s", name, f->uid,
 			    rp.status == IDS_CSYNC_NO ? "NO" : "BAD", rp.text);
-		r = failed ? 1 : rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
+		r = failed ? 1 : rp.damaged ? (c->rep->failed++, 1) :
+		    peer_refused(c, name, &rp) + 1;
 		reply_release(&rp);
 		return r;
 	}
@@ -1009,8 +1011,8 @@ fetch_answer(struct client *c, const char *name, const struct fetch *f, int fail
 		r = 0;
 	if (r == 1 && !failed) {
 		c->rep->failed++;
-		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, f->uid,
-		    f->guid);
+		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name,
+		    f->uid, f->guid);
 	}
 	return r;
 }
