@@ -59,6 +59,7 @@ struct client {
 	int peer_fd;			/* the peer's output */
 	struct ids_repl_names users;	/* -A: the users of both sides */
 	const char *meta_user;		/* meta_user(): its refusals are this user's */
+	struct ids_repl_names lfailed;	/* the set's folders failed by a local error */
 };
 
 /* The untagged lines of one answer and its status. */
@@ -237,6 +238,75 @@ static const char *
 kv_str(const struct ids_dlist *kv, const char *key)
 {
 	return ids_dlist_cstr(ids_dlist_get(kv, key));
+}
+
+/*
+ * A local error of the folder name, found on our side (its cyrus.header
+ * or cyrus.index, a message file missing or unreadable, no memory to
+ * build its state): that folder's failure, counted, logged and
+ * reported as a refusal (IDS_SYNC_REFUSED_LOCAL), the session going on
+ * in step with the peer.  Returns 1 (the folder refused).
+ */
+static int
+folder_error(struct client *c, const char *name, int r)
+{
+	c->rep->failed++;
+	client_log(c, LOG_ERR, "%s: %s", name, ids_errmsg(r));
+	report_refusal(c, IDS_SYNC_REFUSED_LOCAL, name, "%s", ids_errmsg(r));
+	/* without it (no memory), repair_set counts the folder a second time at worst */
+	(void)ids_repl_names_add(&c->lfailed, name);
+	return 1;
+}
+
+static int
+local_failed(const struct client *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->lfailed.n; i++)
+		if (strcmp(c->lfailed.v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * folder_error of a line whose files the codec refused before writing
+ * anything of it: the message (which begins with the file's name) given
+ * its folder's directory, so that the reason names the file.
+ */
+static int
+file_error(struct client *c, const char *name, struct ids_mailbox *mb, int r)
+{
+	char dir[PATH_MAX], msg[PATH_MAX + 512];
+
+	if (mb == NULL || ids_path_datadir(c->s.cfg, &mb->loc, dir, sizeof(dir)) < 0)
+		return folder_error(c, name, r);
+	snprintf(msg, sizeof(msg), "%s/%s", dir, ids_errmsg(r));
+	return folder_error(c, name, ids_error(r, "%s", msg));
+}
+
+/*
+ * Sends l (freed) for the folder name, flushed when flush is set: 0; 1
+ * when nothing of it was written (its files refused by the codec, or no
+ * memory to build it: ids_csync_out_count), that folder's failure
+ * reported (file_error) and the stream intact; negative when the line
+ * was begun and the link is lost.
+ */
+static int
+send_folder_line(struct client *c, struct ids_csync_line *l, const char *name,
+    struct ids_mailbox *mb, int flush)
+{
+	uint64_t before = ids_csync_out_count(c->out);
+	int r;
+
+	if (l == NULL)
+		return folder_error(c, name, -ENOMEM);
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	if (r < 0)
+		return ids_csync_out_count(c->out) == before ? file_error(c, name, mb, r) : r;
+	return flush ? ids_csync_flush(c->out) : 0;
 }
 
 /* A refusal (> 0) was counted and logged: the next folder goes on. */
@@ -667,6 +737,118 @@ match_byid(struct client *c, const char *userid, struct pfolders *p, struct lfol
 	return 0;
 }
 
+/*
+ * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
+ * their first 16 digits (SHA-1 digests: uniform): a folder of any size
+ * costs a wave a constant time a file, not a scan of its records.
+ */
+struct gmap {
+	char (*key)[IDS_GUID_HEXLEN];
+	const void **val;
+	size_t n, a;
+	uint32_t *slot;		/* index + 1 into key, 0 free */
+	size_t nslot;		/* a power of two, at least twice n */
+};
+
+static size_t
+gmap_hash(const char *g, size_t nslot)
+{
+	uint64_t h = 0;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
+	return (size_t)(h & (nslot - 1));
+}
+
+/* The slot of g: its own, or the free one where it would go. */
+static size_t
+gmap_find(const struct gmap *m, const char *g)
+{
+	size_t i = gmap_hash(g, m->nslot);
+
+	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
+		i = (i + 1) & (m->nslot - 1);
+	return i;
+}
+
+/* The value of g (NULL when absent; present with NULL: found is set). */
+static const void *
+gmap_get(const struct gmap *m, const char *g, int *found)
+{
+	size_t i;
+
+	*found = 0;
+	if (m->nslot == 0)
+		return NULL;
+	i = gmap_find(m, g);
+	*found = m->slot[i] != 0;
+	return *found ? m->val[m->slot[i] - 1] : NULL;
+}
+
+/* g (40 hex digits) to v; a g already there keeps its first value. */
+static int
+gmap_put(struct gmap *m, const char *g, const void *v)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->nslot) {
+		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
+		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
+		size_t on = m->nslot;
+
+		if (slot == NULL)
+			return -ENOMEM;
+		m->slot = slot;
+		m->nslot = ns;
+		for (k = 0; k < on; k++)
+			if (old[k] != 0)
+				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
+		free(old);
+	}
+	i = gmap_find(m, g);
+	if (m->slot[i] != 0)
+		return 0;
+	if (m->n == m->a) {
+		size_t a = m->a ? 2 * m->a : 256;
+		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
+		const void **val;
+
+		if (key == NULL)
+			return -ENOMEM;
+		m->key = key;
+		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
+			return -ENOMEM;
+		m->val = val;
+		m->a = a;
+	}
+	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
+	m->val[m->n] = v;
+	m->slot[i] = (uint32_t)++m->n;
+	return 0;
+}
+
+static void
+gmap_free(struct gmap *m)
+{
+	free(m->key);
+	free(m->val);
+	free(m->slot);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+is_guid(const char *g)
+{
+	size_t i;
+
+	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
+		    (g[i] >= 'A' && g[i] <= 'F')))
+			return 0;
+	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
+}
+
 /* --- pull ------------------------------------------------------------------ */
 
 /* The result of a local apply: 0, or the refusal (logged by the replica code). */
@@ -732,15 +914,29 @@ pull_rename(struct client *c, struct mv *m, const char *to)
 	return r;
 }
 
-/* GET FETCH of one record's file, staged; its path becomes a held file. */
+/*
+ * GET FETCHes in flight at most: this many, and this many bytes of
+ * their lines, so that all of them fit in the peer's input (a pipe
+ * holds 64 KiB) however long it takes to read them: the peer, blocked
+ * writing its answers while we write, never stops us writing.
+ */
+#define FETCH_WINDOW		256
+#define FETCH_WINDOW_BYTES	(32u << 10)
+
+/* One GET FETCH in flight: the record whose file it asks for. */
+struct fetch {
+	const char *guid;
+	uint32_t uid;
+	int optional;		/* an expunged record's: the peer may have removed it */
+};
+
+/* Sends GET FETCH of a record's file (not flushed, its answer read later). */
 static int
-pull_fetch(struct client *c, const char *name, const char *partition, const char *uniqueid,
-    const char *guid, uint32_t uid, int optional)
+fetch_send(struct client *c, const char *name, const char *partition, const char *uniqueid,
+    const struct fetch *f)
 {
 	struct ids_dlist *kv = ids_dlist_new_kvlist();
-	struct reply rp;
-	char path[PATH_MAX];
-	size_t i;
+	struct ids_csync_line *l;
 	int r;
 
 	if (kv == NULL)
@@ -748,47 +944,128 @@ pull_fetch(struct client *c, const char *name, const char *partition, const char
 	if ((r = ids_dlist_add_atom(kv, "MBOXNAME", name)) < 0 ||
 	    (r = ids_dlist_add_atom(kv, "PARTITION", partition)) < 0 ||
 	    (r = ids_dlist_add_atom(kv, "UNIQUEID", uniqueid)) < 0 ||
-	    (r = ids_dlist_add_atom(kv, "GUID", guid)) < 0 ||
-	    (r = ids_dlist_add_num(kv, "UID", uid)) < 0) {
+	    (r = ids_dlist_add_atom(kv, "GUID", f->guid)) < 0 ||
+	    (r = ids_dlist_add_num(kv, "UID", f->uid)) < 0) {
 		ids_dlist_free(kv);
 		return r;
 	}
-	if ((r = exchange(c, cmd_arg("GET", "FETCH", kv), &rp)) < 0)
+	if ((l = cmd_arg("GET", "FETCH", kv)) == NULL)
+		return -ENOMEM;
+	trace_line(c, '>', l);
+	r = ids_csync_write(c->out, l);
+	ids_csync_line_free(l);
+	return r;
+}
+
+/*
+ * The answer of the GET FETCH of f: its file, staged by the codec (its
+ * size and SHA-1 checked there), becomes a held file.  0; 1 when it is
+ * refused (counted and logged: the folder fails, the answers still due
+ * are read all the same); negative when the link is lost.  With failed
+ * (the folder failed on an answer before), the answer is read, its file
+ * held, but neither the file nor a refusal is counted again.
+ */
+static int
+fetch_answer(struct client *c, const char *name, const struct fetch *f, int failed)
+{
+	struct reply rp;
+	char path[PATH_MAX];
+	size_t i;
+	int r;
+
+	if ((r = read_reply(c, &rp)) < 0)
 		return r;
-	if (optional && rp.status != IDS_CSYNC_OK && !rp.damaged) {
+	if (f->optional && rp.status != IDS_CSYNC_OK && !rp.damaged) {
 		reply_release(&rp);
 		return 0;	/* an expunged record whose file is gone there */
 	}
 	if (rp.status != IDS_CSYNC_OK || rp.damaged) {
 		if (rp.damaged)
-			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name, uid,
-			    ids_errmsg(rp.damaged));
-		r = rp.damaged ? (c->rep->failed++, 1) : peer_refused(c, name, &rp) + 1;
+			client_log(c, LOG_ERR, "%s: uid %u: the file sent is refused: %s", name,
+			    f->uid, ids_errmsg(rp.damaged));
+		else if (failed)
+			client_log(c, LOG_ERR, "%s: uid %u: the peer answered %s %s", name, f->uid,
+			    rp.status == IDS_CSYNC_NO ? "NO" : "BAD", rp.text);
+		r = failed ? 1 : rp.damaged ? (c->rep->failed++, 1) :
+		    peer_refused(c, name, &rp) + 1;
 		reply_release(&rp);
 		return r;
 	}
 	r = 1;
 	for (i = 0; i < rp.n; i++) {
-		const struct ids_dlist *f = ids_csync_arg(rp.v[i], 0);
+		const struct ids_dlist *x = ids_csync_arg(rp.v[i], 0);
 
-		if (strcmp(rp.v[i]->word, "MESSAGE") != 0 || f == NULL ||
-		    f->type != IDS_DL_FILE || f->file == NULL || f->file->name == NULL ||
-		    strcmp(f->file->guid, guid) != 0)
+		if (strcmp(rp.v[i]->word, "MESSAGE") != 0 || x == NULL ||
+		    x->type != IDS_DL_FILE || x->file == NULL || x->file->name == NULL ||
+		    strcmp(x->file->guid, f->guid) != 0)
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", c->s.stagepath,
-		    f->file->name) >= (int)sizeof(path))
+		    x->file->name) >= (int)sizeof(path))
 			r = ids_error(IDS_ETOOLONG, "staging path too long");
-		else if ((r = ids_repl_add_have(&c->s, guid, path)) == 0)
+		else if ((r = ids_repl_add_have(&c->s, f->guid, path)) == 0 && !failed)
 			c->rep->files++;
 		break;
 	}
 	reply_release(&rp);
-	if (r == 1 && optional)
+	if (r == 1 && f->optional)
 		r = 0;
-	if (r == 1) {
+	if (r == 1 && !failed) {
 		c->rep->failed++;
-		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name, uid, guid);
+		client_log(c, LOG_ERR, "%s: uid %u: GET FETCH sent no file of GUID %s", name,
+		    f->uid, f->guid);
 	}
+	return r;
+}
+
+/*
+ * The files of the records v (of the peer's folder name) fetched, each
+ * unless held by then: GET FETCH pipelined, a window of them sent, then
+ * their answers read in order, every one of them (a refused one fails
+ * the folder, once the window's answers are read: the session stays in
+ * step).  A GUID twice in a window ends it before its second record,
+ * which is fetched in the next window only if the first did not bring
+ * its file.  0; 1 when one was refused (counted once); negative when the
+ * link is lost.
+ */
+static int
+fetch_all(struct client *c, const char *name, const char *partition, const char *uniqueid,
+    const struct fetch *v, size_t n)
+{
+	const struct fetch **win = calloc(FETCH_WINDOW, sizeof(*win));
+	size_t k = 0, nw, i;
+	int r = 0, found;
+
+	if (win == NULL)
+		return -ENOMEM;
+	while (r == 0 && k < n) {
+		struct gmap inwin = { 0 };
+		uint64_t start = ids_csync_out_count(c->out);
+
+		for (nw = 0; k < n && r == 0 && nw < FETCH_WINDOW &&
+		    ids_csync_out_count(c->out) - start < FETCH_WINDOW_BYTES; k++) {
+			if (ids_repl_have(&c->s, v[k].guid) != NULL)
+				continue;
+			if (is_guid(v[k].guid)) {
+				(void)gmap_get(&inwin, v[k].guid, &found);
+				if (found)
+					break;
+				if ((r = gmap_put(&inwin, v[k].guid, NULL)) < 0)
+					break;
+			}
+			if ((r = fetch_send(c, name, partition, uniqueid, &v[k])) < 0)
+				break;
+			win[nw++] = &v[k];
+		}
+		gmap_free(&inwin);
+		if (r == 0 && nw > 0)
+			r = ids_csync_flush(c->out);
+		for (i = 0; i < nw && r >= 0; i++) {
+			int x = fetch_answer(c, name, win[i], r > 0);
+
+			r = x < 0 ? x : r > 0 ? r : x;
+		}
+	}
+	free(win);
 	return r;
 }
 
@@ -821,6 +1098,8 @@ pull_files(struct client *c, const struct ids_dlist *full, const char *localname
 	const char *name = kv_str(full, "MBOXNAME"), *part = kv_str(full, "PARTITION");
 	const char *uniqueid = kv_str(full, "UNIQUEID"), *guid;
 	struct ids_dlist *want = ids_dlist_new_list();
+	struct fetch *fv = NULL;
+	size_t nf = 0, af = 0;
 	uint32_t uid;
 	int r = 0, expunged;
 
@@ -831,11 +1110,26 @@ pull_files(struct client *c, const struct ids_dlist *full, const char *localname
 			r = ids_dlist_add_atom(want, NULL, guid);
 	if (r == 0 && localname != NULL && want->head != NULL)
 		r = ids_repl_reserve_local(&c->s, localname, want);
-	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next)
-		if (new_record(rec, last_uid, &guid, &uid, &expunged) &&
-		    ids_repl_have(&c->s, guid) == NULL)
-			r = pull_fetch(c, name, part ? part : "default", uniqueid, guid, uid,
-			    expunged);
+	for (rec = recs ? recs->head : NULL; rec != NULL && r == 0; rec = rec->next) {
+		if (!new_record(rec, last_uid, &guid, &uid, &expunged) ||
+		    ids_repl_have(&c->s, guid) != NULL)
+			continue;
+		if (nf == af) {
+			struct fetch *nv = realloc(fv, (af = af ? 2 * af : 64) * sizeof(*nv));
+
+			if (nv == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			fv = nv;
+		}
+		fv[nf].guid = guid;
+		fv[nf].uid = uid;
+		fv[nf++].optional = expunged;
+	}
+	if (r == 0)
+		r = fetch_all(c, name, part ? part : "default", uniqueid, fv, nf);
+	free(fv);
 	ids_dlist_free(want);
 	return r;
 }
@@ -1136,125 +1430,19 @@ push_unmailbox(struct client *c, struct pfolder *pf)
 }
 
 /*
- * GUIDs (40 hex digits, copied) to pointers, found by open addressing on
- * their first 16 digits (SHA-1 digests: uniform): a folder of any size
- * costs a wave a constant time a file, not a scan of its records.
+ * APPLY MESSAGE of a batch (taken over); files read from the open folder
+ * mb.  A file the codec refuses before the line is begun is the folder's
+ * failure (1, nothing of the line sent).
  */
-struct gmap {
-	char (*key)[IDS_GUID_HEXLEN];
-	const void **val;
-	size_t n, a;
-	uint32_t *slot;		/* index + 1 into key, 0 free */
-	size_t nslot;		/* a power of two, at least twice n */
-};
-
-static size_t
-gmap_hash(const char *g, size_t nslot)
-{
-	uint64_t h = 0;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		h = h << 4 | (uint64_t)(g[i] <= '9' ? g[i] - '0' : (g[i] | 0x20) - 'a' + 10);
-	return (size_t)(h & (nslot - 1));
-}
-
-/* The slot of g: its own, or the free one where it would go. */
-static size_t
-gmap_find(const struct gmap *m, const char *g)
-{
-	size_t i = gmap_hash(g, m->nslot);
-
-	while (m->slot[i] != 0 && memcmp(m->key[m->slot[i] - 1], g, IDS_GUID_HEXLEN) != 0)
-		i = (i + 1) & (m->nslot - 1);
-	return i;
-}
-
-/* The value of g (NULL when absent; present with NULL: found is set). */
-static const void *
-gmap_get(const struct gmap *m, const char *g, int *found)
-{
-	size_t i;
-
-	*found = 0;
-	if (m->nslot == 0)
-		return NULL;
-	i = gmap_find(m, g);
-	*found = m->slot[i] != 0;
-	return *found ? m->val[m->slot[i] - 1] : NULL;
-}
-
-/* g (40 hex digits) to v; a g already there keeps its first value. */
 static int
-gmap_put(struct gmap *m, const char *g, const void *v)
-{
-	size_t i;
-
-	if (2 * (m->n + 1) > m->nslot) {
-		size_t ns = m->nslot ? 2 * m->nslot : 256, k;
-		uint32_t *slot = calloc(ns, sizeof(*slot)), *old = m->slot;
-		size_t on = m->nslot;
-
-		if (slot == NULL)
-			return -ENOMEM;
-		m->slot = slot;
-		m->nslot = ns;
-		for (k = 0; k < on; k++)
-			if (old[k] != 0)
-				m->slot[gmap_find(m, m->key[old[k] - 1])] = old[k];
-		free(old);
-	}
-	i = gmap_find(m, g);
-	if (m->slot[i] != 0)
-		return 0;
-	if (m->n == m->a) {
-		size_t a = m->a ? 2 * m->a : 256;
-		char (*key)[IDS_GUID_HEXLEN] = realloc(m->key, a * sizeof(*key));
-		const void **val;
-
-		if (key == NULL)
-			return -ENOMEM;
-		m->key = key;
-		if ((val = realloc(m->val, a * sizeof(*val))) == NULL)
-			return -ENOMEM;
-		m->val = val;
-		m->a = a;
-	}
-	memcpy(m->key[m->n], g, IDS_GUID_HEXLEN);
-	m->val[m->n] = v;
-	m->slot[i] = (uint32_t)++m->n;
-	return 0;
-}
-
-static void
-gmap_free(struct gmap *m)
-{
-	free(m->key);
-	free(m->val);
-	free(m->slot);
-	memset(m, 0, sizeof(*m));
-}
-
-static int
-is_guid(const char *g)
-{
-	size_t i;
-
-	for (i = 0; g != NULL && i < IDS_GUID_HEXLEN; i++)
-		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') ||
-		    (g[i] >= 'A' && g[i] <= 'F')))
-			return 0;
-	return g != NULL && g[IDS_GUID_HEXLEN] == '\0';
-}
-
-/* APPLY MESSAGE of a batch (taken over); files read from the open folder. */
-static int
-push_batch(struct client *c, struct ids_dlist *files, const char *name)
+push_batch(struct client *c, struct ids_dlist *files, const char *name, struct ids_mailbox *mb)
 {
 	struct reply rp;
 	int r;
 
-	if ((r = exchange(c, cmd_arg("APPLY", "MESSAGE", files), &rp)) < 0)
+	if ((r = send_folder_line(c, cmd_arg("APPLY", "MESSAGE", files), name, mb, 1)) != 0)
+		return r;
+	if ((r = read_reply(c, &rp)) < 0)
 		return r;
 	r = rp.status == IDS_CSYNC_OK ? 0 : peer_refused(c, name, &rp) + 1;
 	reply_release(&rp);
@@ -1327,14 +1515,16 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 	int r;
 
 	memset(&rp, 0, sizeof(rp));
-	if ((r = reserve_kv(mb->datafd, kv, peer_last_uid, names, nnames, &res, &i)) < 0 ||
-	    res == NULL)
-		goto out;
-	if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0) {
-		res = NULL;
+	if ((r = reserve_kv(mb->datafd, kv, peer_last_uid, names, nnames, &res, &i)) < 0) {
+		r = folder_error(c, name, r);
 		goto out;
 	}
+	if (res == NULL)
+		goto out;
+	r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), name, mb, 1);
 	res = NULL;
+	if (r != 0 || (r = read_reply(c, &rp)) < 0)
+		goto out;
 	if (rp.status != IDS_CSYNC_OK) {
 		r = peer_refused(c, name, &rp) + 1;
 		goto out;
@@ -1350,6 +1540,8 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		if (is_guid(rg) && ids_dlist_get_u32(rec, "UID", &uid) == 0 && uid > peer_last_uid)
 			r = gmap_put(&byguid, rg, rec);
 	}
+	if (r < 0)
+		r = folder_error(c, name, r);	/* nothing awaits an answer */
 	for (m = missing ? missing->head : NULL; m != NULL && r == 0; m = m->next) {
 		const char *g = ids_dlist_cstr(m);
 		char fname[32];
@@ -1367,21 +1559,19 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
 		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
-		if ((r = gmap_put(&sent, g, NULL)) < 0)
-			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
+		if (r < 0 || (r = gmap_put(&sent, g, NULL)) < 0 ||
+		    (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		    mb->datafd, fname))) < 0) {
+			r = folder_error(c, name, r);	/* the batch is not sent */
 			break;
 		}
-		r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
-		    mb->datafd, fname));
-		if (r < 0)
-			break;
 		nbatch++;
 		bytes += size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
-			r = push_batch(c, batch, name);
+			r = push_batch(c, batch, name, mb);
 			c->rep->files += r == 0 ? nbatch : 0;
 			batch = NULL;
 			nbatch = 0;
@@ -1389,7 +1579,7 @@ push_files(struct client *c, struct ids_mailbox *mb, const struct ids_dlist *kv,
 		}
 	}
 	if (r == 0 && batch != NULL) {
-		r = push_batch(c, batch, name);
+		r = push_batch(c, batch, name, mb);
 		c->rep->files += r == 0 ? nbatch : 0;
 		batch = NULL;
 	}
@@ -1415,15 +1605,21 @@ push_folder(struct client *c, const struct lfolder *lf, const struct pfolder *pf
 
 	if (pf != NULL)
 		ids_dlist_get_u32(pf->kv, "LAST_UID", &peer_last_uid);
-	/* the folder stays locked from its state to the peer's answer */
+	/*
+	 * the folder stays locked from its state to the peer's answer; an
+	 * error here is the folder's (folder_error), found before its APPLY
+	 * MAILBOX: the peer may hold some of its files, never the folder
+	 */
 	if ((r = ids_mailbox_open(c->s.mbl, lf->name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		return r;
-	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) == 0)
+		return folder_error(c, lf->name, r);
+	if ((r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &kv)) < 0)
+		r = folder_error(c, lf->name, r);
+	else
 		r = push_files(c, mb, kv, peer_last_uid, names, nnames);
 	if (r == 0) {
-		r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp);
+		r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", kv), lf->name, mb, 1);
 		kv = NULL;
-		if (r == 0) {
+		if (r == 0 && (r = read_reply(c, &rp)) == 0) {
 			if (rp.status != IDS_CSYNC_OK) {
 				r = peer_refused(c, lf->name, &rp) + 1;
 			} else {
@@ -1454,6 +1650,7 @@ struct newf {
 	size_t *nfiles;			/* the files of each */
 	int failed;			/* a refusal counted */
 	int sent;			/* APPLY MAILBOX sent */
+	int local;			/* a local error of it (folder_error): no APPLY MAILBOX */
 };
 
 /*
@@ -1464,20 +1661,6 @@ struct newf {
  */
 #define PIPE_FOLDERS	32
 #define PIPE_GUIDS	1000
-
-/* Sends l (freed) without reading its answer. */
-static int
-send_line(struct client *c, struct ids_csync_line *l)
-{
-	int r;
-
-	if (l == NULL)
-		return -ENOMEM;
-	trace_line(c, '>', l);
-	r = ids_csync_write(c->out, l);
-	ids_csync_line_free(l);
-	return r;
-}
 
 /* A refusal of one folder of a batch, counted once. */
 static void
@@ -1492,20 +1675,59 @@ newf_refused(struct client *c, struct newf *f, const char *what, const struct re
 	    rp->status == IDS_CSYNC_NO ? "NO" : "BAD", rp->text);
 }
 
-/* Closes the APPLY MESSAGE line of batch (sent, its answer counted later). */
+/* A local error of one folder of a batch (folder_error), counted once. */
+static void
+newf_local(struct client *c, struct newf *f, int r)
+{
+	if (f->failed)
+		c->rep->failed--;	/* folder_error counts it again */
+	(void)folder_error(c, f->lf->name, r);
+	f->failed = f->local = 1;
+}
+
+/*
+ * Closes the APPLY MESSAGE line of batch (sent, its answer counted
+ * later); its GUIDs join sent only once the line is written.  1 when the
+ * codec refused a file of it before the line was begun (the folder's
+ * failure, reported; nothing of the line sent).
+ */
 static int
-newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch)
+newf_send(struct client *c, struct newf *f, struct ids_dlist **batch, size_t *nbatch,
+    struct gmap *sent)
 {
 	size_t *v = realloc(f->nfiles, (f->nmsg + 1) * sizeof(*v));
+	char (*gs)[IDS_GUID_HEXLEN] = calloc(*nbatch + 1, sizeof(*gs));
+	const struct ids_dlist *x;
 	struct ids_dlist *b = *batch;
+	size_t n = 0, i;
+	int r = 0;
 
-	if (v == NULL)
-		return -ENOMEM;
-	f->nfiles = v;
-	f->nfiles[f->nmsg++] = *nbatch;
 	*nbatch = 0;
 	*batch = NULL;
-	return send_line(c, cmd_arg("APPLY", "MESSAGE", b));
+	if (v != NULL)
+		f->nfiles = v;
+	if (v == NULL || gs == NULL) {
+		free(gs);
+		ids_dlist_free(b);
+		newf_local(c, f, -ENOMEM);
+		return 1;
+	}
+	/* the batch's GUIDs, to join sent once the line is written */
+	for (x = b->head; x != NULL; x = x->next)
+		if (x->type == IDS_DL_FILE && x->file != NULL && is_guid(x->file->guid))
+			memcpy(gs[n++], x->file->guid, IDS_GUID_HEXLEN);
+	if ((r = send_folder_line(c, cmd_arg("APPLY", "MESSAGE", b), f->lf->name, f->mb,
+	    0)) == 0) {
+		f->nfiles[f->nmsg++] = n;
+		for (i = 0; i < n && r == 0; i++)
+			r = gmap_put(sent, gs[i], NULL);
+		/* a line sent whose GUIDs are not kept: each is sent again, at worst */
+		r = r < 0 ? 0 : r;
+	} else if (r > 0) {
+		f->failed = f->local = 1;	/* reported by send_folder_line */
+	}
+	free(gs);
+	return r;
 }
 
 /*
@@ -1521,10 +1743,10 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
 	const struct ids_dlist *recs = ids_dlist_get(f->kv, "RECORD"), *rec, *m;
 	const char *part = kv_str(f->kv, "PARTITION");
 	struct ids_dlist *batch = NULL;
-	struct gmap byguid = { 0 };
+	struct gmap byguid = { 0 }, mine = { 0 };
 	uint64_t bytes = 0;
 	size_t nbatch = 0;
-	int r = 0, found;
+	int r = 0, found, link = 0;
 
 	if (missing == NULL || missing->head == NULL)
 		return 0;
@@ -1544,33 +1766,38 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
 		if (!is_guid(g))
 			continue;
 		(void)gmap_get(sent, g, &found);
+		if (!found)
+			(void)gmap_get(&mine, g, &found);
 		if (found)
 			continue;	/* sent already (by this folder, or one before it) */
 		rec = gmap_get(&byguid, g, &found);
 		if (rec == NULL || ids_dlist_get_u32(rec, "UID", &uid) < 0 ||
 		    ids_dlist_get_u64(rec, "SIZE", &size) < 0)
 			continue;	/* the peer asked for a GUID we did not offer */
-		if ((r = gmap_put(sent, g, NULL)) < 0)
-			break;
 		snprintf(fname, sizeof(fname), "%u.", uid);
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
-			break;
-		}
-		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
+		if (r < 0 || (r = gmap_put(&mine, g, NULL)) < 0 ||
+		    (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, g, size,
 		    f->mb->datafd, fname))) < 0)
 			break;
 		nbatch++;
 		bytes += size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES) {
-			r = newf_send(c, f, &batch, &nbatch);
+			link = (r = newf_send(c, f, &batch, &nbatch, sent)) < 0;
 			bytes = 0;
 		}
 	}
 	if (r == 0 && batch != NULL)
-		r = newf_send(c, f, &batch, &nbatch);
+		link = (r = newf_send(c, f, &batch, &nbatch, sent)) < 0;
+	if (r < 0 && !link) {
+		/* no memory to build its batch (nothing of it sent): the folder's failure */
+		newf_local(c, f, r);
+		r = 1;
+	}
 	ids_dlist_free(batch);
 	gmap_free(&byguid);
+	gmap_free(&mine);
 	return r;
 }
 
@@ -1582,8 +1809,13 @@ newf_files(struct client *c, struct newf *f, const struct ids_dlist *missing, st
  * every answer read, in order.  The peer commits the new folders of
  * such a run together (one syncfs, one mailboxes.db transaction) and
  * answers each OK only once it is durable.  Each folder's refusal is
- * its own; a lost link ends the session, and the next one sends again
- * what was not answered OK.
+ * its own, and so is a local error of one (its index, header or a
+ * message file here: folder_error): found while its state is read, it
+ * sends nothing of the folder; found while a line of it is built, that
+ * line is not sent, the lines of it sent before are answered in their
+ * turn, and its APPLY MAILBOX is not sent, so that the peer holds some
+ * of its files at most, never the folder.  A lost link ends the
+ * session, and the next one sends again what was not answered OK.
  */
 static int
 push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
@@ -1593,7 +1825,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	struct reply rp;
 	struct gmap st = { 0 };
 	size_t i, k, nw, guids = 0;
-	int r = 0, local = 0;
+	int r = 0;
 
 	if (v == NULL)
 		return -ENOMEM;
@@ -1609,35 +1841,34 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		    (r = ids_sync_mailbox_state(v[i].mb, IDS_SYNC_RECORDS, &v[i].kv)) == 0)
 			r = reserve_kv(v[i].mb->datafd, v[i].kv, 0, names, nnames, &res, &ng);
 		if (r < 0 || (i > 0 && guids + ng > PIPE_GUIDS)) {
-			/*
-			 * The wave ends before this folder: too many GUIDs (it goes
-			 * first in the next wave), or a local error (it is
-			 * consumed, and its error reported once the answers of
-			 * what was sent are read).
-			 */
 			ids_dlist_free(res);
 			ids_dlist_free(v[i].kv);
 			v[i].kv = NULL;
 			ids_mailbox_close(v[i].mb);
 			v[i].mb = NULL;
-			if (r < 0) {
-				local = r;
-				r = 0;
-				*used = i + 1;
-			}
-			break;
+			if (r == 0)
+				break;	/* too many GUIDs: it goes first in the next wave */
+			/* a local error: the folder's failure, nothing of it sent */
+			newf_local(c, &v[i], r);
+			r = 0;
+			continue;
 		}
 		guids += ng;
 		if (res != NULL) {
-			v[i].reserve = 1;
-			if ((r = send_line(c, cmd_arg("APPLY", "RESERVE", res))) < 0) {
+			if ((r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), lfs[i]->name,
+			    v[i].mb, 0)) < 0) {
 				i++;
 				break;
 			}
+			if (r > 0) {
+				v[i].failed = v[i].local = 1;
+				r = 0;
+				continue;
+			}
+			v[i].reserve = 1;
 		}
 	}
-	if (local == 0)
-		*used = i;
+	*used = i;
 	nw = i;		/* the folders of the wave */
 	if (r == 0)
 		r = ids_csync_flush(c->out);
@@ -1645,6 +1876,8 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	for (i = 0; i < nw && r == 0; i++) {
 		const struct ids_dlist *missing = NULL;
 
+		if (v[i].local)
+			continue;
 		if (v[i].reserve) {
 			if ((r = read_reply(c, &rp)) < 0)
 				break;
@@ -1659,6 +1892,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 		}
 		r = newf_files(c, &v[i], missing, &st);
 		v[i].sent = r == 0;
+		r = r > 0 ? 0 : r;	/* its local error: the next folder goes on */
 		reply_release(&rp);
 	}
 	/*
@@ -1669,8 +1903,14 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	for (i = 0; i < nw && r == 0; i++) {
 		if (!v[i].sent)
 			continue;
-		r = send_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv));
+		r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", v[i].kv), v[i].lf->name,
+		    v[i].mb, 0);
 		v[i].kv = NULL;
+		if (r > 0) {
+			v[i].sent = 0;	/* not sent: no answer awaited */
+			v[i].failed = v[i].local = 1;
+			r = 0;
+		}
 	}
 	if (r == 0)
 		r = ids_csync_flush(c->out);
@@ -1708,7 +1948,7 @@ push_wave(struct client *c, const struct lfolder *const *lfs, size_t n,
 	}
 	free(v);
 	gmap_free(&st);
-	return r < 0 ? r : local;
+	return r;
 }
 
 static int
@@ -1833,15 +2073,16 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		    ids_dlist_add_atom(mlist, NULL, name) < 0 ||
 		    ids_dlist_add_list(res, "GUID", &guids) < 0) {
 			ids_dlist_free(res);
-			return -ENOMEM;
+			return folder_error(c, name, -ENOMEM);
 		}
 		for (i = 0; i < m->nwant[IDS_MERGE_PEER] && r == 0; i++)
 			r = ids_dlist_add_atom(guids, NULL, m->want[IDS_MERGE_PEER][i].guid);
 		if (r < 0) {
 			ids_dlist_free(res);
-			return r;
+			return folder_error(c, name, r);
 		}
-		if ((r = exchange(c, cmd_arg("APPLY", "RESERVE", res), &rp)) < 0)
+		if ((r = send_folder_line(c, cmd_arg("APPLY", "RESERVE", res), name, mb, 1)) != 0 ||
+		    (r = read_reply(c, &rp)) < 0)
 			return r;
 		if (rp.status != IDS_CSYNC_OK) {
 			r = peer_refused(c, name, &rp) + 1;
@@ -1866,23 +2107,21 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		    faccessat(mb->datafd, fname, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (w->expunged)
 				continue;	/* an expunged record goes without its file */
-			c->rep->failed++;
-			client_log(c, LOG_ERR, "%s: the peer misses the file of GUID %s, which "
-			    "is not here either", name, w->guid);
-			r = 1;
+			r = file_error(c, name, mb, ids_error(IDS_ENOTFOUND, "%s: %s (the "
+			    "peer misses its GUID %s too)", fname, strerror(ENOENT), w->guid));
 			break;
 		}
-		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL) {
+		if (batch == NULL && (batch = ids_dlist_new_list()) == NULL)
 			r = -ENOMEM;
+		if (r < 0 || (r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part,
+		    w->guid, w->size, mb->datafd, fname))) < 0) {
+			r = folder_error(c, name, r);
 			break;
 		}
-		if ((r = ids_dlist_add_child(batch, NULL, ids_csync_file_node(part, w->guid,
-		    w->size, mb->datafd, fname))) < 0)
-			break;
 		nbatch++;
 		bytes += w->size;
 		if (nbatch >= PUSH_BATCH_FILES || bytes >= PUSH_BATCH_BYTES || g->next == NULL) {
-			r = push_batch(c, batch, name);
+			r = push_batch(c, batch, name, mb);
 			c->rep->files += r == 0 ? nbatch : 0;
 			batch = NULL;
 			nbatch = 0;
@@ -1890,13 +2129,16 @@ merge_peer(struct client *c, struct ids_mailbox *mb, const struct ids_sync_merge
 		}
 	}
 	if (r == 0 && batch != NULL) {
-		r = push_batch(c, batch, name);
+		r = push_batch(c, batch, name, mb);
 		c->rep->files += r == 0 ? nbatch : 0;
 		batch = NULL;
 	}
 	reply_release(&rp);
-	if (r == 0 && (r = ids_sync_merge_kvlist(m, src, theirs, IDS_MERGE_PEER, 0, &kv)) == 0) {
-		if ((r = exchange(c, cmd_arg("APPLY", "MAILBOX", kv), &rp)) < 0)
+	if (r == 0 && (r = ids_sync_merge_kvlist(m, src, theirs, IDS_MERGE_PEER, 0, &kv)) < 0)
+		r = folder_error(c, name, r);
+	if (r == 0) {
+		if ((r = send_folder_line(c, cmd_arg("APPLY", "MAILBOX", kv), name, mb, 1)) != 0 ||
+		    (r = read_reply(c, &rp)) < 0)
 			goto out;
 		if (rp.status != IDS_CSYNC_OK)
 			r = peer_refused(c, name, &rp) + 1;
@@ -1927,7 +2169,8 @@ merge_local(struct client *c, const struct ids_sync_merge *m, const struct ids_d
 	const char *name = kv_str(mine, "MBOXNAME");
 	const char *pname = kv_str(theirs, "MBOXNAME"), *ppart = kv_str(theirs, "PARTITION");
 	struct ids_dlist *want = ids_dlist_new_list(), *kv = NULL;
-	size_t i;
+	struct fetch *fv = NULL;
+	size_t i, nf = 0;
 	int r = 0;
 
 	if (want == NULL)
@@ -1937,18 +2180,25 @@ merge_local(struct client *c, const struct ids_sync_merge *m, const struct ids_d
 	if (r == 0 && want->head != NULL)
 		r = ids_repl_reserve_local(&c->s, name, want);
 	ids_dlist_free(want);
+	if (r == 0 && (fv = calloc(m->nwant[IDS_MERGE_LOCAL] + 1, sizeof(*fv))) == NULL)
+		r = -ENOMEM;
 	for (i = 0; i < m->nwant[IDS_MERGE_LOCAL] && r == 0; i++) {
 		const struct ids_sync_merge_want *w = &m->want[IDS_MERGE_LOCAL][i];
 
 		if (ids_repl_have(&c->s, w->guid) != NULL)
 			continue;
-		if (w->uid[IDS_MERGE_PEER] != 0)
-			r = pull_fetch(c, pname, ppart ? ppart : "default", uniqueid, w->guid,
-			    w->uid[IDS_MERGE_PEER], w->expunged);
-		else if (!w->expunged)
+		if (w->uid[IDS_MERGE_PEER] != 0) {
+			fv[nf].guid = w->guid;
+			fv[nf].uid = w->uid[IDS_MERGE_PEER];
+			fv[nf++].optional = w->expunged;
+		} else if (!w->expunged) {
 			r = ids_error(IDS_ENOTFOUND, "%s: no file of GUID %s on either side",
 			    name, w->guid);
+		}
 	}
+	if (r == 0)
+		r = fetch_all(c, pname, ppart ? ppart : "default", uniqueid, fv, nf);
+	free(fv);
 	if (r == 0)
 		r = ids_sync_merge_kvlist(m, src, mine, IDS_MERGE_LOCAL, 0, &kv);
 	if (r == 0) {
@@ -2012,30 +2262,36 @@ merge_folder(struct client *c, const char *name, const char *uniqueid)
 	memset(&m, 0, sizeof(m));
 	if ((r = peer_full(c, name, uniqueid, &theirs)) != 0)
 		return r;
-	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) < 0)
-		goto out;
-	if ((r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
+	/* our folder unreadable (its header, its index): its failure (folder_error) */
+	if ((r = ids_mailbox_open(c->s.mbl, name, 0, IDS_LOCK_TIMEOUT_MS, &mb)) == 0 &&
+	    (r = ids_index_open(ids_mailbox_metafd(mb, IDS_META_INDEX), &idx)) == 0) {
 		deletedmodseq = ids_index_header(idx)->deletedmodseq;
 		ids_index_free(idx);
 	}
 	if (r == 0)
 		r = ids_sync_mailbox_state(mb, IDS_SYNC_RECORDS, &mine);
-	if (r < 0)
+	if (r < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	st[IDS_MERGE_LOCAL] = mine;
 	st[IDS_MERGE_PEER] = theirs;
 	src = c->o->pull ? theirs : mine;
 	if ((r = ids_sync_merge(st, c->o->pull ? IDS_MERGE_PEER : IDS_MERGE_LOCAL,
-	    deletedmodseq, &m)) < 0)
+	    deletedmodseq, &m)) < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	for (x = 0; x < 2 && r == 0; x++) {
 		if ((r = ids_sync_merge_kvlist(&m, src, st[x], x, 1, &fin)) == 0)
 			need[x] = !same_state(fin, st[x]);
 		ids_dlist_free(fin);
 		fin = NULL;
 	}
-	if (r < 0)
+	if (r < 0) {
+		r = folder_error(c, name, r);
 		goto out;
+	}
 	/* the peer first, while our files are under our read lock */
 	if (need[IDS_MERGE_PEER]) {
 		if ((r = merge_peer(c, mb, &m, src, theirs, uniqueid)) != 0)
@@ -2537,6 +2793,8 @@ repair_set(struct client *c, const struct lfolder *lv, size_t nl)
 	for (i = 0; i < nl && r == 0; i++) {
 		struct pfolder *pf = lv[i].pf;
 
+		if (local_failed(c, lv[i].name))
+			continue;	/* failed already (folder_error) */
 		if (pf == NULL || !pf->same || !pf->mknown || c->o->verify) {
 			ids[k++] = lv[i].uniqueid;
 			continue;
@@ -2670,6 +2928,11 @@ sync_set(struct client *c, const char *userid, const char *const *names, size_t 
 		ids_dlist_free(mine);
 		if (r == IDS_ENOTFOUND)
 			r = 0;
+		if (r < 0) {
+			/* our folder unreadable: its failure, the next one goes on */
+			r = next_one(folder_error(c, lv[i].name, r));
+			continue;
+		}
 		if (r == 0 && pf != NULL)
 			r = next_one(merge_folder(c, lv[i].name, lv[i].uniqueid));
 		else if (r == 0)
@@ -2686,6 +2949,8 @@ out:
 	free(pnames);
 	lfolders_free(lv, nl);
 	ids_repl_names_free(&ln);
+	ids_repl_names_free(&c->lfailed);
+	memset(&c->lfailed, 0, sizeof(c->lfailed));
 	pfolders_release(&p);
 	if (r < 0 && r != -ENOMEM && r != IDS_ETRUNC && !ids_csync_in_lost(c->in) &&
 	    !link_lost(r)) {
@@ -2863,5 +3128,6 @@ out:
 	ids_csync_in_free(c.in);
 	ids_repl_session_release(&c.s);
 	ids_repl_names_free(&c.users);
+	ids_repl_names_free(&c.lfailed);
 	return r;
 }

@@ -79,7 +79,7 @@ struct ids_mboxlist;
 /* A refusal the client counts in report->failed, as it happened (opts->refused). */
 enum ids_sync_refusal_code {
 	IDS_SYNC_REFUSED_PEER = 1,	/* the peer answered NO or BAD */
-	IDS_SYNC_REFUSED_LOCAL,		/* an apply here was refused */
+	IDS_SYNC_REFUSED_LOCAL,		/* an apply here refused, or a push cannot read it */
 	IDS_SYNC_REFUSED_META,		/* a user's subscriptions, seen state or sieve scripts */
 };
 

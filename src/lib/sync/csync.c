@@ -1238,6 +1238,7 @@ struct ids_csync_out {
 	int flags;
 	int hold;	/* nothing written until released */
 	struct ids_buf buf;
+	uint64_t written;	/* bytes handed to write(2) so far (ids_csync_out_count) */
 };
 
 int
@@ -1272,9 +1273,16 @@ ids_csync_flush(struct ids_csync_out *out)
 		return r;
 	if (out->buf.len == 0 || out->hold)
 		return 0;
+	out->written += out->buf.len;
 	r = ids_write_all(out->fd, out->buf.s, out->buf.len);
 	ids_buf_reset(&out->buf);
 	return r;
+}
+
+uint64_t
+ids_csync_out_count(const struct ids_csync_out *out)
+{
+	return out->written + out->buf.len;
 }
 
 void
@@ -1333,10 +1341,13 @@ file_to_fd(void *rock, const struct ids_dlist_file *f, struct ids_buf *buf)
 		return ids_error(IDS_EBUSY, "a file literal while the answers are held");
 	if ((r = ids_csync_flush(out)) < 0)
 		return r;
+	out->written++;		/* the line is begun: an error now loses the stream */
 	if ((r = open_file_literal(f, &fd)) < 0 && fd < 0)
 		return r;
-	if (r == 0)
+	if (r == 0) {
+		out->written += f->size;
 		r = copy_file(fd, f->size, NULL, out->fd);
+	}
 	close(fd);
 	return r;
 }

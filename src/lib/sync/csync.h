@@ -234,6 +234,14 @@ int ids_csync_write_untagged(struct ids_csync_out *out, const char *key,
 /* Writes out what is buffered.  Returns 0 or -errno. */
 int ids_csync_flush(struct ids_csync_out *out);
 /*
+ * The bytes written and buffered so far: unchanged by an
+ * ids_csync_write that failed, the line's failure is its own (a file
+ * missing, unreadable or not its GUID's, found before anything of the
+ * line was written) and the stream is intact; changed, the line was
+ * begun and the stream is lost.
+ */
+uint64_t ids_csync_out_count(const struct ids_csync_out *out);
+/*
  * Held (on), nothing buffered is written, by ids_csync_flush or when the
  * buffer grows, until the hold ends (a file literal cannot be sent while
  * held: IDS_EBUSY).  ids_csync_out_mark is the buffer's length now, a

@@ -31,7 +31,7 @@ struct ids_journal_batch;
 
 /* The codes of a failure record. */
 #define IDS_SYNC_FAIL_REFUSED	"refused"	/* the peer answered NO or BAD */
-#define IDS_SYNC_FAIL_LOCAL	"local"		/* an apply here refused it */
+#define IDS_SYNC_FAIL_LOCAL	"local"		/* an apply here refused it, or unreadable here */
 #define IDS_SYNC_FAIL_BUSY	"busy"		/* a writer still held its lock */
 #define IDS_SYNC_FAIL_META	"meta"		/* a user's subscriptions, seen state or sieve */
 #define IDS_SYNC_FAIL_SESSION	"session"	/* refused in a session that named no folder */
