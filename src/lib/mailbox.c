@@ -234,6 +234,8 @@ create_commit_txn(struct ids_txn *txn, void *rock)
 	else if (r == 0 || r == IDS_ENOTFOUND)
 		r = 0;
 	ids_mbentry_release(&old);
+	if (r == 0 && (r = IDS_FAILPOINT("mailbox.create_put")) < 0)
+		r = ids_error(r, "%s: cannot commit: %s", c->e->name, ids_strerror(r));
 	if (r < 0 || (r = ids_txn_put(txn, c->e)) < 0)
 		return r;
 	return ids_intent_del(txn, c->e->uniqueid);
