@@ -234,6 +234,8 @@ create_commit_txn(struct ids_txn *txn, void *rock)
 	else if (r == 0 || r == IDS_ENOTFOUND)
 		r = 0;
 	ids_mbentry_release(&old);
+	if (r == 0 && (r = IDS_FAILPOINT("mailbox.create_put")) < 0)
+		r = ids_error(r, "%s: cannot commit: %s", c->e->name, ids_strerror(r));
 	if (r < 0 || (r = ids_txn_put(txn, c->e)) < 0)
 		return r;
 	return ids_intent_del(txn, c->e->uniqueid);
@@ -481,6 +483,7 @@ struct ids_mbcreate {
 	struct create c;
 	struct ids_lock *ns;
 	int begun;	/* the intent is committed: closing undoes the create */
+	char why[256];	/* the reason its commit failed, kept for its caller */
 };
 
 static void
@@ -587,6 +590,24 @@ fail:
 	return r;
 }
 
+/*
+ * The reason of v's failed commit, taken when it failed: the error
+ * detail is per thread, and the commits of the folders after it would
+ * put theirs in its place (a lookup's "not found").
+ */
+static void
+commit_failed(struct ids_mailbox *mb, int r)
+{
+	if (mb->create != NULL)
+		snprintf(mb->create->why, sizeof(mb->create->why), "%s", ids_errmsg(r));
+}
+
+const char *
+ids_mailbox_create_error(const struct ids_mailbox *mb)
+{
+	return mb->create != NULL && mb->create->why[0] != '\0' ? mb->create->why : NULL;
+}
+
 int
 ids_mailbox_create_commit(struct ids_mailbox *mb)
 {
@@ -654,15 +675,17 @@ ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv)
 		r = ids_mboxlist_write(v[0]->mbl, group_commit_txn, &g);
 		/* one failed: each alone, so that its failure is its own */
 		for (i = 0; r < 0 && todo > 1 && i < n; i++)
-			if (rv[i] == 0)
-				rv[i] = ids_mboxlist_write(v[i]->mbl, create_commit_txn,
-				    &v[i]->create->c);
+			if (rv[i] == 0 && (rv[i] = ids_mboxlist_write(v[i]->mbl,
+			    create_commit_txn, &v[i]->create->c)) < 0)
+				commit_failed(v[i], rv[i]);
 		if (r < 0 && todo > 1)
 			r = 0;
 	}
 	for (i = 0; i < n; i++) {
-		if (rv[i] == 0 && r < 0)
+		if (rv[i] == 0 && r < 0) {
 			rv[i] = r;
+			commit_failed(v[i], r);
+		}
 		if (rv[i] == 0) {
 			mbcreate_free(v[i]->create);
 			v[i]->create = NULL;

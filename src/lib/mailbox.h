@@ -112,6 +112,12 @@ int ids_mailbox_create_commit(struct ids_mailbox *mb);
  * (IDS_EEXIST, IDS_EDUPID).
  */
 int ids_mailbox_create_commit_group(struct ids_mailbox **v, size_t n, int *rv);
+/*
+ * After a failed ids_mailbox_create_commit(_group): the reason of this
+ * folder's failure, as ids_errmsg gave it when it failed (NULL if none);
+ * valid until the folder is closed.
+ */
+const char *ids_mailbox_create_error(const struct ids_mailbox *mb);
 
 /*
  * Deletes the folder name: its records become a tombstone in one

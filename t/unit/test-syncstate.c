@@ -780,6 +780,152 @@ test_statecache(void **state)
 	ids_buf_release(&text);
 }
 
+/* 1 when the LMDB file path holds key. */
+static int
+raw_has(const char *path, const char *key)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { strlen(key), (void *)key }, v;
+	int rc;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	rc = mdb_get(txn, dbi, &k, &v);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc == 0;
+}
+
+struct sweep_live {
+	size_t asked, calls;
+	int fail;
+};
+
+/* The sweep's question: "idNNN" with NNN odd is gone. */
+static int
+sweep_live(void *rock, const char *const *ids, size_t n, unsigned char *gone)
+{
+	struct sweep_live *l = rock;
+	size_t i;
+
+	l->calls++;
+	l->asked += n;
+	if (l->fail)
+		return -EIO;
+	for (i = 0; i < n; i++)
+		gone[i] = strlen(ids[i]) == 5 && (ids[i][4] - '0') % 2 == 1;
+	return 0;
+}
+
+static void
+sweep_put(struct ids_sync_statecache *sc, const char *id, const struct ids_dlist *kv)
+{
+	struct ids_sync_sig sig;
+
+	memset(&sig, 0, sizeof(sig));
+	assert_int_equal(ids_sync_statecache_put(sc, id, &sig, "k", kv, NULL), 0);
+}
+
+/*
+ * The sweep of entries that are gone: a flush with no puts reads
+ * nothing (the live function is not asked); a flush with one put asks
+ * about 80 entries after where the last stopped, deletes those gone,
+ * never the one it puts, and goes on from there the next time,
+ * wrapping at the end; a live function that fails sweeps nothing.
+ */
+static void
+test_statecache_sweep(void **state)
+{
+	struct ids_config cfg;
+	struct ids_buf text = IDS_BUF_INIT;
+	struct ids_sync_statecache *sc;
+	struct sweep_live l = { 0, 0, 0 };
+	struct ids_dlist *kv;
+	char dir[128], path[PATH_MAX], id[16], *pos;
+	size_t len;
+	int i;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/sweep", tmpdir);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	snprintf(path, sizeof(path), "%s/syncstate.db", dir);
+	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s\n", dir, dir);
+	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
+	assert_int_equal(ids_dlist_parse("%(A 1)", 6, &kv, NULL), 0);
+
+	/* 300 entries into an empty cache: nothing to sweep, nothing asked */
+	assert_int_equal(ids_sync_statecache_open(&cfg, &sc), 0);
+	ids_sync_statecache_set_live(sc, sweep_live, &l);
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "id%03d", i);
+		sweep_put(sc, id, kv);
+	}
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	assert_int_equal(l.calls, 0);
+	/* no puts: not asked */
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	assert_int_equal(l.calls, 0);
+
+	/* one put: the first 80 entries asked about, the odd ones of them gone */
+	sweep_put(sc, "id000", kv);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	assert_int_equal(l.calls, 1);
+	assert_int_equal(l.asked, 80);
+	ids_sync_statecache_close(sc);
+	assert_false(raw_has(path, "id001"));
+	assert_false(raw_has(path, "id079"));
+	assert_true(raw_has(path, "id078"));
+	assert_true(raw_has(path, "id081"));
+	raw_get(path, "#sweep", &pos, &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(pos, "id079", 5);
+	free(pos);
+
+	/* the next: id080 to id159, and id081 it puts stays */
+	assert_int_equal(ids_sync_statecache_open(&cfg, &sc), 0);
+	ids_sync_statecache_set_live(sc, sweep_live, &l);
+	sweep_put(sc, "id081", kv);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	ids_sync_statecache_close(sc);
+	assert_int_equal(l.asked, 160);
+	assert_true(raw_has(path, "id081"));
+	assert_false(raw_has(path, "id083"));
+	assert_false(raw_has(path, "id159"));
+	assert_true(raw_has(path, "id161"));
+
+	/* a live function that fails: nothing swept, the place kept */
+	assert_int_equal(ids_sync_statecache_open(&cfg, &sc), 0);
+	ids_sync_statecache_set_live(sc, sweep_live, &l);
+	l.fail = 1;
+	sweep_put(sc, "id002", kv);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	assert_true(raw_has(path, "id161"));
+	l.fail = 0;
+
+	/* id160 to id239, then id240 to id299 and, wrapped, the first 20 left */
+	sweep_put(sc, "id002", kv);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	sweep_put(sc, "id004", kv);
+	assert_int_equal(ids_sync_statecache_flush(sc), 0);
+	ids_sync_statecache_close(sc);
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "id%03d", i);
+		assert_int_equal(raw_has(path, id), i % 2 == 0 || i == 81);
+	}
+	raw_get(path, "#sweep", &pos, &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(pos, "id038", 5);	/* id000 ... id038, the even ones, and id081 */
+	free(pos);
+
+	ids_dlist_free(kv);
+	ids_config_release(&cfg);
+	ids_buf_release(&text);
+}
+
 int
 main(void)
 {
@@ -792,6 +938,7 @@ main(void)
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_real_folder),
 		cmocka_unit_test(test_statecache),
+		cmocka_unit_test(test_statecache_sweep),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -1288,6 +1288,7 @@ ids_repl_group_commit(struct ids_repl_session *s)
 		struct ids_repl_pending *p = &s->pend[i];
 		int e = v == NULL ? r : rv[i];
 		const char *name = p->mb->entry.name;
+		const char *why = v == NULL ? NULL : ids_mailbox_create_error(p->mb);
 
 		if (e == 0) {
 			ids_repl_log(s, LOG_INFO, "APPLY MAILBOX %s (%s): created, %zu record(s), "
@@ -1295,10 +1296,11 @@ ids_repl_group_commit(struct ids_repl_session *s)
 			    n > 1 ? " (group commit)" : "");
 			w = ids_csync_out_insert_status(s->out, p->mark, NULL, "success");
 		} else {
-			ids_repl_log(s, LOG_ERR, "%s: %s (%s)", name, ids_errmsg(e),
-			    ids_repl_imap_error(e));
+			if (why == NULL)
+				why = ids_errmsg(e);
+			ids_repl_log(s, LOG_ERR, "%s: %s (%s)", name, why, ids_repl_imap_error(e));
 			w = ids_csync_out_insert_status(s->out, p->mark, ids_repl_imap_error(e),
-			    ids_errmsg(e));
+			    why);
 		}
 		if (w < 0 && r == 0)
 			r = w;

@@ -246,15 +246,56 @@ damage_guids(const struct ids_repl_damage *d)
 
 /* --- the state cache ----------------------------------------------------- */
 
+struct live {
+	const char *const *ids;
+	size_t n;
+	unsigned char *gone;
+};
+
+static int
+live_txn(struct ids_txn *txn, void *rock)
+{
+	struct live *l = rock;
+	struct ids_mbentry e;
+	size_t i;
+	int r;
+
+	for (i = 0; i < l->n; i++) {
+		ids_mbentry_init(&e);
+		r = ids_txn_lookup_id(txn, l->ids[i], &e);
+		l->gone[i] = r == IDS_ENOTFOUND || (r == 0 && ids_mbentry_is_tombstone(&e));
+		ids_mbentry_release(&e);
+		if (r < 0 && r != IDS_ENOTFOUND)
+			return r;
+	}
+	return 0;
+}
+
+/* The state cache's sweep: which uniqueids have no live record in mailboxes.db. */
+static int
+statecache_live(void *rock, const char *const *ids, size_t n, unsigned char *gone)
+{
+	struct ids_repl_session *s = rock;
+	struct live l = { ids, n, gone };
+
+	if (s->mbl == NULL)
+		return IDS_EINVAL;
+	return ids_mboxlist_read(s->mbl, live_txn, &l);
+}
+
 static struct ids_sync_statecache *
 statecache(struct ids_repl_session *s)
 {
 	int r;
 
-	if (s->sc == NULL && !s->sc_failed &&
-	    (r = ids_sync_statecache_open(s->cfg, &s->sc)) < 0) {
-		s->sc_failed = 1;
-		ids_repl_log(s, LOG_WARNING, "the state cache is not used: %s", ids_errmsg(r));
+	if (s->sc == NULL && !s->sc_failed) {
+		if ((r = ids_sync_statecache_open(s->cfg, &s->sc)) < 0) {
+			s->sc_failed = 1;
+			ids_repl_log(s, LOG_WARNING, "the state cache is not used: %s",
+			    ids_errmsg(r));
+		} else {
+			ids_sync_statecache_set_live(s->sc, statecache_live, s);
+		}
 	}
 	return s->sc;
 }

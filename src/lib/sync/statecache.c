@@ -25,6 +25,15 @@
  * consistency of the file, and a file LMDB refuses to open as its own
  * (damaged, another version) is removed and made anew: it holds nothing
  * that cannot be computed again.
+ *
+ * Entries of folders that are gone (deleted, or renamed to another
+ * uniqueid) are swept by the flushes that commit puts, never by a
+ * no-op session: a bounded run of entries after the last one examined
+ * (key SC_SWEEP_KEY, wrapping at the end) is read, the caller's
+ * ids_sync_statecache_live_fn says which have no live record, and
+ * those are deleted in the transaction of the puts, before them (an
+ * entry put by the same flush is never dropped by it).  Dropping an
+ * entry only makes it a miss.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +64,10 @@
 #define SC_MAGIC	"IDSSTC01"
 #define SC_QUEUE	4096		/* puts committed together at most */
 #define SC_SETTLE_NS	((int64_t)2000000000)	/* see ids_sync_sig_settled */
+#define SC_SWEEP_KEY	"#sweep"	/* not a uniqueid: where the sweep goes on */
+#define SC_SWEEP_BASE	64		/* entries examined by a flush, plus */
+#define SC_SWEEP_PER	16		/* this many a put it commits, */
+#define SC_SWEEP_MAX	4096		/* up to this many */
 
 struct sc_put {
 	char *key;
@@ -68,6 +81,11 @@ struct ids_sync_statecache {
 	MDB_txn *rtxn;		/* reset between reads */
 	struct sc_put *q;
 	size_t nq;
+	ids_sync_statecache_live_fn live;	/* NULL: no sweep */
+	void *live_rock;
+	char **gone;		/* the sweep's entries with no live record */
+	size_t ngone;
+	char *swept;		/* the last entry the sweep examined, or NULL */
 	char path[PATH_MAX];
 };
 
@@ -294,6 +312,125 @@ queue_free(struct ids_sync_statecache *sc)
 		free(sc->q[i].val);
 	}
 	sc->nq = 0;
+	for (i = 0; i < sc->ngone; i++)
+		free(sc->gone[i]);
+	free(sc->gone);
+	sc->gone = NULL;
+	sc->ngone = 0;
+	free(sc->swept);
+	sc->swept = NULL;
+}
+
+void
+ids_sync_statecache_set_live(struct ids_sync_statecache *sc, ids_sync_statecache_live_fn fn,
+    void *rock)
+{
+	if (sc == NULL)
+		return;
+	sc->live = fn;
+	sc->live_rock = rock;
+}
+
+static int
+key_cmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int c = memcmp(a->mv_data, b->mv_data, n);
+
+	return c != 0 ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
+static char *
+key_dup(const MDB_val *k)
+{
+	char *s = malloc(k->mv_size + 1);
+
+	if (s != NULL) {
+		memcpy(s, k->mv_data, k->mv_size);
+		s[k->mv_size] = '\0';
+	}
+	return s;
+}
+
+/*
+ * Reads up to max entries after the last one swept (from the first
+ * after the end), asks the caller which are gone, and keeps them in
+ * sc->gone for commit_queue, with the last one read in sc->swept.  Any
+ * failure only leaves the sweep out.
+ */
+static void
+sweep_collect(struct ids_sync_statecache *sc, size_t max)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v, pos = { 0, NULL };
+	char **ids = NULL, *posbuf = NULL;
+	unsigned char *gone = NULL;
+	size_t n = 0, i;
+	int rc, wrapped = 0;
+
+	if (sc->live == NULL || max == 0 ||
+	    mdb_txn_begin(sc->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	if ((ids = calloc(max, sizeof(*ids))) == NULL || (gone = calloc(max, 1)) == NULL ||
+	    mdb_cursor_open(txn, sc->dbi, &cur) != 0)
+		goto out;
+	k.mv_data = SC_SWEEP_KEY;
+	k.mv_size = strlen(SC_SWEEP_KEY);
+	if (mdb_get(txn, sc->dbi, &k, &v) == 0 && v.mv_size > 0 &&
+	    (posbuf = malloc(v.mv_size)) != NULL) {
+		memcpy(posbuf, v.mv_data, v.mv_size);
+		pos.mv_data = posbuf;
+		pos.mv_size = v.mv_size;
+		k = pos;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && key_cmp(&k, &pos) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	while (n < max) {
+		if (rc == MDB_NOTFOUND && !wrapped && pos.mv_size > 0) {
+			wrapped = 1;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+			continue;
+		}
+		if (rc != 0 || (wrapped && key_cmp(&k, &pos) > 0))
+			break;
+		if (k.mv_size > 0 && ((const char *)k.mv_data)[0] != '#') {
+			if ((ids[n] = key_dup(&k)) == NULL)
+				break;
+			n++;
+		}
+		if (wrapped && key_cmp(&k, &pos) == 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+	mdb_txn_abort(txn);
+	txn = NULL;
+	if (n == 0 || sc->live(sc->live_rock, (const char *const *)ids, n, gone) < 0)
+		goto out;
+	if ((sc->gone = calloc(n, sizeof(*sc->gone))) == NULL)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (gone[i]) {
+			sc->gone[sc->ngone++] = ids[i];
+			ids[i] = NULL;
+		}
+	sc->swept = ids[n - 1] != NULL ? ids[n - 1] : strdup(sc->gone[sc->ngone - 1]);
+	ids[n - 1] = NULL;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	for (i = 0; ids != NULL && i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(gone);
+	free(posbuf);
 }
 
 void
@@ -324,6 +461,20 @@ commit_queue(struct ids_sync_statecache *sc, int *fp)
 		rc = mdb_txn_begin(sc->env, NULL, 0, &txn);
 	if (rc != 0)
 		return rc;
+	/* the sweep's entries gone, before the puts: never one put now */
+	for (i = 0; rc == 0 && i < sc->ngone; i++) {
+		k.mv_data = sc->gone[i];
+		k.mv_size = strlen(sc->gone[i]);
+		if ((rc = mdb_del(txn, sc->dbi, &k, NULL)) == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0 && sc->swept != NULL) {
+		k.mv_data = SC_SWEEP_KEY;
+		k.mv_size = strlen(SC_SWEEP_KEY);
+		v.mv_data = sc->swept;
+		v.mv_size = strlen(sc->swept);
+		rc = mdb_put(txn, sc->dbi, &k, &v, 0);
+	}
 	for (i = 0; rc == 0 && i < sc->nq; i++) {
 		k.mv_data = sc->q[i].key;
 		k.mv_size = strlen(sc->q[i].key);
@@ -345,7 +496,9 @@ ids_sync_statecache_flush(struct ids_sync_statecache *sc)
 	int rc, fp = 0;
 
 	if (sc == NULL || sc->nq == 0)
-		return 0;
+		return 0;	/* nothing to commit: no sweep either */
+	sweep_collect(sc, sc->nq < (SC_SWEEP_MAX - SC_SWEEP_BASE) / SC_SWEEP_PER ?
+	    SC_SWEEP_BASE + SC_SWEEP_PER * sc->nq : SC_SWEEP_MAX);
 	rc = commit_queue(sc, &fp);
 	/* a full map is doubled (up to SC_MAXMAP), with no transaction of ours open */
 	while (rc == MDB_MAP_FULL && mdb_env_info(sc->env, &info) == 0 &&

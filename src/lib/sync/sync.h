@@ -229,8 +229,24 @@ int ids_sync_statecache_get(struct ids_sync_statecache *sc, const char *uniqueid
 int ids_sync_statecache_put(struct ids_sync_statecache *sc, const char *uniqueid,
     const struct ids_sync_sig *sig, const char *ekey, const struct ids_dlist *state,
     const struct ids_dlist *missing);
-/* Commits the queued entries in one transaction (failpoint "sync.statecache_commit"). */
+/*
+ * Commits the queued entries in one transaction (failpoint
+ * "sync.statecache_commit"); when there are any and a live function is
+ * set, the same transaction first deletes the entries a bounded sweep
+ * found gone (64 entries examined, plus 16 a put, up to 4096, each
+ * flush going on where the last stopped).  No puts queued: nothing is read or written.
+ */
 int ids_sync_statecache_flush(struct ids_sync_statecache *sc);
+/*
+ * Which of the n uniqueids ids have no live folder: gone[i] set to 1
+ * for those (0: live, or unknown); < 0 when it cannot say (nothing is
+ * swept).
+ */
+typedef int (*ids_sync_statecache_live_fn)(void *rock, const char *const *ids, size_t n,
+    unsigned char *gone);
+/* Sets the function the sweep asks (NULL: no sweep, as when never set). */
+void ids_sync_statecache_set_live(struct ids_sync_statecache *sc,
+    ids_sync_statecache_live_fn fn, void *rock);
 
 /* --- per-user replica data (replica.db) ----------------------------------
  *
