@@ -81,14 +81,13 @@ is(scalar @sent, 5, '... each naming its folder') or diag(explain(\@sent));
 # commit of the folders at the positions @failing (0-based, in the order
 # sent) failing in the group's transaction and alone.  The group's
 # transaction stops at the first of them (hit k+1, k its position);
-# then each folder alone is one hit more, in order.  A rule counts the
-# hits of its point but those at which a rule before it fired (the first
-# rule that fires answers the hit): rule j is given its hit less j.
+# then each folder alone is one hit more, in order (each rule counts
+# every hit of its point).
 sub replay {
 	my ($conf, @failing) = @_;
 	my $first = $failing[0] + 1;
 	my @hits = ($first, map { $first + $_ + 1 } @failing);
-	my $spec = join(',', map { "mailbox.create_put:EIO:" . ($hits[$_] - $_) } 0 .. $#hits);
+	my $spec = join(',', map { "mailbox.create_put:EIO:$_" } @hits);
 	unlink "$base/fplog";
 	my $r = run('sh', '-c', 'exec "$@" < "$0"', "$base/in", 'env', "IDS_FAILPOINT=$spec",
 	    "IDS_FAILPOINT_LOG=$base/fplog", tool('spool_sync'), '-C', $conf, '--serve');

@@ -46,6 +46,17 @@ is($r->{rc}, 0, 'a folder to deliver to') or diag($r->{err});
 	is($r->{err}, "spool_append: user/fp: Input/output error\n", '... the second is not');
 }
 {
+	# Two rules of one point: each counts every hit (the second and the
+	# third write fail, not the second and the fourth).
+	local $ENV{IDS_FAILPOINT} = 'fs.write:EIO:2,fs.write:ENOSPC:3';
+	spew("$dir/m$_", "m$_\r\n") for 3 .. 6;
+	$r = run('spool_append', '-C', $conf, 'user/fp', map { "$dir/m$_" } 3 .. 6);
+	is($r->{rc}, 1, 'IDS_FAILPOINT=fs.write:EIO:2,fs.write:ENOSPC:3: two writes fail');
+	is($r->{out}, "user/fp: uid 3\nuser/fp: uid 4\n", '... the first and the fourth message are delivered');
+	is($r->{err}, "spool_append: user/fp: Input/output error\nspool_append: user/fp: No space left on device\n",
+	    '... the second and the third are not, each with its rule\'s error');
+}
+{
 	local $ENV{IDS_FAILPOINT_CRASH} = 2;
 	$r = run('spool_append', '-C', $conf, '-q', 'user/fp', 'stdin', "x\r\n");
 	is($r->{rc}, 128 + 9, 'IDS_FAILPOINT_CRASH=2: killed (SIGKILL) at the second point');

@@ -140,13 +140,17 @@ ids_failpoint(const char *name)
 	    strncmp(name, crash_prefix, strlen(crash_prefix)) == 0 &&
 	    ++crash_hits == crash_at)
 		raise(SIGKILL);
+	/* every rule of the point counts every hit; the first that fires answers it */
 	for (i = 0; i < nrules; i++) {
 		struct fp_rule *r = &rules[i];
 
-		if (strcmp(r->name, name) != 0)
-			continue;
-		r->hits++;
-		if (r->nth == 0 || r->hits == r->nth) {
+		if (strcmp(r->name, name) == 0)
+			r->hits++;
+	}
+	for (i = 0; i < nrules; i++) {
+		struct fp_rule *r = &rules[i];
+
+		if (strcmp(r->name, name) == 0 && (r->nth == 0 || r->hits == r->nth)) {
 			errno = r->err;
 			return -r->err;
 		}

@@ -16,6 +16,8 @@
  *   IDS_FAILPOINT=NAME:ERR[:N][,NAME:ERR[:N]...]
  *	point NAME returns -ERR (ERR is a name such as ENOSPC, EIO, EXDEV,
  *	EMLINK, EPERM, EINTR or a number), on every hit or only on the N-th.
+ *	Rules of one point each count every hit of it (NAME:EIO:2,NAME:EIO:5
+ *	fails its 2nd and 5th hits); the first rule that fires answers.
  *   IDS_FAILPOINT_LOG=FILE
  *	appends the name of every point hit to FILE, one per line.
  *
