@@ -23,36 +23,13 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Copy qw(copy);
 use File::Find;
-use File::Path qw(make_path);
 use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf must_run deliver uniqueid_of folder_dir);
 
 my $base = scratch();
-
-sub conf_in {
-	my ($d, %kv) = @_;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no', %kv);
-}
-
-sub must_run {
-	my (@cmd) = @_;
-	my $r = run(@cmd);
-	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
-	return $r;
-}
-
-my $serial = 0;
-sub deliver {
-	my ($conf, $folder, $n) = @_;
-	for (1 .. $n // 1) {
-		$serial++;
-		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
-	}
-}
 
 # The peer; with $flat, one whose banner does not announce pipelining
 # (as a Cyrus sync_server's does not): each new folder is pushed alone.
@@ -71,19 +48,6 @@ sub push_to {
 sub applied { return ($_[0]{out} =~ / (\d+) applied,/)[0] // -1; }
 sub failed { return ($_[0]{out} =~ / (\d+) failed$/m)[0] // -1; }
 
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $st = CyrusPeer::ids_state($conf);
-	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
-}
-
-sub dir_of {
-	my ($conf, $name) = @_;
-	my $p = must_run('mbpath', '-C', $conf, '-i', $name);
-	chomp(my $d = $p->{out});
-	return $d;
-}
-
 # Directories named $id anywhere under the spool of $conf.
 sub dirs_named {
 	my ($conf, $id) = @_;
@@ -99,7 +63,7 @@ sub state_but {
 	my %skip = map { $_ => 1 } @skip;
 	my $mb = decode_json(must_run('ctl_mboxlist', '-C', $conf, '-d')->{out} || '{}');
 	delete $mb->{$_} for @skip;
-	return CyrusPeer::state($mb, sub { dir_of($conf, $_[0]) });
+	return CyrusPeer::state($mb, sub { folder_dir($conf, $_[0]) });
 }
 
 sub converged {
@@ -153,8 +117,8 @@ my %damage = (
 );
 my @damages = sort keys %damage;
 
-my $S = conf_in("$base/s");
-my $P = conf_in("$base/p");
+my $S = spool_conf("$base/s");
+my $P = spool_conf("$base/p");
 my @users = qw(alice bob carol);
 must_run('ctl_mboxlist', '-C', $S, '-i', '-c', map { ("user.$_", "user.$_.Sent") } @users);
 deliver($S, $_, 2) for map { ("user.$_", "user.$_.Sent") } @users;
@@ -182,7 +146,7 @@ for my $how (@damages) {
 		}
 		my $before = CyrusPeer::ids_state($P);
 		my $id = uniqueid_of($S, $bad);
-		my ($file, $repair) = $damage{$how}->(dir_of($S, $bad));
+		my ($file, $repair) = $damage{$how}->(folder_dir($S, $bad));
 		$r = push_to($S, $P, $mode eq 'alone');
 		is($r->{rc}, 1, "$what: the push exits 1, as for a refused folder")
 		    or diag($r->{out}, $r->{err});
@@ -207,10 +171,10 @@ for my $how (@damages) {
 }
 
 # ---- rolling -R: the failure record ------------------------------------------
-my $RS = conf_in("$base/rs", sync_log => 1, delete_mode => 'immediate',
+my $RS = spool_conf("$base/rs", sync_log => 1, delete_mode => 'immediate',
     sync_repeat_interval => '0.05', sync_reconnect_minwait => '0.2',
     sync_reconnect_maxwait => '0.4');
-my $RP = conf_in("$base/rp");
+my $RP = spool_conf("$base/rp");
 must_run('ctl_mboxlist', '-C', $RS, '-i', '-c', 'user.dave', 'user.dave.A', 'user.erin');
 deliver($RS, $_, 2) for 'user.dave', 'user.dave.A', 'user.erin';
 
@@ -234,7 +198,7 @@ sub wait_for {
 # a new folder damaged before the channel starts, beside new mail in others
 must_run('ctl_mboxlist', '-C', $RS, '-i', '-c', 'user.dave.Bad', 'user.dave.Z');
 deliver($RS, $_, 2) for 'user.dave.Bad', 'user.dave.Z';
-my ($file, $repair) = $damage{'a message file removed'}->(dir_of($RS, 'user.dave.Bad'));
+my ($file, $repair) = $damage{'a message file removed'}->(folder_dir($RS, 'user.dave.Bad'));
 my $id = uniqueid_of($RS, 'user.dave.Bad');
 
 my $log = "$base/rolling.log";

@@ -15,27 +15,14 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf must_run folder_dir);
 
 my $top = "$FindBin::Bin/..";
 my $base = scratch();
 chmod 0755, $base;
-
-sub conf_in {
-	my ($d) = @_;
-	make_path($d);
-	return write_conf($d, unixhierarchysep => 'no', hashimapspool => 'no');
-}
-
-sub must_run {
-	my (@cmd) = @_;
-	my $r = run(@cmd);
-	die "@cmd[0 .. 2]: $r->{out} $r->{err}" if $r->{rc};
-	return $r;
-}
 
 # $n messages into $folder of $conf, by one spool_append.
 my $serial = 0;
@@ -52,11 +39,6 @@ sub deliver {
 	unlink @f;
 }
 
-sub dir_of {
-	my ($conf, $name) = @_;
-	chomp(my $d = must_run('mbpath', '-C', $conf, '-i', $name)->{out});
-	return $d;
-}
 
 # run(), its output and trace (-v -v: far more than a pipe holds, which
 # run() reads only after the output) written to files.
@@ -100,15 +82,15 @@ sub failed { return ($_[0]{out} =~ / (\d+) failed$/m)[0] // -1; }
 sub files { return ($_[0]{out} =~ / (\d+) file\(s\),/)[0] // -1; }
 
 # ---- from an idspool peer ----------------------------------------------------
-my $P = conf_in("$base/p");
-my $S = conf_in("$base/s");
+my $P = spool_conf("$base/p");
+my $S = spool_conf("$base/s");
 must_run('ctl_mboxlist', '-C', $P, '-i', '-c', 'user.alice', 'user.alice.Big', 'user.alice.Z',
     'user.bob');
 deliver($P, 'user.alice.Big', 700);
 deliver($P, $_, 3) for 'user.alice', 'user.alice.Z', 'user.bob';
 
 # a file of the peer whose bytes are not its GUID's, in the middle of a window
-my $pbig = dir_of($P, 'user.alice.Big');
+my $pbig = folder_dir($P, 'user.alice.Big');
 my $good = slurp("$pbig/100.");
 (my $bad = $good) =~ s/Body/BODY/;
 spew("$pbig/100.", $bad);

@@ -366,33 +366,48 @@ ids_index_open(int dirfd, struct ids_index **idxp)
 }
 
 /*
- * Only the header: the first IDS_INDEX_MAX_HEADER bytes are read, and
- * the geometry is checked against the file's size instead of its bytes.
+ * Only the header: the first IDS_INDEX_MAX_HEADER bytes are read into
+ * buf, and the geometry is checked against the file's size instead of
+ * its bytes.  On success *idx holds the header (its buf is buf) and
+ * *fdp the open file, for the caller to close.
  */
-int
-ids_index_read_header(int dirfd, struct ids_index_header *h)
+static int
+open_header(int dirfd, unsigned char buf[IDS_INDEX_MAX_HEADER], struct ids_index *idx,
+    int *fdp)
 {
-	unsigned char buf[IDS_INDEX_MAX_HEADER];
-	struct ids_index idx;
 	struct stat st;
 	ssize_t n;
 	int fd, r;
 
 	if ((r = ids_open_regular(dirfd, IDS_INDEX_FILE, &st, &fd)) < 0)
 		return r;
-	memset(buf, 0, sizeof(buf));
+	memset(buf, 0, IDS_INDEX_MAX_HEADER);
 	do
-		n = pread(fd, buf, sizeof(buf), 0);
+		n = pread(fd, buf, IDS_INDEX_MAX_HEADER, 0);
 	while (n < 0 && errno == EINTR);
 	r = n < 0 ? -errno : 0;
-	close(fd);
-	if (r < 0)
+	memset(idx, 0, sizeof(*idx));
+	idx->buf = buf;
+	idx->len = (size_t)n < IDS_INDEX_MAX_HEADER ? (size_t)n : (size_t)st.st_size;
+	if (r < 0 || (r = read_header(idx)) < 0) {
+		close(fd);
 		return r;
-	memset(&idx, 0, sizeof(idx));
-	idx.buf = buf;
-	idx.len = (size_t)n < sizeof(buf) ? (size_t)n : (size_t)st.st_size;
-	if ((r = read_header(&idx)) == 0)
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int
+ids_index_read_header(int dirfd, struct ids_index_header *h)
+{
+	unsigned char buf[IDS_INDEX_MAX_HEADER];
+	struct ids_index idx;
+	int fd, r;
+
+	if ((r = open_header(dirfd, buf, &idx, &fd)) == 0) {
 		*h = idx.h;
+		close(fd);
+	}
 	return r;
 }
 
@@ -513,27 +528,12 @@ ids_index_find_uid(int dirfd, uint32_t uid, struct ids_index_record *rec)
 {
 	unsigned char head[IDS_INDEX_MAX_HEADER];
 	struct ids_index idx, *whole;
-	struct stat st;
 	uint32_t i;
-	ssize_t n;
 	int fd, r;
 
-	if ((r = ids_open_regular(dirfd, IDS_INDEX_FILE, &st, &fd)) < 0)
+	if ((r = open_header(dirfd, head, &idx, &fd)) < 0)
 		return r;
-	memset(head, 0, sizeof(head));
-	do
-		n = pread(fd, head, sizeof(head), 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	memset(&idx, 0, sizeof(idx));
-	idx.buf = head;
-	idx.len = (size_t)n < sizeof(head) ? (size_t)n : (size_t)st.st_size;
-	if ((r = read_header(&idx)) == 0)
-		r = search_uid(fd, &idx, uid, rec);
+	r = search_uid(fd, &idx, uid, rec);
 	close(fd);
 	if (r != 1 && r != IDS_ENOTFOUND)
 		return r;
