@@ -29,15 +29,13 @@ use Compress::Zlib qw(crc32);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf rolling_keys ok_append uniqueid_of channel rolling_start rolling_stop);
 
 my $dir = scratch();
 
 sub spool {
 	my ($name, %kv) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate', sync_repeat_interval => '0.05',
-	    sync_reconnect_minwait => '0.1', sync_reconnect_maxwait => '0.4', %kv);
+	return spool_conf("$dir/$name", rolling_keys('0.1', '0.4'), %kv);
 }
 
 make_path("$dir/p/two");
@@ -60,29 +58,20 @@ exec '${\tool('spool_sync')}' -C '$ra' --serve
 EOF
 chmod 0755, $wrap;
 
-my @children;
-# A test that dies leaves no rolling client behind.
-END { kill 'TERM', @children if @children; }
-
+# -R on one channel of the primary (SyncPair's rolling_start: a test
+# that dies leaves no rolling client behind).
 sub start_rolling {
 	my ($channel, $log, @peer) = @_;
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open STDOUT, '>>', $log or die;
-		open STDERR, '>>', $log or die;
-		exec(tool('spool_sync'), '-C', $p, '-v', '-t', '5', '-R', '--channel', $channel,
-		    '--', @peer) or die "exec: $!";
-	}
-	push @children, $pid;
-	return $pid;
+	return rolling_start($p, $log, [5, '--channel', $channel], @peer);
 }
 
 sub alive { return waitpid($_[0], WNOHANG) == 0; }
 
-sub deliver {
+# ok_deliver($folder, $text): a test that a message of subject and body
+# $text is appended to $folder of the primary (SyncPair's ok_append).
+sub ok_deliver {
 	my ($folder, $text) = @_;
-	return ok_run("deliver to $folder", 'spool_append', '-C', $p, '-q', '-i', $folder,
-	    stdin => "From: x\@example.com\nSubject: $text\n\n$text\n");
+	return ok_append("deliver to $folder", $p, $folder, "From: x\@example.com\nSubject: $text\n\n$text\n");
 }
 
 # Waits up to 20 s for the replica to equal the primary.
@@ -118,7 +107,7 @@ sub status {
 
 ok_run('folders on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice',
     'user.alice.Work', 'user.alice.My Folder', 'user.bob', 'user.carol');
-deliver('user.alice', 'first');
+ok_deliver('user.alice', 'first');
 my ($st) = status();
 ok($st->{a}{lag} >= 5 && $st->{b}{lag} == $st->{a}{lag},
     "-s: each channel lags by the journal's entries ($st->{a}{lag})");
@@ -132,30 +121,30 @@ my $cb = start_rolling('b', $lb, tool('spool_sync'), '-C', $rb, '--serve');
 converges('-R, channel a: the replica equals the primary', $ra);
 converges('-R, channel b: the second replica too', $rb);
 
-deliver('user.alice.Work', 'second');
-deliver('user.bob', 'third');
+ok_deliver('user.alice.Work', 'second');
+ok_deliver('user.bob', 'third');
 ok_run('a rename on the primary', 'ctl_rename', '-C', $p, '-i', 'user.alice.Work',
     'user.alice.Projects');
 ok_run('a delete on the primary', 'ctl_mboxlist', '-C', $p, '-i', '-x', 'user.carol');
 converges('a delivery, a rename and a delete carried on channel a', $ra);
 converges('... and on channel b', $rb);
-my $chain = decode_json((split /\n/, run('spool_sync', '-C', $rb, '-s', '--json')->{out})[0]);
-ok($chain->{channels}[0]{lag} >= 4,
-    "sync_log_chain: the replica's applies are in its own journal ($chain->{channels}[0]{lag})");
+my $chain = channel($rb);
+ok($chain->{lag} >= 4,
+    "sync_log_chain: the replica's applies are in its own journal ($chain->{lag})");
 ok(!-e "$dir/ra/conf/sync/journal", 'without sync_log a replica keeps no journal');
 my $names = join ' ', sort map { $_->{name} } values %{ ids_state($ra) };
 is($names, 'user.alice user.alice.My Folder user.alice.Projects user.bob', '... by name too');
 
 # ---- the peer killed mid-session, then down ---------------------------------
 spew("$dir/crash", '');
-deliver('user.bob', 'during a crash');
+ok_deliver('user.bob', 'during a crash');
 converges('the peer killed mid-session: converged with the next peer', $ra);
 ok(!-e "$dir/crash", '... the peer did crash');
 like(slurp($la), qr/session lost/, '... the lost session is logged');
 ok(alive($ca), '... and -R did not exit');
 
 spew("$dir/down", '');
-deliver('user.alice', 'while down');
+ok_deliver('user.alice', 'while down');
 ok_run('a folder created while down', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice.Later');
 converges('channel b goes on while a is down', $rb);
 select(undef, undef, undef, 1.0);
@@ -176,7 +165,7 @@ ok($st->{a}{last_success} && abs($st->{a}{last_success} - time) < 60, '-s: a rec
 my $p2 = "$dir/p/two.conf";
 spew($p2, slurp($p) =~ s/^defaultpartition: .*$/defaultpartition: two/mr);
 ok_run('a folder on partition two', 'ctl_mboxlist', '-C', $p2, '-i', '-c', 'user.bob.Two');
-deliver('user.alice', 'while refused');
+ok_deliver('user.alice', 'while refused');
 my $fail;
 for (1 .. 100) {
 	($st) = status();
@@ -208,8 +197,7 @@ is(scalar @{ $st->{a}{failing} }, 0, '... and its failure record is gone');
 # A writer of user.bob that keeps its lock (a long migration): its entry
 # is in the journal, -R cannot wait for it, so user.bob gets a failure
 # record while the rest goes on; once the lock goes, it is carried.
-my $pstate = ids_state($p);
-my ($bob_id) = grep { $pstate->{$_}{name} eq 'user.bob' } keys %$pstate;
+my $bob_id = uniqueid_of($p, 'user.bob');
 open my $lk, '+<', "$dir/p/conf/lock/mailbox/$bob_id.lock" or die "lock file: $!";
 my $fl = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0);
 fcntl($lk, F_SETLK, $fl) or die "fcntl: $!";
@@ -217,7 +205,7 @@ my $entry = "$bob_id -";
 open my $jf, '>>', "$dir/p/conf/sync/journal" or die;
 printf $jf "%08x %s\n", crc32($entry), $entry;
 close $jf;
-deliver('user.alice', 'while bob is busy');
+ok_deliver('user.alice', 'while bob is busy');
 for (1 .. 150) {
 	($st) = status();
 	($fail) = grep { $_->{folder} eq 'user.bob' } @{ $st->{a}{failing} };
@@ -229,16 +217,14 @@ like($fail->{reason} // '', qr/a writer still holds its lock/,
 for (1 .. 100) { last if ($n_ra = $msgs->($ra)) == $msgs->($p); select(undef, undef, undef, 0.1); }
 is($n_ra, $msgs->($p), '... while the other folders replicate');
 close $lk;
-deliver('user.bob', 'bob free again');
+ok_deliver('user.bob', 'bob free again');
 converges('the lock gone: the folder is carried', $ra);
 for (1 .. 50) { ($st) = status(); last unless @{ $st->{a}{failing} }; select(undef, undef, undef, 0.1); }
 is(scalar @{ $st->{a}{failing} }, 0, '... and its record is gone');
 
 # ---- SIGTERM, then a drain on channel a --------------------------------------
-kill 'TERM', $ca;
-waitpid($ca, 0);
-is($?, 0, 'SIGTERM ends -R with status 0');
-deliver('user.bob', 'after the stop');
+is(rolling_stop($ca), 0, 'SIGTERM ends -R with status 0');
+ok_deliver('user.bob', 'after the stop');
 my $dr = run('spool_sync', '-C', $p, '--drain', '--channel', 'a', '--', $wrap);
 is($dr->{rc}, 0, '--drain exits 0') or diag($dr->{out}, $dr->{err});
 like($dr->{out}, qr/the peer is equal/, '... the peer is equal');
@@ -253,7 +239,7 @@ my (undef, $all) = status();
 like($all->{fenced} // '', qr/--drain --channel 'a'/, '-s --json: the fence');
 is_deeply(ids_state($ra), ids_state($p), 'nothing changed on the primary while fenced');
 ok_run('--unfence', 'spool_sync', '-C', $p, '--unfence');
-deliver('user.bob', 'after the fence');
+ok_deliver('user.bob', 'after the fence');
 
 # A drain that cannot end equal: the replica holds a folder the primary
 # has no tombstone of, which would have to be copied back here, where
@@ -263,11 +249,9 @@ $dr = run('spool_sync', '-C', $p, '--drain', '--channel', 'a', '--', $wrap);
 is($dr->{rc}, 1, 'a drain against an unequal peer exits 1');
 like($dr->{err}, qr/drain: a: the full compare: 1 refusal\(s\), first .*fenced.*; the fence is released/,
     '... with the reason') or diag($dr->{err});
-deliver('user.bob', 'after the failed drain');
+ok_deliver('user.bob', 'after the failed drain');
 
-kill 'TERM', $cb;
-waitpid($cb, 0);
-is($?, 0, 'channel b stopped');
+is(rolling_stop($cb), 0, 'channel b stopped');
 my $usage = run('spool_sync', '-C', $p, '-R', '--channel', 'zz', '--', 'true');
 is($usage->{rc}, 3, '-R on a channel not in sync_log_channels exits 3');
 like($usage->{err}, qr/no channel 'zz' in sync_log_channels/, '... saying so');

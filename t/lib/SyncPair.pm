@@ -166,19 +166,22 @@ sub rolling_keys {
 
 # rolling_start($conf, $log, $timeout, @peer): spool_sync -C $conf -v -t
 # $timeout -R -- @peer in the background, its output and errors appended
-# to $log (made first, so that it can be read at once).  Returns its pid;
+# to $log (made first, so that it can be read at once).  $timeout may be
+# [$timeout, @opts]: @opts follow -R (--channel NAME).  Returns its pid;
 # one not stopped is sent SIGTERM when the test ends.
 # rolling_stop($pid): SIGTERM, then its wait status ($?).
 my %rolling;
 sub rolling_start {
 	my ($conf, $log, $timeout, @peer) = @_;
+	my @opts;
+	($timeout, @opts) = @$timeout if ref $timeout;
 	open my $fh, '>>', $log or die "$log: $!";
 	close $fh;
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open STDOUT, '>>', $log or die;
 		open STDERR, '>>', $log or die;
-		exec(tool('spool_sync'), '-C', $conf, '-v', '-t', $timeout, '-R', '--', @peer)
+		exec(tool('spool_sync'), '-C', $conf, '-v', '-t', $timeout, '-R', @opts, '--', @peer)
 		    or die "exec: $!";
 	}
 	$rolling{$pid} = 1;
