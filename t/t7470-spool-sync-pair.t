@@ -30,19 +30,17 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf deliver uniqueid_of folder_dir ok_sync pair_audit staging_left);
 
 my $dir = scratch();
 
 sub spool {
 	my ($name, %kv) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate', %kv);
+	return spool_conf("$dir/$name", delete_mode => 'immediate', %kv);
 }
 
 # Each side journals its changes for the other (a drain needs a channel).
@@ -64,9 +62,7 @@ sub counts {
 # peer TO (a push; --pull in @opts makes it a pull), checked to exit 0.
 sub sync {
 	my ($what, $from, $to, @opts) = @_;
-	my $r = run('spool_sync', '-C', $from, '-v', '-v', '-A', @opts, '--', ids_peer($to));
-	is($r->{rc}, 0, "$what: spool_sync exits 0") or diag($r->{out}, $r->{err});
-	return $r;
+	return ok_sync("$what: spool_sync exits 0", $from, $to, '-v', '-v', '-A', @opts);
 }
 
 sub mk {
@@ -74,31 +70,9 @@ sub mk {
 	ok_run("create @names", 'ctl_mboxlist', '-C', $conf, '-i', '-c', @names);
 }
 
-my $serial = 0;
-sub deliver {
-	my ($conf, $folder, $n) = @_;
-	for (1 .. $n // 1) {
-		$serial++;
-		my $r = run('spool_append', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial, " .
-		    ('x' x ($serial * 7)) . "\n");
-		die "spool_append $folder: $r->{err}" if $r->{rc};
-	}
-}
-
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $st = ids_state($conf);
-	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
-}
-
-sub folder_dir {
-	my ($conf, $name) = @_;
-	my $r = run('mbpath', '-C', $conf, '-i', $name);
-	die "mbpath $name: $r->{err}" if $r->{rc};
-	chomp(my $d = $r->{out});
-	return $d;
-}
+# deliver_sized($conf, $folder, $n): SyncPair's deliver, each message
+# padded to a size of its own (7 x its serial bytes more).
+sub deliver_sized { deliver(@_[0 .. 2], 7); }
 
 # An expunge on an idspool spool, as a replica receives one.
 sub expunge {
@@ -162,7 +136,7 @@ sub dup_uids {
 
 sub pair_clean {
 	my ($what, $x, $y) = @_;
-	my $r = run('spool_audit', '-C', $x, '-i', '--compare', '--', ids_peer($y));
+	my $r = pair_audit($x, $y);
 	ok($r->{rc} == 0 && $r->{out} eq '', "$what: the pair audit over the wire is clean")
 	    or diag($r->{out}, $r->{err});
 }
@@ -202,21 +176,21 @@ sub check {
 	is_deeply(nstate($y), nstate($x), "$what: the states are equal by uniqueid");
 	my $again = sync("$what: the sync again", $x, $y);
 	is(sent_applies($again), 0, "$what: a second sync sends no APPLY") or diag($again->{err});
-	my @left = (glob("$dir/a/spool/stage./*"), glob("$dir/b/spool/stage./*"));
+	my @left = (staging_left($A), staging_left($B));
 	ok(!@left, "$what: no staging left") or diag("@left");
 }
 
 # ---- full --------------------------------------------------------------------
 mk($A, qw(user.alice user.alice.Sent user.alice.Trash user.alice.Work user.alice.Work.2024
     user.alice.Work.2024.Q1 user.bob user.bob.Archive example.com!user.dave));
-deliver($A, 'user.alice', 4);
-deliver($A, 'user.alice.Sent', 2);
-deliver($A, 'user.alice.Trash', 1);
-deliver($A, 'user.alice.Work.2024', 2);
-deliver($A, 'user.alice.Work.2024.Q1', 1);
-deliver($A, 'user.bob', 3);
-deliver($A, 'user.bob.Archive', 1);
-deliver($A, 'example.com!user.dave', 2);
+deliver_sized($A, 'user.alice', 4);
+deliver_sized($A, 'user.alice.Sent', 2);
+deliver_sized($A, 'user.alice.Trash', 1);
+deliver_sized($A, 'user.alice.Work.2024', 2);
+deliver_sized($A, 'user.alice.Work.2024.Q1', 1);
+deliver_sized($A, 'user.bob', 3);
+deliver_sized($A, 'user.bob.Archive', 1);
+deliver_sized($A, 'example.com!user.dave', 2);
 harvest();
 my $r = sync('full push', $A, $B);
 my $c = counts($r);
@@ -224,8 +198,8 @@ is("$c->{applied} $c->{files} $c->{failed}", '9 16 0', 'full push: 9 folders, 16
 check('full');
 
 # ---- incremental -------------------------------------------------------------
-deliver($A, 'user.alice', 2);
-deliver($A, 'user.bob.Archive', 1);
+deliver_sized($A, 'user.alice', 2);
+deliver_sized($A, 'user.bob.Archive', 1);
 harvest();
 $r = sync('incremental push', $A, $B);
 $c = counts($r);
@@ -266,7 +240,7 @@ my $old_trash = uniqueid_of($A, 'user.alice.Trash');
 removed(values %{live_records($A)->{'user.alice.Trash'}});
 ok_run('delete Trash on a', 'ctl_mboxlist', '-C', $A, '-i', '-x', 'user.alice.Trash');
 mk($A, 'user.alice.Trash');
-deliver($A, 'user.alice.Trash', 1);
+deliver_sized($A, 'user.alice.Trash', 1);
 my $new_trash = uniqueid_of($A, 'user.alice.Trash');
 isnt($new_trash, $old_trash, 'the new Trash has a new uniqueid');
 harvest();
@@ -309,11 +283,11 @@ check('user delete');
 # ---- split brain ---------------------------------------------------------------
 # Apart: both deliver to the same folders (the same next UIDs), b into a
 # folder a does not touch, a creates a folder.
-deliver($A, 'user.alice', 2);
-deliver($B, 'user.alice', 3);
-deliver($B, 'user.carol.Archive', 1);
+deliver_sized($A, 'user.alice', 2);
+deliver_sized($B, 'user.alice', 3);
+deliver_sized($B, 'user.carol.Archive', 1);
 mk($A, 'user.alice.New');
-deliver($A, 'user.alice.New', 1);
+deliver_sized($A, 'user.alice.New', 1);
 harvest();
 my $n_alice = keys %{live_records($A)->{'user.alice'}};
 $r = sync('split brain: push a to b', $A, $B);
@@ -325,7 +299,7 @@ check('split brain');
 
 # ---- a folder only the replica holds ------------------------------------------
 mk($B, 'user.carol.Local');
-deliver($B, 'user.carol.Local', 2);
+deliver_sized($B, 'user.carol.Local', 2);
 harvest();
 $r = sync('push with a replica-only folder', $A, $B);
 $c = counts($r);
@@ -356,7 +330,7 @@ sub healed {
 	ok(!@bad, "$what: the files are whole again") or diag("uids: @bad");
 }
 my ($db, $goodb) = damage($B, 'user.alice');
-$r = run('spool_audit', '-C', $A, '-i', '--compare', '--', ids_peer($B));
+$r = pair_audit($A, $B);
 is($r->{rc}, 1, 'the replica damaged: the pair audit says so');
 $r = sync('push heals the replica', $A, $B, '--verify');
 like($r->{err}, qr/REPAIR/, '... through APPLY REPAIR');
@@ -371,18 +345,18 @@ check('MISSING pulled');
 
 # ---- hard failover and back ----------------------------------------------------
 # a takes deliveries it never pushes, then "dies"; b is the new primary.
-deliver($A, 'user.alice', 2);
-deliver($A, 'user.carol', 1);
+deliver_sized($A, 'user.alice', 2);
+deliver_sized($A, 'user.carol', 1);
 mk($A, 'user.alice.Unsent');
-deliver($A, 'user.alice.Unsent', 1);
+deliver_sized($A, 'user.alice.Unsent', 1);
 harvest();
 my %only_a = %{live_guids($A)};
 delete @only_a{keys %{live_guids($B)}};
 is(scalar(keys %only_a), 4, 'a holds 4 messages b never got, then dies');
-deliver($B, 'user.alice', 2);
-deliver($B, 'user.carol.Archive', 1);
+deliver_sized($B, 'user.alice', 2);
+deliver_sized($B, 'user.carol.Archive', 1);
 mk($B, 'user.alice.AfterFailover');
-deliver($B, 'user.alice.AfterFailover', 1);
+deliver_sized($B, 'user.alice.AfterFailover', 1);
 ok_run('b renames a folder as primary', 'ctl_rename', '-C', $B, '-i', 'user.alice.Projects.2024.Q1',
     'user.alice.Projects.2024.First');
 harvest();
@@ -400,8 +374,8 @@ ok(!grep({ !$lb->{$_} } keys %only_a), '... a\'s own messages went to b too');
 check('hard failover and back', $B, $A);
 
 # ---- soft failover: drain a, and back --------------------------------------
-deliver($A, 'user.alice', 1);
-deliver($A, 'user.carol', 1);
+deliver_sized($A, 'user.alice', 1);
+deliver_sized($A, 'user.carol', 1);
 harvest();
 $r = run('spool_sync', '-C', $A, '--drain', '--channel', 'b', '--', ids_peer($B));
 is($r->{rc}, 0, 'soft failover: spool_sync --drain exits 0') or diag($r->{out}, $r->{err});
@@ -409,7 +383,7 @@ like($r->{out}, qr/the peer is equal/, '... the peer is equal');
 is_deeply(nstate($B), nstate($A), '... and it is');
 my $f = run('spool_append', '-C', $A, '-i', 'user.alice', stdin => "Subject: fenced\n\nx\n");
 is($f->{rc}, 75, '... the old primary refuses deliveries (fenced)');
-deliver($B, 'user.alice', 2);
+deliver_sized($B, 'user.alice', 2);
 harvest();
 # the fence holds every writer of a, its replica's applies included: b's
 # drain into the fenced a fails (and releases b's fence) until a is unfenced

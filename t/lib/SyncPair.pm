@@ -45,15 +45,17 @@ sub must_run {
 	return $r;
 }
 
-# deliver($conf, $folder, $n): $n messages (default 1) appended to
-# $folder, each of its own text ("message <serial>" over the test file).
+# deliver($conf, $folder, $n, $pad): $n messages (default 1) appended to
+# $folder, each of its own text ("message <serial>" over the test file);
+# with $pad, each body ends in $pad x <serial> "x" (sizes that differ).
 my $serial = 0;
 sub deliver {
-	my ($conf, $folder, $n) = @_;
+	my ($conf, $folder, $n, $pad) = @_;
 	for (1 .. $n // 1) {
 		$serial++;
+		my $body = $pad ? "Body $serial, " . ('x' x ($serial * $pad)) : "Body $serial";
 		must_run('spool_append', '-q', '-C', $conf, '-i', $folder,
-		    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial\n");
+		    stdin => "From: x\@example.com\nSubject: message $serial\n\n$body\n");
 	}
 }
 
