@@ -13,20 +13,19 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf ok_append rolling_start rolling_stop channel);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-make_path("$dir/p");
-my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no',
+my $p = spool_conf("$dir/p",
     sync_log => 1, sync_repeat_interval => '0.05', sync_reconnect_minwait => '0.1',
     sync_reconnect_maxwait => '0.5');
 my $cy = CyrusPeer->new("$dir/cyrus");
@@ -39,10 +38,12 @@ exec runuser -u cyrus -- env CYRUS_SERVICE=sync CYRUS_ID=1 '$CyrusPeer::BIN/sync
 EOF
 chmod 0755, $peer;
 
-sub deliver {
+# ok_deliver($folder, $text): a test that a message of subject, body and
+# Message-ID $text is appended to $folder (SyncPair's ok_append).
+sub ok_deliver {
 	my ($folder, $text) = @_;
-	ok_run("deliver to $folder", 'spool_append', '-C', $p, '-q', '-i', $folder,
-	    stdin => "From: x\@example.com\nSubject: $text\nMessage-ID: <$text\@example.com>\n\n$text\n");
+	ok_append("deliver to $folder", $p, $folder,
+	    "From: x\@example.com\nSubject: $text\nMessage-ID: <$text\@example.com>\n\n$text\n");
 }
 
 sub converges {
@@ -59,36 +60,29 @@ sub converges {
 
 ok_run('folders', 'ctl_mboxlist', '-C', $p, '-i', '-c', 'user.alice', 'user.alice.Work',
     'user.alice.Work.2019', 'user.bob');
-deliver('user.alice', 'one');
-deliver('user.alice.Work.2019', 'two');
-deliver('user.bob', 'three');
+ok_deliver('user.alice', 'one');
+ok_deliver('user.alice.Work.2019', 'two');
+ok_deliver('user.bob', 'three');
 
 my $log = "$dir/rolling.log";
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $p, '-v', '-t', '10', '-R', '--', $peer) or die "exec: $!";
-}
-
-# A test that dies leaves no rolling client behind.
-END { kill 'TERM', $pid if $pid; }
+# (A test that dies leaves no rolling client behind: rolling_start.)
+my $pid = rolling_start($p, $log, 10, $peer);
 
 converges('-R into a real Cyrus: the Cyrus side equals the spool');
 my ($n, @bad) = $cy->files_differ($p);
 ok($n >= 3 && !@bad, "... $n message files identical") or diag("@bad");
 
 ok_run('a folder-tree rename', 'ctl_rename', '-C', $p, '-i', 'user.alice.Work', 'user.alice.Projects');
-deliver('user.alice.Projects.2019', 'four');
-deliver('user.alice', 'five');
+ok_deliver('user.alice.Projects.2019', 'four');
+ok_deliver('user.alice', 'five');
 converges('a rename and deliveries carried into Cyrus');
 ok(exists $cy->mailboxes->{'user.alice.Projects.2019'}, '... the tree renamed there');
 
 spew("$dir/down", '');
-deliver('user.bob', 'six');
+ok_deliver('user.bob', 'six');
 select(undef, undef, undef, 1.0);
-my $s = decode_json((split /\n/, run('spool_sync', '-C', $p, '-s', '--json')->{out})[0]);
-ok($s->{channels}[0]{lag} > 0, "-s: lag while Cyrus is unreachable ($s->{channels}[0]{lag})");
+my $s = channel($p);
+ok($s->{lag} > 0, "-s: lag while Cyrus is unreachable ($s->{lag})");
 ok(waitpid($pid, WNOHANG) == 0, '-R is still running');
 unlink "$dir/down";
 converges('Cyrus back: converged');
@@ -96,8 +90,6 @@ converges('Cyrus back: converged');
 ok($n >= 6 && !@bad, "... $n message files identical") or diag("@bad");
 like(slurp($log), qr/session lost/, 'the lost sessions were logged');
 
-kill 'TERM', $pid;
-waitpid($pid, 0);
-is($?, 0, 'SIGTERM ends -R with status 0');
+is(rolling_stop($pid), 0, 'SIGTERM ends -R with status 0');
 
 done_testing();
