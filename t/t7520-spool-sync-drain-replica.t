@@ -11,18 +11,16 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf ok_append sync_run);
 
 my $dir = scratch();
 
 sub spool {
 	my ($name, %kv) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no',
-	    delete_mode => 'immediate', %kv);
+	return spool_conf("$dir/$name", delete_mode => 'immediate', %kv);
 }
 
 # up -> mid (a replica without sync_log_chain) ; mid -> down (drained)
@@ -30,30 +28,28 @@ my $up = spool('up');
 my $mid = spool('mid', sync_log => 1);
 my $down = spool('down');
 
-sub deliver {
+# ok_deliver($folder, $text): a test that a message of subject and body
+# $text is appended to $folder upstream (SyncPair's ok_append).
+sub ok_deliver {
 	my ($folder, $text) = @_;
-	return ok_run("deliver to $folder", 'spool_append', '-C', $up, '-q', '-i', $folder,
-	    stdin => "From: x\@example.com\nSubject: $text\n\n$text\n");
+	return ok_append("deliver to $folder", $up, $folder, "From: x\@example.com\nSubject: $text\n\n$text\n");
 }
 
-sub push_up {
-	return run('spool_sync', '-C', $up, '-u', 'alice', '--', tool('spool_sync'), '-C', $mid,
-	    '--serve');
-}
+sub push_up { return sync_run($up, $mid, '-u', 'alice'); }
 
 ok_run('folders upstream', 'ctl_mboxlist', '-C', $up, '-i', '-c', 'user.alice',
     'user.alice.Work');
-deliver('user.alice', 'first');
+ok_deliver('user.alice', 'first');
 my $r = push_up();
 is($r->{rc}, 0, 'upstream pushes into the replica') or diag($r->{out}, $r->{err});
 is_deeply(CyrusPeer::ids_state($mid), CyrusPeer::ids_state($up), '... which equals it');
 
-$r = run('spool_sync', '-C', $mid, '--drain', '--', tool('spool_sync'), '-C', $down, '--serve');
+$r = sync_run($mid, $down, '--drain');
 is($r->{rc}, 0, 'the replica, drained into its own peer: exit 0') or diag($r->{out}, $r->{err});
 my $before = CyrusPeer::ids_state($mid);
 is_deeply(CyrusPeer::ids_state($down), $before, '... its peer is equal');
 
-deliver('user.alice', 'while fenced');
+ok_deliver('user.alice', 'while fenced');
 ok_run('a new folder upstream', 'ctl_mboxlist', '-C', $up, '-i', '-c', 'user.alice.New');
 $r = push_up();
 is($r->{rc}, 1, 'a push into the fenced replica exits 1') or diag($r->{out}, $r->{err});
