@@ -26,6 +26,7 @@ use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(must_run uniqueid_of ok_sync serve);
 
 my $top = "$FindBin::Bin/..";
 my $dir = scratch();
@@ -36,50 +37,41 @@ sub ids_state { return CyrusPeer::ids_state($_[0]); }
 
 sub client {
 	my ($what, $conf, $args, @peer) = @_;
-	my $r = run('spool_sync', '-C', $conf, '-v', '-v', @$args, '--', @peer);
-	is($r->{rc}, 0, "$what: spool_sync exits 0") or diag($r->{out}, $r->{err});
-	return $r;
+	return ok_sync("$what: spool_sync exits 0", $conf, [@peer], '-v', '-v', @$args);
 }
 
 sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
 sub mk {
 	my ($conf, @names) = @_;
-	for my $n (@names) {
-		my $r = run('ctl_mboxlist', '-C', $conf, '-i', '-c', $n);
-		die "create $n: $r->{err}" if $r->{rc};
-	}
+	must_run('ctl_mboxlist', '-C', $conf, '-i', '-c', $_) for @names;
 }
 
 my $serial = 0;
-# deliver($conf, $folder): a new message (one no side had before); its uid.
-sub deliver {
+# deliver_uid($conf, $folder): a new message (one no side had before,
+# its body naming the spool); its uid.
+sub deliver_uid {
 	my ($conf, $folder) = @_;
 	$serial++;
-	my $r = run('spool_append', '-C', $conf, '-i', $folder,
+	my $r = must_run('spool_append', '-C', $conf, '-i', $folder,
 	    stdin => "From: x\@example.com\nSubject: message $serial\n\nBody $serial of $conf\n");
-	die "spool_append $folder: $r->{err}" if $r->{rc};
 	my ($uid) = $r->{out} =~ /uid (\d+)/;
 	return $uid;
 }
 
-sub serve {
+# serve_ok($conf, $in): a replica session on $conf fed $in, which dies
+# unless every answer is OK; its output.
+sub serve_ok {
 	my ($conf, $in) = @_;
-	my $r = run('spool_sync', '-C', $conf, '--serve', stdin => $in);
+	my $r = serve($conf, $in);
 	die "spool_sync --serve: $r->{out} $r->{err}" if $r->{rc} || $r->{out} =~ /^(NO|BAD)/m;
 	return $r->{out};
-}
-
-sub uniqueid_of {
-	my ($conf, $name) = @_;
-	my $st = ids_state($conf);
-	return (grep { $st->{$_}{name} eq $name } keys %$st)[0];
 }
 
 # An expunge on an idspool spool, as a replica receives one.
 sub expunge {
 	my ($conf, $name, @uids) = @_;
-	serve($conf, "APPLY EXPUNGE %(MBOXNAME $name UNIQUEID " . uniqueid_of($conf, $name) .
+	serve_ok($conf, "APPLY EXPUNGE %(MBOXNAME $name UNIQUEID " . uniqueid_of($conf, $name) .
 	    " UID (@uids))\r\nEXIT\r\n");
 }
 
@@ -89,7 +81,7 @@ sub expunge {
 # crc_basic), applied as a master's APPLY MAILBOX.
 sub set_flags {
 	my ($conf, $name, $uid, @flags) = @_;
-	my ($line) = serve($conf, "GET FULLMAILBOX $name\r\nEXIT\r\n") =~ /^\* MAILBOX (.*)\r$/m;
+	my ($line) = serve_ok($conf, "GET FULLMAILBOX $name\r\nEXIT\r\n") =~ /^\* MAILBOX (.*)\r$/m;
 	my ($hms) = $line =~ / HIGHESTMODSEQ (\d+) /;
 	$hms++;
 	$line =~ s/ HIGHESTMODSEQ \d+ / HIGHESTMODSEQ $hms /;
@@ -105,7 +97,7 @@ sub set_flags {
 		$crc ^= crc32("$u $m $lu ($fc) $id $g");
 	}
 	$line =~ s/ SYNC_CRC \d+ / SYNC_CRC $crc /;
-	serve($conf, "APPLY MAILBOX $line\r\nEXIT\r\n");
+	serve_ok($conf, "APPLY MAILBOX $line\r\nEXIT\r\n");
 }
 
 # GUID -> [uid, ...] of the live records of a spool's folder.
@@ -152,7 +144,7 @@ sub nstate {
 sub mailbox_lines {
 	my ($conf, $user) = @_;
 	return join("\n", sort grep { /^\* MAILBOX/ } split /\r\n/,
-	    serve($conf, "GET USER $user\r\nEXIT\r\n"));
+	    serve_ok($conf, "GET USER $user\r\nEXIT\r\n"));
 }
 
 # Every GUID of %$want live exactly once on both sides, the two states equal.
@@ -174,18 +166,18 @@ sub converged {
 my $pa = spool('a');
 my $pb = spool('b');
 mk($pa, 'user.alice', 'user.alice.Work');
-deliver($pa, 'user.alice') for 1 .. 3;
-deliver($pa, 'user.alice.Work');
+deliver_uid($pa, 'user.alice') for 1 .. 3;
+deliver_uid($pa, 'user.alice.Work');
 client('first push', $pa, ['-u', 'alice'], ids_peer($pb));
 is_deeply(ids_state($pb), ids_state($pa), 'the first push: b equals a');
 
 # apart: both deliver under the same next uid, b expunges uid 1 and
 # flags uid 2, a marks uid 3 seen
-my $ua = deliver($pa, 'user.alice');
-deliver($pa, 'user.alice');
-my $ub = deliver($pb, 'user.alice');
+my $ua = deliver_uid($pa, 'user.alice');
+deliver_uid($pa, 'user.alice');
+my $ub = deliver_uid($pb, 'user.alice');
 is($ua, $ub, "a and b give uid $ua to two messages");
-deliver($pb, 'user.alice.Work');
+deliver_uid($pb, 'user.alice.Work');
 my $g1 = guid_at($pa, 'user.alice', 1);
 expunge($pb, 'user.alice', 1);
 set_flags($pb, 'user.alice', 2, '\Flagged');
@@ -231,8 +223,8 @@ is_deeply({ map { $_ => live(ids_state($pb), 'user.alice')->{$_}[0] } keys %renu
     '... the new uids are where b holds those GUIDs');
 
 # ---- split brain: pulled ----------------------------------------------------
-deliver($pa, 'user.alice');
-deliver($pb, 'user.alice') for 1 .. 2;
+deliver_uid($pa, 'user.alice');
+deliver_uid($pb, 'user.alice') for 1 .. 2;
 set_flags($pa, 'user.alice', 5, '\Answered');
 %ever = (%{live(ids_state($pa), 'user.alice')}, %{live(ids_state($pb), 'user.alice')});
 $r = client('pull after a second split', $pa, ['--pull', '-u', 'alice'], ids_peer($pb));
@@ -247,11 +239,11 @@ is(scalar(grep { $_->{direction} eq 'pull' } @f), 3, '... its findings are liste
 
 # ---- a folder only one side holds -------------------------------------------
 mk($pb, 'user.alice.Only');
-my $only = deliver($pb, 'user.alice.Only');
+my $only = deliver_uid($pb, 'user.alice.Only');
 mk($pa, 'user.alice.Same');
 mk($pb, 'user.alice.Same');
-deliver($pa, 'user.alice.Same');
-deliver($pb, 'user.alice.Same');
+deliver_uid($pa, 'user.alice.Same');
+deliver_uid($pb, 'user.alice.Same');
 my $bsame = uniqueid_of($pb, 'user.alice.Same');
 my $asame = uniqueid_of($pa, 'user.alice.Same');
 my %same = (%{live(ids_state($pa), 'user.alice.Same')}, %{live(ids_state($pb), 'user.alice.Same')});
@@ -277,7 +269,7 @@ is(sent_applies($r), 0, '... a second push sends no apply');
 # pull: a folder only here, its name the peer's other folder
 mk($pa, 'user.alice.Mine');
 mk($pb, 'user.alice.Mine');
-deliver($pa, 'user.alice.Mine');
+deliver_uid($pa, 'user.alice.Mine');
 my $amine = uniqueid_of($pa, 'user.alice.Mine');
 $r = client('pull with a folder only here', $pa, ['--pull', '-u', 'alice'], ids_peer($pb));
 my $mrec = 'user.alice.Mine-recovered-' . substr($amine, 0, 8);
@@ -319,7 +311,7 @@ is_deeply(ids_state($c), $cy->cyrus_state, '... equal');
 # apart: Cyrus gives uid 4 to one message and flags uid 1, the spool uid 4 to another
 $cy->imap('carol', CyrusPeer::append_cmd('INBOX', '', CyrusPeer::msg(40, 'carol')),
     'SELECT INBOX', 'UID STORE 1 +FLAGS (\Flagged)');
-is(deliver($c, 'user.carol'), 4, 'the spool gives uid 4 to another message');
+is(deliver_uid($c, 'user.carol'), 4, 'the spool gives uid 4 to another message');
 %ever = (%{live(ids_state($c), 'user.carol')}, %{live($cy->cyrus_state, 'user.carol')});
 $r = client('push into Cyrus after the split', $c, ['-u', 'carol'], @cyrus);
 like($r->{out}, qr/, 0 failed$/m, '... nothing refused by the Cyrus side');
