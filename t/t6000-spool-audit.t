@@ -62,17 +62,18 @@ ok_rc('Archive gets message 2', run('spool_append', '-q', '-C', $conf, 'user/joh
 ok_rc('mary gets message 6', run('spool_append', '-q', '-C', $conf, 'user/mary@example.com',
     "$dir/m6"));
 
-# Folder directories by name, from the resolver (mbpath).
-sub folder_dir {
+# Folder directories by external name ("user/john", mbpath without -i,
+# unlike SyncPair's folder_dir), from the resolver, checked to exist.
+sub folder_dir_ext {
 	my ($c, $name) = @_;
 	my $r = run('mbpath', '-C', $c, $name);
 	my ($d) = $r->{out} =~ /^(\S+)/;
 	die "mbpath $name: $r->{err}" unless $d && -d $d;
 	return $d;
 }
-my $inbox = folder_dir($conf, 'user/john');
-my $sent = folder_dir($conf, 'user/john/Sent');
-my $mary = folder_dir($conf, 'user/mary@example.com');
+my $inbox = folder_dir_ext($conf, 'user/john');
+my $sent = folder_dir_ext($conf, 'user/john/Sent');
+my $mary = folder_dir_ext($conf, 'user/mary@example.com');
 ok(-f "$inbox/4." && -f "$sent/2." && -f "$mary/1.", 'the message files are where mbpath says');
 
 # ---- usage ----------------------------------------------------------
@@ -192,8 +193,8 @@ sub set_flags {
 	die "uid $uid not in $index";
 }
 
-my $rinbox = folder_dir($rconf, 'user/john');
-my $rmary = folder_dir($rconf, 'user/mary@example.com');
+my $rinbox = folder_dir_ext($rconf, 'user/john');
+my $rmary = folder_dir_ext($rconf, 'user/mary@example.com');
 set_flags("$rinbox/cyrus.index", 1, 0x80000000);		# expunged there
 set_flags("$rinbox/cyrus.index", 4, 0x10);			# \Seen there
 unlink("$rmary/1.") or die;					# lost there
@@ -244,7 +245,7 @@ ok_rc('a folder only the replica has', run('ctl_mboxlist', '-C', $rconf, '-c', '
 # The replica also lost Sent's copy of message 1: the copy in INBOX
 # there (expunged, but its file kept) has the same GUID.
 unlink("$sent/1.") or die;
-unlink(folder_dir($rconf, 'user/john/Sent') . '/1.') or die;
+unlink(folder_dir_ext($rconf, 'user/john/Sent') . '/1.') or die;
 # mary's only message is lost on both sides: nothing can heal it.
 unlink("$mary/1.") or die;
 
@@ -289,17 +290,17 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 # ---- damage repair does not heal ----------------------------------------
 
 {
-	my $s_inbox = folder_dir($sconf, 'user/john');
-	my $s_sent = folder_dir($sconf, 'user/john/Sent');
-	my $s_mary = folder_dir($sconf, 'user/mary@example.com');
-	my $s_news = folder_dir($sconf, 'shared/news');
+	my $s_inbox = folder_dir_ext($sconf, 'user/john');
+	my $s_sent = folder_dir_ext($sconf, 'user/john/Sent');
+	my $s_mary = folder_dir_ext($sconf, 'user/mary@example.com');
+	my $s_news = folder_dir_ext($sconf, 'shared/news');
 	ok_rc('the second copy starts clean', audit($sconf));
 
 	truncate("$s_mary/cyrus.index", 100) or die;
 	system('cp', '-a', $s_sent, "$dir/s/spool/j/user/john/restored") == 0 or die;
 	unlink("$s_inbox/1.") or die;
 	symlink('/etc/passwd', "$s_inbox/1.") or die;
-	my $s_arch = folder_dir($sconf, 'user/john/Archive');
+	my $s_arch = folder_dir_ext($sconf, 'user/john/Archive');
 	# A legacy directory with a message of the (uniqueid) INBOX in it.
 	my $legacy = "$dir/s/spool/j/user/john";
 	spew("$legacy/2.", $msg{2});
@@ -313,7 +314,7 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	spew("$s_arch/cyrus.header", $ah);
 	# The leftovers of a deleted folder.
 	ok_rc('a folder to delete', run('ctl_mboxlist', '-C', $sconf, '-c', 'user/john/Gone'));
-	my $gone = folder_dir($sconf, 'user/john/Gone');
+	my $gone = folder_dir_ext($sconf, 'user/john/Gone');
 	system('cp', '-a', $gone, "$dir/s/spool/j/user/john/leftover") == 0 or die;
 	ok_rc('... deleted', run('ctl_mboxlist', '-C', $sconf, '-x', 'user/john/Gone'));
 	my $h = slurp("$s_news/cyrus.header");
@@ -361,7 +362,7 @@ my %before = map { $_ => [ (stat $_)[1, 9] ] } ("$inbox/1.", "$inbox/4.", "$sent
 	ok_rc('... with messages', run('spool_append', '-q', '-C', $mconf, 'user/john',
 	    "$dir/m1", "$dir/m2"));
 	ok_rc('a spool with a metapartition audits clean (its walk too)', audit($mconf));
-	my $d = folder_dir($mconf, 'user/john');
+	my $d = folder_dir_ext($mconf, 'user/john');
 	(my $md = $d) =~ s{/m/spool/}{/m/meta/};
 	ok(!-e "$d/cyrus.index" && -e "$md/cyrus.index", '... its index is on the metapartition');
 	unlink("$d/1.") or die;
