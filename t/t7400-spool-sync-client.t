@@ -19,11 +19,11 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
@@ -37,8 +37,7 @@ $master->deliver('alice', "From: Dave <dave\@example.com>\nSubject: by lmtp\n\nN
 
 sub spool {
 	my ($name) = @_;
-	make_path("$dir/$name");
-	return write_conf("$dir/$name", unixhierarchysep => 'no', hashimapspool => 'no');
+	return spool_conf("$dir/$name");
 }
 
 # The peer command of a real Cyrus: its sync_server on stdio.
