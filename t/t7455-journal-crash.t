@@ -23,11 +23,10 @@ use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf channel);
 
 my $dir = scratch();
-make_path("$dir/p");
-my $p = write_conf("$dir/p", unixhierarchysep => 'no', hashimapspool => 'no',
-    delete_mode => 'immediate', sync_log => 1);
+my $p = spool_conf("$dir/p", delete_mode => 'immediate', sync_log => 1);
 our $journal = "$dir/p/conf/sync/journal";
 
 # uniqueid -> "name records" of the live folders.
@@ -110,10 +109,7 @@ for my $fp (qw(journal.append journal.fsync)) {
 }
 
 # A torn last entry, as a writer killed inside its write(2) leaves it.
-sub lag {
-	my $r = run('spool_sync', '-C', $p, '-s', '--json');
-	return decode_json((split /\n/, $r->{out})[0])->{channels}[0]{lag};
-}
+sub lag { return channel($p)->{lag}; }
 my $lag = lag();
 open my $fh, '>>', $journal or die;
 print $fh "0badc0de 12345678-torn";
@@ -158,8 +154,7 @@ $wseen = do { local $journal = $wj; entries_since($woff) };
 ok($wseen->{ $wdb->{$one}{uniqueid} }, 'reconstruct: the folder is in the journal');
 
 # sync_log off: no journal.
-make_path("$dir/q");
-my $q = write_conf("$dir/q", unixhierarchysep => 'no', hashimapspool => 'no');
+my $q = spool_conf("$dir/q");
 ok_run('a folder without sync_log', 'ctl_mboxlist', '-C', $q, '-i', '-c', 'user.bob');
 ok_run('a delivery without sync_log', 'spool_append', '-C', $q, '-q', '-i', 'user.bob',
     stdin => "Subject: q\n\nbody\n");
