@@ -17,10 +17,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
@@ -43,8 +43,7 @@ sub options {
 
 sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
-make_path("$dir/a");
-my $a = write_conf("$dir/a", unixhierarchysep => 'no', hashimapspool => 'no');
+my $a = spool_conf("$dir/a");
 ok_run('create', 'ctl_mboxlist', '-C', $a, '-i', '-c', 'user.zed', 'user.zed.Empty', 'user.zed.Mail');
 ok_run('deliver', 'spool_append', '-q', '-C', $a, '-i', 'user.zed.Mail',
     stdin => "From: x\@example.com\nSubject: one\n\nbody\n");
@@ -61,8 +60,7 @@ is(sent_applies($r), 0, '... sends no APPLY') or diag($r->{err});
 
 # An empty folder whose index holds no P (an older idspool, or a sync
 # that set OPTIONS ""): reported P, as Cyrus reads such an index.
-make_path("$dir/b");
-my $b = write_conf("$dir/b", unixhierarchysep => 'no', hashimapspool => 'no');
+my $b = spool_conf("$dir/b");
 $r = run(ids_peer($b), stdin => "APPLY MAILBOX %(UNIQUEID 0123456789abcdefghijklmn MBOXNAME user.yan " .
     "SYNC_CRC 0 SYNC_CRC_ANNOT 12345678 LAST_UID 0 HIGHESTMODSEQ 1 RECENTUID 0 RECENTTIME 0 " .
     "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 POP3_SHOW_AFTER 0 UIDVALIDITY 1700000000 " .
