@@ -8,20 +8,18 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use POSIX qw(WNOHANG);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf rolling_start rolling_stop);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-make_path("$dir/m");
-my $m = write_conf("$dir/m", unixhierarchysep => 'no', hashimapspool => 'no',
-    sync_log => 1, sync_log_chain => 1, sync_repeat_interval => '0.05',
+my $m = spool_conf("$dir/m", sync_log => 1, sync_log_chain => 1, sync_repeat_interval => '0.05',
     sync_reconnect_minwait => '0.1', sync_reconnect_maxwait => '0.5');
 my $cy = CyrusPeer->new("$dir/cyrus");
 
@@ -49,13 +47,7 @@ upstream('two subscriptions stored', 'APPLY SUB %(USERID alice MBOXNAME user.ali
     'APPLY SUB %(USERID alice MBOXNAME user.alice.Lists)');
 
 my $log = "$dir/rolling.log";
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDOUT, '>>', $log or die;
-	open STDERR, '>>', $log or die;
-	exec(tool('spool_sync'), '-C', $m, '-v', '-t', '10', '-R', '--', $peer) or die "exec: $!";
-}
-END { kill 'TERM', $pid if $pid; }
+my $pid = rolling_start($m, $log, 10, $peer);
 
 sub waits_for {
 	my ($want, $what) = @_;
@@ -71,9 +63,6 @@ waits_for('Lists Work', '-R carries the subscriptions into Cyrus (IMAP LSUB)');
 upstream('an UNSUB stored', 'APPLY UNSUB %(USERID alice MBOXNAME user.alice.Lists)');
 waits_for('Work', '... and the UNSUB');
 ok(waitpid($pid, WNOHANG) == 0, '-R still running');
-kill 'TERM', $pid;
-waitpid($pid, 0);
-is($?, 0, 'SIGTERM ends it, status 0');
-$pid = 0;
+is(rolling_stop($pid), 0, 'SIGTERM ends it, status 0');
 
 done_testing();
