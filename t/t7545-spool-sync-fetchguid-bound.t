@@ -8,14 +8,13 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf);
 
 my $dir = scratch();
-make_path("$dir/s");
-my $c = write_conf("$dir/s", unixhierarchysep => 'no', hashimapspool => 'no');
+my $c = spool_conf("$dir/s");
 
 ok_run('a user with two folders', 'ctl_mboxlist', '-C', $c, '-i', '-c', 'user.a', 'user.a.Sub');
 ok_run('another user with 1,100 folders', 'ctl_mboxlist', '-C', $c, '-i', '-c', 'user.z',
