@@ -9,10 +9,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Test::More;
 use IdsTest;
 use CyrusPeer;
+use SyncPair qw(spool_conf);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
@@ -40,16 +40,12 @@ my $want = options('zed', $cy->sync_cmd);
 is_deeply($want, { 'user.zed' => 'PSD', 'user.zed.Work' => 'PSD' },
     'Cyrus with mailbox_default_options 12 creates folders with OPTIONS PSD');
 
-make_path("$dir/a");
-my $a = write_conf("$dir/a", unixhierarchysep => 'no', hashimapspool => 'no',
-    mailbox_default_options => 12);
+my $a = spool_conf("$dir/a", mailbox_default_options => 12);
 my $r = run('ctl_mboxlist', '-C', $a, '-i', '-c', 'user.zed', 'user.zed.Work');
 is($r->{rc}, 0, 'ctl_mboxlist -c here, with the same setting') or diag($r->{err});
 is_deeply(options('zed', ids_peer($a)), $want, '... the same OPTIONS as Cyrus');
 
-make_path("$dir/b");
-my $b = write_conf("$dir/b", unixhierarchysep => 'no', hashimapspool => 'no',
-    mailbox_default_options => 'twelve');
+my $b = spool_conf("$dir/b", mailbox_default_options => 'twelve');
 $r = run('ctl_mboxlist', '-C', $b, '-i', '-c', 'user.yan');
 is($r->{rc}, 3, 'mailbox_default_options not a number: the configuration is refused at load (exit 3, as Cyrus refuses it)');
 like($r->{err}, qr/^ctl_mboxlist: \Q$b\E:\d+: mailbox_default_options: 'twelve' is not a whole number/m,
