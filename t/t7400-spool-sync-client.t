@@ -23,7 +23,7 @@ use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
-use SyncPair qw(spool_conf);
+use SyncPair qw(spool_conf sent_applies sync_counts);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
@@ -48,16 +48,6 @@ sub client {
 	is($r->{rc}, 0, "$what: spool_sync exits 0") or diag($r->{out}, $r->{err});
 	return $r;
 }
-
-sub counts {
-	my ($r) = @_;
-	my %c;
-	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
-	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
-	return \%c;
-}
-
-sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
 sub ids_state { return CyrusPeer::ids_state($_[0]); }
 
@@ -90,7 +80,7 @@ sub meta_lines {
 # ---- (a) pull from a real Cyrus sync_server -X ------------------------------
 my $a = spool('a');
 my $r = client('pull from Cyrus', $a, ['--pull', @u], $master->sync_cmd);
-my $c = counts($r);
+my $c = sync_counts($r);
 ok($c->{applied} >= 6 && $c->{files} >= 8 && $c->{failed} == 0,
     "pull from Cyrus: $c->{applied} folders applied, $c->{files} files fetched");
 is_deeply(ids_state($a), $master->cyrus_state,
@@ -101,7 +91,7 @@ is(meta_lines('alice', ids_peer($a)), '* LSUB (user.alice.Work)',
     'pull from Cyrus: the subscription too');
 
 $r = client('second pull', $a, ['--pull', @u], $master->sync_cmd);
-$c = counts($r);
+$c = sync_counts($r);
 is("$c->{applied} $c->{renamed} $c->{deleted} $c->{files}", '0 0 0 0',
     'a second pull changes nothing');
 unlike($r->{err}, qr/GET FULLMAILBOX|GET FETCH/, '... and fetches nothing (the states agree)');
@@ -119,7 +109,7 @@ my $a_meta = meta_lines('alice', ids_peer($a));
 
 my $b = spool('b');
 $r = client('push a to b', $a, \@u, ids_peer($b));
-$c = counts($r);
+$c = sync_counts($r);
 ok($c->{applied} >= 6 && $c->{files} >= 8, "push a to b: $c->{applied} folders, $c->{files} files");
 is_deeply(ids_state($b), ids_state($a), 'push a to b: b equals a by uniqueid');
 same_files('push a to b', $master, $b);
@@ -189,17 +179,17 @@ is($del->{rc}, 0, 'user.alice.Sent deleted on a') or diag($del->{err});
 my $dname = deleted_name($a, 'user.alice.Sent');
 ok($dname, "... as $dname");
 $r = client('push the delayed delete', $a, \@u, ids_peer($b));
-is(counts($r)->{renamed}, 1, '... the push renames it on b');
+is(sync_counts($r)->{renamed}, 1, '... the push renames it on b');
 $r = client('pull the delayed delete', $d, ['--pull', @u], ids_peer($b));
-is(counts($r)->{renamed}, 1, '... the pull renames it on d');
+is(sync_counts($r)->{renamed}, 1, '... the pull renames it on d');
 is_deeply(ids_state($b), ids_state($a), 'after a delayed delete: b equals a');
 is_deeply(ids_state($d), ids_state($a), 'after a delayed delete: d equals a');
 $del = run('ctl_mboxlist', '-C', $a, '-i', '-x', $dname);
 is($del->{rc}, 0, "$dname removed for good on a") or diag($del->{err});
 $r = client('push the delete', $a, \@u, ids_peer($b));
-is(counts($r)->{deleted}, 1, '... the push deletes it on b');
+is(sync_counts($r)->{deleted}, 1, '... the push deletes it on b');
 $r = client('pull the delete', $d, ['--pull', @u], ids_peer($b));
-is(counts($r)->{deleted}, 1, '... the pull deletes it on d (b holds its tombstone)');
+is(sync_counts($r)->{deleted}, 1, '... the pull deletes it on d (b holds its tombstone)');
 is_deeply(ids_state($b), ids_state($a), 'after a folder delete: b equals a');
 is_deeply(ids_state($d), ids_state($a), 'after a folder delete: d equals a');
 ok(!grep({ $_->{name} =~ /user\.alice\.Sent/ } values %{ids_state($d)}), '... and Sent is gone');
@@ -209,7 +199,7 @@ ok(!grep({ $_->{name} =~ /user\.alice\.Sent/ } values %{ids_state($d)}), '... an
 my $only = run('ctl_mboxlist', '-C', $d, '-i', '-c', 'user.alice.Local');
 is($only->{rc}, 0, 'a folder made on d only') or diag($only->{err});
 $r = client('pull with a local-only folder', $d, ['--pull', @u], ids_peer($b));
-$c = counts($r);
+$c = sync_counts($r);
 is("$c->{kept} $c->{deleted}", '1 0', '... is kept, not deleted');
 like($r->{err}, qr/user\.alice\.Local .* not on the peer, which holds no tombstone of it: kept/,
     '... and reported');
@@ -233,14 +223,14 @@ is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Archive',
     'example.com!user.bob.Old')->{rc}, 0, 'a folder renamed on m');
 $r = client('pull -m of its old name', $m, ['--pull', '-m', 'example.com!user.bob.Archive'],
     ids_peer($b));
-is(counts($r)->{renamed}, 1, '... the pull -m renames it back (found by uniqueid)');
+is(sync_counts($r)->{renamed}, 1, '... the pull -m renames it back (found by uniqueid)');
 is_deeply(ids_state($m), $ms, '... as it was');
 my $m2 = spool('m2');
 client('push -m into m2', $m, ['-m', 'example.com!user.bob.Archive'], ids_peer($m2));
 is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Archive',
     'example.com!user.bob.Old')->{rc}, 0, 'renamed on m again');
 $r = client('push -m of its new name', $m, ['-m', 'example.com!user.bob.Old'], ids_peer($m2));
-is(counts($r)->{renamed}, 1, '... the push -m renames it on the peer (GET UNIQUEIDS)');
+is(sync_counts($r)->{renamed}, 1, '... the push -m renames it on the peer (GET UNIQUEIDS)');
 is_deeply([map { $_->{name} } values %{ids_state($m2)}], ['example.com!user.bob.Old'],
     '... which holds it under the new name');
 # the rolling client names a folder by the name of its journal entry; a
@@ -249,7 +239,7 @@ is_deeply([map { $_->{name} } values %{ids_state($m2)}], ['example.com!user.bob.
 is(run('ctl_rename', '-C', $m, '-i', 'example.com!user.bob.Old',
     'example.com!user.bob.Newer')->{rc}, 0, 'renamed on m a third time');
 $r = client('push -m of its old name', $m, ['-m', 'example.com!user.bob.Old'], ids_peer($m2));
-is(counts($r)->{renamed}, 1, '... the push -m of the old name renames it on the peer');
+is(sync_counts($r)->{renamed}, 1, '... the push -m of the old name renames it on the peer');
 ok((grep { $_->{name} eq 'example.com!user.bob.Newer' } values %{ids_state($m)}) &&
     !(grep { $_->{name} eq 'example.com!user.bob.Old' } values %{ids_state($m)}),
     '... and leaves ours as it is');
@@ -274,7 +264,7 @@ my $flip = 'BEGIN { $| = 1 } s/Body of message/Body of massage/';
 $r = run('spool_sync', '-C', $bad, '--pull', @u, '--', 'sh', '-c',
     tool('spool_sync') . " -C $b --serve | perl -pe '$flip'");
 is($r->{rc}, 1, 'a peer whose file literals do not match their GUID: exit 1');
-$c = counts($r);
+$c = sync_counts($r);
 ok($c->{failed} > 0 && $c->{files} == 0, "... $c->{failed} refused, no file taken");
 like($r->{err}, qr/the file sent is refused: file literal [0-9a-f]{40}: its bytes hash to /m, '... and the reason logged')
     or diag($r->{err});
@@ -297,7 +287,7 @@ is($r->{rc}, 2, 'no user nor folder: usage, exit 2');
 # ---- (b) push into a real Cyrus sync_server -X ------------------------------
 my $cy = CyrusPeer->new("$dir/replica");
 $r = client('push b into a fresh Cyrus', $b, \@u, $cy->sync_cmd);
-$c = counts($r);
+$c = sync_counts($r);
 ok($c->{applied} >= 6 && $c->{failed} == 0, "push into Cyrus: $c->{applied} folders applied");
 is_deeply($cy->cyrus_state, ids_state($b),
     'push into Cyrus: the Cyrus side equals the spool by uniqueid, names, UIDs, flags, GUIDs');
@@ -331,7 +321,7 @@ $master->deliver('bob@example.com', "From: Eve <eve\@example.com>\nSubject: thir
 $master->imap('alice', 'SELECT Projects.2019', 'STORE 1 +FLAGS (\Seen)');
 carry('after a delivery to bob');
 $r = client('incremental push into Cyrus', $b, \@u, $cy->sync_cmd);
-is(counts($r)->{failed}, 0, '... nothing refused');
+is(sync_counts($r)->{failed}, 0, '... nothing refused');
 is_deeply($cy->cyrus_state, ids_state($b), 'incremental push into Cyrus: equal again');
 
 # ---- a rename cycle ----------------------------------------------------------
@@ -344,13 +334,13 @@ for my $mv (['user.alice.Sent', 'user.alice.Cycle'], ['user.alice.Projects.2019'
 	is($x->{rc}, 0, "on a: ctl_rename @$mv") or diag($x->{err});
 }
 $r = client('push the cycle to b', $a, \@u, ids_peer($b));
-is(counts($r)->{renamed}, 3, '... three renames on b');
+is(sync_counts($r)->{renamed}, 3, '... three renames on b');
 is_deeply(ids_state($b), ids_state($a), 'after a rename cycle: b equals a');
 $r = client('pull the cycle into d', $d, ['--pull', @u], ids_peer($b));
-is(counts($r)->{renamed}, 3, '... three renames on d');
+is(sync_counts($r)->{renamed}, 3, '... three renames on d');
 is_deeply(ids_state($d), ids_state($a), 'after a rename cycle: d equals a');
 $r = client('push the cycle into Cyrus', $b, \@u, $cy->sync_cmd);
-is(counts($r)->{renamed}, 3, '... three renames on the Cyrus replica');
+is(sync_counts($r)->{renamed}, 3, '... three renames on the Cyrus replica');
 is_deeply($cy->cyrus_state, ids_state($b), 'after a rename cycle: the Cyrus replica equals b');
 is(sent_applies(client('resync after the cycle', $a, \@u, ids_peer($b))), 0,
     '... and a resync sends no apply');

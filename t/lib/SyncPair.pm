@@ -22,7 +22,7 @@ use IdsTest;
 use CyrusPeer;
 
 our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver ok_append uniqueid_of folder_dir peer
-    sync_run ok_sync pair_audit serve answers staging_left index_new_left clean audit_clean findings
+    sync_run ok_sync sent_applies sync_counts pair_audit serve answers staging_left index_new_left clean audit_clean findings
     rolling_keys rolling_start rolling_stop channel poll stuck_peer big_message);
 
 # spool_conf($dir, key => value, ...): an imapd.conf in $dir (made if
@@ -102,6 +102,20 @@ sub sync_run {
 sub ok_sync {
 	my ($what, $from, $peer, @opts) = @_;
 	return ok_run($what, 'spool_sync', '-C', $from, @opts, '--', peer_cmd($peer));
+}
+
+# sent_applies($r): how many APPLY lines a spool_sync run with -v -v
+# sent (its trace on stderr).
+sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
+
+# sync_counts($r): the counts of a spool_sync push's or pull's summary
+# line: { folders, applied, renamed, deleted, kept, files, meta, failed }.
+sub sync_counts {
+	my ($r) = @_;
+	my %c;
+	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
+	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
+	return \%c;
 }
 
 # pair_audit($conf, $peer, @opts): spool_audit -C $conf -i @opts
