@@ -34,7 +34,8 @@ use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
-use SyncPair qw(spool_conf deliver uniqueid_of folder_dir ok_sync pair_audit staging_left);
+use SyncPair qw(spool_conf deliver uniqueid_of folder_dir ok_sync sent_applies sync_counts
+    pair_audit serve staging_left);
 
 my $dir = scratch();
 
@@ -48,15 +49,6 @@ my $A = spool('a', sync_log => 1, sync_log_channels => 'b');
 my $B = spool('b', sync_log => 1, sync_log_channels => 'a');
 
 sub ids_state { return CyrusPeer::ids_state($_[0]); }
-sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
-
-sub counts {
-	my ($r) = @_;
-	my %c;
-	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
-	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
-	return \%c;
-}
 
 # sync($what, $from, $to, @opts): spool_sync -C FROM -A [opts] -- the
 # peer TO (a push; --pull in @opts makes it a pull), checked to exit 0.
@@ -77,7 +69,7 @@ sub deliver_sized { deliver(@_[0 .. 2], 7); }
 # An expunge on an idspool spool, as a replica receives one.
 sub expunge {
 	my ($conf, $name, @uids) = @_;
-	my $r = run(ids_peer($conf), stdin => "APPLY EXPUNGE %(MBOXNAME $name UNIQUEID " .
+	my $r = serve($conf, "APPLY EXPUNGE %(MBOXNAME $name UNIQUEID " .
 	    uniqueid_of($conf, $name) . " UID (@uids))\r\nEXIT\r\n");
 	die "expunge: $r->{out}" unless $r->{out} =~ /^OK success/m;
 }
@@ -193,7 +185,7 @@ deliver_sized($A, 'user.bob.Archive', 1);
 deliver_sized($A, 'example.com!user.dave', 2);
 harvest();
 my $r = sync('full push', $A, $B);
-my $c = counts($r);
+my $c = sync_counts($r);
 is("$c->{applied} $c->{files} $c->{failed}", '9 16 0', 'full push: 9 folders, 16 files');
 check('full');
 
@@ -202,7 +194,7 @@ deliver_sized($A, 'user.alice', 2);
 deliver_sized($A, 'user.bob.Archive', 1);
 harvest();
 $r = sync('incremental push', $A, $B);
-$c = counts($r);
+$c = sync_counts($r);
 is("$c->{applied} $c->{files}", '2 3', 'incremental: 2 folders applied, 3 files sent');
 check('incremental');
 
@@ -210,7 +202,7 @@ check('incremental');
 my %work_ids = map { $_ => uniqueid_of($A, $_) } qw(user.alice.Work user.alice.Work.2024.Q1);
 ok_run('tree rename on a', 'ctl_rename', '-C', $A, '-i', 'user.alice.Work', 'user.alice.Projects');
 $r = sync('push the tree rename', $A, $B);
-is(counts($r)->{renamed}, 3, 'tree rename: three folders renamed on b');
+is(sync_counts($r)->{renamed}, 3, 'tree rename: three folders renamed on b');
 is(uniqueid_of($B, 'user.alice.Projects.2024.Q1'), $work_ids{'user.alice.Work.2024.Q1'},
     '... by uniqueid');
 check('tree rename');
@@ -222,7 +214,7 @@ for my $mv (['user.alice.Sent', 'user.alice.Cycle'], ['user.alice.Trash', 'user.
 	ok_run("on a: ctl_rename @$mv", 'ctl_rename', '-C', $A, '-i', @$mv);
 }
 $r = sync('push the rename cycle', $A, $B);
-is(counts($r)->{renamed}, 2, 'rename cycle: two folders renamed on b');
+is(sync_counts($r)->{renamed}, 2, 'rename cycle: two folders renamed on b');
 is(uniqueid_of($B, 'user.alice.Trash'), $before{'user.alice.Sent'}, '... Sent is Trash on b');
 is(uniqueid_of($B, 'user.alice.Sent'), $before{'user.alice.Trash'}, '... and Trash is Sent');
 check('rename cycle');
@@ -232,7 +224,7 @@ my $gone = live_records($A)->{'user.alice'};
 expunge($A, 'user.alice', 1, 3);
 removed(@$gone{1, 3});
 $r = sync('push the expunge', $A, $B);
-is(counts($r)->{applied}, 1, 'expunge: one folder applied');
+is(sync_counts($r)->{applied}, 1, 'expunge: one folder applied');
 check('expunge');
 
 # ---- delete and recreate under the same name --------------------------------
@@ -245,7 +237,7 @@ my $new_trash = uniqueid_of($A, 'user.alice.Trash');
 isnt($new_trash, $old_trash, 'the new Trash has a new uniqueid');
 harvest();
 $r = sync('push the delete and recreate', $A, $B);
-$c = counts($r);
+$c = sync_counts($r);
 is("$c->{deleted} $c->{applied}", '1 1', '... the old one deleted on b, the new one created');
 is(uniqueid_of($B, 'user.alice.Trash'), $new_trash, '... b holds the new one');
 ok(!ids_state($B)->{$old_trash}, '... and not the old one');
@@ -255,7 +247,7 @@ check('delete and recreate');
 my $bob_inbox = uniqueid_of($A, 'user.bob');
 ok_run('rename user bob to carol on a', 'ctl_rename', '-C', $A, '-i', 'user.bob', 'user.carol');
 $r = sync('push the user rename', $A, $B);
-is(counts($r)->{renamed}, 2, 'user rename: both folders renamed on b');
+is(sync_counts($r)->{renamed}, 2, 'user rename: both folders renamed on b');
 is(uniqueid_of($B, 'user.carol'), $bob_inbox, '... user.carol is bob\'s INBOX');
 ok(!grep({ $_->{name} =~ /^user\.bob/ } values %{ids_state($B)}), '... no user.bob is left on b');
 check('user rename');
@@ -264,7 +256,7 @@ check('user rename');
 # made on b, pulled into a; then back again on a, pushed
 ok_run('rename user carol to erin on b', 'ctl_rename', '-C', $B, '-i', 'user.carol', 'user.erin');
 $r = sync('pull the user rename', $A, $B, '--pull');
-is(counts($r)->{renamed}, 2, 'user rename pulled: both folders renamed on a');
+is(sync_counts($r)->{renamed}, 2, 'user rename pulled: both folders renamed on a');
 is(uniqueid_of($A, 'user.erin'), $bob_inbox, '... by uniqueid');
 check('user rename pulled');
 ok_run('rename user erin back to carol on a', 'ctl_rename', '-C', $A, '-i', 'user.erin', 'user.carol');
@@ -276,7 +268,7 @@ my $dl = live_records($A);
 removed(values %{$dl->{'example.com!user.dave'}});
 ok_run('delete user dave on a', 'ctl_mboxlist', '-C', $A, '-i', '-x', 'example.com!user.dave');
 $r = sync('push the user delete', $A, $B);
-is(counts($r)->{deleted}, 1, 'user delete: deleted on b');
+is(sync_counts($r)->{deleted}, 1, 'user delete: deleted on b');
 ok(!grep({ $_->{name} =~ /dave/ } values %{ids_state($B)}), '... nothing of dave is left on b');
 check('user delete');
 
@@ -302,7 +294,7 @@ mk($B, 'user.carol.Local');
 deliver_sized($B, 'user.carol.Local', 2);
 harvest();
 $r = sync('push with a replica-only folder', $A, $B);
-$c = counts($r);
+$c = sync_counts($r);
 is("$c->{deleted}", '0', 'a replica-only folder is not deleted by a push');
 ok(uniqueid_of($A, 'user.carol.Local'), '... and is copied back to the primary');
 is(uniqueid_of($A, 'user.carol.Local'), uniqueid_of($B, 'user.carol.Local'), '... by uniqueid');
