@@ -26,7 +26,7 @@ use JSON::PP;
 use Test::More;
 use IdsTest;
 use CyrusPeer;
-use SyncPair qw(must_run uniqueid_of ok_sync serve);
+use SyncPair qw(must_run uniqueid_of ok_sync serve sent_applies);
 
 my $top = "$FindBin::Bin/..";
 my $dir = scratch();
@@ -39,8 +39,6 @@ sub client {
 	my ($what, $conf, $args, @peer) = @_;
 	return ok_sync("$what: spool_sync exits 0", $conf, [@peer], '-v', '-v', @$args);
 }
-
-sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
 
 sub mk {
 	my ($conf, @names) = @_;
