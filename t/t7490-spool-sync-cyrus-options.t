@@ -20,40 +20,24 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IdsTest;
 use CyrusPeer;
-use SyncPair qw(spool_conf);
+use SyncPair qw(spool_conf sent_applies folder_options);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-# name -> OPTIONS of a user's folders, as the peer's GET USER says.
-sub options {
-	my ($user, @peer) = @_;
-	my $r = run(@peer, stdin => "GET USER $user\r\nEXIT\r\n");
-	my %o;
-	for my $l (grep { /^\* MAILBOX / } split /\r\n/, $r->{out}) {
-		my ($name) = $l =~ / MBOXNAME (\S+)/;
-		my ($v) = $l =~ / OPTIONS ("[^"]*"|[^\s)]*)/;
-		$v =~ s/^""$//;
-		$o{$name} = $v;
-	}
-	return \%o;
-}
-
-sub sent_applies { return scalar grep { /^spool_sync: > APPLY / } split /\n/, $_[0]{err}; }
-
 my $a = spool_conf("$dir/a");
 ok_run('create', 'ctl_mboxlist', '-C', $a, '-i', '-c', 'user.zed', 'user.zed.Empty', 'user.zed.Mail');
 ok_run('deliver', 'spool_append', '-q', '-C', $a, '-i', 'user.zed.Mail',
     stdin => "From: x\@example.com\nSubject: one\n\nbody\n");
-is_deeply(options('zed', ids_peer($a)), { 'user.zed' => 'P', 'user.zed.Empty' => 'P',
+is_deeply(folder_options('zed', ids_peer($a)), { 'user.zed' => 'P', 'user.zed.Empty' => 'P',
     'user.zed.Mail' => 'P' }, 'ctl_mboxlist -c: OPTIONS P, as Cyrus creates a folder');
 
 my $cy = CyrusPeer->new("$dir/cyrus");
 my $r = ok_run('push into Cyrus', 'spool_sync', '-C', $a, '-v', '-v', '-u', 'zed', '--',
     $cy->sync_cmd);
-is_deeply(options('zed', $cy->sync_cmd), options('zed', ids_peer($a)),
+is_deeply(folder_options('zed', $cy->sync_cmd), folder_options('zed', ids_peer($a)),
     '... the Cyrus side reports the same OPTIONS');
 $r = ok_run('push again', 'spool_sync', '-C', $a, '-v', '-v', '-u', 'zed', '--', $cy->sync_cmd);
 is(sent_applies($r), 0, '... sends no APPLY') or diag($r->{err});
@@ -66,6 +50,6 @@ $r = run(ids_peer($b), stdin => "APPLY MAILBOX %(UNIQUEID 0123456789abcdefghijkl
     "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 POP3_SHOW_AFTER 0 UIDVALIDITY 1700000000 " .
     "PARTITION default ACL \"yan\tlrswipkxtecdan\t\" OPTIONS \"\" RECORD ())\r\nEXIT\r\n");
 like($r->{out}, qr/^OK success/m, 'an empty folder applied with OPTIONS ""') or diag($r->{out});
-is(options('yan', ids_peer($b))->{'user.yan'}, 'P', '... reports P, as Cyrus does');
+is(folder_options('yan', ids_peer($b))->{'user.yan'}, 'P', '... reports P, as Cyrus does');
 
 done_testing;

@@ -22,7 +22,7 @@ use IdsTest;
 use CyrusPeer;
 
 our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver ok_append uniqueid_of folder_dir peer
-    sync_run ok_sync sent_applies sync_counts pair_audit serve answers staging_left index_new_left clean audit_clean findings
+    sync_run ok_sync sent_applies sync_counts folder_options pair_audit serve answers staging_left index_new_left clean audit_clean findings
     rolling_keys rolling_start rolling_stop channel poll stuck_peer big_message);
 
 # spool_conf($dir, key => value, ...): an imapd.conf in $dir (made if
@@ -116,6 +116,22 @@ sub sync_counts {
 	@c{qw(folders applied renamed deleted kept files meta failed)} = $r->{out} =~
 	    /^(?:pull|push): (\d+) folder\(s\) compared, (\d+) applied, (\d+) renamed, (\d+) deleted, (\d+) kept, (\d+) file\(s\), (\d+) user item\(s\), (\d+) failed$/m;
 	return \%c;
+}
+
+# folder_options($user, @peer): name -> OPTIONS of the user's folders,
+# as the sync server @peer (a whole command) answers GET USER; "" for
+# OPTIONS "".
+sub folder_options {
+	my ($user, @peer) = @_;
+	my $r = run(@peer, stdin => "GET USER $user\r\nEXIT\r\n");
+	my %o;
+	for my $l (grep { /^\* MAILBOX / } split /\r\n/, $r->{out}) {
+		my ($name) = $l =~ / MBOXNAME (\S+)/;
+		my ($v) = $l =~ / OPTIONS ("[^"]*"|[^\s)]*)/;
+		$v =~ s/^""$//;
+		$o{$name} = $v;
+	}
+	return \%o;
 }
 
 # pair_audit($conf, $peer, @opts): spool_audit -C $conf -i @opts
