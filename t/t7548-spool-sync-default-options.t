@@ -12,38 +12,25 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IdsTest;
 use CyrusPeer;
-use SyncPair qw(spool_conf);
+use SyncPair qw(spool_conf folder_options);
 
 my $top = "$FindBin::Bin/..";
 CyrusPeer::ensure($top);
 my $dir = scratch();
 chmod 0755, $dir;
 
-sub options {
-	my ($user, @peer) = @_;
-	my $r = run(@peer, stdin => "GET USER $user\r\nEXIT\r\n");
-	my %o;
-	for my $l (grep { /^\* MAILBOX / } split /\r\n/, $r->{out}) {
-		my ($name) = $l =~ / MBOXNAME (\S+)/;
-		my ($v) = $l =~ / OPTIONS ("[^"]*"|[^\s)]*)/;
-		$v =~ s/^""$//;
-		$o{$name} = $v;
-	}
-	return \%o;
-}
-
 # OPT_IMAP_SHAREDSEEN (1 << 2) | OPT_IMAP_DUPDELIVER (1 << 3)
 my $cy = CyrusPeer->new("$dir/cyrus", mailbox_default_options => 12);
 $cy->imap('admin', 'CREATE user.zed');
 $cy->imap('zed', 'CREATE Work');
-my $want = options('zed', $cy->sync_cmd);
+my $want = folder_options('zed', $cy->sync_cmd);
 is_deeply($want, { 'user.zed' => 'PSD', 'user.zed.Work' => 'PSD' },
     'Cyrus with mailbox_default_options 12 creates folders with OPTIONS PSD');
 
 my $a = spool_conf("$dir/a", mailbox_default_options => 12);
 my $r = run('ctl_mboxlist', '-C', $a, '-i', '-c', 'user.zed', 'user.zed.Work');
 is($r->{rc}, 0, 'ctl_mboxlist -c here, with the same setting') or diag($r->{err});
-is_deeply(options('zed', ids_peer($a)), $want, '... the same OPTIONS as Cyrus');
+is_deeply(folder_options('zed', ids_peer($a)), $want, '... the same OPTIONS as Cyrus');
 
 my $b = spool_conf("$dir/b", mailbox_default_options => 'twelve');
 $r = run('ctl_mboxlist', '-C', $b, '-i', '-c', 'user.yan');
@@ -53,6 +40,6 @@ like($r->{err}, qr/^ctl_mboxlist: \Q$b\E:\d+: mailbox_default_options: 'twelve' 
 $r = run('spool_sync', '-C', $b, '-s');
 is($r->{rc}, 3, '... by every tool, one that creates no folder included') or diag($r->{err});
 spew($b, slurp($b) =~ s/twelve/12/r);
-is_deeply(options('yan', ids_peer($b)), {}, '... and nothing was made');
+is_deeply(folder_options('yan', ids_peer($b)), {}, '... and nothing was made');
 
 done_testing();
