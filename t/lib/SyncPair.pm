@@ -1,10 +1,12 @@
 # SyncPair.pm - two idspool spools that replicate over csync, for the
 # spool_sync tests (t/t72xx-t/t75xx): a primary and a replica in the
 # namespace of the Cyrus transcripts, messages delivered into them, the
-# replica's peer command and a session run between the two, the pair
-# audit, what a session may leave behind, a replica fed a session from a
-# string, rolling replication (spool_sync -R) run in the background and
-# the status it reports, and a fake Cyrus peer that stops reading.
+# replica's peer command and a session run between the two (the counts
+# of its summary, the APPLYs of its trace), the OPTIONS a peer reports
+# of a user's folders, the pair audit, what a session may leave behind,
+# a replica fed a session from a string, rolling replication (spool_sync
+# -R) run in the background and the status it reports, and a fake Cyrus
+# peer that stops reading.
 #
 # Nothing is exported by default: a test names what it takes.  A "peer"
 # argument is the configuration of an idspool replica (whose command is
@@ -21,9 +23,10 @@ use Test::More ();
 use IdsTest;
 use CyrusPeer;
 
-our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver ok_append uniqueid_of folder_dir peer
-    sync_run ok_sync sent_applies sync_counts folder_options pair_audit serve answers staging_left index_new_left clean audit_clean findings
-    rolling_keys rolling_start rolling_stop channel poll stuck_peer big_message);
+our @EXPORT_OK = qw(spool_conf spool_dir must_run deliver ok_append uniqueid_of folder_dir
+    peer sync_run ok_sync sent_applies sync_counts folder_options pair_audit serve answers
+    staging_left index_new_left clean audit_clean findings rolling_keys rolling_start
+    rolling_stop channel poll stuck_peer big_message);
 
 # spool_conf($dir, key => value, ...): an imapd.conf in $dir (made if
 # need be) as the transcripts' Cyrus has it -- "." the hierarchy
