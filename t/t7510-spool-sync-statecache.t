@@ -232,8 +232,17 @@ settle();
 push_ab($a, $b, 'settled, a push fills the cache again');
 {
 	my $db = cfgdir($a) . '/syncstate.db';
-	my $dump = `mdb_dump -n -p $db`;
-	my $n = $dump =~ s/(SYNC_CRC )(\d)/$1 . (($2 + 1) % 10)/ge;
+	# The dump in hex (mdb_dump's -p form is not read back by lmdb-utils
+	# 0.9.24's mdb_load when a value holds a backslash, which it prints
+	# raw: a binary value then failed the test now and then); each line
+	# of data decoded, changed, encoded again.
+	my $dump = `mdb_dump -n $db`;
+	my $n = 0;
+	$dump =~ s{^ ([0-9a-f]+)$}{
+		my $v = pack('H*', $1);
+		$n += $v =~ s/(SYNC_CRC )(\d)/$1 . (($2 + 1) % 10)/ge;
+		' ' . unpack('H*', $v);
+	}gem;
 	ok($n >= 4, "the cached states' SYNC_CRC changed in $n values, their CRC not");
 	unlink($db, "$db-lock");
 	open(my $fh, '|-', "mdb_load -n -f /dev/stdin $db") or die;
