@@ -366,30 +366,40 @@ ids_index_open(int dirfd, struct ids_index **idxp)
 }
 
 /*
- * Only the header: the first IDS_INDEX_MAX_HEADER bytes are read into
- * buf, and the geometry is checked against the file's size instead of
- * its bytes.  On success *idx holds the header (its buf is buf) and
- * *fdp the open file, for the caller to close.
+ * Only the header, from the open file fd (st its fstat): the first
+ * IDS_INDEX_MAX_HEADER bytes are read into buf, and the geometry is
+ * checked against the file's size instead of its bytes.  On success
+ * *idx holds the header (its buf is buf).
  */
+static int
+header_of_fd(int fd, const struct stat *st, unsigned char buf[IDS_INDEX_MAX_HEADER],
+    struct ids_index *idx)
+{
+	ssize_t n;
+
+	memset(buf, 0, IDS_INDEX_MAX_HEADER);
+	do
+		n = pread(fd, buf, IDS_INDEX_MAX_HEADER, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	memset(idx, 0, sizeof(*idx));
+	idx->buf = buf;
+	idx->len = (size_t)n < IDS_INDEX_MAX_HEADER ? (size_t)n : (size_t)st->st_size;
+	return read_header(idx);
+}
+
+/* header_of_fd of IDS_INDEX_FILE in dirfd, opened for reading: *fdp for the caller to close. */
 static int
 open_header(int dirfd, unsigned char buf[IDS_INDEX_MAX_HEADER], struct ids_index *idx,
     int *fdp)
 {
 	struct stat st;
-	ssize_t n;
 	int fd, r;
 
 	if ((r = ids_open_regular(dirfd, IDS_INDEX_FILE, &st, &fd)) < 0)
 		return r;
-	memset(buf, 0, IDS_INDEX_MAX_HEADER);
-	do
-		n = pread(fd, buf, IDS_INDEX_MAX_HEADER, 0);
-	while (n < 0 && errno == EINTR);
-	r = n < 0 ? -errno : 0;
-	memset(idx, 0, sizeof(*idx));
-	idx->buf = buf;
-	idx->len = (size_t)n < IDS_INDEX_MAX_HEADER ? (size_t)n : (size_t)st.st_size;
-	if (r < 0 || (r = read_header(idx)) < 0) {
+	if ((r = header_of_fd(fd, &st, buf, idx)) < 0) {
 		close(fd);
 		return r;
 	}
@@ -466,14 +476,14 @@ ids_index_record(const struct ids_index *idx, uint32_t recno,
 }
 
 /* --- one record by its uid ---------------------------------------------------- */
-
-/* Record recno of the open file fd (header in idx->h), read and checked alone. */
+/*
+ * len bytes at off, records from recno on: 0, -errno, or IDS_ETRUNC when
+ * the file ends first (a record beyond its end).
+ */
 static int
-pread_record(int fd, const struct ids_index *idx, uint32_t recno, unsigned char *buf,
-    struct ids_index_record *rec)
+pread_records(int fd, unsigned char *buf, size_t len, size_t off, uint32_t recno)
 {
-	size_t off = idx->h.start_offset + (size_t)recno * idx->h.record_size;
-	size_t len = idx->lay->record_len, got = 0;
+	size_t got = 0;
 	ssize_t n;
 
 	while (got < len) {
@@ -483,10 +493,24 @@ pread_record(int fd, const struct ids_index *idx, uint32_t recno, unsigned char 
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return ids_error(IDS_ETRUNC, "cyrus.index: record %" PRIu32 " at byte %zu: "
-			    "the file ends", recno, off);
+			return ids_error(IDS_ETRUNC, "cyrus.index: record %" PRIu32
+			    " beyond the end of the file", recno);
 		got += (size_t)n;
 	}
+	return 0;
+}
+
+
+/* Record recno of the open file fd (header in idx->h), read and checked alone. */
+static int
+pread_record(int fd, const struct ids_index *idx, uint32_t recno, unsigned char *buf,
+    struct ids_index_record *rec)
+{
+	size_t off = idx->h.start_offset + (size_t)recno * idx->h.record_size;
+	int r;
+
+	if ((r = pread_records(fd, buf, idx->lay->record_len, off, recno)) < 0)
+		return r;
 	return decode_record(idx->lay, buf, recno, off, rec);
 }
 
@@ -602,24 +626,14 @@ ids_index_reader_next(struct ids_index_reader *rd, struct ids_index_record *rec)
 		return 0;
 	if (rd->next >= rd->first + rd->nbuf) {
 		uint32_t n = rd->h.num_records - rd->next;
-		size_t len, got = 0;
+		size_t len;
 
 		if (n > rd->cap)
 			n = rd->cap;
 		len = (size_t)n * rd->h.record_size;
 		off = rd->h.start_offset + (size_t)rd->next * rd->h.record_size;
-		while (got < len) {
-			ssize_t k = pread(rd->fd, rd->buf + got, len - got, (off_t)(off + got));
-
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0)
-				return -errno;
-			if (k == 0)
-				return ids_error(IDS_ETRUNC, "cyrus.index: record %" PRIu32
-				    " beyond the end of the file", rd->next);
-			got += (size_t)k;
-		}
+		if ((r = pread_records(rd->fd, rd->buf, len, off, rd->next)) < 0)
+			return r;
 		rd->first = rd->next;
 		rd->nbuf = n;
 	}
@@ -904,32 +918,19 @@ ids_index_set_header_crc(int dirfd, uint32_t crc)
 	struct ids_index_header h;
 	struct ids_index idx;
 	struct stat st;
-	ssize_t n;
 	int fd, r;
 
 	fd = openat(dirfd, IDS_INDEX_FILE, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP ? ids_error(IDS_EUNSAFE, "'%s' is a symlink",
 		    IDS_INDEX_FILE) : -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = S_ISREG(st.st_mode) ? -errno : ids_error(IDS_EUNSAFE,
-		    "'%s' is not a regular file", IDS_INDEX_FILE);
-		close(fd);
-		return r;
-	}
-	memset(buf, 0, sizeof(buf));
-	do
-		n = pread(fd, buf, sizeof(buf), 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
+	if (fstat(fd, &st) < 0)
 		r = -errno;
-		close(fd);
-		return r;
-	}
-	memset(&idx, 0, sizeof(idx));
-	idx.buf = buf;
-	idx.len = (size_t)n < sizeof(buf) ? (size_t)n : (size_t)st.st_size;
-	if ((r = read_header(&idx)) < 0) {
+	else if (!S_ISREG(st.st_mode))
+		r = ids_error(IDS_EUNSAFE, "'%s' is not a regular file", IDS_INDEX_FILE);
+	else
+		r = header_of_fd(fd, &st, buf, &idx);
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
