@@ -529,6 +529,26 @@ wire_crcs(const struct ids_dlist *kv, uint32_t *basic, uint32_t *annot)
 }
 
 /*
+ * The spool of both real-folder tests: cfg under tmpdir, mailboxes.db,
+ * and the folder name made (its record in *e) with msg delivered once.
+ */
+static struct ids_mboxlist *
+spool_with(struct ids_config *cfg, struct ids_buf *text, const char *name, const char *msg,
+    size_t len, struct ids_mbentry *e, uint32_t *uid)
+{
+	struct ids_mboxlist *mbl;
+
+	ids_buf_printf(text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
+	assert_int_equal(ids_config_parse(cfg, text->s, text->len, "test.conf"), 0);
+	mkdirat(tmpfd, "spool", 0750);
+	assert_int_equal(ids_mboxlist_open(cfg, IDS_MBOXLIST_CREATE, &mbl), 0);
+	ids_mbentry_init(e);
+	assert_int_equal(ids_mailbox_create(mbl, name, NULL, e), 0);
+	assert_int_equal(ids_mailbox_deliver(mbl, name, msg, len, 1796524881, uid), 0);
+	return mbl;
+}
+
+/*
  * A real folder: created and delivered to by the library, its state read
  * under its lock; the CRCs agree with those of its own RECORD list, a
  * stored record annotation shows and counts; deleting the folder takes
@@ -550,14 +570,7 @@ test_real_folder(void **state)
 	uint32_t uid, basic, annot, want, before;
 	ssize_t n;
 
-	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
-	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
-	mkdirat(tmpfd, "spool", 0750);
-	assert_int_equal(ids_mboxlist_open(&cfg, IDS_MBOXLIST_CREATE, &mbl), 0);
-	ids_mbentry_init(&e);
-	assert_int_equal(ids_mailbox_create(mbl, "user.alice", NULL, &e), 0);
-	assert_int_equal(ids_mailbox_deliver(mbl, "user.alice", msg, sizeof(msg) - 1,
-	    1796524881, &uid), 0);
+	mbl = spool_with(&cfg, &text, "user.alice", msg, sizeof(msg) - 1, &e, &uid);
 	assert_int_equal(ids_mailbox_deliver(mbl, "user.alice", msg, sizeof(msg) - 2,
 	    1796524882, &uid), 0);
 	assert_int_equal(uid, 2);
@@ -683,14 +696,7 @@ test_statecache(void **state)
 	uint32_t uid;
 	int fd;
 
-	ids_buf_printf(&text, "configdirectory: %s\npartition-default: %s/spool\n", tmpdir, tmpdir);
-	assert_int_equal(ids_config_parse(&cfg, text.s, text.len, "test.conf"), 0);
-	mkdirat(tmpfd, "spool", 0750);
-	assert_int_equal(ids_mboxlist_open(&cfg, IDS_MBOXLIST_CREATE, &mbl), 0);
-	ids_mbentry_init(&e);
-	assert_int_equal(ids_mailbox_create(mbl, "user.carol", NULL, &e), 0);
-	assert_int_equal(ids_mailbox_deliver(mbl, "user.carol", msg, sizeof(msg) - 1,
-	    1796524881, &uid), 0);
+	mbl = spool_with(&cfg, &text, "user.carol", msg, sizeof(msg) - 1, &e, &uid);
 	assert_int_equal(ids_mailbox_open(mbl, "user.carol", 0, 5000, &mb), 0);
 	assert_int_equal(ids_sync_sig_open(mb, &sig), 0);
 	assert_int_equal(ids_sync_sig_paths(&cfg, &mb->entry, &sig2), 0);
